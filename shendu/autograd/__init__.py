@@ -1,0 +1,92 @@
+"""Automatic differentiation: the reverse sweep, ``grad``, forward mode and gradient checks."""
+from .function import Function
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .engine import run_backward
+
+__all__ = ["Function", "backward", "grad", "jvp", "vjp", "gradcheck", "gradcheck_random",
+           "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+
+
+def backward(tensors, grad_tensors=None, retain_graph=False):
+    """Backpropagate from several outputs at once (their gradients are summed)."""
+    from ..tensor import Tensor, _asarray
+
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors]
+    roots = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t.requires_grad:
+            raise RuntimeError("backward: an output does not require grad")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError(f"backward: grad_tensors is needed for the output of shape "
+                                   f"{t.shape}")
+            from ..backend import get_array_module
+
+            g = get_array_module(t._data).ones(t.shape, t.dtype)
+        else:
+            g = _asarray(g)
+        edge = (t.grad_fn, t._out_idx) if t.grad_fn is not None else t
+        roots.append((edge, g))
+    run_backward(roots, retain_graph=retain_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated).
+
+    >>> import shendu as sd
+    >>> x = sd.tensor(3.0, requires_grad=True)
+    >>> sd.autograd.grad(x ** 2, x)
+    (tensor(6.),)
+    """
+    from ..tensor import Tensor, _asarray
+
+    if create_graph:
+        raise NotImplementedError("grad(create_graph=True): higher-order gradients are not "
+                                  "supported; use sd.autograd.jvp for forward mode")
+    single = isinstance(outputs, Tensor)
+    outputs = [outputs] if single else list(outputs)
+    inputs_was_tensor = isinstance(inputs, Tensor)
+    inputs = [inputs] if inputs_was_tensor else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    roots = []
+    for o, g in zip(outputs, grad_outputs):
+        if not o.requires_grad:
+            raise RuntimeError("grad: an output does not require grad (was it computed "
+                               "under no_grad(), or from inputs without requires_grad=True?)")
+        if g is None:
+            if o.numel() != 1:
+                raise RuntimeError(f"grad: grad_outputs is needed for the non-scalar output of "
+                                   f"shape {o.shape}")
+            from ..backend import get_array_module
+
+            g = get_array_module(o._data).ones(o.shape, o.dtype)
+        else:
+            g = _asarray(g)
+        roots.append(((o.grad_fn, o._out_idx) if o.grad_fn is not None else o, g))
+    keys = []
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("grad: an input does not require grad")
+        keys.append((t.grad_fn, t._out_idx) if t.grad_fn is not None else id(t))
+    capture = {k: None for k in keys}
+    run_backward(roots, retain_graph=bool(retain_graph), capture=capture)
+    result = []
+    for t, k in zip(inputs, keys):
+        g = capture[k]
+        if g is None and not allow_unused:
+            raise RuntimeError("grad: one of the inputs was not used to compute the outputs; "
+                               "pass allow_unused=True to get None for it")
+        result.append(None if g is None else Tensor._wrap(g))
+    return tuple(result)
+
+
+from .forward_ad import jvp, vjp  # noqa: E402
+from .gradcheck import gradcheck, gradcheck_random  # noqa: E402

@@ -1,0 +1,129 @@
+"""``Function``: the base of every differentiable primitive.
+
+A primitive is a subclass with three static methods on raw backend arrays, side by side:
+
+* ``forward(ctx, *arrays, **params)`` computes the output (or a tuple of outputs) and keeps
+  in ``ctx`` what the derivatives need (``ctx.save_for_backward(...)`` for arrays that an
+  in-place write could corrupt, plain attributes for shapes and parameters);
+* ``backward(ctx, *grads)`` returns one gradient per tensor input (``None`` where an input
+  needs none: ``ctx.needs_input_grad`` says which);
+* ``jvp(ctx, *tangents)`` pushes input tangents (``None`` meaning zero) to output tangents,
+  which is what forward mode needs.
+
+``Function.apply(*tensors, **params)`` runs ``forward`` and, when recording, turns the
+``ctx`` instance itself into the graph node: it remembers where each input's gradient must
+go (``next``) and which version of each saved array it saw.
+"""
+from __future__ import annotations
+
+from .grad_mode import _State
+
+
+class Function:
+    __slots__ = ("next", "needs_input_grad", "n_out", "__dict__")
+
+    # ------------------------------------------------------------------ to override
+    @staticmethod
+    def forward(ctx, *arrays, **params):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError(f"{type(ctx).__name__} has no backward rule")
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(f"{type(ctx).__name__} has no forward-mode (jvp) rule")
+
+    # ------------------------------------------------------------------ ctx helpers
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+    @property
+    def saved_tensors(self):
+        versions = self.__dict__.get("versions")
+        if versions:
+            for counter, seen, shape in versions:
+                if counter[0] != seen:
+                    raise RuntimeError(
+                        f"{type(self).__name__}Backward: an array of shape {shape} that backward "
+                        f"needs was modified in place after it was used (version {counter[0]}, "
+                        f"expected {seen}); use an out-of-place op (x = x + 1, not x += 1) or "
+                        "clone() the tensor before modifying it"
+                    )
+        try:
+            return self.saved
+        except AttributeError:
+            self._raise_freed()
+
+    def _raise_freed(self):
+        raise RuntimeError(
+            f"{type(self).__name__}Backward: trying to backward through the graph a second time "
+            "(its saved arrays were freed by the first backward); pass retain_graph=True to "
+            "the first backward() if you need to differentiate the same graph again"
+        )
+
+    def release(self):
+        """Drop what forward saved, once backward no longer needs it."""
+        d = self.__dict__
+        if d:
+            d.clear()
+            d["freed"] = True
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__ + "Backward"
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+    # ------------------------------------------------------------------ the call
+    @classmethod
+    def apply(cls, *inputs, **params):
+        ctx = object.__new__(cls)
+        if _State.enabled:
+            needs = tuple([t.requires_grad for t in inputs])
+            record = True in needs
+        else:
+            record = False
+        if record:
+            ctx.needs_input_grad = needs
+        out = cls.forward(ctx, *[t._data for t in inputs], **params)
+        if not record:
+            if type(out) is tuple:
+                return tuple([_make(o) for o in out])
+            return _make(out)
+
+        ctx.next = tuple([_edge(t) for t in inputs])
+        if type(out) is tuple:
+            ctx.n_out = len(out)
+            outs = tuple([_make(o, ctx, i) for i, o in enumerate(out)])
+        else:
+            ctx.n_out = 1
+            outs = _make(out, ctx, 0)
+        saved = ctx.__dict__.get("saved")
+        if saved:
+            ctx.versions = _versions_of(saved, inputs, outs)
+        return outs
+
+
+def _edge(t):
+    """Where the gradient of input ``t`` must be sent."""
+    if t.grad_fn is not None:
+        return (t.grad_fn, t._out_idx)
+    return t if t.requires_grad else None
+
+
+def _versions_of(saved, inputs, outs):
+    """The (counter, version, shape) of every saved array that belongs to a tensor."""
+    tensors = inputs + (outs if type(outs) is tuple else (outs,))
+    found = []
+    for a in saved:
+        for t in tensors:
+            if t._data is a:
+                found.append((t._version, t._version[0], a.shape))
+                break
+    return found
+
+
+_make = None  # set by shendu.tensor (avoids a circular import)

@@ -1,0 +1,916 @@
+"""Shape, indexing and data-movement primitives.
+
+Views (reshape, permute, expand, basic indexing) share the version counter of their
+input, as they share its memory: an in-place write through one is seen by both.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..backend import to_device as _move
+from ..dtypes import as_dtype
+from ..tensor import Tensor
+from ._util import as_tensor_like, norm_axes, norm_dim, pick, xp_of
+from .reduce import ValuesIndices
+
+
+def _view_of(out: Tensor, base: Tensor) -> Tensor:
+    out._version = base._version
+    return out
+
+
+# ---------------------------------------------------------------------- primitives
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.in_shape, ctx.out_shape = a.shape, shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.in_shape)
+
+    @staticmethod
+    def jvp(ctx, da):
+        return da.reshape(ctx.out_shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, a, dims):
+        ctx.dims = dims
+        return a.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.transpose(np.argsort(ctx.dims))
+
+    @staticmethod
+    def jvp(ctx, da):
+        return da.transpose(ctx.dims)
+
+
+class Expand(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.in_shape, ctx.out_shape = a.shape, shape
+        return xp_of(a).broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        from ._util import unbroadcast
+
+        return unbroadcast(g, ctx.in_shape)
+
+    @staticmethod
+    def jvp(ctx, da):
+        return xp_of(da).broadcast_to(da, ctx.out_shape)
+
+
+class Tile(Function):
+    @staticmethod
+    def forward(ctx, a, reps):
+        ctx.in_shape, ctx.reps = a.shape, reps
+        return xp_of(a).tile(a, reps)
+
+    @staticmethod
+    def backward(ctx, g):
+        interleaved = []
+        for r, s in zip(ctx.reps, ctx.in_shape):
+            interleaved += [r, s]
+        return g.reshape(interleaved).sum(axis=tuple(range(0, 2 * len(ctx.reps), 2)))
+
+    @staticmethod
+    def jvp(ctx, da):
+        return xp_of(da).tile(da, ctx.reps)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, a, index, advanced):
+        ctx.in_shape, ctx.index, ctx.advanced = a.shape, index, advanced
+        return a[index]
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g)
+        gx = xp.zeros(ctx.in_shape, g.dtype)
+        if ctx.advanced:
+            xp.add.at(gx, ctx.index, g)  # repeated indices accumulate
+        else:
+            gx[ctx.index] = g
+        return gx
+
+    @staticmethod
+    def jvp(ctx, da):
+        return da[ctx.index]
+
+
+class IndexPut(Function):
+    """Out-of-place ``a[index] = v`` (what ``__setitem__`` records under autograd)."""
+
+    @staticmethod
+    def forward(ctx, a, v, index):
+        out = a.copy()
+        out[index] = v
+        ctx.index, ctx.v_shape, ctx.out_shape = index, v.shape, out.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        from ._util import unbroadcast
+
+        ga = g.copy()
+        ga[ctx.index] = 0
+        gv = g[ctx.index]
+        return ga, unbroadcast(gv, ctx.v_shape) if gv.ndim >= len(ctx.v_shape) else \
+            gv.reshape(ctx.v_shape)
+
+    @staticmethod
+    def jvp(ctx, da, dv):
+        ref = da if da is not None else dv
+        xp = xp_of(ref)
+        out = xp.zeros(ctx.out_shape, ref.dtype) if da is None else da.copy()
+        out[ctx.index] = 0 if dv is None else dv
+        return out
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        ctx.axis = axis
+        ctx.shapes = [a.shape for a in arrays]
+        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1].tolist()
+        return xp_of(arrays[0]).concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(xp_of(g).split(g, ctx.bounds, axis=ctx.axis))
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        ref = next(t for t in tangents if t is not None)
+        xp = xp_of(ref)
+        parts = [t if t is not None else xp.zeros(s, ref.dtype)
+                 for t, s in zip(tangents, ctx.shapes)]
+        return xp.concatenate(parts, axis=ctx.axis)
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        ctx.axis, ctx.shape = axis, arrays[0].shape
+        return xp_of(arrays[0]).stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        gm = xp_of(g).moveaxis(g, ctx.axis, 0)
+        return tuple(gm[i] for i in range(gm.shape[0]))
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        ref = next(t for t in tangents if t is not None)
+        xp = xp_of(ref)
+        return xp.stack([t if t is not None else xp.zeros(ctx.shape, ref.dtype)
+                         for t in tangents], axis=ctx.axis)
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx, a, width, mode, value):
+        xp = xp_of(a)
+        ctx.width, ctx.mode, ctx.in_shape = width, mode, a.shape
+        if mode == "constant":
+            return xp.pad(a, width, mode="constant", constant_values=value)
+        return xp.pad(a, width, mode=mode)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g)
+        if ctx.mode == "constant":
+            return g[tuple(slice(lo, g.shape[i] - hi) for i, (lo, hi) in enumerate(ctx.width))]
+        # Pad an array of source positions the same way; each output element then says
+        # which input element it copies, and the gradient is a scatter-add.
+        n = math.prod(ctx.in_shape)
+        src = xp.pad(xp.arange(n).reshape(ctx.in_shape), ctx.width, mode=ctx.mode)
+        gx = xp.bincount(src.ravel(), weights=g.ravel(), minlength=n)
+        return gx.reshape(ctx.in_shape).astype(g.dtype)
+
+    @staticmethod
+    def jvp(ctx, da):
+        xp = xp_of(da)
+        if ctx.mode == "constant":
+            return xp.pad(da, ctx.width, mode="constant", constant_values=0)
+        return xp.pad(da, ctx.width, mode=ctx.mode)
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, a, axes):
+        ctx.axes = axes
+        return xp_of(a).flip(a, axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        return xp_of(g).flip(g, ctx.axes)
+
+    jvp = backward
+
+
+class Roll(Function):
+    @staticmethod
+    def forward(ctx, a, shifts, axes):
+        ctx.shifts, ctx.axes = shifts, axes
+        return xp_of(a).roll(a, shifts, axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        neg = tuple(-s for s in ctx.shifts) if isinstance(ctx.shifts, tuple) else -ctx.shifts
+        return xp_of(g).roll(g, neg, ctx.axes)
+
+    @staticmethod
+    def jvp(ctx, da):
+        return xp_of(da).roll(da, ctx.shifts, ctx.axes)
+
+
+def _along(index, axis):
+    """Full advanced index addressing ``index``'s entries along ``axis`` (as torch.gather)."""
+    xp = xp_of(index)
+    parts = []
+    for d, n in enumerate(index.shape):
+        if d == axis:
+            parts.append(index)
+        else:
+            shape = [1] * index.ndim
+            shape[d] = n
+            parts.append(xp.arange(n).reshape(shape))
+    return tuple(parts)
+
+
+class Gather(Function):
+    @staticmethod
+    def forward(ctx, a, index, axis):
+        ctx.idx, ctx.in_shape = _along(index, axis), a.shape
+        return a[ctx.idx]
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g)
+        gx = xp.zeros(ctx.in_shape, g.dtype)
+        xp.add.at(gx, ctx.idx, g)
+        return gx
+
+    @staticmethod
+    def jvp(ctx, da):
+        return da[ctx.idx]
+
+
+class Scatter(Function):
+    """Out-of-place ``scatter`` (``add=False``: overwrite) or ``scatter_add``."""
+
+    @staticmethod
+    def forward(ctx, a, src, index, axis, add):
+        idx = _along(index, axis)
+        sub = src[tuple(slice(0, n) for n in index.shape)]
+        out = a.copy()
+        if add:
+            xp_of(a).add.at(out, idx, sub)
+        else:
+            out[idx] = sub
+        ctx.idx, ctx.add, ctx.src_shape, ctx.index_shape = idx, add, src.shape, index.shape
+        ctx.out_shape = out.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g)
+        ga = g
+        if not ctx.add:
+            ga = g.copy()
+            ga[ctx.idx] = 0
+        gs = xp.zeros(ctx.src_shape, g.dtype)
+        gs[tuple(slice(0, n) for n in ctx.index_shape)] = g[ctx.idx]
+        return ga, gs
+
+    @staticmethod
+    def jvp(ctx, da, ds):
+        ref = da if da is not None else ds
+        xp = xp_of(ref)
+        out = xp.zeros(ctx.out_shape, ref.dtype) if da is None else da.copy()
+        if ds is not None:
+            sub = ds[tuple(slice(0, n) for n in ctx.index_shape)]
+            if ctx.add:
+                xp.add.at(out, ctx.idx, sub)
+            else:
+                out[ctx.idx] = sub
+        elif not ctx.add:
+            out[ctx.idx] = 0
+        return out
+
+
+class IndexSelect(Function):
+    @staticmethod
+    def forward(ctx, a, index, axis):
+        ctx.index, ctx.axis, ctx.in_shape = index, axis, a.shape
+        return xp_of(a).take(a, index, axis=axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g)
+        gx = xp.zeros(ctx.in_shape, g.dtype)
+        xp.add.at(xp.moveaxis(gx, ctx.axis, 0), ctx.index, xp.moveaxis(g, ctx.axis, 0))
+        return gx
+
+    @staticmethod
+    def jvp(ctx, da):
+        return xp_of(da).take(da, ctx.index, axis=ctx.axis)
+
+
+class Tri(Function):
+    """``tril``/``triu`` over the last two dimensions."""
+
+    @staticmethod
+    def forward(ctx, a, k, upper):
+        ctx.k, ctx.upper = k, upper
+        xp = xp_of(a)
+        return (xp.triu if upper else xp.tril)(a, k)
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g)
+        return (xp.triu if ctx.upper else xp.tril)(g, ctx.k)
+
+    jvp = backward
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        ctx.in_dtype, ctx.out_dtype = a.dtype, dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.in_dtype)
+
+    @staticmethod
+    def jvp(ctx, da):
+        return da.astype(ctx.out_dtype)
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, a, device):
+        from ..backend import device_of
+
+        ctx.src = device_of(a)
+        return _move(a, device)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _move(g, ctx.src)
+
+
+class Copy(Function):
+    """``clone()`` and ``contiguous()``: a fresh copy whose gradient is the identity."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return xp_of(a).array(a, copy=True, order="C")
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+    @staticmethod
+    def jvp(ctx, da):
+        return da
+
+
+# ---------------------------------------------------------------------- public functions
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    if len(shape) == 1 and isinstance(shape[0], Tensor):
+        return tuple(shape[0].tolist())
+    return tuple(int(s) for s in shape)
+
+
+def _infer_shape(op, shape, in_shape, size):
+    if shape.count(-1) > 1:
+        raise ValueError(f"{op}: only one dimension can be -1, got {shape}")
+    known = math.prod(s for s in shape if s != -1)
+    if -1 in shape:
+        if known == 0 or size % known:
+            raise ValueError(f"{op}: cannot reshape a tensor of shape {in_shape} "
+                             f"({size} elements) into {shape}")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    elif known != size:
+        raise ValueError(f"{op}: cannot reshape a tensor of shape {in_shape} ({size} elements) "
+                         f"into {shape} ({known} elements)")
+    return shape
+
+
+def reshape(input, *shape):
+    """The same elements in a new shape (one dimension may be -1)."""
+    shape = _infer_shape("reshape", _shape_arg(shape), input.shape, input._data.size)
+    if shape == input._data.shape:
+        return input
+    return _view_of(Reshape.apply(input, shape=shape), input)
+
+
+def view(input, *shape):
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
+        return input.type(shape[0])  # view(dtype)
+    return reshape(input, *shape)
+
+
+def view_as(input, other):
+    return reshape(input, other.shape)
+
+
+def reshape_as(input, other):
+    return reshape(input, other.shape)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    if input.ndim == 0:
+        return reshape(input, 1)
+    s = norm_dim(start_dim, input.ndim, "flatten")
+    e = norm_dim(end_dim, input.ndim, "flatten")
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = input.shape[:s] + (math.prod(input.shape[s:e + 1]),) + input.shape[e + 1:]
+    return reshape(input, shape)
+
+
+def unflatten(input, dim, sizes):
+    d = norm_dim(dim, input.ndim, "unflatten")
+    sizes = _infer_shape("unflatten", tuple(sizes), input.shape[d:d + 1], input.shape[d])
+    return reshape(input, input.shape[:d] + sizes + input.shape[d + 1:])
+
+
+def squeeze(input, dim=None, *, axis=None):
+    d = pick("squeeze", dim, axis)
+    if d is None:
+        shape = tuple(s for s in input.shape if s != 1)
+    else:
+        axes = norm_axes(d, input.ndim, "squeeze")
+        shape = tuple(s for i, s in enumerate(input.shape) if not (i in axes and s == 1))
+    return reshape(input, shape)
+
+
+def unsqueeze(input, dim):
+    d = int(dim)
+    if not -input.ndim - 1 <= d <= input.ndim:
+        raise IndexError(f"unsqueeze: dim {d} out of range for a tensor with {input.ndim} "
+                         f"dimensions (expected -{input.ndim + 1} to {input.ndim})")
+    d %= input.ndim + 1
+    return reshape(input, input.shape[:d] + (1,) + input.shape[d:])
+
+
+expand_dims = unsqueeze
+
+
+def permute(input, *dims):
+    dims = _shape_arg(dims)
+    if sorted(d % max(input.ndim, 1) for d in dims) != list(range(input.ndim)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of the {input.ndim} "
+                         f"dimensions of a tensor of shape {input.shape}")
+    dims = tuple(d % input.ndim for d in dims)
+    if dims == tuple(range(input.ndim)):
+        return input
+    return _view_of(Permute.apply(input, dims=dims), input)
+
+
+def transpose(input, dim0=None, dim1=None):
+    """Swap two dimensions (``x.transpose()`` with no argument reverses them, as NumPy)."""
+    if dim0 is None and dim1 is None:
+        return permute(input, *range(input.ndim - 1, -1, -1))
+    d0, d1 = norm_dim(dim0, input.ndim, "transpose"), norm_dim(dim1, input.ndim, "transpose")
+    dims = list(range(input.ndim))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return permute(input, *dims)
+
+
+swapaxes = swapdims = transpose
+
+
+def t(input):
+    if input.ndim > 2:
+        raise ValueError(f"t: expects a tensor with at most 2 dimensions, got {input.shape}")
+    return transpose(input)
+
+
+def movedim(input, source, destination):
+    src = norm_axes(source, input.ndim, "movedim") if isinstance(source, int) else \
+        tuple(s % input.ndim for s in source)
+    dst = (destination % input.ndim,) if isinstance(destination, int) else \
+        tuple(d % input.ndim for d in destination)
+    src = (source % input.ndim,) if isinstance(source, int) else src
+    order = [d for d in range(input.ndim) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(input, *order)
+
+
+moveaxis = movedim
+
+
+def expand(input, *sizes):
+    sizes = _shape_arg(sizes)
+    if len(sizes) < input.ndim:
+        raise ValueError(f"expand: target {sizes} has fewer dimensions than the tensor "
+                         f"{input.shape}")
+    lead = len(sizes) - input.ndim
+    shape = []
+    for i, s in enumerate(sizes):
+        cur = input.shape[i - lead] if i >= lead else 1
+        if s == -1:
+            if i < lead:
+                raise ValueError(f"expand: -1 is not allowed for new leading dims ({sizes})")
+            s = cur
+        if cur != 1 and cur != s:
+            raise ValueError(f"expand: the tensor of shape {input.shape} cannot be expanded "
+                             f"to {sizes} (dimension {i}: {cur} is not 1 and != {s})")
+        shape.append(s)
+    shape = tuple(shape)
+    if shape == input.shape:
+        return input
+    return _view_of(Expand.apply(input, shape=shape), input)
+
+
+def expand_as(input, other):
+    return expand(input, other.shape)
+
+
+def broadcast_to(input, shape):
+    return expand(input, tuple(shape))
+
+
+def broadcast_tensors(*tensors):
+    shape = np.broadcast_shapes(*[t.shape for t in tensors])
+    return tuple(expand(t, shape) for t in tensors)
+
+
+def repeat(input, *sizes):
+    """Tile the tensor ``sizes[i]`` times along each dimension (PyTorch's ``repeat``)."""
+    sizes = _shape_arg(sizes)
+    if len(sizes) < input.ndim:
+        raise ValueError(f"repeat: got {len(sizes)} repeat counts for a tensor with "
+                         f"{input.ndim} dimensions")
+    x = reshape(input, (1,) * (len(sizes) - input.ndim) + input.shape)
+    return Tile.apply(x, reps=sizes)
+
+
+tile = repeat
+
+
+def repeat_interleave(input, repeats, dim=None):
+    if dim is None:
+        input, dim = flatten(input), 0
+    d = norm_dim(dim, input.ndim, "repeat_interleave")
+    idx = np.repeat(np.arange(input.shape[d]), repeats)
+    return index_select(input, d, Tensor._wrap(idx))
+
+
+def _convert_index(index, shape):
+    """Index with tensors replaced by arrays; says whether it is 'advanced' (may repeat)."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    out, advanced = [], False
+    for i in index:
+        if isinstance(i, Tensor):
+            i = i._data
+        elif isinstance(i, list):
+            i = np.asarray(i)
+        if hasattr(i, "dtype") and getattr(i, "ndim", 0) >= 0 and not isinstance(i, np.generic):
+            if i.dtype.kind == "b":
+                pass  # masks never select an element twice
+            elif i.dtype.kind in "iu":
+                advanced = True
+            else:
+                raise IndexError(f"index: tensors used as indices must be integer or bool, "
+                                 f"got {i.dtype}")
+        out.append(i)
+    return tuple(out) if len(out) != 1 else out[0], advanced
+
+
+def getitem(input, index):
+    idx, advanced = _convert_index(index, input.shape)
+    try:
+        out = GetItem.apply(input, index=idx, advanced=advanced)
+    except IndexError as exc:
+        raise IndexError(f"index: {exc} (tensor of shape {input.shape})") from None
+    basic = not advanced and not any(getattr(i, "dtype", None) is not None and
+                                     not isinstance(i, np.generic)
+                                     for i in (idx if isinstance(idx, tuple) else (idx,)))
+    return _view_of(out, input) if basic else out
+
+
+def index_put(input, index, values):
+    idx, _ = _convert_index(index, input.shape)
+    values = as_tensor_like(values, input)
+    if values.dtype != input.dtype:
+        values = values.type(input.dtype)
+    return IndexPut.apply(input, values, index=idx)
+
+
+def narrow(input, dim, start, length):
+    d = norm_dim(dim, input.ndim, "narrow")
+    return getitem(input, (slice(None),) * d + (slice(start, start + length),))
+
+
+def select(input, dim, index):
+    d = norm_dim(dim, input.ndim, "select")
+    return getitem(input, (slice(None),) * d + (index,))
+
+
+def masked_select(input, mask):
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    x = expand(input, np.broadcast_shapes(input.shape, m.shape))
+    return getitem(x, xp_of(m).broadcast_to(m, x.shape))
+
+
+def cat(tensors, dim=0, *, axis=None):
+    """Join tensors along an existing dimension."""
+    tensors = [t for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    d = pick("cat", dim if dim != 0 or axis is None else None, axis, 0)
+    ref = tensors[0]
+    d = norm_dim(d, ref.ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape))
+                                     if j != d):
+            raise ValueError(f"cat: tensor {i} has shape {t.shape} but tensor 0 has shape "
+                             f"{ref.shape}; all dimensions except {d} must match")
+    tensors = _same_dtype("cat", tensors)
+    return Cat.apply(*tensors, axis=d)
+
+
+concatenate = concat = cat
+
+
+def stack(tensors, dim=0, *, axis=None):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape "
+                             f"{tensors[0].shape}; stacked tensors must have equal shapes")
+    d = pick("stack", dim if dim != 0 or axis is None else None, axis, 0)
+    nd = tensors[0].ndim + 1
+    if not -nd <= d < nd:
+        raise IndexError(f"stack: dim {d} out of range for {nd}-dimensional result")
+    return Stack.apply(*_same_dtype("stack", tensors), axis=d % nd)
+
+
+def hstack(tensors):
+    return cat(tensors, 1 if tensors[0].ndim > 1 else 0)
+
+
+def vstack(tensors):
+    return cat([t if t.ndim > 1 else unsqueeze(t, 0) for t in tensors], 0)
+
+
+def _same_dtype(op, tensors):
+    tensors = [as_tensor_like(t) for t in tensors]
+    dt = np.result_type(*[t._data.dtype for t in tensors])
+    return [t if t.dtype == dt else t.type(dt) for t in tensors]
+
+
+def split(input, split_size_or_sections, dim=0):
+    """Split into pieces of ``split_size`` (or of the given list of sizes)."""
+    d = norm_dim(dim, input.ndim, "split")
+    n = input.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sizes = [min(step, n - i) for i in range(0, n, step)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} sum to {sum(sizes)} but dimension {d} has "
+                             f"size {n} (shape {input.shape})")
+    out, start = [], 0
+    pre = (slice(None),) * d
+    for s in sizes:
+        out.append(getitem(input, pre + (slice(start, start + s),)))
+        start += s
+    return tuple(out)
+
+
+def chunk(input, chunks, dim=0):
+    d = norm_dim(dim, input.ndim, "chunk")
+    size = max(1, math.ceil(input.shape[d] / chunks))
+    return split(input, size, d)
+
+
+def tensor_split(input, sections, dim=0):
+    d = norm_dim(dim, input.ndim, "tensor_split")
+    n = input.shape[d]
+    q, r = divmod(n, sections)
+    return split(input, [q + 1] * r + [q] * (sections - r), d)
+
+
+def unbind(input, dim=0):
+    d = norm_dim(dim, input.ndim, "unbind")
+    pre = (slice(None),) * d
+    return tuple(getitem(input, pre + (i,)) for i in range(input.shape[d]))
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+              "circular": "wrap"}
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad the last ``len(pad) // 2`` dimensions; ``pad`` lists (before, after) pairs
+    starting from the last dimension, as in PyTorch."""
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: expected an even number of pad values covering at most "
+                         f"{input.ndim} dimensions, got {tuple(pad)}")
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
+    width = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        width[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if any(lo < 0 or hi < 0 for lo, hi in width):
+        return _negative_pad(input, width, mode, value)
+    return Pad.apply(input, width=tuple(width), mode=_PAD_MODES[mode], value=value)
+
+
+def _negative_pad(input, width, mode, value):
+    """Negative padding crops, as in PyTorch."""
+    crop = tuple(slice(-lo if lo < 0 else None, hi if hi < 0 else None) for lo, hi in width)
+    x = getitem(input, crop)
+    flat = []
+    for lo, hi in reversed(width):
+        flat += [max(lo, 0), max(hi, 0)]
+    return pad(x, flat, mode, value)
+
+
+def flip(input, dims):
+    axes = norm_axes(dims, input.ndim, "flip")
+    return Flip.apply(input, axes=axes)
+
+
+def fliplr(input):
+    return flip(input, 1)
+
+
+def flipud(input):
+    return flip(input, 0)
+
+
+def roll(input, shifts, dims=None):
+    if dims is None:
+        return reshape(Roll.apply(flatten(input), shifts=shifts, axes=0), input.shape)
+    return Roll.apply(input, shifts=tuple(shifts) if isinstance(shifts, (list, tuple)) else shifts,
+                      axes=tuple(dims) if isinstance(dims, (list, tuple)) else dims)
+
+
+def _index_array(index, op):
+    arr = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got {arr.dtype}")
+    return arr
+
+
+def gather(input, dim, index):
+    """``out[i][j][k] = input[i][index[i][j][k]][k]`` for ``dim=1`` (as torch.gather)."""
+    idx = _index_array(index, "gather")
+    d = norm_dim(dim, input.ndim, "gather")
+    if idx.ndim != input.ndim or any(idx.shape[i] > input.shape[i] for i in range(idx.ndim)
+                                     if i != d):
+        raise ValueError(f"gather: index of shape {idx.shape} does not fit input of shape "
+                         f"{input.shape} along dims other than {d}")
+    return Gather.apply(input, index=idx, axis=d)
+
+
+take_along_dim = gather
+
+
+def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    """Out-of-place scatter: ``out[i][index[i][j]] = src[i][j]`` for ``dim=1``."""
+    if src is None:
+        src = value
+    idx = _index_array(index, "scatter")
+    d = norm_dim(dim, input.ndim, "scatter")
+    if not isinstance(src, Tensor):
+        src = Tensor._wrap(xp_of(input._data).full(idx.shape, src, input.dtype))
+    if reduce not in (None, "add", "sum"):
+        raise ValueError(f"scatter: reduce must be None or 'add', got {reduce!r}")
+    return Scatter.apply(input, src.type(input.dtype), index=idx, axis=d,
+                         add=reduce is not None)
+
+
+def scatter_add(input, dim, index, src):
+    return scatter(input, dim, index, src, reduce="add")
+
+
+def index_select(input, dim, index):
+    idx = _index_array(index, "index_select")
+    if idx.ndim != 1:
+        raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}")
+    return IndexSelect.apply(input, index=idx, axis=norm_dim(dim, input.ndim, "index_select"))
+
+
+def masked_fill(input, mask, value):
+    """``value`` where ``mask`` is True, ``input`` elsewhere."""
+    from .elementwise import where
+
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
+    try:
+        np.broadcast_shapes(m.shape, input.shape)
+    except ValueError:
+        raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to input "
+                         f"of shape {input.shape}") from None
+    if isinstance(value, Tensor):
+        value = value.type(input.dtype)
+    out = where(Tensor._wrap(m), value, input)
+    return out if out.shape == input.shape else expand(out, input.shape)
+
+
+def tril(input, diagonal=0):
+    return Tri.apply(input, k=diagonal, upper=False)
+
+
+def triu(input, diagonal=0):
+    return Tri.apply(input, k=diagonal, upper=True)
+
+
+def type_(input, dtype=None):
+    """Cast to ``dtype``; differentiable between floating types."""
+    if dtype is None:
+        return f"shendu.{input.dtype}"
+    dt = as_dtype(dtype)
+    if dt == input._data.dtype:
+        return input
+    if dt.kind != "f":
+        return Tensor._wrap(input._data.astype(dt))
+    return Cast.apply(input, dtype=dt)
+
+
+def to_device(input, device):
+    return ToDevice.apply(input, device=device)
+
+
+def clone(input):
+    return Copy.apply(input)
+
+
+def contiguous(input):
+    if input._data.flags.c_contiguous:
+        return input
+    return Copy.apply(input)
+
+
+def nonzero(input, as_tuple=False):
+    idx = xp_of(input._data).nonzero(input._data)
+    if as_tuple:
+        return tuple(Tensor._wrap(i.astype(np.int64)) for i in idx)
+    return Tensor._wrap(xp_of(input._data).stack(idx, axis=1).astype(np.int64))
+
+
+def one_hot(tensor, num_classes=-1):
+    """Class indices -> one-hot rows (int64), as ``F.one_hot``."""
+    idx = _index_array(tensor, "one_hot")
+    xp = xp_of(idx)
+    n = int(idx.max()) + 1 if num_classes < 0 and idx.size else max(num_classes, 0)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"one_hot: class values must be in [0, {n}), got "
+                         f"[{int(idx.min())}, {int(idx.max())}]")
+    out = xp.zeros(idx.shape + (n,), np.int64)
+    xp.put_along_axis(out, idx[..., None], 1, axis=-1)
+    return Tensor._wrap(out)
+
+
+def sort(input, dim=-1, descending=False, stable=True):
+    d = norm_dim(dim, input.ndim, "sort")
+    a = input._data
+    idx = xp_of(a).argsort(-a if descending else a, axis=d, kind="stable")
+    return ValuesIndices(gather(input, d, idx), Tensor._wrap(idx.astype(np.int64)))
+
+
+def argsort(input, dim=-1, descending=False, stable=True):
+    return sort(input, dim, descending, stable).indices
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    d = norm_dim(dim, input.ndim, "topk")
+    if not 0 <= k <= input.shape[d]:
+        raise ValueError(f"topk: k={k} is out of range for dimension {d} of size "
+                         f"{input.shape[d]}")
+    a = input._data
+    xp = xp_of(a)
+    idx = xp.argsort(-a if largest else a, axis=d, kind="stable")
+    idx = xp.take(idx, xp.arange(k), axis=d)
+    return ValuesIndices(gather(input, d, idx), Tensor._wrap(idx.astype(np.int64)))

@@ -1,0 +1,522 @@
+"""``Tensor``: an n-dimensional array that remembers how it was computed.
+
+A tensor wraps one backend array (NumPy on the CPU, CuPy on a GPU) in ``_data``. When it
+was produced by a recorded op, ``grad_fn`` is that op's graph node; ``backward()`` walks
+the graph from there. Tensors sharing memory (views, ``detach()``) share one version
+counter, bumped by every in-place write, so backward can refuse stale saved arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from .autograd import engine, function
+from .autograd.grad_mode import _State, no_grad
+from .backend import Device, as_device, cuda, device_of, get_array_module, to_device
+
+_ndarray = np.ndarray
+_new = object.__new__
+
+
+def _asarray(data, dtype=None):
+    """Turn user data (lists, scalars, arrays, tensors) into a backend array."""
+    if isinstance(data, Tensor):
+        data = data._data
+    if cuda.ndarray_type is not None and isinstance(data, cuda.ndarray_type):
+        return data if dtype is None else data.astype(dtype, copy=False)
+    if dtype is None:
+        arr = np.asarray(data)
+        if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
+            arr = arr.astype(dtypes.get_default_dtype(), copy=False)  # Python floats -> float32
+        elif arr.dtype.kind in "OUS":
+            raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} data "
+                            f"(numpy dtype {arr.dtype}); expected numbers")
+        return arr
+    return np.asarray(data, dtype=dtypes.as_dtype(dtype))
+
+
+class Tensor:
+    """A multi-dimensional array with automatic differentiation.
+
+    >>> import shendu as sd
+    >>> x = sd.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([2., 4., 6.])
+    """
+
+    __slots__ = ("_data", "requires_grad", "grad", "grad_fn", "_out_idx", "_version",
+                 "_hooks", "_retains_grad", "__weakref__")
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False):
+        arr = _asarray(data, dtype)
+        if device is not None:
+            arr = to_device(arr, device)
+        self._data = arr
+        self.grad = None
+        self.grad_fn = None
+        self._out_idx = 0
+        self._version = [0]
+        self._hooks = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _wrap(data, node=None, idx=0):
+        """Fast internal constructor: ``data`` is already a backend array."""
+        if data.__class__ is not _ndarray and (cuda.ndarray_type is None
+                                               or data.__class__ is not cuda.ndarray_type):
+            data = np.asarray(data)  # NumPy reductions hand back scalars, not 0-d arrays
+        t = _new(Tensor)
+        t._data = data
+        t.requires_grad = node is not None
+        t.grad = None
+        t.grad_fn = node
+        t._out_idx = idx
+        t._version = [0]
+        t._hooks = None
+        t._retains_grad = False
+        return t
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def data(self) -> Tensor:
+        """A tensor sharing this one's memory, cut from the graph (like PyTorch's ``.data``)."""
+        return Tensor._wrap(self._data)
+
+    @data.setter
+    def data(self, value):
+        self._data = _asarray(value)
+
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def device(self) -> Device:
+        return device_of(self._data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+    def size(self, dim=None):
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (sharing memory on the CPU; copied from a GPU)."""
+        if self.requires_grad and _State.enabled:
+            raise RuntimeError("numpy(): the tensor requires grad; call .detach().numpy()")
+        return to_device(self._data, "cpu")
+
+    def __array__(self, dtype=None, copy=None):
+        arr = to_device(self._data, "cpu")
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    def __dlpack__(self, *args, **kwargs):
+        return self._data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self._data.__dlpack_device__()
+
+    def item(self):
+        if self._data.size != 1:
+            raise ValueError(f"item(): only one-element tensors can be converted to a Python "
+                             f"number, this one has shape {self.shape}")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return to_device(self._data, "cpu").tolist()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors can be used as an index, got {self.dtype}")
+        return int(self.item())
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"bool(): the truth value of a tensor with {self._data.size} "
+                               "elements is ambiguous; use .any() or .all()")
+        return bool(self.item())
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        arr = to_device(self._data, "cpu")
+        fixed = arr.dtype.kind == "f" and arr.size and not np.all(
+            np.mod(arr[np.isfinite(arr)], 1) == 0)  # integral floats print as "2.", as torch
+        body = np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000,
+                               edgeitems=3, precision=4,
+                               floatmode="fixed" if fixed else "maxprec")
+        extras = []
+        if arr.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool) or arr.size == 0:
+            extras.append(f"dtype=shendu.{arr.dtype}")
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    __str__ = __repr__
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``."""
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to(): unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype, device = a.dtype, a.device
+            elif isinstance(a, (str, Device)) and str(a).split(":")[0] in ("cpu", "cuda"):
+                device = a
+            else:
+                dtype = a
+        out = self
+        if device is not None and as_device(device) != self.device:
+            from .ops.movement import to_device as _to_device
+
+            out = _to_device(out, as_device(device))
+        if dtype is not None and dtypes.as_dtype(dtype) != out.dtype:
+            out = out.type(dtype)
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        return self.to(Device("cuda", device if isinstance(device, int) else None)
+                       if not isinstance(device, (str, Device)) else device)
+
+    def float(self) -> Tensor:
+        return self.type(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.type(dtypes.float64)
+
+    def half(self) -> Tensor:
+        return self.type(dtypes.float16)
+
+    def long(self) -> Tensor:
+        return self.type(dtypes.int64)
+
+    def int(self) -> Tensor:
+        return self.type(dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return self.type(dtypes.bool)
+
+    # ------------------------------------------------------------------ autograd
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self._data.dtype.kind not in "fc":
+            raise RuntimeError(f"requires_grad_: only floating-point tensors can require "
+                               f"gradients, this one is {self.dtype}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_(False): only leaf tensors can be set; "
+                               "use detach() on a tensor computed by an op")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares memory and version counter)."""
+        t = Tensor._wrap(self._data)
+        t._version = self._version
+        return t
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` for this non-leaf tensor after backward."""
+        if self.grad_fn is None or self._retains_grad:
+            return
+        import weakref
+
+        ref = weakref.ref(self)
+
+        def keep(grad):
+            t = ref()
+            if t is not None:
+                t.grad = grad.clone() if t.grad is None else t.grad + grad
+        self._retains_grad = True
+        self.register_hook(keep)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor
+        replaces the gradient. Returns a handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: cannot register a hook on a tensor that "
+                               "does not require grad")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            lst = self._hooks
+        else:
+            hooks = self.grad_fn.__dict__.setdefault("hooks", {})
+            lst = hooks.setdefault(self._out_idx, [])
+        lst.append(hook)
+        return _HookHandle(lst, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        ``gradient`` is required unless this tensor holds a single element.
+        """
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): higher-order gradients "
+                                      "are not supported; use sd.autograd.jvp for forward mode")
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad and has no "
+                               "grad_fn; did you compute it under no_grad() or from tensors "
+                               "without requires_grad=True?")
+        if gradient is None:
+            if self._data.size != 1:
+                raise RuntimeError(f"backward: grad can be created implicitly only for a "
+                                   f"single-element output, this one has shape {self.shape}; "
+                                   "pass gradient= a tensor of that shape")
+            xp = get_array_module(self._data)
+            g = xp.ones(self._data.shape, self._data.dtype)
+        else:
+            g = _asarray(gradient)
+            if g.shape != self._data.shape:
+                raise RuntimeError(f"backward: gradient has shape {g.shape} but the output "
+                                   f"has shape {self.shape}")
+            g = g.astype(self._data.dtype, copy=False)
+        edge = (self.grad_fn, self._out_idx) if self.grad_fn is not None else self
+        if inputs is not None:
+            from .autograd import grad as _grad
+
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            grads = _grad([self], inputs, [Tensor._wrap(g)], retain_graph=bool(retain_graph),
+                          allow_unused=True)
+            for t, gr in zip(inputs, grads):
+                if gr is not None:
+                    t.grad = gr if t.grad is None else t.grad + gr
+            return
+        engine.run_backward([(edge, g)], retain_graph=bool(retain_graph))
+
+    # ------------------------------------------------------------------ in-place writes
+    def _inplace(self, fn, *others):
+        """Apply the out-of-place ``fn(self, *others)`` and write the result into ``self``.
+
+        When gradients are being recorded the tensor takes the new op as its ``grad_fn``;
+        ops that saved the old contents will see the bumped version and refuse to run.
+        """
+        if _State.enabled and (self.requires_grad or any(
+                isinstance(o, Tensor) and o.requires_grad for o in others)):
+            if self.grad_fn is None and self.requires_grad:
+                raise RuntimeError(
+                    "in-place op on a leaf tensor that requires grad; wrap the update in "
+                    "sd.no_grad() (as optimizers do) or clone() the tensor first")
+            src = Tensor._wrap(self._data.copy(), self.grad_fn, self._out_idx)
+            src.requires_grad = self.requires_grad
+            new = fn(src, *others)
+            self._data[...] = new._data
+            self.grad_fn, self._out_idx, self.requires_grad = new.grad_fn, new._out_idx, True
+        else:
+            with no_grad():
+                new = fn(self, *others)
+            self._data[...] = new._data
+        self._version[0] += 1
+        return self
+
+    def _ufunc_(self, ufunc, other):
+        """In-place arithmetic without allocating when nothing is being recorded."""
+        if _State.enabled and (self.requires_grad or (isinstance(other, Tensor)
+                                                      and other.requires_grad)):
+            return None
+        o = other._data if isinstance(other, Tensor) else other
+        ufunc(self._data, o, out=self._data)
+        self._version[0] += 1
+        return self
+
+    def add_(self, other, alpha=1):
+        if alpha != 1:
+            other = other * alpha
+        return self._ufunc_(np.add, other) or self._inplace(lambda a, b: a + b, other)
+
+    def sub_(self, other, alpha=1):
+        if alpha != 1:
+            other = other * alpha
+        return self._ufunc_(np.subtract, other) or self._inplace(lambda a, b: a - b, other)
+
+    def mul_(self, other):
+        return self._ufunc_(np.multiply, other) or self._inplace(lambda a, b: a * b, other)
+
+    def div_(self, other):
+        return self._ufunc_(np.true_divide, other) or self._inplace(lambda a, b: a / b, other)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+
+    def pow_(self, exponent):
+        return self._inplace(lambda a, e: a ** e, exponent)
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace(lambda a: a.clamp(min, max))
+
+    def neg_(self):
+        return self._inplace(lambda a: -a)
+
+    def exp_(self):
+        return self._inplace(lambda a: a.exp())
+
+    def sqrt_(self):
+        return self._inplace(lambda a: a.sqrt())
+
+    def relu_(self):
+        return self._inplace(lambda a: a.relu())
+
+    def sigmoid_(self):
+        return self._inplace(lambda a: a.sigmoid())
+
+    def tanh_(self):
+        return self._inplace(lambda a: a.tanh())
+
+    def masked_fill_(self, mask, value):
+        return self._inplace(lambda a, m: a.masked_fill(m, value), mask)
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        if _State.enabled and self.requires_grad:
+            return self._inplace(lambda a: a * 0 + value)
+        self._data[...] = value._data if isinstance(value, Tensor) else value
+        self._version[0] += 1
+        return self
+
+    def copy_(self, src):
+        """Write ``src`` (broadcast to this shape, cast to this dtype and device) into self."""
+        src = src if isinstance(src, Tensor) else Tensor(src)
+        if _State.enabled and (self.requires_grad or src.requires_grad):
+            return self._inplace(lambda a, s: a * 0 + s.to(a.dtype), src)
+        self._data[...] = to_device(src._data, self.device)
+        self._version[0] += 1
+        return self
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        from .random import _rng
+
+        with no_grad():
+            return self.copy_(Tensor._wrap(_rng(generator).uniform(a, b, self.shape)))
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        from .random import _rng
+
+        with no_grad():
+            return self.copy_(Tensor._wrap(_rng(generator).normal(mean, std, self.shape)))
+
+    def bernoulli_(self, p=0.5, generator=None):
+        from .random import _rng
+
+        with no_grad():
+            return self.copy_(Tensor._wrap(_rng(generator).random(self.shape) < p))
+
+    def __setitem__(self, index, value):
+        from .ops.movement import index_put
+
+        if isinstance(index, Tensor):
+            index = index._data
+        if _State.enabled and (self.requires_grad or
+                               (isinstance(value, Tensor) and value.requires_grad)):
+            self._inplace(lambda a, v: index_put(a, index, v),
+                          value if isinstance(value, Tensor) else Tensor._wrap(
+                              get_array_module(self._data).asarray(value, self.dtype)))
+            return
+        idx = _index_arrays(index)
+        self._data[idx] = value._data if isinstance(value, Tensor) else value
+        self._version[0] += 1
+
+
+def _index_arrays(index):
+    """Replace tensors inside an index by their arrays."""
+    if isinstance(index, Tensor):
+        return index._data
+    if isinstance(index, tuple):
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+class _HookHandle:
+    def __init__(self, lst, hook):
+        self._lst, self._hook = lst, hook
+
+    def remove(self):
+        if self._hook in self._lst:
+            self._lst.remove(self._hook)
+
+
+function._make = Tensor._wrap
