@@ -390,11 +390,11 @@ class Tensor:
         self._version[0] += 1
         return self
 
-    def _ufunc_(self, ufunc, other):
-        """In-place arithmetic without allocating when nothing is being recorded."""
+    def _arith_(self, ufunc, fn, other):
+        """In-place arithmetic: straight into the array when nothing is being recorded."""
         if _State.enabled and (self.requires_grad or (isinstance(other, Tensor)
                                                       and other.requires_grad)):
-            return None
+            return self._inplace(fn, other)
         o = other._data if isinstance(other, Tensor) else other
         ufunc(self._data, o, out=self._data)
         self._version[0] += 1
@@ -403,18 +403,18 @@ class Tensor:
     def add_(self, other, alpha=1):
         if alpha != 1:
             other = other * alpha
-        return self._ufunc_(np.add, other) or self._inplace(lambda a, b: a + b, other)
+        return self._arith_(np.add, lambda a, b: a + b, other)
 
     def sub_(self, other, alpha=1):
         if alpha != 1:
             other = other * alpha
-        return self._ufunc_(np.subtract, other) or self._inplace(lambda a, b: a - b, other)
+        return self._arith_(np.subtract, lambda a, b: a - b, other)
 
     def mul_(self, other):
-        return self._ufunc_(np.multiply, other) or self._inplace(lambda a, b: a * b, other)
+        return self._arith_(np.multiply, lambda a, b: a * b, other)
 
     def div_(self, other):
-        return self._ufunc_(np.true_divide, other) or self._inplace(lambda a, b: a / b, other)
+        return self._arith_(np.true_divide, lambda a, b: a / b, other)
 
     __iadd__ = add_
     __isub__ = sub_

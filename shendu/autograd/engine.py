@@ -103,7 +103,7 @@ def _call_backward(node, grads):
     if node.n_out == 1:
         out = node.backward(node, grads[0])
     else:
-        if None in grads:
+        if any(g is None for g in grads):
             grads = _zeros_for_missing(node, grads)
         out = node.backward(node, *grads)
     if type(out) is not tuple:

@@ -1,14 +1,21 @@
 """Matrix products: ``matmul`` (batched, broadcast, 1-D cases as NumPy) and friends."""
 from __future__ import annotations
 
+import math
+
 from ..autograd.function import Function
 from ._util import add_tangents, unbroadcast
+
+
+def rows(a):
+    """View (..., k) as a matrix (prod(...), k); unlike reshape(-1, k) it allows k == 0."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def _mm(a, b):
     """``a @ b``, folding a batch of rows into one GEMM when ``b`` is a plain matrix."""
     if b.ndim == 2 and a.ndim > 2:
-        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[-1],))
+        return (rows(a) @ b).reshape(a.shape[:-1] + (b.shape[-1],))
     return a @ b
 
 
@@ -44,7 +51,7 @@ class MatMul(Function):
         if nb:
             if b2.ndim == 2 and a2.ndim > 2:
                 # sum over the batch inside one GEMM: (k, B*m) @ (B*m, n)
-                gb = a2.reshape(-1, a2.shape[-1]).T @ g2.reshape(-1, g2.shape[-1])
+                gb = rows(a2).T @ rows(g2)
             else:
                 gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape)
             gb = gb.reshape(b.shape)

@@ -1,0 +1,270 @@
+"""Stateless layer functions: linear, dropout, normalisation, embedding, attention, resizing."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...autograd.grad_mode import no_grad
+from ...backend import get_array_module
+from ...ops import nn_ops
+from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
+from ...random import _rng
+from ...tensor import Tensor
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` for input (..., in_features), weight (out, in).
+
+    >>> import shendu as sd
+    >>> sd.nn.functional.linear(sd.ones(2, 3), sd.ones(4, 3)).shape
+    (2, 4)
+    """
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
+                         f"{weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1:] or 0} "
+                         f"features but weight of shape {weight.shape} expects "
+                         f"{weight.shape[1]} (the last input dimension must match weight's "
+                         "second)")
+    if input.dtype != weight.dtype:
+        raise TypeError(f"linear: input dtype {input.dtype} does not match weight dtype "
+                        f"{weight.dtype}")
+    if bias is None:
+        return nn_ops.Linear.apply(input, weight)
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+    return nn_ops.Linear.apply(input, weight, bias)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """``x1^T W_k x2 + b_k`` for each output k; weight (out, in1, in2)."""
+    out = ((input1.unsqueeze(1) @ weight.unsqueeze(0)) * input2.unsqueeze(1).unsqueeze(2)
+           ).sum(dim=(-1, -2)) if input1.ndim == 2 else None
+    if out is None:
+        raise ValueError("bilinear: expected 2-D inputs (batch, features)")
+    return out if bias is None else out + bias
+
+
+# ---------------------------------------------------------------------- dropout
+def _keep_mask(x, p, shape):
+    """Inverted-dropout mask: 0 with probability p, else 1/(1-p), in x's dtype."""
+    xp = get_array_module(x._data)
+    if xp is np:
+        u = _rng().random(shape, dtype=np.float32 if x.dtype != np.float64 else np.float64)
+    else:
+        u = xp.random.random(shape, dtype=x.dtype)
+    mask = (u >= p).astype(x.dtype)
+    mask *= 1.0 / (1.0 - p)
+    return mask
+
+
+def _check_p(p, op):
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: dropout probability must be in [0, 1], got {p}")
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (inverted
+    dropout), so evaluation needs no rescaling. Identity when ``training`` is False."""
+    _check_p(p, "dropout")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    return nn_ops.MaskMul.apply(input, mask=_keep_mask(input, p, input.shape))
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Drop whole channels of (N, C, H, W) (or (C, H, W))."""
+    _check_p(p, "dropout2d")
+    if not training or p == 0.0:
+        return input
+    shape = input.shape[:-2] + (1, 1)
+    return nn_ops.MaskMul.apply(input, mask=_keep_mask(input, p, shape))
+
+
+dropout1d = dropout2d
+
+
+# ---------------------------------------------------------------------- normalisation
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) by batch statistics (training) or running ones (eval).
+
+    In training the running statistics are updated in place:
+    ``running = (1 - momentum) * running + momentum * batch`` (unbiased batch variance).
+    """
+    x = input
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got {x.shape}")
+    c = x.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"batch_norm: {name} must have shape ({c},) for input with {c} "
+                             f"channels, got {t.shape}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    xa = x._data
+    xp = get_array_module(xa)
+    if training or running_mean is None:
+        n = xa.size // c
+        if n <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                             f"training, got input of shape {x.shape}; use a batch size > 1, "
+                             "eval mode, or LayerNorm/GroupNorm")
+        mean = xa.mean(axis=axes)
+        var = xa.var(axis=axes)
+        if training and running_mean is not None:
+            with no_grad():
+                _ema(running_mean, mean, momentum)
+                _ema(running_var, var * (n / (n - 1)), momentum)
+    else:
+        mean, var = running_mean._data, running_var._data
+    invstd = (1.0 / xp.sqrt(var + eps)).astype(xa.dtype, copy=False)
+    wb = () if weight is None else (weight, bias if bias is not None else weight * 0)
+    return nn_ops.BatchNorm.apply(x, *wb, mean=mean.astype(xa.dtype, copy=False), invstd=invstd,
+                                  axes=axes, training=bool(training or running_mean is None))
+
+
+def _ema(buf: Tensor, value, momentum):
+    b = buf._data
+    b *= 1 - momentum
+    b += momentum * value.astype(b.dtype, copy=False)
+    buf._version[0] += 1
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` dims of each sample."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if input.shape[input.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing "
+                         f"dimensions of input of shape {input.shape}")
+    if weight is None:
+        return nn_ops.LayerNorm.apply(input, n_axes=len(shape), eps=eps)
+    if bias is None:
+        bias = weight * 0
+    return nn_ops.LayerNorm.apply(input, weight, bias, n_axes=len(shape), eps=eps)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise ValueError(f"group_norm: {c} channels are not divisible into {num_groups} groups")
+    x = nn_ops.LayerNorm.apply(input.reshape(n, num_groups, -1), n_axes=1, eps=eps)
+    x = x.reshape(input.shape)
+    if weight is not None:
+        shape = (1, c) + (1,) * (input.ndim - 2)
+        x = x * weight.reshape(shape) + (bias.reshape(shape) if bias is not None else 0.0)
+    return x
+
+
+def instance_norm(input: Tensor, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    return group_norm(input, input.shape[1], weight, bias, eps)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """Divide by the ``p``-norm along ``dim`` (at least ``eps``)."""
+    return input / input.norm(p=p, dim=dim, keepdim=True).clamp(min=eps)
+
+
+# ---------------------------------------------------------------------- embedding
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0) -> Tensor:
+    """Rows of ``weight`` selected by integer ``input`` (any shape)."""
+    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise IndexError(f"embedding: index {int(idx.max() if idx.max() >= n else idx.min())} "
+                         f"is out of range for {n} embeddings (weight shape {weight.shape})")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += n
+    if max_norm is not None:
+        with no_grad():
+            rows = get_array_module(idx).unique(idx)
+            w = weight._data[rows]
+            norms = (np.abs(w) ** norm_type).sum(axis=1, keepdims=True) ** (1 / norm_type)
+            scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+            weight._data[rows] = w * scale
+            weight._version[0] += 1
+    return nn_ops.Embedding.apply(weight, idx=idx, padding_idx=padding_idx)
+
+
+# ---------------------------------------------------------------------- attention
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None, training: bool = True) -> Tensor:
+    """``softmax(q k^T / sqrt(d) + mask) v`` over the last two dims.
+
+    A bool ``attn_mask`` marks positions that may be attended (True) as in PyTorch; a float
+    mask is added to the scores.
+    """
+    from .activation import softmax
+
+    d = query.shape[-1]
+    if key.shape[-1] != d:
+        raise ValueError(f"scaled_dot_product_attention: query has {d} features but key has "
+                         f"{key.shape[-1]}")
+    scores = (query @ key.transpose(-2, -1)) * (scale if scale is not None else 1 / math.sqrt(d))
+    lq, lk = scores.shape[-2:]
+    if is_causal:
+        causal = np.tril(np.ones((lq, lk), dtype=bool))
+        scores = scores.masked_fill(Tensor._wrap(~causal), float("-inf"))
+    if attn_mask is not None:
+        m = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
+        if m.dtype == np.bool_:
+            scores = scores.masked_fill(~m, float("-inf"))
+        else:
+            scores = scores + m
+    attn = softmax(scores, dim=-1)
+    if dropout_p > 0 and training:
+        attn = dropout(attn, dropout_p)
+    return attn @ value
+
+
+# ---------------------------------------------------------------------- resizing
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: bool | None = None) -> Tensor:
+    """Resize (N, C, H, W) by ``nearest`` or ``bilinear`` sampling (differentiable)."""
+    if input.ndim != 4:
+        raise ValueError(f"interpolate: expected (N, C, H, W), got {input.shape}")
+    h, w = input.shape[2:]
+    if size is not None:
+        oh, ow = (size, size) if isinstance(size, int) else tuple(size)
+    elif scale_factor is not None:
+        sh, sw = (scale_factor, scale_factor) if not isinstance(scale_factor, (tuple, list)) \
+            else scale_factor
+        oh, ow = int(math.floor(h * sh)), int(math.floor(w * sw))
+    else:
+        raise ValueError("interpolate: give size or scale_factor")
+    if mode == "nearest":
+        rows = np.minimum((np.arange(oh) * (h / oh)).astype(np.int64), h - 1)
+        cols = np.minimum((np.arange(ow) * (w / ow)).astype(np.int64), w - 1)
+        return input[:, :, rows[:, None], cols[None, :]]
+    if mode != "bilinear":
+        raise ValueError(f"interpolate: mode must be 'nearest' or 'bilinear', got {mode!r}")
+
+    def coords(o, n):
+        if align_corners:
+            src = np.arange(o) * ((n - 1) / max(o - 1, 1))
+        else:
+            src = np.clip((np.arange(o) + 0.5) * (n / o) - 0.5, 0, None)
+        lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
+        hi = np.minimum(lo + 1, n - 1)
+        return lo, hi, (src - lo).astype(input.dtype)
+
+    r0, r1, fr = coords(oh, h)
+    c0, c1, fc = coords(ow, w)
+    fr_t = Tensor._wrap(fr[:, None])
+    fc_t = Tensor._wrap(fc[None, :])
+    top = input[:, :, r0[:, None], c0[None, :]] * (1 - fc_t) + \
+        input[:, :, r0[:, None], c1[None, :]] * fc_t
+    bot = input[:, :, r1[:, None], c0[None, :]] * (1 - fc_t) + \
+        input[:, :, r1[:, None], c1[None, :]] * fc_t
+    return top * (1 - fr_t) + bot * fr_t

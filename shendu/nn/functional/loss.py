@@ -1,0 +1,262 @@
+"""Loss functions with PyTorch's signatures; ``reduction`` is 'mean' (default), 'sum' or 'none'."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...backend import get_array_module
+from ...ops import elementwise as E
+from ...ops import nn_ops
+from ...tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _same_shape(op, input, target):
+    if not isinstance(target, Tensor):
+        target = Tensor(target)
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} "
+                         "must be equal")
+    if target.dtype != input.dtype and input.is_floating_point():
+        target = target.type(input.dtype)
+    return target
+
+
+def _classes_last(input: Tensor, target, op):
+    """(N, C, d1, ...) scores -> (M, C) rows, with targets -> (M,) or (M, C)."""
+    if input.ndim == 1:
+        input = input.unsqueeze(0)
+        target = target.reshape(1, *target.shape[0:]) if target.ndim == 1 and \
+            target.is_floating_point() else target.reshape(1)
+    probs = target.is_floating_point()
+    if probs:
+        if target.shape != input.shape:
+            raise ValueError(f"{op}: probability targets must have the input's shape "
+                             f"{input.shape}, got {target.shape}")
+    elif target.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"{op}: class-index target must have shape "
+                         f"{input.shape[:1] + input.shape[2:]} for input of shape {input.shape}, "
+                         f"got {target.shape}")
+    c = input.shape[1]
+    if input.ndim > 2:
+        input = input.movedim(1, -1)
+        if probs:
+            target = target.movedim(1, -1)
+    return input.reshape(-1, c), (target.reshape(-1, c) if probs else target.reshape(-1)), probs
+
+
+def _coef(op, x2, t2, probs, weight, ignore_index, reduction, label_smoothing):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not probs and t2.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold class indices (int64) or probabilities "
+                        f"(float), got {t2.dtype}")
+    c = x2.shape[1]
+    w = None
+    if weight is not None:
+        if weight.shape != (c,):
+            raise ValueError(f"{op}: weight must have shape ({c},), got {weight.shape}")
+        w = weight._data
+    xp = get_array_module(x2._data)
+    return nn_ops.class_coefficients(xp, t2._data, c, x2._data.dtype, w, ignore_index,
+                                     reduction, label_smoothing, probs)
+
+
+def _unflatten(loss, input, reduction):
+    if reduction != "none":
+        return loss
+    return loss.reshape(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else loss.reshape(())
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy on raw scores (logits) of shape (N, C) or (N, C, d1, ...).
+
+    ``target`` is class indices (N, d1, ...) or class probabilities shaped like ``input``.
+
+    >>> import shendu as sd
+    >>> logits = sd.tensor([[1000.0, -1000.0]])
+    >>> sd.nn.functional.cross_entropy(logits, sd.tensor([1]))
+    tensor(2000.)
+    """
+    x2, t2, probs = _classes_last(input, target, "cross_entropy")
+    coef = _coef("cross_entropy", x2, t2, probs, weight, ignore_index, reduction,
+                 label_smoothing)
+    loss = nn_ops.CrossEntropy.apply(x2, coef=coef, reduction=reduction)
+    return _unflatten(loss, input, reduction)
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class indices, given log-probabilities (N, C, ...)."""
+    x2, t2, probs = _classes_last(input, target, "nll_loss")
+    if probs:
+        raise TypeError("nll_loss: target must hold class indices (int64)")
+    coef = _coef("nll_loss", x2, t2, False, weight, ignore_index, reduction, 0.0)
+    loss = nn_ops.NLL.apply(x2, coef=coef, reduction=reduction)
+    return _unflatten(loss, input, reduction)
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Squared error ``(input - target)^2``."""
+    target = _same_shape("mse_loss", input, target)
+    return _reduce((input - target) ** 2, reduction, "mse_loss")
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Absolute error ``|input - target|``."""
+    target = _same_shape("l1_loss", input, target)
+    return _reduce(E.abs(input - target), reduction, "l1_loss")
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """Quadratic below ``beta``, linear above (PyTorch's definition)."""
+    target = _same_shape("smooth_l1_loss", input, target)
+    d = E.abs(input - target)
+    if beta == 0:
+        return _reduce(d, reduction, "smooth_l1_loss")
+    loss = E.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+    return _reduce(loss, reduction, "smooth_l1_loss")
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
+               delta: float = 1.0) -> Tensor:
+    target = _same_shape("huber_loss", input, target)
+    d = E.abs(input - target)
+    loss = E.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
+    return _reduce(loss, reduction, "huber_loss")
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         reduction: str = "mean") -> Tensor:
+    """Cross-entropy of probabilities in [0, 1] (logs clamped at -100, as PyTorch)."""
+    target = _same_shape("binary_cross_entropy", input, target)
+    a = input._data
+    if a.size and (a.min() < 0 or a.max() > 1):
+        raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1]; "
+                         "for raw scores use binary_cross_entropy_with_logits")
+    loss = nn_ops.BinaryCrossEntropy.apply(input, target)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Tensor | None = None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """Sigmoid + binary cross-entropy in one stable step (finite for logits of +-1000)."""
+    target = _same_shape("binary_cross_entropy_with_logits", input, target)
+    args = (input, target) if pos_weight is None else (input, target, pos_weight)
+    loss = nn_ops.BCEWithLogits.apply(*args)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
+                         reduction: str = "mean") -> Tensor:
+    """``x`` where target is 1, ``max(0, margin - x)`` where it is -1."""
+    target = _same_shape("hinge_embedding_loss", input, target)
+    pos = E.where(target == 1, input, 0.0)
+    neg = E.where(target == -1, E.relu(margin - input), 0.0)
+    return _reduce(pos + neg, reduction, "hinge_embedding_loss")
+
+
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
+                      weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
+    """Multi-class hinge (SVM) loss: ``sum_{j != y} max(0, margin - x_y + x_j)^p / C``."""
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    x = input if input.ndim == 2 else input.unsqueeze(0)
+    t = target.reshape(-1)
+    n, c = x.shape
+    if t.shape != (n,):
+        raise ValueError(f"multi_margin_loss: target must have shape ({n},), got {target.shape}")
+    correct = x.gather(1, t.reshape(n, 1))
+    viol = E.relu(margin - correct + x)
+    if p == 2:
+        viol = viol * viol
+    if weight is not None:
+        viol = viol * weight[t].reshape(n, 1)
+    others = Tensor._wrap(np.arange(c)[None, :] != np.asarray(t._data)[:, None])
+    loss = (viol * others.type(x.dtype)).sum(dim=1) / c
+    return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction,
+                   "multi_margin_loss")
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    target = _same_shape("soft_margin_loss", input, target)
+    return _reduce(E.softplus(-target * input), reduction, "soft_margin_loss")
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
+    return _reduce(E.relu(-target * (input1 - input2) + margin), reduction,
+                   "margin_ranking_loss")
+
+
+def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """KL divergence with ``input`` as log-probabilities (PyTorch's convention)."""
+    if log_target:
+        loss = E.exp(target) * (target - input)
+    else:
+        t = target._data
+        logt = np.log(np.where(t > 0, t, 1)) if isinstance(t, np.ndarray) else target.log()._data
+        loss = target * (Tensor._wrap(logt.astype(t.dtype)) - input)
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0]
+    return _reduce(loss, reduction, "kl_div")
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """``x1 . x2 / max(|x1| |x2|, eps)`` along ``dim``."""
+    num = (x1 * x2).sum(dim=dim)
+    den = (x1.norm(dim=dim) * x2.norm(dim=dim)).clamp(min=eps)
+    return num / den
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    return (x1 - x2 + eps).norm(p=p, dim=-1, keepdim=keepdim)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          reduction: str = "mean") -> Tensor:
+    """``1 - cos`` for similar pairs (target 1), ``max(0, cos - margin)`` for dissimilar (-1)."""
+    cos = cosine_similarity(input1, input2, dim=-1)
+    loss = E.where(target == 1, 1 - cos, E.relu(cos - margin))
+    return _reduce(loss, reduction, "cosine_embedding_loss")
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0,
+                        p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                        reduction: str = "mean") -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)``: the face-verification triplet loss."""
+    d_ap = pairwise_distance(anchor, positive, p, eps)
+    d_an = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_an = E.minimum(d_an, pairwise_distance(positive, negative, p, eps))
+    return _reduce(E.relu(d_ap - d_an + margin), reduction, "triplet_margin_loss")
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    v = var.clamp(min=eps)
+    loss = 0.5 * (v.log() + (input - target) ** 2 / v)
+    if full:
+        loss = loss + 0.5 * float(np.log(2 * np.pi))
+    return _reduce(loss, reduction, "gaussian_nll_loss")

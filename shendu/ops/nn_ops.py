@@ -1,0 +1,450 @@
+"""Fused neural-network primitives: linear, softmax family, cross-entropy, normalisation,
+dropout and embedding.
+
+Each is one graph node with a hand-written backward: fewer temporaries than composing
+primitives, and numerically stable where a composition would overflow.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.function import Function
+from ._util import xp_of
+from .linalg import rows
+
+
+# ---------------------------------------------------------------------- linear
+class Linear(Function):
+    """``x @ W.T + b`` for x of shape (..., in); one GEMM over all leading dims."""
+
+    @staticmethod
+    def forward(ctx, x, w, *bias):
+        out = rows(x) @ w.T
+        if bias:
+            out += bias[0]
+        ctx.save_for_backward(x, w)
+        return out.reshape(x.shape[:-1] + (w.shape[0],))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        g2 = rows(g)
+        gx = (g2 @ w).reshape(x.shape) if needs[0] else None
+        gw = g2.T @ rows(x) if needs[1] else None
+        if len(needs) == 2:
+            return gx, gw
+        return gx, gw, (g2.sum(axis=0) if needs[2] else None)
+
+    @staticmethod
+    def jvp(ctx, dx, dw, *db):
+        x, w = ctx.saved
+        out = None
+        if dx is not None:
+            out = dx @ w.T
+        if dw is not None:
+            t = x @ dw.T
+            out = t if out is None else out + t
+        if db and db[0] is not None:
+            out = db[0] if out is None else out + db[0]
+        return xp_of(x).broadcast_to(out, x.shape[:-1] + (w.shape[0],))
+
+
+# ---------------------------------------------------------------------- softmax family
+def _log_softmax(xp, x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    shifted = x - m
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        xp = xp_of(x)
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(e)
+        ctx.axis = axis
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        gy = g * y
+        return gy - y * gy.sum(axis=ctx.axis, keepdims=True)
+
+    jvp = backward  # the softmax Jacobian is symmetric
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        out = _log_softmax(xp_of(x), x, axis)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g - xp_of(g).exp(out) * g.sum(axis=ctx.axis, keepdims=True)
+
+    @staticmethod
+    def jvp(ctx, dx):
+        out = ctx.saved[0]
+        return dx - (xp_of(dx).exp(out) * dx).sum(axis=ctx.axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------- cross-entropy / nll
+def class_coefficients(xp, target, n_classes, dtype, weight, ignore_index, reduction,
+                       label_smoothing, probs):
+    """The matrix A with loss = sum_ic A_ic * (-log p_ic), for (M, C) log-probabilities.
+
+    It encodes class weights, ignored targets, label smoothing and the reduction's
+    normaliser exactly as PyTorch defines them; the loss and both backward rules read it.
+    Returned as ``(rows, cols, values)`` for plain index targets (one entry per row), or
+    dense (M, C) otherwise.
+    """
+    m = target.shape[0]
+    w = None if weight is None else weight.astype(dtype, copy=False)
+    if probs:
+        a = target.astype(dtype, copy=False)
+        if label_smoothing:
+            a = a * (1 - label_smoothing) + label_smoothing / n_classes
+        if w is not None:
+            a = a * w
+        return a / m if reduction == "mean" else a
+    valid = target != ignore_index
+    t = xp.where(valid, target, 0)
+    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        bad = int(t.max()) if t.max() >= n_classes else int(t.min())
+        raise IndexError(f"cross_entropy: target {bad} is out of bounds for {n_classes} "
+                         f"classes (expected 0 <= target < {n_classes}, or ignore_index="
+                         f"{ignore_index})")
+    wt = valid.astype(dtype) if w is None else w[t] * valid
+    denom = wt.sum() if reduction == "mean" else dtype.type(1)
+    coef = (1 - label_smoothing) * wt / denom
+    if not label_smoothing:
+        return xp.arange(m), t, coef
+    # PyTorch's smoothing term: -sum_c w_c log p_ic / C over the rows not ignored, normalised
+    # (for 'mean') by the same sum of target weights as the NLL term.
+    sden = wt.sum() if reduction == "mean" else dtype.type(1)
+    cls_w = xp.ones(n_classes, dtype) if w is None else w
+    a = (label_smoothing / n_classes) * (valid.astype(dtype) / sden)[:, None] * cls_w[None, :]
+    a[xp.arange(m), t] += coef
+    return a
+
+
+class NLL(Function):
+    """``-sum(A * logp)`` for log-probabilities; A from ``class_coefficients``."""
+
+    @staticmethod
+    def forward(ctx, logp, coef, reduction):
+        ctx.coef, ctx.reduction, ctx.shape = coef, reduction, logp.shape
+        if isinstance(coef, tuple):
+            rows, cols, vals = coef
+            per_row = logp[rows, cols] * -vals
+        else:
+            per_row = -(coef * logp).sum(axis=1)
+        return per_row if reduction == "none" else per_row.sum()
+
+    @staticmethod
+    def _dense(ctx, g, dtype):
+        xp = xp_of(g)
+        gr = g[:, None] if ctx.reduction == "none" else g
+        if isinstance(ctx.coef, tuple):
+            rows, cols, vals = ctx.coef
+            a = xp.zeros(ctx.shape, dtype)
+            a[rows, cols] = vals
+            return a * gr
+        return ctx.coef * gr
+
+    @staticmethod
+    def backward(ctx, g):
+        return -NLL._dense(ctx, g, g.dtype)
+
+    @staticmethod
+    def jvp(ctx, dlogp):
+        if isinstance(ctx.coef, tuple):
+            rows, cols, vals = ctx.coef
+            per_row = dlogp[rows, cols] * -vals
+        else:
+            per_row = -(ctx.coef * dlogp).sum(axis=1)
+        return per_row if ctx.reduction == "none" else per_row.sum()
+
+
+class CrossEntropy(Function):
+    """log_softmax + NLL in one node: the gradient is ``softmax * sum_c A - A``."""
+
+    @staticmethod
+    def forward(ctx, x, coef, reduction):
+        xp = xp_of(x)
+        logp = _log_softmax(xp, x, 1)
+        ctx.save_for_backward(logp)
+        ctx.coef, ctx.reduction = coef, reduction
+        if isinstance(coef, tuple):
+            rows, cols, vals = coef
+            per_row = logp[rows, cols] * -vals
+        else:
+            per_row = -(coef * logp).sum(axis=1)
+        return per_row if reduction == "none" else per_row.sum()
+
+    @staticmethod
+    def backward(ctx, g):
+        (logp,) = ctx.saved_tensors
+        xp = xp_of(g)
+        coef = ctx.coef
+        gr = g[:, None] if ctx.reduction == "none" else g
+        p = xp.exp(logp)
+        if isinstance(coef, tuple):
+            rows, cols, vals = coef
+            grad = p * vals[:, None]
+            grad[rows, cols] -= vals
+        else:
+            grad = p * coef.sum(axis=1, keepdims=True) - coef
+        return grad * gr
+
+    @staticmethod
+    def jvp(ctx, dx):
+        logp = ctx.saved[0]
+        xp = xp_of(dx)
+        dlogp = dx - (xp.exp(logp) * dx).sum(axis=1, keepdims=True)
+        return NLL.jvp(ctx, dlogp)
+
+
+# ---------------------------------------------------------------------- binary cross-entropy
+class BinaryCrossEntropy(Function):
+    """On probabilities; logs are clamped at -100 as in PyTorch."""
+
+    @staticmethod
+    def forward(ctx, p, t):
+        xp = xp_of(p)
+        with np.errstate(divide="ignore"):
+            logp = xp.maximum(xp.log(p), -100)
+            log1mp = xp.maximum(xp.log1p(-p), -100)
+        ctx.save_for_backward(p, t)
+        ctx.logs = (logp, log1mp)
+        return -(t * logp + (1 - t) * log1mp)
+
+    @staticmethod
+    def backward(ctx, g):
+        p, t = ctx.saved_tensors
+        xp = xp_of(g)
+        gp = g * (p - t) / xp.maximum((1 - p) * p, 1e-12)
+        gt = g * (ctx.logs[1] - ctx.logs[0]) if ctx.needs_input_grad[1] else None
+        return gp.astype(p.dtype, copy=False), gt
+
+    @staticmethod
+    def jvp(ctx, dp, dt):
+        p, t = ctx.saved
+        xp = xp_of(p)
+        out = None
+        if dp is not None:
+            out = dp * (p - t) / xp.maximum((1 - p) * p, 1e-12)
+        if dt is not None:
+            u = dt * (ctx.logs[1] - ctx.logs[0])
+            out = u if out is None else out + u
+        return out
+
+
+class BCEWithLogits(Function):
+    """``(1 - t) x + (1 + (pw - 1) t) softplus(-x)``, stable for any |x|."""
+
+    @staticmethod
+    def forward(ctx, x, t, *pos_weight):
+        xp = xp_of(x)
+        sp_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)  # softplus(-x)
+        lw = 1 + (pos_weight[0] - 1) * t if pos_weight else 1
+        ctx.save_for_backward(x, t)
+        ctx.lw, ctx.sp_neg = lw, sp_neg
+        ctx.pw = pos_weight[0] if pos_weight else None
+        return (1 - t) * x + lw * sp_neg
+
+    @staticmethod
+    def _partials(ctx):
+        x, t = ctx.saved
+        xp = xp_of(x)
+        e = xp.exp(-xp.abs(x))
+        sig_neg = xp.where(x >= 0, e / (1 + e), 1 / (1 + e))  # sigmoid(-x)
+        dx = (1 - t) - ctx.lw * sig_neg
+        dt = -x + (0 if ctx.pw is None else (ctx.pw - 1) * ctx.sp_neg)
+        return dx, dt
+
+    @staticmethod
+    def backward(ctx, g):
+        ctx.saved_tensors  # version check
+        dx, dt = BCEWithLogits._partials(ctx)
+        needs = ctx.needs_input_grad
+        gx = g * dx if needs[0] else None
+        gt = g * dt if needs[1] else None
+        if len(needs) == 3:
+            gpw = None
+            if needs[2]:
+                from ._util import unbroadcast
+
+                gpw = unbroadcast(g * ctx.saved[1] * ctx.sp_neg, ctx.pw.shape)
+            return gx, gt, gpw
+        return gx, gt
+
+    @staticmethod
+    def jvp(ctx, dx, dt, *dpw):
+        px, pt = BCEWithLogits._partials(ctx)
+        out = None
+        if dx is not None:
+            out = dx * px
+        if dt is not None:
+            out = dt * pt if out is None else out + dt * pt
+        if dpw and dpw[0] is not None:
+            u = dpw[0] * ctx.saved[1] * ctx.sp_neg
+            out = u if out is None else out + u
+        return out
+
+
+# ---------------------------------------------------------------------- normalisation
+class BatchNorm(Function):
+    """Batch normalisation over every axis but 1 (channels), training or eval statistics."""
+
+    @staticmethod
+    def forward(ctx, x, *wb, mean, invstd, axes, training):
+        # mean/invstd are the batch statistics (training) or the running ones (eval)
+        shape = [1] * x.ndim
+        shape[1] = x.shape[1]
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        out = xhat
+        if wb:
+            out = xhat * wb[0].reshape(shape) + wb[1].reshape(shape)
+        ctx.save_for_backward(*wb[:1])
+        ctx.xhat, ctx.invstd, ctx.axes, ctx.training, ctx.shape = xhat, invstd, axes, training, \
+            shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        saved = ctx.saved_tensors
+        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
+        needs = ctx.needs_input_grad
+        gsum = g.sum(axis=axes)
+        gxhat_sum = (g * xhat).sum(axis=axes)
+        scale = invstd if not saved else invstd * saved[0]
+        gx = None
+        if needs[0]:
+            if ctx.training:
+                n = g.size // g.shape[1]
+                gx = (g - (gsum / n).reshape(shape) - xhat * (gxhat_sum / n).reshape(shape)) \
+                    * scale.reshape(shape)
+            else:
+                gx = g * scale.reshape(shape)
+        if len(needs) == 1:
+            return gx
+        return gx, (gxhat_sum if needs[1] else None), (gsum if needs[2] else None)
+
+    @staticmethod
+    def jvp(ctx, dx, *dwb):
+        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
+        w = ctx.saved[0] if ctx.saved else None
+        out = None
+        if dx is not None:
+            if ctx.training:
+                dxhat = (dx - dx.mean(axis=axes, keepdims=True)) * invstd.reshape(shape)
+                dxhat = dxhat - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
+            else:
+                dxhat = dx * invstd.reshape(shape)
+            out = dxhat if w is None else dxhat * w.reshape(shape)
+        if dwb:
+            dw, db = dwb
+            if dw is not None:
+                t = xhat * dw.reshape(shape)
+                out = t if out is None else out + t
+            if db is not None:
+                t = xp_of(xhat).broadcast_to(db.reshape(shape), xhat.shape)
+                out = t if out is None else out + t
+        return out
+
+
+class LayerNorm(Function):
+    """Normalise over the trailing ``len(normalized_shape)`` axes, then scale and shift."""
+
+    @staticmethod
+    def forward(ctx, x, *wb, n_axes, eps):
+        xp = xp_of(x)
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        mean = x.mean(axis=axes, keepdims=True)
+        xc = x - mean
+        invstd = 1 / xp.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
+        xhat = xc * invstd
+        out = xhat * wb[0] + wb[1] if wb else xhat
+        ctx.save_for_backward(*wb[:1])
+        ctx.xhat, ctx.invstd, ctx.axes = xhat, invstd, axes
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        saved = ctx.saved_tensors
+        xhat, invstd, axes = ctx.xhat, ctx.invstd, ctx.axes
+        needs = ctx.needs_input_grad
+        gh = g * saved[0] if saved else g
+        gx = None
+        if needs[0]:
+            gx = (gh - gh.mean(axis=axes, keepdims=True)
+                  - xhat * (gh * xhat).mean(axis=axes, keepdims=True)) * invstd
+        if len(needs) == 1:
+            return gx
+        lead = tuple(range(g.ndim - len(axes)))
+        gw = (g * xhat).sum(axis=lead) if needs[1] else None
+        gb = g.sum(axis=lead) if needs[2] else None
+        return gx, gw, gb
+
+    @staticmethod
+    def jvp(ctx, dx, *dwb):
+        xhat, invstd, axes = ctx.xhat, ctx.invstd, ctx.axes
+        w = ctx.saved[0] if ctx.saved else None
+        out = None
+        if dx is not None:
+            dh = (dx - dx.mean(axis=axes, keepdims=True)) * invstd
+            dh = dh - xhat * (dh * xhat).mean(axis=axes, keepdims=True)
+            out = dh if w is None else dh * w
+        if dwb:
+            dw, db = dwb
+            if dw is not None:
+                out = xhat * dw if out is None else out + xhat * dw
+            if db is not None:
+                t = xp_of(xhat).broadcast_to(db, xhat.shape)
+                out = t if out is None else out + t
+        return out
+
+
+# ---------------------------------------------------------------------- dropout / embedding
+class MaskMul(Function):
+    """Multiply by a fixed mask (dropout's scaled keep-mask); the mask is not differentiated."""
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.mask = mask
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.mask
+
+    jvp = backward
+
+
+class Embedding(Function):
+    @staticmethod
+    def forward(ctx, w, idx, padding_idx):
+        ctx.idx, ctx.padding_idx, ctx.w_shape = idx, padding_idx, w.shape
+        return w[idx]
+
+    @staticmethod
+    def backward(ctx, g):
+        xp = xp_of(g)
+        gw = xp.zeros(ctx.w_shape, g.dtype)
+        xp.add.at(gw, ctx.idx.ravel(), g.reshape(-1, ctx.w_shape[1]))
+        if ctx.padding_idx is not None:
+            gw[ctx.padding_idx] = 0
+        return gw
+
+    @staticmethod
+    def jvp(ctx, dw):
+        return dw[ctx.idx]

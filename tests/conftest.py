@@ -1,0 +1,17 @@
+"""Shared test setup: make ``tests/`` importable (for ``op_helper``) and seed every test."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    import shendu as sd
+
+    sd.manual_seed(0)
+    np.random.seed(0)
+    yield

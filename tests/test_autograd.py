@@ -1,0 +1,236 @@
+"""The autograd engine: accumulation, hooks, graph freeing, in-place safety, grad(), jvp."""
+import numpy as np
+import pytest
+
+import shendu as sd
+
+
+def test_gradients_accumulate_into_leaves_across_backward_calls():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [5.0, 7.0]
+
+
+def test_shared_subexpression_visited_once_and_summed():
+    x = sd.tensor(2.0, requires_grad=True)
+    y = x * x
+    z = y + y * y  # y used twice
+    z.backward()
+    assert x.grad.item() == pytest.approx(2 * 2 + 4 * 2 ** 3)
+
+
+def test_add_of_two_leaves_gives_independent_grad_arrays():
+    a, b = sd.ones(3, requires_grad=True), sd.ones(3, requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.mul_(5)
+    assert b.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_long_chain_does_not_recurse():
+    x = sd.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y + 1e-6
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_backward_non_scalar_needs_gradient():
+    x = sd.ones(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"single-element output, this one has shape \(2, 3\)"):
+        (x * 2).backward()
+    (x * 2).backward(sd.ones(2, 3))
+    assert x.grad.tolist() == [[2.0] * 3] * 2
+    with pytest.raises(RuntimeError, match="gradient has shape"):
+        (x * 2).backward(sd.ones(3))
+
+
+def test_second_backward_through_freed_graph_is_an_error():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="Backward: trying to backward through the graph a "
+                                           "second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_second_backward():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.tolist() == [4.0, 8.0]
+
+
+def test_inplace_modification_of_saved_tensor_is_detected():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1.0
+    z = y * y  # saves y
+    y.add_(1)
+    with pytest.raises(RuntimeError, match=r"MulBackward: an array of shape \(2,\) that backward "
+                                           r"needs was modified in place"):
+        z.sum().backward()
+
+
+def test_optimizer_style_update_invalidates_old_graph():
+    w = sd.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    with sd.no_grad():
+        w -= 0.1
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_inplace_on_leaf_requiring_grad_is_refused():
+    w = sd.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        w.add_(1)
+
+
+def test_inplace_ops_are_differentiable_on_non_leaves():
+    x = sd.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y.relu_()
+    y.mul_(x)
+    y.sum().backward()
+    # y = relu(2x) * x  ->  dy/dx = 4x where x > 0, else 0
+    assert x.grad.tolist() == [4.0, 0.0, 12.0]
+
+
+def test_no_grad_and_set_grad_enabled():
+    x = sd.ones(2, requires_grad=True)
+    with sd.no_grad():
+        assert not (x * 2).requires_grad
+        with sd.enable_grad():
+            assert (x * 2).requires_grad
+    with sd.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+    @sd.no_grad()
+    def f(t):
+        return t * 2
+    assert not f(x).requires_grad
+    assert sd.is_grad_enabled()
+
+
+def test_hooks_on_leaf_and_intermediate():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.tolist()))
+    y = x * 3
+    h = y.register_hook(lambda g: g * 10)  # replaces the gradient flowing into y
+    y.sum().backward()
+    assert seen == [[30.0, 30.0]] and x.grad.tolist() == [30.0, 30.0]
+    h.remove()
+    x.grad = None
+    (x * 3).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_retain_grad():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    y.retain_grad()
+    y.sum().backward()
+    assert y.grad.tolist() == [1.0, 1.0] and x.grad.tolist() == [2.0, 4.0]
+
+
+def test_autograd_grad_does_not_touch_dot_grad():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    w = sd.tensor([3.0, 4.0], requires_grad=True)
+    y = (x * w).sum()
+    gx, gw = sd.autograd.grad(y, [x, w])
+    assert gx.tolist() == [3.0, 4.0] and gw.tolist() == [1.0, 2.0]
+    assert x.grad is None and w.grad is None
+
+
+def test_grad_with_respect_to_intermediate_and_unused():
+    x = sd.tensor(2.0, requires_grad=True)
+    h = x * 3
+    y = h * h
+    (gh,) = sd.autograd.grad(y, [h])
+    assert gh.item() == 12.0
+    u = sd.tensor(1.0, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not used"):
+        sd.autograd.grad((x * 2), [u])
+    assert sd.autograd.grad(x * 2, [u], allow_unused=True) == (None,)
+
+
+def test_backward_with_inputs_only_accumulates_those():
+    a, b = sd.ones(2, requires_grad=True), sd.ones(2, requires_grad=True)
+    (a * b * 2).sum().backward(inputs=[a])
+    assert a.grad.tolist() == [2.0, 2.0] and b.grad is None
+
+
+def test_jvp_agrees_with_reverse_mode_on_a_network():
+    rng = np.random.default_rng(0)
+    w1, w2 = sd.tensor(rng.standard_normal((4, 3))), sd.tensor(rng.standard_normal((2, 4)))
+    x = sd.tensor(rng.standard_normal((5, 3)))
+
+    def f(w1, w2):
+        h = (x @ w1.T).tanh()
+        return sd.nn.functional.log_softmax(h @ w2.T, dim=1).sum()
+
+    t1, t2 = sd.tensor(rng.standard_normal((4, 3))), sd.tensor(rng.standard_normal((2, 4)))
+    out, tangent = sd.autograd.jvp(f, (w1, w2), (t1, t2))
+    g1, g2 = sd.autograd.grad(f(w1.detach().requires_grad_(), w2.detach().requires_grad_()),
+                              [w1.requires_grad_(), w2.requires_grad_()], allow_unused=True) \
+        if False else _grads(f, w1, w2)
+    expected = (g1 * t1).sum().item() + (g2 * t2).sum().item()
+    assert tangent.item() == pytest.approx(expected, rel=1e-10)
+    assert out.item() == pytest.approx(f(w1, w2).item())
+
+
+def _grads(f, *ws):
+    leaves = [w.detach().requires_grad_() for w in ws]
+    return sd.autograd.grad(f(*leaves), leaves)
+
+
+def test_vjp_helper():
+    x = sd.tensor([1.0, 2.0, 3.0])
+    out, g = sd.autograd.vjp(lambda x: x ** 2, x, sd.ones(3))
+    assert out.tolist() == [1.0, 4.0, 9.0] and g.tolist() == [2.0, 4.0, 6.0]
+
+
+def test_gradcheck_reports_a_wrong_gradient():
+    class Wrong(sd.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * a
+
+        @staticmethod
+        def backward(ctx, g):
+            return g  # should be 2 a g
+
+    x = sd.tensor([1.0, 2.0], dtype=sd.float64, requires_grad=True)
+    with pytest.raises(AssertionError, match="Jacobian mismatch for input 0"):
+        sd.autograd.gradcheck(lambda a: Wrong.apply(a), (x,))
+    assert not sd.autograd.gradcheck_random(lambda a: Wrong.apply(a), (x,),
+                                            raise_exception=False)
+    assert sd.autograd.gradcheck(lambda a: a * a, (x,))
+
+
+def test_custom_function_with_multiple_outputs():
+    class SplitHalves(sd.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            n = a.shape[0] // 2
+            ctx.n = n
+            ctx.out_meta = [((n,), a.dtype, np), ((a.shape[0] - n,), a.dtype, np)]
+            return a[:n] * 2, a[n:] * 3
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            return np.concatenate([g1 * 2, g2 * 3])
+
+    x = sd.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    lo, hi = SplitHalves.apply(x)
+    hi.sum().backward()  # lo gets no gradient: the engine fills zeros for it
+    assert x.grad.tolist() == [0.0, 0.0, 3.0, 3.0]
+
+
+def test_backward_requires_grad_error():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        sd.ones(2).sum().backward()
