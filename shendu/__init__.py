@@ -47,3 +47,20 @@ def is_tensor(obj) -> bool:
 
 def numel(input) -> int:
     return input.numel()
+
+
+# Sub-packages with heavier imports load on first use (``sd.optim``, ``sd.data``, ...).
+_LAZY_MODULES = {"optim", "data", "metrics", "train", "vision", "models", "serialization",
+                 "bench", "utils"}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in ("save", "load"):
+        from . import serialization
+
+        return getattr(serialization, name)
+    raise AttributeError(f"module 'shendu' has no attribute {name!r}")

@@ -322,8 +322,11 @@ class Tensor:
                 self._hooks = []
             lst = self._hooks
         else:
-            hooks = self.grad_fn.__dict__.setdefault("hooks", {})
-            lst = hooks.setdefault(self._out_idx, [])
+            from .autograd.engine import hooked_backward
+
+            d = self.grad_fn.__dict__
+            lst = d.setdefault("hooks", {}).setdefault(self._out_idx, [])
+            d["backward"] = hooked_backward
         lst.append(hook)
         return _HookHandle(lst, hook)
 

@@ -47,10 +47,14 @@ def test_reductions_match_numpy(a, data):
 
 
 def _index(shape):
+    """One entry per dimension (int, slice or list of ints), plus maybe a None (new axis)
+    inserted somewhere: a None consumes no dimension, so it is placed afterwards."""
     def one(n):
-        return st.one_of(st.integers(-n, n - 1), st.slices(n), st.none(),
+        return st.one_of(st.integers(-n, n - 1), st.slices(n),
                          st.lists(st.integers(-n, n - 1), min_size=1, max_size=4))
-    return st.tuples(*[one(n) for n in shape])
+    entries = st.tuples(*[one(n) for n in shape])
+    return st.tuples(entries, st.one_of(st.none(), st.integers(0, len(shape)))).map(
+        lambda e: e[0] if e[1] is None else e[0][:e[1]] + (None,) + e[0][e[1]:])
 
 
 @SETTINGS

@@ -23,23 +23,26 @@ def run_backward(roots, retain_graph=False, capture=None):
     With ``capture`` (a dict keyed by ``id(leaf)`` or ``(node, index)``), only the
     gradients reaching those keys are collected into it and no ``.grad`` changes.
     """
+    # 1. Count, for every node, how many edges of the graph point at it.
     deps: dict = {}
     stack = []
     for edge, _ in roots:
-        if type(edge) is tuple and edge[0] not in deps:
+        if edge.__class__ is tuple and edge[0] not in deps:
             deps[edge[0]] = 0
             stack.append(edge[0])
     while stack:
-        node = stack.pop()
-        for e in node.next:
-            if type(e) is tuple:
+        for e in stack.pop().next:
+            if e.__class__ is tuple:
                 m = e[0]
-                if m in deps:
-                    deps[m] += 1
-                else:
+                d = deps.get(m)
+                if d is None:
                     deps[m] = 1
                     stack.append(m)
+                else:
+                    deps[m] = d + 1
 
+    # 2. Kahn's algorithm: a node runs once every consumer has sent its gradient.
+    # pending holds the summed output gradient of a node (a list for multi-output nodes).
     pending: dict = {}
     leaves: dict = {}
     for edge, g in roots:
@@ -51,31 +54,42 @@ def run_backward(roots, retain_graph=False, capture=None):
     try:
         while ready:
             node = ready.pop()
-            grads = pending.pop(node, None)
-            if grads is not None:
-                hooks = node.__dict__.get("hooks")
-                if hooks:
-                    grads = _run_node_hooks(hooks, grads)
-                if capture is not None:
-                    for i, g in enumerate(grads):
-                        if (node, i) in capture and g is not None:
-                            capture[(node, i)] = g
-                in_grads = _call_backward(node, grads)
+            nxt = node.next
+            g = pending.pop(node, None)
+            if g is None:  # no gradient reached this node: its inputs get none either
+                in_grads = (None,) * len(nxt)
             else:
-                in_grads = None
-            for i, e in enumerate(node.next):
+                if capture is not None:
+                    _capture(node, g, capture)
+                # (a freed node's or a hooked node's ``backward`` is an instance attribute
+                # that raises or runs the hooks first: no per-node checks here)
+                if node.n_out == 1:
+                    in_grads = node.backward(node, g)
+                else:
+                    in_grads = _multi_output_backward(node, g)
+                if in_grads.__class__ is not tuple:
+                    in_grads = (in_grads,)
+                if len(in_grads) != len(nxt):
+                    raise RuntimeError(f"{node.name} returned {len(in_grads)} gradients for "
+                                       f"{len(nxt)} inputs")
+            for e, g in zip(nxt, in_grads):
                 if e is None:
                     continue
-                g = None if in_grads is None else in_grads[i]
-                if type(e) is tuple:
+                if e.__class__ is tuple:
                     m = e[0]
                     if g is not None:
-                        _send(e, g, pending, leaves)
-                    deps[m] -= 1
-                    if deps[m] == 0:
+                        if m.n_out == 1:
+                            prev = pending.get(m)
+                            pending[m] = g if prev is None else prev + g
+                        else:
+                            _send(e, g, pending, leaves)
+                    left = deps[m] - 1
+                    deps[m] = left
+                    if left == 0:
                         ready.append(m)
                 elif g is not None:
-                    _send(e, g, pending, leaves)
+                    prev = leaves.get(id(e))
+                    leaves[id(e)] = [e, g] if prev is None else [e, prev[1] + g]
             if not retain_graph:
                 node.release()
     finally:
@@ -83,9 +97,26 @@ def run_backward(roots, retain_graph=False, capture=None):
     _finish_leaves(leaves, capture, {id(g) for _, g in roots})
 
 
+def _capture(node, g, capture):
+    grads = [g] if node.n_out == 1 else g
+    for i, gi in enumerate(grads):
+        if (node, i) in capture and gi is not None:
+            capture[(node, i)] = gi
+
+
+def _multi_output_backward(node, grads):
+    if any(g is None for g in grads):
+        grads = _zeros_for_missing(node, grads)
+    return node.backward(node, *grads)
+
+
 def _send(edge, g, pending, leaves):
-    if type(edge) is tuple:
+    if edge.__class__ is tuple:
         node, idx = edge
+        if node.n_out == 1:
+            prev = pending.get(node)
+            pending[node] = g if prev is None else prev + g
+            return
         slot = pending.get(node)
         if slot is None:
             pending[node] = slot = [None] * node.n_out
@@ -97,24 +128,6 @@ def _send(edge, g, pending, leaves):
         leaves[key] = [edge, g] if prev is None else [edge, prev[1] + g]
 
 
-def _call_backward(node, grads):
-    if node.__dict__.get("freed"):
-        node._raise_freed()
-    if node.n_out == 1:
-        out = node.backward(node, grads[0])
-    else:
-        if any(g is None for g in grads):
-            grads = _zeros_for_missing(node, grads)
-        out = node.backward(node, *grads)
-    if type(out) is not tuple:
-        out = (out,)
-    if len(out) != len(node.next):
-        raise RuntimeError(
-            f"{node.name} returned {len(out)} gradients for {len(node.next)} inputs"
-        )
-    return out
-
-
 def _zeros_for_missing(node, grads):
     shapes = node.out_meta  # multi-output functions record (shape, dtype, xp) per output
     return [
@@ -123,17 +136,19 @@ def _zeros_for_missing(node, grads):
     ]
 
 
-def _run_node_hooks(hooks, grads):
-    grads = list(grads)
+def hooked_backward(ctx, *grads):
+    """Installed as a node's ``backward`` once a hook is registered on one of its outputs:
+    runs the hooks (which may replace the gradient), then the op's own backward rule."""
     Tensor = _tensor_cls()
-    for idx, fns in hooks.items():
+    grads = list(grads)
+    for idx, fns in ctx.__dict__["hooks"].items():
         if grads[idx] is None:
             continue
         for fn in fns:
             res = fn(Tensor._wrap(grads[idx]))
             if res is not None:
                 grads[idx] = res._data if isinstance(res, Tensor) else res
-    return grads
+    return type(ctx).backward(ctx, *grads)
 
 
 def _finish_leaves(leaves, capture, seen):

@@ -64,11 +64,12 @@ class Function:
         )
 
     def release(self):
-        """Drop what forward saved, once backward no longer needs it."""
+        """Drop what forward saved, once backward no longer needs it; a later backward
+        through this node then raises instead of reading freed arrays."""
         d = self.__dict__
         if d:
             d.clear()
-            d["freed"] = True
+            d["backward"] = _freed_backward
 
     @property
     def name(self) -> str:
@@ -80,22 +81,34 @@ class Function:
     # ------------------------------------------------------------------ the call
     @classmethod
     def apply(cls, *inputs, **params):
-        ctx = object.__new__(cls)
+        ctx = _new(cls)
+        record = False
         if _State.enabled:
-            needs = tuple([t.requires_grad for t in inputs])
-            record = True in needs
-        else:
-            record = False
-        if record:
-            ctx.needs_input_grad = needs
+            # Where each input's gradient must go: its producer node, the leaf itself, or
+            # nowhere. Computed before forward so forward can skip saving unneeded arrays.
+            nxt, needs = [], []
+            for t in inputs:
+                fn = t.grad_fn
+                if fn is not None:
+                    nxt.append((fn, t._out_idx))
+                    needs.append(True)
+                    record = True
+                elif t.requires_grad:
+                    nxt.append(t)
+                    needs.append(True)
+                    record = True
+                else:
+                    nxt.append(None)
+                    needs.append(False)
+            if record:
+                ctx.next = tuple(nxt)
+                ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *[t._data for t in inputs], **params)
         if not record:
-            if type(out) is tuple:
+            if out.__class__ is tuple:
                 return tuple([_make(o) for o in out])
             return _make(out)
-
-        ctx.next = tuple([_edge(t) for t in inputs])
-        if type(out) is tuple:
+        if out.__class__ is tuple:
             ctx.n_out = len(out)
             outs = tuple([_make(o, ctx, i) for i, o in enumerate(out)])
         else:
@@ -107,11 +120,8 @@ class Function:
         return outs
 
 
-def _edge(t):
-    """Where the gradient of input ``t`` must be sent."""
-    if t.grad_fn is not None:
-        return (t.grad_fn, t._out_idx)
-    return t if t.requires_grad else None
+def _freed_backward(ctx, *grads):
+    ctx._raise_freed()
 
 
 def _versions_of(saved, inputs, outs):
@@ -126,4 +136,5 @@ def _versions_of(saved, inputs, outs):
     return found
 
 
+_new = object.__new__
 _make = None  # set by shendu.tensor (avoids a circular import)

@@ -566,15 +566,28 @@ def _pair(a, b):
         a = as_tensor_like(a, b if isinstance(b, Tensor) else None)
     if not isinstance(b, Tensor):
         b = as_tensor_like(b, a)
-    if a._data.dtype != b._data.dtype:
-        _check_devices("binary op", a, b)
     return a, b
 
 
-def _check_devices(op, a, b):
-    if type(a._data) is not type(b._data):
-        raise RuntimeError(f"{op}: expected both tensors on the same device, got "
-                           f"{a.device} and {b.device}")
+def _apply_binary(op, cls, a, b):
+    """Run a tensor-tensor op, turning NumPy's broadcast and device errors into clear ones.
+
+    Checking shapes up front would cost more than the op itself on small tensors, so the
+    check only runs once NumPy has refused.
+    """
+    try:
+        return cls.apply(a, b)
+    except (ValueError, TypeError):
+        if a._data.__class__ is not b._data.__class__:
+            raise RuntimeError(f"{op}: expected both tensors on the same device, got "
+                               f"{a.device} and {b.device}") from None
+        try:
+            np.broadcast_shapes(a._data.shape, b._data.shape)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+                             "broadcast together (trailing dimensions must be equal or 1)"
+                             ) from None
+        raise
 
 
 def _is_num(x):
@@ -586,57 +599,59 @@ def _num(x):
     return x.item() if isinstance(x, np.generic) else x
 
 
+def _float_tensor_and_number(t, x):
+    return isinstance(t, Tensor) and t._data.dtype.kind == "f" and _is_num(x)
+
+
 def add(input, other, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha)
-    if isinstance(input, Tensor) and _is_num(other) and input._data.dtype.kind == "f":
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        return _apply_binary("add", Add, input, other)
+    if _float_tensor_and_number(input, other):
         return AddScalar.apply(input, c=_num(other))
-    if isinstance(other, Tensor) and _is_num(input) and other._data.dtype.kind == "f":
+    if _float_tensor_and_number(other, input):
         return AddScalar.apply(other, c=_num(input))
-    a, b = _pair(input, other)
-    _check_shapes("add", a, b)
-    return Add.apply(a, b)
+    return _apply_binary("add", Add, *_pair(input, other))
 
 
 def sub(input, other, alpha=1):
     if alpha != 1:
         other = mul(other, alpha)
-    if isinstance(input, Tensor) and _is_num(other) and input._data.dtype.kind == "f":
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        return _apply_binary("sub", Sub, input, other)
+    if _float_tensor_and_number(input, other):
         return AddScalar.apply(input, c=-_num(other))
-    if isinstance(other, Tensor) and _is_num(input) and other._data.dtype.kind == "f":
+    if _float_tensor_and_number(other, input):
         return RSubScalar.apply(other, c=_num(input))
-    a, b = _pair(input, other)
-    _check_shapes("sub", a, b)
-    return Sub.apply(a, b)
+    return _apply_binary("sub", Sub, *_pair(input, other))
 
 
 def mul(input, other):
-    if isinstance(input, Tensor) and _is_num(other) and input._data.dtype.kind == "f":
+    if isinstance(input, Tensor) and isinstance(other, Tensor):
+        return _apply_binary("mul", Mul, input, other)
+    if _float_tensor_and_number(input, other):
         return MulScalar.apply(input, c=_num(other))
-    if isinstance(other, Tensor) and _is_num(input) and other._data.dtype.kind == "f":
+    if _float_tensor_and_number(other, input):
         return MulScalar.apply(other, c=_num(input))
-    a, b = _pair(input, other)
-    _check_shapes("mul", a, b)
-    return Mul.apply(a, b)
+    return _apply_binary("mul", Mul, *_pair(input, other))
 
 
 def div(input, other, rounding_mode=None):
     if rounding_mode is not None:
         return _nograd_binary(input, other, "floor_divide" if rounding_mode == "floor"
                               else "trunc_divide")
-    if isinstance(input, Tensor) and _is_num(other) and input._data.dtype.kind == "f":
-        return MulScalar.apply(input, c=1 / _num(other)) if other != 0 else \
-            Div.apply(input, as_tensor_like(other, input))
-    if isinstance(other, Tensor) and _is_num(input) and other._data.dtype.kind == "f":
+    if _float_tensor_and_number(input, other) and other != 0:
+        return MulScalar.apply(input, c=1 / _num(other))
+    if _float_tensor_and_number(other, input):
         return RDivScalar.apply(other, c=_num(input))
     a, b = _pair(input, other)
-    _check_shapes("div", a, b)
     if a._data.dtype.kind in "iub" and b._data.dtype.kind in "iub":
         from ..dtypes import get_default_dtype
 
         a, b = a.type(get_default_dtype()), b.type(get_default_dtype())
-    return Div.apply(a, b)
+    return _apply_binary("div", Div, a, b)
 
 
 def pow(input, exponent):
@@ -644,17 +659,7 @@ def pow(input, exponent):
         return PowScalar.apply(input, c=_num(exponent))
     if _is_num(input) and isinstance(exponent, Tensor):
         return RPowScalar.apply(exponent, c=_num(input))
-    a, b = _pair(input, exponent)
-    _check_shapes("pow", a, b)
-    return Pow.apply(a, b)
-
-
-def _check_shapes(op, a, b):
-    try:
-        np.broadcast_shapes(a._data.shape, b._data.shape)
-    except ValueError:
-        raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
-                         "broadcast together (trailing dimensions must be equal or 1)") from None
+    return _apply_binary("pow", Pow, *_pair(input, exponent))
 
 
 def neg(input):
@@ -744,15 +749,12 @@ clip = clamp
 
 
 def maximum(input, other):
-    a, b = _pair(input, other)
-    _check_shapes("maximum", a, b)
-    return Maximum.apply(a, b)
+    return _apply_binary("maximum", Maximum, *_pair(input, other))
 
 
 def minimum(input, other):
     a, b = _pair(input, other)
-    _check_shapes("minimum", a, b)
-    return -Maximum.apply(-a, -b)
+    return -_apply_binary("minimum", Maximum, -a, -b)
 
 
 def where(condition, input=None, other=None):
