@@ -577,16 +577,19 @@ def repeat_interleave(input, repeats, dim=None):
     return index_select(input, d, Tensor._wrap(idx))
 
 
-def _convert_index(index, shape):
-    """Index with tensors replaced by arrays; says whether it is 'advanced' (may repeat)."""
+def _convert_index(index, like):
+    """Index with tensors and lists replaced by arrays on ``like``'s device; says whether
+    it is 'advanced' (integer arrays, which may select an element twice)."""
+    xp = xp_of(like)
     if not isinstance(index, tuple):
         index = (index,)
     out, advanced = [], False
     for i in index:
         if isinstance(i, Tensor):
             i = i._data
-        elif isinstance(i, list):
-            i = np.asarray(i)
+        if isinstance(i, (list, np.ndarray)) or (xp is not np and hasattr(i, "__array__")
+                                                  and not isinstance(i, np.generic)):
+            i = xp.asarray(i)
         if hasattr(i, "dtype") and getattr(i, "ndim", 0) >= 0 and not isinstance(i, np.generic):
             if i.dtype.kind == "b":
                 pass  # masks never select an element twice
@@ -600,7 +603,7 @@ def _convert_index(index, shape):
 
 
 def getitem(input, index):
-    idx, advanced = _convert_index(index, input.shape)
+    idx, advanced = _convert_index(index, input._data)
     try:
         out = GetItem.apply(input, index=idx, advanced=advanced)
     except IndexError as exc:
@@ -612,7 +615,7 @@ def getitem(input, index):
 
 
 def index_put(input, index, values):
-    idx, _ = _convert_index(index, input.shape)
+    idx, _ = _convert_index(index, input._data)
     values = as_tensor_like(values, input)
     if values.dtype != input.dtype:
         values = values.type(input.dtype)
@@ -630,7 +633,7 @@ def select(input, dim, index):
 
 
 def masked_select(input, mask):
-    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask._data if isinstance(mask, Tensor) else xp_of(input._data).asarray(mask)
     x = expand(input, np.broadcast_shapes(input.shape, m.shape))
     return getitem(x, xp_of(m).broadcast_to(m, x.shape))
 
@@ -775,8 +778,10 @@ def roll(input, shifts, dims=None):
                       axes=tuple(dims) if isinstance(dims, (list, tuple)) else dims)
 
 
-def _index_array(index, op):
+def _index_array(index, op, like=None):
     arr = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if like is not None and xp_of(like._data) is not np:
+        arr = xp_of(like._data).asarray(arr)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor, got {arr.dtype}")
     return arr
@@ -784,7 +789,7 @@ def _index_array(index, op):
 
 def gather(input, dim, index):
     """``out[i][j][k] = input[i][index[i][j][k]][k]`` for ``dim=1`` (as torch.gather)."""
-    idx = _index_array(index, "gather")
+    idx = _index_array(index, "gather", input)
     d = norm_dim(dim, input.ndim, "gather")
     if idx.ndim != input.ndim or any(idx.shape[i] > input.shape[i] for i in range(idx.ndim)
                                      if i != d):
@@ -800,7 +805,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """Out-of-place scatter: ``out[i][index[i][j]] = src[i][j]`` for ``dim=1``."""
     if src is None:
         src = value
-    idx = _index_array(index, "scatter")
+    idx = _index_array(index, "scatter", input)
     d = norm_dim(dim, input.ndim, "scatter")
     if not isinstance(src, Tensor):
         src = Tensor._wrap(xp_of(input._data).full(idx.shape, src, input.dtype))
@@ -815,7 +820,7 @@ def scatter_add(input, dim, index, src):
 
 
 def index_select(input, dim, index):
-    idx = _index_array(index, "index_select")
+    idx = _index_array(index, "index_select", input)
     if idx.ndim != 1:
         raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}")
     return IndexSelect.apply(input, index=idx, axis=norm_dim(dim, input.ndim, "index_select"))
@@ -825,7 +830,7 @@ def masked_fill(input, mask, value):
     """``value`` where ``mask`` is True, ``input`` elsewhere."""
     from .elementwise import where
 
-    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask._data if isinstance(mask, Tensor) else xp_of(input._data).asarray(mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got {m.dtype}")
     try:

@@ -276,3 +276,14 @@ def test_maxout_and_activations():
              TF and TF.normalize)
     check_op(lambda a, b: F.cosine_similarity(a, b), [r(3, 4), r(3, 4)], None,
              TF and TF.cosine_similarity)
+
+
+@pytest.mark.parametrize("fn", [lambda x: F.log_softmax(x, 1), lambda x: sd.logsumexp(x, 1),
+                                lambda x: F.softmax(x, 1),
+                                lambda x: F.cross_entropy(x, sd.tensor([0, 1]))])
+def test_softmax_family_finite_at_extremes(fn):
+    x = sd.tensor([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0]], requires_grad=True)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = fn(x)
+        (y * sd.randn(*y.shape)).sum().backward()
+    assert np.isfinite(y.detach().numpy()).all() and np.isfinite(x.grad.numpy()).all()

@@ -187,10 +187,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         padding_idx += n
     if max_norm is not None:
         with no_grad():
-            rows = get_array_module(idx).unique(idx)
+            xp = get_array_module(weight._data)
+            rows = xp.unique(xp.asarray(idx))
             w = weight._data[rows]
-            norms = (np.abs(w) ** norm_type).sum(axis=1, keepdims=True) ** (1 / norm_type)
-            scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+            norms = (xp.abs(w) ** norm_type).sum(axis=1, keepdims=True) ** (1 / norm_type)
+            scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
             weight._data[rows] = w * scale
             weight._version[0] += 1
     return nn_ops.Embedding.apply(weight, idx=idx, padding_idx=padding_idx)
@@ -214,7 +215,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     scores = (query @ key.transpose(-2, -1)) * (scale if scale is not None else 1 / math.sqrt(d))
     lq, lk = scores.shape[-2:]
     if is_causal:
-        causal = np.tril(np.ones((lq, lk), dtype=bool))
+        xp = get_array_module(scores._data)
+        causal = xp.tril(xp.ones((lq, lk), dtype=bool))
         scores = scores.masked_fill(Tensor._wrap(~causal), float("-inf"))
     if attn_mask is not None:
         m = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
@@ -243,10 +245,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         oh, ow = int(math.floor(h * sh)), int(math.floor(w * sw))
     else:
         raise ValueError("interpolate: give size or scale_factor")
+    xp = get_array_module(input._data)
     if mode == "nearest":
         rows = np.minimum((np.arange(oh) * (h / oh)).astype(np.int64), h - 1)
         cols = np.minimum((np.arange(ow) * (w / ow)).astype(np.int64), w - 1)
-        return input[:, :, rows[:, None], cols[None, :]]
+        return input[:, :, rows[:, None], cols[None, :]]  # getitem moves indices to device
     if mode != "bilinear":
         raise ValueError(f"interpolate: mode must be 'nearest' or 'bilinear', got {mode!r}")
 
@@ -261,8 +264,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
 
     r0, r1, fr = coords(oh, h)
     c0, c1, fc = coords(ow, w)
-    fr_t = Tensor._wrap(fr[:, None])
-    fc_t = Tensor._wrap(fc[None, :])
+    fr_t = Tensor._wrap(xp.asarray(fr[:, None]))
+    fc_t = Tensor._wrap(xp.asarray(fc[None, :]))
     top = input[:, :, r0[:, None], c0[None, :]] * (1 - fc_t) + \
         input[:, :, r0[:, None], c1[None, :]] * fc_t
     bot = input[:, :, r1[:, None], c0[None, :]] * (1 - fc_t) + \

@@ -192,7 +192,8 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
         viol = viol * viol
     if weight is not None:
         viol = viol * weight[t].reshape(n, 1)
-    others = Tensor._wrap(np.arange(c)[None, :] != np.asarray(t._data)[:, None])
+    xp = get_array_module(x._data)
+    others = Tensor._wrap(xp.arange(c)[None, :] != t._data[:, None])
     loss = (viol * others.type(x.dtype)).sum(dim=1) / c
     return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction,
                    "multi_margin_loss")
@@ -216,8 +217,9 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
         loss = E.exp(target) * (target - input)
     else:
         t = target._data
-        logt = np.log(np.where(t > 0, t, 1)) if isinstance(t, np.ndarray) else target.log()._data
-        loss = target * (Tensor._wrap(logt.astype(t.dtype)) - input)
+        xp = get_array_module(t)
+        logt = xp.log(xp.where(t > 0, t, 1)).astype(t.dtype)  # 0 log 0 = 0
+        loss = target * (Tensor._wrap(logt) - input)
     if reduction == "batchmean":
         return loss.sum() / input.shape[0]
     return _reduce(loss, reduction, "kl_div")
