@@ -5,3 +5,6 @@ from .containers import (Flatten, Identity, ModuleDict, ModuleList, ParameterDic
 from .module import Module
 from .parameter import Parameter
 from .summary import summary
+from . import init, layers, utils
+from .layers import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403

@@ -1,0 +1,269 @@
+"""The face of ``shendu bench``: the command line, the results table and the JSON file.
+
+The timing itself is in :mod:`shendu.bench`; this module selects benchmarks, reports them
+and records the machine they ran on, so that numbers from two runs can be told apart.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from . import bench
+
+_EPILOG = """\
+examples:
+  shendu bench                          run everything (several minutes)
+  shendu bench --list                   what is registered
+  shendu bench train 'conv_*' --quick   a group and a pattern, short blocks
+  shendu bench --json benchmarks/results/latest.json
+
+ratio = shendu speed / baseline speed: above 1 shendu is faster. Compare ratios from the
+same run; absolute numbers on a shared machine drift from run to run."""
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "—"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+
+
+def _mb(s: bench.Stats | None) -> str:
+    return "—" if s is None or s.peak_bytes is None else f"{s.peak_bytes / 2**20:.1f}"
+
+
+def _side(s: bench.Stats | None, err: str | None) -> tuple[str, str]:
+    if s is None:
+        return ("ERROR" if err and err not in ("no twin", "disabled", "torch not available")
+                else "—"), ""
+    return _fmt(s.median), f"{100 * s.spread:.0f}%"
+
+
+def format_table(results: Sequence[bench.Result], cfg: bench.Config | None = None,
+                 load: float | None = None) -> str:
+    """The results as a fixed-width text table, grouped, with errors listed below it.
+
+    ``load`` is the load average when the run started, shown so that a pasted table says
+    how busy the machine was.
+    """
+    cfg = cfg or bench.Config()
+    head = ("benchmark", "unit", "shendu", "±", "baseline", "±", "vs", "ratio", "peak MiB")
+    rows, notes, group = [], [], None
+    for r in results:
+        if r.group != group:
+            group = r.group
+            rows.append((f"[{group}]",) + ("",) * (len(head) - 1))
+        sd, sd_sp = _side(r.shendu, r.error)
+        ref, ref_sp = _side(r.reference, r.reference_error)
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}x"
+        mem = f"{_mb(r.shendu)} / {_mb(r.reference)}"
+        rows.append(("  " + r.name, r.unit, sd, sd_sp, ref, ref_sp, r.reference_label, ratio,
+                     mem))
+        if r.error:
+            notes.append(f"{r.name}: shendu failed: {r.error}")
+        if r.reference_error and r.reference_error != "no twin":
+            notes.append(f"{r.name}: {r.reference_label} side: {r.reference_error}")
+    widths = [max(len(row[i]) for row in rows + [head]) for i in range(len(head))]
+    left = {0, 1, 6}  # text columns align left, numbers right
+
+    def line(row):
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    busy = "" if load is None else f"; load average {load:.1f} on {os.cpu_count()} CPUs"
+    out = [f"shendu bench: {cfg.threads} threads, median of {cfg.blocks} blocks{busy}",
+           "± is the interquartile range / median; ratio is shendu speed / baseline speed; "
+           "peak MiB is shendu / baseline",
+           line(head), line(tuple("-" * w for w in widths))]
+    out += [line(row) for row in rows]
+    if notes:
+        out += ["", *notes]
+    return "\n".join(out)
+
+
+def set_threads(n: int) -> dict:
+    """Give OpenBLAS, PyTorch and shendu's workers the same ``n`` threads; returns what was set."""
+    info = {"threads": n}
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        threadpool_limits(n, user_api="blas")
+        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "num_threads",
+                                                "architecture")}
+                        for d in threadpool_info() if d["user_api"] == "blas"]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed: OpenBLAS uses its default thread count"
+    torch = bench._torch()
+    if torch is not None:
+        torch.set_num_threads(n)
+    # shendu's own worker threads (the optimizers' parallel updates) get the same number
+    import shendu
+
+    setter = getattr(shendu, "set_num_threads", None)
+    if setter is None:
+        from shendu.optim import _parallel
+
+        setter = getattr(_parallel, "set_num_threads", None)
+    if setter is not None:
+        setter(n)
+        info["shendu_threads"] = n
+    return info
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _git_commit() -> str | None:
+    """The checked-out commit, read from ``.git`` without running git (best effort)."""
+    git = Path(__file__).resolve().parents[1] / ".git"
+    head = _read(str(git / "HEAD")).strip()
+    if head.startswith("ref: "):
+        return _read(str(git / head[5:])).strip() or None
+    return head or None
+
+
+def machine_info(threads: dict | None = None) -> dict:
+    """CPU, memory, library versions and BLAS configuration of this run."""
+    import numpy as np
+
+    import shendu
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem = next((ln.split()[1] for ln in _read("/proc/meminfo").splitlines()
+                if ln.startswith("MemTotal")), None)
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu_model": cpu, "cpu_count": os.cpu_count(),
+            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(),
+            "memory_gib": round(int(mem) / 2**20, 1) if mem else None,
+            "shendu": shendu.__version__, "git_commit": _git_commit(),
+            "numpy": np.__version__, "threads": threads or {},
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+    try:
+        info["numpy_blas"] = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # noqa: BLE001 - older NumPy has no dict mode
+        info["numpy_blas"] = None
+    torch = bench._torch()
+    if torch is not None:
+        info["torch"] = {"version": torch.__version__, "num_threads": torch.get_num_threads(),
+                         "mkl": torch.backends.mkl.is_available(),
+                         "mkldnn": torch.backends.mkldnn.is_available()}
+    return info
+
+
+def _result_dict(r: bench.Result) -> dict:
+    d = asdict(r)
+    for side in ("shendu", "reference"):
+        if d[side] is not None:
+            d[side]["spread"] = getattr(r, side).spread
+    d["ratio"] = r.ratio
+    return d
+
+
+def write_json(path: str | Path, results: Sequence[bench.Result], cfg: bench.Config,
+               machine: dict) -> None:
+    """Write every result with the machine and configuration; atomic (temp file, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"schema": bench.SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "config": asdict(cfg), "machine": machine,
+           "results": [_result_dict(r) for r in results]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="shendu bench", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Time shendu workloads against their PyTorch twins (benchmarks/bench_*.py).")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="benchmark names, group names or glob patterns (default: all)")
+    p.add_argument("--json", metavar="PATH", help="also write all results and machine info")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: 3 very short blocks, no memory pass (numbers are rough)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.add_argument("--blocks", type=int, metavar="N", help="timed blocks per side (default 7)")
+    p.add_argument("--min-time", type=float, metavar="S",
+                   help="seconds per block; iterations are calibrated to it (default 0.3)")
+    p.add_argument("--threads", type=int, default=2, metavar="N",
+                   help="BLAS and PyTorch threads, the same for both (default 2)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch twins")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
+    p.add_argument("--dir", metavar="DIR", help="where the bench_*.py files are "
+                   "(default: the repository's benchmarks/)")
+    return p
+
+
+def _select(found: list[bench.Benchmark], patterns: list[str]) -> list[bench.Benchmark]:
+    if not patterns:
+        return found
+    return [b for b in found
+            if any(fnmatch.fnmatchcase(b.name, p) or fnmatch.fnmatchcase(b.group, p)
+                   for p in patterns)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``shendu bench``; returns 0, 1 if a benchmark failed, 2 on a usage error."""
+    args = _parser().parse_args(argv)
+    if args.blocks is not None and args.blocks < 1:
+        print("shendu bench: --blocks must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        found = bench.discover(args.dir)
+    except Exception as exc:  # noqa: BLE001 - a broken bench file is the user's to fix
+        print(f"shendu bench: could not load the benchmarks: {bench._error(exc)}",
+              file=sys.stderr)
+        return 2
+    selected = _select(found, args.names)
+    if not selected:
+        print(f"shendu bench: no benchmark matches {' '.join(args.names) or '(none found)'}; "
+              "try --list", file=sys.stderr)
+        return 2
+    if args.list:
+        for b in selected:
+            vs = b.twin_label if b.twin_setup else "—"
+            print(f"{b.group + '/' + b.name:34} {b.unit:11} vs {vs:8} {b.doc}")
+        return 0
+    cfg = bench.Config.quick() if args.quick else bench.Config()
+    if args.blocks is not None:
+        cfg.blocks = args.blocks
+    if args.min_time is not None:
+        cfg.min_time = args.min_time
+    cfg.memory = cfg.memory and not args.no_memory
+    cfg.torch, cfg.threads = not args.no_torch, args.threads
+    threads = set_threads(cfg.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5 * (os.cpu_count() or 1):
+        # threads that spin-wait at barriers collapse when another process holds a core
+        hint = "; with 2+ threads ratios are unreliable, try --threads 1" if cfg.threads > 1 \
+            else ""
+        print(f"shendu bench: the machine is busy (load average {load:.1f} on "
+              f"{os.cpu_count()} CPUs): timings will be noisy{hint}", file=sys.stderr)
+    results = []
+    for i, b in enumerate(selected, 1):
+        print(f"[{i}/{len(selected)}] {b.group}/{b.name} ...", end=" ", file=sys.stderr,
+              flush=True)
+        r = bench.run_benchmark(b, cfg)
+        results.append(r)
+        ratio = "" if r.ratio is None else f"  ratio {r.ratio:.2f}x"
+        print(f"{_side(r.shendu, r.error)[0]} {b.unit}{ratio}", file=sys.stderr, flush=True)
+    print(format_table(results, cfg, load))
+    if args.json:
+        write_json(args.json, results, cfg, {**machine_info(threads), "load_at_start": load})
+        print(f"\nwrote {args.json}")
+    return 1 if any(r.error for r in results) else 0

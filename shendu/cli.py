@@ -1,0 +1,336 @@
+"""The ``shendu`` command: ``train``, ``diagnose``, ``search`` and ``bench``.
+
+``shendu train`` with no arguments trains LeNet-5 on the digits embedded in the package
+and reports its test accuracy; ``shendu <command> --help`` explains each command.
+The training pipeline itself is ``shendu.train.recipe.run_training``.
+
+>>> main(["diagnose", "--train-error", "0.08", "--dev-error", "0.10"])  # doctest: +ELLIPSIS
+Bias/variance diagnosis
+...
+0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from .train.recipe import DEFAULTS, OPTIMIZERS, SCHEDULES
+
+__all__ = ["main", "build_parser"]
+
+_EPILOG_TRAIN = """examples:
+  shendu train                                  LeNet-5 on the embedded digits (~20 s, 0.98)
+  shendu train --dataset fashion-mnist --epochs 10
+  shendu train --model mlp --optimizer sgd --lr 0.05 --momentum 0.9
+  shendu train --resume runs/20250101-120000/checkpoint.sd   continue an interrupted run
+"""
+_EPILOG_SEARCH = """value syntax for the searchable options:
+  0.01              a fixed value
+  32,64,128         a choice among values (the only form --method grid accepts)
+  1e-4:1e-1:log     log-uniform between the bounds (for learning rates)
+  0:0.5             uniform between the bounds
+  1:4:int           an integer between the bounds (inclusive)
+example:
+  shendu search --trials 8 --epochs 2 --lr 1e-4:1e-2:log --batch-size 32,64
+"""
+
+
+def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
+    """Options shared by ``train`` and ``search`` (in ``search`` some take value specs)."""
+    d = DEFAULTS
+    spec = str if search else None
+    g = p.add_argument_group("model and data")
+    g.add_argument("--model", choices=["lenet5", "lenet5-classic", "mlp"],
+                   help=f"network to train (default: {d['model']})")
+    g.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist", "cifar10"],
+                   help=f"digits: 5,000 MNIST digits shipped with shendu; the others are "
+                        f"read from --data-dir (default: {d['dataset']})")
+    g.add_argument("--data-dir", help="folder holding MNIST/Fashion-MNIST/CIFAR-10 files "
+                                      "(default: $SHENDU_DATA or ~/.cache/shendu; "
+                                      "Fashion-MNIST is also found in Debian's package)")
+    g.add_argument("--hidden", help=f"hidden layer widths of --model mlp, comma-separated "
+                                     f"(default: {d['hidden']})")
+    g.add_argument("--val-fraction", type=float, help="share of the training set held "
+                   f"out as the dev set for validation (default: {d['val_fraction']})")
+    g.add_argument("--limit", type=int, help="use at most this many training and test "
+                                             "images (quick experiments)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help=f"passes over the training set "
+                                              f"(default: {d['epochs']})")
+    g.add_argument("--batch-size", type=spec or int,
+                   help=f"mini-batch size (default: {d['batch_size']})")
+    g.add_argument("--lr", type=spec or float,
+                   help="learning rate (default: per optimizer: "
+                        + ", ".join(f"{k} {v[1]:g}" for k, v in OPTIMIZERS.items()) + ")")
+    g.add_argument("--optimizer", type=spec, choices=None if search else list(OPTIMIZERS),
+                   help=f"update rule: {', '.join(OPTIMIZERS)} (default: {d['optimizer']})")
+    g.add_argument("--momentum", type=spec or float, help="momentum of sgd/rmsprop "
+                   f"(default: {d['momentum']})")
+    g.add_argument("--weight-decay", type=spec or float, help=f"L2 weight decay "
+                   f"(default: {d['weight_decay']})")
+    g.add_argument("--dropout", type=spec or float, help=f"dropout probability in the dense "
+                   f"layers (default: {d['dropout']})")
+    g.add_argument("--schedule", type=spec, choices=None if search else SCHEDULES,
+                   help=f"learning-rate schedule: {', '.join(SCHEDULES)} "
+                        f"(default: {d['schedule']})")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                   help="random shifts (crops of the padded image; also flips for "
+                        f"clothes and CIFAR) on training images (default: {d['augment']})")
+    g.add_argument("--patience", type=int, help="stop early after this many epochs "
+                   "without dev-loss improvement (default: off)")
+    g.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
+    g.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
+    g.add_argument("--no-progress", action="store_true",
+                   help="print one line per epoch instead of a progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``shendu`` argument parser with its sub-commands.
+
+    >>> "train" in build_parser().format_help()
+    True
+    """
+    parser = argparse.ArgumentParser(
+        prog="shendu", description="shendu (深度): train, diagnose and tune deep learning "
+        "models. Run 'shendu <command> --help' for a command's options.")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("train", help="train a model and report its test accuracy",
+                       description="Train a network with a dev split for validation, then "
+                       "report test accuracy. Writes checkpoint.sd (resumable), metrics.json, "
+                       "history.csv and learning_curves.png to --out.",
+                       epilog=_EPILOG_TRAIN, formatter_class=fmt)
+    _add_common(p)
+    p.add_argument("--out", help="output folder (default: runs/<date>-<time>)")
+    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint.sd: its "
+                   "saved settings are reused unless given again (e.g. more --epochs)")
+
+    p = sub.add_parser("diagnose", help="bias/variance report or training-curve checks",
+                       description="Tell which problem to fix first. Give error rates "
+                       "(fractions like 0.08 or percentages like 8) for a bias/variance "
+                       "report, or --history with a metrics.json / history JSON from "
+                       "'shendu train' to check the curves for divergence, plateaus and "
+                       "overfitting.", formatter_class=fmt,
+                       epilog="examples:\n  shendu diagnose --train-error 0.08 --dev-error "
+                       "0.10 --human-error 0.01\n  shendu diagnose --history "
+                       "runs/x/metrics.json")
+    p.add_argument("--train-error", type=float, help="error rate on the training set")
+    p.add_argument("--dev-error", type=float, help="error rate on the dev set")
+    p.add_argument("--human-error", type=float, help="human-level (proxy Bayes) error")
+    p.add_argument("--train-dev-error", type=float, help="error on held-out training-"
+                   "distribution data (separates variance from data mismatch)")
+    p.add_argument("--test-error", type=float, help="error rate on the test set")
+    p.add_argument("--history", metavar="PATH", help="metrics.json or history JSON to check")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = sub.add_parser("search", help="hyperparameter search over 'train' options",
+                       description="Run short training trials in this process and rank "
+                       "them by dev accuracy (never test accuracy). Searchable options "
+                       "take the value syntax below; the others are fixed for all trials.",
+                       epilog=_EPILOG_SEARCH, formatter_class=fmt)
+    p.add_argument("--method", choices=["random", "grid", "bayesian"], default="random",
+                   help="random (default), grid (every combination), or bayesian "
+                        "(Optuna TPE; needs optuna)")
+    p.add_argument("--trials", type=int, default=8,
+                   help="trials for random/bayesian search (default: 8)")
+    p.add_argument("--out", help="output folder (default: runs/search-<date>-<time>)")
+    _add_common(p, search=True)
+
+    sub.add_parser("bench", add_help=False, help="benchmarks against PyTorch "
+                   "(see 'shendu bench --help')")
+    return parser
+
+
+_TRAIN_KEYS = tuple(DEFAULTS)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """The training settings given on the command line (None: not given)."""
+    return {k: getattr(args, k, None) for k in _TRAIN_KEYS}
+
+
+def _default_out(prefix: str = "") -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = os.path.join("runs", prefix + stamp), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join("runs", f"{prefix}{stamp}-{n}")
+    return path
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .serialization import load
+    from .train.recipe import resolve_config, run_training
+
+    given = _overrides(args)
+    out = args.out
+    if args.resume is not None:
+        saved = load(args.resume)
+        if not isinstance(saved, dict) or "extra" not in saved:
+            raise ValueError(f"{args.resume} is not a checkpoint written by shendu train")
+        cfg = dict((saved["extra"] or {}).get("config") or {})
+        cfg.update({k: v for k, v in given.items() if v is not None})
+        out = out or os.path.dirname(os.path.abspath(args.resume))
+        print(f"Resuming from {args.resume} (epoch {saved['epoch']})")
+        planned = (saved["extra"].get("config") or {}).get("epochs")
+        if planned is not None and cfg.get("epochs") != planned \
+                and cfg.get("schedule", DEFAULTS["schedule"]) != "none":
+            print(f"Note: the saved run planned its learning-rate schedule for {planned} "
+                  "epochs; optimizer and schedule state are restored as saved, so epochs "
+                  "beyond that continue from the schedule's final learning rate")
+    else:
+        cfg = given
+    cfg = resolve_config(cfg)
+    out = out or _default_out()
+    res = run_training(cfg, out, resume=args.resume,
+                       progress="line" if args.no_progress else True)
+    test, paths = res["test"], res["paths"]
+    print(f"Test accuracy: {test['acc']:.4f} (loss {test['loss']:.4f}) on "
+          f"{res['data']['sizes']['test']} test images")
+    print(f"Checkpoint:      {paths.get('checkpoint')}")
+    print(f"Metrics:         {paths.get('metrics')}")
+    print(f"Learning curves: {paths.get('plot', '(not written: matplotlib missing)')}")
+    print(f"Done in {res['time_s']:.1f} s")
+    return 0
+
+
+def _parse_spec(name: str, text: str):
+    """A search value spec (see the search epilog) as a value or a distribution."""
+    from .train.search import Choice, IntUniform, LogUniform, Uniform
+
+    def scalar(s: str):
+        for cast in (int, float):
+            try:
+                return cast(s)
+            except ValueError:
+                pass
+        return s
+
+    parts = text.split(":")
+    try:
+        if len(parts) == 3 and parts[2] == "log":
+            return LogUniform(float(parts[0]), float(parts[1]))
+        if len(parts) == 3 and parts[2] == "int":
+            return IntUniform(int(parts[0]), int(parts[1]))
+        if len(parts) == 2:
+            return Uniform(float(parts[0]), float(parts[1]))
+    except ValueError as exc:
+        raise ValueError(f"--{name.replace('_', '-')} {text!r}: {exc}") from None
+    if len(parts) != 1:
+        raise ValueError(f"--{name.replace('_', '-')} {text!r}: expected a value, a,b,c, "
+                         "low:high, low:high:log or low:high:int")
+    values = [scalar(v) for v in text.split(",")]
+    return Choice(values) if len(values) > 1 else values[0]
+
+
+_SEARCHABLE = ("lr", "batch_size", "optimizer", "momentum", "weight_decay", "dropout",
+               "schedule")
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .train import search as S
+    from .train.recipe import resolve_config, run_training
+
+    given = _overrides(args)
+    space = {k: _parse_spec(k, given.pop(k)) for k in _SEARCHABLE if given.get(k) is not None}
+    if not space:
+        space = {"lr": S.LogUniform(3e-4, 1e-2)}
+    given["epochs"] = given["epochs"] or 2
+    out = args.out or _default_out("search-")
+    os.makedirs(out, exist_ok=True)
+    counter = iter(range(10 ** 6))
+
+    def train_fn(params: dict) -> dict:
+        cfg = resolve_config({**given, **params})
+        res = run_training(cfg, os.path.join(out, f"trial-{next(counter):03d}"),
+                           evaluate_test=False, save=False, progress=False,
+                           log=lambda s: None)
+        h = res["history"]
+        return {"val_acc": h["val_acc"][-1], "val_loss": h["val_loss"][-1],
+                "train_acc": h["train_acc"][-1]}
+
+    print(f"{args.method} search over {space} ({given['epochs']} epochs per trial) -> {out}")
+    if args.method == "grid":
+        grid = {k: v.options if isinstance(v, S.Choice) else v for k, v in space.items()}
+        result = S.grid_search(train_fn, grid, metric="val_acc", verbose=True)
+    elif args.method == "bayesian":
+        result = S.bayesian_search(train_fn, space, args.trials, seed=given["seed"] or 0,
+                                   metric="val_acc", verbose=True)
+    else:
+        result = S.random_search(train_fn, space, args.trials, seed=given["seed"] or 0,
+                                 metric="val_acc", verbose=True)
+    print("\nTrials ranked by dev accuracy:\n" + result.table())
+    path = os.path.join(out, "search.json")
+    result.to_json(path)
+    best = " ".join(f"--{k.replace('_', '-')} {v:.4g}" if isinstance(v, float) else
+                    f"--{k.replace('_', '-')} {v}" for k, v in result.best.params.items())
+    print(f"\nBest: shendu train {best}\nResults: {path}")
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from .train.diagnose import diagnose, diagnose_history
+
+    if args.history is None and (args.train_error is None or args.dev_error is None):
+        print("shendu diagnose: give --train-error and --dev-error, or --history PATH "
+              "(see shendu diagnose --help)", file=sys.stderr)
+        return 2
+    out: dict = {}
+    errors = {"train_error": args.train_error, "dev_error": args.dev_error,
+              "train_dev_error": args.train_dev_error, "test_error": args.test_error}
+    if args.history is not None:
+        try:
+            with open(args.history, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as exc:
+            print(f"shendu diagnose: cannot read {args.history}: {exc}", file=sys.stderr)
+            return 2
+        history = data.get("history", data) if isinstance(data, dict) else data
+        found = diagnose_history(history)
+        out["history"] = found.to_dict()
+        if not args.json:
+            print(found)
+        for k, v in (data.get("final") or {}).items():  # errors measured by shendu train
+            if errors.get(k) is None:
+                errors[k] = v
+    if errors["train_error"] is not None and errors["dev_error"] is not None:
+        d = diagnose(errors["train_error"], errors["dev_error"], errors["test_error"],
+                     errors["train_dev_error"], args.human_error)
+        out["bias_variance"] = d.to_dict()
+        if not args.json:
+            print(("\n" if args.history else "") + d.report())
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``shendu`` command line with ``argv`` (default ``sys.argv[1:]``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":  # its own parser owns every option after the word
+        from . import bench
+        return int(bench.main(argv[1:]) or 0)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "diagnose":
+            return _diagnose(args)
+        return _search(args)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        # a missing dataset, a bad value, an optional package: say so without a traceback
+        print(f"shendu {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""Classic single-layer models from the course notes: the perceptron and its learning rule,
+linear regression (closed form and gradient descent), logistic and softmax regression.
+
+>>> from shendu.models import Perceptron
+>>> from shendu.data.datasets import make_xor
+>>> X, y = make_xor(4, noise=0.0)
+>>> Perceptron(2).fit(X, y, epochs=50).converged_   # XOR is not linearly separable
+False
+"""
+from .linear import LinearRegression, LogisticRegression, SoftmaxRegression
+from .perceptron import Perceptron
+
+__all__ = ["Perceptron", "LinearRegression", "LogisticRegression", "SoftmaxRegression"]

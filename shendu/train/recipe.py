@@ -1,0 +1,229 @@
+"""The standard image-classification recipe behind ``shendu train`` and ``shendu search``.
+
+Steps, following the course notes' workflow (seed 000 §5 and §9): carve a stratified dev
+set out of the training data; fit the input normalisation on the training part only and
+reuse it for dev and test; train with a dev evaluation after every epoch; save a
+resumable checkpoint each epoch; finally measure train, dev and test error, so the
+bias/variance diagnosis can be read off ``metrics.json``.
+
+>>> cfg = resolve_config({"optimizer": "sgd"})
+>>> cfg["model"], cfg["dataset"], cfg["lr"]
+('lenet5', 'digits', 0.05)
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+DEFAULTS: dict[str, Any] = {
+    "model": "lenet5", "dataset": "digits", "data_dir": None, "hidden": "512,512",
+    "val_fraction": 0.1, "limit": None, "epochs": 20, "batch_size": 32, "lr": None,
+    "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "dropout": 0.3,
+    "schedule": "cosine", "augment": True, "patience": None, "seed": 0, "device": None,
+}
+# name -> (class name in shendu.optim, default learning rate)
+OPTIMIZERS = {"sgd": ("SGD", 0.05), "adam": ("Adam", 2e-3), "adamw": ("AdamW", 2e-3),
+              "rmsprop": ("RMSprop", 1e-3), "adagrad": ("Adagrad", 0.02),
+              "adadelta": ("Adadelta", 1.0)}
+SCHEDULES = ["cosine", "step", "plateau", "none"]
+
+__all__ = ["DEFAULTS", "OPTIMIZERS", "SCHEDULES", "resolve_config", "load_datasets",
+           "make_loaders", "build_model", "build_optimizer", "build_scheduler",
+           "run_training"]
+
+
+def resolve_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``DEFAULTS`` updated with the non-None ``overrides``; ``lr`` filled in per optimizer."""
+    cfg = dict(DEFAULTS)
+    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None and k in DEFAULTS})
+    if cfg["optimizer"] not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; choose from "
+                         f"{sorted(OPTIMIZERS)}")
+    if cfg["schedule"] not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg['schedule']!r}; choose from {SCHEDULES}")
+    if cfg["lr"] is None:
+        cfg["lr"] = OPTIMIZERS[cfg["optimizer"]][1]
+    for key in ("epochs", "batch_size", "seed"):
+        cfg[key] = int(cfg[key])
+    return cfg
+
+
+def load_datasets(cfg: dict) -> tuple:
+    """``(train_dataset, test_dataset)`` for ``cfg['dataset']``."""
+    from ..data.datasets import CIFAR10, MNIST, Digits, FashionMNIST
+
+    name, root = cfg["dataset"], cfg["data_dir"]
+    if name == "digits":
+        return Digits("train"), Digits("test")
+    cls = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "cifar10": CIFAR10}.get(name)
+    if cls is None:
+        raise ValueError(f"unknown dataset {name!r}; choose digits, mnist, fashion-mnist "
+                         "or cifar10")
+    return cls(root, train=True), cls(root, train=False)
+
+
+def _augmentations(dataset: str, size: int) -> list:
+    from ..data import transforms as T
+
+    if dataset in ("digits", "mnist"):  # shifts only: a mirrored 2 is not a 2
+        return [T.RandomCrop(size, padding=2)]
+    return [T.RandomCrop(size, padding=4 if size >= 32 else 2), T.RandomHorizontalFlip()]
+
+
+def make_loaders(cfg: dict, train_full, test) -> dict[str, Any]:
+    """Stratified train/dev split, normalisation fit on train, and the three loaders."""
+    from ..data import DataLoader, Subset, stratified_split
+    from ..data import transforms as T
+
+    images, labels = train_full.arrays()
+    pool = np.arange(len(labels))
+    test_idx = np.arange(len(test))
+    if cfg["limit"]:
+        rng = np.random.default_rng(cfg["seed"])
+        pool = np.sort(rng.permutation(len(labels))[:cfg["limit"]])
+        test_idx = np.sort(rng.permutation(len(test))[:cfg["limit"]])
+    f = float(cfg["val_fraction"])
+    tr, dev = stratified_split(labels[pool], (1 - f, f), seed=cfg["seed"])
+    tr, dev = pool[tr], pool[dev]
+    norm = T.Normalize.fit(images[tr], scale=1 / 255)
+    size = images.shape[-1]
+    aug = _augmentations(cfg["dataset"], size) if cfg["augment"] else []
+    train_tf = T.Compose([T.ToTensor(), *aug, norm])
+    eval_tf = T.Compose([T.ToTensor(), norm])
+    dev_ = cfg["device"]
+    return {
+        "train": DataLoader(Subset(train_full, tr), batch_size=cfg["batch_size"],
+                            shuffle=True, transform=train_tf, device=dev_),
+        "dev": DataLoader(Subset(train_full, dev), batch_size=500, transform=eval_tf,
+                          device=dev_),
+        # training images without augmentation: for the final training error
+        "train_eval": DataLoader(Subset(train_full, tr[:5000]), batch_size=500,
+                                 transform=eval_tf, device=dev_),
+        "test": DataLoader(Subset(test, test_idx), batch_size=500, transform=eval_tf,
+                           device=dev_),
+        "shape": tuple(images.shape[1:]), "num_classes": int(labels.max()) + 1,
+        "sizes": (len(tr), len(dev), len(test_idx)),
+        "normalize": {"mean": norm.mean.tolist(), "std": norm.std.tolist()},
+    }
+
+
+def build_model(cfg: dict, shape: tuple, num_classes: int):
+    """The network named by ``cfg['model']`` for inputs of ``shape`` (C, H, W)."""
+    from ..vision.models import MLP, LeNet5
+
+    c, h, _ = shape
+    if cfg["model"] in ("lenet5", "lenet5-classic"):
+        return LeNet5(num_classes, in_channels=c, classic=cfg["model"] == "lenet5-classic",
+                      dropout=cfg["dropout"], input_size=h)
+    if cfg["model"] == "mlp":
+        hidden = tuple(int(x) for x in str(cfg["hidden"]).split(",") if x.strip())
+        return MLP(int(np.prod(shape)), hidden, num_classes, dropout=cfg["dropout"])
+    raise ValueError(f"unknown model {cfg['model']!r}; choose lenet5, lenet5-classic or mlp")
+
+
+def build_optimizer(cfg: dict, model):
+    """The ``shendu.optim`` optimizer named by ``cfg['optimizer']`` (SGD gets Nesterov)."""
+    from .. import optim
+
+    name = cfg["optimizer"]
+    kwargs = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
+    if name in ("sgd", "rmsprop"):
+        kwargs["momentum"] = cfg["momentum"]
+    if name == "sgd" and cfg["momentum"]:
+        kwargs["nesterov"] = True
+    return getattr(optim, OPTIMIZERS[name][0])(model.parameters(), **kwargs)
+
+
+def build_scheduler(cfg: dict, optimizer):
+    """The learning-rate schedule named by ``cfg['schedule']`` (None for ``'none'``)."""
+    from ..optim import lr_scheduler as S
+
+    kind, epochs = cfg["schedule"], cfg["epochs"]
+    if kind == "cosine":
+        return S.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    if kind == "step":
+        return S.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    if kind == "plateau":
+        return S.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    return None
+
+
+def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
+                 resume: str | os.PathLike | None = None, evaluate_test: bool = True,
+                 save: bool = True, progress: bool | str = True,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train per ``cfg`` (see :func:`resolve_config`); returns metrics and file paths.
+
+    Args:
+        cfg: a resolved configuration.
+        out: folder for ``checkpoint.sd``, ``metrics.json``, ``history.csv`` and
+            ``learning_curves.png`` (nothing is written when None).
+        resume: checkpoint to continue from (same configuration).
+        evaluate_test: also measure the test set (hyperparameter search leaves it alone).
+        save: write the checkpoint and plot (``metrics.json`` is always written to out).
+        progress: as for :func:`shendu.train.fit`.
+        log: where the one-line summaries go.
+    """
+    from .. import random as sd_random
+    from ..nn import functional as F
+    from . import callbacks as C
+    from .trainer import Trainer
+
+    start = time.perf_counter()
+    sd_random.manual_seed(cfg["seed"])
+    train_full, test = load_datasets(cfg)
+    data = make_loaders(cfg, train_full, test)
+    model = build_model(cfg, data["shape"], data["num_classes"])
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_scheduler(cfg, optimizer)
+    paths: dict[str, str] = {}
+    cbs: list = []
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        paths["metrics"] = os.path.join(out, "metrics.json")
+        cbs += [C.CSVLogger(os.path.join(out, "history.csv")), C.JSONLogger(paths["metrics"])]
+        if save:
+            paths["checkpoint"] = os.path.join(out, "checkpoint.sd")
+            cbs.append(C.ModelCheckpoint(paths["checkpoint"], extra={"config": cfg}))
+    if cfg["patience"]:
+        cbs.append(C.EarlyStopping("val_loss", patience=cfg["patience"]))
+    n_tr, n_dev, n_te = data["sizes"]
+    epochs = f"{cfg['epochs']} epoch" + ("s" if cfg["epochs"] != 1 else "")
+    log(f"Training {cfg['model']} on {cfg['dataset']}: {n_tr} train / {n_dev} dev / {n_te} "
+        f"test images; {cfg['optimizer']} lr={cfg['lr']:g}, batch {cfg['batch_size']}, "
+        f"{epochs}, {'augmented, ' if cfg['augment'] else ''}seed {cfg['seed']}"
+        + (f" -> {out}" if out is not None else ""))
+    trainer = Trainer(model, F.cross_entropy, optimizer, scheduler=scheduler, callbacks=cbs,
+                      device=cfg["device"], progress=progress)
+    history = trainer.fit(data["train"], cfg["epochs"], data["dev"], resume=resume)
+    result: dict[str, Any] = {"history": dict(history), "config": cfg,
+                              "data": {"sizes": dict(zip(("train", "dev", "test"),
+                                                         data["sizes"])),
+                                       "normalize": data["normalize"]}}
+    final = {"train_error": 1 - trainer.evaluate(data["train_eval"])["acc"],
+             "dev_error": 1 - trainer.evaluate(data["dev"])["acc"]}
+    if evaluate_test:
+        test_metrics = trainer.evaluate(data["test"])
+        result["test"] = test_metrics
+        final["test_error"] = 1 - test_metrics["acc"]
+    result["final"] = final
+    result["time_s"] = round(time.perf_counter() - start, 2)
+    if out is not None:
+        if save:
+            try:
+                from .plots import plot_learning_curves
+                paths["plot"] = os.path.join(out, "learning_curves.png")
+                plot_learning_curves(history, paths["plot"],
+                                     title=f"{cfg['model']} on {cfg['dataset']}")
+            except ImportError as exc:  # matplotlib is optional
+                log(f"(no learning-curve plot: {exc})")
+                paths.pop("plot", None)
+        from .checkpoint import atomic_write_text
+        atomic_write_text(paths["metrics"], json.dumps(result, indent=1))
+    result["paths"] = paths
+    return result
