@@ -10,17 +10,65 @@ and training tools with PyTorch's names.
 >>> x.grad
 tensor([2., 4.])
 """
-from . import _tensor_methods  # noqa: F401  (binds ops to Tensor)
-from . import autograd, backend, dtypes, nn, ops, random
+from . import (
+    _tensor_methods,  # noqa: F401  (binds ops to Tensor)
+    autograd,
+    backend,
+    dtypes,
+    nn,
+    ops,
+    random,
+)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device
 from .backend import Device as device
-from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like, eye,
-                       from_dlpack, from_numpy, full, full_like, linspace, logspace,
-                       multinomial, normal, ones, ones_like, rand, rand_like, randint, randn,
-                       randn_like, randperm, tensor, zeros, zeros_like)
-from .dtypes import (bool, double, float, float16, float32, float64, get_default_dtype, half,
-                     int, int8, int16, int32, int64, long, set_default_dtype, short, uint8)
+from .creation import (
+    arange,
+    as_tensor,
+    asarray,
+    bernoulli,
+    empty,
+    empty_like,
+    eye,
+    from_dlpack,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    logspace,
+    multinomial,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .dtypes import (
+    bool,
+    double,
+    float,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    short,
+    uint8,
+)
 from .ops import *  # noqa: F401,F403
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: F401  (shadow builtins)
 from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
@@ -37,8 +85,8 @@ class cuda:  # noqa: N801 - mirrors torch.cuda
     synchronize = staticmethod(backend.cuda.synchronize)
 
     @staticmethod
-    def manual_seed(seed):
-        manual_seed(seed)
+    def manual_seed(value):
+        manual_seed(value)
 
 
 def is_tensor(obj) -> bool:

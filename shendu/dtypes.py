@@ -32,7 +32,8 @@ def set_default_dtype(dtype) -> None:
 
 
 def as_dtype(dtype) -> np.dtype:
-    """Accept ``sd.float32``, ``np.float32``, ``'float32'``, or Python's ``float``/``int``/``bool``."""
+    """Accept ``sd.float32``, ``np.float32``, ``'float32'`` or Python's ``float``/``int``/``bool``.
+    """
     if dtype is builtins.float:
         return _default[0]
     dt = np.dtype(dtype)

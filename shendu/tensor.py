@@ -213,7 +213,8 @@ class Tensor:
                                edgeitems=3, precision=4,
                                floatmode="fixed" if fixed else "maxprec")
         extras = []
-        if arr.dtype not in (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool) or arr.size == 0:
+        usual = (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool)
+        if arr.dtype not in usual or arr.size == 0:
             extras.append(f"dtype=shendu.{arr.dtype}")
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")

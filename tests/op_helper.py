@@ -81,7 +81,8 @@ def check_op(fn, args, np_fn=None, torch_fn=None, atol=1e-6, rtol=1e-5, grad=Tru
     rng = np.random.default_rng(1)
     xs = _make_sd(args)
     outs = _as_list(fn(*xs))
-    float_idx = [i for i, o in enumerate(outs) if isinstance(o, sd.Tensor) and o.is_floating_point()]
+    float_idx = [i for i, o in enumerate(outs)
+                 if isinstance(o, sd.Tensor) and o.is_floating_point()]
 
     # 1. forward against NumPy
     if np_fn is not None:

@@ -1,7 +1,7 @@
 """Automatic differentiation: the reverse sweep, ``grad``, forward mode and gradient checks."""
+from .engine import run_backward
 from .function import Function
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .engine import run_backward
 
 __all__ = ["Function", "backward", "grad", "jvp", "vjp", "gradcheck", "gradcheck_random",
            "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
@@ -79,7 +79,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     capture = {k: None for k in keys}
     run_backward(roots, retain_graph=bool(retain_graph), capture=capture)
     result = []
-    for t, k in zip(inputs, keys):
+    for k in keys:
         g = capture[k]
         if g is None and not allow_unused:
             raise RuntimeError("grad: one of the inputs was not used to compute the outputs; "

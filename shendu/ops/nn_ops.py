@@ -273,7 +273,7 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def backward(ctx, g):
-        ctx.saved_tensors  # version check
+        _ = ctx.saved_tensors  # raises if an input was modified in place since forward
         dx, dt = BCEWithLogits._partials(ctx)
         needs = ctx.needs_input_grad
         gx = g * dx if needs[0] else None

@@ -27,8 +27,9 @@ def conv2d_loop(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         g = oc // og
         for i in range(oh):
             for j in range(ow):
-                patch = xp[:, g * cg:(g + 1) * cg, i * stride:i * stride + dilation * (kh - 1) + 1:dilation,
-                           j * stride:j * stride + dilation * (kw - 1) + 1:dilation]
+                rows = slice(i * stride, i * stride + dilation * (kh - 1) + 1, dilation)
+                cols = slice(j * stride, j * stride + dilation * (kw - 1) + 1, dilation)
+                patch = xp[:, g * cg:(g + 1) * cg, rows, cols]
                 out[:, oc, i, j] = (patch * w[oc]).sum((1, 2, 3))
     if b is not None:
         out += b[None, :, None, None]
@@ -47,13 +48,14 @@ def test_conv2d(kw):
              TF and (lambda x, w, b: TF.conv2d(x, w, b, **kw)))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # PyTorch's own notice
 def test_conv2d_no_bias_rect_kernel_and_same_valid():
     check_op(lambda x, w: F.conv2d(x, w, padding=(2, 0), stride=(1, 2)), [r(1, 2, 5, 7),
                                                                          r(3, 2, 2, 3)],
              None, TF and (lambda x, w: TF.conv2d(x, w, padding=(2, 0), stride=(1, 2))))
     for pad in ("same", "valid"):
-        check_op(lambda x, w: F.conv2d(x, w, padding=pad), [r(1, 2, 5, 5), r(3, 2, 4, 3)],
-                 None, TF and (lambda x, w: TF.conv2d(x, w, padding=pad)))
+        check_op(lambda x, w, pad=pad: F.conv2d(x, w, padding=pad), [r(1, 2, 5, 5), r(3, 2, 4, 3)],
+                 None, TF and (lambda x, w, pad=pad: TF.conv2d(x, w, padding=pad)))
     out = F.conv2d(sd.ones(1, 1, 6, 6), sd.ones(2, 1, 5, 5), padding="same")
     assert out.shape == (1, 2, 6, 6)
 

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from op_helper import Arg, check_op, torch
+from op_helper import check_op, torch
 
 import shendu as sd
 import shendu.nn.functional as F

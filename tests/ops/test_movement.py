@@ -1,7 +1,7 @@
 """Shape, indexing and movement ops through check_op."""
 import numpy as np
 import pytest
-from op_helper import Arg, check_op, torch
+from op_helper import check_op, torch
 
 import shendu as sd
 import shendu.nn.functional as F
@@ -74,7 +74,8 @@ CASES = [
     ("pad_circular", lambda x: F.pad(x, (1, 1), mode="circular"),
      lambda x: np.pad(x, ((0, 0), (0, 0), (1, 1)), mode="wrap"),
      T and (lambda x: T.nn.functional.pad(x, (1, 1), mode="circular")), (1, 2, 4)),
-    ("pad_negative_crops", lambda x: F.pad(x, (-1, 1)), lambda x: np.pad(x[:, 1:], ((0, 0), (0, 1))),
+    ("pad_negative_crops", lambda x: F.pad(x, (-1, 1)),
+     lambda x: np.pad(x[:, 1:], ((0, 0), (0, 1))),
      T and (lambda x: T.nn.functional.pad(x, (-1, 1))), (3, 4)),
     ("clone", lambda x: x.clone(), lambda x: x.copy(), lambda x: x.clone(), (3, 4)),
     ("contiguous_T", lambda x: x.T.contiguous(), lambda x: x.T.copy(),

@@ -24,11 +24,11 @@ from .activation import (
     Step,
     Tanh,
 )
+from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .dropout import DropConnect, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .linear import Bilinear, Linear, Maxout
-from .attention import MultiheadAttention
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm, LocalResponseNorm
 from .pool import (
     AdaptiveAvgPool1d,
@@ -44,8 +44,13 @@ from .pool import (
     UpsamplingNearest2d,
 )
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
-from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
-                          TransformerEncoder, TransformerEncoderLayer)
+from .transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "Linear", "Bilinear",
