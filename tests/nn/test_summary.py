@@ -156,10 +156,8 @@ def test_several_inputs_dtypes_and_no_batch():
         summary(Pair(), [(3,), (3, 4)], dtype=[sd.int64])
 
 
-def test_with_shendu_linear_when_available():
-    linear = getattr(sd.nn, "Linear", None)
-    if linear is None:
-        pytest.skip("shendu.nn.Linear is not available yet")
+def test_with_shendu_linear():
+    linear = sd.nn.Linear
     net = Sequential(linear(20, 10), Act(), linear(10, 3, bias=False))
     s = summary(net, (20,), batch_size=7)
     assert [(r.output_shape, r.num_params) for r in s.rows] == [
