@@ -5,8 +5,6 @@ shendu's, so the shendu workload and its PyTorch twin are the same code by const
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -15,28 +13,11 @@ import numpy as np
 from shendu.bench import Benchmark, Step, benchmark
 
 
-class _ShenduNN:
-    """``shendu.nn``, falling back to ``shendu.nn.layers.*`` for layers not yet exported."""
-
-    def __getattr__(self, name: str):
-        import shendu.nn as nn
-
-        if hasattr(nn, name):
-            return getattr(nn, name)
-        import shendu.nn.layers as layers
-
-        for info in pkgutil.iter_modules(layers.__path__):
-            module = importlib.import_module(f"shendu.nn.layers.{info.name}")
-            if hasattr(module, name):
-                return getattr(module, name)
-        raise AttributeError(f"shendu.nn has no {name} (not written yet?)")
-
-
 def shendu_fw() -> SimpleNamespace:
     """shendu behind the names a workload uses: nn, F, optim, no_grad, tensor, seed."""
     import shendu as sd
 
-    return SimpleNamespace(name="shendu", nn=_ShenduNN(), F=sd.nn.functional, optim=sd.optim,
+    return SimpleNamespace(name="shendu", nn=sd.nn, F=sd.nn.functional, optim=sd.optim,
                            no_grad=sd.no_grad, tensor=sd.from_numpy, seed=sd.manual_seed,
                            lib=sd)
 

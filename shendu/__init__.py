@@ -72,6 +72,7 @@ from .dtypes import (
 from .ops import *  # noqa: F401,F403
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: F401  (shadow builtins)
 from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
+from ._threads import get_num_threads, set_num_threads
 from .tensor import Tensor
 
 __version__ = "0.1.0"

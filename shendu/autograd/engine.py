@@ -6,6 +6,7 @@ summed over the whole sweep and written to ``.grad`` at the end, after the leaf'
 """
 from __future__ import annotations
 
+from .function import _freed_backward
 from .grad_mode import _State
 
 
@@ -129,7 +130,15 @@ def _send(edge, g, pending, leaves):
 
 
 def _zeros_for_missing(node, grads):
-    shapes = node.out_meta  # multi-output functions record (shape, dtype, xp) per output
+    # Function.apply records (shape, dtype, xp) per output of a multi-output node; a node
+    # freed by an earlier backward has lost it, and must say so rather than fail on a lookup.
+    shapes = node.__dict__.get("out_meta")
+    if shapes is None:
+        if node.__dict__.get("backward") is _freed_backward:
+            node._raise_freed()
+        raise RuntimeError(f"{node.name}: a multi-output node has no out_meta (shape, dtype, "
+                           "array module per output), so zeros cannot stand in for an output "
+                           "that received no gradient")
     return [
         g if g is not None else xp.zeros(shape, dtype)
         for g, (shape, dtype, xp) in zip(grads, shapes)

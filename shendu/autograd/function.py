@@ -16,6 +16,7 @@ go (``next``) and which version of each saved array it saw.
 """
 from __future__ import annotations
 
+from ..backend import get_array_module
 from .grad_mode import _State
 
 
@@ -111,6 +112,9 @@ class Function:
         if out.__class__ is tuple:
             ctx.n_out = len(out)
             outs = tuple([_make(o, ctx, i) for i, o in enumerate(out)])
+            if "out_meta" not in ctx.__dict__:
+                # what the engine needs to stand in zeros for an output that gets no gradient
+                ctx.out_meta = [(o.shape, o.dtype, get_array_module(o)) for o in out]
         else:
             ctx.n_out = 1
             outs = _make(out, ctx, 0)
