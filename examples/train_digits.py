@@ -68,7 +68,7 @@ def main() -> None:
                   resume=args.resume)
 
     # 5. The model, its learning curves, and what to do next given the train/dev gap.
-    print(sd.nn.summary(model, (1, 28, 28)))
+    sd.nn.summary(model, (1, 28, 28))
     plot_learning_curves(history, os.path.join(args.out, "learning_curves.png"))
     train_eval = DataLoader(Subset(train_full, train_idx), batch_size=500, transform=eval_tf)
     train_err = 1 - evaluate(model, train_eval, F.cross_entropy)["acc"]

@@ -69,7 +69,9 @@ class ModelSummary:
                "-" * width]
         return "\n".join(out)
 
-    __repr__ = __str__
+    def __repr__(self) -> str:  # short: summary() has already printed the table
+        return (f"ModelSummary({len(self.rows)} layers, total_params={self.total_params:,}, "
+                f"trainable_params={self.trainable_params:,})")
 
 
 def _format_shape(shape: Any) -> str:
@@ -100,7 +102,8 @@ def _is_shape(size: Any) -> bool:
 
 
 def summary(model: Module, input_size: Sequence[int] | Sequence[Sequence[int]],
-            dtype: Any = None, device: Any = None, batch_size: int | None = 1) -> ModelSummary:
+            dtype: Any = None, device: Any = None, batch_size: int | None = 1,
+            verbose: bool = True) -> ModelSummary:
     """Run ``model`` once on random input and tabulate each layer's output and parameters.
 
     Args:
@@ -110,13 +113,14 @@ def summary(model: Module, input_size: Sequence[int] | Sequence[Sequence[int]],
         dtype: the input dtype (default float32), or one per input; integer inputs are zeros.
         device: where the input is made; defaults to the device of the model's parameters.
         batch_size: prepended to every input shape; None uses ``input_size`` as given.
+        verbose: print the table (as Keras' ``model.summary()`` does); False only returns it.
 
-    The forward pass runs under ``no_grad`` in eval mode. ``str()`` of the result (or its
-    repr at a prompt) is the table; ``rows`` and the totals are there for code.
+    The forward pass runs under ``no_grad`` in eval mode. ``str()`` of the result is the
+    table; ``rows`` and the totals are there for code.
 
     >>> import shendu as sd
     >>> from shendu.nn.containers import Flatten, Sequential
-    >>> s = summary(Sequential(Flatten()), (3, 4), batch_size=2)
+    >>> s = summary(Sequential(Flatten()), (3, 4), batch_size=2, verbose=False)
     >>> s.rows[0].output_shape, s.total_params
     ((2, 12), 0)
     """
@@ -169,9 +173,12 @@ def summary(model: Module, input_size: Sequence[int] | Sequence[Sequence[int]],
         for m, mode in modes:
             m.training = mode
     params = list(model.parameters())
-    return ModelSummary(
+    result = ModelSummary(
         [r for r in rows if r is not None],
         total_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         input_bytes=sum(x.nbytes for x in inputs),
         param_bytes=sum(p.nbytes for p in params))
+    if verbose:
+        print(result)
+    return result

@@ -92,7 +92,7 @@ def test_table_text():
                           "Non-trainable params: 0"]
     assert lines[9:13] == ["Input size (MB): 0.00", "Forward activations (MB): 0.02",
                            "Params size (MB): 0.03", "Estimated total size (MB): 0.04"]
-    assert repr(s) == str(s)
+    assert repr(s).startswith("ModelSummary(2 layers")
 
 
 def test_frozen_and_shared_parameters():
@@ -164,3 +164,13 @@ def test_with_shendu_linear():
         ((7, 10), 210), ((7, 10), 0), ((7, 3), 30)]
     assert s.total_params == 240
     np.testing.assert_equal(s.param_bytes, 240 * 4)
+
+
+def test_prints_the_table_unless_quiet(capsys):
+    net = Sequential(sd.nn.Linear(4, 3))
+    s = summary(net, (4,))
+    printed = capsys.readouterr().out
+    assert printed.strip() == str(s).strip() and "Linear" in printed and "15" in printed
+    summary(net, (4,), verbose=False)
+    assert capsys.readouterr().out == ""
+    assert repr(s) == "ModelSummary(1 layers, total_params=15, trainable_params=15)"
