@@ -307,3 +307,22 @@ def test_any_nesting_of_scalars_roundtrips_exactly(obj):
             assert a == b
 
     same(obj, out)
+
+
+def test_no_code_path_in_the_package_can_unpickle():
+    """A source scan of the whole package: nothing imports pickle (or its relatives),
+    enables allow_pickle, or calls np.load without allow_pickle=False."""
+    import re
+
+    root = pathlib.Path(sd.__file__).parent
+    banned = re.compile(r"^\s*(import|from)\s+(c?pickle|dill|joblib|shelve|marshal)\b"
+                        r"|allow_pickle\s*=\s*True|torch\.load\(", re.M)
+    np_load = re.compile(r"np\.load\(([^()]|\([^()]*\))*\)", re.S)
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{path.relative_to(root)}: {m.group(0).strip()}"
+                      for m in banned.finditer(text)]
+        offenders += [f"{path.relative_to(root)}: {m.group(0)}" for m in np_load.finditer(text)
+                      if "allow_pickle=False" not in m.group(0)]
+    assert offenders == []

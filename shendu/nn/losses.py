@@ -30,11 +30,16 @@ def _legacy_reduction(size_average: bool | None, reduce: bool | None) -> str:
 
 
 class _Loss(Module):
+    # the reductions a subclass accepts (a class attribute, so the constructor's arguments
+    # stay exactly PyTorch's)
+    _reductions: tuple = _REDUCTIONS
+
     def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
-                 reduction: str = "mean", allowed: tuple = _REDUCTIONS) -> None:
+                 reduction: str = "mean") -> None:
         super().__init__()
         if size_average is not None or reduce is not None:
             reduction = _legacy_reduction(size_average, reduce)
+        allowed = self._reductions
         if reduction not in allowed:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {allowed}, got "
                              f"{reduction!r}")
@@ -276,9 +281,11 @@ class KLDivLoss(_Loss):
     tensor(0.)
     """
 
+    _reductions = _REDUCTIONS + ("batchmean",)
+
     def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
                  reduction: str = "mean", log_target: bool = False) -> None:
-        super().__init__(size_average, reduce, reduction, _REDUCTIONS + ("batchmean",))
+        super().__init__(size_average, reduce, reduction)
         self.log_target = log_target
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:

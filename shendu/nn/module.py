@@ -366,7 +366,11 @@ class Module:
             else:
                 dtype = a
         if dtype is not None:
-            dtype = dtypes.as_dtype(dtype)
+            try:
+                dtype = dtypes.as_dtype(dtype)
+            except TypeError:
+                raise TypeError(f"{type(self).__name__}.to: expected a dtype, a device ('cpu', "
+                                f"'cuda', 'cuda:N') or a tensor, got {dtype!r}") from None
             if dtype.kind not in "fc":
                 raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes are "
                                 f"accepted, got {dtype}")
@@ -442,6 +446,12 @@ class Module:
                 missing_keys.append(key)
                 continue
             value = state_dict[key]
+            if not isinstance(value, Tensor) and callable(getattr(value, "detach", None)):
+                # another framework's tensor, e.g. torch's state_dict(keep_vars=True): its
+                # values, without the graph that would make it refuse the conversion (and
+                # from host memory: the copy below moves them to the parameter's device)
+                value = value.detach()
+                value = value.cpu() if callable(getattr(value, "cpu", None)) else value
             try:
                 arr = value._data if isinstance(value, Tensor) else _asarray(value)
             except (TypeError, ValueError) as e:

@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from ..autograd.grad_mode import enable_grad
 from ..backend import as_device, get_array_module, to_device
 from ..tensor import Tensor
@@ -255,6 +257,9 @@ class Optimizer:
         if key == "step":
             return int(float(value))
         arr = value._data if isinstance(value, Tensor) else value
+        if callable(getattr(arr, "detach", None)):  # another framework's tensor (torch's)
+            arr = arr.detach()
+            arr = np.asarray(arr.cpu() if callable(getattr(arr, "cpu", None)) else arr)
         if not (hasattr(arr, "shape") and hasattr(arr, "dtype")):
             return copy.deepcopy(value)
         arr = to_device(arr, as_device(p.device))

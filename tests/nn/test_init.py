@@ -98,6 +98,7 @@ def test_uniform_normal_constant():
                                           (0.0, 1.0, 2.0, 2.2)])
 def test_trunc_normal_matches_scipy(mean, std, a, b):
     stats = pytest.importorskip("scipy.stats")
+    sd.manual_seed(0)  # a KS test: seeded, so it cannot flake
     w = init.trunc_normal_(sd.empty(50000, dtype=sd.float64), mean, std, a, b)
     arr = w.numpy()
     assert arr.min() >= a and arr.max() <= b
@@ -153,3 +154,33 @@ def test_errors():
         init.eye_(sd.empty(2, 2, 2))
     with pytest.warns(UserWarning, match="zero-element"):
         init.kaiming_uniform_(sd.empty(0, 3))
+
+
+@pytest.mark.parametrize("name,kwargs,shape", [
+    ("uniform_", {"a": -0.5, "b": 2.0}, (200, 100)),
+    ("normal_", {"mean": 0.3, "std": 2.0}, (200, 100)),
+    ("xavier_uniform_", {"gain": 1.5}, (200, 100)),
+    ("xavier_normal_", {"gain": 0.5}, (64, 32, 3, 3)),
+    ("kaiming_uniform_", {"a": 0.1, "mode": "fan_out", "nonlinearity": "leaky_relu"},
+     (64, 32, 3)),
+    ("kaiming_normal_", {"nonlinearity": "relu"}, (200, 100)),
+    ("kaiming_normal_", {"mode": "fan_out", "nonlinearity": "tanh"}, (200, 100)),
+    ("orthogonal_", {"gain": 2.0}, (120, 80)),
+    ("trunc_normal_", {"std": 0.5, "a": -0.4, "b": 1.0}, (200, 100)),
+])
+def test_same_distribution_as_torch(name, kwargs, shape):
+    """A large draw from ours and one from torch's pass a two-sample KS test and agree in
+    mean and std (a wrong gain or fan shows up in both), bounded ones in range too."""
+    torch = pytest.importorskip("torch")
+    stats = pytest.importorskip("scipy.stats")
+    torch.manual_seed(0)
+    sd.manual_seed(0)  # seeded: the KS test cannot flake
+    ours = getattr(init, name)(sd.empty(*shape, dtype=sd.float64), **kwargs).numpy().ravel()
+    theirs = getattr(torch.nn.init, name)(torch.empty(*shape, dtype=torch.float64),
+                                          **kwargs).numpy().ravel()
+    assert stats.ks_2samp(ours, theirs).pvalue > 1e-3
+    assert abs(ours.std() / theirs.std() - 1) < 0.03
+    assert abs(ours.mean() - theirs.mean()) < 0.03 * theirs.std()
+    if "uniform" in name or "trunc" in name:  # both come within 0.1% of the bounds
+        assert ours.min() >= theirs.min() - 0.01 * theirs.std()
+        assert ours.max() <= theirs.max() + 0.01 * theirs.std()

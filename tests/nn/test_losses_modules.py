@@ -61,27 +61,69 @@ def _np(t):
     return np.asarray(t.detach())
 
 
+def _reductions(name):
+    return ("none", "mean", "sum") + (("batchmean",) if name == "KLDivLoss" else ())
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")  # torch, KLDiv
 @pytest.mark.parametrize("name, kwargs, inputs", CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_loss_module_matches_torch(name, kwargs, inputs):
+    """Values and gradients of every differentiable input, under every reduction."""
     torch = pytest.importorskip("torch")
-    ours = getattr(losses, name)(**{k: sd.tensor(v) if isinstance(v, np.ndarray) else v
-                                    for k, v in kwargs.items()})
-    theirs = getattr(torch.nn, name)(**{k: torch.tensor(v) if isinstance(v, np.ndarray) else v
-                                        for k, v in kwargs.items()})
-    assert repr(ours) == repr(theirs)
-    assert list(ours.state_dict()) == list(theirs.state_dict())  # weight buffers
-    sx = [sd.tensor(v, requires_grad=kind == "x") for kind, v in inputs]
-    tx = [torch.tensor(v, requires_grad=kind == "x") for kind, v in inputs]
-    so, to = ours(*sx), theirs(*tx)
-    np.testing.assert_allclose(_np(so), _np(to), atol=1e-7, rtol=1e-6)
-    g = np.random.default_rng(1).standard_normal(so.shape)
-    so.backward(sd.tensor(g))
-    to.backward(torch.tensor(g))
-    for i, (a, b) in enumerate(zip(sx, tx)):
-        if b.requires_grad:
-            np.testing.assert_allclose(_np(a.grad), _np(b.grad), atol=1e-7, rtol=1e-6,
-                                       err_msg=f"gradient of input {i}")
+    for reduction in _reductions(name):
+        kw = {**kwargs, "reduction": reduction}
+        ours = getattr(losses, name)(**{k: sd.tensor(v) if isinstance(v, np.ndarray) else v
+                                        for k, v in kw.items()})
+        theirs = getattr(torch.nn, name)(**{k: torch.tensor(v) if isinstance(v, np.ndarray)
+                                            else v for k, v in kw.items()})
+        assert repr(ours) == repr(theirs)
+        assert list(ours.state_dict()) == list(theirs.state_dict())  # weight buffers
+        sx = [sd.tensor(v, requires_grad=kind == "x") for kind, v in inputs]
+        tx = [torch.tensor(v, requires_grad=kind == "x") for kind, v in inputs]
+        so, to = ours(*sx), theirs(*tx)
+        assert so.shape == tuple(to.shape), reduction
+        np.testing.assert_allclose(_np(so), _np(to), atol=1e-7, rtol=1e-6, err_msg=reduction)
+        g = np.random.default_rng(1).standard_normal(so.shape)
+        so.backward(sd.tensor(g))
+        to.backward(torch.tensor(g))
+        for i, (a, b) in enumerate(zip(sx, tx)):
+            if b.requires_grad:
+                np.testing.assert_allclose(_np(a.grad), _np(b.grad), atol=1e-7, rtol=1e-6,
+                                           err_msg=f"{reduction}: gradient of input {i}")
+
+
+@pytest.mark.parametrize("name", sorted({c[0] for c in CASES}))
+def test_constructor_arguments_are_torchs(name):
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    def args(cls):
+        return [(p.name, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
+    assert args(getattr(losses, name)) == args(getattr(torch.nn, name))
+
+
+def test_every_functional_loss_has_a_module():
+    import shendu.nn.functional.loss as FL
+
+    # every public function defined in functional/loss.py, less the two distances
+    names = {n for n, f in vars(FL).items() if callable(f) and not n.startswith("_")
+             and getattr(f, "__module__", "") == FL.__name__}
+    names -= {"cosine_similarity", "pairwise_distance"}
+    covered = {"cross_entropy": "CrossEntropyLoss", "nll_loss": "NLLLoss",
+               "mse_loss": "MSELoss", "l1_loss": "L1Loss", "smooth_l1_loss": "SmoothL1Loss",
+               "huber_loss": "HuberLoss", "binary_cross_entropy": "BCELoss",
+               "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+               "hinge_embedding_loss": "HingeEmbeddingLoss",
+               "multi_margin_loss": "MultiMarginLoss", "soft_margin_loss": "SoftMarginLoss",
+               "margin_ranking_loss": "MarginRankingLoss", "kl_div": "KLDivLoss",
+               "cosine_embedding_loss": "CosineEmbeddingLoss",
+               "triplet_margin_loss": "TripletMarginLoss",
+               "gaussian_nll_loss": "GaussianNLLLoss"}
+    assert names <= set(covered), f"loss functions without a module: {names - set(covered)}"
+    tested = {c[0] for c in CASES}
+    for cls in covered.values():
+        assert cls in losses.__all__ and cls in tested and hasattr(sd.nn, cls), cls
 
 
 def test_gradcheck_through_modules():

@@ -209,6 +209,8 @@ def test_to_float64_keeps_identity_and_converts_buffers():
     assert n.cpu() is n and n.to("cpu", dtype=sd.float64).fc.weight.dtype == np.float64
     with pytest.raises(TypeError, match="only floating-point dtypes"):
         n.to(sd.int64)
+    with pytest.raises(TypeError, match=r"Net.to: expected a dtype, a device .* got 'tpu'"):
+        n.to("tpu")
 
 
 # ---------------------------------------------------------------------- state dict
@@ -428,6 +430,10 @@ def test_state_dict_naming_matches_torch():
     n.load_state_dict({k: v.detach().numpy() for k, v in theirs.items()})
     np.testing.assert_array_equal(n.body[2].weight.detach().numpy(),
                                   theirs["body.2.weight"].numpy())
+    # ... and so do torch's tensors themselves, even ones that require grad
+    live = TNet()
+    n.load_state_dict(live.state_dict(keep_vars=True))
+    np.testing.assert_array_equal(n.fc.weight.detach().numpy(), live.fc.weight.detach().numpy())
 
 
 @pytest.mark.skipif(not sd.cuda.is_available(), reason="needs a CUDA GPU")

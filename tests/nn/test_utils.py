@@ -149,3 +149,28 @@ def test_weight_decay_equals_l2_penalty_gradient():
             loss.backward()
             opt.step()
     np.testing.assert_allclose(w_decay.detach().numpy(), w_pen.detach().numpy(), rtol=1e-12)
+
+
+def test_generators_of_parameters_are_accepted():
+    """``model.parameters()`` is a one-shot generator: every helper must read it once and
+    still visit every parameter (a helper that iterates twice would see nothing the second
+    time and silently skip the clipping)."""
+    ps, grads = _params_with_grads(3, scale=5.0)
+    model = sd.nn.Module()
+    for i, p in enumerate(ps):
+        setattr(model, f"p{i}", p)
+    flat = np.concatenate([g.ravel() for g in grads])
+    total = utils.clip_grad_norm_(model.parameters(), 1.0)
+    assert total.item() == pytest.approx(np.linalg.norm(flat), rel=1e-12)
+    for p, g in zip(ps, grads):
+        np.testing.assert_allclose(p.grad.numpy(), g / (np.linalg.norm(flat) + 1e-6),
+                                   rtol=1e-12)
+    for p, g in zip(ps, grads):
+        p.grad = sd.tensor(g.copy())
+    utils.clip_grad_value_((p for p in ps), 0.25)
+    assert all(np.abs(p.grad.numpy()).max() <= 0.25 for p in ps)
+    vec = utils.parameters_to_vector(model.parameters()).detach().numpy().copy()
+    assert vec.shape == (sum(p.numel() for p in ps),)
+    utils.vector_to_parameters(sd.tensor(vec * 2), model.parameters())
+    np.testing.assert_allclose(utils.parameters_to_vector(ps).detach().numpy(), vec * 2)
+    assert utils.l2_penalty(model.parameters()).item() == pytest.approx(2 * vec @ vec)

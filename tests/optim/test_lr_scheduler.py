@@ -220,3 +220,48 @@ def test_state_dict_survives_serialization(tmp_path):
     other.load_state_dict(ser.load(tmp_path / "sched.sd"))
     other.step(5)  # the closed form needs the milestones' counts back
     assert other.get_last_lr() == [0.1 * 0.125, 0.05 * 0.125]
+
+
+def test_reduce_on_plateau_state_dict_round_trip(tmp_path):
+    """Saved mid-plateau (best, bad-epoch and cooldown counters), reloaded through a file
+    into a fresh scheduler: the continuation reduces at exactly the same epochs."""
+    ser = pytest.importorskip("shendu.serialization")
+    metrics = [1.0, 0.9, 0.9, 0.9, 0.95, 0.9, 0.85, 0.85, 0.86, 0.9, 0.9, 0.9, 0.9, 0.9]
+    kwargs = {"patience": 1, "cooldown": 1, "factor": 0.5, "min_lr": [0.0, 0.01]}
+    opt = _sd_opt()
+    sched = S.ReduceLROnPlateau(opt, **kwargs)
+    for m in metrics[:5]:
+        sched.step(m)
+    assert sched.get_last_lr()[0] < 0.1  # already reduced once
+    ser.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, tmp_path / "ck.sd")
+    rest = []
+    for m in metrics[5:]:
+        sched.step(m)
+        rest.append(sched.get_last_lr())
+    opt2 = _sd_opt()
+    sched2 = S.ReduceLROnPlateau(opt2, patience=7)
+    saved = ser.load(tmp_path / "ck.sd")
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])
+    again = []
+    for m in metrics[5:]:
+        sched2.step(m)
+        again.append(sched2.get_last_lr())
+    assert again == rest and len({tuple(r) for r in rest}) > 1  # and it did reduce again
+
+
+def test_linear_warmup_then_cosine_formula():
+    """Warm-up as the notes give it: lr rises linearly from lr0/10 to lr0 over 5 epochs,
+    then follows a cosine from lr0 down to 0 over the next 20."""
+    opt = _sd_opt()
+    warm = S.LinearLR(opt, start_factor=0.1, total_iters=5)
+    cos = S.CosineAnnealingLR(opt, T_max=20)
+    sched = S.SequentialLR(opt, [warm, cos], milestones=[5])
+    for epoch in range(25):
+        if epoch < 5:
+            want = 0.1 * (0.1 + 0.9 * epoch / 5)
+        else:
+            want = 0.1 * (1 + math.cos(math.pi * (epoch - 5) / 20)) / 2
+        assert sched.get_last_lr()[0] == pytest.approx(want, rel=1e-9, abs=1e-15), epoch
+        opt.step()
+        sched.step()

@@ -260,3 +260,30 @@ def test_fits_linear_regression(name, kwargs, steps):
         opt.step()
     assert loss.item() < 1e-3
     np.testing.assert_allclose(w.detach().numpy(), true_w, atol=0.05)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_torch_optimizer_state_dict_loads_and_continues_identically(name):
+    """Same state names as PyTorch's (momentum_buffer, exp_avg, square_avg, ...): a torch
+    optimizer's state dict, tensors and all, loads, and the next steps match torch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    tps = [torch.nn.Parameter(torch.tensor(rng.standard_normal(s))) for s in [(4, 3), (2,)]]
+    topt = getattr(torch.optim, name)([{"params": tps[:1]}, {"params": tps[1:], "lr": 0.05}],
+                                      lr=0.1, **RICH[name])
+    for _ in range(2):
+        for p in tps:
+            p.grad = torch.tensor(rng.standard_normal(tuple(p.shape)))
+        topt.step()
+    ps = [sd.nn.Parameter(sd.tensor(p.detach().numpy().copy())) for p in tps]
+    opt = getattr(optim, name)([{"params": ps[:1]}, {"params": ps[1:]}], lr=1.0)
+    opt.load_state_dict(topt.state_dict())
+    for _ in range(3):
+        for p, tp in zip(ps, tps):
+            g = rng.standard_normal(tuple(tp.shape))
+            p.grad, tp.grad = sd.tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+    for p, tp in zip(ps, tps):
+        np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-12,
+                                   atol=1e-14)

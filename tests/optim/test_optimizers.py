@@ -113,7 +113,7 @@ CASES = [
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for n, kw in CASES]
 
-SHAPES = [(3, 4), (5,), (2, 2)]  # the last one sits in a second group with half the lr
+SHAPES = [(3, 4), (5,), (2, 2)]  # the last one sits in a second group (see _groups)
 STEPS = 5
 
 
@@ -127,17 +127,23 @@ def _problem(dtype):
     return init, grad
 
 
-def _groups(kwargs):
+def _groups(name, kwargs):
+    """The second group's own hyperparameters: half the lr, and one more of its own."""
     lr = kwargs.get("lr", None)
     second = {"lr": (lr if lr is not None else 1e-2) * 0.5}
-    return second
+    own = {"SGD": {"weight_decay": 0.05, **({"momentum": 0.5} if kwargs.get("momentum")
+                                            else {})},
+           "Adagrad": {"lr_decay": 0.05}, "RMSprop": {"alpha": 0.9},
+           "Adadelta": {"rho": 0.8}, "Adam": {"betas": (0.8, 0.99)},
+           "AdamW": {"weight_decay": 0.05}}
+    return {**second, **own[name]}
 
 
 def run_reference(name, kwargs, dtype):
     init, grad = _problem(np.float64)
     ps = [a.astype(np.float64) for a in init]
     states = [{} for _ in ps]
-    hps = [kwargs, kwargs, {**kwargs, **_groups(kwargs)}]
+    hps = [kwargs, kwargs, {**kwargs, **_groups(name, kwargs)}]
     for k in range(STEPS):
         gs = [grad(i, k, p) for i, p in enumerate(ps)]
         ps = [REFS[name](p, g, st, hp, k + 1) for p, g, st, hp in zip(ps, gs, states, hps)]
@@ -148,7 +154,7 @@ def run_shendu(name, kwargs, dtype):
     init, grad = _problem(dtype)
     ps = [sd.nn.Parameter(sd.tensor(a.copy())) for a in init]
     opt = getattr(optim, name)([{"params": ps[:2]},
-                                {"params": ps[2:], **_groups(kwargs)}], **kwargs)
+                                {"params": ps[2:], **_groups(name, kwargs)}], **kwargs)
     for k in range(STEPS):
         for i, p in enumerate(ps):
             p.grad = sd.tensor(grad(i, k, p.detach().numpy().copy()))
@@ -161,7 +167,7 @@ def run_torch(name, kwargs, dtype):
     init, grad = _problem(dtype)
     ps = [torch.nn.Parameter(torch.tensor(a.copy())) for a in init]
     opt = getattr(torch.optim, name)([{"params": ps[:2]},
-                                      {"params": ps[2:], **_groups(kwargs)}], **kwargs)
+                                      {"params": ps[2:], **_groups(name, kwargs)}], **kwargs)
     for k in range(STEPS):
         for i, p in enumerate(ps):
             p.grad = torch.tensor(grad(i, k, p.detach().numpy().copy()))

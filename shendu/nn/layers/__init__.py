@@ -26,6 +26,7 @@ from .activation import (
 )
 from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import DropConnect, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .linear import Bilinear, Linear, Maxout
@@ -65,7 +66,7 @@ __all__ = [
     "Softsign", "LogSigmoid", "Hardtanh", "ReLU6", "Softmax", "LogSoftmax", "Softmin", "GLU",
     "Step", "Maxout",
     "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU",
-    "MultiheadAttention",
+    "MultiheadAttention", "CosineSimilarity", "PairwiseDistance",
     "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerDecoder", "Transformer",
 ]
