@@ -172,6 +172,15 @@ def randn_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
                  requires_grad=requires_grad)
 
 
+def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None) -> Tensor:
+    """``randint`` with the shape (and dtype, device) of ``input``; ``randint_like(x, high)``
+    draws from [0, high), as in PyTorch."""
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, input.shape, generator=generator, dtype=dtype or input.dtype,
+                   device=device or input.device)
+
+
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
     m = mean._data if isinstance(mean, Tensor) else mean
     s = std._data if isinstance(std, Tensor) else std

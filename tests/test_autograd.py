@@ -175,9 +175,7 @@ def test_jvp_agrees_with_reverse_mode_on_a_network():
 
     t1, t2 = sd.tensor(rng.standard_normal((4, 3))), sd.tensor(rng.standard_normal((2, 4)))
     out, tangent = sd.autograd.jvp(f, (w1, w2), (t1, t2))
-    g1, g2 = sd.autograd.grad(f(w1.detach().requires_grad_(), w2.detach().requires_grad_()),
-                              [w1.requires_grad_(), w2.requires_grad_()], allow_unused=True) \
-        if False else _grads(f, w1, w2)
+    g1, g2 = _grads(f, w1, w2)
     expected = (g1 * t1).sum().item() + (g2 * t2).sum().item()
     assert tangent.item() == pytest.approx(expected, rel=1e-10)
     assert out.item() == pytest.approx(f(w1, w2).item())
@@ -239,3 +237,146 @@ def test_custom_function_with_multiple_outputs():
 def test_backward_requires_grad_error():
     with pytest.raises(RuntimeError, match="does not require grad"):
         sd.ones(2).sum().backward()
+
+
+def test_backward_with_gradient_and_retain_graph_accumulates():
+    x = sd.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * x
+    g = sd.tensor([1.0, 0.5, -1.0])
+    y.backward(g, retain_graph=True)
+    y.backward(gradient=g)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (2 * x.detach().numpy() * g.numpy()))
+    assert g.tolist() == [1.0, 0.5, -1.0]  # the caller's gradient is never written to
+
+
+def test_leaf_used_many_times_gets_a_private_summed_gradient():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.tolist()))
+    root = sd.ones(2)
+    y = x + x + x * 2 + x  # four contributions, summed in one buffer
+    y.backward(root)
+    assert x.grad.tolist() == [5.0, 5.0] and seen == [[5.0, 5.0]]
+    x.grad.mul_(0)
+    assert root.tolist() == [1.0, 1.0]
+    y2 = x + 0.0  # a single contribution that is the root's own array
+    y2.backward(root)
+    x.grad.add_(1)
+    assert root.tolist() == [1.0, 1.0]
+
+
+def test_autograd_grad_with_grad_outputs_and_several_outputs():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    a, b = x * 3, x * x
+    (gx,) = sd.autograd.grad([a, b], [x], grad_outputs=[sd.tensor([1.0, 0.0]),
+                                                        sd.tensor([0.0, 1.0])])
+    assert gx.tolist() == [3.0, 4.0]
+    with pytest.raises(RuntimeError, match=r"grad: grad_outputs is needed for the non-scalar "
+                                           r"output of shape \(2,\)"):
+        sd.autograd.grad(x * 2, [x])
+
+
+def test_autograd_backward_of_several_roots_sums_them():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    sd.autograd.backward([(x * 2).sum(), x * x], [None, sd.tensor([1.0, 1.0])])
+    assert x.grad.tolist() == [4.0, 6.0]
+
+
+def test_set_grad_enabled_as_call_and_decorator():
+    x = sd.ones(2, requires_grad=True)
+    sd.set_grad_enabled(False)
+    try:
+        assert not (x * 2).requires_grad and not sd.is_grad_enabled()
+    finally:
+        sd.set_grad_enabled(True)
+    assert (x * 2).requires_grad
+
+    @sd.set_grad_enabled(False)
+    def f(t):
+        return t * 2
+    assert not f(x).requires_grad and sd.is_grad_enabled()
+
+    @sd.enable_grad()
+    def g(t):
+        return t * 2
+    with sd.no_grad():
+        assert g(x).requires_grad
+
+
+def test_second_backward_error_names_the_op():
+    x = sd.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp().sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match=r"^(SumBackward|ExpBackward): trying to backward "
+                                           r"through the graph a second time .*retain_graph=True"):
+        y.backward()
+
+
+def test_inplace_error_names_op_shape_and_versions():
+    x = sd.tensor([[1.0, 2.0]], requires_grad=True)
+    y = x * 1.0
+    z = y.relu()  # saves relu's output, not y
+    w = y.sigmoid()  # saves y
+    y.mul_(2)
+    z.sum().backward()  # relu did not save y: unaffected
+    with pytest.raises(RuntimeError, match=r"SigmoidBackward: an array of shape \(1, 2\) that "
+                                           r"backward needs was modified in place after it was "
+                                           r"used \(version 1, expected 0\)"):
+        w.sum().backward()
+
+
+def test_gradcheck_is_public_with_a_random_direction_variant():
+    rng = np.random.default_rng(3)
+    a = sd.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = sd.tensor(rng.standard_normal((4, 2)), requires_grad=True)
+
+    def fn(a, b):
+        return (a @ b).tanh()
+    assert sd.autograd.gradcheck(fn, (a, b), eps=1e-6, atol=1e-5, rtol=1e-3)
+    assert sd.autograd.gradcheck_random(fn, (a, b), eps=1e-6, atol=1e-5, rtol=1e-3, seed=1)
+    assert sd.autograd.gradcheck(fn, (a, b), fast_mode=True)
+
+
+def test_jvp_of_several_outputs_and_default_tangents():
+    x = sd.tensor([1.0, 2.0, 3.0], dtype=sd.float64)
+    (s, p), (ts, tp) = sd.autograd.jvp(lambda x: (x.sin(), x.prod()), x)
+    # tangent of ones: d sin = cos(x), d prod = sum_i prod_{j != i} x_j
+    np.testing.assert_allclose(ts.numpy(), np.cos([1.0, 2.0, 3.0]))
+    assert tp.item() == pytest.approx(6 + 3 + 2)
+    assert s.tolist() == pytest.approx(np.sin([1.0, 2.0, 3.0]).tolist())
+    with pytest.raises(ValueError, match=r"jvp: tangent of shape \(2,\) for a primal of shape "
+                                         r"\(3,\)"):
+        sd.autograd.jvp(lambda x: x * 2, x, sd.ones(2))
+
+
+def test_jvp_costs_n_sweeps_where_reverse_mode_costs_one():
+    # gradient of a scalar over n parameters: one reverse sweep gives all n components;
+    # forward mode needs one sweep per basis direction, and they agree
+    n = 6
+    rng = np.random.default_rng(4)
+    w0 = rng.standard_normal(n)
+    A = sd.tensor(rng.standard_normal((5, n)))
+
+    def loss(w):
+        return ((A @ w).tanh() ** 2).sum()
+    w = sd.tensor(w0, requires_grad=True)
+    (reverse,) = sd.autograd.grad(loss(w), [w])
+    forward = [sd.autograd.jvp(loss, sd.tensor(w0), sd.tensor(np.eye(n)[i]))[1].item()
+               for i in range(n)]
+    np.testing.assert_allclose(forward, reverse.numpy(), rtol=1e-10)
+
+
+def test_backward_rules_may_return_numpy_scalars_for_0d_leaves():
+    class TwiceScalar(sd.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return np.float64(g.sum() * 2)  # a NumPy scalar, not a 0-d array
+
+    x = sd.tensor(1.0, dtype=sd.float64, requires_grad=True)
+    y = TwiceScalar.apply(x) + TwiceScalar.apply(x) + TwiceScalar.apply(x) + TwiceScalar.apply(x)
+    y.backward()
+    assert x.grad.item() == 8.0 and x.grad.shape == ()

@@ -44,5 +44,9 @@ def test_gpu_matches_cpu(name, fn, shapes):
 
 
 def test_mixing_devices_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="same device"):
+    with pytest.raises(RuntimeError, match=r"add: expected both tensors on the same device, "
+                                           r"got cpu and cuda:0"):
         sd.ones(2) + sd.ones(2, device="cuda")
+    with pytest.raises(RuntimeError, match=r"mul: expected both tensors on the same device, "
+                                           r"got cuda:0 and cpu"):
+        sd.ones(2, device="cuda") * sd.ones(2)

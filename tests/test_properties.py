@@ -74,3 +74,44 @@ def test_indexing_matches_numpy_and_scatters_back(shape_index):
     expected = np.zeros_like(a)
     np.add.at(expected, index, 1.0)
     np.testing.assert_array_equal(t.grad.numpy(), expected)
+
+
+@SETTINGS
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5),
+                  elements=floats, unique=True), st.data())
+def test_max_min_indices_cumsum_prod_match_numpy(a, data):
+    axis = data.draw(st.integers(-a.ndim, a.ndim - 1))
+    t = sd.tensor(a)
+    values, indices = t.max(axis)
+    np.testing.assert_array_equal(values.numpy(), a.max(axis))
+    np.testing.assert_array_equal(indices.numpy(), a.argmax(axis))
+    np.testing.assert_array_equal(t.min(axis).indices.numpy(), a.argmin(axis))
+    assert t.argmax().item() == a.argmax() and t.argmin().item() == a.argmin()
+    np.testing.assert_allclose(t.cumsum(axis).numpy(), a.cumsum(axis), atol=1e-9)
+    np.testing.assert_allclose(t.std(axis, unbiased=False).numpy(), a.std(axis), atol=1e-9)
+    small = np.clip(a, -2, 2)
+    np.testing.assert_allclose(sd.tensor(small).prod(axis).numpy(), small.prod(axis),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(t.logsumexp(axis).numpy(),
+                               np.log(np.exp(a - a.max()).sum(axis)) + a.max(), rtol=1e-9,
+                               atol=1e-12)
+
+
+@SETTINGS
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4),
+                  elements=floats), st.data())
+def test_mask_and_repeated_integer_indexing_scatter_back(a, data):
+    mask = data.draw(hnp.arrays(np.bool_, a.shape))
+    t = sd.tensor(a, requires_grad=True)
+    out = t[sd.tensor(mask)]
+    np.testing.assert_array_equal(out.detach().numpy(), a[mask])
+    (out * 2).sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), np.where(mask, 2.0, 0.0))
+    if a.shape[0]:
+        idx = np.array(data.draw(st.lists(st.integers(-a.shape[0], a.shape[0] - 1),
+                                          min_size=1, max_size=6)))
+        t.grad = None
+        t[sd.tensor(idx)].sum().backward()
+        expected = np.zeros_like(a)
+        np.add.at(expected, idx, 1.0)  # repeated indices accumulate
+        np.testing.assert_array_equal(t.grad.numpy(), expected)

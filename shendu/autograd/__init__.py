@@ -17,9 +17,11 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
     elif isinstance(grad_tensors, Tensor):
         grad_tensors = [grad_tensors]
     roots = []
-    for t, g in zip(tensors, grad_tensors):
+    for i, (t, g) in enumerate(zip(tensors, grad_tensors)):
         if not t.requires_grad:
-            raise RuntimeError("backward: an output does not require grad")
+            raise RuntimeError(f"backward: output {i} (shape {t.shape}, dtype {t.dtype}) does "
+                               "not require grad; expected outputs computed from tensors with "
+                               "requires_grad=True outside no_grad()")
         if g is None:
             if t.numel() != 1:
                 raise RuntimeError(f"backward: grad_tensors is needed for the output of shape "
@@ -57,10 +59,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     elif isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
     roots = []
-    for o, g in zip(outputs, grad_outputs):
+    for i, (o, g) in enumerate(zip(outputs, grad_outputs)):
         if not o.requires_grad:
-            raise RuntimeError("grad: an output does not require grad (was it computed "
-                               "under no_grad(), or from inputs without requires_grad=True?)")
+            raise RuntimeError(f"grad: output {i} (shape {o.shape}, dtype {o.dtype}) does not "
+                               "require grad (was it computed under no_grad(), or from inputs "
+                               "without requires_grad=True?)")
         if g is None:
             if o.numel() != 1:
                 raise RuntimeError(f"grad: grad_outputs is needed for the non-scalar output of "
@@ -72,9 +75,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             g = _asarray(g)
         roots.append(((o.grad_fn, o._out_idx) if o.grad_fn is not None else o, g))
     keys = []
-    for t in inputs:
+    for i, t in enumerate(inputs):
         if not t.requires_grad:
-            raise RuntimeError("grad: an input does not require grad")
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}, dtype {t.dtype}) does not "
+                               "require grad; expected a tensor with requires_grad=True")
         keys.append((t.grad_fn, t._out_idx) if t.grad_fn is not None else id(t))
     capture = {k: None for k in keys}
     run_backward(roots, retain_graph=bool(retain_graph), capture=capture)

@@ -24,31 +24,36 @@ def run_backward(roots, retain_graph=False, capture=None):
     With ``capture`` (a dict keyed by ``id(leaf)`` or ``(node, index)``), only the
     gradients reaching those keys are collected into it and no ``.grad`` changes.
     """
-    # 1. Count, for every node, how many edges of the graph point at it.
-    deps: dict = {}
+    # 1. For every node reachable from the roots, a state [edges still to arrive, gradient
+    # summed so far]: one dict lookup per edge, then cheap list updates. The gradient slot
+    # of a multi-output node holds one entry per output.
+    state: dict = {}
     stack = []
     for edge, _ in roots:
-        if edge.__class__ is tuple and edge[0] not in deps:
-            deps[edge[0]] = 0
+        if edge.__class__ is tuple and edge[0] not in state:
+            state[edge[0]] = [0, None]
             stack.append(edge[0])
     while stack:
         for e in stack.pop().next:
             if e.__class__ is tuple:
                 m = e[0]
-                d = deps.get(m)
-                if d is None:
-                    deps[m] = 1
+                st = state.get(m)
+                if st is None:
+                    state[m] = [1, None]
                     stack.append(m)
                 else:
-                    deps[m] = d + 1
+                    st[0] += 1
 
     # 2. Kahn's algorithm: a node runs once every consumer has sent its gradient.
-    # pending holds the summed output gradient of a node (a list for multi-output nodes).
-    pending: dict = {}
-    leaves: dict = {}
+    # leaf_grad holds the summed gradient of each leaf, by id (leaf_obj keeps the tensor);
+    # the ids in ``owned`` name sums that this sweep allocated and may add into in place.
+    leaf_grad: dict = {}
+    leaf_obj: dict = {}
+    owned: set = set()
     for edge, g in roots:
-        _send(edge, g, pending, leaves)
-    ready = [n for n, d in deps.items() if d == 0]
+        _send(edge, g, state, leaf_grad, leaf_obj, owned)
+    ready = [n for n, st in state.items() if st[0] == 0]
+    freed = _freed_backward
 
     prev_mode = _State.enabled
     _State.enabled = False  # backward formulas are not themselves recorded
@@ -56,7 +61,9 @@ def run_backward(roots, retain_graph=False, capture=None):
         while ready:
             node = ready.pop()
             nxt = node.next
-            g = pending.pop(node, None)
+            st = state[node]
+            g = st[1]
+            st[1] = None  # the summed gradient is not kept past its use
             if g is None:  # no gradient reached this node: its inputs get none either
                 in_grads = (None,) * len(nxt)
             else:
@@ -78,24 +85,39 @@ def run_backward(roots, retain_graph=False, capture=None):
                     continue
                 if e.__class__ is tuple:
                     m = e[0]
+                    st = state[m]
                     if g is not None:
                         if m.n_out == 1:
-                            prev = pending.get(m)
-                            pending[m] = g if prev is None else prev + g
+                            prev = st[1]
+                            st[1] = g if prev is None else prev + g
                         else:
-                            _send(e, g, pending, leaves)
-                    left = deps[m] - 1
-                    deps[m] = left
+                            _send(e, g, state, leaf_grad, leaf_obj, owned)
+                    left = st[0] - 1
+                    st[0] = left
                     if left == 0:
                         ready.append(m)
                 elif g is not None:
-                    prev = leaves.get(id(e))
-                    leaves[id(e)] = [e, g] if prev is None else [e, prev[1] + g]
+                    key = id(e)
+                    prev = leaf_grad.get(key)
+                    if prev is None:
+                        leaf_grad[key] = g
+                        leaf_obj[key] = e
+                    elif key in owned:
+                        prev += g  # our own buffer: no allocation per contribution
+                        leaf_grad[key] = prev  # (a NumPy scalar's += makes a new object)
+                    else:
+                        leaf_grad[key] = prev + g
+                        owned.add(key)
             if not retain_graph:
-                node.release()
+                # release() inlined: drop what forward saved; a later backward through
+                # this node then raises instead of reading freed arrays
+                d = node.__dict__
+                if d:
+                    d.clear()
+                    d["backward"] = freed
     finally:
         _State.enabled = prev_mode
-    _finish_leaves(leaves, capture, {id(g) for _, g in roots})
+    _finish_leaves(leaf_grad, leaf_obj, owned, capture, {id(g) for _, g in roots})
 
 
 def _capture(node, g, capture):
@@ -111,22 +133,29 @@ def _multi_output_backward(node, grads):
     return node.backward(node, *grads)
 
 
-def _send(edge, g, pending, leaves):
+def _send(edge, g, state, leaf_grad, leaf_obj, owned):
+    """Add gradient ``g`` to what ``edge`` (a ``(node, index)`` pair or a leaf) has so far."""
     if edge.__class__ is tuple:
         node, idx = edge
+        st = state[node]
         if node.n_out == 1:
-            prev = pending.get(node)
-            pending[node] = g if prev is None else prev + g
+            prev = st[1]
+            st[1] = g if prev is None else prev + g
             return
-        slot = pending.get(node)
+        slot = st[1]
         if slot is None:
-            pending[node] = slot = [None] * node.n_out
+            st[1] = slot = [None] * node.n_out
         prev = slot[idx]
         slot[idx] = g if prev is None else prev + g
     else:
         key = id(edge)
-        prev = leaves.get(key)
-        leaves[key] = [edge, g] if prev is None else [edge, prev[1] + g]
+        prev = leaf_grad.get(key)
+        if prev is None:
+            leaf_grad[key] = g
+            leaf_obj[key] = edge
+        else:
+            leaf_grad[key] = prev + g
+            owned.add(key)
 
 
 def _zeros_for_missing(node, grads):
@@ -160,9 +189,10 @@ def hooked_backward(ctx, *grads):
     return type(ctx).backward(ctx, *grads)
 
 
-def _finish_leaves(leaves, capture, seen):
+def _finish_leaves(leaf_grad, leaf_obj, owned, capture, seen):
     Tensor = _tensor_cls()
-    for key, (leaf, g) in leaves.items():
+    for key, g in leaf_grad.items():
+        leaf = leaf_obj[key]
         if leaf._hooks:
             for fn in leaf._hooks:
                 res = fn(Tensor._wrap(g))
@@ -181,9 +211,10 @@ def _finish_leaves(leaves, capture, seen):
             continue
         # A gradient array may be shared (an add passes the same array to both inputs, a
         # root's gradient is the caller's array) or a read-only broadcast view; .grad must
-        # own writable memory of its own.
-        if id(g) in seen or not getattr(g.flags, "writeable", True):
-            g = g.copy()
+        # own writable memory of its own. Sums this sweep allocated are already private.
+        if key not in owned or g is not leaf_grad[key]:
+            if id(g) in seen or not getattr(g.flags, "writeable", True):
+                g = g.copy()
         seen.add(id(g))
         if leaf.grad is None:
             leaf.grad = Tensor._wrap(g)

@@ -12,7 +12,25 @@ A primitive is a subclass with three static methods on raw backend arrays, side 
 
 ``Function.apply(*tensors, **params)`` runs ``forward`` and, when recording, turns the
 ``ctx`` instance itself into the graph node: it remembers where each input's gradient must
-go (``next``) and which version of each saved array it saw.
+go (``next``) and which version of each saved array it saw. For a forward that returns a
+tuple it also records ``ctx.out_meta`` (shape, dtype, array module of each output), so the
+engine can pass zeros for outputs that receive no gradient; ``backward`` always gets one
+gradient per output.
+
+>>> import numpy as np
+>>> import shendu as sd
+>>> class Halves(sd.autograd.Function):
+...     @staticmethod
+...     def forward(ctx, a):
+...         return a[:2] * 2, a[2:] * 3
+...     @staticmethod
+...     def backward(ctx, g_lo, g_hi):
+...         return np.concatenate([g_lo * 2, g_hi * 3])
+>>> x = sd.ones(4, requires_grad=True)
+>>> lo, hi = Halves.apply(x)
+>>> hi.sum().backward()
+>>> x.grad
+tensor([0., 0., 3., 3.])
 """
 from __future__ import annotations
 
@@ -84,27 +102,53 @@ class Function:
     def apply(cls, *inputs, **params):
         ctx = _new(cls)
         record = False
+        n = len(inputs)
         if _State.enabled:
             # Where each input's gradient must go: its producer node, the leaf itself, or
             # nowhere. Computed before forward so forward can skip saving unneeded arrays.
-            nxt, needs = [], []
-            for t in inputs:
-                fn = t.grad_fn
-                if fn is not None:
-                    nxt.append((fn, t._out_idx))
-                    needs.append(True)
+            # (A tensor with a grad_fn always requires grad. One and two inputs, the
+            # common cases, are unrolled: a tiny op's cost is all this bookkeeping.)
+            if n == 2:
+                a, b = inputs
+                if a.requires_grad or b.requires_grad:
                     record = True
-                elif t.requires_grad:
-                    nxt.append(t)
-                    needs.append(True)
+                    fa, fb = a.grad_fn, b.grad_fn
+                    ctx.next = ((fa, a._out_idx) if fa is not None else
+                                a if a.requires_grad else None,
+                                (fb, b._out_idx) if fb is not None else
+                                b if b.requires_grad else None)
+                    ctx.needs_input_grad = (a.requires_grad, b.requires_grad)
+            elif n == 1:
+                a = inputs[0]
+                if a.requires_grad:
                     record = True
-                else:
-                    nxt.append(None)
-                    needs.append(False)
-            if record:
-                ctx.next = tuple(nxt)
-                ctx.needs_input_grad = tuple(needs)
-        out = cls.forward(ctx, *[t._data for t in inputs], **params)
+                    fa = a.grad_fn
+                    ctx.next = ((fa, a._out_idx) if fa is not None else a,)
+                    ctx.needs_input_grad = (True,)
+            else:
+                nxt, needs = [], []
+                for t in inputs:
+                    fn = t.grad_fn
+                    if fn is not None:
+                        nxt.append((fn, t._out_idx))
+                        needs.append(True)
+                        record = True
+                    elif t.requires_grad:
+                        nxt.append(t)
+                        needs.append(True)
+                        record = True
+                    else:
+                        nxt.append(None)
+                        needs.append(False)
+                if record:
+                    ctx.next = tuple(nxt)
+                    ctx.needs_input_grad = tuple(needs)
+        if n == 2:
+            out = cls.forward(ctx, inputs[0]._data, inputs[1]._data, **params)
+        elif n == 1:
+            out = cls.forward(ctx, inputs[0]._data, **params)
+        else:
+            out = cls.forward(ctx, *[t._data for t in inputs], **params)
         if not record:
             if out.__class__ is tuple:
                 return tuple([_make(o) for o in out])

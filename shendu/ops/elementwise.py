@@ -25,7 +25,9 @@ class Add(Function):
     def backward(ctx, g):
         sa, sb = ctx.shapes
         na, nb = ctx.needs_input_grad
-        return (unbroadcast(g, sa) if na else None), (unbroadcast(g, sb) if nb else None)
+        # (the shape test inline: this is the hottest backward of all)
+        return (g if g.shape == sa else unbroadcast(g, sa)) if na else None, \
+               (g if g.shape == sb else unbroadcast(g, sb)) if nb else None
 
     @staticmethod
     def jvp(ctx, da, db):
@@ -569,12 +571,27 @@ def _pair(a, b):
     return a, b
 
 
+def _promote(a, b):
+    """PyTorch's promotion between a float tensor and an integer or bool one: the integers
+    take the float tensor's dtype (NumPy would turn float32 + int64 into float64)."""
+    da, db = a._data.dtype, b._data.dtype
+    if da is db or da == db:
+        return a, b
+    if da.kind == "f" and db.kind in "biu":
+        return a, b.type(da)
+    if db.kind == "f" and da.kind in "biu":
+        return a.type(db), b
+    return a, b
+
+
 def _apply_binary(op, cls, a, b):
     """Run a tensor-tensor op, turning NumPy's broadcast and device errors into clear ones.
 
     Checking shapes up front would cost more than the op itself on small tensors, so the
     check only runs once NumPy has refused.
     """
+    if a._data.dtype is not b._data.dtype:
+        a, b = _promote(a, b)
     try:
         return cls.apply(a, b)
     except (ValueError, TypeError):
@@ -607,6 +624,12 @@ def add(input, other, alpha=1):
     """``input + alpha * other`` with broadcasting."""
     if alpha != 1:
         other = mul(other, alpha)
+    if input.__class__ is Tensor and other.__class__ is Tensor and \
+            input._data.dtype is other._data.dtype:
+        try:  # _apply_binary inlined: the cost of a tiny add is all Python overhead
+            return Add.apply(input, other)
+        except (ValueError, TypeError):
+            return _apply_binary("add", Add, input, other)
     if isinstance(input, Tensor) and isinstance(other, Tensor):
         return _apply_binary("add", Add, input, other)
     if _float_tensor_and_number(input, other):
@@ -763,16 +786,28 @@ def where(condition, input=None, other=None):
         from .movement import nonzero
 
         return nonzero(condition, as_tuple=True)
-    cond = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     ref = input if isinstance(input, Tensor) else other
     a = as_tensor_like(input, ref if isinstance(ref, Tensor) else None)
     b = as_tensor_like(other, a)
+    cond = condition._data if isinstance(condition, Tensor) else \
+        xp_of(a._data).asarray(condition)
     if a._data.dtype != b._data.dtype:
-        dt = np.result_type(a._data.dtype, b._data.dtype)
-        a, b = a.type(dt), b.type(dt)
+        a, b = _promote(a, b)
+        if a._data.dtype != b._data.dtype:
+            dt = np.result_type(a._data.dtype, b._data.dtype)
+            a, b = a.type(dt), b.type(dt)
     if cond.dtype != np.bool_:
         cond = cond.astype(bool)
-    return Where.apply(a, b, cond=cond)
+    try:
+        return Where.apply(a, b, cond=cond)
+    except ValueError:  # shapes are checked only once NumPy has refused (cheaper)
+        try:
+            np.broadcast_shapes(cond.shape, a._data.shape, b._data.shape)
+        except ValueError:
+            raise ValueError(f"where: condition of shape {tuple(cond.shape)}, input of shape "
+                             f"{a.shape} and other of shape {b.shape} cannot be broadcast "
+                             "together (trailing dimensions must be equal or 1)") from None
+        raise
 
 
 # ---------------------------------------------------------------------- not differentiable

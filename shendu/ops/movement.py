@@ -414,9 +414,9 @@ def _infer_shape(op, shape, in_shape, size):
     return shape
 
 
-def reshape(input, *shape):
+def reshape(input, *shape, _op="reshape"):
     """The same elements in a new shape (one dimension may be -1)."""
-    shape = _infer_shape("reshape", _shape_arg(shape), input.shape, input._data.size)
+    shape = _infer_shape(_op, _shape_arg(shape), input.shape, input._data.size)
     if shape == input._data.shape:
         return input
     return _view_of(Reshape.apply(input, shape=shape), input)
@@ -425,7 +425,7 @@ def reshape(input, *shape):
 def view(input, *shape):
     if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
         return input.type(shape[0])  # view(dtype)
-    return reshape(input, *shape)
+    return reshape(input, *shape, _op="view")
 
 
 def view_as(input, other):
@@ -573,6 +573,8 @@ def repeat_interleave(input, repeats, dim=None):
     if dim is None:
         input, dim = flatten(input), 0
     d = norm_dim(dim, input.ndim, "repeat_interleave")
+    if isinstance(repeats, Tensor):  # counts are index metadata: computed on the host
+        repeats = _move(repeats._data, "cpu")
     idx = np.repeat(np.arange(input.shape[d]), repeats)
     return index_select(input, d, Tensor._wrap(idx))
 
@@ -682,8 +684,12 @@ def vstack(tensors):
 
 
 def _same_dtype(op, tensors):
+    """One dtype for all, promoted as PyTorch does: floats win over integers and bools
+    without widening (float32 with int64 gives float32; NumPy would give float64)."""
     tensors = [as_tensor_like(t) for t in tensors]
-    dt = np.result_type(*[t._data.dtype for t in tensors])
+    kinds = [t._data.dtype for t in tensors]
+    floats = [d for d in kinds if d.kind == "f"]
+    dt = np.result_type(*(floats or kinds))
     return [t if t.dtype == dt else t.type(dt) for t in tensors]
 
 
@@ -758,7 +764,15 @@ def _negative_pad(input, width, mode, value):
     return pad(x, flat, mode, value)
 
 
-def flip(input, dims):
+def flip(input, *args, dims=None, axis=None):
+    """Reverse the order along ``dims``: ``flip(x, (0, 1))``, ``x.flip(0, 1)``,
+    ``x.flip(dims=(0,))`` or NumPy's ``axis=``."""
+    if args:
+        dims = args[0] if len(args) == 1 and not isinstance(args[0], (int, np.integer)) \
+            else args
+    dims = pick("flip", dims, axis)
+    if dims is None:
+        raise TypeError("flip: expected the dims to reverse, e.g. flip(x, (0,))")
     axes = norm_axes(dims, input.ndim, "flip")
     return Flip.apply(input, axes=axes)
 

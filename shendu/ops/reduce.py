@@ -138,9 +138,11 @@ class Amax(Function):
 
     @staticmethod
     def forward(ctx, a, axes, keepdims, largest):
-        if a.size == 0:
-            raise RuntimeError(f"{'amax' if largest else 'amin'}: cannot reduce an empty "
-                               f"tensor of shape {a.shape}")
+        if a.size == 0 and (axes is None or builtins.any(a.shape[ax] == 0 for ax in axes)):
+            # (reducing the non-empty axes of an empty tensor is fine: the result is empty)
+            raise RuntimeError(f"{'amax' if largest else 'amin'}: cannot reduce over a "
+                               f"dimension of size 0 (tensor of shape {a.shape}); expected "
+                               "every reduced dimension to be non-empty")
         out = (a.max if largest else a.min)(axis=axes, keepdims=True)
         w = (a == out).astype(a.dtype)
         ctx.weights = w / w.sum(axis=axes, keepdims=True)

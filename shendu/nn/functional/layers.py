@@ -38,13 +38,33 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return nn_ops.Linear.apply(input, weight, bias)
 
 
-def bilinear(input1, input2, weight, bias=None):
-    """``x1^T W_k x2 + b_k`` for each output k; weight (out, in1, in2)."""
-    out = ((input1.unsqueeze(1) @ weight.unsqueeze(0)) * input2.unsqueeze(1).unsqueeze(2)
-           ).sum(dim=(-1, -2)) if input1.ndim == 2 else None
-    if out is None:
-        raise ValueError("bilinear: expected 2-D inputs (batch, features)")
-    return out if bias is None else out + bias
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None
+             ) -> Tensor:
+    """``out[..., k] = x1 @ weight[k] @ x2 + bias[k]`` for x1 (..., in1), x2 (..., in2) and
+    weight (out, in1, in2); the leading dimensions of x1 and x2 must be equal.
+
+    >>> import shendu as sd
+    >>> sd.nn.functional.bilinear(sd.ones(5, 2), sd.ones(5, 3), sd.ones(4, 2, 3)).shape
+    (5, 4)
+    """
+    if weight.ndim != 3:
+        raise ValueError(f"bilinear: weight must be 3-D (out, in1, in2), got {weight.shape}")
+    k, i, j = weight.shape
+    if input1.ndim == 0 or input1.shape[:-1] != input2.shape[:-1] or \
+            input1.shape[-1] != i or input2.shape[-1:] != (j,):
+        raise ValueError(f"bilinear: inputs of shapes {input1.shape} and {input2.shape} do not "
+                         f"fit weight of shape {weight.shape} (expected (..., {i}) and "
+                         f"(..., {j}) with equal leading dimensions)")
+    if bias is not None and bias.shape != (k,):
+        raise ValueError(f"bilinear: bias must have shape ({k},), got {bias.shape}")
+    lead = input1.shape[:-1]
+    x1, x2 = input1.reshape(-1, i), input2.reshape(-1, j)
+    # One matmul for every (sample, k): (M, in1) @ (in1, out * in2) -> (M, out, in2)
+    t = (x1 @ weight.permute(1, 0, 2).reshape(i, k * j)).reshape(-1, k, j)
+    out = (t * x2.unsqueeze(1)).sum(dim=-1)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(*lead, k)
 
 
 # ---------------------------------------------------------------------- dropout
@@ -176,9 +196,13 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0) -> Tensor:
     """Rows of ``weight`` selected by integer ``input`` (any shape)."""
-    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    idx = input._data if isinstance(input, Tensor) else \
+        get_array_module(weight._data).asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+                         f"shape {weight.shape}")
     n = weight.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise IndexError(f"embedding: index {int(idx.max() if idx.max() >= n else idx.min())} "
@@ -231,43 +255,101 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
 
 # ---------------------------------------------------------------------- resizing
+_LINEAR_MODES = {3: "linear", 4: "bilinear", 5: "trilinear"}
+_RANK_OF = {m: r for r, m in _LINEAR_MODES.items()}
+
+
+def _source_scale(n_in, n_out, scale, align_corners, dtype):
+    """Output-to-input coordinate scale, as PyTorch computes it: ``1 / scale_factor`` when a
+    scale factor is passed on (not recomputed), else ``n_in / n_out``; in the input's float
+    precision, because PyTorch's CPU kernels do the index arithmetic in that precision."""
+    if align_corners:
+        return dtype.type((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+    if scale is not None and scale > 0:
+        return dtype.type(1.0 / scale)
+    return dtype.type(n_in / n_out)
+
+
+def _nearest_index(n_in, n_out, scale):
+    src = np.floor(np.arange(n_out, dtype=np.float32) * _source_scale(
+        n_in, n_out, scale, False, np.dtype(np.float32)))
+    return np.minimum(src.astype(np.int64), n_in - 1)
+
+
+def _linear_weights(n_in, n_out, scale, align_corners, dtype):
+    """Lower and upper source indices and the weight of the upper one, per output index."""
+    ratio = _source_scale(n_in, n_out, scale, align_corners, dtype)
+    dst = np.arange(n_out, dtype=dtype)
+    src = ratio * dst if align_corners else np.maximum(ratio * (dst + dtype.type(0.5))
+                                                       - dtype.type(0.5), 0)
+    lo = np.minimum(src.astype(np.int64), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo, hi, (src - lo).astype(dtype)
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
-                align_corners: bool | None = None) -> Tensor:
-    """Resize (N, C, H, W) by ``nearest`` or ``bilinear`` sampling (differentiable)."""
-    if input.ndim != 4:
-        raise ValueError(f"interpolate: expected (N, C, H, W), got {input.shape}")
-    h, w = input.shape[2:]
+                align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None) -> Tensor:
+    """Resize the spatial dims of (N, C, L), (N, C, H, W) or (N, C, D, H, W) (differentiable).
+
+    ``mode`` is ``'nearest'`` or ``'linear'``/``'bilinear'``/``'trilinear'`` (by rank). The
+    source coordinates follow PyTorch: with ``align_corners=False`` output index ``i`` reads
+    input coordinate ``(i + 0.5) / scale_factor - 0.5`` (clamped at 0), where the scale is
+    the one given unless ``recompute_scale_factor=True`` or only ``size`` is given, in which
+    case it is ``out_size / in_size``.
+
+    >>> import shendu as sd
+    >>> x = sd.tensor([[[1.0, 2.0]]])
+    >>> sd.nn.functional.interpolate(x, scale_factor=2, mode='linear')
+    tensor([[[1.0000, 1.2500, 1.7500, 2.0000]]])
+    """
+    k = input.ndim - 2
+    if k not in (1, 2, 3):
+        raise ValueError(f"interpolate: expected (N, C, L), (N, C, H, W) or (N, C, D, H, W) "
+                         f"input, got shape {input.shape}")
+    linear = mode in ("linear", "bilinear", "trilinear")
+    if mode != "nearest" and not linear:
+        raise ValueError(f"interpolate: mode must be 'nearest', 'linear', 'bilinear' or "
+                         f"'trilinear', got {mode!r}")
+    if linear and mode != _LINEAR_MODES[input.ndim]:
+        raise ValueError(f"interpolate: mode {mode!r} needs {_RANK_OF[mode]}-D input; got "
+                         f"{input.ndim}-D input of shape {input.shape} (use "
+                         f"{_LINEAR_MODES[input.ndim]!r})")
+    if not linear and align_corners is not None:
+        raise ValueError("interpolate: align_corners only applies to the linear modes, not "
+                         f"{mode!r}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    in_sizes = input.shape[2:]
     if size is not None:
-        oh, ow = (size, size) if isinstance(size, int) else tuple(size)
-    elif scale_factor is not None:
-        sh, sw = (scale_factor, scale_factor) if not isinstance(scale_factor, (tuple, list)) \
-            else scale_factor
-        oh, ow = int(math.floor(h * sh)), int(math.floor(w * sw))
+        out_sizes = (size,) * k if isinstance(size, int) else tuple(int(s) for s in size)
+        scales = (None,) * k
     else:
-        raise ValueError("interpolate: give size or scale_factor")
-    xp = get_array_module(input._data)
-    if mode == "nearest":
-        rows = np.minimum((np.arange(oh) * (h / oh)).astype(np.int64), h - 1)
-        cols = np.minimum((np.arange(ow) * (w / ow)).astype(np.int64), w - 1)
-        return input[:, :, rows[:, None], cols[None, :]]  # getitem moves indices to device
-    if mode != "bilinear":
-        raise ValueError(f"interpolate: mode must be 'nearest' or 'bilinear', got {mode!r}")
-
-    def coords(o, n):
-        if align_corners:
-            src = np.arange(o) * ((n - 1) / max(o - 1, 1))
-        else:
-            src = np.clip((np.arange(o) + 0.5) * (n / o) - 0.5, 0, None)
-        lo = np.minimum(np.floor(src).astype(np.int64), n - 1)
-        hi = np.minimum(lo + 1, n - 1)
-        return lo, hi, (src - lo).astype(input.dtype)
-
-    r0, r1, fr = coords(oh, h)
-    c0, c1, fc = coords(ow, w)
-    fr_t = Tensor._wrap(xp.asarray(fr[:, None]))
-    fc_t = Tensor._wrap(xp.asarray(fc[None, :]))
-    top = input[:, :, r0[:, None], c0[None, :]] * (1 - fc_t) + \
-        input[:, :, r0[:, None], c1[None, :]] * fc_t
-    bot = input[:, :, r1[:, None], c0[None, :]] * (1 - fc_t) + \
-        input[:, :, r1[:, None], c1[None, :]] * fc_t
-    return top * (1 - fr_t) + bot * fr_t
+        scales = tuple(float(f) for f in scale_factor) if isinstance(
+            scale_factor, (tuple, list)) else (float(scale_factor),) * k
+        out_sizes = tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, scales))
+        if recompute_scale_factor:
+            scales = (None,) * k
+    if len(out_sizes) != k or len(scales) != k:
+        raise ValueError(f"interpolate: size/scale_factor must give {k} values for input of "
+                         f"shape {input.shape}")
+    if any(o <= 0 for o in out_sizes):
+        raise ValueError(f"interpolate: output size {out_sizes} must be positive (input "
+                         f"{input.shape})")
+    out = input
+    dtype = np.dtype(input.dtype) if input.is_floating_point() else np.dtype(np.float32)
+    # Both modes are separable: resample one spatial axis at a time.
+    for axis, n_in, n_out, scale in zip(range(2, input.ndim), in_sizes, out_sizes, scales):
+        if n_out == n_in and (scale is None or scale == 1.0):
+            continue
+        if not linear:
+            out = out.index_select(axis, Tensor._wrap(_nearest_index(n_in, n_out, scale)))
+            continue
+        lo, hi, frac = _linear_weights(n_in, n_out, scale, align_corners, dtype)
+        shape = [1] * input.ndim
+        shape[axis] = n_out
+        xp = get_array_module(input._data)
+        w_hi = Tensor._wrap(xp.asarray(frac.reshape(shape)))
+        out = out.index_select(axis, Tensor._wrap(lo)) * (1 - w_hi) + \
+            out.index_select(axis, Tensor._wrap(hi)) * w_hi
+    return out

@@ -1,7 +1,7 @@
 """Loss functions with PyTorch's signatures; ``reduction`` is 'mean' (default), 'sum' or 'none'."""
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from ...backend import get_array_module
 from ...ops import elementwise as E
@@ -169,10 +169,11 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
 
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
                          reduction: str = "mean") -> Tensor:
-    """``x`` where target is 1, ``max(0, margin - x)`` where it is -1."""
+    """``x`` where target is 1, ``max(0, margin - x)`` where it is -1 (other target values
+    get both terms, as in PyTorch)."""
     target = _same_shape("hinge_embedding_loss", input, target)
-    pos = E.where(target == 1, input, 0.0)
-    neg = E.where(target == -1, E.relu(margin - input), 0.0)
+    pos = E.where(target != -1, input, 0.0)
+    neg = E.where(target != 1, E.relu(margin - input), 0.0)
     return _reduce(pos + neg, reduction, "hinge_embedding_loss")
 
 
@@ -256,9 +257,43 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     return _reduce(E.relu(d_ap - d_an + margin), reduction, "triplet_margin_loss")
 
 
-def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
-    v = var.clamp(min=eps)
+def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,
+                      eps: float = 1e-6, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of ``target`` under N(``input``, ``var``):
+    ``0.5 * (log(var) + (input - target)^2 / var)`` (+ ``0.5 log(2 pi)`` when ``full``).
+
+    ``var`` may be a number, shaped like ``input``, shaped like ``input`` without its last
+    dimension (one variance per sample, e.g. (N,) for input (N, D)), or ``input``'s shape
+    with exactly one dimension of size 1. Variances below ``eps`` are raised to ``eps`` for
+    the value only; the gradient still flows to ``var`` unchanged, as in PyTorch.
+
+    >>> import shendu as sd
+    >>> F = sd.nn.functional
+    >>> F.gaussian_nll_loss(sd.zeros(2, 3), sd.ones(2, 3), sd.ones(2), reduction='sum')
+    tensor(3.)
+    """
+    op = "gaussian_nll_loss"
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    xp = get_array_module(input._data)
+    if not isinstance(var, Tensor):
+        if float(var) < 0:
+            raise ValueError(f"{op}: var must be non-negative, got {var}")
+        var = Tensor._wrap(xp.full(input.shape, var, dtype=input.dtype))
+    elif var.numel() and bool((var._data < 0).any()):
+        raise ValueError(f"{op}: var has negative entries")
+    if var.shape != input.shape:
+        if var.shape == input.shape[:-1]:  # one variance per sample: broadcast over the last
+            var = var.unsqueeze(-1)
+        elif not (var.ndim == input.ndim and sum(
+                v for i, v in zip(input.shape, var.shape) if i != v) == 1):
+            raise ValueError(f"{op}: var of shape {var.shape} does not fit input of shape "
+                             f"{input.shape} (expected {input.shape}, {input.shape[:-1]}, or "
+                             "the input's shape with one dimension of size 1)")
+    # clamp the value, not the gradient: var + (clamped - var) with the difference constant
+    raised = xp.maximum(var._data, eps).astype(var._data.dtype, copy=False) - var._data
+    v = var + Tensor._wrap(raised)
     loss = 0.5 * (v.log() + (input - target) ** 2 / v)
     if full:
-        loss = loss + 0.5 * float(np.log(2 * np.pi))
-    return _reduce(loss, reduction, "gaussian_nll_loss")
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction, op)
