@@ -19,6 +19,7 @@ from . import (
     ops,
     random,
 )
+from ._threads import get_num_threads, set_num_threads
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device
 from .backend import Device as device
@@ -43,6 +44,7 @@ from .creation import (
     rand,
     rand_like,
     randint,
+    randint_like,
     randn,
     randn_like,
     randperm,
@@ -72,7 +74,6 @@ from .dtypes import (
 from .ops import *  # noqa: F401,F403
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: F401  (shadow builtins)
 from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
-from ._threads import get_num_threads, set_num_threads
 from .tensor import Tensor
 
 __version__ = "0.1.0"

@@ -13,7 +13,6 @@ from typing import Any
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import _State
-from ..backend import get_array_module
 from ..tensor import Tensor
 
 _hook_ids = itertools.count()
@@ -72,7 +71,6 @@ class _BackwardHookFn(Function):
     @staticmethod
     def forward(ctx, *arrays, callback):
         ctx.callback = callback
-        ctx.out_meta = [(a.shape, a.dtype, get_array_module(a)) for a in arrays]
         return arrays if len(arrays) > 1 else arrays[0]
 
     @staticmethod

@@ -410,3 +410,18 @@ def test_step_and_inplace_activations():
     with pytest.raises(RuntimeError, match="leaf"):
         L.ReLU(inplace=True)(sd.randn(2, requires_grad=True))
     assert repr(L.ReLU(inplace=True)) == "ReLU(inplace=True)"
+
+
+@pytest.mark.parametrize("shape, kw", [
+    ((1, 2, 5, 7), dict(scale_factor=1.7, mode="bilinear")),
+    ((1, 2, 5, 7), dict(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True)),
+    ((1, 2, 5, 7), dict(scale_factor=2.3)),
+    ((1, 2, 5), dict(scale_factor=1.5, mode="linear", align_corners=True)),
+    ((1, 1, 3, 4, 5), dict(size=(4, 6, 7), mode="trilinear")),
+])
+def test_upsample_modes_match_torch(shape, kw):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal(shape)
+    ours = sd.nn.Upsample(**kw)(sd.tensor(x)).numpy()
+    theirs = torch.nn.Upsample(**kw)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import shendu as sd
+import shendu.nn.functional as F
 from shendu.nn import losses
 
 rng = np.random.default_rng(0)
@@ -159,3 +160,16 @@ def test_legacy_flags_buffers_and_errors():
         losses.MSELoss()(sd.zeros(3), sd.zeros(4))
     with pytest.raises(ValueError, match="class-index target must have shape"):
         losses.CrossEntropyLoss()(sd.zeros(3, 4), sd.tensor([0, 1]))
+
+
+def test_cosine_functions_on_tiny_vectors_match_torch_formula():
+    # Each norm is floored separately (cosine_similarity) and 1e-12 is added to each
+    # squared norm (cosine_embedding_loss): tiny parallel vectors are still similar.
+    x = sd.tensor([[1e-5, 2e-5, 0.0]], dtype=sd.float64)
+    assert abs(F.cosine_similarity(x, x).item() - 1.0) < 1e-9
+    sq = 5e-10 + 1e-12
+    expected = 1 - 5e-10 / sq
+    got = F.cosine_embedding_loss(x, x, sd.tensor([1])).item()
+    assert abs(got - expected) < 1e-12
+    # targets other than +-1 contribute nothing, as in PyTorch
+    assert F.cosine_embedding_loss(x, x, sd.tensor([0])).item() == 0.0

@@ -227,10 +227,14 @@ def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
-    """``x1 . x2 / max(|x1| |x2|, eps)`` along ``dim``."""
-    num = (x1 * x2).sum(dim=dim)
-    den = (x1.norm(dim=dim) * x2.norm(dim=dim)).clamp(min=eps)
-    return num / den
+    """``x1 . x2 / (max(|x1|, eps) max(|x2|, eps))`` along ``dim``.
+
+    Each norm is floored on its own (as PyTorch does), so two tiny parallel vectors still
+    have similarity 1 instead of being squashed towards 0 by a floored product.
+    """
+    n1 = x1.norm(dim=dim).clamp(min=eps)
+    n2 = x2.norm(dim=dim).clamp(min=eps)
+    return (x1 * x2).sum(dim=dim) / (n1 * n2)
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
@@ -241,8 +245,12 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           reduction: str = "mean") -> Tensor:
     """``1 - cos`` for similar pairs (target 1), ``max(0, cos - margin)`` for dissimilar (-1)."""
-    cos = cosine_similarity(input1, input2, dim=-1)
-    loss = E.where(target == 1, 1 - cos, E.relu(cos - margin))
+    # PyTorch's formula: 1e-12 added to each squared norm keeps zero vectors finite.
+    sq1 = (input1 * input1).sum(dim=-1) + 1e-12
+    sq2 = (input2 * input2).sum(dim=-1) + 1e-12
+    cos = (input1 * input2).sum(dim=-1) / (sq1 * sq2).sqrt()
+    loss = (E.where(target == 1, 1 - cos, 0.0)
+            + E.where(target == -1, E.relu(cos - margin), 0.0))
     return _reduce(loss, reduction, "cosine_embedding_loss")
 
 

@@ -231,13 +231,17 @@ class AdaptiveMaxPool1d(_AdaptivePool):
 
 
 class Upsample(Module):
-    """Resize (N, C, H, W) images to ``size`` or by ``scale_factor``.
+    """Resize (N, C, L), (N, C, H, W) or (N, C, D, H, W) inputs to ``size`` or by
+    ``scale_factor`` (``F.interpolate`` as a layer).
 
     Args:
-        size: output (H, W) (or an int for both).
-        scale_factor: multiplier for H and W (give this or ``size``).
-        mode: ``'nearest'`` (default) or ``'bilinear'``.
-        align_corners: for bilinear, map corner pixels onto corner pixels.
+        size: output spatial size (or an int for every spatial dim).
+        scale_factor: multiplier for the spatial dims (give this or ``size``).
+        mode: ``'nearest'`` (default), ``'linear'`` (3-D input), ``'bilinear'`` (4-D) or
+            ``'trilinear'`` (5-D).
+        align_corners: for the linear modes, map corner pixels onto corner pixels.
+        recompute_scale_factor: compute the sampling step from the rounded output size
+            instead of ``scale_factor`` (PyTorch's option of the same name).
 
     >>> import shendu as sd
     >>> up = sd.nn.layers.Upsample(scale_factor=2)
@@ -250,27 +254,29 @@ class Upsample(Module):
 
     def __init__(self, size: _Size | None = None,
                  scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
-                 align_corners: bool | None = None) -> None:
+                 align_corners: bool | None = None,
+                 recompute_scale_factor: bool | None = None) -> None:
         super().__init__()
         if (size is None) == (scale_factor is None):
             raise ValueError(f"{type(self).__name__}: give exactly one of size and "
                              f"scale_factor (got size={size!r}, scale_factor={scale_factor!r})")
-        if mode not in ("nearest", "bilinear"):
-            raise ValueError(f"{type(self).__name__}: mode must be 'nearest' or 'bilinear', "
-                             f"got {mode!r}")
+        if mode not in ("nearest", "linear", "bilinear", "trilinear"):
+            raise ValueError(f"{type(self).__name__}: mode must be 'nearest', 'linear', "
+                             f"'bilinear' or 'trilinear', got {mode!r}")
         if align_corners is not None and mode == "nearest":
-            raise ValueError(f"{type(self).__name__}: align_corners only applies to "
-                             "mode='bilinear'")
+            raise ValueError(f"{type(self).__name__}: align_corners only applies to the "
+                             "linear modes")
         self.size = size
         if isinstance(scale_factor, (tuple, list)):
             self.scale_factor = tuple(float(f) for f in scale_factor)
         else:
             self.scale_factor = float(scale_factor) if scale_factor else None
         self.mode, self.align_corners = mode, align_corners
+        self.recompute_scale_factor = recompute_scale_factor
 
     def forward(self, input: Tensor) -> Tensor:
         return F.interpolate(input, self.size, self.scale_factor, self.mode,
-                             self.align_corners)
+                             self.align_corners, self.recompute_scale_factor)
 
     def extra_repr(self) -> str:
         info = (f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None
