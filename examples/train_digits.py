@@ -20,6 +20,7 @@ from shendu.train import (
     CSVLogger,
     JSONLogger,
     ModelCheckpoint,
+    blas_threads,
     diagnose,
     evaluate,
     fit,
@@ -84,4 +85,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with blas_threads(1):  # small products: one BLAS thread is robust when cores are shared
+        main()

@@ -52,6 +52,9 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
     g.add_argument("--data-dir", help="folder holding MNIST/Fashion-MNIST/CIFAR-10 files "
                                       "(default: $SHENDU_DATA or ~/.cache/shendu; "
                                       "Fashion-MNIST is also found in Debian's package)")
+    g.add_argument("--download", action="store_true", default=None,
+                   help="fetch MNIST/Fashion-MNIST/CIFAR-10 into --data-dir (or the cache) "
+                        "when missing; checksums are verified")
     g.add_argument("--hidden", help=f"hidden layer widths of --model mlp, comma-separated "
                                      f"(default: {d['hidden']})")
     g.add_argument("--val-fraction", type=float, help="share of the training set held "
@@ -84,6 +87,9 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
                    "without dev-loss improvement (default: off)")
     g.add_argument("--seed", type=int, help=f"random seed (default: {d['seed']})")
     g.add_argument("--device", help="cpu or cuda[:N] (default: cpu)")
+    g.add_argument("--threads", type=int, help="BLAS threads for the matrix products; 0 "
+                   "keeps the library's default (default: 1: a second thread gains little "
+                   "for these small products and stalls them when the cores are shared)")
     g.add_argument("--no-progress", action="store_true",
                    help="print one line per epoch instead of a progress bar")
 
@@ -187,8 +193,15 @@ def _train(args: argparse.Namespace) -> int:
         cfg = given
     cfg = resolve_config(cfg)
     out = out or _default_out()
-    res = run_training(cfg, out, resume=args.resume,
-                       progress="line" if args.no_progress else True)
+    try:
+        res = run_training(cfg, out, resume=args.resume,
+                           progress="line" if args.no_progress else True)
+    except KeyboardInterrupt:
+        ckpt = os.path.join(out, "checkpoint.sd")
+        hint = (f"; continue with: shendu train --resume {ckpt}" if os.path.exists(ckpt)
+                else " before the first checkpoint")
+        print(f"\nshendu train: interrupted{hint}", file=sys.stderr)
+        return 130
     test, paths = res["test"], res["paths"]
     print(f"Test accuracy: {test['acc']:.4f} (loss {test['loss']:.4f}) on "
           f"{res['data']['sizes']['test']} test images")
@@ -311,6 +324,8 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``shendu`` command line with ``argv`` (default ``sys.argv[1:]``)."""
+    from .data.datasets import ChecksumError, DatasetNotFoundError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "bench":  # its own parser owns every option after the word
         from . import bench
@@ -326,9 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "diagnose":
             return _diagnose(args)
         return _search(args)
-    except (FileNotFoundError, ValueError, ImportError) as exc:
+    except (FileNotFoundError, ValueError, ImportError, ChecksumError) as exc:
         # a missing dataset, a bad value, an optional package: say so without a traceback
         print(f"shendu {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, DatasetNotFoundError):
+            print("From the command line: add --download to fetch the files (checksums "
+                  "verified), or give --data-dir DIR where they are.", file=sys.stderr)
         return 2
 
 

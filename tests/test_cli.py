@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from shendu import cli
@@ -59,7 +60,8 @@ def test_help_texts_mention_every_option(capsys):
     options = ["--model", "--dataset", "--data-dir", "--epochs", "--batch-size", "--lr",
                "--optimizer", "--momentum", "--weight-decay", "--dropout", "--augment",
                "--seed", "--out", "--resume", "--no-progress", "--device", "--schedule",
-               "--limit", "--patience", "--hidden", "--val-fraction"]
+               "--limit", "--patience", "--hidden", "--val-fraction", "--threads",
+               "--download"]
     with pytest.raises(SystemExit) as exc:
         cli.main(["train", "--help"])
     assert exc.value.code == 0
@@ -121,9 +123,182 @@ def test_search_random_and_grid(tmp_path, capsys):
     assert cli.main(["search", "--lr", "1:2:3", "--out", str(tmp_path / "x")]) == 2
 
 
+def test_search_bayesian_over_cli_options(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    out = str(tmp_path / "b")
+    rc = cli.main(["search", "--method", "bayesian", "--trials", "3", "--epochs", "1",
+                   "--limit", "200", "--model", "mlp", "--hidden", "16",
+                   "--lr", "1e-3:1e-1:log", "--optimizer", "adam,sgd", "--out", out])
+    text = capsys.readouterr().out
+    assert rc == 0 and "bayesian search" in text and "ranked by dev accuracy" in text
+    trials = json.load(open(os.path.join(out, "search.json")))["trials"]
+    assert len(trials) == 3
+    assert all(1e-3 <= t["params"]["lr"] <= 1e-1 for t in trials)
+    assert {t["params"]["optimizer"] for t in trials} <= {"adam", "sgd"}
+    scores = [t["metrics"]["val_acc"] for t in trials]
+    assert scores == sorted(scores, reverse=True)  # the table is ranked by dev accuracy
+
+
 def test_bench_is_delegated(monkeypatch):
     import shendu.bench
     seen = []
     monkeypatch.setattr(shendu.bench, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["bench", "--quick", "-k", "conv"]) == 0
     assert seen == [["--quick", "-k", "conv"]]
+
+
+def test_every_train_option_reaches_the_run(tmp_path):
+    from shendu.serialization import load
+    out, rc = _train(tmp_path, "--model", "mlp", "--hidden", "24", "--batch-size", "40",
+                     "--val-fraction", "0.2", "--lr", "0.0123", "--optimizer", "adam",
+                     "--weight-decay", "1e-4", "--dropout", "0.1", "--no-augment",
+                     "--seed", "5", "--schedule", "none", "--threads", "1")
+    assert rc == 0
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    cfg = m["config"]
+    assert (cfg["lr"], cfg["batch_size"], cfg["weight_decay"], cfg["dropout"], cfg["seed"],
+            cfg["augment"], cfg["threads"]) == (0.0123, 40, 1e-4, 0.1, 5, False, 1)
+    assert m["data"]["sizes"] == {"train": 128, "dev": 32, "test": 160}  # --limit, --val-f.
+    assert m["history"]["lr"] == [0.0123]  # --lr with --schedule none
+    ck = load(os.path.join(out, "checkpoint.sd"))
+    assert {k: tuple(v.shape) for k, v in ck["model"].items()} == {
+        "net.1.weight": (24, 784), "net.1.bias": (24,),  # --hidden 24 (net.3: dropout)
+        "net.4.weight": (10, 24), "net.4.bias": (10,)}
+    group = ck["optimizer"]["param_groups"][0]
+    assert group["weight_decay"] == 1e-4 and "exp_avg_sq" in ck["optimizer"]["state"][0]
+    assert ck["optimizer"]["state"][0]["step"] == 4  # 128 images in batches of 40: 4 steps
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    """Kill a real ``shendu train`` process after its first checkpoint; ``--resume`` must
+    end with exactly the weights and history of a run that was never interrupted (model,
+    optimizer, cosine schedule, epoch and the random streams of shuffling, augmentation
+    and dropout all restored)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from shendu.serialization import load
+    args = ["train", "--epochs", "5", "--limit", "300", "--batch-size", "32",
+            "--no-progress"]  # LeNet-5 with augmentation, dropout and a cosine schedule
+    a, b = tmp_path / "straight", tmp_path / "killed"
+    assert cli.main([*args, "--out", str(a)]) == 0
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen([sys.executable, "-m", "shendu.cli", *args, "--out", str(b)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ck = b / "checkpoint.sd"
+    deadline = time.monotonic() + 120
+    while not ck.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    killed_at = load(ck)["epoch"]
+    assert 1 <= killed_at < 5
+
+    assert cli.main(["train", "--resume", str(ck), "--no-progress"]) == 0
+    want, got = load(a / "checkpoint.sd"), load(ck)
+    assert got["epoch"] == want["epoch"] == 5
+    for k, v in want["model"].items():
+        np.testing.assert_array_equal(got["model"][k].numpy(), v.numpy(), err_msg=k)
+    ma = json.load(open(a / "metrics.json"))
+    mb = json.load(open(b / "metrics.json"))
+    for key in ("train_loss", "val_loss", "val_acc", "lr"):
+        assert mb["history"][key] == ma["history"][key], key
+    assert mb["test"] == ma["test"]
+
+
+@pytest.mark.skipif(not os.path.isfile("/usr/share/datasets/fashion-mnist/"
+                                       "t10k-labels-idx1-ubyte.gz"),
+                    reason="Debian's dataset-fashion-mnist package is not installed")
+def test_train_on_fashion_mnist_from_debian_package(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SHENDU_DATA", str(tmp_path / "empty-cache"))
+    out, rc = _train(tmp_path, "--dataset", "fashion-mnist", "--limit", "1000",
+                     "--epochs", "3", "--no-augment", "--dropout", "0")
+    text = capsys.readouterr().out
+    assert rc == 0 and "on fashion-mnist: 900 train / 100 dev / 1000 test" in text
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["test"]["acc"] > 0.6  # chance is 0.1; LeNet-5 after 3 epochs on 900 images
+
+
+def test_download_option_fetches_verified_files(tmp_path, monkeypatch, capsys):
+    import gzip
+    import hashlib
+    import struct
+
+    from shendu.data.datasets import MNIST
+    mirror, sums = tmp_path / "mirror", {}
+    mirror.mkdir()
+    r = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        arrays = {"images-idx3": r.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+                  "labels-idx1": (np.arange(n) % 10).astype(np.uint8)}
+        for kind, arr in arrays.items():
+            raw = bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+            name = f"{prefix}-{kind}-ubyte.gz"
+            data = gzip.compress(raw + arr.tobytes())
+            (mirror / name).write_bytes(data)
+            sums[name] = ("md5", hashlib.md5(data).hexdigest())
+    monkeypatch.setattr(MNIST, "mirrors", (mirror.as_uri() + "/",))
+    monkeypatch.setattr(MNIST, "checksums", sums)
+    root = tmp_path / "data"
+    args = ["train", "--dataset", "mnist", "--data-dir", str(root), "--epochs", "1",
+            "--no-progress", "--out", str(tmp_path / "o")]
+
+    assert cli.main(args) == 2  # not on disk, and not asked to download
+    err = capsys.readouterr().err
+    assert "MNIST: dataset files not found" in err and "add --download" in err
+    assert cli.main([*args, "--download"]) == 0
+    assert "on mnist: 54 train / 6 dev / 20 test" in capsys.readouterr().out
+    assert (root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+
+    monkeypatch.setattr(MNIST, "checksums", {k: ("md5", "0" * 32) for k in sums})
+    assert cli.main([*args, "--download", "--data-dir", str(tmp_path / "d2")]) == 2
+    assert "expected 0000" in capsys.readouterr().err  # a tampered file: no traceback
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    from shendu.train import callbacks
+    real = callbacks.ModelCheckpoint.on_epoch_end
+
+    def interrupted_after_saving(self, trainer, epoch, logs):
+        real(self, trainer, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.ModelCheckpoint, "on_epoch_end", interrupted_after_saving)
+    out, rc = _train(tmp_path, "--model", "mlp", "--hidden", "8")
+    ck = os.path.join(out, "checkpoint.sd")
+    assert rc == 130
+    assert f"interrupted; continue with: shendu train --resume {ck}" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert cli.main(["train", "--resume", ck, "--epochs", "2", "--no-progress"]) == 0
+    assert "Epoch 2/2" in capsys.readouterr().out
+
+
+def test_train_on_cifar10_binary_files(tmp_path, capsys):
+    """Colour 32x32 images: LeNet-5 without padding, per-channel normalisation, flips."""
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    r = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}.bin", 20) for i in range(1, 6)] + [("test_batch.bin", 20)]:
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        images = r.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+        (folder / name).write_bytes(np.concatenate([labels[:, None], images], 1).tobytes())
+    out = str(tmp_path / "o")
+    rc = cli.main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--epochs",
+                   "1", "--no-progress", "--out", out])
+    assert rc == 0 and "on cifar10: 90 train / 10 dev / 20 test" in capsys.readouterr().out
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert len(m["data"]["normalize"]["mean"]) == 3  # one statistic per colour channel
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    import shendu as sd
+    if sd.cuda.is_available():
+        pytest.skip("a CUDA GPU is available here")
+    rc = cli.main(["train", "--device", "cuda", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "shendu train: error: device='cuda' needs CuPy" in capsys.readouterr().err

@@ -4,6 +4,7 @@
 >>> sorted(n for n in ("fit", "evaluate", "predict", "EarlyStopping") if hasattr(train, n))
 ['EarlyStopping', 'evaluate', 'fit', 'predict']
 """
+from .._threads import blas_threads
 from . import callbacks, checkpoint, plots, search
 from .callbacks import (
                         Callback,
@@ -46,4 +47,4 @@ __all__ = ["fit", "evaluate", "predict", "Trainer", "History", "Callback",
            "Choice", "IntUniform", "diagnose", "diagnose_history", "Diagnosis",
            "per_class_error", "most_confused_pairs", "highest_loss_examples",
            "plot_learning_curves", "plot_confusion_matrix", "plot_pr_curve", "callbacks",
-           "checkpoint", "plots", "search"]
+           "checkpoint", "plots", "search", "blas_threads"]

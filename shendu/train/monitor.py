@@ -4,8 +4,9 @@ NaN/Inf, in the spirit of the course notes' advice on debugging deep nets (seed 
 On every ``every_n_batches``-th batch it hooks the model for one forward/backward pass:
 
 - **NaN/Inf**: forward hooks see each layer's output in call order, so the message names
-  the *first* layer whose output went non-finite (or, failing that, the first layer in
-  forward order whose gradient did);
+  the *first* layer whose output went non-finite; failing that, the layer whose gradient
+  went non-finite first as backward ran (the latest such layer in forward order, since a
+  bad gradient spreads to every layer before it);
 - **dead ReLUs**: for each ``ReLU`` module, the fraction of its units (channels for
   convolutional maps) that were zero for every sample of the batch; models that call
   ``F.relu`` instead are checked on the inputs of their Linear/Conv layers;
@@ -167,18 +168,20 @@ class GradientMonitor:
                             "check the bias initialisation, or use LeakyReLU")
 
     def _check_nan(self, trainer, norms: dict) -> None:
-        where = self._first_nan
-        what = "output"
+        where, what = self._first_nan, "output of this layer (the first in forward order)"
         if where is None:
+            # Backward runs from the last layer to the first and a non-finite gradient
+            # spreads to every layer before it, so the origin is the bad layer latest in
+            # forward order (layers the forward hooks did not see rank first).
             order = {n: i for i, n in enumerate(self._order)}
             bad = [n for n, v in norms.items() if not math.isfinite(v)]
             if bad:
-                where = min(bad, key=lambda n: order.get(n, len(order)))
-                what = "gradient"
+                where = max(bad, key=lambda n: order.get(n, -1))
+                what = "gradient of this layer (the first one backward reached)"
         if where is not None:
-            self._event("nan", where, math.nan, f"NaN/Inf first appeared in the {what} of "
-                        "this layer (in forward order); lower the learning rate, clip "
-                        "gradients, or check the inputs and the loss for log(0) or 0/0")
+            self._event("nan", where, math.nan, f"NaN/Inf first appeared in the {what}; "
+                        "lower the learning rate, clip gradients, or check the inputs and "
+                        "the loss for log(0), 0/0 or sqrt/log at 0")
             if self.stop_on_nan:
                 trainer.stop_training = True
 

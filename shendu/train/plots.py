@@ -86,6 +86,7 @@ def plot_learning_curves(history: Mapping[str, Sequence[float]],
             best = int(np.nanargmin(val_loss)) + 1
             ax.axvline(best, color="gray", linestyle=":", label=f"best dev loss (epoch {best})")
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)  # no epoch 2.5
         ax.set_ylabel("loss" if panel == "loss" else "accuracy")
         ax.grid(alpha=0.3)
         ax.legend()

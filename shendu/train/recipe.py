@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 DEFAULTS: dict[str, Any] = {
-    "model": "lenet5", "dataset": "digits", "data_dir": None, "hidden": "512,512",
-    "val_fraction": 0.1, "limit": None, "epochs": 20, "batch_size": 32, "lr": None,
-    "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "dropout": 0.3,
-    "schedule": "cosine", "augment": True, "patience": None, "seed": 0, "device": None,
+    "model": "lenet5", "dataset": "digits", "data_dir": None, "download": False,
+    "hidden": "512,512", "val_fraction": 0.1, "limit": None, "epochs": 20,
+    "batch_size": 32, "lr": None, "optimizer": "adam", "momentum": 0.9,
+    "weight_decay": 0.0, "dropout": 0.3, "schedule": "cosine", "augment": True,
+    "patience": None, "seed": 0, "device": None, "threads": 1,
 }
 # name -> (class name in shendu.optim, default learning rate)
 OPTIMIZERS = {"sgd": ("SGD", 0.05), "adam": ("Adam", 2e-3), "adamw": ("AdamW", 2e-3),
@@ -48,8 +49,14 @@ def resolve_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ValueError(f"unknown schedule {cfg['schedule']!r}; choose from {SCHEDULES}")
     if cfg["lr"] is None:
         cfg["lr"] = OPTIMIZERS[cfg["optimizer"]][1]
-    for key in ("epochs", "batch_size", "seed"):
+    for key in ("epochs", "batch_size", "seed", "threads"):
         cfg[key] = int(cfg[key])
+    if str(cfg["device"] or "").startswith("cuda"):  # fail before loading any data
+        from ..backend import cuda
+        try:
+            cuda.require()
+        except RuntimeError as exc:
+            raise ValueError(str(exc)) from None
     return cfg
 
 
@@ -64,7 +71,8 @@ def load_datasets(cfg: dict) -> tuple:
     if cls is None:
         raise ValueError(f"unknown dataset {name!r}; choose digits, mnist, fashion-mnist "
                          "or cifar10")
-    return cls(root, train=True), cls(root, train=False)
+    download = bool(cfg.get("download"))
+    return cls(root, train=True, download=download), cls(root, train=False, download=download)
 
 
 def _augmentations(dataset: str, size: int) -> list:
@@ -168,7 +176,19 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
         save: write the checkpoint and plot (``metrics.json`` is always written to out).
         progress: as for :func:`shendu.train.fit`.
         log: where the one-line summaries go.
+
+    BLAS runs on ``cfg['threads']`` threads meanwhile (0: the library's default); see
+    :mod:`shendu._threads` for why one thread is the default.
     """
+    from .._threads import blas_threads
+
+    with blas_threads(cfg.get("threads")):
+        return _run_training(cfg, out, resume=resume, evaluate_test=evaluate_test,
+                             save=save, progress=progress, log=log)
+
+
+def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
+                  progress: bool | str, log: Callable[[str], None]) -> dict[str, Any]:
     from .. import random as sd_random
     from ..nn import functional as F
     from . import callbacks as C

@@ -238,3 +238,22 @@ def test_cifar_download_extracts_only_expected_members(tmp_path):
     with pytest.raises(ChecksumError):
         Wrong(tmp_path / "root2", download=True)
     assert not (tmp_path / "root2" / "cifar-10-binary.tar.gz").exists()
+
+
+def test_file_digest_and_image_array_dataset(tmp_path):
+    import hashlib
+
+    from shendu.data.datasets import ImageArrayDataset, file_digest
+    blob = np.random.default_rng(0).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+    (tmp_path / "f.bin").write_bytes(blob)  # larger than one read chunk
+    assert file_digest(tmp_path / "f.bin") == hashlib.sha256(blob).hexdigest()
+    assert file_digest(tmp_path / "f.bin", "md5") == hashlib.md5(blob).hexdigest()
+
+    images = np.arange(4 * 1 * 2 * 2, dtype=np.uint8).reshape(4, 1, 2, 2)
+    ds = ImageArrayDataset(images, [3, 1, 0, 2])
+    img, label = ds[2]
+    assert np.array_equal(img, images[2]) and label == 0
+    xb, yb = ds.get_batch(np.array([3, 0]))
+    assert np.array_equal(np.asarray(xb), images[[3, 0]]) and list(yb) == [2, 3]
+    with pytest.raises(ValueError, match=r"expected images \(N, C, H, W\) and N labels"):
+        ImageArrayDataset(images[0], [1])

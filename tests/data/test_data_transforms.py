@@ -214,3 +214,18 @@ def test_rotation_matches_scipy_ndimage(angle, order, interpolation):
     img = rng(4).random((9, 12))  # non-square, so the corners fall outside
     ref = ndimage.rotate(img, angle, reshape=False, order=order, mode="grid-constant", cval=0.0)
     assert np.allclose(T.rotate(img, angle, interpolation=interpolation), ref, atol=1e-6)
+
+
+def test_functional_flips_and_center_crop_match_numpy_slices():
+    r = np.random.default_rng(0)
+    batch = r.integers(0, 256, (3, 2, 5, 7), dtype=np.uint8)
+    np.testing.assert_array_equal(T.hflip(batch), batch[..., ::-1])
+    np.testing.assert_array_equal(T.vflip(batch), batch[..., ::-1, :])
+    # torchvision's rounding: top = round((5 - 2) / 2) = 2, left = round((7 - 4) / 2) = 2
+    np.testing.assert_array_equal(T.center_crop(batch, (2, 4)), batch[:, :, 2:4, 2:6])
+    one = batch[0, 0]
+    np.testing.assert_array_equal(T.center_crop(one, 3), one[1:4, 2:5])  # one (H, W) image
+    t = T.hflip(sd.tensor(batch.astype(np.float32)))
+    assert isinstance(t, sd.Tensor) and np.array_equal(t.numpy(), batch[..., ::-1])
+    with pytest.raises(ValueError, match=r"center_crop: crop size \(6, 6\) is larger"):
+        T.center_crop(batch, 6)

@@ -249,6 +249,32 @@ def test_gradient_monitor_names_layer_with_planted_nan():
     assert hist.epochs == 1  # stop_on_nan ended training in the first epoch
 
 
+def test_gradient_monitor_names_layer_where_backward_first_made_nan():
+    """Forward is finite; sqrt's derivative at 0 is infinite, so fc2's gradients go
+    non-finite and the NaN then flows on into fc1's. The origin is fc2, not fc1."""
+    class Sqrt(sd.nn.Module):
+        def forward(self, x):
+            return x.sqrt()
+
+    class Net(sd.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.root, self.fc3 = Linear(4, 8), Linear(8, 8), Sqrt(), \
+                Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc3(self.root(self.fc2(self.fc1(x))))
+    model = Net()
+    model.fc2.weight.data = sd.zeros(8, 8)
+    model.fc2.bias.data = sd.zeros(8)  # fc2's output is exactly 0: sqrt(0) = 0 forward
+    mon = GradientMonitor(every_n_batches=1, warn=False)
+    with np.errstate(all="ignore"):  # NumPy's own divide-by-zero warnings are expected
+        _monitor_fit(model, mon)
+    assert not np.isfinite(model.fc1.weight.grad.numpy()).all()  # the NaN reached fc1
+    nan = [e for e in mon.events if e["kind"] == "nan"]
+    assert nan[0]["layer"] == "fc2" and "gradient" in nan[0]["message"]
+
+
 def test_gradient_monitor_detects_dead_relu_layer():
     model = _Named()
     model.fc1.bias.data = sd.full((16,), -100.0)

@@ -29,6 +29,8 @@ def test_learning_curves_png_two_panels(tmp_path):
     np.testing.assert_allclose(lines["dev"].get_ydata(), h["val_loss"])
     np.testing.assert_allclose(lines["train"].get_xdata(), [1, 2, 3, 4])
     assert "best dev loss (epoch 3)" in lines  # lowest val loss, 1-based epoch
+    ticks = loss_ax.get_xticks()
+    np.testing.assert_array_equal(ticks, np.round(ticks))  # whole epochs only
 
 
 def test_learning_curves_tolerate_missing_keys_and_nan(tmp_path):
