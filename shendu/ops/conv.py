@@ -1,191 +1,239 @@
-"""Convolution as im2col + one GEMM, and its transpose.
+"""Convolution as a batch-chunked im2col + GEMM over channel-major arrays, and its transpose.
 
-Layout: the patch matrix ``cols`` has shape (C, kh, kw, N, OH, OW), so that
-``W.reshape(O, C*kh*kw) @ cols.reshape(C*kh*kw, N*OH*OW)`` is a single large GEMM (two
-BLAS threads stay busy) and im2col is ``kh*kw`` strided block copies rather than a
-gather (see PERFORMANCE.md). col2im is the same loop with block adds. The big patch
-buffers are recycled through a small pool: allocating 10-100 MB per step costs page faults.
+``Conv2d`` returns its (N, O, OH, OW) result as a view of an (O, N, OH, OW) array — the
+GEMM ``W (O, K) @ cols (K, N*OH*OW)`` writes exactly that — instead of copying it to NCHW.
+NumPy's elementwise ops keep that layout, so the ReLU and pooling that follow stay
+channel-major and the next convolution reads whole image planes (``_conv_patches``).
+Gradients come back in the same layout and are returned in it.
+
+Backward needs the input, and keeps the forward's patch matrix only when it is small
+(``KEEP_BYTES``): the whole batch's would be the biggest array of the step. dX is either
+the correlation of the padded output gradient with the flipped kernel (stride 1, when its
+patch matrix is not bigger: the same chunked im2col + GEMM, and those patches give dW
+too) or ``W.T @ dOut`` scattered back by col2im; in the latter case dW re-patches the
+input chunk by chunk unless the forward's patches were kept.
 """
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ._conv_patches import (
+    chunk_images,
+    clear_buffer_pool,
+    col2im,
+    col2im_cm,
+    give,
+    give_root,
+    im2col,
+    out_size,
+    pad,
+    patch_chunks,
+    take,
+    unpad,
+)
 from ._util import xp_of
 
-# ---------------------------------------------------------------------- buffer pool
-_POOL: dict = {}
-_POOL_MAX_PER_KEY = 4
+__all__ = ["Conv2d", "ConvTranspose2d", "clear_buffer_pool", "out_size", "conv2d_cm"]
 
 
-def _take(xp, shape, dtype):
-    stack = _POOL.get((xp.__name__, shape, dtype.str))
-    if stack:
-        return stack.pop()
-    return xp.empty(shape, dtype)
-
-
-def _give(arr):
-    if arr is None:
-        return
-    key = (xp_of(arr).__name__, arr.shape, arr.dtype.str)
-    stack = _POOL.setdefault(key, [])
-    if len(stack) < _POOL_MAX_PER_KEY:
-        stack.append(arr)
-
-
-def clear_buffer_pool():
-    """Free the recycled im2col buffers (they are kept between steps for speed)."""
-    _POOL.clear()
-
-
-# ---------------------------------------------------------------------- im2col / col2im
-def out_size(size, k, stride, pad_lo, pad_hi, dilation):
-    return (size + pad_lo + pad_hi - dilation * (k - 1) - 1) // stride + 1
-
-
-def im2col(xp_, x, kh, kw, stride, dilation, oh, ow, out=None):
-    """Patches of the (already padded) ``x`` (N, C, H, W) as (C, kh, kw, N, OH, OW)."""
-    n, c = x.shape[:2]
-    sh, sw = stride
-    dh, dw = dilation
-    cols = out if out is not None else _take(xp_, (c, kh, kw, n, oh, ow), x.dtype)
-    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view: each copy below is a plain block copy
-    for i in range(kh):
-        hi = i * dh
-        for j in range(kw):
-            wj = j * dw
-            cols[:, i, j] = xt[:, :, hi:hi + sh * (oh - 1) + 1:sh, wj:wj + sw * (ow - 1) + 1:sw]
-    return cols
-
-
-def col2im(xp_, cols, shape, kh, kw, stride, dilation):
-    """Adjoint of ``im2col``: scatter-add (C, kh, kw, N, OH, OW) patches into (N, C, H, W)."""
-    n, c, h, w = shape
-    oh, ow = cols.shape[-2:]
-    sh, sw = stride
-    dh, dw = dilation
-    out = xp_.zeros((c, n, h, w), cols.dtype)
-    for i in range(kh):
-        hi = i * dh
-        for j in range(kw):
-            wj = j * dw
-            out[:, :, hi:hi + sh * (oh - 1) + 1:sh, wj:wj + sw * (ow - 1) + 1:sw] += cols[:, i, j]
-    return out.transpose(1, 0, 2, 3)
-
-
-def _pad(xp_, x, pads):
-    (pt, pb), (pl, pr) = pads
-    if not (pt or pb or pl or pr):
-        return x
-    n, c, h, w = x.shape
-    out = xp_.zeros((n, c, h + pt + pb, w + pl + pr), x.dtype)
-    out[:, :, pt:pt + h, pl:pl + w] = x
-    return out
-
-
-def _unpad(x, pads):
-    (pt, pb), (pl, pr) = pads
-    if not (pt or pb or pl or pr):
-        return x
-    return x[:, :, pt:x.shape[2] - pb, pl:x.shape[3] - pr]
-
-
-def _to_nchw(out2d, o, n, oh, ow):
-    """(O, N*OH*OW) GEMM output -> contiguous (N, O, OH, OW)."""
-    return out2d.reshape(o, n, oh, ow).transpose(1, 0, 2, 3).copy()
-
-
-def _from_nchw(g):
-    """(N, O, OH, OW) gradient -> (O, N*OH*OW), the GEMM layout."""
-    n, o, oh, ow = g.shape
-    return g.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)
-
-
-def _grouped_mm(w2, cols2, groups):
-    """(O, K) @ (groups*K, M) with block-diagonal groups, as (O, M)."""
+# ---------------------------------------------------------------------- GEMM helpers
+def _gemm(a, cols, groups, out):
+    """``out (R, M) = a (R, Kg) @ cols (groups*Kg, M)``, block-diagonal over the groups."""
+    xp = xp_of(cols)
     if groups == 1:
-        return w2 @ cols2
-    o, k = w2.shape
-    return (w2.reshape(groups, o // groups, k) @ cols2.reshape(groups, k, -1)).reshape(o, -1)
+        xp.matmul(a, cols, out=out)
+        return
+    r, kg = a.shape
+    out[...] = (a.reshape(groups, r // groups, kg) @ cols.reshape(groups, kg, -1)).reshape(r, -1)
+
+
+def _gemm_nt(g, cols, groups):
+    """``g (O, M) @ cols.T`` per group: the weight gradient of one chunk, (O, Kg)."""
+    if groups == 1:
+        return g @ cols.T
+    o, m = g.shape
+    return (g.reshape(groups, o // groups, m)
+            @ cols.reshape(groups, -1, m).transpose(0, 2, 1)).reshape(o, -1)
+
+
+# The forward patch matrix is kept for dW when the whole batch's is at most this big (it
+# saves re-patching the input in backward; LeNet's are 4-5 MB).
+KEEP_BYTES = 8 << 20
+
+
+def conv2d_cm(x, w, bias, stride, pads, dilation, groups, keep=False):
+    """conv2d of (N, C, H, W) ``x`` (any strides) as a C-contiguous (O, N, OH, OW) array,
+    and, with ``keep`` and a small enough batch, its patch matrix (else None; see
+    ``patch_chunks``)."""
+    xp = xp_of(x)
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    oh, ow = _out_hw(x.shape, w.shape, stride, pads, dilation)
+    p = oh * ow
+    out = xp.empty((o, n, oh, ow), x.dtype)
+    out2 = out.reshape(o, n * p)
+    w2 = w.reshape(o, cg * kh * kw)
+    b = None if bias is None else bias.reshape(o, 1)
+    keep = keep and n * p * w2.shape[1] * groups * x.itemsize <= KEEP_BYTES
+    for n0, n1, cols in patch_chunks(x, kh, kw, stride, pads, dilation, oh, ow, keep):
+        dst = out2[:, n0 * p:n1 * p]
+        _gemm(w2, cols, groups, dst)
+        if b is not None:
+            dst += b  # while the chunk is still in the cache
+    return out, (cols if keep and n1 - n0 == n else None)  # kept only if one chunk
+
+
+def _out_hw(x_shape, w_shape, stride, pads, dilation):
+    return tuple(out_size(x_shape[2 + i], w_shape[2 + i], stride[i], *pads[i], dilation[i])
+                 for i in range(2))
+
+
+def _weight_grad(x, gt, w_shape, stride, pads, dilation, groups):
+    """dL/dW from the input and the channel-major output gradient ``gt`` (O, N, OH, OW)."""
+    xp = xp_of(gt)
+    o, cg, kh, kw = w_shape
+    oh, ow = gt.shape[2:]
+    p = oh * ow
+    g2 = gt.reshape(o, -1)
+    gw = xp.zeros((o, cg * kh * kw), gt.dtype)
+    for n0, n1, cols in patch_chunks(x, kh, kw, stride, pads, dilation, oh, ow):
+        gw += _gemm_nt(g2[:, n0 * p:n1 * p], cols, groups)
+    return gw.reshape(w_shape)
+
+
+def _back_pads(w_shape, pads, dilation):
+    """Padding of the output gradient that turns dX into a correlation (stride 1)."""
+    ext_h, ext_w = dilation[0] * (w_shape[2] - 1), dilation[1] * (w_shape[3] - 1)
+    (pt, pb), (pl, pr) = pads
+    return ((ext_h - pt, ext_h - pb), (ext_w - pl, ext_w - pr))
+
+
+def backward_method(x_shape, w_shape, stride, pads, dilation, out_hw):
+    """"correlate" or "col2im": how ``Conv2d.backward`` computes dX (tests force each).
+
+    The correlation's patch matrix is O*k*k x N*H*W, col2im's C*k*k x N*OH*OW: correlate
+    when it is not bigger (e.g. 3x3 'same' layers with as many outputs as inputs)."""
+    if stride != (1, 1) or min(min(bp) for bp in _back_pads(w_shape, pads, dilation)) < 0:
+        return "col2im"
+    o, c = w_shape[0], x_shape[1]
+    small = o * x_shape[2] * x_shape[3] <= c * out_hw[0] * out_hw[1]
+    return "correlate" if small else "col2im"
+
+
+def _grads_by_correlation(x, gt, w, pads, dilation, groups, want_w):
+    """dX (channel-major) and, if ``want_w``, dW for a stride-1 convolution.
+
+    dx[c, y] = sum_{o, i} dOut[o, y + pt - i*d] w[o, c, i]: a correlation of dOut padded by
+    d*(k-1)-pad with the kernel flipped and its channel axes swapped. The same patches of
+    dOut also give dW = x @ patches.T (taps flipped), so the input is never re-patched.
+    """
+    xp = xp_of(gt)
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    og, q = o // groups, h * wd
+    wt = w.reshape(groups, og, cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    wt = wt.reshape(c, og * kh * kw)
+    gx = xp.empty((c, n, h, wd), gt.dtype)
+    gx2 = gx.reshape(c, n * q)
+    xt = x.transpose(1, 0, 2, 3)
+    gwt = xp.zeros((groups, cg, og * kh * kw), gt.dtype) if want_w else None
+    for n0, n1, cols in patch_chunks(gt.transpose(1, 0, 2, 3), kh, kw, (1, 1),
+                                     _back_pads(w.shape, pads, dilation), dilation, h, wd):
+        _gemm(wt, cols, groups, gx2[:, n0 * q:n1 * q])
+        if want_w:
+            xc = xt[:, n0:n1].reshape(c, -1)  # a view when x is channel-major
+            gwt += _gemm_nt(xc, cols, groups).reshape(gwt.shape)
+    gw = None
+    if want_w:
+        gw = gwt.reshape(groups, cg, og, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+        gw = gw.reshape(w.shape)
+    return gx, gw
+
+
+def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
+    """dX as a channel-major (C, N, H, W) view of a padded array: the patch gradients
+    W.T @ dOut, scattered back by col2im, chunk by chunk."""
+    xp = xp_of(gt)
+    n, c, h, wd = x_shape
+    o, cg, kh, kw = w.shape
+    og = o // groups
+    (pt, pb), (pl, pr) = pads
+    oh, ow = gt.shape[2:]
+    p, k = oh * ow, cg * kh * kw
+    g2 = gt.reshape(o, -1)
+    wt = w.reshape(groups, og, k).transpose(0, 2, 1)  # (groups, Kg, og)
+    gx = xp.zeros((c, n, h + pt + pb, wd + pl + pr), gt.dtype)
+    nb = chunk_images(n, k * groups * p * gt.itemsize)
+    flat = take(xp, groups * k * nb * p, gt.dtype)
+    for n0 in range(0, n, nb):
+        n1 = min(n, n0 + nb)
+        cols = flat[:groups * k * (n1 - n0) * p].reshape(groups, k, (n1 - n0) * p)
+        xp.matmul(wt, g2[:, n0 * p:n1 * p].reshape(groups, og, -1), out=cols)
+        col2im_cm(gx[:, n0:n1], cols.reshape(c, kh, kw, n1 - n0, oh, ow), kh, kw, stride,
+                  dilation)
+    give(flat)
+    return unpad(gx, pads)
 
 
 # ---------------------------------------------------------------------- conv2d
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, stride, pads, dilation, groups):
-        xp = xp_of(x)
-        n, c, h, wd = x.shape
-        o, cg, kh, kw = w.shape
-        oh = out_size(h, kh, stride[0], *pads[0], dilation[0])
-        ow = out_size(wd, kw, stride[1], *pads[1], dilation[1])
-        cols = im2col(xp, _pad(xp, x, pads), kh, kw, stride, dilation, oh, ow)
-        out = _grouped_mm(w.reshape(o, cg * kh * kw), cols.reshape(-1, n * oh * ow), groups)
-        if bias:
-            out += bias[0].reshape(o, 1)
-        ctx.geom = (x.shape, stride, pads, dilation, groups, oh, ow)
-        ctx.save_for_backward(w)
-        if getattr(ctx, "needs_input_grad", None) is None:
-            _give(cols)  # not recording: nothing will read the patches again
-        else:
-            ctx.cols = cols
-        return _to_nchw(out, o, n, oh, ow)
-
-    def release(self):
-        _give(self.__dict__.get("cols"))  # recycle the patch buffer for the next step
-        super().release()
+        needs = getattr(ctx, "needs_input_grad", None)  # None: not recording
+        keep = needs is not None and needs[1] and not (needs[0] and backward_method(
+            x.shape, w.shape, stride, pads, dilation, _out_hw(x.shape, w.shape, stride, pads,
+                                                              dilation)) == "correlate")
+        out, ctx.cols = conv2d_cm(x, w, bias[0] if bias else None, stride, pads, dilation,
+                                  groups, keep)
+        ctx.geom = (stride, pads, dilation, groups)
+        ctx.save_for_backward(x, w)  # the input is kept alive by its producer anyway
+        return out.transpose(1, 0, 2, 3)
 
     @staticmethod
     def backward(ctx, g):
-        (w,) = ctx.saved_tensors
-        cols = ctx.cols
-        x_shape, stride, pads, dilation, groups, oh, ow = ctx.geom
+        x, w = ctx.saved_tensors
+        stride, pads, dilation, groups = ctx.geom
         xp = xp_of(g)
-        n = x_shape[0]
-        o, cg, kh, kw = w.shape
-        k = cg * kh * kw
         needs = ctx.needs_input_grad
-        g2 = _from_nchw(g)
+        gt = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))  # free when g is channel-major
         gx = gw = gb = None
-        if groups == 1:
-            if needs[1]:
-                gw = (g2 @ cols.reshape(k, -1).T).reshape(w.shape)
-            if needs[0]:
-                gcols = (w.reshape(o, k).T @ g2).reshape(cols.shape)
+        how = backward_method(x.shape, w.shape, stride, pads, dilation, gt.shape[2:])
+        if needs[0] and how == "correlate":
+            gx, gw = _grads_by_correlation(x, gt, w, pads, dilation, groups, needs[1])
         else:
-            g3 = g2.reshape(groups, o // groups, -1)
-            c3 = cols.reshape(groups, k, -1)
-            if needs[1]:
-                gw = (g3 @ c3.transpose(0, 2, 1)).reshape(w.shape)
+            cols, ctx.cols = ctx.cols, None  # a second backward (retain_graph) re-patches
+            if needs[1] and cols is not None:
+                gw = _gemm_nt(gt.reshape(gt.shape[0], -1), cols, groups).reshape(w.shape)
+            elif needs[1]:
+                gw = _weight_grad(x, gt, w.shape, stride, pads, dilation, groups)
+            if cols is not None:
+                give_root(cols)
             if needs[0]:
-                gcols = (w.reshape(groups, o // groups, k).transpose(0, 2, 1) @ g3
-                         ).reshape(cols.shape)
-        if needs[0]:
-            padded = (n, x_shape[1], x_shape[2] + sum(pads[0]), x_shape[3] + sum(pads[1]))
-            gx = _unpad(col2im(xp, gcols, padded, kh, kw, stride, dilation), pads)
+                gx = _input_grad_col2im(gt, w, x.shape, stride, pads, dilation, groups)
+        if gx is not None:
+            gx = gx.transpose(1, 0, 2, 3)
         if len(needs) > 2 and needs[2]:
-            gb = g2.sum(axis=1)
+            gb = gt.reshape(gt.shape[0], -1).sum(axis=1)
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
 
     @staticmethod
     def jvp(ctx, dx, dw, *db):
         """d(conv(x, w) + b) = conv(dx, w) + conv(x, dw) + db, by linearity."""
-        (w,) = ctx.saved
-        x_shape, stride, pads, dilation, groups, oh, ow = ctx.geom
-        xp = xp_of(w)
-        o, cg, kh, kw = w.shape
-        n = x_shape[0]
-        k = cg * kh * kw
+        x, w = ctx.saved
+        stride, pads, dilation, groups = ctx.geom
+        geom = (stride, pads, dilation, groups)
         out = None
         if dx is not None:
-            cols = im2col(xp, _pad(xp, dx, pads), kh, kw, stride, dilation, oh, ow,
-                          out=xp.empty((x_shape[1], kh, kw, n, oh, ow), dx.dtype))
-            out = _grouped_mm(w.reshape(o, k), cols.reshape(-1, n * oh * ow), groups)
+            out = conv2d_cm(dx, w, None, *geom)[0]
         if dw is not None:
-            t = _grouped_mm(dw.reshape(o, k), ctx.cols.reshape(-1, n * oh * ow), groups)
+            t = conv2d_cm(x, dw, None, *geom)[0]
             out = t if out is None else out + t
         if db and db[0] is not None:
-            t = xp.broadcast_to(db[0].reshape(o, 1), (o, n * oh * ow))
-            out = t if out is None else out + t
-        return _to_nchw(out, o, n, oh, ow)
+            t = db[0].reshape(-1, 1, 1, 1)
+            if out is None:
+                oh, ow = _out_hw(x.shape, w.shape, stride, pads, dilation)
+                out = xp_of(t).zeros((w.shape[0], x.shape[0], oh, ow), t.dtype)
+            out = out + t
+        return out.transpose(1, 0, 2, 3)
 
 
 # ---------------------------------------------------------------------- conv_transpose2d
@@ -203,7 +251,7 @@ class ConvTranspose2d(Function):
         cols = (wg.transpose(0, 2, 1) @ x2.reshape(groups, cin // groups, -1))
         cols = cols.reshape(cout, kh, kw, n, h, wd)
         full = (n, cout, out_hw[0] + sum(pads[0]), out_hw[1] + sum(pads[1]))
-        out = _unpad(col2im(xp, cols, full, kh, kw, stride, dilation), pads)
+        out = unpad(col2im(xp, cols, full, kh, kw, stride, dilation), pads)
         out = xp.ascontiguousarray(out)
         if bias:
             out += bias[0].reshape(1, cout, 1, 1)
@@ -240,7 +288,7 @@ class ConvTranspose2d(Function):
         _, cog, kh, kw = w.shape
         cout = cog * groups
         needs = ctx.needs_input_grad
-        gcols = im2col(xp, _pad(xp, g, pads), kh, kw, stride, dilation, h, wd,
+        gcols = im2col(xp, pad(xp, g, pads), kh, kw, stride, dilation, h, wd,
                        out=xp.empty((cout, kh, kw, n, h, wd), g.dtype))
         gc = gcols.reshape(groups, cog * kh * kw, n * h * wd)
         wg = w.reshape(groups, cin // groups, cog * kh * kw)

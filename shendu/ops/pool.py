@@ -3,7 +3,13 @@
 A k x k window is ``k*k`` strided views of the (padded) input, combined elementwise:
 ``np.maximum`` for max pooling, addition for average pooling. This beats reshaping into
 windows and reducing by several times (PERFORMANCE.md), and handles any stride, padding
-and dilation the same way.
+and dilation the same way. Outputs keep the memory layout of the input (``order="K"``), so
+a channel-major activation from a convolution stays channel-major.
+
+Max pooling with non-overlapping windows inside the input (the usual 2x2, stride 2) keeps
+a uint8 code per output (which view held the maximum) instead of the input: backward
+then writes each strided view of the gradient once, with no comparisons of the input and
+no index arrays, and the input can be freed after forward.
 """
 from __future__ import annotations
 
@@ -49,14 +55,44 @@ def _padded(xp, x, pad, out_hw, k, stride, dilation, fill):
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, k, stride, pad, dilation, out_hw):
+        if _tiles(x.shape, k, stride, pad, dilation, out_hw):
+            return MaxPool2d._tiled_forward(ctx, x, k, out_hw)
         xp = xp_of(x)
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
         xpd = _padded(xp, x, pad, out_hw, k, stride, dilation, fill)
         out = None
         for _, v in _windows(xpd, k, stride, dilation, out_hw):
-            out = v.copy() if out is None else xp.maximum(out, v, out=out)
+            out = v.copy(order="K") if out is None else xp.maximum(out, v, out=out)
         ctx.save_for_backward(x, out)
         ctx.geom = (k, stride, pad, dilation, out_hw, xpd.shape)
+        ctx.code = None
+        return out
+
+    @staticmethod
+    def _tiled_forward(ctx, x, k, out_hw):
+        """Non-overlapping windows inside the input (2x2 stride 2, the common case): the
+        max of the ``kh*kw`` strided views, and per output a uint8 code of which view held
+        the (first) maximum, so that backward needs neither the input nor index arrays."""
+        xp = xp_of(x)
+        views = [v for _, v in _windows(x, k, k, (1, 1), out_hw)]
+        out = views[0].copy(order="K")  # keeps a channel-major input channel-major
+        code = xp.zeros_like(out, dtype=np.uint8)
+        for t, v in enumerate(views[1:], 1):
+            # Strictly greater, so the first maximum wins; the running max only grows, so
+            # the last view that beat it is the argmax: code = max over t of t*(v_t > max).
+            beat = xp.greater(v, out).view(np.uint8)
+            xp.maximum(code, xp.multiply(beat, t, out=beat), out=code)
+            xp.maximum(out, v, out=out)
+        if out.dtype.kind in "fc" and len(views) > 1 and bool(xp.isnan(out).any()):
+            # Like PyTorch, a NaN wins, and a later NaN replaces an earlier one.
+            code[...] = 0
+            cur = views[0].copy(order="K")
+            for t, v in enumerate(views[1:], 1):
+                wins = (v > cur) | xp.isnan(v)
+                xp.copyto(code, t, where=wins)
+                xp.copyto(cur, v, where=wins)
+        ctx.code = code
+        ctx.geom = (k, k, (0, 0), (1, 1), out_hw, x.shape)
         return out
 
     @staticmethod
@@ -73,9 +109,11 @@ class MaxPool2d(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, out = ctx.saved_tensors
         k, stride, pad, dilation, out_hw, padded_shape = ctx.geom
         xp = xp_of(g)
+        if ctx.code is not None:
+            return MaxPool2d._tiled_backward(xp, g, ctx.code, k, out_hw, padded_shape)
+        x, out = ctx.saved_tensors
         which = MaxPool2d.offsets(x, out, ctx.geom)
         gx = xp.zeros(padded_shape, g.dtype)
         for (i, j), v in _windows(gx, k, stride, dilation, out_hw):
@@ -84,16 +122,50 @@ class MaxPool2d(Function):
         return gx[:, :, pad[0]:pad[0] + h, pad[1]:pad[1] + w]
 
     @staticmethod
+    def _tiled_backward(xp, g, code, k, out_hw, x_shape):
+        # Every covered input element belongs to exactly one window: write each view once.
+        # The gradient takes the layout of the saved code (channel-major after a conv).
+        n, c, h, w = x_shape
+        gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if _channel_major(code) \
+            else xp.empty(x_shape, g.dtype)
+        ch, cw = out_hw[0] * k[0], out_hw[1] * k[1]
+        if ch < h:
+            gx[:, :, ch:] = 0
+        if cw < w:
+            gx[:, :, :ch, cw:] = 0
+        for t, (_, v) in enumerate(_windows(gx, k, k, (1, 1), out_hw)):
+            xp.multiply(g, code == t, out=v)
+        return gx
+
+    @staticmethod
     def jvp(ctx, dx):
-        x, out = ctx.saved
         k, stride, pad, dilation, out_hw, padded_shape = ctx.geom
         xp = xp_of(dx)
+        if ctx.code is not None:
+            views = [v for _, v in _windows(dx, k, k, (1, 1), out_hw)]
+            t = views[0].copy(order="K")
+            for i, v in enumerate(views[1:], 1):
+                xp.copyto(t, v, where=ctx.code == i)
+            return t
+        x, out = ctx.saved
         which = MaxPool2d.offsets(x, out, ctx.geom)
         dpd = _padded(xp, dx, pad, out_hw, k, stride, dilation, 0)
         t = xp.zeros(out.shape, dx.dtype)
         for (i, j), v in _windows(dpd, k, stride, dilation, out_hw):
             t += xp.where(which == i * k[1] + j, v, 0)
         return t
+
+
+def _tiles(shape, k, stride, pad, dilation, out_hw):
+    """Whether the windows tile (part of) the input: no overlap, no padding, all inside."""
+    return (tuple(k) == tuple(stride) and not any(pad) and tuple(dilation) == (1, 1)
+            and k[0] * k[1] < 256  # the window codes are uint8
+            and out_hw[0] * k[0] <= shape[2] and out_hw[1] * k[1] <= shape[3])
+
+
+def _channel_major(a):
+    """Whether (N, C, H, W) ``a`` is stored as a C-contiguous (C, N, H, W) array."""
+    return a.ndim == 4 and a.transpose(1, 0, 2, 3).flags.c_contiguous and not a.flags.c_contiguous
 
 
 class AvgPool2d(Function):
