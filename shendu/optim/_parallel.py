@@ -10,6 +10,9 @@ and when the batch closes the queued work is cut into one contiguous share per t
 updates, where the hand-off would cost more than it saves, GPU arrays (the device is
 parallel already) and calls outside a batch run at once, in the caller's thread.
 
+``split_rows`` lends the same threads to one large NumPy pass cut into row blocks (the
+cross-entropy's exp over a vocabulary's scores), as PyTorch's intra-op threads do.
+
 Kernels have the signature ``kernel(xp, arrays, scratch, *args)``: ``arrays`` is a list of
 the parameter, its gradient and its state buffers (all the same shape), ``scratch`` a list
 of temporaries of that shape the kernel may overwrite. Scratch memory is cached per thread
@@ -116,18 +119,22 @@ def _shares(tasks: list, parts: int) -> list[list]:
     return [s for s in shares if s]
 
 
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(_threads - 1, 1),
+                                   thread_name_prefix="shendu-optim")
+    return _pool
+
+
 def _run_tasks(tasks: list) -> None:
     total = sum(t[1][0].size for t in tasks)
     if _threads == 1 or total < MIN_PARALLEL:
         for kernel, arrays, n_scratch, args in tasks:
             _run_whole(kernel, arrays, n_scratch, args)
         return
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(_threads - 1, 1),
-                                   thread_name_prefix="shendu-optim")
     shares = _shares(tasks, _threads)
-    futures = [_pool.submit(_run_share, s) for s in shares[1:]]
+    futures = [_get_pool().submit(_run_share, s) for s in shares[1:]]
     try:
         _run_share(shares[0])  # the caller works too instead of waiting idle
     finally:
@@ -164,3 +171,44 @@ def apply(kernel, arrays: list, n_scratch: int, *args) -> None:
         _run_whole(kernel, arrays, n_scratch, args)
     else:
         tasks.append((kernel, arrays, n_scratch, args))
+
+
+# ---------------------------------------------------------------------- row blocks
+SPLIT_MIN = 1 << 20  # arrays below this many elements: one thread (the hand-off costs more)
+_blas_libs: list = []  # [threadpoolctl's BLAS controllers, or None], filled on first use
+
+
+def _blas_threads() -> int:
+    """The BLAS thread count when threadpoolctl can read it, else ``_threads``: a caller
+    that limited BLAS (``sd.set_num_threads(1)``, the benchmark runner) limits this too."""
+    if not _blas_libs:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _blas_libs.append(ThreadpoolController().select(user_api="blas").lib_controllers)
+        except Exception:  # optional: without it, the thread count here is the only limit
+            _blas_libs.append(None)
+    libs = _blas_libs[0]
+    return max((lib.num_threads for lib in libs), default=_threads) if libs else _threads
+
+
+def split_rows(fn, n_rows: int, size: int) -> None:
+    """Run ``fn(start, stop)`` over ``[0, n_rows)`` cut into one contiguous block of rows per
+    thread, the caller's included. For NumPy passes over one large array (``size`` elements)
+    whose ufuncs release the GIL, as PyTorch's intra-op threads split them; small arrays,
+    one thread, or a call from a pool thread itself run ``fn(0, n_rows)`` in the caller.
+
+    NumPy's ``errstate`` is per thread: an ``fn`` that needs one must enter it itself.
+    """
+    parts = min(_threads, n_rows, _blas_threads()) if size >= SPLIT_MIN else 1
+    if parts <= 1 or threading.current_thread().name.startswith("shendu-optim"):
+        fn(0, n_rows)
+        return
+    bounds = [n_rows * i // parts for i in range(parts + 1)]
+    pool = _get_pool()
+    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    try:
+        fn(bounds[0], bounds[1])
+    finally:
+        for f in futures:
+            f.result()
