@@ -105,17 +105,11 @@ def set_threads(n: int) -> dict:
     torch = bench._torch()
     if torch is not None:
         torch.set_num_threads(n)
-    # shendu's own worker threads (the optimizers' parallel updates) get the same number
-    import shendu
+    # shendu's own worker threads (optimizer updates, large elementwise passes) too
+    from shendu.optim import _parallel
 
-    setter = getattr(shendu, "set_num_threads", None)
-    if setter is None:
-        from shendu.optim import _parallel
-
-        setter = getattr(_parallel, "set_num_threads", None)
-    if setter is not None:
-        setter(n)
-        info["shendu_threads"] = n
+    _parallel.set_num_threads(n)
+    info["shendu_threads"] = n
     return info
 
 

@@ -1,9 +1,12 @@
-"""How many threads NumPy's BLAS (matrix products, hence linear and conv layers) may use.
+"""How many threads shendu's CPU work may use.
 
-``sd.set_num_threads`` / ``sd.get_num_threads`` mirror PyTorch's; ``blas_threads(n)`` limits
-the count inside a ``with`` block. All three go through ``threadpoolctl``
-(``pip install threadpoolctl``; the ``train`` extra installs it), because BLAS picks its
-thread count at start-up and only that library reaches every BLAS loaded in the process.
+Two kinds of threads do the work: NumPy's BLAS library (matrix products, hence linear,
+conv and recurrent layers) and shendu's own small pool (optimizer updates and large
+elementwise passes, ``shendu/optim/_parallel.py``). ``sd.set_num_threads`` sets both, as
+PyTorch's does for its intra-op threads; ``blas_threads(n)`` limits BLAS inside a ``with``
+block. BLAS picks its thread count at start-up, and only ``threadpoolctl``
+(``pip install threadpoolctl``; the ``train`` extra installs it) reaches every BLAS loaded
+in the process.
 
 Why training defaults to one thread: LeNet-sized products are a few MFLOP, so a second
 thread gains little even on an idle 2-core machine, while on shared cores OpenBLAS's
@@ -13,18 +16,19 @@ slower with two threads than with one on the same busy machine.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 __all__ = ["set_num_threads", "get_num_threads", "blas_threads"]
 
 
-def _controller():
+def _blas_controller():
+    """threadpoolctl's view of the BLAS libraries, or None when it is not installed."""
     try:
         from threadpoolctl import ThreadpoolController
-    except ImportError as e:
-        raise RuntimeError("set_num_threads/get_num_threads need threadpoolctl to reach "
-                           "NumPy's BLAS: pip install threadpoolctl") from e
-    return ThreadpoolController()
+    except ImportError:
+        return None
+    return ThreadpoolController().select(user_api="blas")
 
 
 def _check(n, who: str, minimum: int) -> None:
@@ -33,7 +37,9 @@ def _check(n, who: str, minimum: int) -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Let BLAS use ``n`` threads from now on.
+    """Use ``n`` threads from now on, in BLAS and in shendu's own pool.
+
+    Without threadpoolctl only shendu's pool follows, and a warning says so.
 
     >>> import shendu as sd
     >>> before = sd.get_num_threads()
@@ -45,13 +51,22 @@ def set_num_threads(n: int) -> None:
     ValueError: set_num_threads: expected an int >= 1, got 0
     """
     _check(n, "set_num_threads", 1)
-    _controller().limit(limits=n, user_api="blas")
+    from .optim import _parallel
+
+    _parallel.set_num_threads(n)
+    blas = _blas_controller()
+    if blas is None:
+        warnings.warn("set_num_threads: threadpoolctl is not installed, so NumPy's BLAS "
+                      "keeps its own thread count (pip install threadpoolctl)", stacklevel=2)
+    else:
+        blas.limit(limits=n)
 
 
 def get_num_threads() -> int:
-    """The largest number of threads any loaded BLAS library will use (1 if none found)."""
-    pools = [p.num_threads for p in _controller().select(user_api="blas").lib_controllers]
-    return max(pools, default=1)
+    """How many threads shendu's own pool uses (``set_num_threads`` also gives BLAS this)."""
+    from .optim import _parallel
+
+    return _parallel.get_num_threads()
 
 
 @contextlib.contextmanager
