@@ -228,16 +228,18 @@ def class_coefficients(xp, target, n_classes, dtype, weight, ignore_index, reduc
                              f"{n_classes}, or ignore_index={ignore_index})")
     if w is None and all_valid and not label_smoothing:
         # the common case, without a pass over the rows: every row counts once
-        scale = dtype.type(1) / dtype.type(m) if reduction == "mean" else dtype.type(1)
+        scale = dtype.type(1) / dtype.type(m) if reduction == "mean" and m else dtype.type(1)
         return xp.arange(m), t, xp.full(m, scale, dtype)
     wt = valid.astype(dtype) if w is None else w[t] * valid
     denom = wt.sum() if reduction == "mean" else dtype.type(1)
+    if denom == 0:  # every target ignored: all coefficients 0 (the caller makes the mean nan)
+        denom = dtype.type(1)
     coef = (1 - label_smoothing) * wt / denom
     if not label_smoothing:
         return xp.arange(m), t, coef
     # PyTorch's smoothing term: -sum_c w_c log p_ic / C over the rows not ignored, normalised
     # (for 'mean') by the same sum of target weights as the NLL term.
-    sden = wt.sum() if reduction == "mean" else dtype.type(1)
+    sden = denom
     cls_w = xp.ones(n_classes, dtype) if w is None else w
     a = (label_smoothing / n_classes) * (valid.astype(dtype) / sden)[:, None] * cls_w[None, :]
     a[xp.arange(m), t] += coef

@@ -219,3 +219,18 @@ def test_rows_split_between_threads_match_one_thread(monkeypatch):
         np.testing.assert_array_equal(grad, results[0][1])
     want, grad = ref_ce(x[:50], t.numpy()[:50], reduction="sum")
     np.testing.assert_allclose(results[0][1][:50] * rows, grad, rtol=1e-4, atol=1e-8)
+
+
+@pytest.mark.parametrize("kw", [{}, {"label_smoothing": 0.1}])
+def test_every_target_ignored_gives_nan_mean_and_zero_gradient(kw):
+    # PyTorch: the mean over no counted targets is 0/0 = nan, but the batch must not
+    # poison the weights, so the gradient is 0; and no floating-point warning on the way.
+    with np.errstate(all="raise"):
+        x = sd.randn(2, 3, requires_grad=True)
+        loss = F.cross_entropy(x, sd.tensor([-100, -100]), **kw)
+        loss.backward()
+        assert np.isnan(loss.item())
+        np.testing.assert_array_equal(x.grad.numpy(), 0)
+        assert F.cross_entropy(x, sd.tensor([-100, -100]), reduction="sum").item() == 0
+        assert np.isnan(F.nll_loss(x, sd.tensor([-100, -100])).item())
+        assert np.isnan(F.cross_entropy(sd.zeros(0, 3), sd.zeros(0, dtype=sd.int64)).item())
