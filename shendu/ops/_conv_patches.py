@@ -122,6 +122,24 @@ def col2im_cm(dst, cols, kh, kw, stride, dilation):
     return dst
 
 
+def col2im_wide(dst, cols, kh, kw, dilation, oh, ow):
+    """``col2im_cm`` for stride 1, from patches in the "wide" layout: ``cols`` is
+    (C, kh, kw, m*Hp*Wp), each image's patch gradients laid out as a whole (Hp, Wp) plane
+    of ``dst`` (C, m, Hp, Wp; each channel's m planes contiguous), and zero outside its
+    top-left (OH, OW). Tap (i, j) then adds one run of ``(m-1)*Hp*Wp + (OH-1)*Wp + OW``
+    elements per channel, starting at ``i*dh*Wp + j*dw``: the zeros land on the border or
+    the next row or plane, which they leave as they are, and the run ends inside ``dst``."""
+    c, m, hp, wp = dst.shape
+    planes = dst.reshape(c, m * hp * wp)  # a view: each channel's planes are contiguous
+    run = (m - 1) * hp * wp + (oh - 1) * wp + ow
+    (dh, dw) = dilation
+    for i in range(kh):
+        for j in range(kw):
+            start = i * dh * wp + j * dw
+            planes[:, start:start + run] += cols[:, i, j, :run]
+    return dst
+
+
 def im2col(xp_, x, kh, kw, stride, dilation, oh, ow, out=None):
     """Patches of the (already padded) ``x`` (N, C, H, W) as (C, kh, kw, N, OH, OW)."""
     n, c = x.shape[:2]

@@ -21,13 +21,16 @@ from ._conv_patches import (
     clear_buffer_pool,
     col2im,
     col2im_cm,
+    col2im_wide,
     give,
+    give_padded,
     give_root,
     im2col,
     out_size,
     pad,
     patch_chunks,
     take,
+    take_padded,
     unpad,
 )
 from ._util import xp_of
@@ -149,28 +152,51 @@ def _grads_by_correlation(x, gt, w, pads, dilation, groups, want_w):
     return gx, gw
 
 
+WIDE_COL2IM = True  # the "wide" col2im below (False: the row-by-row one, for comparison)
+
+
 def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
     """dX as a channel-major (C, N, H, W) view of a padded array: the patch gradients
-    W.T @ dOut, scattered back by col2im, chunk by chunk."""
+    W.T @ dOut, scattered back by col2im, chunk by chunk.
+
+    Stride 1 (finite weights) takes the "wide" layout: dOut is padded with zeros to the
+    padded input's (Hp, Wp), so each tap's patch gradients for a chunk are one contiguous
+    run per channel that is added to dX in one stretch (``col2im_wide``), instead of OH
+    rows of OW elements per image (LeNet's 10: NumPy's per-row cost dominates). The GEMM
+    grows by Hp*Wp / (OH*OW), the zero padding adds nothing, and the adds run ~5x faster.
+    """
     xp = xp_of(gt)
     n, c, h, wd = x_shape
     o, cg, kh, kw = w.shape
     og = o // groups
     (pt, pb), (pl, pr) = pads
     oh, ow = gt.shape[2:]
-    p, k = oh * ow, cg * kh * kw
+    hp, wp = h + pt + pb, wd + pl + pr
+    wide = WIDE_COL2IM and stride == (1, 1) and bool(xp.isfinite(w).all())  # inf*0 is NaN
+    gpad = None
+    if wide:
+        wpads = ((0, hp - oh), (0, wp - ow))
+        gpad = take_padded(xp, (o, n, hp, wp), gt.dtype, wpads)
+        gpad[:, :, :oh, :ow] = gt  # the zero border (bottom, right) is never written
+        gt = gpad
+    p, k = gt.shape[2] * gt.shape[3], cg * kh * kw
     g2 = gt.reshape(o, -1)
     wt = w.reshape(groups, og, k).transpose(0, 2, 1)  # (groups, Kg, og)
-    gx = xp.zeros((c, n, h + pt + pb, wd + pl + pr), gt.dtype)
+    gx = xp.zeros((c, n, hp, wp), gt.dtype)
     nb = chunk_images(n, k * groups * p * gt.itemsize)
     flat = take(xp, groups * k * nb * p, gt.dtype)
     for n0 in range(0, n, nb):
         n1 = min(n, n0 + nb)
         cols = flat[:groups * k * (n1 - n0) * p].reshape(groups, k, (n1 - n0) * p)
         xp.matmul(wt, g2[:, n0 * p:n1 * p].reshape(groups, og, -1), out=cols)
-        col2im_cm(gx[:, n0:n1], cols.reshape(c, kh, kw, n1 - n0, oh, ow), kh, kw, stride,
-                  dilation)
+        if wide:
+            col2im_wide(gx[:, n0:n1], cols.reshape(c, kh, kw, -1), kh, kw, dilation, oh, ow)
+        else:
+            col2im_cm(gx[:, n0:n1], cols.reshape(c, kh, kw, n1 - n0, oh, ow), kh, kw, stride,
+                      dilation)
     give(flat)
+    if gpad is not None:
+        give_padded(gpad, wpads)
     return unpad(gx, pads)
 
 

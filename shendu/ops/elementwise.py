@@ -393,9 +393,40 @@ class Abs(_Unary):
 
 
 class Relu(Function):
+    """max(a, 0). ``np.maximum(a, 0)`` broadcasts the scalar through NumPy's unvectorized
+    loop (~6x slower than an add here), while the maximum of two arrays runs its SIMD loop:
+    float arrays stored densely (NCHW or channel-major) are walked in blocks of ``BLOCK``
+    elements against a block of zeros. The result is the same, bit for bit."""
+
+    BLOCK = 1 << 16   # elements per np.maximum call
+    _zeros: dict = {}  # dtype -> read-only block of BLOCK zeros
+
+    @staticmethod
+    def _flat(a):
+        """A 1-D view of ``a`` in storage order, when it is C-contiguous or a channel-major
+        (N, C, H, W) array (stored as (C, N, H, W)); else None."""
+        if a.flags.c_contiguous:
+            return a.reshape(-1)
+        if a.ndim == 4 and a.transpose(1, 0, 2, 3).flags.c_contiguous:
+            return a.transpose(1, 0, 2, 3).reshape(-1)
+        return None
+
     @staticmethod
     def forward(ctx, a):
-        out = xp_of(a).maximum(a, 0)
+        xp = xp_of(a)
+        src = Relu._flat(a) if xp is np and a.dtype.kind == "f" else None
+        if src is None:
+            out = xp.maximum(a, 0)
+        else:
+            out = np.empty_like(a)  # same layout as a, so its flat view lines up with src's
+            dst = Relu._flat(out)
+            zeros = Relu._zeros.get(a.dtype)
+            if zeros is None:
+                zeros = Relu._zeros[a.dtype] = np.zeros(Relu.BLOCK, a.dtype)
+                zeros.flags.writeable = False
+            for s in range(0, src.size, Relu.BLOCK):
+                e = min(src.size, s + Relu.BLOCK)
+                np.maximum(src[s:e], zeros[:e - s], out=dst[s:e])
         ctx.save_for_backward(out)
         return out
 
