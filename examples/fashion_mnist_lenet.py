@@ -4,7 +4,7 @@ The files come from Debian's package (``apt-get install dataset-fashion-mnist``,
 /usr/share/datasets/fashion-mnist automatically), from ``--data-dir``, or from the
 internet with ``--download``.
 
-    python examples/fashion_mnist_lenet.py   # 10 epochs: about 0.91 test accuracy, ~3 min
+    python examples/fashion_mnist_lenet.py   # 10 epochs: about 0.91 test accuracy, ~2 min
 
 Steps: hold out 5,000 training images as a dev set, normalise with statistics of the
 remaining training images only, train with Adam and a cosine learning-rate decay while
