@@ -206,7 +206,8 @@ def class_coefficients(xp, target, n_classes, dtype, weight, ignore_index, reduc
     It encodes class weights, ignored targets, label smoothing and the reduction's
     normaliser exactly as PyTorch defines them; the loss and both backward rules read it.
     Returned as ``(rows, cols, values)`` for plain index targets (one entry per row), or
-    dense (M, C) otherwise.
+    dense (M, C) otherwise; with it whether any target weight was counted (a 'mean' over
+    none is 0/0, which the caller reports as nan).
     """
     m = target.shape[0]
     w = None if weight is None else weight.astype(dtype, copy=False)
@@ -216,7 +217,7 @@ def class_coefficients(xp, target, n_classes, dtype, weight, ignore_index, reduc
             a = a * (1 - label_smoothing) + label_smoothing / n_classes
         if w is not None:
             a = a * w
-        return a / m if reduction == "mean" else a
+        return (a / m if reduction == "mean" and m else a), m > 0
     valid = target != ignore_index
     all_valid = bool(valid.all())
     t = target if all_valid else xp.where(valid, target, 0)
@@ -229,21 +230,22 @@ def class_coefficients(xp, target, n_classes, dtype, weight, ignore_index, reduc
     if w is None and all_valid and not label_smoothing:
         # the common case, without a pass over the rows: every row counts once
         scale = dtype.type(1) / dtype.type(m) if reduction == "mean" and m else dtype.type(1)
-        return xp.arange(m), t, xp.full(m, scale, dtype)
+        return (xp.arange(m), t, xp.full(m, scale, dtype)), m > 0
     wt = valid.astype(dtype) if w is None else w[t] * valid
     denom = wt.sum() if reduction == "mean" else dtype.type(1)
-    if denom == 0:  # every target ignored: all coefficients 0 (the caller makes the mean nan)
+    counted = bool(denom != 0)
+    if not counted:  # every target ignored: all coefficients 0 (the caller makes the mean nan)
         denom = dtype.type(1)
     coef = (1 - label_smoothing) * wt / denom
     if not label_smoothing:
-        return xp.arange(m), t, coef
+        return (xp.arange(m), t, coef), counted
     # PyTorch's smoothing term: -sum_c w_c log p_ic / C over the rows not ignored, normalised
     # (for 'mean') by the same sum of target weights as the NLL term.
     sden = denom
     cls_w = xp.ones(n_classes, dtype) if w is None else w
     a = (label_smoothing / n_classes) * (valid.astype(dtype) / sden)[:, None] * cls_w[None, :]
     a[xp.arange(m), t] += coef
-    return a
+    return a, counted
 
 
 class NLL(Function):

@@ -30,11 +30,10 @@ import contextlib
 
 import numpy as np
 
+from .._threads import one_blas_thread
 from ..autograd.function import Function
 from ._util import xp_of
 from .nn_ops import Linear
-
-_blas = []  # [threadpoolctl controller or None], filled on first use
 
 
 def _small_gemms(xp):
@@ -43,16 +42,18 @@ def _small_gemms(xp):
     ~1.5x on such a product, but when the cores are shared a BLAS thread left waiting for
     its partner stalls every step (measured 2-40x slower per product); one thread is the
     robust choice. The large GEMMs outside the time loops keep all threads."""
-    if xp is not np:
-        return contextlib.nullcontext()
-    if not _blas:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas.append(ThreadpoolController())
-        except ImportError:  # optional: without it the loops run on BLAS's default threads
-            _blas.append(None)
-    return contextlib.nullcontext() if _blas[0] is None else _blas[0].limit(
-        limits=1, user_api="blas")
+    return one_blas_thread() if xp is np else contextlib.nullcontext()
+
+
+def _recurrent_tangent(dgx_t, dh_prev, h_prev, w_hh, dw_hh, db_hh):
+    """Tangent of one step's gate pre-activations: the input part (``dgx_t``) plus the
+    recurrent product's, ``dh_prev @ w_hh.T + h_prev @ dw_hh.T + db_hh``."""
+    pre = dgx_t + dh_prev @ w_hh.T
+    if dw_hh is not None:
+        pre += h_prev @ dw_hh.T
+    if db_hh is not None:
+        pre += db_hh
+    return pre
 
 
 def _project(x, w, b):
@@ -183,11 +184,7 @@ class RNNLayer(_Recurrence):
         out, hs, p = ctx.saved[3], ctx.hs, ctx.prev
         d = (out > 0).astype(out.dtype) if ctx.kw["nonlinearity"] == "relu" else 1 - out * out
         for t in ctx.order:
-            pre = dgx[t] + dhs[t + p] @ w_hh.T
-            if dw_hh is not None:
-                pre += hs[t + p] @ dw_hh.T
-            if db_hh is not None:
-                pre += db_hh
+            pre = _recurrent_tangent(dgx[t], dhs[t + p], hs[t + p], w_hh, dw_hh, db_hh)
             xp.multiply(pre, d[t], out=dhs[t + 1 - p])
         return ()
 
@@ -277,11 +274,7 @@ class LSTMLayer(_Recurrence):
         h = a.shape[2] // 4
         dc = states[1]
         for t in ctx.order:
-            dpre = dgx[t] + dhs[t + p] @ w_hh.T
-            if dw_hh is not None:
-                dpre += hs[t + p] @ dw_hh.T
-            if db_hh is not None:
-                dpre += db_hh
+            dpre = _recurrent_tangent(dgx[t], dhs[t + p], hs[t + p], w_hh, dw_hh, db_hh)
             i, f, g, o = (a[t, :, k * h:(k + 1) * h] for k in range(4))
             di, df = dpre[:, :h] * i * (1 - i), dpre[:, h:2 * h] * f * (1 - f)
             dgg, do = dpre[:, 2 * h:3 * h] * (1 - g * g), dpre[:, 3 * h:] * o * (1 - o)

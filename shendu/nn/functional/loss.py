@@ -74,13 +74,10 @@ def _coef(op, x2, t2, probs, weight, ignore_index, reduction, label_smoothing):
                                      reduction, label_smoothing, probs)
 
 
-def _nan_if_nothing_counted(loss, coef, reduction):
+def _nan_if_nothing_counted(loss, counted, reduction):
     """PyTorch's 'mean' over zero total target weight (every target ignored, or an empty
     batch) is 0/0 = nan, while the gradient stays 0 so such a batch changes nothing."""
-    if reduction != "mean":
-        return loss
-    values = coef[2] if isinstance(coef, tuple) else coef
-    return loss if values.any() else loss + float("nan")
+    return loss if counted or reduction != "mean" else loss + float("nan")
 
 
 def _unflatten(loss, input, reduction):
@@ -102,10 +99,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     tensor(2000.)
     """
     x2, t2, probs = _classes_last(input, target, "cross_entropy")
-    coef = _coef("cross_entropy", x2, t2, probs, weight, ignore_index, reduction,
-                 label_smoothing)
+    coef, counted = _coef("cross_entropy", x2, t2, probs, weight, ignore_index, reduction,
+                          label_smoothing)
     loss = nn_ops.CrossEntropy.apply(x2, coef=coef, reduction=reduction)
-    return _unflatten(_nan_if_nothing_counted(loss, coef, reduction), input, reduction)
+    return _unflatten(_nan_if_nothing_counted(loss, counted, reduction), input, reduction)
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -114,9 +111,9 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
     x2, t2, probs = _classes_last(input, target, "nll_loss")
     if probs:
         raise TypeError("nll_loss: target must hold class indices (int64)")
-    coef = _coef("nll_loss", x2, t2, False, weight, ignore_index, reduction, 0.0)
+    coef, counted = _coef("nll_loss", x2, t2, False, weight, ignore_index, reduction, 0.0)
     loss = nn_ops.NLL.apply(x2, coef=coef, reduction=reduction)
-    return _unflatten(_nan_if_nothing_counted(loss, coef, reduction), input, reduction)
+    return _unflatten(_nan_if_nothing_counted(loss, counted, reduction), input, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
