@@ -16,6 +16,12 @@ def xp_of(a):
     return np if cuda.ndarray_type is None else get_array_module(a)
 
 
+def is_channel_major(a) -> bool:
+    """Whether (N, C, H, W) ``a`` is stored as a C-contiguous (C, N, H, W) array: the layout
+    conv outputs travel in (see ``_conv_patches``), kept by the elementwise ops after them."""
+    return a.ndim == 4 and not a.flags.c_contiguous and a.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
 def as_tensor_like(x, like: Tensor | None = None) -> Tensor:
     """Wrap arrays, lists and numbers as tensors; a number next to a float tensor takes
     that tensor's dtype (so ``x32 * 2.0`` stays float32), and results follow ``like``'s device."""

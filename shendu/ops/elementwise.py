@@ -11,7 +11,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..tensor import Tensor
-from ._util import Scalar, add_tangents, as_tensor_like, bcast, unbroadcast, xp_of
+from ._util import Scalar, add_tangents, as_tensor_like, bcast, is_channel_major, unbroadcast, xp_of
 
 
 # ---------------------------------------------------------------------- binary, tensor-tensor
@@ -407,7 +407,7 @@ class Relu(Function):
         (N, C, H, W) array (stored as (C, N, H, W)); else None."""
         if a.flags.c_contiguous:
             return a.reshape(-1)
-        if a.ndim == 4 and a.transpose(1, 0, 2, 3).flags.c_contiguous:
+        if is_channel_major(a):
             return a.transpose(1, 0, 2, 3).reshape(-1)
         return None
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ._util import xp_of
+from ._util import is_channel_major, xp_of
 
 
 def pool_out_size(size, k, stride, pad, dilation, ceil_mode):
@@ -113,7 +113,7 @@ class MaxPool2d(Function):
         # Every covered input element belongs to exactly one window: write each view once.
         # The gradient takes the layout of the saved code (channel-major after a conv).
         n, c, h, w = x_shape
-        gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if _channel_major(code) \
+        gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if is_channel_major(code) \
             else xp.empty(x_shape, g.dtype)
         ch, cw = out_hw[0] * k[0], out_hw[1] * k[1]
         if ch < h:
@@ -197,11 +197,6 @@ def _tiles(shape, k, stride, pad, dilation, out_hw):
     return (tuple(k) == tuple(stride) and not any(pad) and tuple(dilation) == (1, 1)
             and k[0] * k[1] < 256  # the window codes are uint8
             and out_hw[0] * k[0] <= shape[2] and out_hw[1] * k[1] <= shape[3])
-
-
-def _channel_major(a):
-    """Whether (N, C, H, W) ``a`` is stored as a C-contiguous (C, N, H, W) array."""
-    return a.ndim == 4 and a.transpose(1, 0, 2, 3).flags.c_contiguous and not a.flags.c_contiguous
 
 
 class AvgPool2d(Function):
