@@ -175,21 +175,14 @@ def apply(kernel, arrays: list, n_scratch: int, *args) -> None:
 
 # ---------------------------------------------------------------------- row blocks
 SPLIT_MIN = 1 << 20  # arrays below this many elements: one thread (the hand-off costs more)
-_blas_libs: list = []  # [threadpoolctl's BLAS controllers, or None], filled on first use
-
-
 def _blas_threads() -> int:
     """The BLAS thread count when threadpoolctl can read it, else ``_threads``: a caller
-    that limited BLAS (``sd.set_num_threads(1)``, the benchmark runner) limits this too."""
-    if not _blas_libs:
-        try:
-            from threadpoolctl import ThreadpoolController
+    that limited BLAS (``blas_threads(1)`` around a training run) limits this too."""
+    from .._threads import _first_blas_controller
 
-            _blas_libs.append(ThreadpoolController().select(user_api="blas").lib_controllers)
-        except Exception:  # optional: without it, the thread count here is the only limit
-            _blas_libs.append(None)
-    libs = _blas_libs[0]
-    return max((lib.num_threads for lib in libs), default=_threads) if libs else _threads
+    blas = _first_blas_controller()
+    libs = blas.lib_controllers if blas is not None else ()
+    return max((lib.num_threads for lib in libs), default=_threads)
 
 
 def split_rows(fn, n_rows: int, size: int) -> None:
