@@ -1,12 +1,14 @@
 """How many threads shendu's CPU work may use.
 
-Two kinds of threads do the work: NumPy's BLAS library (matrix products, hence linear,
-conv and recurrent layers) and shendu's own small pool (optimizer updates and large
-elementwise passes, ``shendu/optim/_parallel.py``). ``sd.set_num_threads`` sets both, as
-PyTorch's does for its intra-op threads; ``blas_threads(n)`` limits BLAS inside a ``with``
-block. BLAS picks its thread count at start-up, and only ``threadpoolctl``
-(``pip install threadpoolctl``; the ``train`` extra installs it) reaches every BLAS loaded
-in the process.
+Up to four kinds of threads do the work: the BLAS behind the matrix products (Intel MKL
+when its wheel is installed, see ``backend/blas.py``; else NumPy's OpenBLAS), numba's
+threads running the compiled kernels (``backend/jit``; they share MKL's OpenMP pool, and
+run on one thread beside OpenBLAS), and shendu's own small pool (optimizer updates and
+large elementwise passes on the plain NumPy paths, ``shendu/optim/_parallel.py``).
+``sd.set_num_threads`` sets them all, as PyTorch's does for its intra-op threads;
+``blas_threads(n)`` limits BLAS inside a ``with`` block. BLAS picks its thread count at
+start-up, and only ``threadpoolctl`` (``pip install threadpoolctl``; the ``train`` extra
+installs it) reaches every BLAS loaded in the process.
 
 Why training defaults to one thread: LeNet-sized products are a few MFLOP, so a second
 thread gains little even on an idle 2-core machine, while on shared cores OpenBLAS's
@@ -24,12 +26,15 @@ __all__ = ["set_num_threads", "get_num_threads", "blas_threads"]
 
 
 def _blas_controller():
-    """threadpoolctl's view of the BLAS libraries loaded now, or None when it is not
-    installed."""
+    """threadpoolctl's view of the BLAS libraries (MKL loaded first if it is there, so
+    that a limit reaches it), or None when threadpoolctl is not installed."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
+    from .backend import blas
+
+    blas.mkl_loaded()
     return ThreadpoolController().select(user_api="blas")
 
 
@@ -53,15 +58,23 @@ def set_num_threads(n: int) -> None:
     ValueError: set_num_threads: expected an int >= 1, got 0
     """
     _check(n, "set_num_threads", 1)
+    from .backend import blas as mkl
+    from .backend import jit
     from .optim import _parallel
 
     _parallel.set_num_threads(n)
+    mkl.set_num_threads(n)
+    jit.set_num_threads(n)
     blas = _blas_controller()
     if blas is None:
         warnings.warn("set_num_threads: threadpoolctl is not installed, so NumPy's BLAS "
                       "keeps its own thread count (pip install threadpoolctl)", stacklevel=2)
     else:
         blas.limit(limits=n)
+        if mkl.mkl_loaded():
+            # MKL does shendu's products; OpenBLAS's spinning threads would only fight its
+            # threads for the cores on the products NumPy still runs itself.
+            blas.select(internal_api="openblas").limit(limits=1)
 
 
 def get_num_threads() -> int:

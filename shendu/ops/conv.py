@@ -16,6 +16,7 @@ input chunk by chunk unless the forward's patches were kept.
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..backend import blas
 from ._conv_patches import (
     chunk_images,
     clear_buffer_pool,
@@ -41,18 +42,20 @@ __all__ = ["Conv2d", "ConvTranspose2d", "clear_buffer_pool", "out_size", "conv2d
 # ---------------------------------------------------------------------- GEMM helpers
 def _gemm(a, cols, groups, out):
     """``out (R, M) = a (R, Kg) @ cols (groups*Kg, M)``, block-diagonal over the groups."""
-    xp = xp_of(cols)
     if groups == 1:
-        xp.matmul(a, cols, out=out)
+        blas.matmul(a, cols, out)
         return
     r, kg = a.shape
     out[...] = (a.reshape(groups, r // groups, kg) @ cols.reshape(groups, kg, -1)).reshape(r, -1)
 
 
 def _gemm_nt(g, cols, groups):
-    """``g (O, M) @ cols.T`` per group: the weight gradient of one chunk, (O, Kg)."""
+    """``g (O, M) @ cols.T`` per group: the weight gradient of one chunk, (O, Kg).
+
+    Computed as ``(cols @ g.T).T``: with the long M axis contiguous in both operands
+    that orientation was 1.2-1.7x faster in OpenBLAS on conv shapes."""
     if groups == 1:
-        return g @ cols.T
+        return blas.matmul(cols, g.T).T
     o, m = g.shape
     return (g.reshape(groups, o // groups, m)
             @ cols.reshape(groups, -1, m).transpose(0, 2, 1)).reshape(o, -1)
@@ -188,7 +191,11 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
     for n0 in range(0, n, nb):
         n1 = min(n, n0 + nb)
         cols = flat[:groups * k * (n1 - n0) * p].reshape(groups, k, (n1 - n0) * p)
-        xp.matmul(wt, g2[:, n0 * p:n1 * p].reshape(groups, og, -1), out=cols)
+        gc = g2[:, n0 * p:n1 * p]
+        if groups == 1:
+            blas.matmul(wt[0], gc, cols[0])
+        else:
+            xp.matmul(wt, gc.reshape(groups, og, -1), out=cols)
         if wide:
             col2im_wide(gx[:, n0:n1], cols.reshape(c, kh, kw, -1), kh, kw, dilation, oh, ow)
         else:

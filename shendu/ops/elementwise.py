@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend import jit
 from ..tensor import Tensor
 from ._util import Scalar, add_tangents, as_tensor_like, bcast, is_channel_major, unbroadcast, xp_of
 
@@ -393,10 +394,11 @@ class Abs(_Unary):
 
 
 class Relu(Function):
-    """max(a, 0). ``np.maximum(a, 0)`` broadcasts the scalar through NumPy's unvectorized
-    loop (~6x slower than an add here), while the maximum of two arrays runs its SIMD loop:
-    float arrays stored densely (NCHW or channel-major) are walked in blocks of ``BLOCK``
-    elements against a block of zeros. The result is the same, bit for bit."""
+    """max(a, 0). Dense float arrays (NCHW or channel-major) take the compiled kernel
+    (``backend.jit``) when it is on. Otherwise: ``np.maximum(a, 0)`` broadcasts the scalar
+    through NumPy's unvectorized loop (~6x slower than an add here), while the maximum of
+    two arrays runs its SIMD loop, so the array is walked in blocks of ``BLOCK`` elements
+    against a block of zeros. The result is the same, bit for bit."""
 
     BLOCK = 1 << 16   # elements per np.maximum call
     _zeros: dict = {}  # dtype -> read-only block of BLOCK zeros
@@ -414,27 +416,41 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, a):
         xp = xp_of(a)
-        # (CuPy's maximum is fast as it is: only NumPy arrays take the blocked path)
+        # (CuPy's maximum is fast as it is: only NumPy arrays take the flat paths)
         src = Relu._flat(a) if xp is np and a.dtype.kind == "f" else None
         if src is None:
             out = xp.maximum(a, 0)
         else:
             out = xp.empty_like(a)  # same layout as a, so its flat view lines up with src's
             dst = Relu._flat(out)
-            zeros = Relu._zeros.get(a.dtype)
-            if zeros is None:
-                zeros = Relu._zeros[a.dtype] = xp.zeros(Relu.BLOCK, a.dtype)
-                zeros.flags.writeable = False
-            for s in range(0, src.size, Relu.BLOCK):
-                e = min(src.size, s + Relu.BLOCK)
-                xp.maximum(src[s:e], zeros[:e - s], out=dst[s:e])
+            if jit.on(src):
+                jit.relu_forward(src, dst)
+            else:
+                Relu._blocked_max(xp, src, dst)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
+    def _blocked_max(xp, src, dst):
+        zeros = Relu._zeros.get(src.dtype)
+        if zeros is None:
+            zeros = Relu._zeros[src.dtype] = xp.zeros(Relu.BLOCK, src.dtype)
+            zeros.flags.writeable = False
+        for s in range(0, src.size, Relu.BLOCK):
+            e = min(src.size, s + Relu.BLOCK)
+            xp.maximum(src[s:e], zeros[:e - s], out=dst[s:e])
+
+    @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
-        return g * (out > 0)
+        if jit.on_all(g, out) and g.strides == out.strides:
+            gf, yf = Relu._flat(g), Relu._flat(out)
+            if gf is not None and yf is not None:
+                gx = xp_of(out).empty_like(out)
+                jit.relu_backward(gf, yf, Relu._flat(gx))
+                return gx
+        xp = xp_of(g)
+        return xp.where(out > 0, g, xp.zeros((), g.dtype))
 
     @staticmethod
     def jvp(ctx, da):

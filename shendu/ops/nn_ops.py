@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend import blas
 from ._util import xp_of
 from .linalg import rows
 
@@ -21,9 +22,16 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias):
-        out = rows(x) @ w.T
-        if bias:
-            _add_rows(xp_of(out), out, bias[0])  # e.g. a vocabulary-sized output: threaded
+        x2 = rows(x)
+        if bias and blas.takes(x2, w):
+            # the product added onto rows of bias inside the GEMM, as PyTorch's addmm
+            out = np.empty((x2.shape[0], w.shape[0]), x.dtype)
+            out[...] = bias[0]
+            blas.matmul(x2, w.T, out, accumulate=True)
+        else:
+            out = blas.matmul(x2, w.T)
+            if bias:
+                _add_rows(xp_of(out), out, bias[0])  # e.g. a vocabulary-sized output: threaded
         ctx.save_for_backward(x, w)
         return out.reshape(x.shape[:-1] + (w.shape[0],))
 
@@ -32,8 +40,8 @@ class Linear(Function):
         x, w = ctx.saved_tensors
         needs = ctx.needs_input_grad
         g2 = rows(g)
-        gx = (g2 @ w).reshape(x.shape) if needs[0] else None
-        gw = g2.T @ rows(x) if needs[1] else None
+        gx = blas.matmul(g2, w).reshape(x.shape) if needs[0] else None
+        gw = blas.matmul(g2.T, rows(x)) if needs[1] else None
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (g2.sum(axis=0) if needs[2] else None)

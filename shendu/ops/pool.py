@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend import jit
 from ._util import is_channel_major, xp_of
 
 
@@ -74,12 +75,27 @@ class MaxPool2d(Function):
         max of the ``kh*kw`` strided views, and per output a uint8 code of which view held
         the (first) maximum, so that backward needs neither the input nor index arrays."""
         xp = xp_of(x)
+        ctx.geom = (k, k, (0, 0), (1, 1), out_hw, x.shape)
+        n, c = x.shape[:2]
+        planes = _planes(x) if jit.on(x) else None
+        if planes is not None:
+            # outputs in the input's layout: channel-major stays channel-major
+            cm = not x.flags.c_contiguous
+            shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
+            out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
+            if tuple(k) == (2, 2):
+                jit.max_pool2x2_forward(planes, _planes(out), _planes(code))
+            else:
+                jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
+            if cm:
+                out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
+            ctx.code = code
+            return out
         views = [v for _, v in _windows(x, k, k, (1, 1), out_hw)]
         out = xp.empty_like(views[0])  # order "K": a channel-major input stays channel-major
         code = xp.empty_like(out, dtype=np.uint8)
         _tiled_max(xp, views, out, code)
         ctx.code = code
-        ctx.geom = (k, k, (0, 0), (1, 1), out_hw, x.shape)
         return out
 
     @staticmethod
@@ -113,8 +129,14 @@ class MaxPool2d(Function):
         # Every covered input element belongs to exactly one window: write each view once.
         # The gradient takes the layout of the saved code (channel-major after a conv).
         n, c, h, w = x_shape
-        gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if is_channel_major(code) \
+        cm = is_channel_major(code)
+        gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if cm \
             else xp.empty(x_shape, g.dtype)
+        if jit.on(g) and g.flags.c_contiguous == code.flags.c_contiguous:
+            gp, cp = _planes(g), _planes(code)  # the same plane order in both
+            if gp is not None and cp is not None:
+                jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
+                return gx
         ch, cw = out_hw[0] * k[0], out_hw[1] * k[1]
         if ch < h:
             gx[:, :, ch:] = 0
@@ -141,6 +163,17 @@ class MaxPool2d(Function):
         for (i, j), v in _windows(dpd, k, stride, dilation, out_hw):
             t += xp.where(which == i * k[1] + j, v, 0)
         return t
+
+
+def _planes(a):
+    """(N, C, H, W) ``a`` as its (P, H, W) image planes in storage order, when it is
+    C-contiguous or channel-major; else None."""
+    n, c, h, w = a.shape
+    if a.flags.c_contiguous:
+        return a.reshape(n * c, h, w)
+    if is_channel_major(a):
+        return a.transpose(1, 0, 2, 3).reshape(c * n, h, w)
+    return None
 
 
 def _tiled_max(xp, views, out, code):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..backend import jit
 from . import _parallel
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
 
 __all__ = ["SGD"]
 
@@ -94,12 +95,23 @@ class SGD(Optimizer):
         momentum = group["momentum"]
         lr, wd, maximize = group["lr"], group["weight_decay"], group["maximize"]
         if not momentum:
-            _parallel.apply(_plain, [p._data, grad], 1, lr, wd, maximize)
+            flat = flat_for_jit(p._data, grad)
+            if flat is not None:
+                f = p._data.dtype.type
+                jit.sgd(*flat, f(lr), f(wd), maximize)
+            else:
+                _parallel.apply(_plain, [p._data, grad], 1, lr, wd, maximize)
             return
         buf = state.get("momentum_buffer")
         first = buf is None
         if first:
             buf = state["momentum_buffer"] = zeros_state(p)
+        flat = flat_for_jit(p._data, grad, buf._data)
+        if flat is not None:
+            f = p._data.dtype.type
+            jit.sgd_momentum(*flat, f(lr), f(wd), maximize, f(momentum),
+                             f(1 - group["dampening"]), group["nesterov"], first)
+            return
         _parallel.apply(_momentum, [p._data, grad, buf._data], 2, lr, wd, maximize, momentum,
                         group["dampening"], group["nesterov"], first)
 

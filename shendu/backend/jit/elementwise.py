@@ -1,0 +1,24 @@
+"""Elementwise kernels over flat (1-D, contiguous) arrays."""
+from __future__ import annotations
+
+from numba import njit, prange
+
+# Every kernel: compiled once per dtype and cached on disk, GIL released, no Python
+# exception checks in the arithmetic, loops marked prange split over numba's threads.
+KERNEL = dict(nogil=True, cache=True, error_model="numpy", parallel=True)
+
+
+@njit(**KERNEL)
+def relu_forward(x, out):
+    """``out = max(x, 0)``; a NaN stays NaN, as with ``np.maximum``."""
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = 0 if v <= 0 else v
+
+
+@njit(**KERNEL)
+def relu_backward(g, y, out):
+    """``out = g where y > 0 else 0`` for the ReLU's output ``y`` (PyTorch's rule: a NaN
+    gradient at a unit that is off is dropped)."""
+    for i in prange(g.size):
+        out[i] = g[i] if y[i] > 0 else 0

@@ -1,0 +1,68 @@
+"""Optimizer updates over flat parameter, gradient and state arrays, in place.
+
+Each is the NumPy kernel of its optimizer (``shendu/optim/*.py``) written as one loop,
+with the same operations in the same order, so the results agree to rounding; scalars
+arrive already converted to the parameters' dtype, as NumPy would use them.
+"""
+from __future__ import annotations
+
+import math
+
+from numba import njit, prange
+
+from .elementwise import KERNEL
+
+
+@njit(**KERNEL)
+def sgd(p, g, lr, weight_decay, maximize):
+    """``p -= lr * d`` with ``d = ±g + weight_decay * p``."""
+    for i in prange(p.size):
+        d = -g[i] if maximize else g[i]
+        if weight_decay != 0:
+            d = p[i] * weight_decay + d
+        p[i] = p[i] - d * lr
+
+
+@njit(**KERNEL)
+def sgd_momentum(p, g, buf, lr, weight_decay, maximize, momentum, keep, nesterov, first):
+    """Heavy-ball or Nesterov momentum; ``keep = 1 - dampening``; on the first step the
+    velocity starts as the gradient itself."""
+    for i in prange(p.size):
+        d = -g[i] if maximize else g[i]
+        if weight_decay != 0:
+            d = p[i] * weight_decay + d
+        if first:
+            b = d
+        elif keep != 1:
+            b = buf[i] * momentum + d * keep
+        else:
+            b = buf[i] * momentum + d
+        buf[i] = b
+        step = d + b * momentum if nesterov else b
+        p[i] = p[i] - step * lr
+
+
+@njit(**KERNEL)
+def adam(p, g, m, v, vmax, beta1_w, beta1, beta2, beta2_w, eps, weight_decay, decoupled,
+         maximize, neg_lr_bias1, bias2_sqrt, shrink):
+    """Adam/AdamW with optional AMSGrad (``vmax`` non-empty). ``beta1_w = 1 - beta1`` is
+    the lerp weight, ``beta2_w = 1 - beta2``, ``shrink = 1 - lr * weight_decay`` AdamW's
+    decay factor."""
+    amsgrad = vmax.size > 0
+    for i in prange(p.size):
+        if decoupled and weight_decay != 0:
+            p[i] = p[i] * shrink
+        d = -g[i] if maximize else g[i]
+        if not decoupled and weight_decay != 0:
+            d = p[i] * weight_decay + d
+        diff = d - m[i]  # lerp as PyTorch rounds it (see optim/adam.py)
+        mi = m[i] + diff * beta1_w if beta1_w < 0.5 else d - diff * beta1
+        m[i] = mi
+        vi = v[i] * beta2 + d * beta2_w * d
+        v[i] = vi
+        if amsgrad:
+            vm = vmax[i]
+            vi = vm if (vm > vi or vm != vm) else vi
+            vmax[i] = vi
+        denom = math.sqrt(vi) / bias2_sqrt + eps
+        p[i] = p[i] + mi * neg_lr_bias1 / denom
