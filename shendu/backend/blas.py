@@ -44,6 +44,7 @@ _GNU_THREADING = 3   # MKL_THREADING_GNU: libgomp, shared with numba's omp layer
 _MIN_WORK = 1 << 15  # m*n*k below this: numpy's call is cheaper than the ctypes one
 
 _lib = None
+_path = None         # the libmkl_rt file loaded (numba kernels link to it by symbol name)
 _gemm: dict = {}     # dtype -> cblas_sgemm / cblas_dgemm
 _tried = False
 
@@ -63,7 +64,7 @@ def _candidates():
 
 
 def _load():
-    global _lib, _tried
+    global _lib, _path, _tried
     _tried = True
     if os.environ.get("SHENDU_MKL", "1") == "0":
         return
@@ -85,7 +86,7 @@ def _load():
         lib.MKL_Set_Num_Threads_Local.argtypes = [ctypes.c_int]
         lib.MKL_Set_Num_Threads.argtypes = [ctypes.c_int]
         lib.MKL_Get_Max_Threads.restype = ctypes.c_int
-        _lib = lib
+        _lib, _path = lib, str(path)
         if _forked:
             _one_thread()
         return

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..backend import blas
+from . import _conv_fused
 from ._conv_patches import (
     chunk_images,
     clear_buffer_pool,
@@ -211,13 +212,20 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, stride, pads, dilation, groups):
+        ctx.geom = (stride, pads, dilation, groups)
+        if _conv_fused.usable(x, w, stride, groups):
+            ctx.fused, ctx.cols = True, None
+            ctx.save_for_backward(x, w)
+            out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
+            out = _conv_fused.forward(x, w, bias[0] if bias else None, pads, dilation, out_hw)
+            return out.transpose(1, 0, 2, 3)
+        ctx.fused = False
         needs = getattr(ctx, "needs_input_grad", None)  # None: not recording
         keep = needs is not None and needs[1] and not (needs[0] and backward_method(
             x.shape, w.shape, stride, pads, dilation, _out_hw(x.shape, w.shape, stride, pads,
                                                               dilation)) == "correlate")
         out, ctx.cols = conv2d_cm(x, w, bias[0] if bias else None, stride, pads, dilation,
                                   groups, keep)
-        ctx.geom = (stride, pads, dilation, groups)
         ctx.save_for_backward(x, w)  # the input is kept alive by its producer anyway
         return out.transpose(1, 0, 2, 3)
 
@@ -230,7 +238,10 @@ class Conv2d(Function):
         gt = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))  # free when g is channel-major
         gx = gw = gb = None
         how = backward_method(x.shape, w.shape, stride, pads, dilation, gt.shape[2:])
-        if needs[0] and how == "correlate":
+        if ctx.fused and _conv_fused.usable(gt, w, stride, groups):
+            gx, gw = _conv_fused.backward(x, w, gt, pads, dilation, needs[0])
+            gw = gw if needs[1] else None
+        elif needs[0] and how == "correlate":
             gx, gw = _grads_by_correlation(x, gt, w, pads, dilation, groups, needs[1])
         else:
             cols, ctx.cols = ctx.cols, None  # a second backward (retain_graph) re-patches

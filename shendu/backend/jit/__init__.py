@@ -41,7 +41,7 @@ from collections.abc import Iterator
 import numpy as np
 
 __all__ = ["available", "enabled", "set_enabled", "use", "on", "on_all", "set_num_threads",
-           "parallel"]
+           "num_threads", "parallel"]
 
 # Modules holding the kernels; their public names become attributes of this package.
 _KERNEL_MODULES = ("elementwise", "pool", "conv", "optim")
@@ -130,6 +130,16 @@ def set_num_threads(n: int) -> None:
 
     numba.set_num_threads(max(1, min(_threads, numba.config.NUMBA_NUM_THREADS))
                           if _parallel else 1)
+
+
+def num_threads() -> int:
+    """How many threads a kernel started from this thread may use."""
+    _setup_numba()
+    if not _parallel:
+        return 1
+    import numba
+
+    return numba.get_num_threads()
 
 
 def parallel() -> bool:
