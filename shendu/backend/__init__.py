@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cuda
+from . import _malloc, cuda
+
+_malloc.keep_freed_memory()  # see _malloc.py: a training step stops paying page faults
 
 __all__ = ["Device", "get_array_module", "device_of", "to_device", "as_device", "cuda"]
 

@@ -132,8 +132,13 @@ class MaxPool2d(Function):
         cm = is_channel_major(code)
         gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if cm \
             else xp.empty(x_shape, g.dtype)
-        if jit.on(g) and g.flags.c_contiguous == code.flags.c_contiguous:
-            gp, cp = _planes(g), _planes(code)  # the same plane order in both
+        if jit.on(g):
+            if g.flags.c_contiguous != code.flags.c_contiguous:
+                # e.g. a flatten's C-contiguous gradient for a channel-major pooling: give
+                # it the code's plane order (it is the small, pooled array)
+                g = (np.ascontiguousarray(g.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+                     if cm else np.ascontiguousarray(g))
+            gp, cp = _planes(g), _planes(code)
             if gp is not None and cp is not None:
                 jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
                 return gx

@@ -22,42 +22,19 @@ Layouts: the input's C-contiguous storage is (C, N, H, W) when ``channel_major``
 """
 from __future__ import annotations
 
-import llvmlite.binding as llvm
-import numpy as np
-from numba import njit, prange, types
+from numba import njit, prange
 
 from .. import blas
 from .elementwise import KERNEL
-
-_ROW, _N, _T = 101, 111, 112  # CBLAS row-major, no-transpose, transpose
-
-if blas.mkl_loaded():
-    llvm.load_library_permanently(blas._path)  # cblas_?gemm resolve by name from here on
-_i, _p = types.int32, types.intp
-_sgemm = types.ExternalFunction("cblas_sgemm", types.void(
-    _i, _i, _i, _i, _i, _i, types.float32, _p, _i, _p, _i, types.float32, _p, _i))
-_dgemm = types.ExternalFunction("cblas_dgemm", types.void(
-    _i, _i, _i, _i, _i, _i, types.float64, _p, _i, _p, _i, types.float64, _p, _i))
-# Each thread's GEMMs must run on that thread alone: called inside a parallel region with
-# its own thread count left at 2, MKL took ~650 us per small product (GCC 12's libgomp).
-_mkl_threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
+from .mkl import N as _N
+from .mkl import T as _T
+from .mkl import gemm_raw as _gemm
+from .mkl import threads_here as _mkl_threads_here
 
 
 def fused_conv_available() -> bool:
     """The fused convolution needs MKL's GEMM (and numba)."""
     return blas.mkl_loaded()
-
-
-@njit(nogil=True, cache=True)
-def _gemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
-    """``c = a @ b + beta * c`` on pointers into the arrays ``a``, ``b``, ``c`` (their
-    dtype picks MKL's single or double precision routine)."""
-    if a.itemsize == 8:
-        _dgemm(_ROW, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, beta,
-               c.ctypes.data, ldc)
-    else:
-        _sgemm(_ROW, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, beta,
-               c.ctypes.data, ldc)
 
 
 def scratch_size(c, o, k, chunk, hp, wp, oh, threads) -> int:

@@ -1,0 +1,75 @@
+"""MKL's GEMM called from compiled code: from the kernels (``conv.py``) and, for its lower
+call overhead (~1.4 us instead of ~8 us through ctypes), from ``backend.blas.matmul``.
+
+The routines are linked by name from the ``libmkl_rt`` that ``backend.blas`` loaded; they
+are only called when it did (``blas.mkl_loaded()``).
+"""
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+from numba import njit, types
+
+from .. import blas
+
+_ROW, N, T = 101, 111, 112  # CBLAS row-major, no-transpose, transpose
+
+if blas.mkl_loaded():
+    llvm.load_library_permanently(blas._path)  # cblas_?gemm resolve by name from here on
+_i, _p = types.int32, types.intp
+_sgemm = types.ExternalFunction("cblas_sgemm", types.void(
+    _i, _i, _i, _i, _i, _i, types.float32, _p, _i, _p, _i, types.float32, _p, _i))
+_dgemm = types.ExternalFunction("cblas_dgemm", types.void(
+    _i, _i, _i, _i, _i, _i, types.float64, _p, _i, _p, _i, types.float64, _p, _i))
+# A kernel's per-thread GEMMs must run on that thread alone: called inside a parallel
+# region with its own thread count left at 2, MKL took ~650 us per small product (with
+# GCC 12's libgomp).
+threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
+
+
+def mkl_gemm_available() -> bool:
+    """The kernels that call MKL need it loaded."""
+    return blas.mkl_loaded()
+
+
+@njit(nogil=True, cache=True)
+def gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """``c = op(a) @ op(b) + beta * c`` on the arrays' first elements (their dtype picks
+    MKL's single or double precision routine)."""
+    if a.itemsize == 8:
+        _dgemm(_ROW, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, beta,
+               c.ctypes.data, ldc)
+    else:
+        _sgemm(_ROW, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, beta,
+               c.ctypes.data, ldc)
+
+
+@njit(nogil=True, cache=True)
+def _layout(a):
+    """``(trans, ld)`` passing matrix ``a`` to row-major CBLAS without a copy, or
+    ``(-1, 0)`` when neither it nor its transpose has unit-stride rows."""
+    m, k = a.shape
+    s0, s1 = a.strides[0] // a.itemsize, a.strides[1] // a.itemsize
+    if (s1 == 1 or k == 1) and a.strides[0] % a.itemsize == 0:
+        ld = s0 if m > 1 else k
+        if ld >= max(k, 1):
+            return N, ld
+    if (s0 == 1 or m == 1) and a.strides[1] % a.itemsize == 0:
+        ld = s1 if k > 1 else m
+        if ld >= max(m, 1):
+            return T, ld
+    return -1, 0
+
+
+@njit(nogil=True, cache=True)
+def gemm(a, b, out, beta):
+    """``out = a @ b + beta * out`` for matrices of one float dtype; ``out`` has unit-stride
+    rows. Returns False (doing nothing) when ``a`` or ``b`` must be copied first."""
+    m, k = a.shape
+    n = b.shape[1]
+    ta, lda = _layout(a)
+    tb, ldb = _layout(b)
+    if ta < 0 or tb < 0:
+        return False
+    ldc = out.strides[0] // out.itemsize if m > 1 else max(n, 1)
+    gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, out, ldc)
+    return True
