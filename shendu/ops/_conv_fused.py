@@ -45,8 +45,9 @@ def _plan(x, w, out_hw, dilation):
     return chunk, threads, size
 
 
-def forward(x, w, bias, pads, dilation, out_hw):
-    """The (O, N, OH, OW) C-contiguous output of the convolution."""
+def forward(x, w, bias, pads, dilation, out_hw, relu=False):
+    """The (O, N, OH, OW) C-contiguous output of the convolution (then a ReLU if
+    ``relu``)."""
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
     chunk, threads, size = _plan(x, w, out_hw, dilation)
@@ -54,26 +55,29 @@ def forward(x, w, bias, pads, dilation, out_hw):
     b = bias if bias is not None else np.empty(0, x.dtype)
     scratch = take(np, size, x.dtype)
     w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
-    jit.conv2d_forward(src, cm, w2, b, kh, kw, *dilation, pads[0][0],
+    jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
                        pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
     give(scratch)
     return out
 
 
-def backward(x, w, gt, pads, dilation, want_x):
-    """``(gx, gw)`` from the channel-major output gradient ``gt`` (O, N, OH, OW): gx as
-    (C, N, H, W) (None unless ``want_x``), gw shaped like ``w``."""
+def backward(x, w, gt, pads, dilation, want_x, y=None):
+    """``(gx, gw, gb)`` from the channel-major output gradient ``gt`` (O, N, OH, OW): gx as
+    (C, N, H, W) (None unless ``want_x``), gw shaped like ``w``, gb the bias gradient.
+    ``y``: the forward's output (O, N, OH, OW) when it ended in a ReLU."""
     src, cm = _storage(x)
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     out_hw = gt.shape[2:]
     chunk, threads, size = _plan(x, w, out_hw, dilation)
     parts = np.empty((threads, o, c * kh * kw), x.dtype)
+    bias_parts = np.empty((threads, o), x.dtype)
     gx = np.empty((c, n, h, wd) if want_x else (0, 0, 0, 0), x.dtype)
-    scratch = take(np, size, x.dtype)
+    mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
     w2 = np.ascontiguousarray(w.reshape(o, -1))
-    jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), kh, kw, *dilation,
-                        pads[0][0], pads[1][0], *out_hw, chunk, scratch, parts, want_x, gx)
+    scratch = take(np, size, x.dtype)
+    jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *dilation, pads[0][0],
+                        pads[1][0], *out_hw, chunk, scratch, parts, bias_parts, want_x, gx)
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
-    return (gx if want_x else None), gw
+    return (gx if want_x else None), gw, bias_parts.sum(axis=0)

@@ -36,6 +36,7 @@ from ._conv_patches import (
     unpad,
 )
 from ._util import xp_of
+from .elementwise import relu_grad
 
 __all__ = ["Conv2d", "ConvTranspose2d", "clear_buffer_pool", "out_size", "conv2d_cm"]
 
@@ -210,14 +211,22 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
 
 # ---------------------------------------------------------------------- conv2d
 class Conv2d(Function):
+    """conv2d, and with ``relu=True`` relu(conv2d) in one node (``nn.Sequential`` runs a
+    Conv2d followed by a ReLU this way): the fused kernel applies the ReLU as it writes
+    the output and masks the gradient as it reads it, so neither makes a pass of its own."""
+
     @staticmethod
-    def forward(ctx, x, w, *bias, stride, pads, dilation, groups):
+    def forward(ctx, x, w, *bias, stride, pads, dilation, groups, relu=False):
         ctx.geom = (stride, pads, dilation, groups)
+        ctx.y = None
         if _conv_fused.usable(x, w, stride, groups):
             ctx.fused, ctx.cols = True, None
             ctx.save_for_backward(x, w)
             out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
-            out = _conv_fused.forward(x, w, bias[0] if bias else None, pads, dilation, out_hw)
+            out = _conv_fused.forward(x, w, bias[0] if bias else None, pads, dilation, out_hw,
+                                      relu)
+            if relu:
+                ctx.y = out
             return out.transpose(1, 0, 2, 3)
         ctx.fused = False
         needs = getattr(ctx, "needs_input_grad", None)  # None: not recording
@@ -226,6 +235,9 @@ class Conv2d(Function):
                                                               dilation)) == "correlate")
         out, ctx.cols = conv2d_cm(x, w, bias[0] if bias else None, stride, pads, dilation,
                                   groups, keep)
+        if relu:
+            xp_of(out).maximum(out, 0, out=out)
+            ctx.y = out
         ctx.save_for_backward(x, w)  # the input is kept alive by its producer anyway
         return out.transpose(1, 0, 2, 3)
 
@@ -238,10 +250,14 @@ class Conv2d(Function):
         gt = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))  # free when g is channel-major
         gx = gw = gb = None
         how = backward_method(x.shape, w.shape, stride, pads, dilation, gt.shape[2:])
+        with_bias = len(needs) > 2
         if ctx.fused and _conv_fused.usable(gt, w, stride, groups):
-            gx, gw = _conv_fused.backward(x, w, gt, pads, dilation, needs[0])
-            gw = gw if needs[1] else None
-        elif needs[0] and how == "correlate":
+            gx, gw, gb = _conv_fused.backward(x, w, gt, pads, dilation, needs[0], ctx.y)
+            gx = None if gx is None else gx.transpose(1, 0, 2, 3)
+            return (gx, gw if needs[1] else None) + ((gb,) if with_bias else ())
+        if ctx.y is not None:
+            gt = relu_grad(gt, ctx.y)
+        if needs[0] and how == "correlate":
             gx, gw = _grads_by_correlation(x, gt, w, pads, dilation, groups, needs[1])
         else:
             cols, ctx.cols = ctx.cols, None  # a second backward (retain_graph) re-patches
@@ -255,13 +271,14 @@ class Conv2d(Function):
                 gx = _input_grad_col2im(gt, w, x.shape, stride, pads, dilation, groups)
         if gx is not None:
             gx = gx.transpose(1, 0, 2, 3)
-        if len(needs) > 2 and needs[2]:
+        if with_bias and needs[2]:
             gb = gt.reshape(gt.shape[0], -1).sum(axis=1)
-        return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
+        return (gx, gw, gb) if with_bias else (gx, gw)
 
     @staticmethod
     def jvp(ctx, dx, dw, *db):
-        """d(conv(x, w) + b) = conv(dx, w) + conv(x, dw) + db, by linearity."""
+        """d(conv(x, w) + b) = conv(dx, w) + conv(x, dw) + db, by linearity (masked where a
+        fused ReLU is off)."""
         x, w = ctx.saved
         stride, pads, dilation, groups = ctx.geom
         geom = (stride, pads, dilation, groups)
@@ -277,6 +294,8 @@ class Conv2d(Function):
                 oh, ow = _out_hw(x.shape, w.shape, stride, pads, dilation)
                 out = xp_of(t).zeros((w.shape[0], x.shape[0], oh, ow), t.dtype)
             out = out + t
+        if ctx.y is not None:  # through the fused ReLU
+            out = out * (ctx.y > 0)
         return out.transpose(1, 0, 2, 3)
 
 

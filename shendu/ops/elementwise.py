@@ -443,18 +443,24 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
-        if jit.on_all(g, out) and g.strides == out.strides:
-            gf, yf = Relu._flat(g), Relu._flat(out)
-            if gf is not None and yf is not None:
-                gx = xp_of(out).empty_like(out)
-                jit.relu_backward(gf, yf, Relu._flat(gx))
-                return gx
-        xp = xp_of(g)
-        return xp.where(out > 0, g, xp.zeros((), g.dtype))
+        return relu_grad(g, out)
 
     @staticmethod
     def jvp(ctx, da):
         return da * (ctx.saved[0] > 0)
+
+
+def relu_grad(g, y):
+    """The gradient through a ReLU whose output is ``y``: ``g`` where ``y > 0``, else 0
+    (PyTorch's rule: a NaN gradient at a unit that is off is dropped)."""
+    if jit.on_all(g, y) and g.strides == y.strides:
+        gf, yf = Relu._flat(g), Relu._flat(y)
+        if gf is not None and yf is not None:
+            gx = xp_of(y).empty_like(y)
+            jit.relu_backward(gf, yf, Relu._flat(gx))
+            return gx
+    xp = xp_of(g)
+    return xp.where(y > 0, g, xp.zeros((), g.dtype))
 
 
 class LeakyRelu(Function):

@@ -11,8 +11,9 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ..backend import blas
+from ..backend import blas, jit
 from ._util import xp_of
+from .elementwise import relu_grad
 from .linalg import rows
 
 
@@ -38,17 +39,11 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        g2 = rows(g)
-        gx = blas.matmul(g2, w).reshape(x.shape) if needs[0] else None
-        gw = blas.matmul(g2.T, rows(x)) if needs[1] else None
-        if len(needs) == 2:
-            return gx, gw
-        return gx, gw, (g2.sum(axis=0) if needs[2] else None)
+        return _linear_grads(ctx.needs_input_grad, g, x, w)
 
     @staticmethod
     def jvp(ctx, dx, dw, *db):
-        x, w = ctx.saved
+        x, w = ctx.saved[:2]
         out = None
         if dx is not None:
             out = dx @ w.T
@@ -58,6 +53,46 @@ class Linear(Function):
         if db and db[0] is not None:
             out = db[0] if out is None else out + db[0]
         return xp_of(x).broadcast_to(out, x.shape[:-1] + (w.shape[0],))
+
+
+def _linear_grads(needs, g, x, w):
+    g2 = rows(g)
+    gx = blas.matmul(g2, w).reshape(x.shape) if needs[0] else None
+    gw = blas.matmul(g2.T, rows(x)) if needs[1] else None
+    if len(needs) == 2:
+        return gx, gw
+    return gx, gw, (g2.sum(axis=0) if needs[2] else None)
+
+
+class LinearReLU(Function):
+    """``relu(x @ W.T + b)`` as one node: ``nn.Sequential`` runs a Linear followed by a
+    ReLU this way. The bias and the ReLU are one pass over the product (instead of a
+    bias pass and a ReLU op with its own output), and backward masks the incoming
+    gradient with the saved output before the Linear's products."""
+
+    @staticmethod
+    def forward(ctx, x, w, *bias):
+        out = blas.matmul(rows(x), w.T)
+        xp = xp_of(out)
+        if jit.on_all(out, w):
+            jit.bias_relu_rows(out, bias[0] if bias else out[0, :0])
+        else:
+            if bias:
+                out += bias[0]
+            xp.maximum(out, 0, out=out)
+        ctx.save_for_backward(x, w, out)
+        return out.reshape(x.shape[:-1] + (w.shape[0],))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w, y = ctx.saved_tensors
+        return _linear_grads(ctx.needs_input_grad, relu_grad(rows(g), y), x, w)
+
+    @staticmethod
+    def jvp(ctx, dx, dw, *db):
+        y = ctx.saved[2]
+        t = Linear.jvp(ctx, dx, dw, *db)
+        return t * (y > 0).reshape(t.shape)
 
 
 # ---------------------------------------------------------------------- softmax family

@@ -84,7 +84,7 @@ class MaxPool2d(Function):
             shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
             out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
             if tuple(k) == (2, 2):
-                jit.max_pool2x2_forward(planes, _planes(out), _planes(code))
+                jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads())
             else:
                 jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
             if cm:
@@ -140,7 +140,10 @@ class MaxPool2d(Function):
                      if cm else np.ascontiguousarray(g))
             gp, cp = _planes(g), _planes(code)
             if gp is not None and cp is not None:
-                jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
+                if tuple(k) == (2, 2) and (h, w) == (2 * out_hw[0], 2 * out_hw[1]):
+                    jit.max_pool2x2_backward(gp, cp, _planes(gx), jit.num_threads())
+                else:
+                    jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
                 return gx
         ch, cw = out_hw[0] * k[0], out_hw[1] * k[1]
         if ch < h:

@@ -54,6 +54,15 @@ def _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln):
             mine[a + b:a + b + o_ * m * ln].reshape(o_, m * ln))
 
 
+@njit(nogil=True, cache=True, fastmath={"reassoc", "nsz"})
+def _sum(a):
+    """Sum of a 1-D array, reassociated so it vectorizes (NaN and inf still propagate)."""
+    total = a.dtype.type(0)
+    for q in range(a.size):
+        total += a[q]
+    return total
+
+
 @njit(nogil=True, cache=True)
 def _pad_chunk(x, channel_major, n0, m, pt, pl, xp):
     """Images ``n0:n0+m`` of ``x`` into ``xp`` (C, m, Hp, Wp), zero around them."""
@@ -115,11 +124,11 @@ def _add_wide_patches(cols, kh, kw, dh, dw, oh, ow, xp):
 
 
 @njit(**KERNEL)
-def conv2d_forward(x, channel_major, w2, bias, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
+def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                    threads, scratch, out):
     """``out`` (O, N*OH*OW) = the stride-1 convolution of ``x`` with ``w2`` (O, C*kh*kw),
-    plus ``bias`` unless it is empty, on up to ``threads`` threads. ``scratch``: flat,
-    ``scratch_size`` elements for ``threads``."""
+    plus ``bias`` unless it is empty, then a ReLU if ``relu``, on up to ``threads``
+    threads. ``scratch``: flat, ``scratch_size`` elements for ``threads``."""
     n_img = x.shape[1] if channel_major else x.shape[0]
     c_ = x.shape[0] if channel_major else x.shape[1]
     o_, k = w2.shape
@@ -139,17 +148,23 @@ def conv2d_forward(x, channel_major, w2, bias, kh, kw, dh, dw, pt, pl, oh, ow, c
                     for y in range(oh):
                         dst = out[o, ((n0 + n) * oh + y) * ow:]
                         src = res[o, n * ln + y * wp:]
-                        for q in range(ow):
-                            dst[q] = src[q] + b
+                        if relu:
+                            for q in range(ow):
+                                v = src[q] + b
+                                dst[q] = 0 if v <= 0 else v
+                        else:
+                            for q in range(ow):
+                                dst[q] = src[q] + b
         _mkl_threads_here(before)
 
 
 @njit(**KERNEL)
-def conv2d_backward(x, channel_major, w2, g, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
-                    scratch, gw_parts, want_x, gx):
-    """Gradients of ``conv2d_forward`` from ``g`` (O, N*OH*OW): ``gw_parts[t]`` (O, K) is
-    thread t's share of dW (the caller sums them); with ``want_x``, ``gx`` (C, N, H, W)
-    the input's gradient."""
+def conv2d_backward(x, channel_major, w2, g, relu_out, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
+                    scratch, gw_parts, gb_parts, want_x, gx):
+    """Gradients of ``conv2d_forward`` from ``g`` (O, N*OH*OW): ``gw_parts[t]`` (O, K) and
+    ``gb_parts[t]`` (O,) are thread t's shares of dW and the bias gradient (the caller sums
+    them); with ``want_x``, ``gx`` (C, N, H, W) the input's gradient. ``relu_out`` (like ``g``):
+    the output of a ReLU-fused forward, whose zeros mask ``g``; empty without the ReLU."""
     n_img = x.shape[1] if channel_major else x.shape[0]
     c_ = x.shape[0] if channel_major else x.shape[1]
     h, w = x.shape[2], x.shape[3]
@@ -160,6 +175,8 @@ def conv2d_backward(x, channel_major, w2, g, kh, kw, dh, dw, pt, pl, oh, ow, chu
     for t in prange(threads):
         before = _mkl_threads_here(1)
         gw_parts[t][:] = 0
+        gb_parts[t][:] = 0
+        zero = g.dtype.type(0)
         for n0 in range(t * chunk, n_img, threads * chunk):
             m = min(chunk, n_img - n0)
             xp, cols, gwide = _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln)
@@ -167,13 +184,21 @@ def conv2d_backward(x, channel_major, w2, g, kh, kw, dh, dw, pt, pl, oh, ow, chu
             _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols)
             for o in range(o_):  # expand OH x OW -> OH x Wp with zero columns
                 for n in range(m):
-                    for y in range(oh):
-                        src = g[o, ((n0 + n) * oh + y) * ow:]
-                        dst = gwide[o, n * ln + y * wp:]
-                        for q in range(ow):
-                            dst[q] = src[q]
+                    for r in range(oh):
+                        at = ((n0 + n) * oh + r) * ow
+                        src = g[o, at:]
+                        dst = gwide[o, n * ln + r * wp:]
+                        if relu_out.size:
+                            on = relu_out[o, at:]
+                            for q in range(ow):
+                                dst[q] = src[q] if on[q] > 0 else zero
+                        else:
+                            for q in range(ow):
+                                dst[q] = src[q]
                         for q in range(ow, wp):
-                            dst[q] = 0
+                            dst[q] = zero
+                # the bias gradient: the (masked) gradient summed, zero columns included
+                gb_parts[t, o] += _sum(gwide[o, :m * ln])
             # dW += dOut @ patches.T
             _gemm(_N, _T, o_, k, m * ln, gwide, m * ln, cols, m * ln, 1.0, gw_parts[t], k)
             if want_x:

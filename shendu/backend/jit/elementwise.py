@@ -22,3 +22,20 @@ def relu_backward(g, y, out):
     gradient at a unit that is off is dropped)."""
     for i in prange(g.size):
         out[i] = g[i] if y[i] > 0 else 0
+
+
+@njit(**KERNEL)
+def bias_relu_rows(out, b):
+    """``out = max(out + b, 0)`` in place for (M, N) ``out`` with unit-stride rows, ``b`` a
+    row vector (or empty: no bias)."""
+    m, n = out.shape
+    for i in prange(m):
+        row = out[i]
+        if b.size:
+            for j in range(n):
+                v = row[j] + b[j]
+                row[j] = 0 if v <= 0 else v
+        else:
+            for j in range(n):
+                v = row[j]
+                row[j] = 0 if v <= 0 else v

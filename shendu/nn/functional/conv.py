@@ -34,6 +34,19 @@ def _batched(input, op, nd):
                      f"got shape {input.shape}")
 
 
+def conv2d_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """``relu(conv2d(...))`` as one op (what ``nn.Sequential`` runs for a Conv2d followed
+    by a ReLU).
+
+    >>> import shendu as sd
+    >>> x = sd.ones(1, 1, 2, 2); w = sd.tensor([[[[1.0]]], [[[-1.0]]]])
+    >>> sd.nn.functional.conv2d_relu(x, w)[0, :, 0, 0]
+    tensor([1., 0.])
+    """
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, True)
+
+
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw).
@@ -49,6 +62,10 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
             [6., 9., 9., 6.],
             [4., 6., 6., 4.]])
     """
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, False)
+
+
+def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):
     x, unbatched = _batched(input, "conv2d", 4)
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, "
@@ -69,7 +86,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
                          f"kernel (dilation {dilation}, padding {padding}): output would be "
                          f"{oh}x{ow}")
     args = (x, weight) if bias is None else (x, weight, bias)
-    out = C.Conv2d.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups)
+    out = C.Conv2d.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups,
+                         relu=relu)
     return out[0] if unbatched else out
 
 

@@ -20,22 +20,38 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     >>> sd.nn.functional.linear(sd.ones(2, 3), sd.ones(4, 3)).shape
     (2, 4)
     """
-    if weight.ndim != 2:
+    return _linear(input, weight, bias, nn_ops.Linear)
+
+
+def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``relu(linear(input, weight, bias))`` as one op (what ``nn.Sequential`` runs for a
+    Linear followed by a ReLU).
+
+    >>> import shendu as sd
+    >>> sd.nn.functional.linear_relu(sd.ones(1, 2), sd.tensor([[1.0, 1.0], [-1.0, 0.0]]))
+    tensor([[2., 0.]])
+    """
+    return _linear(input, weight, bias, nn_ops.LinearReLU)
+
+
+def _linear(input, weight, bias, op):
+    x, w = input._data, weight._data  # the checks on raw arrays: a layer call's hot path
+    if w.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
                          f"{weight.shape}")
-    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1:] or 0} "
                          f"features but weight of shape {weight.shape} expects "
                          f"{weight.shape[1]} (the last input dimension must match weight's "
                          "second)")
-    if input.dtype != weight.dtype:
+    if x.dtype != w.dtype:
         raise TypeError(f"linear: input dtype {input.dtype} does not match weight dtype "
                         f"{weight.dtype}")
     if bias is None:
-        return nn_ops.Linear.apply(input, weight)
-    if bias.shape != (weight.shape[0],):
+        return op.apply(input, weight)
+    if bias._data.shape != (w.shape[0],):
         raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
-    return nn_ops.Linear.apply(input, weight, bias)
+    return op.apply(input, weight, bias)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None
