@@ -86,7 +86,8 @@ def get_num_threads() -> int:
 
 @contextlib.contextmanager
 def blas_threads(n: int | None) -> Iterator[int | None]:
-    """Let BLAS use at most ``n`` threads inside the block, then restore the old counts.
+    """Let BLAS, and the compiled kernels that share its threads, use at most ``n``
+    threads inside the block, then restore the old counts.
 
     Yields ``n`` when applied; None when ``n`` is None/0 (leave BLAS alone) or when
     threadpoolctl is not installed (the block then runs with BLAS's own setting).
@@ -101,8 +102,17 @@ def blas_threads(n: int | None) -> Iterator[int | None]:
     if blas is None:
         yield None
         return
+    from .backend import jit
+
+    kernels = jit.num_threads() if jit.enabled() else None
     with blas.limit(limits=n):
-        yield n
+        if kernels is not None:
+            jit.set_num_threads(min(n, kernels))
+        try:
+            yield n
+        finally:
+            if kernels is not None:
+                jit.set_num_threads(kernels)
 
 
 @functools.cache
