@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -91,12 +92,17 @@ def format_table(results: Sequence[bench.Result], cfg: bench.Config | None = Non
 
 
 def set_threads(n: int) -> dict:
-    """Give OpenBLAS, PyTorch and shendu's workers the same ``n`` threads; returns what was set."""
-    info = {"threads": n}
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
+    """Give shendu (MKL or OpenBLAS, its compiled kernels and worker threads) and PyTorch
+    the same ``n`` threads; returns what was set."""
+    import shendu
 
-        threadpool_limits(n, user_api="blas")
+    info = {"threads": n}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no threadpoolctl: said below instead
+        shendu.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_info
+
         info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "num_threads",
                                                 "architecture")}
                         for d in threadpool_info() if d["user_api"] == "blas"]
@@ -105,12 +111,29 @@ def set_threads(n: int) -> dict:
     torch = bench._torch()
     if torch is not None:
         torch.set_num_threads(n)
-    # shendu's own worker threads (optimizer updates, large elementwise passes) too
-    from shendu.optim import _parallel
-
-    _parallel.set_num_threads(n)
     info["shendu_threads"] = n
+    info["shendu_backend"] = backend_info()
     return info
+
+
+def backend_info() -> dict:
+    """What shendu's CPU work runs on in this process (see ``shendu.backend``)."""
+    from shendu.backend import _malloc, blas, jit
+
+    kernels = "off"
+    if jit.enabled():
+        import numba
+
+        kernels = {"numba": numba.__version__, "threads": jit.num_threads(),
+                   "layer": numba.config.THREADING_LAYER if jit.parallel() else "one thread"}
+    return {"matmul": blas.describe(), "kernels": kernels,
+            "keep_freed_memory": _malloc.applied}
+
+
+def backend_line(info: dict) -> str:
+    k = info["kernels"]
+    kern = "kernels off" if k == "off" else f"numba {k['numba']} kernels ({k['layer']})"
+    return f"shendu backend: products by {info['matmul']}; {kern}"
 
 
 def _read(path: str) -> str:
@@ -257,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ratio = "" if r.ratio is None else f"  ratio {r.ratio:.2f}x"
         print(f"{_side(r.shendu, r.error)[0]} {b.unit}{ratio}", file=sys.stderr, flush=True)
     print(format_table(results, cfg, load))
+    print(backend_line(threads["shendu_backend"]))
     if args.json:
         write_json(args.json, results, cfg, {**machine_info(threads), "load_at_start": load})
         print(f"\nwrote {args.json}")

@@ -130,6 +130,21 @@ def set_num_threads(n: int) -> None:
         _lib.MKL_Set_Num_Threads(int(n))
 
 
+def describe() -> str:
+    """``'MKL <version>'`` or ``'NumPy (<its BLAS>)'``: who multiplies matrices."""
+    if mkl_loaded():
+        buf = ctypes.create_string_buffer(256)
+        _lib.MKL_Get_Version_String(buf, len(buf))
+        text = buf.value.decode(errors="replace")
+        version = text.split("Version")[-1].split("-Product")[0].strip()
+        return f"MKL {version or text}"
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"NumPy ({cfg['name']} {cfg.get('version', '')})".replace(" )", ")")
+    except Exception:  # noqa: BLE001 - older NumPy has no dict mode
+        return "NumPy"
+
+
 def get_num_threads() -> int | None:
     """MKL's thread count (None without MKL)."""
     return _lib.MKL_Get_Max_Threads() if mkl_loaded() else None
