@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
-from ..backend import as_device, get_array_module, to_device
-from ..backend import jit
+from ..backend import as_device, get_array_module, jit, to_device
 from ..tensor import Tensor
 from . import _parallel
 

@@ -133,7 +133,7 @@ def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh,
     c_ = x.shape[0] if channel_major else x.shape[1]
     o_, k = w2.shape
     hp, wp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
-    ln, p = oh * wp, oh * ow
+    ln = oh * wp
     for t in prange(threads):
         before = _mkl_threads_here(1)
         for n0 in range(t * chunk, n_img, threads * chunk):
@@ -170,7 +170,7 @@ def conv2d_backward(x, channel_major, w2, g, relu_out, kh, kw, dh, dw, pt, pl, o
     h, w = x.shape[2], x.shape[3]
     o_, k = w2.shape
     hp, wp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
-    ln, p = oh * wp, oh * ow
+    ln = oh * wp
     threads = gw_parts.shape[0]
     for t in prange(threads):
         before = _mkl_threads_here(1)
