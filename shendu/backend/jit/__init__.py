@@ -134,6 +134,8 @@ def set_num_threads(n: int) -> None:
 
 def num_threads() -> int:
     """How many threads a kernel started from this thread may use."""
+    if not available():
+        return 1
     _setup_numba()
     if not _parallel:
         return 1
