@@ -44,6 +44,7 @@ __all__ = ["matmul", "takes", "mkl_loaded", "set_num_threads", "get_num_threads"
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _GNU_THREADING = 3   # MKL_THREADING_GNU: libgomp, shared with numba's omp layer
 _MIN_WORK = 1 << 15  # m*n*k below this: numpy's call is cheaper than the ctypes one
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 _lib = None
 _path = None         # the libmkl_rt file loaded (numba kernels link to it by symbol name)
@@ -177,28 +178,39 @@ def _operand(a):
 
 def matmul(a, b, out=None, accumulate: bool = False):
     """``a @ b`` for matrices (``out += a @ b`` with ``accumulate``), into ``out`` if given
-    (it may be a view with unit-stride rows, such as a column block of a bigger matrix).
+    (it may be a view with unit-stride rows, such as a column block of a bigger matrix, and
+    may overlap ``a`` or ``b``, as with ``np.matmul``).
 
     MKL takes float32/float64 NumPy matrices when it is loaded and the product is not
     tiny; everything else (other dtypes, CuPy arrays, stacks of matrices) goes to the
-    array module's ``matmul``."""
-    fn = _gemm.get(a.dtype) if (_lib is not None or (not _tried and mkl_loaded())) else None
-    if (fn is None or type(a) is not np.ndarray or type(b) is not np.ndarray
-            or a.ndim != 2 or b.ndim != 2 or b.dtype != a.dtype):
+    array module's ``matmul``. For float32/float64 NumPy matrices a bad ``out`` (another
+    shape or dtype, read-only) raises ``ValueError`` whichever path the product takes."""
+    if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
+            or a.dtype not in _FLOATS or b.dtype != a.dtype):
         return _fallback(a, b, out, accumulate)
     m, k = a.shape
     n = b.shape[1]
-    if m * n * k < _MIN_WORK or b.shape[0] != k:
+    if b.shape[0] != k:
+        return _fallback(a, b, out, accumulate)  # NumPy's error names the mismatch
+    if out is not None:
+        # Checked before the size test so that a bad ``out`` fails for small products too
+        # (NumPy would silently cast it to another float dtype, or broadcast into it).
+        if out.shape != (m, n) or out.dtype != a.dtype:
+            raise ValueError(f"matmul: out has shape {out.shape} and dtype {out.dtype}, "
+                             f"expected {(m, n)} and {a.dtype}")
+        if not out.flags.writeable:
+            raise ValueError("matmul: out is read-only")
+    fn = _gemm.get(a.dtype) if (_lib is not None or (not _tried and mkl_loaded())) else None
+    if fn is None or m * n * k < _MIN_WORK:
         return _fallback(a, b, out, accumulate)
     if out is None:
         out = np.empty((m, n), a.dtype)
         accumulate = False
-    elif out.shape != (m, n) or out.dtype != a.dtype:
-        raise ValueError(f"matmul: out has shape {out.shape} and dtype {out.dtype}, expected "
-                         f"{(m, n)} and {a.dtype}")
     item = out.itemsize
-    if not (out.strides[1] == item and out.strides[0] % item == 0
-            and (m == 1 or out.strides[0] >= n * item)):
+    if (not (out.strides[1] == item and out.strides[0] % item == 0
+             and (m == 1 or out.strides[0] >= n * item))
+            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+        # gemm writes C while it still reads A and B: an overlapping out gets a copy
         tmp = matmul(a, b)
         out[...] = out + tmp if accumulate else tmp
         return out
@@ -216,7 +228,10 @@ def _fallback(a, b, out, accumulate):
     if out is None:
         return a @ b
     if accumulate:
-        out += a @ b
+        prod = a @ b
+        if prod.shape != out.shape:  # ``out += prod`` would broadcast a smaller product
+            raise ValueError(f"matmul: out has shape {out.shape}, the product {prod.shape}")
+        out += prod
         return out
     from . import get_array_module
 

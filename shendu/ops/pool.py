@@ -187,18 +187,24 @@ def _planes(a):
 def _tiled_max(xp, views, out, code):
     """``out`` = the elementwise max of ``views``, ``code`` = the index of the view that
     held it (the first, if tied; a NaN wins, as in PyTorch)."""
-    if len(views) == 4:
-        _max4(xp, views, out, code)
-    else:
-        _max_any(xp, views, out, code)
-    if out.dtype.kind in "fc" and len(views) > 1 and bool(xp.isnan(out).any()):
+    maybe_nan = (_max4 if len(views) == 4 else _max_any)(xp, views, out, code)
+    if out.dtype.kind in "fc" and len(views) > 1 and maybe_nan:
         # Like PyTorch, a NaN wins, and a later NaN replaces an earlier one.
         code[...] = 0
-        cur = views[0].copy(order="K")
+        xp.copyto(out, views[0])
         for t, v in enumerate(views[1:], 1):
-            wins = (v > cur) | xp.isnan(v)
+            wins = (v > out) | xp.isnan(v)
             xp.copyto(code, t, where=wins)
-            xp.copyto(cur, v, where=wins)
+            xp.copyto(out, v, where=wins)
+
+
+def _sum_is_nan(xp, arrays) -> bool:
+    """Whether the arrays may hold a NaN: one summing pass (a sum of +inf and -inf is a
+    false alarm, which only costs the exact recomputation)."""
+    if arrays[0].dtype.kind not in "fc":
+        return False
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is the false alarm
+        return bool(xp.isnan(sum(a.sum() for a in arrays)))
 
 
 def _max4(xp, views, out, code):
@@ -209,17 +215,23 @@ def _max4(xp, views, out, code):
     v0, v1, v2, v3 = (xp.empty_like(out) for _ in range(4))
     for dst, v in zip((v0, v1, v2, v3), views):
         xp.copyto(dst, v)
-    first = xp.greater(v1, v0).view(np.uint8)
-    xp.maximum(v0, v1, out=v0)
-    second = xp.greater(v3, v2).view(np.uint8)
-    xp.maximum(v2, v3, out=v2)
-    take2 = xp.greater(v2, v0).view(np.uint8)
-    xp.maximum(v0, v2, out=out)
+    maybe_nan = _sum_is_nan(xp, (v0, v1, v2, v3))
+    # (copyto where the comparison holds, not maximum: a tie of -0.0 and 0.0 keeps the
+    # first, as PyTorch does; NaNs are redone by the caller)
+    first = xp.greater(v1, v0)
+    xp.copyto(v0, v1, where=first)
+    second = xp.greater(v3, v2)
+    xp.copyto(v2, v3, where=second)
+    take2 = xp.greater(v2, v0)
+    xp.copyto(out, v0)
+    xp.copyto(out, v2, where=take2)
+    first, second, take2 = (a.view(np.uint8) for a in (first, second, take2))
     # code = take2 ? 2 + second : first, in uint8 arithmetic (0 or 1 operands)
     xp.subtract(second, first, out=second)  # wraps modulo 256; undone by the add below
     xp.multiply(second, take2, out=second)
     xp.add(first, second, out=code)
     xp.add(code, take2 + take2, out=code)
+    return maybe_nan
 
 
 def _max_any(xp, views, out, code):
@@ -228,9 +240,11 @@ def _max_any(xp, views, out, code):
     for t, v in enumerate(views[1:], 1):
         # Strictly greater, so the first maximum wins; the running max only grows, so
         # the last view that beat it is the argmax: code = max over t of t*(v_t > max).
-        beat = xp.greater(v, out).view(np.uint8)
+        beat = xp.greater(v, out)
+        xp.copyto(out, v, where=beat)  # not maximum: keeps the first of -0.0 and 0.0
+        beat = beat.view(np.uint8)
         xp.maximum(code, xp.multiply(beat, t, out=beat), out=code)
-        xp.maximum(out, v, out=out)
+    return _sum_is_nan(xp, views)
 
 
 def _tiles(shape, k, stride, pad, dilation, out_hw):

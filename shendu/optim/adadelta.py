@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..backend import jit
 from . import _parallel
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
 
 __all__ = ["Adadelta"]
 
@@ -71,6 +72,13 @@ class Adadelta(Optimizer):
             state["square_avg"] = zeros_state(p)
             state["acc_delta"] = zeros_state(p)
         state["step"] += 1
-        _parallel.apply(_kernel, [p._data, grad, state["square_avg"]._data,
-                                  state["acc_delta"]._data], 3, group["lr"], group["rho"],
-                        group["eps"], group["weight_decay"], group["maximize"])
+        arrays = [p._data, grad, state["square_avg"]._data, state["acc_delta"]._data]
+        rho = group["rho"]
+        flat = flat_for_jit(*arrays)
+        if flat is not None:
+            f = p._data.dtype.type
+            jit.adadelta(*flat, f(group["lr"]), f(rho), f(1 - rho), f(group["eps"]),
+                         f(group["weight_decay"]), group["maximize"])
+            return
+        _parallel.apply(_kernel, arrays, 3, group["lr"], rho, group["eps"],
+                        group["weight_decay"], group["maximize"])

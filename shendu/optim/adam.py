@@ -110,8 +110,8 @@ class Adam(Optimizer):
             lr, wd = group["lr"], group["weight_decay"]
             vmax = flat[4] if len(flat) == 5 else flat[0][:0]
             w1 = 1 - beta1
-            jit.adam(*flat[:4], vmax, f(w1), f(1 - w1), f(beta2), f(1 - beta2), f(group["eps"]),
-                     f(wd), group["decoupled_weight_decay"], group["maximize"],
+            jit.adam(*flat[:4], vmax, f(w1), f(1 - w1), w1 < 0.5, f(beta2), f(1 - beta2),
+                     f(group["eps"]), f(wd), group["decoupled_weight_decay"], group["maximize"],
                      f(-lr / (1 - beta1 ** step)), f(math.sqrt(1 - beta2 ** step)),
                      f(1 - lr * wd))
             return

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..backend import jit
 from . import _parallel
 from .adam import lerp_
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
 
 __all__ = ["RMSprop"]
 
@@ -89,5 +90,16 @@ class RMSprop(Optimizer):
         if momentum > 0:
             arrays.append(state.setdefault("momentum_buffer", zeros_state(p))._data)
         state["step"] += 1
+        flat = flat_for_jit(*arrays)
+        if flat is not None:
+            f = p._data.dtype.type
+            none = flat[0][:0]  # an empty state array switches its part of the kernel off
+            avg = flat[3] if centered else none
+            buf = flat[-1] if momentum > 0 else none
+            w = 1 - group["alpha"]
+            jit.rmsprop(*flat[:3], avg, buf, f(group["lr"]), f(group["alpha"]), f(w), f(1 - w),
+                        w < 0.5, f(group["eps"]), f(group["weight_decay"]), group["maximize"],
+                        f(momentum))
+            return
         _parallel.apply(_kernel, arrays, 2, group["lr"], group["alpha"], group["eps"],
                         group["weight_decay"], momentum, centered, group["maximize"])
