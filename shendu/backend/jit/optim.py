@@ -13,13 +13,18 @@ from numba import njit, prange
 from .elementwise import KERNEL
 
 
+@njit(inline="always")
+def _effective_grad(p, g, weight_decay, maximize):
+    """``±g + weight_decay * p``, as ``optimizer.effective_grad`` forms it."""
+    d = -g if maximize else g
+    return p * weight_decay + d if weight_decay != 0 else d
+
+
 @njit(**KERNEL)
 def sgd(p, g, lr, weight_decay, maximize):
     """``p -= lr * d`` with ``d = ±g + weight_decay * p``."""
     for i in prange(p.size):
-        d = -g[i] if maximize else g[i]
-        if weight_decay != 0:
-            d = p[i] * weight_decay + d
+        d = _effective_grad(p[i], g[i], weight_decay, maximize)
         p[i] = p[i] - d * lr
 
 
@@ -28,9 +33,7 @@ def sgd_momentum(p, g, buf, lr, weight_decay, maximize, momentum, keep, nesterov
     """Heavy-ball or Nesterov momentum; ``keep = 1 - dampening``; on the first step the
     velocity starts as the gradient itself."""
     for i in prange(p.size):
-        d = -g[i] if maximize else g[i]
-        if weight_decay != 0:
-            d = p[i] * weight_decay + d
+        d = _effective_grad(p[i], g[i], weight_decay, maximize)
         if first:
             b = d
         elif keep != 1:
@@ -54,7 +57,7 @@ def adam(p, g, m, v, vmax, beta1_w, beta1, from_start, beta2, beta2_w, eps, weig
         if decoupled and weight_decay != 0:
             p[i] = p[i] * shrink
         d = -g[i] if maximize else g[i]
-        if not decoupled and weight_decay != 0:
+        if not decoupled and weight_decay != 0:  # (AdamW's decay shrank p above)
             d = p[i] * weight_decay + d
         diff = d - m[i]  # lerp as PyTorch rounds it (see optim/adam.py)
         mi = m[i] + diff * beta1_w if from_start else d - diff * beta1
@@ -79,9 +82,7 @@ def rmsprop(p, g, sq, avg, buf, lr, alpha, alpha_w, alpha_keep, lerp_low, eps, w
     centered = avg.size > 0
     heavy = buf.size > 0
     for i in prange(p.size):
-        d = -g[i] if maximize else g[i]
-        if weight_decay != 0:
-            d = p[i] * weight_decay + d
+        d = _effective_grad(p[i], g[i], weight_decay, maximize)
         s = sq[i] * alpha + d * alpha_w * d
         sq[i] = s
         if centered:
@@ -102,9 +103,7 @@ def rmsprop(p, g, sq, avg, buf, lr, alpha, alpha_w, alpha_keep, lerp_low, eps, w
 def adagrad(p, g, acc, neg_clr, eps, weight_decay, maximize):
     """Adagrad; ``neg_clr`` is minus this step's decayed learning rate."""
     for i in prange(p.size):
-        d = -g[i] if maximize else g[i]
-        if weight_decay != 0:
-            d = p[i] * weight_decay + d
+        d = _effective_grad(p[i], g[i], weight_decay, maximize)
         s = acc[i] + d * d
         acc[i] = s
         p[i] = p[i] + d * neg_clr / (math.sqrt(s) + eps)
@@ -114,9 +113,7 @@ def adagrad(p, g, acc, neg_clr, eps, weight_decay, maximize):
 def adadelta(p, g, sq, acc, lr, rho, rho_w, eps, weight_decay, maximize):
     """Adadelta; ``rho_w = 1 - rho`` weighs the new squared gradient and squared step."""
     for i in prange(p.size):
-        d = -g[i] if maximize else g[i]
-        if weight_decay != 0:
-            d = p[i] * weight_decay + d
+        d = _effective_grad(p[i], g[i], weight_decay, maximize)
         s = sq[i] * rho + d * rho_w * d
         sq[i] = s
         std = math.sqrt(s + eps)
