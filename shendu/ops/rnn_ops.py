@@ -21,6 +21,11 @@ recorded, the LSTM forward loop also forms the gate-derivative coefficients that
 while each step's arrays are still in cache, leaving the backward loop five small
 elementwise ops and one GEMM per step.
 
+Every product goes through ``blas.matmul`` (MKL when installed). With the numba kernels on
+(``jit.on_all``), the LSTM's and GRU's per-step gate arithmetic, forward and backward, runs
+as one compiled pass per step (``backend/jit/rnn.py``) instead of a dozen NumPy passes; the
+NumPy loops stay as the reference and the fallback, and both keep the same arrays for BPTT.
+
 ``lstm_cell``/``gru_cell``/``rnn_cell`` compose one step from ordinary primitives: they
 serve the ``*Cell`` modules and are the reference the fused path is tested against.
 """
@@ -32,25 +37,35 @@ import numpy as np
 
 from .._threads import one_blas_thread
 from ..autograd.function import Function
+from ..backend import blas, jit
 from ._util import xp_of
 from .nn_ops import Linear
 
 
 def _small_gemms(xp):
-    """Run the per-step GEMMs (batch-sized, ~17 MFLOP for N=32, H=256) on one BLAS thread
-    when threadpoolctl is installed. On an idle 2-core machine two threads gain at most
-    ~1.5x on such a product, but when the cores are shared a BLAS thread left waiting for
-    its partner stalls every step (measured 2-40x slower per product); one thread is the
-    robust choice. The large GEMMs outside the time loops keep all threads."""
-    return one_blas_thread() if xp is np else contextlib.nullcontext()
+    """Threads for the per-step GEMMs (batch-sized, ~17 MFLOP for N=32, H=256): all of
+    them when MKL does the products, one (with threadpoolctl) under OpenBLAS.
+
+    OpenBLAS: when the cores are shared, a BLAS thread left waiting for its partner stalled
+    every step (measured 2-40x slower per product), so one thread is the robust choice.
+    MKL (on GNU OpenMP, see ``backend.blas``), measured on the idle 2-core machine: two
+    threads run the step's product 1.6x faster (h @ W_hh^T: 66 vs 105 us) and the
+    ``lstm_lm_train`` step ~4% faster (99.8 vs 103.6 ms; ``shendu bench`` 294 vs 281 seq/s,
+    ratio to PyTorch 1.17 vs 1.12, medians of 3 runs each). With a CPU-bound process on
+    one core, the LSTM layer alone was ~2x slower on two threads, but the whole step was
+    not (245-267 vs 283-294 ms): its large products and the kernels use both threads
+    anyway, so one thread here no longer buys robustness."""
+    if xp is np and not blas.mkl_loaded():
+        return one_blas_thread()
+    return contextlib.nullcontext()
 
 
 def _recurrent_tangent(dgx_t, dh_prev, h_prev, w_hh, dw_hh, db_hh):
     """Tangent of one step's gate pre-activations: the input part (``dgx_t``) plus the
     recurrent product's, ``dh_prev @ w_hh.T + h_prev @ dw_hh.T + db_hh``."""
-    pre = dgx_t + dh_prev @ w_hh.T
+    pre = dgx_t + blas.matmul(dh_prev, w_hh.T)
     if dw_hh is not None:
-        pre += h_prev @ dw_hh.T
+        blas.matmul(h_prev, dw_hh.T, pre, accumulate=True)
     if db_hh is not None:
         pre += db_hh
     return pre
@@ -59,7 +74,7 @@ def _recurrent_tangent(dgx_t, dh_prev, h_prev, w_hh, dw_hh, db_hh):
 def _project(x, w, b):
     """(T, N, in) @ w.T (+ b) as one GEMM -> (T, N, rows of w)."""
     t, n, i = x.shape
-    g = x.reshape(t * n, i) @ w.T
+    g = blas.matmul(x.reshape(t * n, i), w.T)
     if b is not None:
         g += b
     return g.reshape(t, n, w.shape[0])
@@ -115,9 +130,9 @@ class _Recurrence(Function):
         gh2 = g2 if dgh is None else dgh.reshape(t_len * n, -1)
         needs = ctx.needs_input_grad
         k = type(ctx).N_STATES
-        dx = (g2 @ w_ih).reshape(x.shape) if needs[0] else None
-        dw_ih = g2.T @ x.reshape(t_len * n, i) if needs[1 + k] else None
-        dw_hh = gh2.T @ h_prev.reshape(t_len * n, -1) if needs[2 + k] else None
+        dx = blas.matmul(g2, w_ih).reshape(x.shape) if needs[0] else None
+        dw_ih = blas.matmul(g2.T, x.reshape(t_len * n, i)) if needs[1 + k] else None
+        dw_hh = blas.matmul(gh2.T, h_prev.reshape(t_len * n, -1)) if needs[2 + k] else None
         grads = (dx, *[d if nd else None for d, nd in zip(dstates, needs[1:1 + k])],
                  dw_ih, dw_hh)
         if ctx.bias:
@@ -158,7 +173,7 @@ class RNNLayer(_Recurrence):
         with _small_gemms(xp):
             for t in ctx.order:
                 h = hs[t + 1 - p]
-                xp.matmul(hs[t + p], w_hh.T, out=buf)
+                blas.matmul(hs[t + p], w_hh.T, buf)
                 xp.add(g[t], buf, out=h)
                 if relu:
                     xp.maximum(h, 0, out=h)
@@ -176,7 +191,7 @@ class RNNLayer(_Recurrence):
             for t in reversed(ctx.order):
                 dh += dout[t]
                 xp.multiply(dh, d[t], out=dg[t])
-                xp.matmul(dg[t], w_hh, out=dh)
+                blas.matmul(dg[t], w_hh, dh)
         return dg, None, [dh]
 
     @staticmethod
@@ -215,12 +230,24 @@ class LSTMLayer(_Recurrence):
         coef = xp.empty_like(a) if grad else None
         k = xp.empty_like(tc) if grad else None
         buf_t, bufh = xp.empty((4 * h, n), x.dtype), xp.empty((n, h), x.dtype)
+        fast = jit.on_all(a, cs, whh)
+        if fast and not grad:  # the kernel writes them anyway: one step's worth to reuse
+            coef_t, k_t = np.empty((n, 4 * h), x.dtype), np.empty((n, h), x.dtype)
         with _small_gemms(xp):
             for t in ctx.order:
                 gt = a[t]
-                # (W h^T)^T rather than h W^T: the same product, but OpenBLAS runs this
-                # shape (many rows, few columns) faster: ~200 vs ~280 us for N=32, H=256.
-                xp.matmul(whh, hs[t + p].T, out=buf_t)
+                if fast:  # the step below, its gate arithmetic in one compiled pass
+                    blas.matmul(hs[t + p], whh.T, gt, accumulate=True)  # into x's part
+                    if grad:
+                        coef_t, k_t = coef[t], k[t]
+                    jit.lstm_forward_step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p],
+                                          coef_t, k_t, scale, shift, dscale)
+                    continue
+                # (W h^T)^T rather than h W^T: the same product, but this shape (many rows,
+                # few columns) runs faster: N=32, H=256 ~200 vs ~280 us on OpenBLAS, 66 vs
+                # 84 us on MKL. (The compiled step adds h W^T straight into the gates
+                # instead, saving the pass below.)
+                blas.matmul(whh, hs[t + p].T, buf_t)
                 gt += buf_t.T
                 xp.tanh(gt, out=gt)
                 if grad:
@@ -257,15 +284,23 @@ class LSTMLayer(_Recurrence):
         dh, dc = dstates
         dg = xp.empty_like(coef)
         bufh = xp.empty_like(dh)
+        fast = jit.on_all(dout, dh, dc, a)
+        if fast:
+            dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
+            coef2, dg2 = ctx.coef, dg.reshape(t_len, n, h4)
         with _small_gemms(xp):
             for t in reversed(ctx.order):
+                if fast:  # the step below, its gate arithmetic in one compiled pass
+                    jit.lstm_backward_step(dh, dc, dout[t], k[t], coef2[t], a[t], dg2[t])
+                    blas.matmul(dg2[t], w_hh, dh)
+                    continue
                 dh += dout[t]
                 xp.multiply(dh, k[t], out=bufh)
                 dc += bufh
                 xp.multiply(coef[t, :, :3], dc[:, None, :], out=dg[t, :, :3])
                 xp.multiply(coef[t, :, 3], dh, out=dg[t, :, 3])
                 dc *= f[t]
-                xp.matmul(dg[t].reshape(n, h4), w_hh, out=dh)
+                blas.matmul(dg[t].reshape(n, h4), w_hh, dh)
         return dg.reshape(t_len, n, h4), None, [dh, dc]
 
     @staticmethod
@@ -308,10 +343,16 @@ class GRULayer(_Recurrence):
         whh_t = _scaled(xp, w_hh, h, 2).T
         hg = xp.empty((t_len, n, 3 * h), x.dtype)
         bufh = xp.empty((n, h), x.dtype)
+        fast = jit.on_all(a, hg, whh_t) and (b_hh is None or jit.on_all(a, b_hh))
+        if fast:
+            b_hn = np.empty(0, x.dtype) if b_hh is None else np.ascontiguousarray(b_hh[2 * h:])
         with _small_gemms(xp):
             for t in ctx.order:
                 at, ht = a[t], hg[t]
-                xp.matmul(hs[t + p], whh_t, out=ht)
+                blas.matmul(hs[t + p], whh_t, ht)
+                if fast:  # the step below in one compiled pass
+                    jit.gru_forward_step(at, ht, hs[t + p], hs[t + 1 - p], b_hn)
+                    continue
                 if b_hh is not None:
                     ht[:, 2 * h:] += b_hh[2 * h:]
                 rz, nn = at[:, :2 * h], at[:, 2 * h:]
@@ -325,22 +366,28 @@ class GRULayer(_Recurrence):
                 xp.subtract(hs[t + p], nn, out=bufh)  # h' = n + z * (h - n)
                 bufh *= rz[:, h:]
                 xp.add(nn, bufh, out=hs[t + 1 - p])
-        ctx.acts, ctx.hn = a, hg[:, :, 2 * h:]
+        ctx.acts, ctx.hg = a, hg
         return ()
 
     @staticmethod
     def _bptt(ctx, xp, dout, dstates, w_hh):
-        a, hn, hs = ctx.acts, ctx.hn, ctx.hs
+        a, hg, hs = ctx.acts, ctx.hg, ctx.hs
         t_len, n, h3 = a.shape
         h = h3 // 3
-        r, z, nn = a[..., :h], a[..., h:2 * h], a[..., 2 * h:]
         h_prev = hs[1:] if ctx.reverse else hs[:t_len]
+        dgx, dgh = xp.empty_like(a), xp.empty_like(a)
+        dh = dstates[0]
+        if jit.on_all(dout, dh, a, hg):
+            dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
+            with _small_gemms(xp):
+                for t in reversed(ctx.order):  # the loop below, one compiled pass a step
+                    jit.gru_backward_step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
+                    blas.matmul(dgh[t], w_hh, dh, accumulate=True)
+            return dgx, dgh, [dh]
+        r, z, nn, hn = a[..., :h], a[..., h:2 * h], a[..., 2 * h:], hg[..., 2 * h:]
         pn = (1 - z) * (1 - nn * nn)   # d(pre_n)/dh'
         pz = (h_prev - nn) * z * (1 - z)  # d(pre_z)/dh'
         pr = hn * r * (1 - r)            # d(pre_r)/d(pre_n)
-        dgx, dgh = xp.empty_like(a), xp.empty_like(a)
-        dh = dstates[0]
-        buf = xp.empty_like(dh)
         with _small_gemms(xp):
             for t in reversed(ctx.order):
                 dh += dout[t]
@@ -351,18 +398,18 @@ class GRULayer(_Recurrence):
                 gh[:, :2 * h] = gx[:, :2 * h]
                 xp.multiply(gx[:, 2 * h:], r[t], out=gh[:, 2 * h:])
                 dh *= z[t]
-                xp.matmul(gh, w_hh, out=buf)
-                dh += buf
+                blas.matmul(gh, w_hh, dh, accumulate=True)
         return dgx, dgh, [dh]
 
     @staticmethod
     def _tangent(ctx, xp, dgx, dhs, states, w_hh, dw_hh, db_hh):
-        a, hn, hs, p = ctx.acts, ctx.hn, ctx.hs, ctx.prev
+        a, hs, p = ctx.acts, ctx.hs, ctx.prev
         h = a.shape[2] // 3
+        hn = ctx.hg[..., 2 * h:]
         for t in ctx.order:
-            dhg = dhs[t + p] @ w_hh.T
+            dhg = blas.matmul(dhs[t + p], w_hh.T)
             if dw_hh is not None:
-                dhg += hs[t + p] @ dw_hh.T
+                blas.matmul(hs[t + p], dw_hh.T, dhg, accumulate=True)
             if db_hh is not None:
                 dhg += db_hh
             r, z, nn = a[t, :, :h], a[t, :, h:2 * h], a[t, :, 2 * h:]

@@ -1,0 +1,248 @@
+"""Per-step gate arithmetic of the fused LSTM and GRU layers (``shendu/ops/rnn_ops.py``).
+
+Each time step of those layers is one matrix product (by ``blas.matmul``) and then a
+dozen NumPy passes over the step's gates and states, each reading and writing (N, H) or
+(N, 4H) arrays. A kernel here does one step's passes in one: every (batch row, hidden
+unit) reads its gate pre-activations and states once and writes what the step produces
+(and, when a graph is recorded, what backpropagation will need) once. The arithmetic is
+the NumPy code's, operation for operation and in its dtype, except for ``tanh``.
+
+Why an own ``tanh``. numba compiles ``math.tanh`` to a scalar libm call, which measured
+~15 ns an element here, 50x NumPy's vectorised tanh (0.3 ns, float32), and slower than
+all of the NumPy passes together. ``_tanh`` uses only arithmetic that LLVM vectorises:
+``tanh(a) = E / (E + 2)`` with ``E = expm1(2a)`` (range reduction by ln 2, Taylor series,
+the power of two from an integer shift), and a polynomial (float32) or rational (float64)
+near 0, where that quotient loses bits. Measured against long-double tanh on ~3 million
+points: float32 within 1.5 ulp (NumPy's within 1.4), float64 within 1.5 ulp (NumPy 1.2);
+±0, ±inf and NaN come out as from ``np.tanh``. It costs ~1.2 ns an element (float32; both
+branches are computed, as vector selects), 4x NumPy's, so the LSTM forward kernel's five
+tanh per unit are most of its time. Measured per step (N=32, H=256, float32, one thread /
+two): forward 74 / 59 us against the NumPy passes' 110 us, backward 9 / 5 us against 24
+(float64: forward 178 / 101 against 233, backward 13 / 10 against 42).
+
+Work is split in blocks of up to ``_COLUMNS`` hidden units of one batch row, so that a
+batch of one still gives every thread work and the inner loops run over contiguous
+columns (vectorised). All arrays are C-contiguous and of one float dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from .elementwise import KERNEL
+
+_COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
+
+_f4 = np.float32
+
+
+def _tanh(x):
+    """``tanh`` of a float32/float64 scalar, for compiled code (see the module docstring)."""
+    return np.tanh(x)
+
+
+@overload(_tanh, jit_options={"forceinline": True})
+def _tanh_compiled(x):
+    if not isinstance(x, types.Float):
+        return None
+    if x.bitwidth == 32:
+        def tanh32(x):
+            a = abs(x)
+            # tanh rounds to 1 beyond 9.1; the clamp keeps 2^n inside int32
+            y = _f4(2) * a if a < _f4(10) else _f4(20)
+            nf = np.floor(y * _f4(1.442695) + _f4(0.5))
+            # y - n ln 2 in two parts: n * 0.693359375 is exact for n < 2^15
+            r = (y - nf * _f4(0.693359375)) - nf * _f4(-2.12194440e-4)
+            p = _f4(1 / 5040)  # expm1(r) to 2e-8 for |r| <= ln2/2
+            p = p * r + _f4(1 / 720)
+            p = p * r + _f4(1 / 120)
+            p = p * r + _f4(1 / 24)
+            p = p * r + _f4(1 / 6)
+            p = p * r + _f4(0.5)
+            p = p * r + _f4(1)
+            s = _f4(np.int32(1) << np.int32(nf))
+            e = s * (p * r) + (s - _f4(1))  # expm1(y) = 2^n expm1(r) + 2^n - 1
+            big = e / (e + _f4(2))
+            # below 0.4 the quotient is off by up to 3 ulp: the series, to x^13, is not
+            z = x * x
+            q = _f4(21844 / 6081075)
+            q = q * z - _f4(1382 / 155925)
+            q = q * z + _f4(62 / 2835)
+            q = q * z - _f4(17 / 315)
+            q = q * z + _f4(2 / 15)
+            q = q * z - _f4(1 / 3)
+            small = x + x * z * q
+            if x == 0 or x != x:  # keeps -0.0 and NaN
+                return x
+            if a < _f4(0.4):
+                return small
+            return -big if x < 0 else big
+        return tanh32
+
+    def tanh64(x):
+        a = abs(x)
+        y = 2.0 * a if a < 20.0 else 40.0  # tanh rounds to 1 beyond 19.1
+        nf = np.floor(y * 1.4426950408889634 + 0.5)
+        r = (y - nf * 0.693145751953125) - nf * 1.4286068203094173e-06  # exact first part
+        p = 1.6059043836821613e-10  # 1/13!: expm1(r) to 1e-17 for |r| <= ln2/2
+        p = p * r + 2.08767569878681e-09
+        p = p * r + 2.505210838544172e-08
+        p = p * r + 2.755731922398589e-07
+        p = p * r + 2.7557319223985893e-06
+        p = p * r + 2.48015873015873e-05
+        p = p * r + 0.0001984126984126984
+        p = p * r + 0.001388888888888889
+        p = p * r + 0.008333333333333333
+        p = p * r + 0.041666666666666664
+        p = p * r + 0.16666666666666666
+        p = p * r + 0.5
+        p = p * r + 1.0
+        s = float(1 << int(nf))
+        e = s * (p * r) + (s - 1.0)
+        big = e / (e + 2.0)
+        # below 0.625: Cephes' rational tanh (S. L. Moshier), error 2.5e-16
+        z = x * x
+        num = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z \
+            - 1.61468768441708447952e3
+        den = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z \
+            + 4.84406305325125486048e3
+        small = x + x * z * (num / den)
+        if x == 0 or x != x:
+            return x
+        if a < 0.625:
+            return small
+        return -big if x < 0 else big
+    return tanh64
+
+
+@njit(**KERNEL)
+def tanh_array(x, out):
+    """``out = tanh(x)`` with the kernels' ``_tanh`` (flat arrays; the tests check it)."""
+    for i in prange(x.size):
+        out[i] = _tanh(x[i])
+
+
+@njit(nogil=True, cache=True)
+def _block(blk, hid):
+    """Work block ``blk`` of rows with ``hid`` units: its batch row and its units j0:j1.
+
+    They come back unsigned, and the kernels index with unsigned integers only (``hid`` as
+    ``np.uint64`` too): numba wraps an index that may be negative (i < 0: i + size), and
+    that select on every access kept LLVM from vectorising the loops (an LSTM step's
+    kernels took 5-6x longer). For the same reason the kernels index the 2-D arrays
+    directly: row views made inside the prange loop would count as aliases, and numba then
+    leaves out the ``noalias`` that lets LLVM vectorise."""
+    per_row = (hid + _COLUMNS - 1) // _COLUMNS
+    j0 = (blk % per_row) * _COLUMNS
+    return np.uint64(blk // per_row), np.uint64(j0), np.uint64(min(j0 + _COLUMNS, hid))
+
+
+@njit(nogil=True, cache=True)
+def _n_blocks(rows, hid):
+    """How many work blocks ``rows`` rows of ``hid`` units make (see ``_block``)."""
+    return rows * ((hid + _COLUMNS - 1) // _COLUMNS)
+
+
+# ---------------------------------------------------------------------------- LSTM
+@njit(**KERNEL)
+def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
+    """One LSTM step after its product. ``gates`` (N, 4H): the pre-activations i, f, g, o
+    (sigmoid rows pre-halved), replaced by the activations ``tanh(pre) * scale + shift``;
+    writes ``c = f c_prev + i g``, ``tc = tanh(c)``, ``h = o tc``, and BPTT's coefficients:
+    ``coef`` (N, 4H) = d(pre i, f, g)/dc and d(pre o)/dh, ``k = o - h tc`` (N, H; dc/dh
+    through h). Without a graph the caller passes scratch for them: skipping them behind a
+    branch made the loop ~30% slower than writing them."""
+    n, hid = c.shape
+    u = np.uint64(hid)
+    for blk in prange(_n_blocks(n, hid)):
+        row, j0, j1 = _block(blk, hid)
+        for j in range(j0, j1):
+            ci, cf, cg, co = j, u + j, u + u + j, u + u + u + j
+            ui, uf = _tanh(gates[row, ci]), _tanh(gates[row, cf])
+            ug, uo = _tanh(gates[row, cg]), _tanh(gates[row, co])
+            i = ui * scale[ci] + shift[ci]
+            f = uf * scale[cf] + shift[cf]
+            gg = ug * scale[cg] + shift[cg]
+            o = uo * scale[co] + shift[co]
+            gates[row, ci], gates[row, cf], gates[row, cg], gates[row, co] = i, f, gg, o
+            cp = c_prev[row, j]
+            cv = f * cp + i * gg
+            t = _tanh(cv)
+            hv = o * t
+            c[row, j], tc[row, j], h[row, j] = cv, t, hv
+            # d act / d pre = (1 - u^2) scale^2, as u*u*dscale - dscale (dscale = -scale^2)
+            coef[row, ci] = (ui * ui * dscale[ci] - dscale[ci]) * gg
+            coef[row, cf] = (uf * uf * dscale[cf] - dscale[cf]) * cp
+            coef[row, cg] = (ug * ug * dscale[cg] - dscale[cg]) * i
+            coef[row, co] = (uo * uo * dscale[co] - dscale[co]) * t
+            k[row, j] = o - hv * t
+
+
+@njit(**KERNEL)
+def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
+    """One reverse LSTM step before its product. With ``dh`` (N, H) the gradient reaching
+    h from the later step and ``dh + dout`` its total: ``dc += (dh + dout) k`` and
+    ``dgates`` (N, 4H) = ``coef`` times dc (i, f, g) and times dh + dout (o); then ``dc *= f``
+    (f from the activations ``gates``) for the earlier step. ``dh`` is left for the product
+    ``dgates @ W_hh`` to overwrite."""
+    n, hid = dh.shape
+    u = np.uint64(hid)
+    for blk in prange(_n_blocks(n, hid)):
+        row, j0, j1 = _block(blk, hid)
+        for j in range(j0, j1):
+            ci, cf, cg, co = j, u + j, u + u + j, u + u + u + j
+            dhv = dh[row, j] + dout[row, j]
+            dcv = dc[row, j] + dhv * k[row, j]
+            dgates[row, ci] = coef[row, ci] * dcv
+            dgates[row, cf] = coef[row, cf] * dcv
+            dgates[row, cg] = coef[row, cg] * dcv
+            dgates[row, co] = coef[row, co] * dhv
+            dc[row, j] = dcv * gates[row, cf]
+
+
+# ---------------------------------------------------------------------------- GRU
+@njit(**KERNEL)
+def gru_forward_step(gates, hg, h_prev, h, b_hn):
+    """One GRU step after its product ``hg = h_prev @ W_hh^T`` (N, 3H; r and z rows
+    pre-halved). ``gates`` (N, 3H): the input parts r, z, n, replaced by the activations;
+    ``hg``'s n part gets ``b_hn`` added (unless empty) and is kept for BPTT; writes
+    ``h = n + z (h_prev - n)`` with ``n = tanh(x_n + r (hg_n + b_hn))``."""
+    n, hid = h.shape
+    half = gates.dtype.type(0.5)
+    bias = b_hn.size > 0
+    u = np.uint64(hid)
+    for blk in prange(_n_blocks(n, hid)):
+        row, j0, j1 = _block(blk, hid)
+        for j in range(j0, j1):
+            cr, cz, cn = j, u + j, u + u + j
+            hn = hg[row, cn] + b_hn[j] if bias else hg[row, cn]
+            r = _tanh(gates[row, cr] + hg[row, cr]) * half + half
+            z = _tanh(gates[row, cz] + hg[row, cz]) * half + half
+            nn = _tanh(gates[row, cn] + r * hn)
+            gates[row, cr], gates[row, cz], gates[row, cn], hg[row, cn] = r, z, nn, hn
+            h[row, j] = nn + (h_prev[row, j] - nn) * z
+
+
+@njit(**KERNEL)
+def gru_backward_step(dh, dout, gates, hg, h_prev, dgx, dgh):
+    """One reverse GRU step before its product. With ``d = dh + dout`` the gradient of the
+    step's output: ``dgx`` (N, 3H) = the gradients of the input parts' pre-activations,
+    ``dgh`` those of the hidden parts (the same for r, z; r times it for n), and
+    ``dh = d z``, to which the caller adds ``dgh @ W_hh``. ``gates``: the activations r, z,
+    n; ``hg``: the hidden products (n part with its bias)."""
+    n, hid = dh.shape
+    one = dh.dtype.type(1)
+    u = np.uint64(hid)
+    for blk in prange(_n_blocks(n, hid)):
+        row, j0, j1 = _block(blk, hid)
+        for j in range(j0, j1):
+            cr, cz, cn = j, u + j, u + u + j
+            r, z, nn = gates[row, cr], gates[row, cz], gates[row, cn]
+            d = dh[row, j] + dout[row, j]
+            dn = d * ((one - z) * (one - nn * nn))
+            dz = d * ((h_prev[row, j] - nn) * z * (one - z))
+            dr = dn * (hg[row, cn] * r * (one - r))
+            dgx[row, cr], dgx[row, cz], dgx[row, cn] = dr, dz, dn
+            dgh[row, cr], dgh[row, cz], dgh[row, cn] = dr, dz, dn * r
+            dh[row, j] = d * z
