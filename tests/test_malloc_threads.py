@@ -46,3 +46,15 @@ def test_blas_threads_block_limits_the_kernels_too():
             if blas.mkl_loaded():
                 assert blas.get_num_threads() == 1
     assert jit.num_threads() == outside
+
+
+def test_kernels_leave_openmp_unnested():
+    # numba's OpenMP layer turns nesting on for the whole process; shendu turns it off,
+    # or MKL (and PyTorch, in the same process) start a thread team inside each region
+    import ctypes
+
+    if not (jit.enabled() and blas.mkl_loaded()):
+        pytest.skip("the kernels share OpenMP with MKL only when both are there")
+    jit.num_threads()  # sets numba up
+    assert jit.parallel()
+    assert ctypes.CDLL("libgomp.so.1").omp_get_max_active_levels() == 1

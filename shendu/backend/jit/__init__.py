@@ -117,6 +117,23 @@ def _setup_numba() -> None:
     if _parallel:
         numba.config.THREADING_LAYER = "omp"  # MKL's layer: one pool for both
     set_num_threads(_threads or (numba.config.NUMBA_NUM_THREADS if _parallel else 1))
+    if _parallel:
+        _no_nested_openmp()
+
+
+def _no_nested_openmp() -> None:
+    """Undo the nested parallelism numba's OpenMP layer turns on when it starts.
+
+    numba calls ``omp_set_nested(1)`` for the whole process. The kernels never nest, but a
+    library parallel inside a parallel region then starts a second team per thread: MKL
+    called in a kernel's loop took ~650 us per small product, and PyTorch's Adam step in
+    the same process went from 1.1 to 34 ms. One active level restores both."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libgomp.so.1").omp_set_max_active_levels(1)  # the copy already loaded
+    except (OSError, AttributeError):
+        pass
 
 
 def set_num_threads(n: int) -> None:

@@ -20,9 +20,9 @@ _sgemm = types.ExternalFunction("cblas_sgemm", types.void(
     _i, _i, _i, _i, _i, _i, types.float32, _p, _i, _p, _i, types.float32, _p, _i))
 _dgemm = types.ExternalFunction("cblas_dgemm", types.void(
     _i, _i, _i, _i, _i, _i, types.float64, _p, _i, _p, _i, types.float64, _p, _i))
-# A kernel's per-thread GEMMs must run on that thread alone: called inside a parallel
-# region with its own thread count left at 2, MKL took ~650 us per small product (with
-# GCC 12's libgomp).
+# A kernel's per-thread GEMMs must run on that thread alone. With nested OpenMP (which
+# numba turns on, and ``jit._no_nested_openmp`` turns off again) MKL started a team of
+# its own per call, ~650 us per small product; the kernels also say so to MKL directly.
 threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
 
 
