@@ -192,8 +192,16 @@ def split_rows(fn, n_rows: int, size: int) -> None:
     one thread, or a call from a pool thread itself run ``fn(0, n_rows)`` in the caller.
 
     NumPy's ``errstate`` is per thread: an ``fn`` that needs one must enter it itself.
+
+    Not split while MKL and the compiled kernels share an OpenMP pool (``backend.jit``):
+    its threads spin on the other cores for a while after each product, and a worker
+    thread handed a block there waited for them (the LSTM LM's step: same mean time, but
+    one step in ~20 took 160 ms instead of 100).
     """
-    parts = min(_threads, n_rows, _blas_threads()) if size >= SPLIT_MIN else 1
+    from ..backend import jit
+
+    split = size >= SPLIT_MIN and not jit.parallel()
+    parts = min(_threads, n_rows, _blas_threads()) if split else 1
     if parts <= 1 or threading.current_thread().name.startswith("shendu-optim"):
         fn(0, n_rows)
         return
