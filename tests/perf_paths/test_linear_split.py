@@ -35,7 +35,10 @@ def test_large_output_bias_add_matches_one_thread_and_numpy(monkeypatch):
 def test_split_rows_covers_every_row_once_on_several_threads(monkeypatch):
     import threading
 
+    from shendu.backend import jit
+
     monkeypatch.setattr(_parallel, "_blas_threads", lambda: 8)
+    monkeypatch.setattr(jit, "parallel", lambda: False)  # (with an OpenMP pool: no split)
     before = _parallel.get_num_threads()
     seen = []
     try:
@@ -51,6 +54,16 @@ def test_split_rows_covers_every_row_once_on_several_threads(monkeypatch):
         assert seen == [(0, 10), (0, 10)]
     finally:
         _parallel.set_num_threads(before)
+
+
+def test_split_rows_stays_in_the_caller_beside_an_openmp_pool(monkeypatch):
+    from shendu.backend import jit
+
+    monkeypatch.setattr(_parallel, "_blas_threads", lambda: 8)
+    monkeypatch.setattr(jit, "parallel", lambda: True)
+    seen = []
+    _parallel.split_rows(lambda a, b: seen.append((a, b)), 10, _parallel.SPLIT_MIN)
+    assert seen == [(0, 10)]
 
 
 def test_split_rows_respects_a_blas_limit(monkeypatch):
