@@ -27,7 +27,10 @@ class Linear(Function):
         if bias and blas.takes(x2, w):
             # the product added onto rows of bias inside the GEMM, as PyTorch's addmm
             out = np.empty((x2.shape[0], w.shape[0]), x.dtype)
-            out[...] = bias[0]
+            if out.size >= _KERNEL_MIN and jit.on_all(out, bias[0]):
+                jit.fill_rows(out, bias[0])
+            else:
+                out[...] = bias[0]
             blas.matmul(x2, w.T, out, accumulate=True)
         else:
             out = blas.matmul(x2, w.T)
@@ -61,7 +64,17 @@ def _linear_grads(needs, g, x, w):
     gw = blas.matmul(g2.T, rows(x)) if needs[1] else None
     if len(needs) == 2:
         return gx, gw
-    return gx, gw, (g2.sum(axis=0) if needs[2] else None)
+    return gx, gw, (_column_sums(g2) if needs[2] else None)
+
+
+def _column_sums(g2):
+    """``g2.sum(axis=0)``: the bias gradient; on every thread for a large gradient."""
+    if g2.size < _KERNEL_MIN or not g2.flags.c_contiguous or not jit.on(g2):
+        return g2.sum(axis=0)
+    threads = min(jit.num_threads(), g2.shape[0])
+    parts = np.empty((threads, g2.shape[1]), g2.dtype)
+    jit.column_sums(g2, parts, threads)
+    return parts[0] if threads == 1 else parts.sum(axis=0)
 
 
 class LinearReLU(Function):
@@ -108,6 +121,9 @@ def _exp_rows(xp, x):
     """``(e, m, s)`` for (M, C) scores: ``e = exp(x - m)``, ``s`` the row sums of ``e``, so
     that logsumexp is ``m + log(s)`` and ``e / s`` the softmax.
 
+    Large NumPy scores take the compiled kernel when MKL is there (``jit/loss.py``: row
+    maxima as the shift, MKL's vector exp, every thread). Otherwise:
+
     The shift ``m`` only guards against overflow and underflow (exp's relative precision
     does not depend on it), so the cheapest one that works is used:
 
@@ -118,6 +134,12 @@ def _exp_rows(xp, x):
     * else (a row far below the others, infinities, nan) the finite row maxima (0 for a
       row with none), which is always safe.
     """
+    if x.size >= _KERNEL_MIN and x.flags.c_contiguous and jit.on(x) \
+            and jit.mkl_gemm_available():
+        e, m, s = np.empty_like(x), np.empty(x.shape[0], x.dtype), np.empty(x.shape[0], x.dtype)
+        fi = np.finfo(x.dtype)
+        jit.softmax_rows(x, e, m, s, fi.tiny / fi.eps * x.shape[1], jit.num_threads())
+        return e, m, s
     e, s = _exp_and_sums(xp, x)
     if _sums_ok(s, x.shape[1]):
         return e, 0.0, s
@@ -156,6 +178,9 @@ def _exp_and_sums(xp, x):
 
 def _scale_rows(xp, e, c):
     """``e *= c[:, None]`` in place, the rows of a large array split between threads."""
+    if e.size >= _KERNEL_MIN and e.flags.c_contiguous and jit.on_all(e, c):
+        jit.scale_rows(e, c)
+        return
     if xp is not np or e.size < _SPLIT_MIN:
         e *= c[:, None]
         return
@@ -167,6 +192,7 @@ def _scale_rows(xp, e, c):
 
 
 _SPLIT_MIN = 1 << 20  # smaller arrays stay in the caller's thread (as split_rows decides)
+_KERNEL_MIN = 1 << 16  # smaller score arrays: a kernel's thread start costs more than it saves
 
 
 def _add_rows(xp, out, b):

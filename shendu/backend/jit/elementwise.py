@@ -39,3 +39,27 @@ def bias_relu_rows(out, b):
             for j in range(n):
                 v = row[j]
                 row[j] = 0 if v <= 0 else v
+
+
+@njit(**KERNEL)
+def fill_rows(out, b):
+    """Every row of (M, N) ``out`` set to the row vector ``b``."""
+    m, n = out.shape
+    for i in prange(m):
+        row = out[i]
+        for j in range(n):
+            row[j] = b[j]
+
+
+@njit(**KERNEL)
+def column_sums(a, parts, threads):
+    """The column sums of (M, N) ``a``: thread t adds its block of rows into
+    ``parts[t]`` (threads, N); the caller sums the parts."""
+    m, n = a.shape
+    for t in prange(threads):
+        acc = parts[t]
+        acc[:] = 0
+        for i in range(t * m // threads, (t + 1) * m // threads):
+            row = a[i]
+            for j in range(n):
+                acc[j] += row[j]

