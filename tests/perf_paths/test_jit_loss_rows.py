@@ -72,7 +72,7 @@ def test_bias_fill_and_column_sums_in_linear():
         b = RNG.standard_normal(500).astype(dtype)
         g = RNG.standard_normal((300, 500)).astype(dtype)
 
-        def run():
+        def run(x=x, w=w, b=b, g=g):
             tx, tw, tb = (sd.from_numpy(a).requires_grad_(True) for a in (x, w, b))
             y = F.linear(tx, tw, tb)
             y.backward(sd.from_numpy(g))
