@@ -26,6 +26,7 @@ from numba import njit, prange
 
 from .. import blas
 from .elementwise import KERNEL
+from .elementwise import vector_sum as _sum
 from .mkl import N as _N
 from .mkl import T as _T
 from .mkl import gemm_raw as _gemm
@@ -52,15 +53,6 @@ def _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln):
     return (mine[:c_ * m * hp * wp].reshape(c_, m, hp, wp),
             mine[a:a + k * m * ln].reshape(k, m * ln),
             mine[a + b:a + b + o_ * m * ln].reshape(o_, m * ln))
-
-
-@njit(nogil=True, cache=True, fastmath={"reassoc", "nsz"})
-def _sum(a):
-    """Sum of a 1-D array, reassociated so it vectorizes (NaN and inf still propagate)."""
-    total = a.dtype.type(0)
-    for q in range(a.size):
-        total += a[q]
-    return total
 
 
 @njit(nogil=True, cache=True)

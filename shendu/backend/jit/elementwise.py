@@ -8,6 +8,15 @@ from numba import njit, prange
 KERNEL = dict(nogil=True, cache=True, error_model="numpy", parallel=True)
 
 
+@njit(nogil=True, cache=True, fastmath={"reassoc", "nsz"})
+def vector_sum(a):
+    """Sum of a 1-D array, reassociated so that it vectorises (NaN and inf propagate)."""
+    total = a.dtype.type(0)
+    for j in range(a.size):
+        total += a[j]
+    return total
+
+
 @njit(**KERNEL)
 def relu_forward(x, out):
     """``out = max(x, 0)``; a NaN stays NaN, as with ``np.maximum``."""

@@ -17,17 +17,9 @@ import numpy as np
 from numba import njit, prange
 
 from .elementwise import KERNEL
+from .elementwise import vector_sum as _sum
 from .mkl import exp_into
 from .mkl import threads_here as _mkl_threads_here
-
-
-@njit(nogil=True, cache=True, fastmath={"reassoc", "nsz"})
-def _sum(a):
-    """Sum of a 1-D array, reassociated so that it vectorises (NaN and inf propagate)."""
-    total = a.dtype.type(0)
-    for j in range(a.size):
-        total += a[j]
-    return total
 
 
 @njit(nogil=True, cache=True)
