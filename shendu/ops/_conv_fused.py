@@ -21,7 +21,7 @@ CHUNK_BYTES = 384 << 10
 
 def usable(x, w, stride, groups) -> bool:
     return (stride == (1, 1) and groups == 1 and jit.on_all(x, w)
-            and jit.fused_conv_available())
+            and jit.mkl_gemm_available())
 
 
 def _storage(x):

@@ -249,7 +249,6 @@ class Conv2d(Function):
         needs = ctx.needs_input_grad
         gt = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))  # free when g is channel-major
         gx = gw = gb = None
-        how = backward_method(x.shape, w.shape, stride, pads, dilation, gt.shape[2:])
         with_bias = len(needs) > 2
         if ctx.fused and _conv_fused.usable(gt, w, stride, groups):
             gx, gw, gb = _conv_fused.backward(x, w, gt, pads, dilation, needs[0], ctx.y)
@@ -257,6 +256,7 @@ class Conv2d(Function):
             return (gx, gw if needs[1] else None) + ((gb,) if with_bias else ())
         if ctx.y is not None:
             gt = relu_grad(gt, ctx.y)
+        how = backward_method(x.shape, w.shape, stride, pads, dilation, gt.shape[2:])
         if needs[0] and how == "correlate":
             gx, gw = _grads_by_correlation(x, gt, w, pads, dilation, groups, needs[1])
         else:

@@ -121,8 +121,9 @@ def _exp_rows(xp, x):
     """``(e, m, s)`` for (M, C) scores: ``e = exp(x - m)``, ``s`` the row sums of ``e``, so
     that logsumexp is ``m + log(s)`` and ``e / s`` the softmax.
 
-    Large NumPy scores take the compiled kernel when MKL is there (``jit/loss.py``: row
-    maxima as the shift, MKL's vector exp, every thread). Otherwise:
+    Large NumPy scores take the compiled kernel when MKL is there (``jit/loss.py``: the
+    same choice of shift, made row by row, with MKL's vector exp on every thread).
+    Otherwise:
 
     The shift ``m`` only guards against overflow and underflow (exp's relative precision
     does not depend on it), so the cheapest one that works is used:

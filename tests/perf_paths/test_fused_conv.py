@@ -8,7 +8,7 @@ import shendu.nn.functional as F
 from shendu.backend import jit
 
 pytest.importorskip("numba")
-if not jit.fused_conv_available():
+if not jit.mkl_gemm_available():
     pytest.skip("the fused convolution needs MKL", allow_module_level=True)
 
 try:

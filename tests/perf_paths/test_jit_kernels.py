@@ -27,24 +27,6 @@ def bits(a):
     return a.view(np.int32 if a.dtype == np.float32 else np.int64)
 
 
-@pytest.fixture
-def spy(monkeypatch):
-    """``spy(*names)`` wraps those kernels of ``jit`` and returns the list of the names
-    called, so a test can tell that the compiled path really ran."""
-    calls = []
-
-    def watch(*names):
-        for name in names:
-            kernel = getattr(jit, name)
-
-            def wrapper(*args, _kernel=kernel, _name=name):
-                calls.append(_name)
-                return _kernel(*args)
-            monkeypatch.setattr(jit, name, wrapper)
-        return calls
-    return watch
-
-
 @pytest.fixture(autouse=True)
 def _kernels_on():
     with jit.use(True):
@@ -73,13 +55,13 @@ def relu_run(x, g):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["nchw", "channel_major", "1d"])
-def test_relu_kernel_matches_numpy_path(dtype, layout, spy):
+def test_relu_kernel_matches_numpy_path(dtype, layout, kernel_spy):
     shape = (3, 5, 7, 9) if layout != "1d" else (1001,)
     x = relu_input(shape, dtype)
     g = relu_input(shape, dtype)  # NaN and inf gradients, at units both on and off
     if layout == "channel_major":
         x, g = channel_major(x), channel_major(g)  # the gradient arrives in x's layout
-    calls = spy("relu_forward", "relu_backward")
+    calls = kernel_spy("relu_forward", "relu_backward")
     y, gx = relu_run(x, g)
     assert calls == ["relu_forward", "relu_backward"]
     with jit.use(False):
@@ -160,13 +142,13 @@ POOL_CASES = [(k, s) for k, shapes in POOL_SHAPES.items() for s in shapes]
 @pytest.mark.parametrize("layout", ["nchw", "channel_major"])
 @pytest.mark.parametrize("g_layout", ["nchw", "channel_major"])
 def test_max_pool_kernels_match_numpy_path_and_definition(dtype, k, shape, layout, g_layout,
-                                                          spy):
+                                                          kernel_spy):
     x = pool_input(shape, dtype, k)
     src = channel_major(x) if layout == "channel_major" else x
     oh, ow = shape[2] // k, shape[3] // k
     g = rng.standard_normal(shape[:2] + (oh, ow)).astype(dtype)
     g_in = channel_major(g) if g_layout == "channel_major" else g
-    calls = spy("max_pool2x2_forward", "max_pool_tiled_forward", "max_pool2x2_backward",
+    calls = kernel_spy("max_pool2x2_forward", "max_pool_tiled_forward", "max_pool2x2_backward",
                 "max_pool_tiled_backward")
     out, gx = pool_run(src, k, g_in)
     exact = shape[2] == oh * k and shape[3] == ow * k
@@ -308,9 +290,9 @@ def close(dtype):
 @pytest.mark.parametrize("special", [False, True], ids=["finite", "special"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,kwargs,kernel", OPT_CASES, ids=OPT_IDS)
-def test_optimizer_kernel_matches_numpy_path(name, kwargs, kernel, dtype, special, spy):
+def test_optimizer_kernel_matches_numpy_path(name, kwargs, kernel, dtype, special, kernel_spy):
     init, grad = problem(dtype, special)
-    calls = spy(kernel)
+    calls = kernel_spy(kernel)
     got, opt = run_shendu(name, kwargs, init, grad)
     assert calls == [kernel] * (STEPS * len(SHAPES))
     with jit.use(False):
@@ -332,9 +314,9 @@ def test_optimizer_kernel_matches_numpy_path(name, kwargs, kernel, dtype, specia
 @pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,kwargs,kernel", OPT_CASES, ids=OPT_IDS)
-def test_optimizer_kernel_matches_torch(name, kwargs, kernel, dtype, spy):
+def test_optimizer_kernel_matches_torch(name, kwargs, kernel, dtype, kernel_spy):
     init, grad = problem(dtype)
-    calls = spy(kernel)
+    calls = kernel_spy(kernel)
     got, _ = run_shendu(name, kwargs, init, grad)
     assert calls
     want = run_torch(name, kwargs, init, grad)
@@ -345,10 +327,10 @@ def test_optimizer_kernel_matches_torch(name, kwargs, kernel, dtype, spy):
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
 
 
-def test_optimizer_takes_numpy_path_for_a_non_contiguous_gradient(spy):
+def test_optimizer_takes_numpy_path_for_a_non_contiguous_gradient(kernel_spy):
     # the kernels need flat views; a strided gradient must still give the same step
     init, grad = problem(np.float32)
-    calls = spy("adam")
+    calls = kernel_spy("adam")
     p = sd.nn.Parameter(sd.tensor(init[2].copy()))
     q = sd.nn.Parameter(sd.tensor(init[2].copy()))
     opt_p, opt_q = optim.Adam([p], lr=0.01), optim.Adam([q], lr=0.01)

@@ -24,18 +24,12 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .. import blas
 from .elementwise import KERNEL
 from .elementwise import vector_sum as _sum
 from .mkl import N as _N
 from .mkl import T as _T
 from .mkl import gemm_raw as _gemm
 from .mkl import threads_here as _mkl_threads_here
-
-
-def fused_conv_available() -> bool:
-    """The fused convolution needs MKL's GEMM (and numba)."""
-    return blas.mkl_loaded()
 
 
 def scratch_size(c, o, k, chunk, hp, wp, oh, threads) -> int:
