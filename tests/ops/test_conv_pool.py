@@ -222,34 +222,61 @@ def test_conv2d_chunked_over_the_batch(chunk_images, kw, monkeypatch):
              TF and (lambda x, w, b: TF.conv2d(x, w, b, **kw)))
 
 
+def _chain(x, w1, b1, w2, g, pool):
+    """conv -> relu -> pool -> conv and the gradients of x, w1, w2 for output gradient g."""
+    p1, p2 = sd.tensor(w1, requires_grad=True), sd.tensor(w2, requires_grad=True)
+    h = pool(F.relu(F.conv2d(x, p1, sd.tensor(b1), padding=1)))
+    out = F.conv2d(h, p2, padding=1)
+    out.backward(g)
+    return out.detach().numpy(), x.grad.numpy(), p1.grad.numpy(), p2.grad.numpy()
+
+
+def _chain_bounds(x0, w1, b1, w2, g0):
+    """How far float32 may land from the exact chain: the same chain on absolute values
+    in float64, with the max-pool replaced by a window sum (at least the chosen element,
+    and its backward reaches every element a max could route to), bounds each output's
+    and gradient's sum of absolute terms; about 18 + 4 + 36 products deep forward and
+    up to 3 * 8 * 8 summed positions in a weight gradient."""
+    a = [np.abs(v).astype(np.float64) for v in (x0, w1, b1, w2, g0)]
+    x = sd.tensor(a[0], requires_grad=True)
+    scales = _chain(x, *a[1:4], sd.tensor(a[4]), lambda t: 4 * F.avg_pool2d(t, 2))
+    eps = float(np.finfo(np.float32).eps)
+    return [(18 + 4 + 36 + 3 * 8 * 8 + 2) * eps * s + 1e-30 for s in scales]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_chain_channel_major_layout(dtype):
     """conv -> relu -> pool -> conv passes channel-major arrays; values and grads match
-    PyTorch (or the loop definition), whichever layout the input and the gradient have."""
-    tol = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    PyTorch (or the loop definition), whichever layout the input and the gradient have.
+    float32 is held to the float64 chain within the bound its sums allow."""
     x0, w1, w2 = r(3, 2, 8, 8).astype(dtype), r(4, 2, 3, 3).astype(dtype), \
         r(5, 4, 3, 3).astype(dtype)
     b1, g0 = r(4).astype(dtype), r(3, 5, 4, 4).astype(dtype)
+    pool = lambda t: F.max_pool2d(t, 2)  # noqa: E731
+    exact = _chain(sd.tensor(x0.astype(np.float64), requires_grad=True),
+                   *(v.astype(np.float64) for v in (w1, b1, w2)),
+                   sd.tensor(g0.astype(np.float64)), pool)
+    bounds = _chain_bounds(x0, w1, b1, w2, g0) if dtype == np.float32 else [1e-9] * 4
+    ref = conv2d_loop(np.maximum(conv2d_loop(x0.astype(np.float64), w1, b1, padding=1), 0)
+                      .reshape(3, 4, 4, 2, 4, 2).max(axis=(3, 5)), w2, padding=1)
+    np.testing.assert_allclose(exact[0], ref, rtol=1e-12, atol=1e-12)
+    if torch is not None:
+        tx = torch.from_numpy(x0.astype(np.float64)).requires_grad_(True)
+        t1 = torch.from_numpy(w1.astype(np.float64)).requires_grad_(True)
+        t2 = torch.from_numpy(w2.astype(np.float64)).requires_grad_(True)
+        th = TF.max_pool2d(TF.relu(TF.conv2d(tx, t1, torch.from_numpy(b1.astype(np.float64)),
+                                             padding=1)), 2)
+        TF.conv2d(th, t2, padding=1).backward(torch.from_numpy(g0.astype(np.float64)))
+        for mine, theirs in zip(exact[1:], (tx, t1, t2)):
+            np.testing.assert_allclose(mine, theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
     for x_layout in (np.ascontiguousarray, channel_major):
         for g_layout in (np.ascontiguousarray, channel_major):
             x = sd.from_numpy(x_layout(x0)).requires_grad_(True)
-            p1 = sd.tensor(w1, requires_grad=True)
-            p2 = sd.tensor(w2, requires_grad=True)
-            c1 = F.conv2d(x, p1, sd.tensor(b1), padding=1)
-            h = F.max_pool2d(F.relu(c1), 2)
-            out = F.conv2d(h, p2, padding=1)
-            ref = conv2d_loop(np.maximum(conv2d_loop(x0, w1, b1, padding=1), 0)
-                              .reshape(3, 4, 4, 2, 4, 2).max(axis=(3, 5)), w2, padding=1)
-            np.testing.assert_allclose(out.detach().numpy(), ref, **tol)
-            out.backward(sd.from_numpy(g_layout(g0)))
-            if torch is not None:
-                tx = torch.from_numpy(x0).requires_grad_(True)
-                t1 = torch.from_numpy(w1).requires_grad_(True)
-                t2 = torch.from_numpy(w2).requires_grad_(True)
-                th = TF.max_pool2d(TF.relu(TF.conv2d(tx, t1, torch.from_numpy(b1), padding=1)), 2)
-                TF.conv2d(th, t2, padding=1).backward(torch.from_numpy(g0))
-                for mine, theirs in ((x, tx), (p1, t1), (p2, t2)):
-                    np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), **tol)
+            got = _chain(x, w1, b1, w2, sd.from_numpy(g_layout(g0)), pool)
+            for k, (a, e, bound) in enumerate(zip(got, exact, bounds)):
+                assert a.dtype == dtype
+                err = np.abs(a - e)
+                assert (err <= bound).all(), (k, err.max(), x_layout, g_layout)
 
 
 def test_conv_output_layout_and_grad_requirements():

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from op_helper import torch
+from tolerance import assert_sums_close
 
 import shendu as sd
 from shendu.ops.nn_ops import _MAX_ROUNDS, row_scatter_add
@@ -51,4 +52,8 @@ def test_matches_torch():
     sd.nn.functional.embedding(sd.tensor(idx), ws).backward(sd.tensor(g))
     wt = torch.from_numpy(w).requires_grad_(True)
     torch.nn.functional.embedding(torch.from_numpy(idx), wt).backward(torch.from_numpy(g))
-    np.testing.assert_allclose(ws.grad.numpy(), wt.grad.numpy(), rtol=1e-6, atol=1e-6)
+    # each row sums the gradients of its repeats, in PyTorch's order or ours
+    count = np.bincount(idx.ravel(), minlength=50).max()
+    scale = np.zeros((50, 8))
+    np.add.at(scale, idx.ravel(), np.abs(g.reshape(-1, 8)))
+    assert_sums_close(ws.grad.numpy(), wt.grad.numpy(), count, scale)
