@@ -49,8 +49,32 @@ Tensor.__lt__ = ops.lt
 Tensor.__le__ = ops.le
 Tensor.__gt__ = ops.gt
 Tensor.__ge__ = ops.ge
-Tensor.__and__ = ops.logical_and
-Tensor.__or__ = ops.logical_or
-Tensor.__xor__ = ops.logical_xor
-Tensor.__invert__ = ops.logical_not
+
+
+# &, |, ^, ~ are bitwise, as in PyTorch: the same as logical on bool tensors, bit
+# operations on integers (tensor([3]) & 5 is 1), refused for floats.
+def _integral(op, *xs):
+    for x in xs:
+        kind = x.dtype.kind if isinstance(x, Tensor) else type(x).__name__
+        if kind not in ("b", "i", "u", "bool", "int"):
+            raise TypeError(f"{op}: only bool and integer tensors, got "
+                            f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
+
+
+def _bitwise(name):
+    def op(self, other, _name=name):
+        _integral(_name, self, other)
+        return ops.elementwise._nograd_binary(self, other, _name)
+    return op
+
+
+def _invert(self):
+    _integral("bitwise_not", self)
+    return Tensor._wrap(~self._data)
+
+
+Tensor.__and__ = Tensor.__rand__ = _bitwise("bitwise_and")
+Tensor.__or__ = Tensor.__ror__ = _bitwise("bitwise_or")
+Tensor.__xor__ = Tensor.__rxor__ = _bitwise("bitwise_xor")
+Tensor.__invert__ = _invert
 Tensor.__hash__ = lambda self: id(self)

@@ -1,4 +1,7 @@
-"""Shared test setup: make ``tests/`` importable (for ``op_helper``) and seed every test."""
+"""Shared test setup: make ``tests/`` importable (for ``op_helper``), seed every test, and
+keep the oracles visible: a comparison whose oracle is missing shows as a skip with its
+reason, and ``SHENDU_REQUIRE_ORACLES=1`` (CI) refuses to run without them."""
+import importlib.util
 import os
 import sys
 
@@ -6,6 +9,50 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+# Independent references the suite compares against (test-only dependencies).
+ORACLES = {"torch": "PyTorch (pip install -e '.[oracle]')",
+           "scipy": "SciPy (pip install -e '.[test]')",
+           "sklearn": "scikit-learn (pip install -e '.[test]')"}
+
+
+def missing_oracles():
+    return [what for name, what in ORACLES.items() if importlib.util.find_spec(name) is None]
+
+
+def pytest_sessionstart(session):
+    from op_helper import REQUIRE_ORACLES
+
+    missing = missing_oracles()
+    if REQUIRE_ORACLES and missing:
+        pytest.exit("SHENDU_REQUIRE_ORACLES=1 but these test oracles are not installed: "
+                    + ", ".join(missing), returncode=3)
+
+
+def pytest_report_header(config):
+    missing = missing_oracles()
+    return ("oracles: all installed" if not missing else
+            "oracles MISSING (their comparisons show as skipped): " + ", ".join(missing))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test whose checks passed but lost an oracle comparison is reported as skipped,
+    with what did not run: never a silent pass."""
+    import op_helper
+
+    if call.when == "setup":
+        op_helper.MISSING.clear()
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "call" and report.passed and op_helper.MISSING:
+        what = sorted(set(op_helper.MISSING))
+        report.outcome = "skipped"
+        report.longrepr = (str(item.fspath), item.location[1] or 0,
+                           "Skipped: oracle not installed, these comparisons did not run "
+                           "(the NumPy and finite-difference checks passed): " + "; ".join(what))
+    if call.when == "call":
+        op_helper.MISSING.clear()
 
 
 @pytest.fixture(autouse=True)

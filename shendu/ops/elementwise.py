@@ -892,8 +892,39 @@ ge = _cmp("greater_equal")
 logical_and = _cmp("logical_and")
 logical_or = _cmp("logical_or")
 logical_xor = _cmp("logical_xor")
-floor_divide = _cmp("floor_divide")
-remainder = fmod = _cmp("remainder")
+
+
+def floor_divide(input, other):
+    """``floor(input / other)`` elementwise, as PyTorch (rounds toward minus infinity;
+    not differentiable).
+
+    >>> import shendu as sd
+    >>> sd.floor_divide(sd.tensor([-7, 7]), 2)
+    tensor([-4,  3])
+    """
+    return _nograd_binary(input, other, "floor_divide")
+
+
+def remainder(input, other):
+    """Python's modulus: ``input - floor(input / other) * other``, so the result takes the
+    sign of ``other`` (PyTorch's ``remainder`` and ``%``; not differentiable).
+
+    >>> import shendu as sd
+    >>> sd.remainder(sd.tensor([-3.0, 3.0]), 2.0)
+    tensor([1., 1.])
+    """
+    return _nograd_binary(input, other, "remainder")
+
+
+def fmod(input, other):
+    """C's ``fmod``: ``input - trunc(input / other) * other``, so the result takes the sign
+    of ``input`` (PyTorch's ``fmod``, unlike ``remainder``; not differentiable).
+
+    >>> import shendu as sd
+    >>> sd.fmod(sd.tensor([-3.0, 3.0]), 2.0)
+    tensor([-1.,  1.])
+    """
+    return _nograd_binary(input, other, "fmod")
 
 
 def _nograd_unary(name):

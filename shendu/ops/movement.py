@@ -566,7 +566,16 @@ def repeat(input, *sizes):
     return Tile.apply(x, reps=sizes)
 
 
-tile = repeat
+def tile(input, *dims):
+    """Repeat the tensor ``dims[i]`` times along each dimension; unlike ``repeat``, fewer
+    counts than dimensions are allowed and count for the last ones (PyTorch's ``tile``).
+
+    >>> import shendu as sd
+    >>> sd.tile(sd.tensor([[1, 2]]), (2,)).tolist()
+    [[1, 2, 1, 2]]
+    """
+    sizes = _shape_arg(dims)
+    return repeat(input, (1,) * (input.ndim - len(sizes)) + tuple(sizes))
 
 
 def repeat_interleave(input, repeats, dim=None):
@@ -812,7 +821,33 @@ def gather(input, dim, index):
     return Gather.apply(input, index=idx, axis=d)
 
 
-take_along_dim = gather
+def take_along_dim(input, indices, dim=None):
+    """Pick values along ``dim`` at ``indices`` (as ``np.take_along_axis``): ``input`` and
+    ``indices`` broadcast against each other except along ``dim``; with ``dim=None`` both
+    are flattened first (PyTorch's ``take_along_dim``).
+
+    >>> import shendu as sd
+    >>> x = sd.tensor([[10., 30., 20.], [60., 40., 50.]])
+    >>> sd.take_along_dim(x, sd.argmax(x, dim=1, keepdim=True), dim=1).tolist()
+    [[30.0], [60.0]]
+    """
+    idx = _index_array(indices, "take_along_dim", input)
+    if dim is None:
+        return gather(flatten(input), 0, idx.reshape(-1))
+    d = norm_dim(dim, input.ndim, "take_along_dim")
+    if idx.ndim != input.ndim:
+        raise ValueError(f"take_along_dim: indices of shape {idx.shape} must have as many "
+                         f"dimensions as the input of shape {input.shape}")
+    try:
+        shape = np.broadcast_shapes(input.shape[:d] + (1,) + input.shape[d + 1:],
+                                    idx.shape[:d] + (1,) + idx.shape[d + 1:])
+    except ValueError:
+        raise ValueError(f"take_along_dim: input of shape {input.shape} and indices of shape "
+                         f"{idx.shape} cannot be broadcast outside dim {d}") from None
+    xs = shape[:d] + (input.shape[d],) + shape[d + 1:]
+    ishape = shape[:d] + (idx.shape[d],) + shape[d + 1:]
+    xp = xp_of(input._data)
+    return gather(expand(input, xs), d, xp.broadcast_to(idx, ishape))
 
 
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import math
 
+from ...autograd.grad_mode import is_grad_enabled
 from ...backend import get_array_module
 from ...ops import elementwise as E
 from ...ops import nn_ops
 from ...tensor import Tensor
+from .activation import log_softmax
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -91,18 +93,66 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy on raw scores (logits) of shape (N, C) or (N, C, d1, ...).
 
-    ``target`` is class indices (N, d1, ...) or class probabilities shaped like ``input``.
+    Args:
+        input: scores (N, C), (C,) or (N, C, d1, ...).
+        target: class indices (N, d1, ...) of any integer dtype (int64 as PyTorch, and
+            also int32, int16, uint8, ... — PyTorch refuses those, shendu reads the same
+            classes from them), or class probabilities (a float tensor shaped like
+            ``input``). Probability targets are differentiable: with
+            ``requires_grad`` the target gets the gradient ``-log_softmax(input)``
+            (times the class weights and the reduction's scale), as in PyTorch.
+        weight: per-class weights (C,). For index targets the 'mean' divides by the sum of
+            the targets' weights, so all-zero weights (or every target ignored) give
+            ``nan`` as in PyTorch, with a zero gradient; probability targets divide by N.
+        ignore_index: a class index whose targets count nothing (index targets only).
+        reduction: 'mean', 'sum' or 'none'.
+        label_smoothing: mixes the target with the uniform distribution, in [0, 1].
 
     >>> import shendu as sd
     >>> logits = sd.tensor([[1000.0, -1000.0]])
     >>> sd.nn.functional.cross_entropy(logits, sd.tensor([1]))
     tensor(2000.)
+    >>> soft = sd.tensor([[0.25, 0.75]], requires_grad=True)
+    >>> sd.nn.functional.cross_entropy(sd.zeros(1, 2), soft).backward()
+    >>> soft.grad
+    tensor([[0.6931, 0.6931]])
     """
     x2, t2, probs = _classes_last(input, target, "cross_entropy")
+    if probs and _needs_grad(t2, weight):
+        return _unflatten(_soft_cross_entropy(x2, t2, weight, reduction, label_smoothing),
+                          input, reduction)
     coef, counted = _coef("cross_entropy", x2, t2, probs, weight, ignore_index, reduction,
                           label_smoothing)
     loss = nn_ops.CrossEntropy.apply(x2, coef=coef, reduction=reduction)
     return _unflatten(_nan_if_nothing_counted(loss, counted, reduction), input, reduction)
+
+
+def _needs_grad(*ts):
+    return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in ts)
+
+
+def _soft_cross_entropy(x2, t2, weight, reduction, label_smoothing):
+    """Cross-entropy with probability targets written from differentiable ops, for a
+    target (or weight) that needs a gradient; the fused node treats them as constants."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, "
+                         f"got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
+                         f"got {label_smoothing}")
+    c = x2.shape[1]
+    a = t2.type(x2.dtype)
+    if label_smoothing:
+        a = a * (1 - label_smoothing) + label_smoothing / c
+    if weight is not None:
+        if weight.shape != (c,):
+            raise ValueError(f"cross_entropy: weight must have shape ({c},), "
+                             f"got {weight.shape}")
+        a = a * weight
+    per_row = -(a * log_softmax(x2, dim=1)).sum(dim=1)
+    if reduction == "mean":  # PyTorch divides probability targets by N, not by weights
+        return per_row.sum() / x2.shape[0]
+    return per_row.sum() if reduction == "sum" else per_row
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
