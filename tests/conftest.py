@@ -1,7 +1,7 @@
 """Shared test setup: make ``tests/`` importable (for ``op_helper``), seed every test, and
 keep the oracles visible: a comparison whose oracle is missing shows as a skip with its
 reason, and ``SHENDU_REQUIRE_ORACLES=1`` (CI) refuses to run without them."""
-import importlib.util
+import importlib
 import os
 import sys
 
@@ -17,7 +17,13 @@ ORACLES = {"torch": "PyTorch (pip install -e '.[oracle]')",
 
 
 def missing_oracles():
-    return [what for name, what in ORACLES.items() if importlib.util.find_spec(name) is None]
+    missing = []
+    for name, what in ORACLES.items():
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(what)
+    return missing
 
 
 def pytest_sessionstart(session):
