@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _TRAIN_KEYS = tuple(DEFAULTS)
+# what a resumed run may set anew: how long it goes on and where it runs
+_RESUME_MAY_CHANGE = ("epochs", "patience", "device", "threads", "data_dir", "download")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -180,6 +182,17 @@ def _train(args: argparse.Namespace) -> int:
         if not isinstance(saved, dict) or "extra" not in saved:
             raise ValueError(f"{args.resume} is not a checkpoint written by shendu train")
         cfg = dict((saved["extra"] or {}).get("config") or {})
+        changed = sorted(k for k, v in given.items() if v is not None
+                         and k not in _RESUME_MAY_CHANGE and k in cfg and cfg[k] != v)
+        if changed:
+            # the checkpoint's model, optimizer, data split and random streams came from
+            # these settings: a different value would be silently overridden or mixed in
+            raise ValueError(
+                "--resume continues the saved run, whose settings cannot change: "
+                + ", ".join(f"--{k.replace('_', '-')} {given[k]} (saved: {cfg[k]})"
+                            for k in changed)
+                + f"; only {', '.join('--' + k.replace('_', '-') for k in _RESUME_MAY_CHANGE)}"
+                " may differ")
         cfg.update({k: v for k, v in given.items() if v is not None})
         out = out or os.path.dirname(os.path.abspath(args.resume))
         print(f"Resuming from {args.resume} (epoch {saved['epoch']})")

@@ -169,47 +169,103 @@ def test_every_train_option_reaches_the_run(tmp_path):
     assert ck["optimizer"]["state"][0]["step"] == 4  # 128 images in batches of 40: 4 steps
 
 
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
-    """Kill a real ``shendu train`` process after its first checkpoint; ``--resume`` must
-    end with exactly the weights and history of a run that was never interrupted (model,
-    optimizer, cosine schedule, epoch and the random streams of shuffling, augmentation
-    and dropout all restored)."""
+def _epoch_of(path):
+    from shendu.serialization import load
+
+    try:
+        return load(path)["epoch"]
+    except (FileNotFoundError, OSError):
+        return 0
+
+
+def test_resume_after_kill_mid_epoch_matches_uninterrupted_run(tmp_path, capsys):
+    """Kill a real ``shendu train`` process in the middle of an epoch (half an epoch after
+    its second checkpoint); ``--resume`` must train only the remaining epochs and end with
+    exactly the weights, optimizer state and history of a run that was never interrupted
+    (model, optimizer, cosine schedule, epoch and the random streams of shuffling,
+    augmentation and dropout all restored). A resume that ignored the checkpoint would
+    train every epoch again: the epochs it prints and the optimizer's step count show it
+    did not."""
     import signal
     import subprocess
     import sys
     import time
 
     from shendu.serialization import load
-    args = ["train", "--epochs", "5", "--limit", "300", "--batch-size", "32",
+    epochs = 6
+    args = ["train", "--epochs", str(epochs), "--limit", "900", "--batch-size", "32",
             "--no-progress"]  # LeNet-5 with augmentation, dropout and a cosine schedule
     a, b = tmp_path / "straight", tmp_path / "killed"
     assert cli.main([*args, "--out", str(a)]) == 0
+    capsys.readouterr()
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    proc = subprocess.Popen([sys.executable, "-m", "shendu.cli", *args, "--out", str(b)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ck = b / "checkpoint.sd"
-    deadline = time.monotonic() + 120
-    while not ck.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
-    killed_at = load(ck)["epoch"]
-    assert 1 <= killed_at < 5
+    for _attempt in range(3):  # a stall of the whole machine can still land on a boundary
+        proc = subprocess.Popen([sys.executable, "-m", "shendu.cli", *args, "--out", str(b)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        seen, marks = None, []  # each checkpoint is a new file (written, then renamed)
+        while proc.poll() is None and time.monotonic() < deadline and len(marks) < 2:
+            try:
+                ino = os.stat(ck).st_ino
+            except FileNotFoundError:
+                ino = None
+            if ino is not None and ino != seen:
+                seen = ino
+                marks.append(time.monotonic())
+            time.sleep(0.002)
+        assert len(marks) == 2, proc.stderr.read() if proc.poll() is not None else marks
+        time.sleep((marks[1] - marks[0]) / 2)  # half an epoch into the third
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+        if _epoch_of(ck) == 2:
+            break
+    killed_at = _epoch_of(ck)
+    assert killed_at == 2, "could not kill the run between two checkpoints"
+    per_epoch = load(a / "checkpoint.sd")["optimizer"]["state"][0]["step"] // epochs
+    assert load(ck)["optimizer"]["state"][0]["step"] == 2 * per_epoch
 
     assert cli.main(["train", "--resume", str(ck), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"Resuming from {ck} (epoch 2)" in out
+    trained = [int(line.split("/")[0].split()[-1]) for line in out.splitlines()
+               if line.startswith("Epoch ")]
+    assert trained == list(range(3, epochs + 1)), out  # epochs 1-2 came from the file
     want, got = load(a / "checkpoint.sd"), load(ck)
-    assert got["epoch"] == want["epoch"] == 5
+    assert got["epoch"] == want["epoch"] == epochs
+    assert got["optimizer"]["state"][0]["step"] == want["optimizer"]["state"][0]["step"] \
+        == epochs * per_epoch
     for k, v in want["model"].items():
         np.testing.assert_array_equal(got["model"][k].numpy(), v.numpy(), err_msg=k)
+    for i, slots in want["optimizer"]["state"].items():
+        for name, v in slots.items():
+            np.testing.assert_array_equal(np.asarray(got["optimizer"]["state"][i][name]),
+                                          np.asarray(v), err_msg=f"optimizer {i} {name}")
     ma = json.load(open(a / "metrics.json"))
     mb = json.load(open(b / "metrics.json"))
     for key in ("train_loss", "val_loss", "val_acc", "lr"):
         assert mb["history"][key] == ma["history"][key], key
     assert mb["test"] == ma["test"]
+
+
+def test_resume_refuses_settings_that_define_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--model", "mlp", "--hidden", "16", "--epochs", "1", "--limit",
+                     "64", "--no-progress", "--no-augment", "--out", str(out)]) == 0
+    ck = str(out / "checkpoint.sd")
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", ck, "--seed", "7", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr 0.5 (saved: " in err and "--seed 7 (saved: 0)" in err
+    assert _epoch_of(ck) == 1  # nothing trained
+    # what may change: how long it goes on
+    assert cli.main(["train", "--resume", ck, "--epochs", "2", "--seed", "0",
+                     "--no-progress"]) == 0
+    assert _epoch_of(ck) == 2
 
 
 @pytest.mark.skipif(not os.path.isfile("/usr/share/datasets/fashion-mnist/"
