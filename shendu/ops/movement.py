@@ -634,8 +634,20 @@ def index_put(input, index, values):
 
 
 def narrow(input, dim, start, length):
+    """``length`` elements along ``dim`` from ``start`` (negative counts from the end); a
+    range past the end is an error, as in PyTorch, not a shorter slice.
+
+    >>> import shendu as sd
+    >>> sd.narrow(sd.arange(6), 0, -3, 2).tolist()
+    [3, 4]
+    """
     d = norm_dim(dim, input.ndim, "narrow")
-    return getitem(input, (slice(None),) * d + (slice(start, start + length),))
+    n = input.shape[d]
+    s = int(start) + (n if int(start) < 0 else 0)
+    if not 0 <= s <= n or length < 0 or s + length > n:
+        raise IndexError(f"narrow: start {start} and length {length} do not fit dim {d} of "
+                         f"size {n} (shape {input.shape})")
+    return getitem(input, (slice(None),) * d + (slice(s, s + length),))
 
 
 def select(input, dim, index):
@@ -730,9 +742,29 @@ def chunk(input, chunks, dim=0):
     return split(input, size, d)
 
 
-def tensor_split(input, sections, dim=0):
+def tensor_split(input, indices_or_sections, dim=0):
+    """Split into ``n`` nearly equal parts (the first ``size % n`` one longer), or at the
+    given indices (PyTorch's ``tensor_split``; NumPy's ``array_split``).
+
+    >>> import shendu as sd
+    >>> [t.tolist() for t in sd.tensor_split(sd.arange(7), [1, 5])]
+    [[0], [1, 2, 3, 4], [5, 6]]
+    """
     d = norm_dim(dim, input.ndim, "tensor_split")
     n = input.shape[d]
+    sections = indices_or_sections
+    if isinstance(sections, Tensor):
+        sections = sections.tolist()
+    if isinstance(sections, (list, tuple)):
+        pre = (slice(None),) * d
+        bounds = [0] + [min(max(int(i) + (n if int(i) < 0 else 0), 0), n)
+                        for i in sections] + [n]
+        return tuple(getitem(input, pre + (slice(a, max(a, b)),))
+                     for a, b in zip(bounds[:-1], bounds[1:]))
+    sections = int(sections)
+    if sections < 1:
+        raise ValueError(f"tensor_split: the number of sections must be at least 1, "
+                         f"got {sections}")
     q, r = divmod(n, sections)
     return split(input, [q + 1] * r + [q] * (sections - r), d)
 
