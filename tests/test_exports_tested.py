@@ -17,7 +17,7 @@ TESTS = pathlib.Path(__file__).parent
 PREFIXES = {
     "shendu": r"(?:sd|shendu)\.",
     "shendu.nn": r"(?:nn|L|losses|shendu\.nn)\.",
-    "shendu.nn.functional": r"(?:F|TFs|functional)\.",
+    "shendu.nn.functional": r"(?:F|functional)\.",
 }
 # a Tensor method call (the methods are the same functions), not NumPy's or PyTorch's
 METHOD = (r"\b(?!(?:np|numpy|torch|T|TF|math|random|os|re|json|time|scipy|statistics|"
