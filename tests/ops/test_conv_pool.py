@@ -36,6 +36,123 @@ def conv2d_loop(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return out
 
 
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def conv_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d by its definition for per-axis stride/padding/dilation and PyTorch's 'same'
+    (extra padding on the bottom/right) and 'valid'; (N, C, L) inputs as height 1."""
+    if x.ndim == 3:
+        return conv_ref(x[:, :, None], w[:, :, None], b, (1, stride), (0, padding),
+                        (1, dilation), groups)[:, :, 0]
+    (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
+    kh, kw = w.shape[2:]
+    if padding == "valid":
+        pads = ((0, 0), (0, 0))
+    elif padding == "same":
+        th, tw = dh * (kh - 1), dw * (kw - 1)
+        pads = ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
+    else:
+        ph, pw = _pair(padding)
+        pads = ((ph, ph), (pw, pw))
+    xp = np.pad(x, ((0, 0), (0, 0)) + pads)
+    n, c, h, wd = xp.shape
+    o, cg = w.shape[:2]
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, o, oh, ow))
+    og = o // groups
+    for oc in range(o):
+        g = oc // og
+        for p in range(kh):
+            for q in range(kw):
+                patch = xp[:, g * cg:(g + 1) * cg, p * dh:p * dh + sh * (oh - 1) + 1:sh,
+                           q * dw:q * dw + sw * (ow - 1) + 1:sw]
+                out[:, oc] += np.einsum("nchw,c->nhw", patch, w[oc, :, p, q])
+    return out if b is None else out + b[None, :, None, None]
+
+
+def conv_transpose_ref(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                       dilation=1):
+    """conv_transpose2d by its definition: each input pixel adds its weight-scaled kernel
+    to the output at stride spacing; then the padding is cropped."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (oph, opw), (dh, dw) = _pair(output_padding), _pair(dilation)
+    n, c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    cg = c // groups
+    full = np.zeros((n, og * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oph,
+                     (wd - 1) * sw + dw * (kw - 1) + 1 + opw))
+    for ci in range(c):
+        g = ci // cg
+        for p in range(kh):
+            for q in range(kw):
+                full[:, g * og:(g + 1) * og, p * dh:p * dh + sh * (h - 1) + 1:sh,
+                     q * dw:q * dw + sw * (wd - 1) + 1:sw] += \
+                    x[:, ci, None] * w[ci, :, p, q][None, :, None, None]
+    out = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+    return out if b is None else out + b[None, :, None, None]
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # a last window starting in the padding
+        out -= 1
+    return out
+
+
+def pool_ref(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+             mode="max", count_include_pad=True, divisor_override=None):
+    """max/avg pooling by PyTorch's window definition (windows clipped to the padded
+    input; the average divides by the clipped window, or by its in-input part)."""
+    if x.ndim == 3:
+        return pool_ref(x[:, :, None], (1, kernel_size), (1, stride or kernel_size),
+                        (0, padding), 1, ceil_mode, mode, count_include_pad)[:, :, 0]
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = _pair(stride if stride is not None else kernel_size)
+    (ph, pw), (dh, dw) = _pair(padding), _pair(dilation)
+    n, c, h, wd = x.shape
+    oh, ow = _pool_out(h, kh, sh, ph, dh, ceil_mode), _pool_out(wd, kw, sw, pw, dw, ceil_mode)
+    out = np.empty((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            rows = [i * sh - ph + a * dh for a in range(kh)]
+            cols = [j * sw - pw + b * dw for b in range(kw)]
+            ri = [t for t in rows if 0 <= t < h]
+            cj = [t for t in cols if 0 <= t < wd]
+            win = x[:, :, ri][:, :, :, cj]
+            if mode == "max":
+                out[:, :, i, j] = win.max((2, 3))
+                continue
+            if divisor_override:
+                div = divisor_override
+            elif count_include_pad:
+                div = (min(i * sh - ph + kh, h + ph) - (i * sh - ph)) * \
+                      (min(j * sw - pw + kw, wd + pw) - (j * sw - pw))
+            else:
+                div = len(ri) * len(cj)
+            out[:, :, i, j] = win.sum((2, 3)) / div
+    return out
+
+
+def adaptive_ref(x, size, mode):
+    """Adaptive pooling: output cell i covers input rows floor(i H / out) to
+    ceil((i + 1) H / out)."""
+    if x.ndim == 3:
+        return adaptive_ref(x[:, :, None], (1, size), mode)[:, :, 0]
+    h, wd = x.shape[2:]
+    oh, ow = _pair(size)
+    oh, ow = oh or h, ow or wd
+    out = np.empty(x.shape[:2] + (oh, ow))
+    red = np.max if mode == "max" else np.mean
+    for i in range(oh):
+        for j in range(ow):
+            win = x[:, :, i * h // oh:-(-(i + 1) * h // oh), j * wd // ow:-(-(j + 1) * wd // ow)]
+            out[:, :, i, j] = red(win, axis=(2, 3))
+    return out
+
+
 CONV = [dict(), dict(stride=2), dict(padding=1), dict(dilation=2, padding=2),
         dict(groups=2), dict(stride=2, padding=1, groups=2)]
 
@@ -52,10 +169,12 @@ def test_conv2d(kw):
 def test_conv2d_no_bias_rect_kernel_and_same_valid():
     check_op(lambda x, w: F.conv2d(x, w, padding=(2, 0), stride=(1, 2)), [r(1, 2, 5, 7),
                                                                          r(3, 2, 2, 3)],
-             None, TF and (lambda x, w: TF.conv2d(x, w, padding=(2, 0), stride=(1, 2))))
+             lambda x, w: conv_ref(x, w, padding=(2, 0), stride=(1, 2)),
+             TF and (lambda x, w: TF.conv2d(x, w, padding=(2, 0), stride=(1, 2))))
     for pad in ("same", "valid"):
         check_op(lambda x, w, pad=pad: F.conv2d(x, w, padding=pad), [r(1, 2, 5, 5), r(3, 2, 4, 3)],
-                 None, TF and (lambda x, w, pad=pad: TF.conv2d(x, w, padding=pad)))
+                 lambda x, w, pad=pad: conv_ref(x, w, padding=pad),
+                 TF and (lambda x, w, pad=pad: TF.conv2d(x, w, padding=pad)))
     out = F.conv2d(sd.ones(1, 1, 6, 6), sd.ones(2, 1, 5, 5), padding="same")
     assert out.shape == (1, 2, 6, 6)
 
@@ -63,7 +182,8 @@ def test_conv2d_no_bias_rect_kernel_and_same_valid():
 def test_conv1d_and_1x1():
     check_op(lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1), [r(2, 3, 9), r(4, 3, 3),
                                                                       r(4)],
-             None, TF and (lambda x, w, b: TF.conv1d(x, w, b, stride=2, padding=1)))
+             lambda x, w, b: conv_ref(x, w, b, stride=2, padding=1),
+             TF and (lambda x, w, b: TF.conv1d(x, w, b, stride=2, padding=1)))
     x, w = r(2, 3, 4, 4), r(5, 3, 1, 1)
     check_op(F.conv2d, [x, w], lambda x, w: np.einsum("nchw,oc->nohw", x, w[:, :, 0, 0]),
              TF and TF.conv2d)
@@ -75,7 +195,8 @@ def test_conv1d_and_1x1():
 def test_conv_transpose2d(kw):
     g = kw.get("groups", 1)
     x, w, b = r(2, 4, 3, 4), r(4, 6 // g, 3, 3), r(6)
-    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), [x, w, b], None,
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), [x, w, b],
+             lambda x, w, b: conv_transpose_ref(x, w, b, **kw),
              TF and (lambda x, w, b: TF.conv_transpose2d(x, w, b, **kw)))
 
 
@@ -115,12 +236,14 @@ POOL = [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=3, 
 
 @pytest.mark.parametrize("kw", POOL, ids=[str(k) for k in POOL])
 def test_max_pool2d(kw):
-    check_op(lambda x: F.max_pool2d(x, **kw), [distinct(2, 3, 7, 7)], None,
+    check_op(lambda x: F.max_pool2d(x, **kw), [distinct(2, 3, 7, 7)],
+             lambda x: pool_ref(x, **kw),
              TF and (lambda x: TF.max_pool2d(x, **kw)))
 
 
 def test_max_pool_dilation_and_indices():
-    check_op(lambda x: F.max_pool2d(x, 2, dilation=2), [distinct(1, 2, 6, 6)], None,
+    check_op(lambda x: F.max_pool2d(x, 2, dilation=2), [distinct(1, 2, 6, 6)],
+             lambda x: pool_ref(x, 2, dilation=2),
              TF and (lambda x: TF.max_pool2d(x, 2, dilation=2)))
     x = distinct(2, 3, 6, 7)
     for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)):
@@ -141,24 +264,29 @@ def test_max_pool_2x2_matches_reshape_definition():
                                             count_include_pad=False),
                                        dict(kernel_size=2, divisor_override=3)])
 def test_avg_pool2d(kw):
-    check_op(lambda x: F.avg_pool2d(x, **kw), [r(2, 3, 7, 7)], None,
+    check_op(lambda x: F.avg_pool2d(x, **kw), [r(2, 3, 7, 7)],
+             lambda x: pool_ref(x, mode="avg", **kw),
              TF and (lambda x: TF.avg_pool2d(x, **kw)))
 
 
 @pytest.mark.parametrize("size", [1, (2, 3), (3, 3), 5, (None, 2)])
 def test_adaptive_pools(size):
-    check_op(lambda x: F.adaptive_avg_pool2d(x, size), [r(2, 3, 6, 7)], None,
+    check_op(lambda x: F.adaptive_avg_pool2d(x, size), [r(2, 3, 6, 7)],
+             lambda x: adaptive_ref(x, size, "avg"),
              TF and (lambda x: TF.adaptive_avg_pool2d(x, size)))
-    check_op(lambda x: F.adaptive_max_pool2d(x, size), [distinct(2, 3, 6, 7)], None,
+    check_op(lambda x: F.adaptive_max_pool2d(x, size), [distinct(2, 3, 6, 7)],
+             lambda x: adaptive_ref(x, size, "max"),
              TF and (lambda x: TF.adaptive_max_pool2d(x, size)))
 
 
 def test_pool_1d():
-    check_op(lambda x: F.max_pool1d(x, 2), [distinct(2, 3, 8)], None,
+    check_op(lambda x: F.max_pool1d(x, 2), [distinct(2, 3, 8)], lambda x: pool_ref(x, 2),
              TF and (lambda x: TF.max_pool1d(x, 2)))
-    check_op(lambda x: F.avg_pool1d(x, 3, 2, 1), [r(2, 3, 8)], None,
+    check_op(lambda x: F.avg_pool1d(x, 3, 2, 1), [r(2, 3, 8)],
+             lambda x: pool_ref(x, 3, 2, 1, mode="avg"),
              TF and (lambda x: TF.avg_pool1d(x, 3, 2, 1)))
-    check_op(lambda x: F.adaptive_avg_pool1d(x, 3), [r(2, 3, 7)], None,
+    check_op(lambda x: F.adaptive_avg_pool1d(x, 3), [r(2, 3, 7)],
+             lambda x: adaptive_ref(x, 3, "avg"),
              TF and (lambda x: TF.adaptive_avg_pool1d(x, 3)))
 
 
@@ -183,9 +311,8 @@ BOTH_WAYS = [dict(padding=1), dict(padding=2, dilation=2), dict(padding=(1, 0)),
 def test_conv2d_input_grad_both_ways(kw, method, monkeypatch):
     monkeypatch.setattr(CONV, "backward_method", lambda *a: method)
     x, w, b = r(3, 4, 6, 5), r(6, 4 // kw.get("groups", 1), 3, 2), r(6)
-    loop = isinstance(kw["padding"], int)  # the loop definition takes one int padding
     check_op(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b],
-             (lambda x, w, b: conv2d_loop(x, w, b, **kw)) if loop else None,
+             lambda x, w, b: conv_ref(x, w, b, **kw),
              TF and (lambda x, w, b: TF.conv2d(x, w, b, **kw)))
 
 
@@ -323,7 +450,8 @@ def test_conv_scratch_buffers_are_reused_safely():
                                 dict(kernel_size=2, stride=2)], ids=str)
 def test_max_pool2d_tiled_odd_sizes(kw):
     """Non-overlapping windows that leave the last rows/cols uncovered (gradient 0 there)."""
-    check_op(lambda x: F.max_pool2d(x, **kw), [distinct(2, 3, 7, 8)], None,
+    check_op(lambda x: F.max_pool2d(x, **kw), [distinct(2, 3, 7, 8)],
+             lambda x: pool_ref(x, **kw),
              TF and (lambda x: TF.max_pool2d(x, **kw)))
 
 

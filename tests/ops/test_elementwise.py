@@ -45,6 +45,8 @@ def test_binary(name, fn, np_fn, t_fn, ga, gb, sa, sb):
     check_op(fn, [ga(*sa), gb(*sb)], np_fn, t_fn)
 
 
+_erf = np.vectorize(math.erf, otypes=[float])  # (NumPy has no erf; the standard library's is exact enough)
+
 UNARY = [
     ("neg", lambda x: -x, lambda x: -x, lambda x: -x, r),
     ("abs", sd.abs, np.abs, T and T.abs, away_from_zero),
@@ -62,11 +64,14 @@ UNARY = [
      T and (lambda x: T.nn.functional.leaky_relu(x, 0.1)), away_from_zero),
     ("elu", lambda x: F.elu(x, 1.5), lambda x: np.where(x > 0, x, 1.5 * (np.exp(x) - 1)),
      T and (lambda x: T.nn.functional.elu(x, 1.5)), away_from_zero),
-    ("gelu", F.gelu, None, T and T.nn.functional.gelu, r),
-    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), None,
+    ("gelu", F.gelu, lambda x: x * 0.5 * (1 + _erf(x / np.sqrt(2))),
+     T and T.nn.functional.gelu, r),
+    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"),
+     lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
      T and (lambda x: T.nn.functional.gelu(x, approximate="tanh")), r),
     ("softplus", F.softplus, lambda x: np.log1p(np.exp(x)), T and T.nn.functional.softplus, r),
-    ("softplus_beta", lambda x: F.softplus(x, beta=2.0, threshold=3.0), None,
+    ("softplus_beta", lambda x: F.softplus(x, beta=2.0, threshold=3.0),
+     lambda x: np.where(2 * x > 3, x, np.log1p(np.exp(2 * x)) / 2),
      T and (lambda x: T.nn.functional.softplus(x, beta=2.0, threshold=3.0)), r),
     ("square", sd.square, np.square, T and T.square, r),
     ("pow_scalar", lambda x: x ** 3, lambda x: x ** 3, lambda x: x ** 3, r),

@@ -134,9 +134,16 @@ def test_gather_scatter_index_select():
              lambda x: np.array([[x[1, 0]], [x[0, 0]]]),
              T and (lambda x: T.gather(x, 0, T.from_numpy(small))))
     uniq = np.array([[2, 0], [1, 3]])
-    check_op(lambda x, s: x.scatter(1, sd.tensor(uniq), s), [r(2, 4), r(2, 2)], None,
+    def scatter_loop(x, s, index, add):
+        out = x.copy()
+        for i, j in np.ndindex(index.shape):  # out[i][index[i][j]] (+)= s[i][j]
+            out[i, index[i, j]] = out[i, index[i, j]] + s[i, j] if add else s[i, j]
+        return out
+    check_op(lambda x, s: x.scatter(1, sd.tensor(uniq), s), [r(2, 4), r(2, 2)],
+             lambda x, s: scatter_loop(x, s, uniq, False),
              T and (lambda x, s: x.scatter(1, T.from_numpy(uniq), s)))
-    check_op(lambda x, s: x.scatter_add(1, sd.tensor(idx), s), [r(2, 4), r(2, 3)], None,
+    check_op(lambda x, s: x.scatter_add(1, sd.tensor(idx), s), [r(2, 4), r(2, 3)],
+             lambda x, s: scatter_loop(x, s, idx, True),
              T and (lambda x, s: x.scatter_add(1, T.from_numpy(idx), s)))
     sel = np.array([2, 0, 2])
     check_op(lambda x: x.index_select(1, sd.tensor(sel)), [r(2, 4)],

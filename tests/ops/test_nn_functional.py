@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from op_helper import Arg, check_op, torch
+from references import interpolate_ref
 
 import shendu as sd
 import shendu.nn.functional as F
@@ -34,6 +35,52 @@ def test_linear():
         F.linear(sd.ones(2, 3), sd.ones(4, 5))
 
 
+def ce_ref(x, t, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """PyTorch's cross-entropy of class indices by its definition: per element
+    (1 - ls) w[t] (-log p[t]) + ls / C sum_c w[c] (-log p[c]), none for ignored targets;
+    'mean' divides by the sum of w[t] over the counted targets."""
+    c = x.shape[1]
+    xs = np.moveaxis(x, 1, -1).reshape(-1, c)
+    ts = t.reshape(-1)
+    w = np.ones(c) if weight is None else weight
+    logp = np_log_softmax(xs, 1)
+    valid = ts != ignore_index
+    tv = np.where(valid, ts, 0)
+    nll = -w[tv] * logp[np.arange(len(ts)), tv]
+    smooth = -(w * logp).sum(1) / c
+    per = np.where(valid, (1 - label_smoothing) * nll + label_smoothing * smooth, 0.0)
+    if reduction == "none":
+        return per.reshape(t.shape)
+    if reduction == "sum":
+        return per.sum()
+    return per.sum() / (w[tv] * valid).sum()
+
+
+def soft_ce_ref(x, p, label_smoothing=0.0):
+    c = x.shape[1]
+    return -(((1 - label_smoothing) * p + label_smoothing / c) * np_log_softmax(x, 1)).sum(1)
+
+
+def norm_ref(x, axes, eps=1e-5):
+    mu = x.mean(axes, keepdims=True)
+    return (x - mu) / np.sqrt(x.var(axes, keepdims=True) + eps)
+
+
+def sdpa_ref(q, k, v, mask=None, causal=False):
+    """softmax(q k^T / sqrt(d) with -inf where not allowed) v."""
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if causal:
+        mask = np.tril(np.ones(s.shape[-2:], bool))
+    if mask is not None:
+        s = np.where(mask, s, -np.inf)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)) @ v
+
+
+def _cos(a, b):
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
 def _ce_np(x, t):
     return -np_log_softmax(x, 1)[np.arange(len(t)), t].mean()
 
@@ -58,7 +105,9 @@ def test_cross_entropy_options(kw):
     if kw.get("weight"):
         sk["weight"] = sd.tensor(w, dtype=sd.float64)
         tk["weight"] = torch and torch.from_numpy(w)
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(t), **sk), [r(6, 4)], None,
+    rk = {**kw, "weight": w} if kw.get("weight") else kw
+    check_op(lambda x: F.cross_entropy(x, sd.tensor(t), **sk), [r(6, 4)],
+             lambda x: ce_ref(x, t, **rk),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(t), **tk)))
 
 
@@ -67,11 +116,13 @@ def test_cross_entropy_probability_targets_and_spatial():
     check_op(lambda x: F.cross_entropy(x, sd.tensor(p)), [r(5, 4)],
              lambda x: -(p * np_log_softmax(x, 1)).sum(1).mean(),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(p))))
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(p), label_smoothing=0.2), [r(5, 4)], None,
+    check_op(lambda x: F.cross_entropy(x, sd.tensor(p), label_smoothing=0.2), [r(5, 4)],
+             lambda x: soft_ce_ref(x, p, 0.2).mean(),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(p), label_smoothing=0.2)))
     t = rng.integers(0, 3, (2, 4, 5))
     check_op(lambda x: F.cross_entropy(x, sd.tensor(t), reduction="none"), [r(2, 3, 4, 5)],
-             None, TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(t), reduction="none")))
+             lambda x: ce_ref(x, t, reduction="none"),
+             TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(t), reduction="none")))
 
 
 def test_nll_loss():
@@ -81,8 +132,8 @@ def test_nll_loss():
              TF and (lambda x: TF.nll_loss(x, torch.from_numpy(t))))
     w = np.array([1.0, 2.0, 0.5])
     check_op(lambda x: F.nll_loss(x, sd.tensor(t), weight=sd.tensor(w, dtype=sd.float64)), [lp],
-             None, TF and (lambda x: TF.nll_loss(x, torch.from_numpy(t),
-                                                 weight=torch.from_numpy(w))))
+             lambda x: -(w[t] * x[np.arange(3), t]).sum() / w[t].sum(),
+             TF and (lambda x: TF.nll_loss(x, torch.from_numpy(t), weight=torch.from_numpy(w))))
 
 
 def test_cross_entropy_stable_and_checked():
@@ -96,13 +147,28 @@ def test_cross_entropy_stable_and_checked():
         F.cross_entropy(x, sd.tensor([0, 1, 1]))
 
 
+def _smooth_l1(d, beta):
+    return np.where(np.abs(d) < beta, 0.5 * d * d / beta, np.abs(d) - 0.5 * beta)
+
+
+def _multi_margin(x, t, p, margin):
+    """sum over the wrong classes j of max(0, margin - x[t] + x[j])^p, over C, averaged."""
+    n, c = x.shape
+    hinge = np.maximum(0, margin - x[np.arange(n), t][:, None] + x) ** p
+    hinge[np.arange(n), t] = 0
+    return (hinge.sum(1) / c).mean()
+
+
 REG = [
     ("mse", F.mse_loss, lambda a, b: ((a - b) ** 2).mean(), TF and TF.mse_loss),
     ("l1", F.l1_loss, lambda a, b: np.abs(a - b).mean(), TF and TF.l1_loss),
-    ("smooth_l1", F.smooth_l1_loss, None, TF and TF.smooth_l1_loss),
-    ("smooth_l1_beta", lambda a, b: F.smooth_l1_loss(a, b, beta=0.5), None,
+    ("smooth_l1", F.smooth_l1_loss, lambda a, b: _smooth_l1(a - b, 1.0).mean(),
+     TF and TF.smooth_l1_loss),
+    ("smooth_l1_beta", lambda a, b: F.smooth_l1_loss(a, b, beta=0.5),
+     lambda a, b: _smooth_l1(a - b, 0.5).mean(),
      TF and (lambda a, b: TF.smooth_l1_loss(a, b, beta=0.5))),
-    ("huber", lambda a, b: F.huber_loss(a, b, delta=0.7), None,
+    ("huber", lambda a, b: F.huber_loss(a, b, delta=0.7),
+     lambda a, b: (0.7 * _smooth_l1(a - b, 0.7)).mean(),
      TF and (lambda a, b: TF.huber_loss(a, b, delta=0.7))),
     ("mse_sum", lambda a, b: F.mse_loss(a, b, reduction="sum"), lambda a, b: ((a - b) ** 2).sum(),
      TF and (lambda a, b: TF.mse_loss(a, b, reduction="sum"))),
@@ -135,7 +201,9 @@ def test_binary_cross_entropy():
              TF and TF.binary_cross_entropy_with_logits)
     pw = rng.uniform(0.5, 3, (3,))
     check_op(lambda x, t, w: F.binary_cross_entropy_with_logits(x, t, pos_weight=w),
-             [r(4, 3), t, Arg(pw)], None,
+             [r(4, 3), t, Arg(pw)],
+             lambda x, t, w: -(w * t * np.log(1 / (1 + np.exp(-x)))
+                               + (1 - t) * np.log(1 - 1 / (1 + np.exp(-x)))).mean(),
              TF and (lambda x, t, w: TF.binary_cross_entropy_with_logits(x, t, pos_weight=w)))
 
 
@@ -149,22 +217,31 @@ def test_bce_with_logits_extreme():
 
 def test_margin_and_embedding_losses():
     y = np.array([1.0, -1.0, 1.0, -1.0])
-    check_op(lambda x: F.hinge_embedding_loss(x, sd.tensor(y)), [r(4)], None,
+    check_op(lambda x: F.hinge_embedding_loss(x, sd.tensor(y)), [r(4)],
+             lambda x: np.where(y == 1, x, np.maximum(0, 1 - x)).mean(),
              TF and (lambda x: TF.hinge_embedding_loss(x, torch.from_numpy(y))))
     t = np.array([0, 2, 1])
-    check_op(lambda x: F.multi_margin_loss(x, sd.tensor(t)), [r(3, 4)], None,
+    check_op(lambda x: F.multi_margin_loss(x, sd.tensor(t)), [r(3, 4)],
+             lambda x: _multi_margin(x, t, 1, 1.0),
              TF and (lambda x: TF.multi_margin_loss(x, torch.from_numpy(t))))
-    check_op(lambda x: F.multi_margin_loss(x, sd.tensor(t), p=2, margin=0.5), [r(3, 4)], None,
+    check_op(lambda x: F.multi_margin_loss(x, sd.tensor(t), p=2, margin=0.5), [r(3, 4)],
+             lambda x: _multi_margin(x, t, 2, 0.5),
              TF and (lambda x: TF.multi_margin_loss(x, torch.from_numpy(t), p=2, margin=0.5)))
     check_op(lambda a, b: F.cosine_embedding_loss(a, b, sd.tensor(y[:3]), margin=0.1),
-             [r(3, 5), r(3, 5)], None,
+             [r(3, 5), r(3, 5)],
+             lambda a, b: np.where(y[:3] == 1, 1 - _cos(a, b),
+                                   np.maximum(0, _cos(a, b) - 0.1)).mean(),
              TF and (lambda a, b: TF.cosine_embedding_loss(a, b, torch.from_numpy(y[:3]),
                                                            margin=0.1)))
     check_op(lambda a, p, n: F.triplet_margin_loss(a, p, n, margin=0.5), [r(3, 5), r(3, 5),
-                                                                          r(3, 5)], None,
+                                                                          r(3, 5)],
+             lambda a, p, n: np.maximum(np.linalg.norm(a - p + 1e-6, axis=1)
+                                        - np.linalg.norm(a - n + 1e-6, axis=1) + 0.5, 0).mean(),
              TF and (lambda a, p, n: TF.triplet_margin_loss(a, p, n, margin=0.5)))
     check_op(lambda a, b: F.kl_div(F.log_softmax(a, 1), F.softmax(b, 1), reduction="batchmean"),
-             [r(3, 4), r(3, 4)], None,
+             [r(3, 4), r(3, 4)],
+             lambda a, b: (np.exp(np_log_softmax(b, 1)) * (np_log_softmax(b, 1)
+                                                           - np_log_softmax(a, 1))).sum() / 3,
              TF and (lambda a, b: TF.kl_div(TF.log_softmax(a, 1), TF.softmax(b, 1),
                                             reduction="batchmean")))
 
@@ -177,7 +254,10 @@ def test_batch_norm_training(shape):
     def fn(x, w, b):
         return F.batch_norm(x, sd.tensor(rm), sd.tensor(rv), w, b, training=True)
 
-    check_op(fn, [r(*shape), r(c), r(c)], None,
+    axes = (0,) + tuple(range(2, len(shape)))
+    bshape = (1, c) + (1,) * (len(shape) - 2)
+    check_op(fn, [r(*shape), r(c), r(c)],
+             lambda x, w, b: norm_ref(x, axes) * w.reshape(bshape) + b.reshape(bshape),
              TF and (lambda x, w, b: TF.batch_norm(x, torch.zeros(c, dtype=torch.float64),
                                                    torch.ones(c, dtype=torch.float64), w, b,
                                                    training=True)))
@@ -209,9 +289,11 @@ def test_layer_norm_group_norm():
              lambda x, w, b: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True)
                                                                       + 1e-5) * w + b,
              TF and (lambda x, w, b: TF.layer_norm(x, (4,), w, b)))
-    check_op(lambda x: F.layer_norm(x, (3, 4)), [r(2, 3, 4)], None,
+    check_op(lambda x: F.layer_norm(x, (3, 4)), [r(2, 3, 4)], lambda x: norm_ref(x, (1, 2)),
              TF and (lambda x: TF.layer_norm(x, (3, 4))))
-    check_op(lambda x, w, b: F.group_norm(x, 2, w, b), [r(2, 4, 3, 3), r(4), r(4)], None,
+    check_op(lambda x, w, b: F.group_norm(x, 2, w, b), [r(2, 4, 3, 3), r(4), r(4)],
+             lambda x, w, b: norm_ref(x.reshape(2, 2, -1), 2).reshape(x.shape)
+             * w[:, None, None] + b[:, None, None],
              TF and (lambda x, w, b: TF.group_norm(x, 2, w, b)))
 
 
@@ -244,27 +326,32 @@ def test_embedding():
 
 def test_scaled_dot_product_attention():
     q, k, v = r(2, 3, 4), r(2, 5, 4), r(2, 5, 6)
-    check_op(F.scaled_dot_product_attention, [q, k, v], None,
+    check_op(F.scaled_dot_product_attention, [q, k, v], sdpa_ref,
              TF and TF.scaled_dot_product_attention)
     mask = rng.random((3, 5)) > 0.3
     mask[:, 0] = True
     check_op(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=sd.tensor(mask)),
-             [q, k, v], None, TF and (lambda q, k, v: TF.scaled_dot_product_attention(
+             [q, k, v], lambda q, k, v: sdpa_ref(q, k, v, mask),
+             TF and (lambda q, k, v: TF.scaled_dot_product_attention(
                  q, k, v, attn_mask=torch.from_numpy(mask))))
     check_op(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-             [r(2, 4, 4), r(2, 4, 4), r(2, 4, 3)], None,
+             [r(2, 4, 4), r(2, 4, 4), r(2, 4, 3)],
+             lambda q, k, v: sdpa_ref(q, k, v, causal=True),
              TF and (lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True)))
 
 
 def test_interpolate():
-    check_op(lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), [r(1, 2, 3, 3)], None,
+    check_op(lambda x: F.interpolate(x, scale_factor=2, mode="nearest"), [r(1, 2, 3, 3)],
+             lambda x: x.repeat(2, 2).repeat(2, 3),
              TF and (lambda x: TF.interpolate(x, scale_factor=2, mode="nearest")))
     check_op(lambda x: F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=False),
-             [r(1, 2, 3, 4)], None,
+             [r(1, 2, 3, 4)],
+             lambda x: interpolate_ref(x, size=(5, 7), mode="bilinear", align_corners=False),
              TF and (lambda x: TF.interpolate(x, size=(5, 7), mode="bilinear",
                                               align_corners=False)))
     check_op(lambda x: F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=True),
-             [r(1, 2, 3, 4)], None,
+             [r(1, 2, 3, 4)],
+             lambda x: interpolate_ref(x, size=(5, 7), mode="bilinear", align_corners=True),
              TF and (lambda x: TF.interpolate(x, size=(5, 7), mode="bilinear",
                                               align_corners=True)))
 
@@ -274,7 +361,7 @@ def test_maxout_and_activations():
              lambda x: x.reshape(2, 6, 2).max(-1))
     check_op(F.normalize, [r(3, 4)], lambda x: x / np.linalg.norm(x, axis=1, keepdims=True),
              TF and TF.normalize)
-    check_op(lambda a, b: F.cosine_similarity(a, b), [r(3, 4), r(3, 4)], None,
+    check_op(lambda a, b: F.cosine_similarity(a, b), [r(3, 4), r(3, 4)], _cos,
              TF and TF.cosine_similarity)
 
 
