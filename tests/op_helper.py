@@ -49,6 +49,15 @@ def oracle_missing(what: str) -> None:
     MISSING.append(what)
 
 
+def has_oracle(module, what: str = "a PyTorch comparison") -> bool:
+    """``if has_oracle(torch):`` guards an inline comparison: False (and recorded, so the
+    test shows as skipped, or fails under ``SHENDU_REQUIRE_ORACLES``) when it is missing."""
+    if module is None:
+        oracle_missing(what)
+        return False
+    return True
+
+
 def require_oracle(name: str, module) -> None:
     """Skip the test now (or fail under ``SHENDU_REQUIRE_ORACLES``) when ``module`` is None."""
     if module is None:

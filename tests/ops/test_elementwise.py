@@ -45,7 +45,7 @@ def test_binary(name, fn, np_fn, t_fn, ga, gb, sa, sb):
     check_op(fn, [ga(*sa), gb(*sb)], np_fn, t_fn)
 
 
-_erf = np.vectorize(math.erf, otypes=[float])  # (NumPy has no erf; the standard library's is exact enough)
+_erf = np.vectorize(math.erf, otypes=[float])  # (NumPy has no erf)
 
 UNARY = [
     ("neg", lambda x: -x, lambda x: -x, lambda x: -x, r),
