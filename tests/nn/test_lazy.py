@@ -248,3 +248,28 @@ def test_d2l_lenet_from_lazy_layers_trains():
     assert [type(m).__name__ for m in net][0] == "Conv2d" and net[7].in_features == 400
     acc = float((net(sd.tensor(x)).argmax(1).numpy() == y).mean())
     assert losses[-1] < 0.2 * losses[0] and acc > 0.95, (losses[0], losses[-1], acc)
+
+
+LAZY = ["LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d", "LazyConvTranspose2d",
+        "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"]
+
+
+@pytest.mark.parametrize("name", LAZY)
+def test_constructor_arguments_are_torchs(name):
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle for this test")
+    import inspect
+
+    def sig(cls):
+        return [(p.name, p.default) for p in
+                list(inspect.signature(cls.__init__).parameters.values())[1:]]
+
+    assert sig(getattr(nn, name)) == sig(getattr(torch.nn, name))
+
+
+def test_lazy_batchnorm_without_bias_matches_torch():
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle for this test")
+    m, tm = nn.LazyBatchNorm2d(bias=False), torch.nn.LazyBatchNorm2d(bias=False)
+    x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
+    m(sd.tensor(x))
+    tm(torch.tensor(x))
+    assert repr(m) == repr(tm) and list(m.state_dict()) == list(tm.state_dict())

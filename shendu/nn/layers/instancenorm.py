@@ -18,9 +18,9 @@ __all__ = ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
 class _InstanceNorm(_BatchNorm):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False, device=None,
-                 dtype=None) -> None:
+                 dtype=None, *, bias: bool = True) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
-                         dtype)
+                         dtype, bias=bias)
 
     def forward(self, input: Tensor) -> Tensor:
         nd = self._dims[0]
@@ -56,6 +56,7 @@ class InstanceNorm1d(_InstanceNorm):
         affine: learn a per-channel scale (ones) and shift (zeros); default False.
         track_running_stats: keep running statistics and use them in eval mode; default
             False (eval mode then uses each instance's own statistics too).
+        bias: learn the shift (only with affine).
 
     >>> import shendu as sd
     >>> m = sd.nn.InstanceNorm1d(2)

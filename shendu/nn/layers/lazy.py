@@ -272,11 +272,11 @@ class LazyConvTranspose2d(_LazyConvMixin, ConvTranspose2d):
 
 
 class _LazyNormMixin(LazyModuleMixin):
-    def _init_lazy_norm(self, affine: bool, track_running_stats: bool, device,
-                        dtype) -> None:
+    def _init_lazy_norm(self, affine: bool, track_running_stats: bool, device, dtype,
+                        bias: bool) -> None:
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
-            _uninit_params(self, True, device, dtype)
+            _uninit_params(self, bias, device, dtype)
         if track_running_stats:
             self.running_mean = UninitializedBuffer(device=device, dtype=dtype)
             self.running_var = UninitializedBuffer(device=device, dtype=dtype)
@@ -310,9 +310,10 @@ class LazyBatchNorm1d(_LazyNormMixin, BatchNorm1d):
     cls_to_become = BatchNorm1d
 
     def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None) -> None:
+                 track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True) -> None:
         super().__init__(0, eps, momentum, False, False)
-        self._init_lazy_norm(affine, track_running_stats, device, dtype)
+        self._init_lazy_norm(affine, track_running_stats, device, dtype, bias)
 
 
 class LazyBatchNorm2d(_LazyNormMixin, BatchNorm2d):
@@ -326,9 +327,10 @@ class LazyBatchNorm2d(_LazyNormMixin, BatchNorm2d):
     cls_to_become = BatchNorm2d
 
     def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None) -> None:
+                 track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True) -> None:
         super().__init__(0, eps, momentum, False, False)
-        self._init_lazy_norm(affine, track_running_stats, device, dtype)
+        self._init_lazy_norm(affine, track_running_stats, device, dtype, bias)
 
 
 class LazyBatchNorm3d(_LazyNormMixin, BatchNorm3d):
@@ -337,6 +339,7 @@ class LazyBatchNorm3d(_LazyNormMixin, BatchNorm3d):
     cls_to_become = BatchNorm3d
 
     def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None) -> None:
+                 track_running_stats: bool = True, device=None, dtype=None, *,
+                 bias: bool = True) -> None:
         super().__init__(0, eps, momentum, False, False)
-        self._init_lazy_norm(affine, track_running_stats, device, dtype)
+        self._init_lazy_norm(affine, track_running_stats, device, dtype, bias)
