@@ -273,3 +273,40 @@ def test_lazy_batchnorm_without_bias_matches_torch():
     m(sd.tensor(x))
     tm(torch.tensor(x))
     assert repr(m) == repr(tm) and list(m.state_dict()) == list(tm.state_dict())
+
+
+class LazyAffine(nn.LazyModuleMixin, nn.Module):
+    """A user-defined lazy module written the way PyTorch's documentation shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = UninitializedParameter()
+        self.register_buffer("shift", UninitializedBuffer())
+
+    def initialize_parameters(self, x):
+        if self.has_uninitialized_params():
+            with sd.no_grad():
+                self.scale.materialize((x.shape[-1],))
+                self.shift.materialize((x.shape[-1],))
+                self.scale.fill_(3.0)
+                self.shift.fill_(1.0)
+
+    def forward(self, x):
+        return x * self.scale + self.shift
+
+
+def test_user_defined_lazy_module():
+    m = LazyAffine()
+    assert isinstance(m, nn.LazyModuleMixin) and m.has_uninitialized_params()
+    opt = sd.optim.SGD(m.parameters(), lr=0.5)
+    x = sd.tensor([[1.0, 2.0]])
+    np.testing.assert_array_equal(m(x).detach().numpy(), [[4.0, 7.0]])
+    assert type(m) is LazyAffine and not m.has_uninitialized_params()
+    m(x).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(m.scale.detach().numpy(), [2.5, 2.0])
+    # loading a checkpoint materializes a fresh one without a forward call
+    fresh = LazyAffine()
+    fresh.load_state_dict(m.state_dict())
+    np.testing.assert_array_equal(fresh.shift.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(fresh(x).detach().numpy(), m(x).detach().numpy())

@@ -34,10 +34,27 @@ def _infer_parameters(module: Module, args: tuple) -> None:
 class LazyModuleMixin:
     """Mixin for modules whose parameter shapes come from their first input.
 
-    A subclass sets ``cls_to_become`` (the regular class), creates its parameters as
-    ``UninitializedParameter``/``UninitializedBuffer`` in ``__init__``, and implements
-    ``_lazy_shapes(input)`` (name -> shape of every lazy tensor) and ``_set_sizes(shapes)``
-    (the size attributes, e.g. ``in_features``, from those shapes).
+    As in PyTorch, a subclass creates its parameters as ``UninitializedParameter``
+    (buffers as ``UninitializedBuffer``) in ``__init__`` and overrides
+    ``initialize_parameters(input)`` to ``materialize`` them; ``cls_to_become`` (optional)
+    is the class the module turns into afterwards. The built-in lazy layers instead
+    implement ``_lazy_shapes(input)`` (name -> shape) and ``_set_sizes(shapes)``.
+
+    >>> import shendu as sd
+    >>> class LazyScale(LazyModuleMixin, Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.weight = UninitializedParameter()
+    ...     def initialize_parameters(self, x):
+    ...         if self.has_uninitialized_params():
+    ...             with sd.no_grad():
+    ...                 self.weight.materialize((x.shape[-1],))
+    ...                 self.weight.fill_(2.0)
+    ...     def forward(self, x):
+    ...         return x * self.weight
+    >>> m = LazyScale()
+    >>> m(sd.ones(1, 3)).tolist(), m.weight.shape
+    ([[2.0, 2.0, 2.0]], (3,))
     """
 
     cls_to_become: type | None = None
@@ -73,7 +90,9 @@ class LazyModuleMixin:
                     if t is not None and k not in lazy}
             for name in shapes:
                 lazy[name].materialize(shapes[name])
-            self.reset_parameters()  # a no-op while some placeholders remain
+            reset = getattr(self, "reset_parameters", None)
+            if reset is not None:
+                reset()  # the built-in lazy layers skip this while placeholders remain
             for name, arr in kept.items():  # reset_parameters may rewrite these too
                 t = self._parameters.get(name)
                 t = self._buffers[name] if t is None else t
@@ -107,10 +126,11 @@ class LazyModuleMixin:
             self._finish_lazy()
 
     def _lazy_shapes(self, input: Tensor) -> dict[str, tuple]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}: override initialize_parameters "
+                                  "(or _lazy_shapes) to say which shapes the input implies")
 
     def _set_sizes(self, shapes: Mapping[str, tuple]) -> None:
-        raise NotImplementedError
+        """Size attributes (``in_features``, ...) from the parameter shapes; none here."""
 
 
 def _uninit_params(layer: Module, bias: bool, device, dtype) -> None:
