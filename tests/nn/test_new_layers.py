@@ -133,13 +133,20 @@ PAD_LAYERS = [
     ("ZeroPad2d", 2, {}, (1, 1, 2, 3), "constant"),
     ("ConstantPad1d", 2, {"value": -3.5}, (1, 2, 4), "constant"),
     ("ConstantPad2d", (1, 2, 0, 1), {"value": 0.5}, (2, 1, 2, 2), "constant"),
+    ("ReflectionPad3d", 1, {}, (1, 1, 2, 3, 2), "reflect"),
+    ("ReplicationPad3d", (1, 0, 0, 2, 1, 1), {}, (1, 2, 2, 2), "replicate"),
+    ("CircularPad1d", (2, 1), {}, (2, 2, 3), "circular"),
+    ("CircularPad2d", (1, 2, 2, 0), {}, (1, 2, 2, 3), "circular"),
+    ("CircularPad3d", 1, {}, (1, 1, 2, 2, 2), "circular"),
+    ("ZeroPad3d", (1, 0, 0, 1, 1, 0), {}, (1, 2, 2, 2), "constant"),
+    ("ConstantPad3d", 1, {"value": 2.0}, (1, 1, 2, 2, 1), "constant"),
 ]
 
 
 @pytest.mark.parametrize("name,padding,kw,shape,mode", PAD_LAYERS)
 def test_padding_layers(name, padding, kw, shape, mode):
     layer = getattr(nn, name)(padding, **kw)
-    nd = 2 if name.endswith("2d") else 1
+    nd = int(name[-2])
     pad = (padding,) * (2 * nd) if isinstance(padding, int) else padding
     check_op(layer, [r(*shape)], lambda x: np_pad(x, pad, mode, kw.get("value", 0.0)),
              torch and (lambda x: getattr(torch.nn, name)(padding, **kw)(x)))

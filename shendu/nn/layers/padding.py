@@ -1,8 +1,9 @@
-"""Padding layers: ``ReflectionPad``, ``ReplicationPad``, ``ZeroPad`` and ``ConstantPad`` for
-1-D (N, C, L) and 2-D (N, C, H, W) inputs (also unbatched), thin modules over ``F.pad``.
+"""Padding layers: ``ReflectionPad``, ``ReplicationPad``, ``CircularPad``, ``ZeroPad`` and
+``ConstantPad`` for 1-D (N, C, L), 2-D (N, C, H, W) and 3-D (N, C, D, H, W) inputs (also
+unbatched), thin modules over ``F.pad``.
 
 ``padding`` is an int (every side) or a tuple in PyTorch's order: (left, right) for 1-D,
-(left, right, top, bottom) for 2-D.
+(left, right, top, bottom) for 2-D, (left, right, top, bottom, front, back) for 3-D.
 """
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 
-__all__ = ["ReflectionPad1d", "ReflectionPad2d", "ReplicationPad1d", "ReplicationPad2d",
-           "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d"]
+__all__ = ["ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
+           "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d",
+           "CircularPad3d", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d",
+           "ConstantPad2d", "ConstantPad3d"]
+
+_SIDES = {1: "left, right", 2: "left, right, top, bottom",
+          3: "left, right, top, bottom, front, back"}
 
 
 class _PadNd(Module):
@@ -28,8 +34,7 @@ class _PadNd(Module):
         padding = tuple(int(p) for p in padding)
         if len(padding) != n:
             raise ValueError(f"{type(self).__name__}: padding must be an int or a {n}-tuple "
-                             f"(left, right{', top, bottom' if self._nd == 2 else ''}), got "
-                             f"{padding}")
+                             f"({_SIDES[self._nd]}), got {padding}")
         self.padding, self.value = padding, value
 
     def forward(self, input: Tensor) -> Tensor:
@@ -76,6 +81,12 @@ class ReflectionPad2d(ReflectionPad1d):
     _nd = 2
 
 
+class ReflectionPad3d(ReflectionPad1d):
+    """Pad the last three dims with their reflection."""
+
+    _nd = 3
+
+
 class ReplicationPad1d(_PadNd):
     """Pad the last dim by repeating its edge values.
 
@@ -97,6 +108,38 @@ class ReplicationPad2d(ReplicationPad1d):
     _nd = 2
 
 
+class ReplicationPad3d(ReplicationPad1d):
+    """Pad the last three dims by repeating their edges."""
+
+    _nd = 3
+
+
+class CircularPad1d(_PadNd):
+    """Pad the last dim by wrapping around (periodic boundary); each pad at most the dim.
+
+    >>> import shendu as sd
+    >>> sd.nn.CircularPad1d((1, 2))(sd.tensor([[[1.0, 2.0, 3.0]]]))
+    tensor([[[3., 1., 2., 3., 1., 2.]]])
+    """
+
+    _mode = "circular"
+
+    def __init__(self, padding: int | Sequence[int]) -> None:
+        super().__init__(padding)
+
+
+class CircularPad2d(CircularPad1d):
+    """Pad the last two dims by wrapping around."""
+
+    _nd = 2
+
+
+class CircularPad3d(CircularPad1d):
+    """Pad the last three dims by wrapping around."""
+
+    _nd = 3
+
+
 class ConstantPad1d(_ConstantPadNd):
     """Pad the last dim with ``value``.
 
@@ -110,6 +153,12 @@ class ConstantPad2d(_ConstantPadNd):
     """Pad the last two dims with ``value``; ``padding`` is (left, right, top, bottom)."""
 
     _nd = 2
+
+
+class ConstantPad3d(_ConstantPadNd):
+    """Pad the last three dims with ``value``."""
+
+    _nd = 3
 
 
 class ZeroPad1d(_ConstantPadNd):
@@ -132,3 +181,9 @@ class ZeroPad2d(ZeroPad1d):
     """
 
     _nd = 2
+
+
+class ZeroPad3d(ZeroPad1d):
+    """Pad the last three dims with zeros."""
+
+    _nd = 3
