@@ -13,5 +13,5 @@ from .containers import (
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .module import Module
-from .parameter import Parameter
+from .parameter import Parameter, UninitializedBuffer, UninitializedParameter
 from .summary import summary

@@ -383,6 +383,9 @@ class Module:
                 if t is None or id(t) in seen:
                     continue
                 seen.add(id(t))
+                if getattr(t._data, "_lazy", False):  # a lazy placeholder: remember only
+                    t._retarget(device, dtype)
+                    continue
                 for x in (t, t.grad):
                     if x is None:
                         continue
@@ -452,6 +455,12 @@ class Module:
                 # from host memory: the copy below moves them to the parameter's device)
                 value = value.detach()
                 value = value.cpu() if callable(getattr(value, "cpu", None)) else value
+            if getattr(getattr(value, "_data", None), "_lazy", False):
+                if not getattr(t._data, "_lazy", False):  # lazy into lazy: nothing to copy
+                    error_msgs.append(f"while copying the parameter named {key!r}: the "
+                                      "checkpoint holds an uninitialized placeholder (a lazy "
+                                      "module that never ran) but the model's is initialized")
+                continue
             try:
                 arr = value._data if isinstance(value, Tensor) else _asarray(value)
             except (TypeError, ValueError) as e:

@@ -792,7 +792,26 @@ def pad(input, pad, mode="constant", value=0.0):
         width[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
     if any(lo < 0 or hi < 0 for lo, hi in width):
         return _negative_pad(input, width, mode, value)
+    if mode != "constant":
+        _check_wrap(input, width, mode)
     return Pad.apply(input, width=tuple(width), mode=_PAD_MODES[mode], value=value)
+
+
+def _check_wrap(input, width, mode):
+    """PyTorch's limits: a reflection must fit inside the dim (pad < size), a circular pad
+    may wrap at most once (pad <= size), and an empty dim has no edge to replicate."""
+    for d, (lo, hi) in enumerate(width):
+        n = input.shape[d]
+        if not lo and not hi:
+            continue
+        too_big = (max(lo, hi) >= n if mode == "reflect" else
+                   max(lo, hi) > n if mode == "circular" else n == 0)
+        if too_big:
+            want = {"reflect": f"less than the dimension's size {n}",
+                    "circular": f"at most the dimension's size {n} (it wraps around once)",
+                    "replicate": "a non-empty dimension"}[mode]
+            raise ValueError(f"pad: {mode} padding ({lo}, {hi}) of dimension {d} of input "
+                             f"shape {input.shape} needs {want}")
 
 
 def _negative_pad(input, width, mode, value):

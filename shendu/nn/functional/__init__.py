@@ -9,6 +9,7 @@ from .activation import (
                          logsigmoid,
                          maxout,
                          mish,
+                         prelu,
                          relu,
                          relu6,
                          selu,
@@ -73,3 +74,4 @@ from .loss import (
                          soft_margin_loss,
                          triplet_margin_loss,
 )
+from .pixel import pixel_shuffle, pixel_unshuffle

@@ -93,3 +93,25 @@ def maxout(input: Tensor, pool_size: int, dim: int = 1) -> Tensor:
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     a, b = input.chunk(2, dim)
     return a * E.sigmoid(b)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """``max(0, x) + weight * min(0, x)`` with a learned slope per channel (dim 1), or one
+    slope for every element when ``weight`` has one entry.
+
+    >>> import shendu as sd
+    >>> sd.nn.functional.prelu(sd.tensor([[-2.0, 3.0]]), sd.tensor([0.25]))
+    tensor([[-0.5000,  3.0000]])
+    """
+    n = weight.numel()
+    if weight.ndim > 1:
+        raise ValueError(f"prelu: weight must be 0-D or 1-D, got shape {weight.shape}")
+    if n != 1:
+        channels = input.shape[1] if input.ndim >= 2 else 1
+        if n != channels:
+            raise ValueError(f"prelu: weight has {n} slopes but input of shape {input.shape} "
+                             f"has {channels} channels (dim 1); use 1 slope or one per channel")
+        weight = weight.reshape((n,) + (1,) * (input.ndim - 2))
+    elif input.ndim == 0:
+        weight = weight.reshape(())
+    return E.where(input > 0, input, weight * input)

@@ -199,8 +199,62 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     return x
 
 
-def instance_norm(input: Tensor, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    return group_norm(input, input.shape[1], weight, bias, eps)
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each (sample, channel) of (N, C, ...) over its spatial dims.
+
+    With ``use_input_stats`` (the default) each instance's own mean and (biased) variance
+    are used, and the running statistics, when given, move towards the batch average of
+    the instance means and unbiased variances:
+    ``running = (1 - momentum) * running + momentum * stat``. Otherwise the running
+    statistics normalise, as batch norm does in eval mode. ``weight`` and ``bias`` are a
+    per-channel scale and shift.
+
+    >>> import shendu as sd
+    >>> y = sd.nn.functional.instance_norm(sd.tensor([[[1.0, 3.0], [0.0, 4.0]]]))
+    >>> y
+    tensor([[[-1.0000,  1.0000],
+             [-1.0000,  1.0000]]])
+    """
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected an (N, C, ...) input with at least one "
+                         f"spatial dimension, got shape {input.shape}")
+    n, c = input.shape[:2]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"instance_norm: {name} must have shape ({c},) for input with "
+                             f"{c} channels, got {t.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("instance_norm: give both running_mean and running_var, or neither")
+    if not use_input_stats:
+        if running_mean is None:
+            raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
+                             "running_var")
+        x = batch_norm(input, running_mean, running_var, weight, bias if weight is not None
+                       else None, False, 0.0, eps)
+        if weight is None and bias is not None:
+            x = x + bias.reshape((1, c) + (1,) * (input.ndim - 2))
+        return x
+    spatial = input._data[0, 0].size
+    if spatial <= 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element when using "
+                         f"input statistics, got input of shape {input.shape}")
+    if running_mean is not None and momentum:
+        xa = input._data.reshape(n, c, -1)
+        with no_grad():
+            _ema(running_mean, xa.mean(axis=2).mean(axis=0), momentum)
+            _ema(running_var, xa.var(axis=2, ddof=1).mean(axis=0), momentum)
+    x = nn_ops.LayerNorm.apply(input.reshape(n, c, -1), n_axes=1, eps=eps).reshape(input.shape)
+    if weight is not None or bias is not None:
+        shape = (1, c) + (1,) * (input.ndim - 2)
+        if weight is not None:
+            x = x * weight.reshape(shape)
+        if bias is not None:
+            x = x + bias.reshape(shape)
+    return x
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:

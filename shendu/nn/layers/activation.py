@@ -5,13 +5,16 @@ Each is a thin module over the function of the same name in ``shendu.nn.function
 """
 from __future__ import annotations
 
+from ... import creation
 from ...tensor import Tensor
 from .. import functional as F
+from .. import init as nn_init
 from ..module import Module
+from ..parameter import Parameter
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
            "Softplus", "Softsign", "LogSigmoid", "Hardtanh", "ReLU6", "Softmax", "LogSoftmax",
-           "Softmin", "GLU", "Step"]
+           "Softmin", "GLU", "Step", "PReLU"]
 
 
 class _Activation(Module):
@@ -332,3 +335,39 @@ class Step(_Activation):
 
     def _f(self, input):
         return F.step(input)
+
+
+class PReLU(Module):
+    """Parametric ReLU: ``max(0, x) + a * min(0, x)`` with a learned slope ``a``.
+
+    Args:
+        num_parameters: 1 (one slope shared by every channel) or the number of channels
+            (dim 1 of the input).
+        init: the initial slope.
+
+    >>> import shendu as sd
+    >>> m = sd.nn.PReLU()
+    >>> m
+    PReLU(num_parameters=1)
+    >>> m(sd.tensor([-4.0, 2.0]))
+    tensor([-1.,  2.], grad_fn=<WhereBackward>)
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        if num_parameters < 1:
+            raise ValueError(f"PReLU: num_parameters must be >= 1, got {num_parameters}")
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = Parameter(creation.empty(num_parameters, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every slope back to ``init``."""
+        nn_init.constant_(self.weight, self.init)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
