@@ -2,9 +2,10 @@
 
 The main process walks the sampler and hands batch keys (index lists) to the workers in
 turn, keeping at most ``prefetch_factor`` batches outstanding per worker; each worker
-builds whole batches (``__getitem__``, collate, transforms) and sends them back pickled
-through one result queue (NumPy arrays pickle as one buffer copy). The main process
-yields them in sampler order whatever order they finish in.
+builds whole batches (``__getitem__``, collate, transforms) and sends them back through
+one result queue: a small pickle, with arrays of 64 KiB and more in shared memory (see
+``_Transport``). The main process yields them in sampler order whatever order they
+finish in.
 
 Randomness, as in PyTorch: a base seed is drawn from the loader's generator when the
 workers start; worker ``k`` seeds Python's ``random``, NumPy's global generator and
@@ -21,7 +22,9 @@ the dataset, ``collate_fn`` and transforms must be picklable.
 """
 from __future__ import annotations
 
+import glob
 import itertools
+import mmap
 import multiprocessing as mp
 import os
 import pickle
@@ -41,6 +44,8 @@ __all__ = ["WorkerInfo", "get_worker_info"]
 
 _POLL_S = 0.1      # how often a blocked side re-checks that the other side is alive
 _JOIN_S = 5.0      # how long shutdown waits for a worker before terminating it
+_SHM_DIR = "/dev/shm"
+_SHM_MIN_BYTES = 1 << 16  # arrays at least this large travel through shared memory
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,68 @@ class _Failure:
         raise exc
 
 
+class _Transport:
+    """Pickles a worker's reply; large arrays go out of band into one shared-memory file.
+
+    Pickle protocol 5 hands NumPy's buffers to a callback instead of copying them into
+    the byte stream. The worker copies them into a file under ``/dev/shm`` and sends the
+    small pickle with the file's name; the main process maps the file and unpickles the
+    arrays as views of the mapping (no copy on that side), then unlinks the name at once:
+    the memory is freed when the last array using it is. Names carry the pool's prefix,
+    so shutdown removes any file a reply never reached the main process with.
+    Without ``/dev/shm`` everything travels in the pickle.
+    """
+
+    def __init__(self, prefix: str | None):
+        self.prefix = prefix
+        self.count = 0
+
+    def dumps(self, obj) -> tuple:
+        bufs: list[pickle.PickleBuffer] = []
+        callback = None
+        if self.prefix is not None:
+            def callback(b):
+                if b.raw().nbytes < _SHM_MIN_BYTES:
+                    return True  # in band
+                bufs.append(b)
+                return False
+        payload = pickle.dumps(obj, protocol=5, buffer_callback=callback)
+        if not bufs:
+            return payload, None, ()
+        sizes = tuple(b.raw().nbytes for b in bufs)
+        self.count += 1
+        name = f"{self.prefix}-{self.count}"
+        fd = os.open(os.path.join(_SHM_DIR, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, sum(sizes))
+            with mmap.mmap(fd, sum(sizes)) as m:
+                at = 0
+                for b, n in zip(bufs, sizes):
+                    m[at:at + n] = b.raw()
+                    at += n
+        finally:
+            os.close(fd)
+        return payload, name, sizes
+
+    @staticmethod
+    def loads(message: tuple):
+        payload, name, sizes = message
+        if name is None:
+            return pickle.loads(payload)
+        path = os.path.join(_SHM_DIR, name)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            m = mmap.mmap(fd, sum(sizes))
+        finally:
+            os.close(fd)
+            os.unlink(path)
+        view, views, at = memoryview(m), [], 0
+        for n in sizes:
+            views.append(view[at:at + n])
+            at += n
+        return pickle.loads(payload, buffers=views)
+
+
 def _seed_everything(seed: int) -> None:
     from .. import random as sd_random
 
@@ -125,8 +192,9 @@ def _limit_threads(start_method: str) -> None:
 
 def _worker_loop(fetcher, index_q, result_q, done, worker_id: int, num_workers: int,
                  seed: int, init_fn: Callable[[int], None] | None, start_method: str,
-                 parent_pid: int, current_epoch) -> None:
+                 parent_pid: int, current_epoch, shm_prefix: str | None) -> None:
     global _worker_info
+    transport = _Transport(shm_prefix)
     init_failure = None
     try:
         _limit_threads(start_method)
@@ -161,10 +229,10 @@ def _worker_loop(fetcher, index_q, result_q, done, worker_id: int, num_workers: 
             else:
                 with using_rng((base_seed, i)):
                     reply = fetcher.fetch(key)
-            payload = pickle.dumps((epoch, i, reply), protocol=pickle.HIGHEST_PROTOCOL)
+            message = transport.dumps((epoch, i, reply))
         except Exception as exc:  # noqa: BLE001 - re-raised in the main process
-            payload = pickle.dumps((epoch, i, _Failure(exc, worker_id, i)))
-        result_q.put(payload)
+            message = (pickle.dumps((epoch, i, _Failure(exc, worker_id, i))), None, ())
+        result_q.put(message)
     result_q.cancel_join_thread()
 
 
@@ -182,7 +250,7 @@ def _context(spec):
                     f"'forkserver' or a multiprocessing context, got {spec!r}")
 
 
-def _shutdown(procs, index_qs, result_q, done) -> None:
+def _shutdown(procs, index_qs, result_q, done, shm_prefix) -> None:
     done.set()
     for q in index_qs:
         try:
@@ -199,11 +267,19 @@ def _shutdown(procs, index_qs, result_q, done) -> None:
     for q in (*index_qs, result_q):
         q.cancel_join_thread()
         q.close()
+    if shm_prefix is not None:  # replies that never reached the main process
+        for path in glob.glob(os.path.join(_SHM_DIR, glob.escape(shm_prefix) + "-*")):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 class WorkerPool:
     """``num_workers`` processes building batches; lives for one epoch, or for the
     loader's lifetime with ``persistent_workers=True``."""
+
+    _count = 0
 
     def __init__(self, fetcher, num_workers: int, seed: int,
                  init_fn: Callable[[int], None] | None, context=None):
@@ -215,16 +291,21 @@ class WorkerPool:
         self._done = ctx.Event()
         self._epoch = ctx.Value("q", 0, lock=False)
         self._procs = []
+        WorkerPool._count += 1
+        shm = (f"shendu-dl-{os.getpid()}-{WorkerPool._count}"
+               if os.path.isdir(_SHM_DIR) and os.access(_SHM_DIR, os.W_OK) else None)
+        self._shm_prefix = shm
         for wid in range(num_workers):
             p = ctx.Process(target=_worker_loop, name=f"shendu-DataLoader-worker-{wid}",
                             args=(fetcher, self._index_qs[wid], self._result_q, self._done,
                                   wid, num_workers, seed + wid, init_fn,
-                                  self._start_method, os.getpid(), self._epoch),
+                                  self._start_method, os.getpid(), self._epoch,
+                                  None if shm is None else f"{shm}-w{wid}"),
                             daemon=True)
             p.start()
             self._procs.append(p)
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._index_qs,
-                                           self._result_q, self._done)
+                                           self._result_q, self._done, shm)
 
     def new_epoch(self) -> int:
         self._epoch.value += 1
@@ -244,7 +325,7 @@ class WorkerPool:
         while True:
             wait = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
             try:
-                return pickle.loads(self._result_q.get(timeout=max(wait, 0.0)))
+                return _Transport.loads(self._result_q.get(timeout=max(wait, 0.0)))
             except queue.Empty:
                 pass
             dead = [(p.pid, p.exitcode) for p in self._procs if p.exitcode is not None]

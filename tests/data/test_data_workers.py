@@ -1,4 +1,5 @@
 """DataLoader(num_workers=N): worker processes, order, seeding, init, errors, shutdown."""
+import glob
 import os
 import random
 import subprocess
@@ -274,3 +275,32 @@ def test_fork_after_an_mkl_numba_training_step_does_not_hang():
         pytest.fail("DataLoader workers forked after a training step hung")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok 4")
+
+
+class Images(Dataset):
+    def __init__(self):
+        self.x = np.random.default_rng(0).random((24, 3, 32, 32), dtype=np.float32)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], np.int64(i)
+
+
+def _shm_files():
+    return sorted(glob.glob(f"/dev/shm/shendu-dl-{os.getpid()}-*"))
+
+
+def test_large_batches_travel_through_shared_memory_and_leave_nothing_behind():
+    ds = Images()
+    loader = DataLoader(ds, batch_size=8, num_workers=2)  # 96 KiB batches: shared memory
+    for xb, yb in loader:
+        np.testing.assert_array_equal(xb.numpy(), ds.x[yb.numpy()])
+        xb.numpy()[:] = 0  # the batch is the main process's own, writable memory
+    assert _shm_files() == []
+    for i, _ in enumerate(DataLoader(ds, batch_size=4, num_workers=2, prefetch_factor=3)):
+        if i == 0:
+            break  # replies still in flight: shutdown removes their files
+    assert _wait_no_children() == 0
+    assert _shm_files() == []
