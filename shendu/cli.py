@@ -48,10 +48,11 @@ def _wrap(text: str) -> str:
     return textwrap.fill(" ".join(text.split()), width=79)
 
 _EPILOG_TRAIN = """examples:
-  shendu train                                  LeNet-5 on the embedded digits (~20 s, 0.98)
+  shendu train                                 LeNet-5 on the embedded digits
   shendu train --dataset fashion-mnist --epochs 10
   shendu train --model mlp --optimizer sgd --lr 0.05 --momentum 0.9
-  shendu train --resume runs/20250101-120000/checkpoint.sd   continue an interrupted run
+  shendu train --resume runs/20250101-120000/checkpoint.sd
+                                               continue an interrupted run
 """
 _EPILOG_SEARCH = """value syntax for the searchable options:
   0.01              a fixed value
@@ -246,7 +247,7 @@ def _timing_line(res: dict) -> str:
     run = res["time_s"]
     age = _process_age()
     total = age if age is not None and age >= run else run + time.perf_counter() - _IMPORTED
-    parts = [f"start-up {max(0.0, total - run):.1f} s (Python, imports)",
+    parts = [f"start-up {max(0.0, total - run):.1f} s (Python and imports)",
              f"data and model {t.get('setup_s', 0):.1f} s",
              f"training {t.get('train_s', 0):.1f} s (first-use kernel compiles included)",
              f"evaluation {t.get('evaluate_s', 0):.1f} s"]
