@@ -8,7 +8,7 @@ at once, to price the way back to the main process: 128x3x32x32 float32 (1.5 MiB
 reported. Workers start per epoch (the default, start-up included) or once
 (``persistent_workers=True``).
 
-    nice -n 10 python benchmarks/bench_dataloader.py [--out benchmarks/results/dataloader-workers.json]
+    nice -n 10 python benchmarks/bench_dataloader.py [--out FILE.json]
 """
 from __future__ import annotations
 

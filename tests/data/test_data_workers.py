@@ -189,7 +189,7 @@ def test_persistent_workers_survive_epochs_and_a_break():
     loader = DataLoader(Indexed(30), batch_size=4, num_workers=2, persistent_workers=True,
                         shuffle=True, generator=sd.Generator().manual_seed(0))
     pids = []
-    for epoch in range(3):
+    for _epoch in range(3):
         ids = []
         for b in loader:
             ids += b[0].tolist()
