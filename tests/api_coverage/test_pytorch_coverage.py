@@ -229,6 +229,10 @@ R = {  # name -> recipe(lib, a)
     "torch.flatten": lambda t, a: (t.flatten(a.x3), t.flatten(a.x3, 1)),
     "torch.linspace": lambda t, a: t.linspace(0, 1, 5),
     "torch.triu": lambda t, a: (t.triu(a.m), t.triu(a.m, 1)),
+    "torch.FloatTensor": lambda t, a: (t.FloatTensor([[1, 2], [3, 4]]),
+                                       t.FloatTensor(2, 3).shape),
+    "torch.LongTensor": lambda t, a: t.LongTensor([1, 2, 3]),
+    "torch.Tensor": lambda t, a: (t.Tensor([[1, 2]]), t.Tensor(2, 3).shape),
     "torch.meshgrid": lambda t, a: t.meshgrid(a.v, a.v[:3], indexing="ij"),
     # Tensor methods and attributes
     "to": lambda t, a: (a.x.to(t.float64), a.i.to(dtype=t.float32)),
@@ -361,11 +365,20 @@ _NO_RECIPE_WHY = {  # existing names checked elsewhere or not comparable by a ge
 }
 
 
-def _semantic_rows():
-    return [u for u in ROWS if u.name in R]
+# Differences found by the recipes and not fixed yet: strict xfails, so a fix shows up
+# as a failure that says to move the name out of this list.
+KNOWN_DIFFERENCES = {
+    "torch.Tensor": "sd.Tensor(data) keeps the data's dtype (ints stay int64) where "
+                    "torch.Tensor gives float32, and sd.Tensor(2, 3) (sizes) raises",
+}
 
 
-@pytest.mark.parametrize("name", sorted({u.name for u in _semantic_rows()}))
+def _semantic_names():
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[n]))
+            if n in KNOWN_DIFFERENCES else n for n in sorted({u.name for u in ROWS} & set(R))]
+
+
+@pytest.mark.parametrize("name", _semantic_names())
 def test_same_result_as_pytorch(name):
     torch = pytest.importorskip("torch", reason="PyTorch is the oracle for these checks")
     u = next(r for r in ROWS if r.name == name)
