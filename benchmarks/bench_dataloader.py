@@ -83,6 +83,21 @@ def epoch_time(ds, batch_size, workers, persistent=False, epochs=3) -> float:
     return statistics.median(times)
 
 
+def _commit() -> str | None:
+    """HEAD of the checkout this file is in, '+dirty' when files differ from it (git
+    worktrees keep ``.git`` as a file, which ``machine_info`` does not follow)."""
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty.strip() else "")) or None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/dataloader-workers.json")
@@ -105,8 +120,10 @@ def main(argv=None) -> int:
               f"{row['epoch_s_workers_2']:.3f} s ({row['speedup_2_workers']:.2f}x)   "
               f"2 persistent {row['epoch_s_workers_2_persistent']:.3f} s "
               f"({row['speedup_2_persistent']:.2f}x)")
+    machine = machine_info()
+    machine["git_commit"] = machine.get("git_commit") or _commit()
     report = {"schema": "shendu-bench-dataloader/1",
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine_info(),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine,
               "command": "nice -n 10 python benchmarks/bench_dataloader.py",
               "note": "median of 3 epochs; 'workers_2' starts the workers every epoch (included); "
                       "machine shared with other jobs: load average at start "
