@@ -64,6 +64,8 @@ class DataLoader:
         persistent_workers: keep the worker processes between epochs.
         multiprocessing_context: ``'fork'`` (the default where available), ``'spawn'``,
             ``'forkserver'``, or a ``multiprocessing`` context.
+        pin_memory_device, in_order: accepted for compatibility; batches always come in
+            sampler order (``in_order=False`` permits, not requires, another order).
         prefetch: with ``num_workers=0``, batches to build ahead on a background thread
             (0: build on demand).
         transform: called on each batch's inputs (the first element of a tuple batch, or
@@ -85,7 +87,8 @@ class DataLoader:
                  drop_last: bool = False, timeout: float = 0,
                  worker_init_fn: Callable[[int], None] | None = None, generator=None, *,
                  prefetch_factor: int | None = None, persistent_workers: bool = False,
-                 multiprocessing_context=None, prefetch: int = 0,
+                 multiprocessing_context=None, pin_memory_device: str = "",
+                 in_order: bool = True, prefetch: int = 0,
                  transform: Callable | None = None, target_transform: Callable | None = None,
                  device=None):
         shuffle = bool(shuffle)
