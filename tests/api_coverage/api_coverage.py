@@ -1,6 +1,6 @@
 """Which of the PyTorch names in ``pytorch_usage.tsv`` shendu has, weighted by usage.
 
-``python tests/api_coverage/coverage.py`` prints the figure and the missing names by
+``python tests/api_coverage/api_coverage.py`` prints the figure and the missing names by
 weight; ``test_pytorch_coverage.py`` checks it and runs each name against PyTorch.
 """
 from __future__ import annotations
