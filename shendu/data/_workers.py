@@ -312,6 +312,10 @@ class WorkerPool:
         return self._epoch.value
 
     @property
+    def epoch(self) -> int:
+        return self._epoch.value
+
+    @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
 
@@ -400,6 +404,10 @@ class WorkerIter:
                 self.close()
                 raise StopIteration
             i = self._next
+            if self._pool.epoch != self._epoch:
+                self._done = True
+                raise RuntimeError("DataLoader: this iterator's persistent workers moved on "
+                                   "to a newer iter(loader); iterate one epoch at a time")
             while i not in self._ready:
                 try:
                     epoch, j, batch = self._pool.receive(self._timeout)

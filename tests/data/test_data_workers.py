@@ -201,7 +201,13 @@ def test_persistent_workers_survive_epochs_and_a_break():
             break
     assert sorted(i for b in loader for i in b[0].tolist()) == list(range(30))
     assert len(_children()) == 2
-    del loader
+    old = iter(loader)
+    next(old)
+    new = iter(loader)  # the workers serve the newest epoch; the old iterator says so
+    with pytest.raises(RuntimeError, match="newer iter"):
+        next(old)
+    assert sorted(i for b in new for i in b[0].tolist()) == list(range(30))
+    del loader, old, new
     import gc
     gc.collect()
     assert _wait_no_children() == 0
