@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 
@@ -22,11 +23,36 @@ from .train.recipe import DEFAULTS, OPTIMIZERS, SCHEDULES
 
 __all__ = ["main", "build_parser"]
 
+_IMPORTED = time.perf_counter()  # fallback start-up reference where /proc is missing
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (Linux: from /proc), or None."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _wrap(text: str) -> str:
+    """A description paragraph wrapped for the terminal (the epilogs are pre-formatted,
+    so the parsers keep text as given)."""
+    return textwrap.fill(" ".join(text.split()), width=79)
+
 _EPILOG_TRAIN = """examples:
-  shendu train                                  LeNet-5 on the embedded digits (~20 s, 0.98)
+  shendu train                                 LeNet-5 on the embedded digits
   shendu train --dataset fashion-mnist --epochs 10
   shendu train --model mlp --optimizer sgd --lr 0.05 --momentum 0.9
-  shendu train --resume runs/20250101-120000/checkpoint.sd   continue an interrupted run
+  shendu train --resume runs/20250101-120000/checkpoint.sd
+                                               continue an interrupted run
 """
 _EPILOG_SEARCH = """value syntax for the searchable options:
   0.01              a fixed value
@@ -107,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser("train", help="train a model and report its test accuracy",
-                       description="Train a network with a dev split for validation, then "
-                       "report test accuracy. Writes checkpoint.sd (resumable), metrics.json, "
-                       "history.csv and learning_curves.png to --out.",
+                       description=_wrap("Train a network with a dev split for validation, "
+                       "then report test accuracy. Writes checkpoint.sd (resumable), "
+                       "metrics.json, history.csv and learning_curves.png to --out."),
                        epilog=_EPILOG_TRAIN, formatter_class=fmt)
     _add_common(p)
     p.add_argument("--out", help="output folder (default: runs/<date>-<time>)")
@@ -117,11 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "saved settings are reused unless given again (e.g. more --epochs)")
 
     p = sub.add_parser("diagnose", help="bias/variance report or training-curve checks",
-                       description="Tell which problem to fix first. Give error rates "
-                       "(fractions like 0.08 or percentages like 8) for a bias/variance "
-                       "report, or --history with a metrics.json / history JSON from "
-                       "'shendu train' to check the curves for divergence, plateaus and "
-                       "overfitting.", formatter_class=fmt,
+                       description=_wrap("Tell which problem to fix first. Give error "
+                       "rates (fractions like 0.08 or percentages like 8, all in one unit) "
+                       "for a bias/variance report, or --history with a metrics.json / "
+                       "history JSON from 'shendu train' to check the curves for "
+                       "divergence, plateaus and overfitting."), formatter_class=fmt,
                        epilog="examples:\n  shendu diagnose --train-error 0.08 --dev-error "
                        "0.10 --human-error 0.01\n  shendu diagnose --history "
                        "runs/x/metrics.json")
@@ -131,13 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-dev-error", type=float, help="error on held-out training-"
                    "distribution data (separates variance from data mismatch)")
     p.add_argument("--test-error", type=float, help="error rate on the test set")
+    p.add_argument("--unit", choices=["fraction", "percent"], help="the unit of the "
+                   "errors given (default: fractions when none exceeds 1, percentages when "
+                   "all do; a mix is refused)")
     p.add_argument("--history", metavar="PATH", help="metrics.json or history JSON to check")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("search", help="hyperparameter search over 'train' options",
-                       description="Run short training trials in this process and rank "
-                       "them by dev accuracy (never test accuracy). Searchable options "
-                       "take the value syntax below; the others are fixed for all trials.",
+                       description=_wrap("Run short training trials in this process and "
+                       "rank them by dev accuracy (never test accuracy). Searchable options "
+                       "take the value syntax below; the others are fixed for all trials."),
                        epilog=_EPILOG_SEARCH, formatter_class=fmt)
     p.add_argument("--method", choices=["random", "grid", "bayesian"], default="random",
                    help="random (default), grid (every combination), or bayesian "
@@ -221,8 +250,23 @@ def _train(args: argparse.Namespace) -> int:
     print(f"Checkpoint:      {paths.get('checkpoint')}")
     print(f"Metrics:         {paths.get('metrics')}")
     print(f"Learning curves: {paths.get('plot', '(not written: matplotlib missing)')}")
-    print(f"Done in {res['time_s']:.1f} s")
+    print(_timing_line(res))
     return 0
+
+
+def _timing_line(res: dict) -> str:
+    """Wall time of the whole command, split into start-up and the run's phases."""
+    t = res.get("timing", {})
+    run = res["time_s"]
+    age = _process_age()
+    total = age if age is not None and age >= run else run + time.perf_counter() - _IMPORTED
+    parts = [f"start-up {max(0.0, total - run):.1f} s (Python and imports)",
+             f"data and model {t.get('setup_s', 0):.1f} s",
+             f"training {t.get('train_s', 0):.1f} s (first-use kernel compiles included)",
+             f"evaluation {t.get('evaluate_s', 0):.1f} s"]
+    if "save_s" in t:
+        parts.append(f"saving {t['save_s']:.1f} s")
+    return f"Done in {total:.1f} s: " + ", ".join(parts)
 
 
 def _parse_spec(name: str, text: str):
@@ -280,7 +324,8 @@ def _search(args: argparse.Namespace) -> int:
         return {"val_acc": h["val_acc"][-1], "val_loss": h["val_loss"][-1],
                 "train_acc": h["train_acc"][-1]}
 
-    print(f"{args.method} search over {space} ({given['epochs']} epochs per trial) -> {out}")
+    print(f"{args.method} search over {space} ({_plural(given['epochs'], 'epoch')} per "
+          f"trial) -> {out}")
     if args.method == "grid":
         grid = {k: v.options if isinstance(v, S.Choice) else v for k, v in space.items()}
         result = S.grid_search(train_fn, grid, metric="val_acc", verbose=True)
@@ -326,7 +371,7 @@ def _diagnose(args: argparse.Namespace) -> int:
                 errors[k] = v
     if errors["train_error"] is not None and errors["dev_error"] is not None:
         d = diagnose(errors["train_error"], errors["dev_error"], errors["test_error"],
-                     errors["train_dev_error"], args.human_error)
+                     errors["train_dev_error"], args.human_error, unit=args.unit)
         out["bias_variance"] = d.to_dict()
         if not args.json:
             print(("\n" if args.history else "") + d.report())
@@ -336,7 +381,27 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``shendu`` command line with ``argv`` (default ``sys.argv[1:]``)."""
+    """Run the ``shendu`` command line with ``argv`` (default ``sys.argv[1:]``).
+
+    A closed output pipe (``shendu ... | head``) ends the command quietly, as other
+    command-line tools do, with exit status 141 (128 + SIGPIPE)."""
+    try:
+        try:
+            code = _main(argv)
+        finally:  # also after argparse's SystemExit (--help): a broken pipe shows here
+            sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no real file (a test's capture)
+            pass
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from .data.datasets import ChecksumError, DatasetNotFoundError
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -8,6 +8,7 @@
 [(32, 3), (32, 3), (32, 3), (4, 3)]
 """
 from . import datasets, transforms
+from ._workers import WorkerInfo, get_worker_info
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
 from .dataset import (
@@ -29,7 +30,7 @@ from .sampler import (
 )
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset",
-           "random_split", "stratified_split", "DataLoader", "default_collate",
-           "default_convert", "Sampler", "SequentialSampler", "RandomSampler",
+           "random_split", "stratified_split", "DataLoader", "get_worker_info", "WorkerInfo",
+           "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler",
            "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "datasets",
            "transforms"]

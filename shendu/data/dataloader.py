@@ -9,16 +9,19 @@ batches ahead, so loading overlaps the model's compute.
 Randomness: the sampler's order is drawn when iteration starts; then one seed is drawn
 (from ``generator``, else the global generator) and batch ``i`` of the epoch gets its own
 stream derived from (seed, i) for random transforms. Results therefore depend only on
-``sd.manual_seed`` / ``generator``, and are the same with and without prefetch.
+``sd.manual_seed`` / ``generator``, and are the same with and without prefetch or worker
+processes (``num_workers``; see ``_workers.py``).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from ..tensor import Tensor
+from . import _workers
 from ._prefetch import Prefetcher
 from ._rng import draw_seed, using_rng
 from .collate import default_collate, default_convert
@@ -45,16 +48,26 @@ class DataLoader:
         sampler: the order of indices (excludes ``shuffle``).
         batch_sampler: yields lists of indices, one per batch (excludes ``batch_size``,
             ``shuffle``, ``sampler`` and ``drop_last``).
-        num_workers: accepted for PyTorch compatibility: > 0 turns on the prefetch thread
-            (with ``prefetch_factor`` batches ahead, default 2). There are no processes.
+        num_workers: worker processes building batches in parallel (0: build them in
+            this process). Each gets batches of indices in turn; batches come back in
+            sampler order. See ``shendu.data._workers`` for seeding and start methods.
         collate_fn: turns a list of samples into a batch; ``default_collate`` when None.
             Giving one disables the whole-array fast path.
-        pin_memory: accepted for compatibility; has no effect.
+        pin_memory: accepted for compatibility; has no effect on the CPU.
         drop_last: drop the last, smaller batch.
-        timeout: seconds to wait for a prefetched batch before raising (0: no limit).
-        worker_init_fn: called with worker id 0 on the prefetch thread before it starts.
+        timeout: seconds to wait for a batch from a worker or the prefetch thread before
+            raising (0: no limit).
+        worker_init_fn: called in each worker process with its id (after seeding), or
+            with id 0 on the prefetch thread when ``num_workers=0``.
         generator: an ``sd.Generator`` for shuffling and transforms; the global one if None.
-        prefetch: batches to build ahead on a background thread (0: build on demand).
+        prefetch_factor: batches each worker builds ahead (default 2; needs workers).
+        persistent_workers: keep the worker processes between epochs.
+        multiprocessing_context: ``'fork'`` (the default where available), ``'spawn'``,
+            ``'forkserver'``, or a ``multiprocessing`` context.
+        pin_memory_device, in_order: accepted for compatibility; batches always come in
+            sampler order (``in_order=False`` permits, not requires, another order).
+        prefetch: with ``num_workers=0``, batches to build ahead on a background thread
+            (0: build on demand).
         transform: called on each batch's inputs (the first element of a tuple batch, or
             the whole batch), as a NumPy array; e.g. a ``shendu.data.transforms`` pipeline.
         target_transform: likewise for the second element (the targets).
@@ -73,7 +86,9 @@ class DataLoader:
                  collate_fn: Callable | None = None, pin_memory: bool = False,
                  drop_last: bool = False, timeout: float = 0,
                  worker_init_fn: Callable[[int], None] | None = None, generator=None, *,
-                 prefetch: int = 0, prefetch_factor: int | None = None,
+                 prefetch_factor: int | None = None, persistent_workers: bool = False,
+                 multiprocessing_context=None, pin_memory_device: str = "",
+                 in_order: bool = True, prefetch: int = 0,
                  transform: Callable | None = None, target_transform: Callable | None = None,
                  device=None):
         shuffle = bool(shuffle)
@@ -95,8 +110,16 @@ class DataLoader:
                 or prefetch < 0 or num_workers < 0:
             raise ValueError(f"DataLoader: prefetch and num_workers must be non-negative "
                              f"integers, got prefetch={prefetch!r}, num_workers={num_workers!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)):
+            raise ValueError(f"DataLoader: num_workers must be an integer, got {num_workers!r}")
+        if num_workers == 0 and (prefetch_factor is not None or persistent_workers):
+            raise ValueError("DataLoader: prefetch_factor and persistent_workers need worker "
+                             "processes (num_workers > 0)")
+        _check_positive_int("prefetch_factor", prefetch_factor, allow_none=True)
+        if timeout < 0:
+            raise ValueError(f"DataLoader: timeout must be non-negative, got {timeout!r}")
         if num_workers > 0:
-            prefetch = max(int(prefetch), int(prefetch_factor or 2))
+            _workers._context(multiprocessing_context)  # a bad one fails here, not later
         self.dataset = dataset
         self.batch_size = batch_size
         self.drop_last = bool(drop_last)
@@ -106,6 +129,10 @@ class DataLoader:
         self.timeout = timeout
         self.worker_init_fn = worker_init_fn
         self.prefetch = int(prefetch)
+        self.prefetch_factor = int(prefetch_factor or 2) if num_workers > 0 else None
+        self.persistent_workers = bool(persistent_workers)
+        self.multiprocessing_context = multiprocessing_context
+        self._pool = None  # the persistent workers, started by the first epoch
         self.transform = transform
         self.target_transform = target_transform
         self.device = device
@@ -134,31 +161,95 @@ class DataLoader:
 
     def __iter__(self) -> Iterator:
         # Everything random is drawn here, on the caller's thread, in a fixed order.
-        keys = self._keys()
+        workers = self.num_workers > 0
+        keys = None if workers and self._iterable else self._keys()  # (workers iterate)
         base_seed = draw_seed(self.generator)
+        try:
+            length = len(self)
+        except TypeError:
+            length = None
+        if workers:
+            return _LoaderIter(self._worker_iter(keys, base_seed), length)
         source = self._produce(keys, base_seed)
         if self.prefetch > 0:
             source = Prefetcher(source, self.prefetch, self.timeout, self.worker_init_fn)
         elif self.worker_init_fn is not None:
             self.worker_init_fn(0)
-        try:
-            length = len(self)
-        except TypeError:
-            length = None
         return _LoaderIter(source, length)
+
+    def _worker_iter(self, keys, base_seed: int) -> _workers.WorkerIter:
+        finish = None if self.device is None else functools.partial(_to_device,
+                                                                     device=self.device)
+        pool, owns = self._pool, not self.persistent_workers
+        if pool is None or not pool.alive:
+            pool = _workers.WorkerPool(self._fetcher(), self.num_workers, base_seed,
+                                       self.worker_init_fn, self.multiprocessing_context)
+            if self.persistent_workers:
+                self._pool = pool
+        return _workers.WorkerIter(pool, keys, base_seed, self.prefetch_factor,
+                                   self.timeout, owns, finish)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pool"] = None  # worker processes stay with the loader that started them
+        return state
 
     def _keys(self) -> Iterator:
         """What each batch is built from: index arrays/lists, indices, or sample lists."""
         if self._iterable:
-            stream = iter(self.dataset)
-            if self.batch_size is None:
-                return stream
-            return self._chunks(stream)
+            return self._fetcher().keys()
         if self.batch_sampler is None:
             return iter(self.sampler)
         if isinstance(self.batch_sampler, BatchSampler):
             return self.batch_sampler._batches()
         return iter(self.batch_sampler)
+
+    def _produce(self, keys: Iterator, base_seed: int) -> Iterator:
+        fetcher = self._fetcher()
+        for i, key in enumerate(keys):
+            with using_rng((base_seed, i)):
+                try:
+                    batch = fetcher.fetch(key)
+                    if self.device is not None:
+                        batch = _to_device(batch, self.device)
+                except Exception as exc:
+                    if hasattr(exc, "add_note"):
+                        exc.add_note(f"(raised by DataLoader while building batch {i})")
+                    raise
+            yield batch
+
+    def _fetch(self, key):
+        batch = self._fetcher().fetch(key)
+        return batch if self.device is None else _to_device(batch, self.device)
+
+    def _fetcher(self) -> _Fetcher:
+        return _Fetcher(self.dataset, self.batch_size, self.drop_last, self.collate_fn,
+                        self.transform, self.target_transform, self._whole_arrays,
+                        self._iterable, self.batch_sampler is None)
+
+
+class _Fetcher:
+    """What builds one batch from its key: the dataset and the loader's batch settings,
+    without the sampler; small and picklable, so worker processes get one each."""
+
+    def __init__(self, dataset, batch_size, drop_last, collate_fn, transform,
+                 target_transform, whole_arrays, iterable, single):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.collate_fn = collate_fn
+        self.transform = transform
+        self.target_transform = target_transform
+        self.whole_arrays = whole_arrays
+        self.iterable = iterable
+        self.single = single  # no batch sampler: keys are single indices
+
+    def keys(self) -> Iterator:
+        """An IterableDataset's batches-to-be: samples, or lists of batch_size samples."""
+        stream = iter(self.dataset)
+        if self.batch_size is None:
+            return stream
+        return self._chunks(stream)
 
     def _chunks(self, stream: Iterator) -> Iterator[list]:
         while True:
@@ -167,24 +258,13 @@ class DataLoader:
                 return
             yield chunk
 
-    def _produce(self, keys: Iterator, base_seed: int) -> Iterator:
-        for i, key in enumerate(keys):
-            with using_rng((base_seed, i)):
-                try:
-                    batch = self._fetch(key)
-                except Exception as exc:
-                    if hasattr(exc, "add_note"):
-                        exc.add_note(f"(raised by DataLoader while building batch {i})")
-                    raise
-            yield batch
-
-    def _fetch(self, key):
+    def fetch(self, key):
         ds = self.dataset
-        if self._whole_arrays:
+        if self.whole_arrays:
             batch = ds.get_batch(np.asarray(key, dtype=np.intp))
-        elif self._iterable:
+        elif self.iterable:
             batch = key if self.batch_size is None else (self.collate_fn or default_collate)(key)
-        elif self.batch_sampler is None:
+        elif self.single:
             batch = ds[key]
         else:
             keys = key.tolist() if isinstance(key, np.ndarray) else list(key)
@@ -195,8 +275,6 @@ class DataLoader:
             batch = self._transform(batch)
         if self.collate_fn is None:
             batch = default_convert(batch)
-        if self.device is not None:
-            batch = _to_device(batch, self.device)
         return batch
 
     def _transform(self, batch):

@@ -3,6 +3,7 @@ progress display (used by ``shendu.train.trainer``)."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -116,9 +117,17 @@ class EpochStats:
 
 
 class Progress:
-    """A tqdm bar per epoch (``'bar'``), one printed line per epoch (``'line'``), or nothing."""
+    """A tqdm bar per epoch (``'bar'``), one printed line per epoch (``'line'``), or nothing.
+
+    ``True`` picks the bar when the bar has a terminal (or a notebook) to redraw in, and
+    one line per epoch otherwise: a log file, CI or ``nohup`` would get every redraw as a
+    carriage-return fragment. The bar's count and its loss/accuracy are refreshed together,
+    so the numbers shown are those of the batches counted.
+    """
 
     def __init__(self, mode: bool | str, loader, desc: str, refresh_s: float = 0.3):
+        if mode is True and not _interactive(sys.stderr):
+            mode = "line"
         if mode is True or mode == "bar":
             try:
                 from tqdm.auto import tqdm
@@ -127,30 +136,36 @@ class Progress:
             else:
                 mode = "bar"
         self.mode, self.desc, self.refresh_s = mode, desc, refresh_s
-        self.bar, self._last = None, 0.0
+        self.bar, self._last, self._pending = None, 0.0, 0
         if mode == "bar":
             try:
                 total = len(loader)
             except TypeError:
                 total = None
+            # tqdm redraws only when told (mininterval=0 with our own clock): a redraw
+            # between our refreshes would show new counts beside old numbers
             self.bar = tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True,
-                            leave=True)
+                            leave=True, mininterval=0, miniters=1)
 
     def step(self, stats: EpochStats) -> None:
         if self.bar is None:
             return
-        self.bar.update(1)
+        self._pending += 1
         now = time.perf_counter()
         if now - self._last >= self.refresh_s:  # reading values back is the costly part
             self._last = now
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in stats.compute().items()},
                                  refresh=False)
+            self.bar.update(self._pending)
+            self._pending = 0
 
     def close(self, logs: dict) -> None:
         shown = {k: v for k, v in logs.items() if k not in ("epoch", "time", "lr")}
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()
                                   if isinstance(v, float)}, refresh=False)
+            self.bar.update(self._pending)
+            self._pending = 0
             self.bar.close()
             self.bar = None
         elif self.mode == "line":
@@ -162,3 +177,14 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _interactive(stream) -> bool:
+    """Whether a progress bar can redraw in place on ``stream``: a terminal, or a
+    Jupyter kernel (whose widgets tqdm.auto uses)."""
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

@@ -89,7 +89,7 @@ class Diagnosis:
 
 def diagnose(train_error: float, dev_error: float, test_error: float | None = None,
              train_dev_error: float | None = None, human_error: float | None = None, *,
-             min_gap: float | None = None) -> Diagnosis:
+             min_gap: float | None = None, unit: str | None = None) -> Diagnosis:
     """Split the error into avoidable bias, variance, data mismatch and dev overfitting.
 
     Args:
@@ -98,8 +98,10 @@ def diagnose(train_error: float, dev_error: float, test_error: float | None = No
         train_dev_error: error on held-out data from the *training* distribution; with it,
             variance is ``train_dev - train`` and data mismatch ``dev - train_dev``.
         human_error: human-level error, the proxy for Bayes error (0 when unknown).
-        min_gap: gaps below this are not a problem; default 1 percentage point. Errors are
-            fractions (0.08), or percentages (8.0) when any value exceeds 1.
+        min_gap: gaps below this are not a problem; default 1 percentage point.
+        unit: ``'fraction'`` (0.08) or ``'percent'`` (8.0) for every error given; None
+            reads all as fractions when none exceeds 1, all as percentages when every
+            value other than 0 and 1 exceeds 1, and refuses a mix (8 and 0.10) as ambiguous.
 
     >>> d = diagnose(train_error=0.08, dev_error=0.10, human_error=0.01)
     >>> d.problem, round(d.gaps['avoidable_bias'], 4), round(d.gaps['variance'], 4)
@@ -113,10 +115,7 @@ def diagnose(train_error: float, dev_error: float, test_error: float | None = No
     for name, v in errors.items():
         if not math.isfinite(v) or v < 0:
             raise ValueError(f"diagnose: {name} error must be a finite number >= 0, got {v}")
-    percent = any(v > 1 for v in errors.values())
-    if percent and any(v > 100 for v in errors.values()):
-        raise ValueError(f"diagnose: errors must be fractions in [0, 1] or percentages in "
-                         f"[0, 100], got {errors}")
+    percent = _is_percent(errors, unit)
     tr, dev = errors["train"], errors["dev"]
     notes = []
     if human_error is None:
@@ -137,6 +136,29 @@ def diagnose(train_error: float, dev_error: float, test_error: float | None = No
     problem = name if size >= min_gap else None
     recs = list(ADVICE[problem]) if problem else []
     return Diagnosis(errors, gaps, problem, recs, percent, float(min_gap), notes)
+
+
+def _is_percent(errors: dict[str, float], unit: str | None) -> bool:
+    """Whether the errors are percentages; raises on a mix of units or out-of-range values."""
+    if unit not in (None, "fraction", "percent"):
+        raise ValueError(f"diagnose: unit must be 'fraction', 'percent' or None, got {unit!r}")
+    big = [k for k, v in errors.items() if v > 1]
+    small = [k for k, v in errors.items() if 0 < v < 1]  # 0 and 1 fit either unit
+    if unit is None:
+        if big and small:
+            shown = ", ".join(f"{k} {errors[k]:g}" for k in (*big, *small))
+            raise ValueError(
+                f"diagnose: the errors mix units ({shown}): values above 1 read as "
+                "percentages, values below 1 as fractions. Give them all in one unit, or "
+                "name it: unit='percent' or 'fraction' (shendu diagnose --unit percent "
+                "or --unit fraction)")
+        unit = "percent" if big else "fraction"
+    top = 100.0 if unit == "percent" else 1.0
+    out = {k: v for k, v in errors.items() if v > top}
+    if out:
+        raise ValueError(f"diagnose: errors in unit {unit!r} must lie in [0, {top:g}], got "
+                         + ", ".join(f"{k} {v:g}" for k, v in out.items()))
+    return unit == "percent"
 
 
 class Finding(NamedTuple):

@@ -201,6 +201,7 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
     model = build_model(cfg, data["shape"], data["num_classes"])
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
+    timing = {"setup_s": time.perf_counter() - start}
     paths: dict[str, str] = {}
     cbs: list = []
     if out is not None:
@@ -221,6 +222,7 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
     trainer = Trainer(model, F.cross_entropy, optimizer, scheduler=scheduler, callbacks=cbs,
                       device=cfg["device"], progress=progress)
     history = trainer.fit(data["train"], cfg["epochs"], data["dev"], resume=resume)
+    timing["train_s"] = time.perf_counter() - start - timing["setup_s"]
     result: dict[str, Any] = {"history": dict(history), "config": cfg,
                               "data": {"sizes": dict(zip(("train", "dev", "test"),
                                                          data["sizes"])),
@@ -232,7 +234,9 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
         result["test"] = test_metrics
         final["test_error"] = 1 - test_metrics["acc"]
     result["final"] = final
+    timing["evaluate_s"] = time.perf_counter() - start - sum(timing.values())
     result["time_s"] = round(time.perf_counter() - start, 2)
+    result["timing"] = timing
     if out is not None:
         if save:
             try:
@@ -243,7 +247,11 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
             except ImportError as exc:  # matplotlib is optional
                 log(f"(no learning-curve plot: {exc})")
                 paths.pop("plot", None)
+        timing["save_s"] = time.perf_counter() - start - sum(timing.values())
+        result["time_s"] = round(time.perf_counter() - start, 2)
+        result["timing"] = {k: round(v, 3) for k, v in timing.items()}
         from .checkpoint import atomic_write_text
         atomic_write_text(paths["metrics"], json.dumps(result, indent=1))
+    result["timing"] = {k: round(v, 3) for k, v in timing.items()}
     result["paths"] = paths
     return result

@@ -135,9 +135,9 @@ def test_prefetch_thread_stops_when_loop_breaks():
         next(it)
 
 
-def test_num_workers_turns_on_prefetch():
+def test_num_workers_gives_every_sample_in_order():
     loader = DataLoader(_ds(), batch_size=10, num_workers=2)
-    assert loader.prefetch == 2
+    assert loader.prefetch_factor == 2
     assert [i for b in _ids(loader) for i in b] == list(range(103))
 
 

@@ -70,6 +70,20 @@ def test_diagnose_units_thresholds_and_notes():
     assert both.problems == ["avoidable_bias", "variance"]
 
 
+def test_diagnose_refuses_mixed_units_and_takes_a_named_one():
+    with pytest.raises(ValueError, match=r"mix units \(train 8, dev 0.1\).*--unit percent"):
+        diagnose(8, 0.10)
+    d = diagnose(8, 0.10, unit="percent")  # dev 0.1 %: the network does better on dev
+    assert d.percent and d.gaps["variance"] == pytest.approx(-7.9)
+    f = diagnose(0.08, 0.10, unit="fraction")
+    assert not f.percent and f.gaps["variance"] == pytest.approx(0.02)
+    assert diagnose(0.5, 8, human_error=0, unit="percent").gaps["variance"] == 7.5
+    with pytest.raises(ValueError, match=r"unit 'fraction' must lie in \[0, 1\], got train 8"):
+        diagnose(8, 10, unit="fraction")
+    with pytest.raises(ValueError, match="unit must be"):
+        diagnose(0.1, 0.2, unit="%")
+
+
 @pytest.mark.parametrize("bad", [dict(train_error=-0.1, dev_error=0.1),
                                  dict(train_error=math.nan, dev_error=0.1),
                                  dict(train_error=5.0, dev_error=150.0)])

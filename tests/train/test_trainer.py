@@ -142,9 +142,13 @@ def test_progress_bar_and_line_fallback(capsys, monkeypatch):
     pytest.importorskip("tqdm")
     model = _mlp()
     opt = sd.optim.SGD(model.parameters(), lr=0.1)
-    fit(model, F.cross_entropy, opt, _blobs(), 1, val_loader=_blobs(), progress=True)
+    fit(model, F.cross_entropy, opt, _blobs(), 1, val_loader=_blobs(), progress="bar")
     err = capsys.readouterr().err
     assert "Epoch 1/1" in err and "loss" in err and "acc" in err
+    # True with no terminal (capsys, a log file, CI): one line per epoch, no \r fragments
+    fit(model, F.cross_entropy, opt, _blobs(), 2, progress=True)
+    cap = capsys.readouterr()
+    assert "\r" not in cap.err + cap.out and len(cap.out.splitlines()) == 2
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     fit(model, F.cross_entropy, opt, _blobs(), 2, progress=True)
@@ -152,6 +156,39 @@ def test_progress_bar_and_line_fallback(capsys, monkeypatch):
     assert len(out) == 2 and out[1].startswith("Epoch 2/2: train_loss=")
     fit(model, F.cross_entropy, opt, _blobs(), 1, progress=False)
     assert capsys.readouterr() == ("", "")
+
+
+def test_progress_bar_shows_the_numbers_of_the_batches_it_counts(monkeypatch):
+    """Every redraw shows the running loss of exactly the batches counted so far."""
+    import types
+
+    from shendu.train._loop import EpochStats, Progress
+
+    shown = []
+
+    class FakeBar:
+        def __init__(self, **kw):
+            self.n, self.postfix = 0, None
+
+        def set_postfix(self, d, refresh=True):
+            self.postfix = dict(d)
+
+        def update(self, k):
+            self.n += k
+            shown.append((self.n, self.postfix))
+
+        def close(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", types.SimpleNamespace(tqdm=FakeBar))
+    bar = Progress("bar", range(6), "Epoch 1/1", refresh_s=0.0)
+    stats = EpochStats(())
+    losses = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    for i, value in enumerate(losses):
+        stats.update(sd.tensor(value), sd.zeros(1, 1), sd.zeros(1).long())
+        bar.step(stats)
+        n, post = shown[-1]
+        assert n == i + 1 and float(post["loss"]) == pytest.approx(np.mean(losses[:i + 1]))
 
 
 def test_clear_errors():
