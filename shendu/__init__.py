@@ -20,9 +20,10 @@ from . import (
     random,
 )
 from ._threads import get_num_threads, set_num_threads
-from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device
 from .backend import Device as device
+from .constants import e, inf, nan, newaxis, pi
 from .creation import (
     arange,
     as_tensor,
@@ -71,10 +72,24 @@ from .dtypes import (
     short,
     uint8,
 )
+from .legacy import (
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
+from .nn.functional import log_softmax, softmax
 from .ops import *  # noqa: F401,F403
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: F401  (shadow builtins)
+from .printing import set_printoptions
 from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
 from .tensor import Tensor
+from .typeinfo import finfo, iinfo
 
 __version__ = "0.1.0"
 
