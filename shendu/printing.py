@@ -54,8 +54,9 @@ def array2string_args(arr) -> dict:
     threshold = o["threshold"]
     args = dict(threshold=int(min(threshold, 2**62)), edgeitems=int(o["edgeitems"]),
                 precision=int(o["precision"]), max_line_width=int(o["linewidth"]))
-    if o["sci_mode"] is not None and arr.dtype.kind == "f":
+    if o["sci_mode"] is not None and arr.dtype.kind == "f" and arr.size:
         p = int(o["precision"])
-        args["formatter"] = {"float_kind": (lambda v: f"{v:.{p}e}") if o["sci_mode"]
-                             else (lambda v: f"{v:.{p}f}")}
+        spec = f".{p}e" if o["sci_mode"] else f".{p}f"
+        width = max(len(format(v, spec)) for v in arr.reshape(-1)[:10000].tolist())
+        args["formatter"] = {"float_kind": lambda v: format(v, spec).rjust(width)}
     return args
