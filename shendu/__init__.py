@@ -23,7 +23,7 @@ from ._threads import get_num_threads, set_num_threads
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device
 from .backend import Device as device
-from .constants import e, inf, nan, newaxis, pi
+from .constants import e, inf, nan, pi
 from .creation import (
     arange,
     as_tensor,

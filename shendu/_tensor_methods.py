@@ -25,7 +25,8 @@ atan2 atanh bincount bmm clamp_max clamp_min copysign cosh cumprod deg2rad diag 
 erf erfc erfinv exp2 expm1 float_power fmax fmin frac heaviside hypot index_add index_copy
 index_fill lerp lgamma log2 log10 logaddexp logaddexp2 logit median mode nan_to_num nanmedian
 nanquantile positive quantile rad2deg reciprocal sgn signbit sinc sinh tan unique
-unique_consecutive xlogy
+unique_consecutive xlogy addbmm addmm addmv aminmax argwhere baddbmm cross cummax cummin
+diag_embed diff histc inner isin kron nanmean nansum rot90 trace
 """.split()
 
 for _name in _METHODS:
@@ -179,8 +180,8 @@ def _inplace_with(name):
     return method
 
 
-for _name in """addcdiv addcmul atan2 copysign fmax fmin hypot index_add index_copy index_fill
-lerp logaddexp scatter scatter_add xlogy""".split():
+for _name in """addbmm addcdiv addcmul addmm addmv atan2 baddbmm copysign fmax fmin hypot index_add
+index_copy index_fill lerp logaddexp scatter scatter_add xlogy""".split():
     setattr(Tensor, _name + "_", _inplace_with(_name))
 
 

@@ -10,4 +10,3 @@ pi = math.pi
 e = math.e
 inf = math.inf
 nan = math.nan
-newaxis = None

@@ -117,7 +117,9 @@ def test_inference_mode():
 
 @pytest.mark.parametrize("name,dtype", [("FloatTensor", "float32"), ("DoubleTensor", "float64"),
                                         ("LongTensor", "int64"), ("IntTensor", "int32"),
-                                        ("BoolTensor", "bool"), ("ByteTensor", "uint8")])
+                                        ("BoolTensor", "bool"), ("ByteTensor", "uint8"),
+                                        ("CharTensor", "int8"), ("ShortTensor", "int16"),
+                                        ("HalfTensor", "float16")])
 def test_legacy_constructors(name, dtype):
     cls = getattr(sd, name)
     t = cls([1, 0, 2])

@@ -55,16 +55,41 @@ from .elementwise import (
 )
 from .indexing import (
                           bincount,
+                          block_diag,
+                          cartesian_prod,
                           diag,
+                          diag_embed,
                           diagonal,
+                          diff,
                           index_add,
                           index_copy,
                           index_fill,
                           meshgrid,
+                          rot90,
+                          tril_indices,
+                          triu_indices,
                           unique,
                           unique_consecutive,
 )
-from .linalg import bmm, dot, ger, matmul, mm, mv, outer
+from .linalg import (
+                          addbmm,
+                          addmm,
+                          addmv,
+                          baddbmm,
+                          bmm,
+                          cdist,
+                          cross,
+                          dot,
+                          ger,
+                          inner,
+                          kron,
+                          matmul,
+                          mm,
+                          mv,
+                          outer,
+                          tensordot,
+                          trace,
+)
 from .math import (
                           acos,
                           acosh,
@@ -197,4 +222,19 @@ from .reduce import (
                           sum,
                           var,
 )
-from .statistics import cumprod, median, mode, nanmedian, nanquantile, quantile
+from .search import argwhere, bucketize, histc, isin, searchsorted
+from .statistics import (
+                          aminmax,
+                          cummax,
+                          cummin,
+                          cumprod,
+                          median,
+                          mode,
+                          nanmean,
+                          nanmedian,
+                          nanquantile,
+                          nansum,
+                          quantile,
+                          std_mean,
+                          var_mean,
+)

@@ -352,3 +352,117 @@ def meshgrid(*tensors, indexing="ij"):
         shape[order.index(i)] = sizes[i]
         grids.append(expand(reshape(t, tuple(shape)), out_shape))
     return tuple(grids)
+
+
+# ---------------------------------------------------------------------- more shapes
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    """Each vector along the last dimension placed on diagonal ``offset`` of a square
+    matrix spanning (``dim1``, ``dim2``) of the output. Differentiable.
+
+    >>> import shendu as sd
+    >>> sd.diag_embed(sd.tensor([[1.0, 2.0]])).shape
+    (1, 2, 2)
+    """
+    from .einsum import einsum
+    from .movement import movedim
+
+    n_in = input.shape[-1]
+    n = n_in + abs(offset)
+    xp = xp_of(input._data)
+    rows, cols = _diag_index(xp, n, n, offset)
+    basis = xp.zeros((n_in, n, n), input._data.dtype)
+    basis[xp.arange(n_in), rows, cols] = 1
+    out = einsum("...l,lij->...ij", input, Tensor._wrap(basis))
+    nd = out.ndim
+    d1, d2 = norm_dim(dim1, nd, "diag_embed"), norm_dim(dim2, nd, "diag_embed")
+    if d1 == d2:
+        raise ValueError(f"diag_embed: dim1 and dim2 must differ, both are {d1}")
+    return movedim(out, (nd - 2, nd - 1), (d1, d2))
+
+
+def block_diag(*tensors):
+    """A block-diagonal matrix from 0-D, 1-D (one row) or 2-D blocks. Differentiable."""
+    from .movement import cat, pad
+
+    blocks = [t.reshape(1, 1) if t.ndim == 0 else t.reshape(1, -1) if t.ndim == 1 else t
+              for t in tensors]
+    for i, b in enumerate(blocks):
+        if b.ndim != 2:
+            raise ValueError(f"block_diag: expected tensors with at most 2 dimensions, "
+                             f"tensor {i} has shape {tuple(tensors[i].shape)}")
+    total = sum(b.shape[1] for b in blocks)
+    rows, left = [], 0
+    for b in blocks:
+        rows.append(pad(b, (left, total - left - b.shape[1])))
+        left += b.shape[1]
+    return cat(rows, 0) if rows else Tensor._wrap(np.zeros((0, 0), np.float32))
+
+
+def cartesian_prod(*tensors):
+    """All combinations of the elements of 1-D tensors, one per row (a single tensor is
+    returned as it is)."""
+    from .movement import stack
+
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([g.reshape(-1) for g in grids], 1)
+
+
+def _tri_indices(op, fn, row, col, offset):
+    rows, cols = fn(row, offset, col)
+    return Tensor._wrap(np.stack([rows, cols]).astype(np.int64).reshape(2, -1))
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) indices of the lower triangle (diagonal ``offset`` and below) of a
+    ``row`` x ``col`` matrix, row by row."""
+    return _tri_indices("tril_indices", np.tril_indices, row, col, offset)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) indices of the upper triangle (diagonal ``offset`` and above)."""
+    return _tri_indices("triu_indices", np.triu_indices, row, col, offset)
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` are joined on
+    first). Differentiable; for bool tensors, ``!=`` of neighbours.
+
+    >>> import shendu as sd
+    >>> sd.diff(sd.tensor([1.0, 4.0, 9.0, 16.0]))
+    tensor([3., 5., 7.])
+    """
+    from .movement import cat, narrow
+
+    d = norm_dim(dim, input.ndim, "diff")
+    parts = [p if isinstance(p, Tensor) else Tensor(p) for p in (prepend, input, append)
+             if p is not None]
+    x = cat(parts, d) if len(parts) > 1 else input
+    for _ in range(n):
+        m = x.shape[d]
+        if m == 0:
+            break
+        hi, lo = narrow(x, d, 1, m - 1), narrow(x, d, 0, m - 1)
+        x = hi != lo if x._data.dtype == np.bool_ else hi - lo
+    return x
+
+
+def rot90(input, k=1, dims=(0, 1)):
+    """Rotate by 90 degrees ``k`` times in the plane of ``dims``, from the first dimension
+    towards the second (as ``np.rot90``). Differentiable."""
+    from .movement import flip, transpose
+
+    if len(dims) != 2:
+        raise ValueError(f"rot90: dims must name two dimensions, got {dims}")
+    d0, d1 = (norm_dim(d, input.ndim, "rot90") for d in dims)
+    if d0 == d1:
+        raise ValueError(f"rot90: the two dims must differ, got {dims}")
+    k %= 4
+    if k == 1:
+        return transpose(flip(input, d1), d0, d1)
+    if k == 2:
+        return flip(input, (d0, d1))
+    if k == 3:
+        return flip(transpose(input, d0, d1), d1)
+    return input

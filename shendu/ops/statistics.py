@@ -14,6 +14,8 @@ tensor(1.5000)
 """
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from ..autograd.function import Function
@@ -256,3 +258,74 @@ def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
     """``quantile`` ignoring NaN (NaN only for an all-NaN slice)."""
     return _quantile("nanquantile", input, q, dim, keepdim, interpolation, True)
 
+
+
+# ---------------------------------------------------------------------- NaN-aware and paired
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    """``sum`` treating NaN as zero (NaN elements get zero gradient)."""
+    from .elementwise import isnan, where
+
+    x = where(isnan(input), 0.0, input) if input._data.dtype.kind == "f" else input
+    return x.sum(dim=dim, keepdim=keepdim, dtype=dtype)
+
+
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    """``mean`` over the non-NaN elements (NaN for an all-NaN slice)."""
+    from .elementwise import isnan, logical_not
+
+    if input._data.dtype.kind != "f":
+        raise TypeError(f"nanmean: expected a floating-point tensor, got {input.dtype}")
+    count = logical_not(isnan(input)).type(input.dtype).sum(dim=dim, keepdim=keepdim)
+    return nansum(input, dim, keepdim, dtype=dtype) / count
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(var, mean)`` with ``var``'s arguments, as one call."""
+    return (input.var(dim, unbiased, keepdim, correction=correction),
+            input.mean(dim=dim, keepdim=keepdim))
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(std, mean)`` with ``std``'s arguments, as one call."""
+    return (input.std(dim, unbiased, keepdim, correction=correction),
+            input.mean(dim=dim, keepdim=keepdim))
+
+
+MinMax = namedtuple("MinMax", ["min", "max"])
+
+
+def aminmax(input, *, dim=None, keepdim=False):
+    """``(min, max)`` of ``input`` (along ``dim``) as a named tuple."""
+    from .reduce import amax, amin
+
+    return MinMax(amin(input, dim=dim, keepdim=keepdim), amax(input, dim=dim, keepdim=keepdim))
+
+
+def _cumulative_extreme(op, input, dim, largest):
+    d = norm_dim(dim, input.ndim, op)
+    if input.ndim == 0:
+        return ValuesIndices(input.clone(), Tensor._wrap(np.zeros((), np.int64)))
+    a = input._data
+    xp = xp_of(a)
+    x = xp.moveaxis(a, d, -1)
+    running = (xp.maximum if largest else xp.minimum).accumulate(x, axis=-1)
+    pos = xp.arange(x.shape[-1])
+    # the last position (so far) holding the running extreme, as PyTorch
+    idx = xp.maximum.accumulate(xp.where(x == running, pos, 0), axis=-1)
+    idx = xp.moveaxis(idx, -1, d).astype(np.int64)
+    return ValuesIndices(gather(input, d, Tensor._wrap(idx)), Tensor._wrap(idx))
+
+
+def cummax(input, dim):
+    """Running maximum along ``dim`` and the index where it was reached, as a named tuple.
+
+    >>> import shendu as sd
+    >>> sd.cummax(sd.tensor([1, 3, 2, 5]), 0).values
+    tensor([1, 3, 3, 5])
+    """
+    return _cumulative_extreme("cummax", input, dim, True)
+
+
+def cummin(input, dim):
+    """Running minimum along ``dim`` and the index where it was reached, as a named tuple."""
+    return _cumulative_extreme("cummin", input, dim, False)

@@ -84,7 +84,15 @@ def test_unary_methods_and_in_place():
     y = x.clone()
     y.log2_()
     np.testing.assert_allclose(y.numpy(), [-1, -2])
-    assert sd.arcsin is sd.asin and sd.arctan2 is sd.atan2
+
+
+def test_numpy_spellings_are_the_same_functions():
+    for numpy_name, torch_name in [("arcsin", "asin"), ("arccos", "acos"), ("arctan", "atan"),
+                                   ("arcsinh", "asinh"), ("arccosh", "acosh"),
+                                   ("arctanh", "atanh"), ("arctan2", "atan2")]:
+        assert getattr(sd, numpy_name) is getattr(sd, torch_name)
+        assert getattr(sd.Tensor, numpy_name) is getattr(sd.Tensor, torch_name)
+    np.testing.assert_allclose(sd.arccosh(sd.tensor([2.0])).numpy(), np.arccosh([2.0]))
 
 
 def test_erfinv_inverts_erf():
@@ -200,7 +208,8 @@ def test_small_elementwise_helpers():
     assert sd.sgn(x).tolist() == [-1.0, 0.0, 1.0]
     assert sd.signbit(sd.tensor([-0.0, 1.0])).tolist() == [True, False]
     assert sd.heaviside(x, sd.tensor(0.5)).tolist() == [0.0, 0.5, 1.0]
-    assert sd.float_power(sd.tensor([2.0]), 3).dtype == sd.float64
+    fp = sd.float_power(sd.tensor([2.0, 3.0]), 3)
+    assert fp.dtype == sd.float64 and fp.tolist() == [8.0, 27.0]
     assert sd.positive(x) is x
     y = sd.tensor([1.0, 2.0])
     y.lerp_(sd.tensor([3.0, 6.0]), 0.5)
