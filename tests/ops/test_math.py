@@ -260,3 +260,26 @@ def _bisect_erfinv(v):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if math.erf(mid) < v else (lo, mid)
     return (lo + hi) / 2
+
+
+def test_special_namespace():
+    x = np.linspace(-2, 2, 9)
+    p = np.linspace(0.05, 0.95, 7)
+    np.testing.assert_allclose(sd.special.expit(sd.tensor(x)).numpy(), 1 / (1 + np.exp(-x)))
+    ndtr = 0.5 * (1 + vec(math.erf)(x / math.sqrt(2)))
+    np.testing.assert_allclose(sd.special.ndtr(sd.tensor(x)).numpy(), ndtr, rtol=1e-12)
+    np.testing.assert_allclose(sd.special.ndtr(sd.special.ndtri(sd.tensor(p))).numpy(), p,
+                               rtol=1e-12)
+    np.testing.assert_allclose(sd.special.erfcx(sd.tensor(x)).numpy(),
+                               np.exp(x * x) * vec(math.erfc)(x), rtol=1e-12)
+    np.testing.assert_allclose(sd.special.gammaln(sd.tensor(p)).numpy(),
+                               vec(math.lgamma)(p), rtol=1e-12)
+    assert sd.special.psi is sd.digamma and sd.special.xlogy is sd.xlogy
+    if T is not None:
+        for name in ("ndtr", "ndtri", "erfcx", "expit", "psi", "gammaln"):
+            arg = p if name == "ndtri" or name in ("psi", "gammaln") else x
+            np.testing.assert_allclose(getattr(sd.special, name)(sd.tensor(arg)).numpy(),
+                                       getattr(T.special, name)(T.from_numpy(arg)).numpy(),
+                                       rtol=1e-10, atol=1e-12)
+    check_op(sd.special.ndtri, [rng.uniform(0.1, 0.9, (3,))], None,
+             T and T.special.ndtri)
