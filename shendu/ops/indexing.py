@@ -466,3 +466,47 @@ def rot90(input, k=1, dims=(0, 1)):
     if k == 3:
         return flip(transpose(input, d0, d1), d1)
     return input
+
+
+# ---------------------------------------------------------------------- index_put with sums
+class IndexAccumulate(Function):
+    """A tensor of zeros of ``shape`` with ``values`` summed into ``index`` (repeated
+    positions accumulate): the ``accumulate=True`` half of ``index_put``."""
+
+    @staticmethod
+    def forward(ctx, v, index, shape):
+        ctx.index, ctx.v_shape, ctx.shape = index, v.shape, shape
+        return _accumulate(v, index, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        from ._util import unbroadcast
+
+        return unbroadcast(g[ctx.index], ctx.v_shape)
+
+    @staticmethod
+    def jvp(ctx, dv):
+        return _accumulate(dv, ctx.index, ctx.shape)
+
+
+def _accumulate(v, index, shape):
+    xp = xp_of(v)
+    out = xp.zeros(shape, v.dtype)
+    xp.add.at(out, index, xp.broadcast_to(v, out[index].shape))
+    return out
+
+
+def index_put(input, indices, values, accumulate=False):
+    """``input`` with ``input[indices] = values`` (``+=`` with ``accumulate=True``, where
+    repeated indices add up), out of place. ``indices`` is a tuple of index tensors."""
+    from .movement import _convert_index
+    from .movement import index_put as _put
+
+    if not accumulate:
+        return _put(input, indices, values)
+    idx, _ = _convert_index(tuple(indices) if isinstance(indices, list) else indices,
+                            input._data)
+    v = values if isinstance(values, Tensor) else Tensor(values)
+    if v.dtype != input.dtype:
+        v = v.type(input.dtype)
+    return input + IndexAccumulate.apply(v, index=idx, shape=input.shape)

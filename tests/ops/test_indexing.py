@@ -243,3 +243,25 @@ def test_meshgrid_list_and_errors():
         sd.meshgrid(sd.arange(2), indexing="yx")
     with pytest.raises(ValueError, match="meshgrid: expected 0-D or 1-D tensors"):
         sd.meshgrid(sd.zeros(2, 2))
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put(accumulate):
+    rows, cols = np.array([0, 2, 0]), np.array([1, 3, 1])
+    if not accumulate:
+        rows, cols = rows[:2], cols[:2]
+
+    def ref(a, v):
+        out = a.copy()
+        if accumulate:
+            np.add.at(out, (rows, cols), v)
+        else:
+            out[rows, cols] = v
+        return out
+
+    check_op(lambda a, v: sd.index_put(a, (sd.tensor(rows), sd.tensor(cols)), v, accumulate),
+             [r(3, 4), r(len(rows))], ref,
+             T and (lambda a, v: T.index_put(a, (tidx(rows), tidx(cols)), v, accumulate)))
+    x = sd.zeros(3, 4)
+    x.index_put_((sd.tensor(rows), sd.tensor(cols)), sd.tensor(1.0), accumulate=accumulate)
+    np.testing.assert_array_equal(x.numpy(), ref(np.zeros((3, 4)), 1.0))
