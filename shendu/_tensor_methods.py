@@ -26,7 +26,7 @@ erf erfc erfinv exp2 expm1 float_power fmax fmin frac heaviside hypot index_add 
 index_fill lerp lgamma log2 log10 logaddexp logaddexp2 logit median mode nan_to_num nanmedian
 nanquantile positive quantile rad2deg reciprocal sgn signbit sinc sinh tan unique
 unique_consecutive xlogy addbmm addmm addmv aminmax argwhere baddbmm cross cummax cummin
-diag_embed diff histc index_put inner isin kron nanmean nansum rot90 trace
+diag_embed diff histc index_put inner isin kron logcumsumexp nanmean nansum rot90 trace
 """.split()
 
 for _name in _METHODS:

@@ -228,6 +228,7 @@ from .statistics import (
                           cummax,
                           cummin,
                           cumprod,
+                          logcumsumexp,
                           median,
                           mode,
                           nanmean,

@@ -329,3 +329,67 @@ def cummax(input, dim):
 def cummin(input, dim):
     """Running minimum along ``dim`` and the index where it was reached, as a named tuple."""
     return _cumulative_extreme("cummin", input, dim, False)
+
+
+# ---------------------------------------------------------------------- logcumsumexp
+def _log_cumsum_exp(xp, a, axis, reverse=False):
+    """``log(cumsum(exp(a)))`` along ``axis`` without overflow (a running logaddexp)."""
+    if reverse:
+        return xp.flip(xp.logaddexp.accumulate(xp.flip(a, axis), axis=axis), axis)
+    return xp.logaddexp.accumulate(a, axis=axis)
+
+
+def _signed_log_sum(xp, w, log_scale, axis, reverse):
+    """``sum w_i exp(log_scale_i)`` accumulated along ``axis``, computed in log space for
+    the positive and negative parts of ``w`` separately: returns (log of positive part,
+    log of negative part)."""
+    with np.errstate(divide="ignore"):
+        log_pos = xp.where(w > 0, xp.log(xp.where(w > 0, w, 1)), -np.inf) + log_scale
+        log_neg = xp.where(w < 0, xp.log(xp.where(w < 0, -w, 1)), -np.inf) + log_scale
+    return (_log_cumsum_exp(xp, log_pos, axis, reverse),
+            _log_cumsum_exp(xp, log_neg, axis, reverse))
+
+
+class LogCumSumExp(Function):
+    """``out_j = log(sum_{i<=j} exp(x_i))``. The derivative ``d out_j / d x_i =
+    exp(x_i - out_j)`` is at most 1; sums of it are taken in log space (split by the sign of
+    the incoming gradient) so that neither very large nor very small inputs overflow."""
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        xp = xp_of(a)
+        out = _log_cumsum_exp(xp, a, axis)
+        ctx.save_for_backward(a, out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        a, out = ctx.saved_tensors
+        xp = xp_of(a)
+        # grad_i = sum_{j>=i} g_j exp(x_i - out_j)
+        pos, neg = _signed_log_sum(xp, g, -out, ctx.axis, reverse=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (xp.exp(a + pos) - xp.exp(a + neg)).astype(g.dtype, copy=False)
+
+    @staticmethod
+    def jvp(ctx, da):
+        a, out = ctx.saved
+        xp = xp_of(a)
+        # t_j = sum_{i<=j} dx_i exp(x_i - out_j)
+        pos, neg = _signed_log_sum(xp, da, a, ctx.axis, reverse=False)
+        return (xp.exp(pos - out) - xp.exp(neg - out)).astype(da.dtype, copy=False)
+
+
+def logcumsumexp(input, dim):
+    """``log(cumsum(exp(input)))`` along ``dim``, computed without overflow.
+
+    >>> import shendu as sd
+    >>> sd.logcumsumexp(sd.tensor([0.0, 0.0]), 0)
+    tensor([0.0000, 0.6931])
+    """
+    if input._data.dtype.kind != "f":
+        raise TypeError(f"logcumsumexp: expected a floating-point tensor, got {input.dtype}")
+    if input.ndim == 0:
+        return input.clone()
+    return LogCumSumExp.apply(input, axis=norm_dim(dim, input.ndim, "logcumsumexp"))

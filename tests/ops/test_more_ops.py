@@ -220,3 +220,25 @@ def test_isin_argwhere_histc():
                                       T.argwhere(T.from_numpy(x > 3)).numpy())
 
 
+
+
+@pytest.mark.parametrize("shape,dim", [((5,), 0), ((3, 4), 1), ((3, 4), 0)])
+def test_logcumsumexp(shape, dim):
+    check_op(lambda x: sd.logcumsumexp(x, dim), [r(*shape)],
+             lambda x: np.log(np.cumsum(np.exp(x), axis=dim)),
+             T and (lambda x: T.logcumsumexp(x, dim)))
+
+
+def test_logcumsumexp_extremes():
+    x = np.array([-1000.0, 0.0, 1000.0, -np.inf, 999.0])
+    g = np.array([1.0, -2.0, 3.0, 0.5, -1.0])
+    xt = sd.tensor(x, requires_grad=True)
+    y = xt.logcumsumexp(0)
+    (y * sd.tensor(g)).sum().backward()
+    assert np.isfinite(y.detach().numpy()).all() and np.isfinite(xt.grad.numpy()).all()
+    if T is not None:
+        tx = T.tensor(x, requires_grad=True)
+        ty = T.logcumsumexp(tx, 0)
+        (ty * T.from_numpy(g)).sum().backward()
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-300)
