@@ -26,7 +26,8 @@ erf erfc erfinv exp2 expm1 float_power fmax fmin frac heaviside hypot index_add 
 index_fill lerp lgamma log2 log10 logaddexp logaddexp2 logit median mode nan_to_num nanmedian
 nanquantile positive quantile rad2deg reciprocal sgn signbit sinc sinh tan unique
 unique_consecutive xlogy addbmm addmm addmv aminmax argwhere baddbmm cross cummax cummin
-diag_embed diff histc index_put inner isin kron logcumsumexp nanmean nansum rot90 trace
+diag_embed diff histc index_put inner isin kron logcumsumexp nanmean nansum rot90
+scatter_reduce trace
 """.split()
 
 for _name in _METHODS:
@@ -181,7 +182,7 @@ def _inplace_with(name):
 
 
 for _name in """addbmm addcdiv addcmul addmm addmv atan2 baddbmm copysign fmax fmin hypot index_add
-index_copy index_fill index_put lerp logaddexp scatter scatter_add xlogy""".split():
+index_copy index_fill index_put lerp logaddexp scatter scatter_add scatter_reduce xlogy""".split():
     setattr(Tensor, _name + "_", _inplace_with(_name))
 
 

@@ -222,6 +222,7 @@ from .reduce import (
                           sum,
                           var,
 )
+from .scatter_reduce import scatter_reduce
 from .search import argwhere, bucketize, histc, isin, searchsorted
 from .statistics import (
                           aminmax,

@@ -265,3 +265,74 @@ def test_index_put(accumulate):
     x = sd.zeros(3, 4)
     x.index_put_((sd.tensor(rows), sd.tensor(cols)), sd.tensor(1.0), accumulate=accumulate)
     np.testing.assert_array_equal(x.numpy(), ref(np.zeros((3, 4)), 1.0))
+
+
+def _np_scatter_reduce(a, dim, idx, src, reduce, include_self):
+    """Element-by-element reference: gather each output's contributors, then reduce."""
+    out = a.copy()
+    contrib = {}
+    for pos in np.ndindex(*idx.shape):
+        target = list(pos)
+        target[dim] = idx[pos]
+        contrib.setdefault(tuple(target), []).append(src[pos])
+    fn = {"sum": np.sum, "prod": np.prod, "mean": np.mean, "amax": np.max, "amin": np.min}
+    for target, vals in contrib.items():
+        vals = ([a[target]] if include_self else []) + vals
+        out[target] = fn[reduce](vals)
+    return out
+
+
+@pytest.mark.parametrize("reduce", ["sum", "prod", "mean", "amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce(reduce, include_self):
+    idx = np.array([[0, 1, 0, 3], [2, 2, 2, 0]])
+    # (src as large as index: PyTorch's backward refuses a larger src)
+    src = rng.permutation(8).reshape(2, 4) / 3 - 2 + 0.1  # no ties: one gradient
+    a = rng.permutation(8).reshape(2, 4) / 2 + 3.05
+
+    def fn(x, s):
+        return sd.scatter_reduce(x, 1, sd.tensor(idx), s, reduce, include_self=include_self)
+
+    check_op(fn, [a, src], lambda x, s: _np_scatter_reduce(x, 1, idx, s, reduce, include_self),
+             T and (lambda x, s: T.scatter_reduce(x, 1, tidx(idx), s, reduce,
+                                                  include_self=include_self)))
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+def test_scatter_reduce_prod_gradient_through_zeros(include_self):
+    idx = np.array([0, 0, 0, 1, 1])
+    src = np.array([2.0, 0.0, 3.0, 0.0, 0.0])
+    check_op(lambda x, s: sd.scatter_reduce(x, 0, sd.tensor(idx), s, "prod",
+                                            include_self=include_self),
+             [np.array([1.5, 2.0, -1.0]), src],
+             lambda x, s: _np_scatter_reduce(x, 0, idx, s, "prod", include_self),
+             T and (lambda x, s: T.scatter_reduce(x, 0, tidx(idx), s, "prod",
+                                                  include_self=include_self)),
+             check_noncontig=False)
+
+
+def test_scatter_reduce_ties_and_errors():
+    x = sd.tensor([1.0, 0.0], dtype=sd.float64, requires_grad=True)
+    s = sd.tensor([1.0, 1.0, 0.5], dtype=sd.float64, requires_grad=True)
+    sd.scatter_reduce(x, 0, sd.tensor([0, 0, 1]), s, "amax").sum().backward()
+    if T is not None:  # tied maxima share the gradient, as in PyTorch
+        tx = T.tensor([1.0, 0.0], dtype=T.float64, requires_grad=True)
+        ts = T.tensor([1.0, 1.0, 0.5], dtype=T.float64, requires_grad=True)
+        T.scatter_reduce(tx, 0, T.tensor([0, 0, 1]), ts, "amax").sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+        np.testing.assert_allclose(s.grad.numpy(), ts.grad.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), [1 / 3, 0.0])
+    with pytest.raises(ValueError, match="scatter_reduce: reduce must be one of"):
+        sd.scatter_reduce(sd.zeros(2), 0, sd.tensor([0]), sd.ones(1), "max")
+    with pytest.raises(IndexError, match=r"scatter_reduce: index values must be in \[0, 2\)"):
+        sd.scatter_reduce(sd.zeros(2), 0, sd.tensor([2]), sd.ones(1), "sum")
+    y = sd.zeros(3)
+    y.scatter_reduce_(0, sd.tensor([1, 1]), sd.tensor([2.0, 3.0]), "mean", include_self=False)
+    assert y.tolist() == [0.0, 2.5, 0.0]
+
+
+def test_scatter_reduce_src_larger_than_index():
+    idx = np.array([[0, 1, 0], [2, 2, 2]])
+    src = rng.permutation(12).reshape(2, 6) / 3 - 2 + 0.1
+    check_op(lambda x, s: sd.scatter_reduce(x, 1, sd.tensor(idx), s, "mean"), [r(2, 4), src],
+             lambda x, s: _np_scatter_reduce(x, 1, idx, s, "mean", True))
