@@ -1,5 +1,9 @@
-"""The differentiable primitives and the functions built on them."""
-from .einsum import einsum
+"""The differentiable primitives and the functions built on them.
+
+The modules added for issue 10 export their ``__all__`` (add a new op there); ``index_put``
+comes from ``indexing``, which adds ``accumulate=True`` to ``movement``'s.
+"""
+from .einsum import *  # noqa: E402, F403
 from .elementwise import (
                           abs,
                           add,
@@ -53,96 +57,10 @@ from .elementwise import (
                           trunc,
                           where,
 )
-from .indexing import (
-                          bincount,
-                          block_diag,
-                          cartesian_prod,
-                          diag,
-                          diag_embed,
-                          diagonal,
-                          diff,
-                          index_add,
-                          index_copy,
-                          index_fill,
-                          index_put,
-                          meshgrid,
-                          rot90,
-                          tril_indices,
-                          triu_indices,
-                          unique,
-                          unique_consecutive,
-)
-from .linalg import (
-                          addbmm,
-                          addmm,
-                          addmv,
-                          baddbmm,
-                          bmm,
-                          cdist,
-                          cross,
-                          dot,
-                          ger,
-                          inner,
-                          kron,
-                          matmul,
-                          mm,
-                          mv,
-                          outer,
-                          tensordot,
-                          trace,
-)
-from .math import (
-                          acos,
-                          acosh,
-                          addcdiv,
-                          addcmul,
-                          arccos,
-                          arccosh,
-                          arcsin,
-                          arcsinh,
-                          arctan,
-                          arctan2,
-                          arctanh,
-                          asin,
-                          asinh,
-                          atan,
-                          atan2,
-                          atanh,
-                          clamp_max,
-                          clamp_min,
-                          copysign,
-                          cosh,
-                          deg2rad,
-                          digamma,
-                          erf,
-                          erfc,
-                          erfinv,
-                          exp2,
-                          expm1,
-                          float_power,
-                          fmax,
-                          fmin,
-                          frac,
-                          heaviside,
-                          hypot,
-                          lerp,
-                          lgamma,
-                          log2,
-                          log10,
-                          logaddexp,
-                          logaddexp2,
-                          logit,
-                          nan_to_num,
-                          positive,
-                          rad2deg,
-                          reciprocal,
-                          sgn,
-                          signbit,
-                          sinc,
-                          sinh,
-                          tan,
-                          xlogy,
-)
+from .indexing import *  # noqa: E402, F403
+from .linalg import bmm, dot, ger, matmul, mm, mv, outer
+from .math import *  # noqa: E402, F403
+from .matrix import *  # noqa: E402, F403
 from .movement import (
                           argsort,
                           broadcast_tensors,
@@ -222,21 +140,6 @@ from .reduce import (
                           sum,
                           var,
 )
-from .scatter_reduce import scatter_reduce
-from .search import argwhere, bucketize, histc, isin, searchsorted
-from .statistics import (
-                          aminmax,
-                          cummax,
-                          cummin,
-                          cumprod,
-                          logcumsumexp,
-                          median,
-                          mode,
-                          nanmean,
-                          nanmedian,
-                          nanquantile,
-                          nansum,
-                          quantile,
-                          std_mean,
-                          var_mean,
-)
+from .scatter_reduce import *  # noqa: E402, F403
+from .search import *  # noqa: E402, F403
+from .statistics import *  # noqa: E402, F403

@@ -25,6 +25,8 @@ from ..tensor import Tensor
 from ._util import add_tangents, xp_of
 from .reduce import sum as _sum
 
+__all__ = ["einsum"]
+
 _LETTERS = string.ascii_letters
 
 

@@ -21,6 +21,10 @@ from ._util import norm_dim, xp_of
 from .elementwise import where
 from .movement import _index_array, expand, reshape
 
+__all__ = ["bincount", "block_diag", "cartesian_prod", "diag", "diag_embed", "diagonal", "diff",
+           "index_add", "index_copy", "index_fill", "index_put", "meshgrid", "rot90",
+           "tril_indices", "triu_indices", "unique", "unique_consecutive"]
+
 
 # ---------------------------------------------------------------------- index_add / index_copy
 class IndexWrite(Function):

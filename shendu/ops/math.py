@@ -22,6 +22,14 @@ from . import _special
 from ._util import add_tangents, as_tensor_like, bcast, unbroadcast, xp_of
 from .elementwise import _apply_binary, _pair, _Unary, clamp
 
+__all__ = ["acos", "acosh", "addcdiv", "addcmul", "arccos", "arccosh", "arcsin", "arcsinh",
+           "arctan", "arctan2", "arctanh", "asin", "asinh", "atan", "atan2", "atanh",
+           "clamp_max", "clamp_min", "copysign", "cosh", "deg2rad", "digamma", "erf", "erfc",
+           "erfinv", "exp2", "expm1", "float_power", "fmax", "fmin", "frac", "heaviside",
+           "hypot", "lerp", "lgamma", "log2", "log10", "logaddexp", "logaddexp2", "logit",
+           "nan_to_num", "positive", "rad2deg", "reciprocal", "sgn", "signbit", "sinc", "sinh",
+           "tan", "xlogy"]
+
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 

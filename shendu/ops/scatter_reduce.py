@@ -21,6 +21,8 @@ from ..tensor import Tensor
 from ._util import norm_dim, xp_of
 from .movement import _along, _index_array
 
+__all__ = ["scatter_reduce"]
+
 _REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from ..tensor import Tensor
 from ._util import xp_of
 
+__all__ = ["argwhere", "bucketize", "histc", "isin", "searchsorted"]
+
 
 def _arr(x, like=None):
     if isinstance(x, Tensor):

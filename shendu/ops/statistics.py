@@ -24,6 +24,9 @@ from ._util import norm_dim, pick, xp_of
 from .movement import gather, movedim, reshape, sort, squeeze, unsqueeze
 from .reduce import ValuesIndices
 
+__all__ = ["aminmax", "cummax", "cummin", "cumprod", "logcumsumexp", "median", "mode",
+           "nanmean", "nanmedian", "nanquantile", "nansum", "quantile", "std_mean", "var_mean"]
+
 
 # ---------------------------------------------------------------------- cumprod
 class Cumprod(Function):
