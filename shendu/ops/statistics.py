@@ -279,7 +279,8 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):
     if input._data.dtype.kind != "f":
         raise TypeError(f"nanmean: expected a floating-point tensor, got {input.dtype}")
     count = logical_not(isnan(input)).type(input.dtype).sum(dim=dim, keepdim=keepdim)
-    return nansum(input, dim, keepdim, dtype=dtype) / count
+    with np.errstate(invalid="ignore"):  # an all-NaN slice is 0 / 0: NaN, as PyTorch
+        return nansum(input, dim, keepdim, dtype=dtype) / count
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
