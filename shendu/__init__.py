@@ -20,7 +20,8 @@ from . import (
     random,
 )
 from ._threads import get_num_threads, set_num_threads
-from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd.grad_mode import inference_mode
 from .backend import Device
 from .backend import Device as device
 from .constants import e, inf, nan, pi

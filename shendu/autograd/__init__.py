@@ -1,10 +1,10 @@
 """Automatic differentiation: the reverse sweep, ``grad``, forward mode and gradient checks."""
 from .engine import run_backward
 from .function import Function
-from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 
 __all__ = ["Function", "backward", "grad", "jvp", "vjp", "gradcheck", "gradcheck_random",
-           "no_grad", "inference_mode", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+           "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
 
 
 def backward(tensors, grad_tensors=None, retain_graph=False):
