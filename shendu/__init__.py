@@ -18,6 +18,7 @@ from . import (
     nn,
     ops,
     random,
+    special,  # (after nn and ops, which it uses)
 )
 from ._threads import get_num_threads, set_num_threads
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -117,7 +118,7 @@ def numel(input) -> int:
 
 # Sub-packages with heavier imports load on first use (``sd.optim``, ``sd.data``, ...).
 _LAZY_MODULES = {"optim", "data", "metrics", "train", "vision", "models", "serialization",
-                 "bench", "utils", "special"}
+                 "bench", "utils"}
 
 
 def __getattr__(name):
