@@ -215,7 +215,7 @@ def test_conv2d_chunked_over_the_batch(chunk_images, kw, monkeypatch):
                      kw.get("dilation", 1))
     # one image's patch matrix is the biggest per-image buffer: size the chunk in images
     per_image = 8 * max(4 * 9 * oh * ow, 4 * 9 * 7 * 6)
-    monkeypatch.setattr(CP, "CHUNK_BYTES", per_image * chunk_images)
+    monkeypatch.setattr(CP, "PATCH_CHUNK_BYTES", per_image * chunk_images)
     CP.clear_buffer_pool()
     check_op(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b],
              lambda x, w, b: conv2d_loop(x, w, b, **kw),
