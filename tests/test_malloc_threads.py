@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import shendu as sd
-from shendu.backend import blas, jit, runtime
+from shendu.backend import blas, jit
 
 
 def _run(code: str, **env) -> str:

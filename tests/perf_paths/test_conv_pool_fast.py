@@ -6,10 +6,10 @@ from op_helper import torch
 
 import shendu as sd
 import shendu.nn.functional as F
+from shendu.backend import cpu
 from shendu.ops import _conv_patches as CP
 from shendu.ops import conv as CONV
 from shendu.ops import pool as POOL
-from shendu.backend import cpu
 
 rng = np.random.default_rng(5)
 

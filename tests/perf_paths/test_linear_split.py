@@ -40,7 +40,7 @@ def test_split_rows_covers_every_row_once_on_several_threads(monkeypatch):
     import threading
 
     monkeypatch.setattr(_parallel, "_blas_threads", lambda: 8)
-    monkeypatch.setattr(runtime, "kernels_parallel", lambda: False)  # (with an OpenMP pool: no split)
+    monkeypatch.setattr(runtime, "kernels_parallel", lambda: False)  # (an OpenMP pool: none)
     before = _parallel.get_num_threads()
     seen = []
     try:
