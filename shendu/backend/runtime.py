@@ -425,6 +425,15 @@ def keep_freed_memory(flag: bool | None = None) -> bool:
     return _keeping
 
 
+def own_process_defaults() -> None:
+    """For programs that own their process (the ``shendu`` command): keep freed memory
+    unless ``SHENDU_KEEP_FREED_MEMORY=0``; child processes inherit the choice."""
+    if _env("SHENDU_KEEP_FREED_MEMORY") == "0":
+        return
+    os.environ["SHENDU_KEEP_FREED_MEMORY"] = "1"
+    keep_freed_memory(True)
+
+
 if _env("SHENDU_KEEP_FREED_MEMORY") == "1":  # asked for by the user
     keep_freed_memory(True)
 

@@ -210,8 +210,8 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
 
 # ---------------------------------------------------------------------- conv2d
 class Conv2d(Function):
-    """conv2d, and with ``relu=True`` relu(conv2d) in one node (``nn.Sequential`` runs a
-    Conv2d followed by a ReLU this way): the fused kernel applies the ReLU as it writes
+    """conv2d, and with ``relu=True`` relu(conv2d) in one node (``nn.FusedConv2dReLU``, made
+    by ``nn.utils.fuse``): the fused kernel applies the ReLU as it writes
     the output and masks the gradient as it reads it, so neither makes a pass of its own."""
 
     @staticmethod

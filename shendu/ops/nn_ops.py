@@ -54,8 +54,8 @@ def _linear_grads(needs, g, x, w):
 
 
 class LinearReLU(Function):
-    """``relu(x @ W.T + b)`` as one node: ``nn.Sequential`` runs a Linear followed by a
-    ReLU this way. The bias and the ReLU are one pass over the product (instead of a
+    """``relu(x @ W.T + b)`` as one node (``nn.FusedLinearReLU``, made by
+    ``nn.utils.fuse``). The bias and the ReLU are one pass over the product (instead of a
     bias pass and a ReLU op with its own output), and backward masks the incoming
     gradient with the saved output before the Linear's products."""
 
