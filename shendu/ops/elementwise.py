@@ -14,6 +14,13 @@ from ..backend import cpu
 from ..tensor import Tensor
 from ._util import Scalar, add_tangents, as_tensor_like, bcast, unbroadcast, xp_of
 
+__all__ = ["abs", "add", "allclose", "ceil", "clamp", "clip", "cos", "div", "elu", "eq", "equal",
+           "exp", "floor", "floor_divide", "fmod", "ge", "gelu", "gt", "isclose", "isfinite",
+           "isinf", "isnan", "le", "leaky_relu", "log", "log1p", "logical_and", "logical_not",
+           "logical_or", "logical_xor", "lt", "maximum", "minimum", "mul", "ne", "neg", "pow",
+           "relu", "remainder", "round", "rsqrt", "sigmoid", "sign", "sin", "softplus", "sqrt",
+           "square", "sub", "tanh", "trunc", "where"]
+
 
 # ---------------------------------------------------------------------- binary, tensor-tensor
 class Add(Function):
