@@ -18,16 +18,15 @@ sigmoid sign sin softplus sort split sqrt square squeeze std sub sum swapaxes sw
 tile topk transpose tril triu trunc unbind unflatten unsqueeze var view view_as
 """.split()
 
-# the math family, statistics, indexed writes and counting (issue 10)
+# the math family, statistics, indexed writes, counting and search (issue 10)
 _METHODS += """
-acos acosh addcdiv addcmul arccos arccosh arcsin arcsinh arctan arctan2 arctanh asin asinh atan
-atan2 atanh bincount bmm clamp_max clamp_min copysign cosh cumprod deg2rad diag diagonal digamma
-erf erfc erfinv exp2 expm1 float_power fmax fmin frac heaviside hypot index_add index_copy
-index_fill lerp lgamma log2 log10 logaddexp logaddexp2 logit median mode nan_to_num nanmedian
-nanquantile positive quantile rad2deg reciprocal sgn signbit sinc sinh tan unique
-unique_consecutive xlogy addbmm addmm addmv aminmax argwhere baddbmm cross cummax cummin
-diag_embed diff histc index_put inner isin kron logcumsumexp nanmean nansum rot90
-scatter_reduce trace
+acos acosh addbmm addcdiv addcmul addmm addmv aminmax arccos arccosh arcsin arcsinh arctan arctan2
+arctanh argwhere asin asinh atan atan2 atanh baddbmm bincount bmm clamp_max clamp_min copysign cosh
+cross cummax cummin cumprod deg2rad diag diag_embed diagonal diff digamma erf erfc erfinv exp2
+expm1 float_power fmax fmin frac heaviside histc hypot index_add index_copy index_fill index_put
+inner isin kron lerp lgamma log10 log2 logaddexp logaddexp2 logcumsumexp logit median mode
+nan_to_num nanmean nanmedian nanquantile nansum positive quantile rad2deg reciprocal rot90
+scatter_reduce sgn signbit sinc sinh tan trace unique unique_consecutive xlogy
 """.split()
 
 for _name in _METHODS:

@@ -231,3 +231,40 @@ def test_random_fill_is_seeded():
     sd.manual_seed(7)
     b = sd.zeros(5).random_(0, 100)
     assert a.tolist() == b.tolist()
+
+
+UNARY_IN_PLACE = """abs acos acosh asin asinh atan atanh ceil cos cosh deg2rad digamma erf erfc
+erfinv exp2 expm1 floor frac lgamma log log10 log1p log2 logit nan_to_num rad2deg reciprocal
+round rsqrt sgn sign sin sinc sinh square tan trunc""".split()
+
+
+@pytest.mark.parametrize("name", UNARY_IN_PLACE)
+def test_in_place_unary_methods_write_the_op_result(name):
+    # values inside every function's domain (acosh needs >= 1, so it gets its own)
+    x = np.array([[0.2, 0.45], [0.7, 0.9]]) + (1.0 if name == "acosh" else 0.0)
+    t = sd.tensor(x)
+    out = getattr(t, name + "_")()
+    assert out is t
+    np.testing.assert_allclose(t.numpy(), getattr(sd, name)(sd.tensor(x)).numpy(), rtol=1e-6)
+    if T is not None:
+        np.testing.assert_allclose(t.numpy(), getattr(T.tensor(x), name + "_")().numpy(),
+                                   rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,args", [("clamp_min", (0.5,)), ("clamp_max", (0.5,)),
+                                       ("cumprod", (1,)), ("cumsum", (0,)), ("tril", (0,)),
+                                       ("triu", (1,))])
+def test_in_place_methods_with_arguments(name, args):
+    x = np.array([[0.2, 0.45, 0.3], [0.7, 0.9, 0.1]])
+    t = sd.tensor(x)
+    getattr(t, name + "_")(*args)
+    np.testing.assert_allclose(t.numpy(), getattr(sd, name)(sd.tensor(x), *args).numpy())
+    if T is not None:
+        np.testing.assert_allclose(t.numpy(), getattr(T.tensor(x), name + "_")(*args).numpy(),
+                                   rtol=1e-6)
+
+
+def test_in_place_method_on_a_leaf_that_requires_grad_refuses():
+    x = sd.tensor([0.5], requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place op on a leaf tensor"):
+        x.log2_()
