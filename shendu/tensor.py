@@ -209,9 +209,11 @@ class Tensor:
         arr = to_device(self._data, "cpu")
         fixed = arr.dtype.kind == "f" and arr.size and not np.all(
             np.mod(arr[np.isfinite(arr)], 1) == 0)  # integral floats print as "2.", as torch
-        body = np.array2string(arr, separator=", ", prefix="tensor(", threshold=1000,
-                               edgeitems=3, precision=4,
-                               floatmode="fixed" if fixed else "maxprec")
+        from .printing import array2string_args
+
+        body = np.array2string(arr, separator=", ", prefix="tensor(",
+                               floatmode="fixed" if fixed else "maxprec",
+                               **array2string_args(arr))
         extras = []
         usual = (dtypes.get_default_dtype(), dtypes.int64, dtypes.bool)
         if arr.dtype not in usual or arr.size == 0:

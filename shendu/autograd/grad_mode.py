@@ -37,6 +37,7 @@ class _GradMode:
 
 class no_grad(_GradMode):
     """Run without recording operations for backward (inference, parameter updates).
+    Also a decorator, with or without parentheses (``@sd.no_grad`` or ``@sd.no_grad()``).
 
     >>> import shendu as sd
     >>> x = sd.ones(2, requires_grad=True)
@@ -47,6 +48,53 @@ class no_grad(_GradMode):
     """
 
     mode = False
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        # bare ``@no_grad`` passes the function itself: decorate it straight away
+        return self(func) if callable(func) else self
+
+    def __init__(self, func=None):
+        pass
+
+
+class inference_mode(_GradMode):
+    """``inference_mode()`` (or ``inference_mode(False)``): like ``no_grad`` for inference.
+    A context manager and a decorator, with or without parentheses. shendu has no separate
+    inference tensors, so this is ``no_grad`` under PyTorch's name.
+
+    >>> import shendu as sd
+    >>> @sd.inference_mode
+    ... def predict(x):
+    ...     return x * 2
+    >>> predict(sd.ones(2, requires_grad=True)).requires_grad
+    False
+    """
+
+    def __new__(cls, mode=True):
+        self = super().__new__(cls)
+        if callable(mode):
+            self.mode = False
+            return self(mode)
+        return self
+
+    def __init__(self, mode=True):
+        if not callable(mode):
+            self.mode = not bool(mode)
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            prev = _State.enabled
+            _State.enabled = mode
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _State.enabled = prev
+
+        return wrapper
 
 
 class enable_grad(_GradMode):

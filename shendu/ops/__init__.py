@@ -1,135 +1,29 @@
-"""The differentiable primitives and the functions built on them."""
-from .elementwise import (
-                          abs,
-                          add,
-                          allclose,
-                          ceil,
-                          clamp,
-                          clip,
-                          cos,
-                          div,
-                          elu,
-                          eq,
-                          equal,
-                          exp,
-                          floor,
-                          floor_divide,
-                          fmod,
-                          ge,
-                          gelu,
-                          gt,
-                          isclose,
-                          isfinite,
-                          isinf,
-                          isnan,
-                          le,
-                          leaky_relu,
-                          log,
-                          log1p,
-                          logical_and,
-                          logical_not,
-                          logical_or,
-                          logical_xor,
-                          lt,
-                          maximum,
-                          minimum,
-                          mul,
-                          ne,
-                          neg,
-                          pow,
-                          relu,
-                          remainder,
-                          round,
-                          rsqrt,
-                          sigmoid,
-                          sign,
-                          sin,
-                          softplus,
-                          sqrt,
-                          square,
-                          sub,
-                          tanh,
-                          trunc,
-                          where,
-)
-from .linalg import bmm, dot, ger, matmul, mm, mv, outer
-from .movement import (
-                          argsort,
-                          broadcast_tensors,
-                          broadcast_to,
-                          cat,
-                          chunk,
-                          clone,
-                          concat,
-                          concatenate,
-                          contiguous,
-                          expand,
-                          expand_as,
-                          expand_dims,
-                          flatten,
-                          flip,
-                          fliplr,
-                          flipud,
-                          gather,
-                          getitem,
-                          hstack,
-                          index_put,
-                          index_select,
-                          masked_fill,
-                          masked_select,
-                          moveaxis,
-                          movedim,
-                          narrow,
-                          nonzero,
-                          one_hot,
-                          pad,  # noqa: E402  (also exported as F.pad)
-                          permute,
-                          repeat,
-                          repeat_interleave,
-                          reshape,
-                          reshape_as,
-                          roll,
-                          scatter,
-                          scatter_add,
-                          select,
-                          sort,
-                          split,
-                          squeeze,
-                          stack,
-                          swapaxes,
-                          swapdims,
-                          t,
-                          take_along_dim,
-                          tensor_split,
-                          tile,
-                          topk,
-                          transpose,
-                          tril,
-                          triu,
-                          type_,
-                          unbind,
-                          unflatten,
-                          unsqueeze,
-                          view,
-                          view_as,
-                          vstack,
-)
-from .reduce import (
-                          all,
-                          amax,
-                          amin,
-                          any,
-                          argmax,
-                          argmin,
-                          count_nonzero,
-                          cumsum,
-                          logsumexp,
-                          max,
-                          mean,
-                          min,
-                          norm,
-                          prod,
-                          std,
-                          sum,
-                          var,
-)
+"""The differentiable primitives and the functions built on them.
+
+The public names are each op module's ``__all__`` (add a new op there); the modules
+themselves are not part of shendu's namespace.
+"""
+import importlib as _importlib
+
+from . import elementwise, indexing, linalg, movement, reduce
+from .einsum import *  # noqa: F403
+from .elementwise import *  # noqa: F403
+from .indexing import *  # noqa: F403
+from .linalg import *  # noqa: F403
+from .math import *  # noqa: F403
+from .matrix import *  # noqa: F403
+from .movement import *  # noqa: F403
+from .movement import getitem, type_  # noqa: F401  (Tensor's [] and .type, not exported)
+from .reduce import *  # noqa: F403
+from .scatter_reduce import *  # noqa: F403
+from .search import *  # noqa: F403
+from .statistics import *  # noqa: F403
+
+# indexing's index_put adds accumulate=True to movement's (which the star import of
+# movement would otherwise leave in place)
+index_put = indexing.index_put
+
+_MODULES = ("elementwise", "linalg", "movement", "reduce", "einsum", "indexing", "math",
+            "matrix", "scatter_reduce", "search", "statistics")
+__all__ = list(dict.fromkeys(name for m in _MODULES for name in
+                             _importlib.import_module(f".{m}", __name__).__all__))

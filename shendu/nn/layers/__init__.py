@@ -42,6 +42,7 @@ from .lazy import (
     LazyLinear,
     LazyModuleMixin,
 )
+from .fused import FusedConv2dReLU, FusedLinearReLU
 from .linear import Bilinear, Linear, Maxout
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm, LocalResponseNorm
 from .padding import (
@@ -85,7 +86,7 @@ from .transformer import (
 )
 
 __all__ = [
-    "Linear", "Bilinear",
+    "Linear", "Bilinear", "FusedLinearReLU", "FusedConv2dReLU",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
