@@ -241,8 +241,17 @@ def test_f_instance_norm_running_stats():
         F.instance_norm(sd.ones(2, 3, 4), sd.zeros(2), sd.ones(2))
 
 
+def test_instance_norm3d_matches_its_definition():
+    x = r(2, 3, 2, 3, 4)
+    y = nn.InstanceNorm3d(3, eps=1e-5)(sd.tensor(x)).numpy()
+    mean = x.mean(axis=(2, 3, 4), keepdims=True)
+    var = x.var(axis=(2, 3, 4), keepdims=True)  # biased, as in training
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("name,shape", [("InstanceNorm1d", (3, 4, 5)),
-                                        ("InstanceNorm2d", (2, 4, 3, 3))])
+                                        ("InstanceNorm2d", (2, 4, 3, 3)),
+                                        ("InstanceNorm3d", (2, 3, 2, 2, 3))])
 @pytest.mark.parametrize("affine,track", [(False, False), (True, False), (True, True),
                                           (False, True)])
 def test_instance_norm_modules_match_torch(name, shape, affine, track):
