@@ -334,11 +334,10 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
 
-        ``gradient`` is required unless this tensor holds a single element.
+        ``gradient`` is required unless this tensor holds a single element. With
+        ``create_graph=True`` the backward pass is recorded, so the ``.grad`` it leaves can
+        be differentiated again (a gradient penalty, a Hessian-vector product).
         """
-        if create_graph:
-            raise NotImplementedError("backward(create_graph=True): higher-order gradients "
-                                      "are not supported; use sd.autograd.jvp for forward mode")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no "
                                "grad_fn; did you compute it under no_grad() or from tensors "
@@ -351,21 +350,31 @@ class Tensor:
             xp = get_array_module(self._data)
             g = xp.ones(self._data.shape, self._data.dtype)
         else:
-            g = _asarray(gradient)
+            g = gradient if create_graph and isinstance(gradient, Tensor) else \
+                _asarray(gradient)
             if g.shape != self._data.shape:
                 raise RuntimeError(f"backward: gradient has shape {g.shape} but the output "
                                    f"has shape {self.shape}")
-            g = g.astype(self._data.dtype, copy=False)
+            if g.dtype != self._data.dtype:
+                g = g.type(self.dtype) if isinstance(g, Tensor) else g.astype(self.dtype)
         edge = (self.grad_fn, self._out_idx) if self.grad_fn is not None else self
         if inputs is not None:
             from .autograd import grad as _grad
 
             inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-            grads = _grad([self], inputs, [Tensor._wrap(g)], retain_graph=bool(retain_graph),
+            grads = _grad([self], inputs, [g if isinstance(g, Tensor) else Tensor._wrap(g)],
+                          retain_graph=retain_graph, create_graph=create_graph,
                           allow_unused=True)
             for t, gr in zip(inputs, grads):
                 if gr is not None:
                     t.grad = gr if t.grad is None else t.grad + gr
+            return
+        if create_graph:
+            from .autograd.graph_backward import run_backward_graph
+
+            g = g if isinstance(g, Tensor) else Tensor._wrap(g)
+            run_backward_graph([(edge, g)], retain_graph=retain_graph is None or
+                               bool(retain_graph))
             return
         engine.run_backward([(edge, g)], retain_graph=bool(retain_graph))
 

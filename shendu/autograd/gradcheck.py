@@ -141,3 +141,44 @@ def gradcheck_random(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception
             raise GradcheckError(msg)
         return False
     return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  raise_exception=True, fast_mode=False, seed=0):
+    """True when second derivatives (the backward of ``fn``'s backward) match finite
+    differences: ``gradcheck`` of ``(inputs, v) -> grad(fn(inputs), inputs, v,
+    create_graph=True)``, as PyTorch's ``gradgradcheck``. ``grad_outputs`` (one per
+    floating output of ``fn``) default to random float64 tensors that require grad, so
+    the check also covers the gradients' dependence on them.
+
+    >>> import shendu as sd
+    >>> x = sd.randn(3, dtype=sd.float64, requires_grad=True)
+    >>> sd.autograd.gradgradcheck(lambda x: x.tanh() * x, (x,))
+    True
+    """
+    from ..tensor import Tensor
+    from . import enable_grad, grad
+
+    inputs, diff = _check_inputs(inputs)
+    outs = _outputs(fn, inputs)
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        grad_outputs = [Tensor(rng.standard_normal(o.shape).astype(o.dtype),
+                               requires_grad=True) for o in outs if o.requires_grad]
+    else:
+        grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else \
+            list(grad_outputs)
+    n = len(inputs)
+
+    def first_derivatives(*args):
+        with enable_grad():
+            outs = [o for o in _outputs(fn, args[:n]) if o.requires_grad]
+            if not outs:
+                return ()
+            grads = grad(outs, [args[i] for i in diff], list(args[n:]), create_graph=True,
+                         allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    return gradcheck(first_derivatives, tuple(inputs) + tuple(grad_outputs), eps=eps,
+                     atol=atol, rtol=rtol, raise_exception=raise_exception,
+                     fast_mode=fast_mode)

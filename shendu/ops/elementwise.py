@@ -12,11 +12,22 @@ import numpy as np
 from ..autograd.function import Function
 from ..backend import jit
 from ..tensor import Tensor
-from ._util import Scalar, add_tangents, as_tensor_like, bcast, is_channel_major, unbroadcast, xp_of
+from ._util import (
+    Scalar,
+    add_tangents,
+    as_tensor_like,
+    bcast,
+    is_channel_major,
+    sum_to,
+    unbroadcast,
+    xp_of,
+)
 
 
 # ---------------------------------------------------------------------- binary, tensor-tensor
 class Add(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -37,6 +48,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -69,6 +82,13 @@ class Mul(Function):
                (unbroadcast(g * a, b.shape) if nb else None)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (sum_to(g * ctx.input_tensor(1, b), a.shape) if na else None), \
+               (sum_to(g * ctx.input_tensor(0, a), b.shape) if nb else None)
+
+    @staticmethod
     def jvp(ctx, da, db):
         a, b = ctx.saved
         t = add_tangents(None if da is None else da * b, None if db is None else a * db)
@@ -89,6 +109,15 @@ class Div(Function):
         na, nb = ctx.needs_input_grad
         ga = unbroadcast(g / b, ctx.a_shape) if na else None
         gb = unbroadcast(-g * out / b, b.shape) if nb else None
+        return ga, gb
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        b, out = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        bt = ctx.input_tensor(1, b)
+        ga = sum_to(g / bt, ctx.a_shape) if na else None
+        gb = sum_to(-g * ctx.output_tensor(out) / bt, b.shape) if nb else None
         return ga, gb
 
     @staticmethod
@@ -124,6 +153,20 @@ class Pow(Function):
                (unbroadcast(g * db, b.shape) if nb else None)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        a, b, out = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        at, bt = ctx.input_tensor(0, a), ctx.input_tensor(1, b)
+        ga = sum_to(g * bt * at ** (bt - 1), a.shape) if na else None
+        gb = None
+        if nb:
+            pos = a > 0  # d(a^b)/db = a^b log a, taken as 0 where a <= 0 (as backward)
+            safe = where(Tensor._wrap(pos), at, 1.0)
+            gb = sum_to(where(Tensor._wrap(pos), g * ctx.output_tensor(out) * safe.log(), 0.0),
+                        b.shape)
+        return ga, gb
+
+    @staticmethod
     def jvp(ctx, ta, tb):
         a, b, out = ctx.saved
         da, db = Pow._partials(a, b, out)
@@ -133,6 +176,8 @@ class Pow(Function):
 
 class Maximum(Function):
     """Elementwise max; where the inputs tie, each gets half the gradient (as in PyTorch)."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -161,6 +206,8 @@ class Maximum(Function):
 class Where(Function):
     """``where(cond, a, b)``; ``cond`` is a parameter, not differentiated."""
 
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, b, cond):
         ctx.cond, ctx.shapes = cond, (a.shape, b.shape)
@@ -187,6 +234,8 @@ class Where(Function):
 
 # ---------------------------------------------------------------------- tensor-scalar
 class AddScalar(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, c):
         return a + c
@@ -201,6 +250,8 @@ class AddScalar(Function):
 
 
 class MulScalar(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, c):
         ctx.c = c
@@ -217,6 +268,8 @@ class MulScalar(Function):
 
 class RSubScalar(Function):
     """``c - a``."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, c):
@@ -244,6 +297,11 @@ class RDivScalar(Function):
     def backward(ctx, g):
         a, out = ctx.saved_tensors
         return -g * out / a
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        a, out = ctx.saved_tensors
+        return -g * ctx.output_tensor(out) / ctx.input_tensor(0, a)
 
     @staticmethod
     def jvp(ctx, da):
@@ -276,6 +334,15 @@ class PowScalar(Function):
         return g * PowScalar._deriv(a, ctx.c)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        c = ctx.c
+        if c == 1:
+            return g
+        at = ctx.input_tensor(0, a)
+        return g * (2 * at if c == 2 else c * at ** (c - 1))
+
+    @staticmethod
     def jvp(ctx, da):
         return da * PowScalar._deriv(ctx.saved[0], ctx.c)
 
@@ -296,12 +363,19 @@ class RPowScalar(Function):
         return g * out * ctx.logc
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * ctx.output_tensor(out) * ctx.logc
+
+    @staticmethod
     def jvp(ctx, da):
         return da * ctx.saved[0] * ctx.logc
 
 
 # ---------------------------------------------------------------------- unary
 class Neg(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -336,45 +410,58 @@ class _Unary(Function):
         a, out = ctx.saved
         return da * cls.deriv(xp_of(a), a, out)
 
+    @classmethod
+    def backward_graph(cls, ctx, g):
+        a, out = ctx.saved_tensors
+        return g * cls.deriv_graph(ctx.input_tensor(0, a), ctx.output_tensor(out))
+
 
 class Exp(_Unary):
     fn = staticmethod(lambda xp, x: xp.exp(x))
     deriv = staticmethod(lambda xp, x, y: y)
+    deriv_graph = staticmethod(lambda x, y: y)
 
 
 class Log(_Unary):
     fn = staticmethod(lambda xp, x: xp.log(x))
     deriv = staticmethod(lambda xp, x, y: 1 / x)
+    deriv_graph = staticmethod(lambda x, y: 1 / x)
 
 
 class Log1p(_Unary):
     fn = staticmethod(lambda xp, x: xp.log1p(x))
     deriv = staticmethod(lambda xp, x, y: 1 / (1 + x))
+    deriv_graph = staticmethod(lambda x, y: 1 / (1 + x))
 
 
 class Sqrt(_Unary):
     fn = staticmethod(lambda xp, x: xp.sqrt(x))
     deriv = staticmethod(lambda xp, x, y: 0.5 / y)
+    deriv_graph = staticmethod(lambda x, y: 0.5 / y)
 
 
 class Rsqrt(_Unary):
     fn = staticmethod(lambda xp, x: 1 / xp.sqrt(x))
     deriv = staticmethod(lambda xp, x, y: -0.5 * y * y * y)
+    deriv_graph = staticmethod(lambda x, y: -0.5 * y * y * y)
 
 
 class Sin(_Unary):
     fn = staticmethod(lambda xp, x: xp.sin(x))
     deriv = staticmethod(lambda xp, x, y: xp.cos(x))
+    deriv_graph = staticmethod(lambda x, y: x.cos())
 
 
 class Cos(_Unary):
     fn = staticmethod(lambda xp, x: xp.cos(x))
     deriv = staticmethod(lambda xp, x, y: -xp.sin(x))
+    deriv_graph = staticmethod(lambda x, y: -x.sin())
 
 
 class Tanh(_Unary):
     fn = staticmethod(lambda xp, x: xp.tanh(x))
     deriv = staticmethod(lambda xp, x, y: 1 - y * y)
+    deriv_graph = staticmethod(lambda x, y: 1 - y * y)
 
 
 def _sigmoid(xp, x):
@@ -386,9 +473,11 @@ def _sigmoid(xp, x):
 class Sigmoid(_Unary):
     fn = staticmethod(_sigmoid)
     deriv = staticmethod(lambda xp, x, y: y * (1 - y))
+    deriv_graph = staticmethod(lambda x, y: y * (1 - y))
 
 
 class Abs(_Unary):
+    linear_backward = True  # sign(x) is a constant factor
     fn = staticmethod(lambda xp, x: xp.abs(x))
     deriv = staticmethod(lambda xp, x, y: xp.sign(x))
 
@@ -402,6 +491,8 @@ class Relu(Function):
 
     BLOCK = 1 << 16   # elements per np.maximum call
     _zeros: dict = {}  # dtype -> read-only block of BLOCK zeros
+
+    linear_backward = True
 
     @staticmethod
     def _flat(a):
@@ -464,6 +555,8 @@ def relu_grad(g, y):
 
 
 class LeakyRelu(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, negative_slope):
         ctx.save_for_backward(a)
@@ -500,6 +593,11 @@ class Elu(Function):
     def backward(ctx, g):
         a, out = ctx.saved_tensors
         return g * Elu._deriv(a, out, ctx.alpha)
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        a, out = ctx.saved_tensors
+        return where(Tensor._wrap(a > 0), g, g * (ctx.output_tensor(out) + ctx.alpha))
 
     @staticmethod
     def jvp(ctx, da):
@@ -586,11 +684,19 @@ class Softplus(Function):
         return g * Softplus._deriv(ctx.saved_tensors[0], ctx.beta, ctx.threshold)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        linear = Tensor._wrap(a * ctx.beta > ctx.threshold)
+        return where(linear, g, g * sigmoid(ctx.input_tensor(0, a) * ctx.beta))
+
+    @staticmethod
     def jvp(ctx, da):
         return da * Softplus._deriv(ctx.saved[0], ctx.beta, ctx.threshold)
 
 
 class Clamp(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, lo, hi):
         ctx.save_for_backward(a)

@@ -58,6 +58,24 @@ class MatMul(Function):
         return ga, gb
 
     @staticmethod
+    def backward_graph(ctx, g):
+        from ._util import sum_to
+
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        at, bt = ctx.input_tensor(0, a), ctx.input_tensor(1, b)
+        a2 = at.unsqueeze(0) if a.ndim == 1 else at
+        b2 = bt.unsqueeze(-1) if b.ndim == 1 else bt
+        g2 = g
+        if a.ndim == 1:
+            g2 = g2.unsqueeze(-2) if b.ndim > 1 else g2.unsqueeze(-1)
+        if b.ndim == 1:
+            g2 = g2.unsqueeze(-1)
+        ga = sum_to(g2 @ b2.transpose(-1, -2), a2.shape).reshape(a.shape) if na else None
+        gb = sum_to(a2.transpose(-1, -2) @ g2, b2.shape).reshape(b.shape) if nb else None
+        return ga, gb
+
+    @staticmethod
     def jvp(ctx, da, db):
         a, b = ctx.saved
         return add_tangents(None if da is None else da @ b, None if db is None else a @ db)

@@ -24,6 +24,8 @@ def _view_of(out: Tensor, base: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------- primitives
 class Reshape(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, shape):
         ctx.in_shape, ctx.out_shape = a.shape, shape
@@ -39,6 +41,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, dims):
         ctx.dims = dims
@@ -54,6 +58,8 @@ class Permute(Function):
 
 
 class Expand(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, shape):
         ctx.in_shape, ctx.out_shape = a.shape, shape
@@ -71,6 +77,8 @@ class Expand(Function):
 
 
 class Tile(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, reps):
         ctx.in_shape, ctx.reps = a.shape, reps
@@ -89,6 +97,8 @@ class Tile(Function):
 
 
 class GetItem(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, index, advanced):
         ctx.in_shape, ctx.index, ctx.advanced = a.shape, index, advanced
@@ -111,6 +121,8 @@ class GetItem(Function):
 
 class IndexPut(Function):
     """Out-of-place ``a[index] = v`` (what ``__setitem__`` records under autograd)."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, v, index):
@@ -139,6 +151,8 @@ class IndexPut(Function):
 
 
 class Cat(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -160,6 +174,8 @@ class Cat(Function):
 
 
 class Stack(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis, ctx.shape = axis, arrays[0].shape
@@ -179,6 +195,8 @@ class Stack(Function):
 
 
 class Pad(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, width, mode, value):
         xp = xp_of(a)
@@ -208,6 +226,8 @@ class Pad(Function):
 
 
 class Flip(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axes):
         ctx.axes = axes
@@ -221,6 +241,8 @@ class Flip(Function):
 
 
 class Roll(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, shifts, axes):
         ctx.shifts, ctx.axes = shifts, axes
@@ -251,6 +273,8 @@ def _along(index, axis):
 
 
 class Gather(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, index, axis):
         ctx.idx, ctx.in_shape = _along(index, axis), a.shape
@@ -270,6 +294,8 @@ class Gather(Function):
 
 class Scatter(Function):
     """Out-of-place ``scatter`` (``add=False``: overwrite) or ``scatter_add``."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, src, index, axis, add):
@@ -312,6 +338,8 @@ class Scatter(Function):
 
 
 class IndexSelect(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, index, axis):
         ctx.index, ctx.axis, ctx.in_shape = index, axis, a.shape
@@ -332,6 +360,8 @@ class IndexSelect(Function):
 class Tri(Function):
     """``tril``/``triu`` over the last two dimensions."""
 
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, k, upper):
         ctx.k, ctx.upper = k, upper
@@ -347,6 +377,8 @@ class Tri(Function):
 
 
 class Cast(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, dtype):
         ctx.in_dtype, ctx.out_dtype = a.dtype, dtype
@@ -376,6 +408,8 @@ class ToDevice(Function):
 
 class Copy(Function):
     """``clone()`` and ``contiguous()``: a fresh copy whose gradient is the identity."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a):

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..backend import blas, jit
+from ..tensor import Tensor
 from ._util import xp_of
 from .elementwise import relu_grad
 from .linalg import rows
@@ -45,6 +46,11 @@ class Linear(Function):
         return _linear_grads(ctx.needs_input_grad, g, x, w)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        x, w = ctx.saved_tensors
+        return _linear_grads_graph(ctx, g, x, w)
+
+    @staticmethod
     def jvp(ctx, dx, dw, *db):
         x, w = ctx.saved[:2]
         out = None
@@ -65,6 +71,17 @@ def _linear_grads(needs, g, x, w):
     if len(needs) == 2:
         return gx, gw
     return gx, gw, (_column_sums(g2) if needs[2] else None)
+
+
+def _linear_grads_graph(ctx, g, x, w):
+    """``_linear_grads`` with Tensor ops (recorded, for create_graph=True)."""
+    needs = ctx.needs_input_grad
+    g2 = g.reshape(-1, w.shape[0])
+    gx = (g2 @ ctx.input_tensor(1, w)).reshape(x.shape) if needs[0] else None
+    gw = g2.T @ ctx.input_tensor(0, x).reshape(-1, w.shape[1]) if needs[1] else None
+    if len(needs) == 2:
+        return gx, gw
+    return gx, gw, (g2.sum(dim=0) if needs[2] else None)
 
 
 def _column_sums(g2):
@@ -100,6 +117,14 @@ class LinearReLU(Function):
     def backward(ctx, g):
         x, w, y = ctx.saved_tensors
         return _linear_grads(ctx.needs_input_grad, relu_grad(rows(g), y), x, w)
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        from .elementwise import where
+
+        x, w, y = ctx.saved_tensors
+        on = Tensor._wrap((y > 0).reshape(g.shape))
+        return _linear_grads_graph(ctx, where(on, g, 0.0), x, w)
 
     @staticmethod
     def jvp(ctx, dx, dw, *db):
@@ -248,6 +273,13 @@ class Softmax(Function):
 
     jvp = backward  # the softmax Jacobian is symmetric
 
+    @staticmethod
+    def backward_graph(ctx, g):
+        (y,) = ctx.saved_tensors
+        y = ctx.output_tensor(y)
+        gy = g * y
+        return gy - y * gy.sum(dim=ctx.axis, keepdim=True)
+
 
 class LogSoftmax(Function):
     @staticmethod
@@ -261,6 +293,11 @@ class LogSoftmax(Function):
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g - xp_of(g).exp(out) * g.sum(axis=ctx.axis, keepdims=True)
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g - ctx.output_tensor(out).exp() * g.sum(dim=ctx.axis, keepdim=True)
 
     @staticmethod
     def jvp(ctx, dx):
@@ -320,6 +357,8 @@ def class_coefficients(xp, target, n_classes, dtype, weight, ignore_index, reduc
 
 class NLL(Function):
     """``-sum(A * logp)`` for log-probabilities; A from ``class_coefficients``."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, logp, coef, reduction):
@@ -411,6 +450,22 @@ class CrossEntropy(Function):
             _scale_rows(xp_of(e), e, a.sum(axis=1) / s)
             e -= a
         return e
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        """``softmax(x) * sum_c A - A`` with ``A = coef * g``, in Tensor ops."""
+        (x,) = ctx.saved_tensors
+        p = Softmax.apply(ctx.input_tensor(0, x), axis=1)
+        coef = ctx.coef
+        if isinstance(coef, tuple):
+            rows_, cols, vals = coef
+            dense = xp_of(x).zeros(x.shape, x.dtype)
+            dense[rows_, cols] = vals
+        else:
+            dense = coef
+        gr = g.reshape(-1, 1) if ctx.reduction == "none" else g
+        a = Tensor._wrap(dense) * gr
+        return p * a.sum(dim=1, keepdim=True) - a
 
     @staticmethod
     def jvp(ctx, dx):
@@ -624,6 +679,8 @@ class LayerNorm(Function):
 class MaskMul(Function):
     """Multiply by a fixed mask (dropout's scaled keep-mask); the mask is not differentiated."""
 
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, x, mask):
         ctx.mask = mask
@@ -637,6 +694,8 @@ class MaskMul(Function):
 
 
 class Embedding(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, w, idx, padding_idx):
         ctx.idx, ctx.padding_idx, ctx.w_shape = idx, padding_idx, w.shape

@@ -29,6 +29,18 @@ def _expand_back(g, in_shape, axes, keepdims):
     return xp_of(g).broadcast_to(g, in_shape)
 
 
+def _keep_dims_graph(g, in_shape, axes, keepdims):
+    """``_expand_back`` on a Tensor (recorded): a reduced gradient broadcast back."""
+    if axes is None:
+        return g.reshape((1,) * len(in_shape)).expand(in_shape)
+    if not keepdims:
+        shape = list(in_shape)
+        for ax in axes:
+            shape[ax] = 1
+        g = g.reshape(shape)
+    return g.expand(in_shape)
+
+
 def _count(shape, axes):
     if axes is None:
         return math.prod(shape)
@@ -36,6 +48,8 @@ def _count(shape, axes):
 
 
 class Sum(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
@@ -51,6 +65,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
@@ -108,6 +124,8 @@ class Var(Function):
 class MaxAlong(Function):
     """Max (or min) along one axis; the gradient goes to the selected index."""
 
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axis, keepdims, largest):
         xp = xp_of(a)
@@ -135,6 +153,8 @@ class MaxAlong(Function):
 
 class Amax(Function):
     """Max (or min) over several axes; tied maxima share the gradient equally."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, axes, keepdims, largest):
@@ -208,6 +228,14 @@ class LogSumExp(Function):
         return _expand_back(g, a.shape, ctx.axes, ctx.keepdims) * soft
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        out = ctx.output_tensor(ctx.out_k.reshape(g.shape))
+        soft = (ctx.input_tensor(0, a) - _keep_dims_graph(out, a.shape, ctx.axes,
+                                                          ctx.keepdims)).exp()
+        return _keep_dims_graph(g, a.shape, ctx.axes, ctx.keepdims) * soft
+
+    @staticmethod
     def jvp(ctx, da):
         soft = xp_of(da).exp(ctx.saved[0] - ctx.out_k)
         return (da * soft).sum(axis=ctx.axes, keepdims=ctx.keepdims)
@@ -237,12 +265,25 @@ class Norm2(Function):
         return _expand_back(g, a.shape, ctx.axes, ctx.keepdims) * Norm2._unit(a, ctx.out_k)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        from .elementwise import where
+
+        (a,) = ctx.saved_tensors
+        out = _keep_dims_graph(ctx.output_tensor(ctx.out_k.reshape(g.shape)), a.shape,
+                               ctx.axes, ctx.keepdims)
+        zero = Tensor._wrap(ctx.out_k == 0)  # the gradient at a zero vector is zero
+        unit = ctx.input_tensor(0, a) / where(zero, 1.0, out)
+        return _keep_dims_graph(g, a.shape, ctx.axes, ctx.keepdims) * unit
+
+    @staticmethod
     def jvp(ctx, da):
         unit = Norm2._unit(ctx.saved[0], ctx.out_k)
         return (da * unit).sum(axis=ctx.axes, keepdims=ctx.keepdims)
 
 
 class Cumsum(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axis):
         ctx.axis = axis
