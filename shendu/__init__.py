@@ -55,6 +55,7 @@ from .creation import (
 from .dtypes import (
     bool,
     double,
+    dtype,
     float,
     float16,
     float32,

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..backend import jit
+from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import (
     Scalar,
@@ -761,7 +762,7 @@ def _apply_binary(op, cls, a, b):
         try:
             np.broadcast_shapes(a._data.shape, b._data.shape)
         except ValueError:
-            raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+            raise ShapeError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
                              "broadcast together (trailing dimensions must be equal or 1)"
                              ) from None
         raise
@@ -964,7 +965,7 @@ def where(condition, input=None, other=None):
         try:
             np.broadcast_shapes(cond.shape, a._data.shape, b._data.shape)
         except ValueError:
-            raise ValueError(f"where: condition of shape {tuple(cond.shape)}, input of shape "
+            raise ShapeError(f"where: condition of shape {tuple(cond.shape)}, input of shape "
                              f"{a.shape} and other of shape {b.shape} cannot be broadcast "
                              "together (trailing dimensions must be equal or 1)") from None
         raise

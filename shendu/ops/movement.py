@@ -12,6 +12,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..backend import to_device as _move
 from ..dtypes import as_dtype
+from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import as_tensor_like, norm_axes, norm_dim, pick, xp_of
 from .reduce import ValuesIndices
@@ -439,11 +440,11 @@ def _infer_shape(op, shape, in_shape, size):
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if known == 0 or size % known:
-            raise ValueError(f"{op}: cannot reshape a tensor of shape {in_shape} "
+            raise ShapeError(f"{op}: cannot reshape a tensor of shape {in_shape} "
                              f"({size} elements) into {shape}")
         shape = tuple(size // known if s == -1 else s for s in shape)
     elif known != size:
-        raise ValueError(f"{op}: cannot reshape a tensor of shape {in_shape} ({size} elements) "
+        raise ShapeError(f"{op}: cannot reshape a tensor of shape {in_shape} ({size} elements) "
                          f"into {shape} ({known} elements)")
     return shape
 
@@ -512,7 +513,7 @@ expand_dims = unsqueeze
 def permute(input, *dims):
     dims = _shape_arg(dims)
     if sorted(d % max(input.ndim, 1) for d in dims) != list(range(input.ndim)):
-        raise ValueError(f"permute: dims {dims} are not a permutation of the {input.ndim} "
+        raise ShapeError(f"permute: dims {dims} are not a permutation of the {input.ndim} "
                          f"dimensions of a tensor of shape {input.shape}")
     dims = tuple(d % input.ndim for d in dims)
     if dims == tuple(range(input.ndim)):
@@ -535,7 +536,7 @@ swapaxes = swapdims = transpose
 
 def t(input):
     if input.ndim > 2:
-        raise ValueError(f"t: expects a tensor with at most 2 dimensions, got {input.shape}")
+        raise ShapeError(f"t: expects a tensor with at most 2 dimensions, got {input.shape}")
     return transpose(input)
 
 
@@ -557,7 +558,7 @@ moveaxis = movedim
 def expand(input, *sizes):
     sizes = _shape_arg(sizes)
     if len(sizes) < input.ndim:
-        raise ValueError(f"expand: target {sizes} has fewer dimensions than the tensor "
+        raise ShapeError(f"expand: target {sizes} has fewer dimensions than the tensor "
                          f"{input.shape}")
     lead = len(sizes) - input.ndim
     shape = []
@@ -568,7 +569,7 @@ def expand(input, *sizes):
                 raise ValueError(f"expand: -1 is not allowed for new leading dims ({sizes})")
             s = cur
         if cur != 1 and cur != s:
-            raise ValueError(f"expand: the tensor of shape {input.shape} cannot be expanded "
+            raise ShapeError(f"expand: the tensor of shape {input.shape} cannot be expanded "
                              f"to {sizes} (dimension {i}: {cur} is not 1 and != {s})")
         shape.append(s)
     shape = tuple(shape)
@@ -594,7 +595,7 @@ def repeat(input, *sizes):
     """Tile the tensor ``sizes[i]`` times along each dimension (PyTorch's ``repeat``)."""
     sizes = _shape_arg(sizes)
     if len(sizes) < input.ndim:
-        raise ValueError(f"repeat: got {len(sizes)} repeat counts for a tensor with "
+        raise ShapeError(f"repeat: got {len(sizes)} repeat counts for a tensor with "
                          f"{input.ndim} dimensions")
     x = reshape(input, (1,) * (len(sizes) - input.ndim) + input.shape)
     return Tile.apply(x, reps=sizes)
@@ -685,7 +686,7 @@ def cat(tensors, dim=0, *, axis=None):
     for i, t in enumerate(tensors):
         if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape))
                                      if j != d):
-            raise ValueError(f"cat: tensor {i} has shape {t.shape} but tensor 0 has shape "
+            raise ShapeError(f"cat: tensor {i} has shape {t.shape} but tensor 0 has shape "
                              f"{ref.shape}; all dimensions except {d} must match")
     tensors = _same_dtype("cat", tensors)
     return Cat.apply(*tensors, axis=d)
@@ -700,7 +701,7 @@ def stack(tensors, dim=0, *, axis=None):
         raise ValueError("stack: expected a non-empty list of tensors")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
-            raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape "
+            raise ShapeError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape "
                              f"{tensors[0].shape}; stacked tensors must have equal shapes")
     d = pick("stack", dim if dim != 0 or axis is None else None, axis, 0)
     nd = tensors[0].ndim + 1
@@ -739,7 +740,7 @@ def split(input, split_size_or_sections, dim=0):
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
-            raise ValueError(f"split: sizes {sizes} sum to {sum(sizes)} but dimension {d} has "
+            raise ShapeError(f"split: sizes {sizes} sum to {sum(sizes)} but dimension {d} has "
                              f"size {n} (shape {input.shape})")
     out, start = [], 0
     pre = (slice(None),) * d
@@ -841,7 +842,7 @@ def gather(input, dim, index):
     d = norm_dim(dim, input.ndim, "gather")
     if idx.ndim != input.ndim or any(idx.shape[i] > input.shape[i] for i in range(idx.ndim)
                                      if i != d):
-        raise ValueError(f"gather: index of shape {idx.shape} does not fit input of shape "
+        raise ShapeError(f"gather: index of shape {idx.shape} does not fit input of shape "
                          f"{input.shape} along dims other than {d}")
     return Gather.apply(input, index=idx, axis=d)
 
@@ -870,7 +871,7 @@ def scatter_add(input, dim, index, src):
 def index_select(input, dim, index):
     idx = _index_array(index, "index_select", input)
     if idx.ndim != 1:
-        raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}")
+        raise ShapeError(f"index_select: index must be 1-D, got shape {idx.shape}")
     return IndexSelect.apply(input, index=idx, axis=norm_dim(dim, input.ndim, "index_select"))
 
 
@@ -884,7 +885,7 @@ def masked_fill(input, mask, value):
     try:
         np.broadcast_shapes(m.shape, input.shape)
     except ValueError:
-        raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to input "
+        raise ShapeError(f"masked_fill: mask of shape {m.shape} does not broadcast to input "
                          f"of shape {input.shape}") from None
     if isinstance(value, Tensor):
         value = value.type(input.dtype)
@@ -903,7 +904,7 @@ def triu(input, diagonal=0):
 def type_(input, dtype=None):
     """Cast to ``dtype``; differentiable between floating types."""
     if dtype is None:
-        return f"shendu.{input.dtype}"
+        return f"shendu.{input._data.dtype}"
     dt = as_dtype(dtype)
     if dt == input._data.dtype:
         return input

@@ -11,6 +11,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd.function import Function
+from ..errors import DTypeError
 from ..tensor import Tensor
 from ._util import norm_axes, pick, xp_of
 
@@ -319,7 +320,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=Fals
     if dtype is not None:
         input = input.type(dtype)
     if input._data.dtype.kind not in "fc":
-        raise TypeError(f"mean: expected a floating-point tensor, got {input.dtype} "
+        raise DTypeError(f"mean: expected a floating-point tensor, got {input.dtype} "
                         "(convert with .float())")
     return Mean.apply(input, axes=axes, keepdims=_kd(keepdim, keepdims))
 
