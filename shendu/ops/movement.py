@@ -14,7 +14,7 @@ from ..backend import to_device as _move
 from ..dtypes import as_dtype
 from ..errors import ShapeError
 from ..tensor import Tensor
-from ._util import as_tensor_like, norm_axes, norm_dim, pick, xp_of
+from ._util import as_tensor_like, is_channel_major, norm_axes, norm_dim, pick, xp_of
 from .reduce import ValuesIndices
 
 
@@ -458,13 +458,92 @@ def reshape(input, *shape, _op="reshape"):
 
 
 def view(input, *shape):
-    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
-        return input.type(shape[0])  # view(dtype)
-    return reshape(input, *shape, _op="view")
+    """The same memory seen with a new shape (``view(n, -1)``) or dtype (``view(sd.int32)``).
+
+    As in PyTorch, a shape view never copies: where the strides do not allow it, ``view``
+    raises and ``reshape`` is the op to use. One exception keeps PyTorch code working:
+    shendu stores convolution outputs channel-major, (N, C, H, W) laid out as
+    (C, N, H, W), where PyTorch's are contiguous, so ``x.view(n, -1)`` after a conv cannot
+    be a view. There it returns a copy that is read-only: reading works as in PyTorch, and
+    an in-place write through it raises instead of silently missing the original.
+
+    >>> import shendu as sd
+    >>> x = sd.zeros(2, 3)
+    >>> x.view(6)[0] = 1.0
+    >>> x[0, 0]
+    tensor(1.)
+    >>> sd.tensor([1.0]).view(sd.int32)
+    tensor([1065353216], dtype=shendu.int32)
+    """
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer, Tensor)):
+        return view_dtype(input, shape[0])
+    shape = _infer_shape("view", _shape_arg(shape), input.shape, input._data.size)
+    if shape == input._data.shape:
+        return input
+    arr = input._data
+    out = Reshape.apply(input, shape=shape)
+    if arr.size == 0 or xp_of(arr).may_share_memory(out._data, arr):
+        return _view_of(out, input)
+    if is_channel_major(arr):
+        out._data.flags.writeable = False  # a copy: writes through it must not go missing
+        return out
+    raise ShapeError(
+        f"view: the tensor of shape {input.shape} with strides {_elem_strides(arr)} cannot be "
+        f"viewed as {shape} without copying (at least one dimension spans across two "
+        "contiguous subspaces); use .reshape(...) instead, or .contiguous().view(...)")
+
+
+def _elem_strides(arr):
+    return tuple(st // arr.itemsize for st in arr.strides)
+
+
+def view_dtype(input, dtype):
+    """``x.view(dtype)``: the same bytes read as another dtype (not differentiable).
+
+    The same element size keeps the shape; a different one scales the last dimension,
+    which must then be contiguous, as in PyTorch.
+    """
+    dt = as_dtype(dtype)
+    arr = input._data
+    old = arr.dtype
+    if dt == old:
+        return input
+    name_old, name_new = f"shendu.{old}", f"shendu.{dt}"
+    if dt.itemsize != old.itemsize:
+        if arr.ndim == 0:
+            raise ShapeError(f"view: a 0-dimensional tensor cannot be viewed as {name_new} "
+                             f"from {name_old}: the element sizes differ ({old.itemsize} and "
+                             f"{dt.itemsize} bytes), so the last dimension would change")
+        strides = _elem_strides(arr)
+        if strides[-1] != 1:
+            raise ShapeError(f"view: the last dimension must be contiguous (stride 1) to view "
+                             f"{name_old} as {name_new}, but the tensor of shape "
+                             f"{input.shape} has strides {strides}")
+        if dt.itemsize > old.itemsize:
+            ratio = dt.itemsize // old.itemsize
+            if arr.shape[-1] % ratio:
+                raise ShapeError(f"view: the last dimension ({arr.shape[-1]}) must be "
+                                 f"divisible by {ratio} to view {name_old} as {name_new}, "
+                                 f"got shape {input.shape}")
+            if any(s % ratio for s in strides[:-1]):
+                raise ShapeError(f"view: every stride but the last must be divisible by "
+                                 f"{ratio} to view {name_old} as {name_new}, got strides "
+                                 f"{strides}")
+            # PyTorch counts the offset into the storage; the address's alignment is the
+            # same test on memory that starts aligned (as NumPy's and CuPy's does)
+            ptr = arr.ctypes.data if xp_of(arr) is np else arr.data.ptr
+            if ptr % dt.itemsize:
+                raise ShapeError(f"view: cannot view {name_old} as {name_new}: the storage "
+                                 f"offset must be divisible by {ratio}, and this tensor starts "
+                                 f"{ptr % dt.itemsize // old.itemsize} element(s) past a "
+                                 f"{name_new} boundary")
+    t = Tensor._wrap(arr.view(dt))
+    t._version = input._version  # the same memory
+    return t
 
 
 def view_as(input, other):
-    return reshape(input, other.shape)
+    return view(input, other.shape)
 
 
 def reshape_as(input, other):
