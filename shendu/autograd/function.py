@@ -20,7 +20,11 @@ recorded. An op gives it one of two ways:
   their fast array rules at every order;
 * ``backward_graph(ctx, *grads)``: the same formula as ``backward`` written with Tensor
   ops on Tensor gradients; ``ctx.input_tensor(i, array)`` and ``ctx.output_tensor(array)``
-  turn saved arrays back into tensors that are connected to the graph.
+  turn saved arrays back into tensors that are connected to the graph;
+* ``forward_graph(ctx)`` (for fused ops whose backward is long): returns ``(inputs, fn)``,
+  the inputs as graph tensors and ``fn`` recomputing the output from them with Tensor ops;
+  the engine differentiates that. An input array the derivatives do not depend on (a
+  bias, a shift that normalisation removes) may be a stand-in of the right shape.
 
 An op with neither makes ``create_graph=True`` raise, naming the op.
 
@@ -71,6 +75,7 @@ class Function:
     # ------------------------------------------------------------------ create_graph rules
     linear_backward = False
     backward_graph = None
+    forward_graph = None
 
     # ------------------------------------------------------------------ ctx helpers
     def input_tensor(self, i, array):

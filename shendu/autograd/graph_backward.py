@@ -10,7 +10,9 @@ Each node runs one of two rules (see ``Function``):
 * an op with ``linear_backward = True`` becomes one ``LinearBackward`` node that calls the
   op's raw array rule; its own backward is the op's ``jvp``, because the transpose of the
   linear map ``g -> J^T g`` is ``u -> J u``;
-* any other op runs its ``backward_graph``, written with Tensor ops.
+* an op with ``backward_graph`` runs it (the same formula as ``backward``, in Tensor ops);
+* an op with ``forward_graph`` (a fused op such as layer norm) has its forward recomputed
+  from recorded Tensor ops, and that small graph is differentiated with a nested sweep.
 
 An op with neither raises, naming the op, rather than return a gradient that would be
 silently treated as a constant.
@@ -87,6 +89,38 @@ def _zeros_like_meta(node, grads):
             for g, (shape, dtype, xp) in zip(grads, meta)]
 
 
+class _Alias(Function):
+    """Identity; its node marks where the nested sweep of ``_recompute`` stops."""
+
+    linear_backward = True
+
+    @staticmethod
+    def forward(ctx, a):
+        return a
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+    @staticmethod
+    def jvp(ctx, da):
+        return da
+
+
+def _recompute(node, grads):
+    """Input gradients of a fused op from its forward rebuilt with recorded Tensor ops."""
+    inputs, fn = type(node).forward_graph(node)
+    proxies = [t if t is None or not t.requires_grad else _Alias.apply(t) for t in inputs]
+    outs = _as_tuple(fn(*proxies))
+    roots = [((o.grad_fn, o._out_idx), g) for o, g in zip(outs, grads)
+             if o.grad_fn is not None and g is not None]
+    keys = [None if p is None or p.grad_fn is None else (p.grad_fn, 0) for p in proxies]
+    capture = {k: None for k in keys if k is not None}
+    if roots:
+        run_backward_graph(roots, capture=capture, stop={k[0] for k in capture})
+    return tuple(None if k is None else capture[k] for k in keys)
+
+
 def _rule(node, grads):
     """Input gradients (Tensors or None) of ``node`` for output gradients ``grads``."""
     cls = type(node)
@@ -99,17 +133,19 @@ def _rule(node, grads):
         return tuple(res)
     if cls.backward_graph is not None:
         return _as_tuple(cls.backward_graph(node, *grads))
+    if cls.forward_graph is not None:
+        return _recompute(node, grads)
     raise RuntimeError(
         f"{node.name}: this op has no differentiable backward rule, so backward with "
         "create_graph=True (double backward, autograd.grad(..., create_graph=True)) cannot "
         "go through it; use create_graph=False, or express the op with differentiable ops")
 
 
-def run_backward_graph(roots, retain_graph=True, capture=None):
+def run_backward_graph(roots, retain_graph=True, capture=None, stop=()):
     """``run_backward`` with Tensor gradients and grad mode on (see the module docstring).
 
     ``roots`` pairs an edge with a Tensor gradient; ``capture`` works as in ``run_backward``
-    and receives Tensors.
+    and receives Tensors. The sweep does not go past the nodes in ``stop``.
     """
     Tensor = _tensor_cls()
     state: dict = {}
@@ -119,7 +155,10 @@ def run_backward_graph(roots, retain_graph=True, capture=None):
             state[edge[0]] = [0, None]
             stack.append(edge[0])
     while stack:
-        for e in stack.pop().next:
+        node = stack.pop()
+        if node in stop:
+            continue
+        for e in node.next:
             if e.__class__ is tuple:
                 st = state.get(e[0])
                 if st is None:
@@ -143,6 +182,10 @@ def run_backward_graph(roots, retain_graph=True, capture=None):
             g = st[1]
             st[1] = None
             nxt = node.next
+            if node in stop:
+                if g is not None and (node, 0) in capture:
+                    capture[(node, 0)] = g
+                continue
             if g is None:
                 in_grads = (None,) * len(nxt)
             else:

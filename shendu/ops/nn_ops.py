@@ -578,7 +578,34 @@ class BatchNorm(Function):
         ctx.save_for_backward(*wb[:1])
         ctx.xhat, ctx.invstd, ctx.axes, ctx.training, ctx.shape = xhat, invstd, axes, training, \
             shape
+        ctx.mean = mean
         return out
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the forward in Tensor ops, from x rebuilt out of xhat."""
+        saved = ctx.saved_tensors
+        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
+        istd = invstd.reshape(shape)
+        x = ctx.input_tensor(0, xhat / istd + ctx.mean.reshape(shape))
+        inputs = [x]
+        if saved:
+            c = shape[1]
+            inputs += [ctx.input_tensor(1, saved[0]),
+                       ctx.input_tensor(2, xp_of(xhat).zeros(c, xhat.dtype))]  # (bias: linear)
+        # eps from the saved statistics: invstd = 1 / sqrt(var + eps), var = mean(xc^2)
+        eps = ((1 - (xhat * xhat).mean(axis=axes, keepdims=True)) / (istd * istd)) \
+            if ctx.training else None
+        mean_c, istd_c = Tensor._wrap(ctx.mean.reshape(shape)), Tensor._wrap(istd)
+
+        def fn(x, *wb):
+            if ctx.training:
+                xc = x - x.mean(dim=axes, keepdim=True)
+                h = xc / ((xc * xc).mean(dim=axes, keepdim=True) + Tensor._wrap(eps)).sqrt()
+            else:
+                h = (x - mean_c) * istd_c
+            return h * wb[0].reshape(shape) + wb[1].reshape(shape) if wb else h
+        return inputs, fn
 
     @staticmethod
     def backward(ctx, g):
@@ -636,8 +663,25 @@ class LayerNorm(Function):
         xhat = xc * invstd
         out = xhat * wb[0] + wb[1] if wb else xhat
         ctx.save_for_backward(*wb[:1])
-        ctx.xhat, ctx.invstd, ctx.axes = xhat, invstd, axes
+        ctx.xhat, ctx.invstd, ctx.axes, ctx.eps = xhat, invstd, axes, eps
         return out
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the forward in Tensor ops. x is rebuilt as xhat / invstd,
+        which differs from x by a per-row shift that normalisation removes."""
+        saved = ctx.saved_tensors
+        xhat, axes = ctx.xhat, ctx.axes
+        inputs = [ctx.input_tensor(0, xhat / ctx.invstd)]
+        if saved:
+            inputs += [ctx.input_tensor(1, saved[0]),
+                       ctx.input_tensor(2, xp_of(xhat).zeros_like(saved[0]))]  # (bias: linear)
+
+        def fn(x, *wb):
+            xc = x - x.mean(dim=axes, keepdim=True)
+            h = xc / ((xc * xc).mean(dim=axes, keepdim=True) + ctx.eps).sqrt()
+            return h * wb[0] + wb[1] if wb else h
+        return inputs, fn
 
     @staticmethod
     def backward(ctx, g):

@@ -100,6 +100,18 @@ class Var(Function):
         return out.astype(a.dtype, copy=False)
 
     @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the variance in Tensor ops, of the saved ``a - mean(a)``
+        (it has the input's derivatives: the variance ignores a shift)."""
+        (diff,) = ctx.saved_tensors
+
+        def fn(a):
+            c = a - a.mean(dim=ctx.axes, keepdim=True)
+            v = (c * c).sum(dim=ctx.axes, keepdim=ctx.keepdims) / ctx.denom
+            return v.sqrt() if ctx.std else v
+        return [ctx.input_tensor(0, diff)], fn
+
+    @staticmethod
     def _scale(ctx):
         # d var / d x = 2 diff / denom;  d std / d x = diff / (denom * std)
         out = ctx.out if ctx.keepdims or ctx.axes is None else \
