@@ -629,6 +629,31 @@ def _erf(xp, x):
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
 
+class _Erf(Function):
+    """erf, for GELU's recorded backward: d erf(x)/dx = 2/sqrt(pi) exp(-x^2)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return _erf(xp_of(a), a).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * (2 / math.sqrt(math.pi)) * xp_of(a).exp(-a * a)
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        x = ctx.input_tensor(0, a)
+        return g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp()
+
+    @staticmethod
+    def jvp(ctx, da):
+        (a,) = ctx.saved
+        return da * (2 / math.sqrt(math.pi)) * xp_of(a).exp(-a * a)
+
+
 class Gelu(Function):
     """GELU, exact (``x * Phi(x)``) or with the tanh approximation."""
 
@@ -656,6 +681,17 @@ class Gelu(Function):
     @staticmethod
     def backward(ctx, g):
         return g * Gelu._deriv(ctx.saved_tensors[0], ctx.approximate)
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: GELU in Tensor ops (erf through ``_Erf``)."""
+        (a,) = ctx.saved_tensors
+
+        def fn(x):
+            if ctx.approximate == "tanh":
+                return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)).tanh())
+            return 0.5 * x * (1 + _Erf.apply(x * (1 / math.sqrt(2))))
+        return [ctx.input_tensor(0, a)], fn
 
     @staticmethod
     def jvp(ctx, da):
