@@ -259,6 +259,12 @@ def test_inplace_errors_while_recording_are_reworded_too():
     y = sd.ones(1, 3, requires_grad=True).expand(2, 3)
     with pytest.raises(ReadOnlyError, match=r"^mul_: cannot write"):
         y.mul_(2.0)
+    z = sd.zeros(2, 3, requires_grad=True).clone()
+    with pytest.raises(ShapeError, match=r"^setitem: value of shape \(4,\) cannot be broadcast "
+                                         r"to the indexed region of shape \(3,\)"):
+        z[0] = sd.ones(4)
+    with pytest.raises(IndexError, match=r"^setitem: index 5 is out of bounds"):
+        z[5] = 1.0
 
 
 def test_setitem_index_error_names_the_tensor():

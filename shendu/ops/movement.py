@@ -735,7 +735,15 @@ def index_put(input, index, values):
     values = as_tensor_like(values, input)
     if values.dtype != input.dtype:
         values = values.type(input.dtype)
-    return IndexPut.apply(input, values, index=idx)
+    try:
+        return IndexPut.apply(input, values, index=idx)
+    except IndexError as exc:
+        raise IndexError(f"setitem: {exc} (tensor of shape {input.shape})") from None
+    except ValueError:
+        region = input._data[idx].shape
+        raise ShapeError(f"setitem: value of shape {values.shape} cannot be broadcast to the "
+                         f"indexed region of shape {region} (tensor of shape {input.shape})"
+                         ) from None
 
 
 def narrow(input, dim, start, length):
