@@ -371,3 +371,22 @@ def test_functional_against_closed_forms():
                                                                          dtype=sd.float64))
     np.testing.assert_allclose(jv.numpy(), [2.0, 0.0, 6.0])
     assert x.grad is None and not x.requires_grad  # the point is not touched
+
+
+def test_backward_variants_with_create_graph():
+    x = sd.tensor([1.0, 2.0], dtype=sd.float64, requires_grad=True)
+    y = sd.tensor([3.0], dtype=sd.float64, requires_grad=True)
+    sd.autograd.backward([(x ** 3).sum(), (x * y).sum()], create_graph=True)
+    assert x.grad.requires_grad  # 3x^2 + y
+    (h,) = sd.autograd.grad(x.grad.sum(), y)
+    np.testing.assert_allclose(h.numpy(), [2.0])
+    x.grad = y.grad = None
+    (x ** 3).sum().backward(inputs=[x], create_graph=True)
+    assert y.grad is None and x.grad.grad_fn is not None
+    (h,) = sd.autograd.grad(x.grad.sum(), x)
+    np.testing.assert_allclose(h.numpy(), [6.0, 12.0])
+    # a root gradient that itself requires grad is part of the recorded graph
+    v = sd.tensor([1.0, -1.0], dtype=sd.float64, requires_grad=True)
+    (g,) = sd.autograd.grad(x ** 2, x, grad_outputs=v, create_graph=True)
+    (dv,) = sd.autograd.grad(g.sum(), v)
+    np.testing.assert_allclose(dv.numpy(), [2.0, 4.0])
