@@ -18,6 +18,21 @@ _ndarray = np.ndarray
 _new = object.__new__
 
 
+def _ragged(data):
+    """Raise a clear error for nested sequences of unequal lengths (NumPy's is cryptic)."""
+    def walk(x, depth):
+        if isinstance(x, (list, tuple)):
+            lens = {len(e) if isinstance(e, (list, tuple)) else None for e in x}
+            if len(lens) > 1:
+                shown = ", ".join("a number" if v is None else f"length {v}" for v in
+                                  sorted(lens, key=lambda v: -1 if v is None else v))
+                raise ValueError(f"tensor: nested sequences of unequal lengths at depth "
+                                 f"{depth + 1} ({shown}); every row must have the same length")
+            for e in x:
+                walk(e, depth + 1)
+    walk(data, 0)
+
+
 def _asarray(data, dtype=None):
     """Turn user data (lists, scalars, arrays, tensors) into a backend array."""
     if isinstance(data, Tensor):
@@ -25,7 +40,11 @@ def _asarray(data, dtype=None):
     if cuda.ndarray_type is not None and isinstance(data, cuda.ndarray_type):
         return data if dtype is None else data.astype(dtype, copy=False)
     if dtype is None:
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except ValueError:
+            _ragged(data)
+            raise
         if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
             arr = arr.astype(dtypes.get_default_dtype(), copy=False)  # Python floats -> float32
         elif arr.dtype.kind in "OUS":
@@ -168,7 +187,9 @@ class Tensor:
 
     def item(self):
         if self._data.size != 1:
-            raise ValueError(f"item(): only one-element tensors can be converted to a Python "
+            from .errors import ShapeError
+
+            raise ShapeError(f"item(): only one-element tensors can be converted to a Python "
                              f"number, this one has shape {self.shape}")
         return self._data.reshape(()).item()
 

@@ -267,6 +267,26 @@ def test_inplace_errors_while_recording_are_reworded_too():
         z[5] = 1.0
 
 
+def test_other_numpy_messages_are_reworded():
+    with pytest.raises(ValueError, match=r"^tensor: nested sequences of unequal lengths at "
+                                         r"depth 1 \(length 1, length 2\)"):
+        sd.tensor([[1.0, 2.0], [3.0]])
+    with pytest.raises(ValueError, match=r"depth 1 \(a number, length 2\)"):
+        sd.tensor([[1.0, 2.0], 3.0])
+    with pytest.raises(IndexError, match=r"^gather: index 5 is out of range for dimension 1 "
+                                         r"of size 3 \(input of shape \(2, 3\)"):
+        sd.ones(2, 3).gather(1, sd.tensor([[5]]))
+    with pytest.raises(IndexError, match=r"^index_select: index 7 is out of range for "
+                                         r"dimension 0 of size 2"):
+        sd.ones(2, 3).index_select(0, sd.tensor([7]))
+    for make in (lambda: sd.zeros(-1), lambda: sd.ones(3).item(), lambda: sd.ones(2).topk(5),
+                 lambda: sd.ones(4).view(-1, -1), lambda: sd.ones(2, 2).flatten(1, 0)):
+        with pytest.raises(RuntimeError):
+            make()
+        with pytest.raises(ValueError):
+            make()
+
+
 def test_setitem_index_error_names_the_tensor():
     with pytest.raises(IndexError, match=r"setitem: index 5 is out of bounds .*\(tensor of "
                                          r"shape \(2, 3\)\)"):

@@ -436,7 +436,7 @@ def _shape_arg(shape):
 
 def _infer_shape(op, shape, in_shape, size):
     if shape.count(-1) > 1:
-        raise ValueError(f"{op}: only one dimension can be -1, got {shape}")
+        raise ShapeError(f"{op}: only one dimension can be -1, got {shape}")
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if known == 0 or size % known:
@@ -556,7 +556,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     s = norm_dim(start_dim, input.ndim, "flatten")
     e = norm_dim(end_dim, input.ndim, "flatten")
     if s > e:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = input.shape[:s] + (math.prod(input.shape[s:e + 1]),) + input.shape[e + 1:]
     return reshape(input, shape)
 
@@ -931,7 +931,10 @@ def gather(input, dim, index):
                                      if i != d):
         raise ShapeError(f"gather: index of shape {idx.shape} does not fit input of shape "
                          f"{input.shape} along dims other than {d}")
-    return Gather.apply(input, index=idx, axis=d)
+    try:
+        return Gather.apply(input, index=idx, axis=d)
+    except IndexError:
+        raise IndexError(_out_of_range("gather", idx, input.shape[d], d, input.shape)) from None
 
 
 take_along_dim = gather
@@ -959,7 +962,19 @@ def index_select(input, dim, index):
     idx = _index_array(index, "index_select", input)
     if idx.ndim != 1:
         raise ShapeError(f"index_select: index must be 1-D, got shape {idx.shape}")
-    return IndexSelect.apply(input, index=idx, axis=norm_dim(dim, input.ndim, "index_select"))
+    d = norm_dim(dim, input.ndim, "index_select")
+    try:
+        return IndexSelect.apply(input, index=idx, axis=d)
+    except IndexError:
+        raise IndexError(_out_of_range("index_select", idx, input.shape[d], d, input.shape)
+                         ) from None
+
+
+def _out_of_range(op, idx, size, dim, shape):
+    bad = idx[(idx >= size) | (idx < -size)]
+    first = int(bad.ravel()[0]) if bad.size else "?"
+    return (f"{op}: index {first} is out of range for dimension {dim} of size {size} "
+            f"(input of shape {shape}; valid indices are -{size} to {size - 1})")
 
 
 def masked_fill(input, mask, value):
@@ -1048,7 +1063,7 @@ def argsort(input, dim=-1, descending=False, stable=True):
 def topk(input, k, dim=-1, largest=True, sorted=True):
     d = norm_dim(dim, input.ndim, "topk")
     if not 0 <= k <= input.shape[d]:
-        raise ValueError(f"topk: k={k} is out of range for dimension {d} of size "
+        raise ShapeError(f"topk: k={k} is out of range for dimension {d} of size "
                          f"{input.shape[d]}")
     a = input._data
     xp = xp_of(a)
