@@ -89,6 +89,26 @@ CASES = [
     ("std", lambda L, F, a: (a * a).std(dim=0, keepdim=True), [(3, 4)], 0),
     ("std_all", lambda L, F, a: (a * a).std(), [(3, 4)], 0),
     ("avg_pool2d", lambda L, F, a: F.avg_pool2d(a * a, 2), [(1, 2, 4, 4)], 0),
+    ("adaptive_pools", lambda L, F, a: F.adaptive_avg_pool2d(a * a, 2)
+     + F.adaptive_max_pool2d(a * a, 2), [(1, 2, 5, 5)], 0),
+    ("scalar_ops", lambda L, F, a: (a * 2.0 + 1.0) * (a / 4.0 - 3.0), [(5,)], 0),
+    ("repeat", lambda L, F, a: (a * a).repeat(2, 3) * 1.5, [(2, 2)], 0),
+    ("pad", lambda L, F, a: F.pad(a * a, (1, 2)), [(2, 3)], 0),
+    ("flip_roll", lambda L, F, a: (a * a).flip(0).roll(1, 1) * a, [(2, 3)], 0),
+    ("gather", lambda L, F, a: (a * a).gather(1, L.tensor([[0, 0], [2, 1]])), [(2, 3)], 0),
+    ("scatter", lambda L, F, a, b: (a * a).scatter(1, L.tensor([[0], [2]]), b * b),
+     [(2, 3), (2, 1)], 0),
+    ("index_select", lambda L, F, a: (a * a).index_select(0, L.tensor([1, 1, 0])),
+     [(2, 3)], 0),
+    ("tril", lambda L, F, a: (a * a).tril() + (a * a).triu(1) * 2, [(3, 3)], 0),
+    ("cumsum", lambda L, F, a: (a * a).cumsum(1), [(2, 3)], 0),
+    ("clone", lambda L, F, a: (a * a).clone() * a, [(4,)], 0),
+    ("embedding", lambda L, F, w: F.embedding(L.tensor([[0, 2], [2, 1]]), w * w),
+     [(3, 4)], 0),
+    ("nll_loss", lambda L, F, a: F.nll_loss(F.log_softmax(a * a, dim=1), _target(L)),
+     [(3, 4)], 0),
+    ("squeeze_unsqueeze", lambda L, F, a: (a * a).unsqueeze(0).squeeze(0).flatten() * 2,
+     [(2, 3)], 0),
 ]
 
 
@@ -390,3 +410,43 @@ def test_backward_variants_with_create_graph():
     (g,) = sd.autograd.grad(x ** 2, x, grad_outputs=v, create_graph=True)
     (dv,) = sd.autograd.grad(g.sum(), v)
     np.testing.assert_allclose(dv.numpy(), [2.0, 4.0])
+
+
+@pytest.mark.parametrize("name,fn,shapes", [
+    ("linear_relu", lambda x, w, b: F.linear_relu(x * x - 0.5, w, b), [(3, 4), (2, 4), (2,)]),
+    ("conv2d_relu", lambda x, w, b: F.conv2d_relu(x, w, b, padding=1),
+     [(1, 2, 4, 4), (3, 2, 3, 3), (3,)]),
+    ("setitem", lambda a, b: _setitem_then_square(a, b), [(2, 3), (3,)]),
+    ("dropout", lambda a: _seeded_dropout(a * a), [(4, 5)]),
+])
+def test_gradgradcheck_fused_and_stateful(name, fn, shapes):
+    """The fused Linear+ReLU and Conv+ReLU nodes, index assignment under autograd, and
+    dropout with a fixed mask, against finite differences of their recorded backward."""
+    xs = [sd.tensor(a, requires_grad=True) for a in _inputs(shapes, 0, seed=2)]
+    assert sd.autograd.gradgradcheck(fn, xs)
+
+
+def _setitem_then_square(a, b):
+    c = a * 1.0
+    c[1] = b * b
+    return c * c
+
+
+def _seeded_dropout(x):
+    sd.manual_seed(0)
+    return F.dropout(x, 0.3, training=True)
+
+
+def test_fused_relu_nodes_match_unfused_second_derivatives():
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal((3, 4)), rng.standard_normal((2, 4)), rng.standard_normal(2)]
+
+    def second(fn):
+        x, w, b = (sd.tensor(a, requires_grad=True) for a in arrays)
+        (gx,) = sd.autograd.grad((fn(x * x, w, b) ** 2).sum(), x, create_graph=True)
+        return [g.numpy() for g in sd.autograd.grad(gx.sum(), (x, w, b))]
+
+    fused = second(F.linear_relu)
+    plain = second(lambda x, w, b: F.relu(F.linear(x, w, b)))
+    for a, b in zip(fused, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
