@@ -70,6 +70,11 @@ CASES = [
         a * a, _target(L)), [(3, 4)], 0),
     ("cross_entropy_none", lambda L, F, a: F.cross_entropy(
         a * a, _target(L), reduction="none"), [(3, 4)], 0),
+    ("cross_entropy_smooth_weight", lambda L, F, a: F.cross_entropy(
+        a * a, _target(L), weight=L.tensor([1.0, 2.0, 0.5, 1.5], dtype=L.float64),
+        label_smoothing=0.1), [(3, 4)], 0),
+    ("cross_entropy_probs", lambda L, F, a: F.cross_entropy(
+        a * a, L.tensor(_PROBS)), [(3, 4)], 0),
     ("conv2d", lambda L, F, x, w, b: F.conv2d(x, w, b, padding=1), [(2, 2, 4, 4), (3, 2, 3, 3),
                                                                     (3,)], 0),
     ("conv2d_strided", lambda L, F, x, w: F.conv2d(x * x, w, stride=2, padding=1, dilation=1),
@@ -110,6 +115,9 @@ CASES = [
     ("squeeze_unsqueeze", lambda L, F, a: (a * a).unsqueeze(0).squeeze(0).flatten() * 2,
      [(2, 3)], 0),
 ]
+
+
+_PROBS = np.array([[0.1, 0.2, 0.3, 0.4], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]])
 
 
 def _target(L):
