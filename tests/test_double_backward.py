@@ -66,6 +66,13 @@ CASES = [
     ("max_dim", lambda L, F, a: (a * a).max(dim=1)[0], [(3, 4)], 0),
     ("amax", lambda L, F, a: (a * a).amax(dim=0), [(3, 4)], 0),
     ("mse_loss", lambda L, F, a, b: F.mse_loss(a * a, b), [(3, 4), (3, 4)], 0),
+    ("bce", lambda L, F, a, t: F.binary_cross_entropy((a * a).sigmoid(), t.sigmoid()),
+     [(3, 4), (3, 4)], 0),
+    ("bce_with_logits", lambda L, F, a, t: F.binary_cross_entropy_with_logits(
+        a * a, t.sigmoid()), [(3, 4), (3, 4)], 0),
+    ("bce_with_logits_pos_weight", lambda L, F, a, t: F.binary_cross_entropy_with_logits(
+        a * a, t.sigmoid(), pos_weight=L.tensor([0.5, 1.0, 2.0, 3.0], dtype=L.float64)),
+     [(3, 4), (3, 4)], 0),
     ("cross_entropy", lambda L, F, a: F.cross_entropy(
         a * a, _target(L)), [(3, 4)], 0),
     ("cross_entropy_none", lambda L, F, a: F.cross_entropy(

@@ -497,6 +497,17 @@ class BinaryCrossEntropy(Function):
         return gp.astype(p.dtype, copy=False), gt
 
     @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the loss in Tensor ops (log clamped at -100, as forward)."""
+        p, t = ctx.saved_tensors
+
+        def fn(p, t):
+            from .elementwise import maximum
+
+            return -(t * maximum(p.log(), -100.0) + (1 - t) * maximum((-p).log1p(), -100.0))
+        return [ctx.input_tensor(0, p), ctx.input_tensor(1, t)], fn
+
+    @staticmethod
     def jvp(ctx, dp, dt):
         p, t = ctx.saved
         xp = xp_of(p)
@@ -547,6 +558,21 @@ class BCEWithLogits(Function):
                 gpw = unbroadcast(g * ctx.saved[1] * ctx.sp_neg, ctx.pw.shape)
             return gx, gt, gpw
         return gx, gt
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: ``(1 - t) x + lw softplus(-x)`` in Tensor ops."""
+        x, t = ctx.saved_tensors
+        inputs = [ctx.input_tensor(0, x), ctx.input_tensor(1, t)]
+        if ctx.pw is not None:
+            inputs.append(ctx.input_tensor(2, ctx.pw))
+
+        def fn(x, t, *pw):
+            from .elementwise import softplus
+
+            lw = 1 + (pw[0] - 1) * t if pw else 1
+            return (1 - t) * x + lw * softplus(-x)
+        return inputs, fn
 
     @staticmethod
     def jvp(ctx, dx, dt, *dpw):
