@@ -220,6 +220,22 @@ def test_op_without_second_order_rule_raises_naming_it():
     assert g.shape == x.shape
 
 
+def test_unary_op_without_a_tensor_derivative_raises(monkeypatch):
+    """A new elementwise op (a ``_Unary`` subclass) that gives only its array derivative
+    raises under create_graph=True instead of failing on a missing attribute."""
+    from shendu.ops.elementwise import _Unary
+
+    class Cube(_Unary):
+        fn = staticmethod(lambda xp, x: x ** 3)
+        deriv = staticmethod(lambda xp, x, y: 3 * x * x)
+
+    x = sd.tensor([1.0, 2.0], dtype=sd.float64, requires_grad=True)
+    (g,) = sd.autograd.grad(Cube.apply(x).sum(), x)
+    np.testing.assert_allclose(g.numpy(), [3.0, 12.0])
+    with pytest.raises(RuntimeError, match="CubeBackward: this op has no differentiable"):
+        sd.autograd.grad(Cube.apply(x).sum(), x, create_graph=True)
+
+
 def test_gradgradcheck_catches_a_wrong_second_order_rule(monkeypatch):
     from shendu.ops.elementwise import Tanh
 

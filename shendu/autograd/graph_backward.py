@@ -135,7 +135,12 @@ def _rule(node, grads):
         return _as_tuple(cls.backward_graph(node, *grads))
     if cls.forward_graph is not None:
         return _recompute(node, grads)
-    raise RuntimeError(
+    raise no_rule_error(node)
+
+
+def no_rule_error(node):
+    """The error for an op that cannot be differentiated twice (it names the op)."""
+    return RuntimeError(
         f"{node.name}: this op has no differentiable backward rule, so backward with "
         "create_graph=True (double backward, autograd.grad(..., create_graph=True)) cannot "
         "go through it; use create_graph=False, or express the op with differentiable ops")

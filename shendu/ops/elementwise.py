@@ -411,8 +411,14 @@ class _Unary(Function):
         a, out = ctx.saved
         return da * cls.deriv(xp_of(a), a, out)
 
+    deriv_graph = None  # deriv in Tensor ops (x, out) -> Tensor, for create_graph=True
+
     @classmethod
     def backward_graph(cls, ctx, g):
+        if cls.deriv_graph is None:
+            from ..autograd.graph_backward import no_rule_error
+
+            raise no_rule_error(ctx)
         a, out = ctx.saved_tensors
         return g * cls.deriv_graph(ctx.input_tensor(0, a), ctx.output_tensor(out))
 
