@@ -499,8 +499,6 @@ class Relu(Function):
     BLOCK = 1 << 16   # elements per np.maximum call
     _zeros: dict = {}  # dtype -> read-only block of BLOCK zeros
 
-    linear_backward = True
-
     @staticmethod
     def _flat(a):
         """A 1-D view of ``a`` in storage order, when it is C-contiguous or a channel-major
@@ -542,6 +540,8 @@ class Relu(Function):
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return relu_grad(g, out)
+
+    linear_backward = True  # (for create_graph: the rule above is linear in g)
 
     @staticmethod
     def jvp(ctx, da):

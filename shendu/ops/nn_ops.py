@@ -64,15 +64,6 @@ class Linear(Function):
         return xp_of(x).broadcast_to(out, x.shape[:-1] + (w.shape[0],))
 
 
-def _linear_grads(needs, g, x, w):
-    g2 = rows(g)
-    gx = blas.matmul(g2, w).reshape(x.shape) if needs[0] else None
-    gw = blas.matmul(g2.T, rows(x)) if needs[1] else None
-    if len(needs) == 2:
-        return gx, gw
-    return gx, gw, (_column_sums(g2) if needs[2] else None)
-
-
 def _linear_grads_graph(ctx, g, x, w):
     """``_linear_grads`` with Tensor ops (recorded, for create_graph=True)."""
     needs = ctx.needs_input_grad
@@ -82,6 +73,15 @@ def _linear_grads_graph(ctx, g, x, w):
     if len(needs) == 2:
         return gx, gw
     return gx, gw, (g2.sum(dim=0) if needs[2] else None)
+
+
+def _linear_grads(needs, g, x, w):
+    g2 = rows(g)
+    gx = blas.matmul(g2, w).reshape(x.shape) if needs[0] else None
+    gw = blas.matmul(g2.T, rows(x)) if needs[1] else None
+    if len(needs) == 2:
+        return gx, gw
+    return gx, gw, (_column_sums(g2) if needs[2] else None)
 
 
 def _column_sums(g2):
