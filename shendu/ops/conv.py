@@ -430,6 +430,20 @@ class ConvTranspose2d(Function):
         return out
 
     @staticmethod
+    def backward_graph(ctx, g):
+        """For create_graph=True. conv_transpose2d(x, w) is the input gradient of conv2d
+        with the same weight, so its gradients are conv2d (for x) and conv2d's weight
+        gradient with input g and output gradient x (for w)."""
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = _conv_graph(g, ctx.input_tensor(1, w), ctx.geom) if needs[0] else None
+        gw = Conv2dWeightGrad.apply(g, ctx.input_tensor(0, x), w_shape=w.shape,
+                                    geom=ctx.geom) if needs[1] else None
+        if len(needs) > 2:
+            return gx, gw, (g.sum(dim=(0, 2, 3)) if needs[2] else None)
+        return gx, gw
+
+    @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         stride, pads, dilation, groups = ctx.geom
