@@ -474,6 +474,19 @@ def _seeded_dropout(x):
     return F.dropout(x, 0.3, training=True)
 
 
+def test_device_move_is_differentiable_twice():
+    from shendu.ops.movement import ToDevice
+
+    x = sd.tensor([0.5, -1.0], dtype=sd.float64, requires_grad=True)
+    y = ToDevice.apply(x * x, device=sd.device("cpu"))
+    (g,) = sd.autograd.grad((y ** 3).sum(), x, create_graph=True)  # 6 x^5
+    (h,) = sd.autograd.grad(g.sum(), x)  # 30 x^4
+    np.testing.assert_allclose(h.numpy(), 30 * np.array([0.5, -1.0]) ** 4)
+    _, t = sd.autograd.jvp(lambda v: ToDevice.apply(v, device=sd.device("cpu")), x,
+                           sd.tensor([1.0, 2.0], dtype=sd.float64))
+    np.testing.assert_allclose(t.numpy(), [1.0, 2.0])
+
+
 def test_fused_relu_nodes_match_unfused_second_derivatives():
     rng = np.random.default_rng(8)
     arrays = [rng.standard_normal((3, 4)), rng.standard_normal((2, 4)), rng.standard_normal(2)]

@@ -395,16 +395,22 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, device):
         from ..backend import device_of
 
-        ctx.src = device_of(a)
+        ctx.src, ctx.dst = device_of(a), device
         return _move(a, device)
 
     @staticmethod
     def backward(ctx, g):
         return _move(g, ctx.src)
+
+    @staticmethod
+    def jvp(ctx, da):
+        return _move(da, ctx.dst)
 
 
 class Copy(Function):
