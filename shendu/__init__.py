@@ -58,6 +58,7 @@ from .creation import (
 from .dtypes import (
     bool,
     double,
+    dtype,
     float,
     float16,
     float32,

@@ -14,7 +14,9 @@ def _size(size):
         size = tuple(size[0])
     out = tuple(int(s) for s in size)
     if any(s < 0 for s in out):
-        raise ValueError(f"negative dimension in size {out}")
+        from .errors import ShapeError
+
+        raise ShapeError(f"negative dimension in size {out}")
     return out
 
 

@@ -18,6 +18,21 @@ _ndarray = np.ndarray
 _new = object.__new__
 
 
+def _ragged(data):
+    """Raise a clear error for nested sequences of unequal lengths (NumPy's is cryptic)."""
+    def walk(x, depth):
+        if isinstance(x, (list, tuple)):
+            lens = {len(e) if isinstance(e, (list, tuple)) else None for e in x}
+            if len(lens) > 1:
+                shown = ", ".join("a number" if v is None else f"length {v}" for v in
+                                  sorted(lens, key=lambda v: -1 if v is None else v))
+                raise ValueError(f"tensor: nested sequences of unequal lengths at depth "
+                                 f"{depth + 1} ({shown}); every row must have the same length")
+            for e in x:
+                walk(e, depth + 1)
+    walk(data, 0)
+
+
 def _asarray(data, dtype=None):
     """Turn user data (lists, scalars, arrays, tensors) into a backend array."""
     if isinstance(data, Tensor):
@@ -25,7 +40,11 @@ def _asarray(data, dtype=None):
     if cuda.ndarray_type is not None and isinstance(data, cuda.ndarray_type):
         return data if dtype is None else data.astype(dtype, copy=False)
     if dtype is None:
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except ValueError:
+            _ragged(data)
+            raise
         if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, np.generic)):
             arr = arr.astype(dtypes.get_default_dtype(), copy=False)  # Python floats -> float32
         elif arr.dtype.kind in "OUS":
@@ -100,8 +119,8 @@ class Tensor:
         return self._data.ndim
 
     @property
-    def dtype(self) -> np.dtype:
-        return self._data.dtype
+    def dtype(self) -> dtypes.dtype:
+        return dtypes._of(self._data.dtype)
 
     @property
     def device(self) -> Device:
@@ -168,7 +187,9 @@ class Tensor:
 
     def item(self):
         if self._data.size != 1:
-            raise ValueError(f"item(): only one-element tensors can be converted to a Python "
+            from .errors import ShapeError
+
+            raise ShapeError(f"item(): only one-element tensors can be converted to a Python "
                              f"number, this one has shape {self.shape}")
         return self._data.reshape(()).item()
 
@@ -336,11 +357,10 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
 
-        ``gradient`` is required unless this tensor holds a single element.
+        ``gradient`` is required unless this tensor holds a single element. With
+        ``create_graph=True`` the backward pass is recorded, so the ``.grad`` it leaves can
+        be differentiated again (a gradient penalty, a Hessian-vector product).
         """
-        if create_graph:
-            raise NotImplementedError("backward(create_graph=True): higher-order gradients "
-                                      "are not supported; use sd.autograd.jvp for forward mode")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no "
                                "grad_fn; did you compute it under no_grad() or from tensors "
@@ -353,74 +373,89 @@ class Tensor:
             xp = get_array_module(self._data)
             g = xp.ones(self._data.shape, self._data.dtype)
         else:
-            g = _asarray(gradient)
+            g = gradient if create_graph and isinstance(gradient, Tensor) else \
+                _asarray(gradient)
             if g.shape != self._data.shape:
                 raise RuntimeError(f"backward: gradient has shape {g.shape} but the output "
                                    f"has shape {self.shape}")
-            g = g.astype(self._data.dtype, copy=False)
+            if g.dtype != self._data.dtype:
+                g = g.type(self.dtype) if isinstance(g, Tensor) else g.astype(self.dtype)
         edge = (self.grad_fn, self._out_idx) if self.grad_fn is not None else self
         if inputs is not None:
             from .autograd import grad as _grad
 
             inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-            grads = _grad([self], inputs, [Tensor._wrap(g)], retain_graph=bool(retain_graph),
+            grads = _grad([self], inputs, [g if isinstance(g, Tensor) else Tensor._wrap(g)],
+                          retain_graph=retain_graph, create_graph=create_graph,
                           allow_unused=True)
             for t, gr in zip(inputs, grads):
                 if gr is not None:
                     t.grad = gr if t.grad is None else t.grad + gr
             return
+        if create_graph:
+            from .autograd.graph_backward import run_backward_graph
+
+            g = g if isinstance(g, Tensor) else Tensor._wrap(g)
+            run_backward_graph([(edge, g)], retain_graph=retain_graph is None or
+                               bool(retain_graph))
+            return
         engine.run_backward([(edge, g)], retain_graph=bool(retain_graph))
 
     # ------------------------------------------------------------------ in-place writes
-    def _inplace(self, fn, *others):
+    def _inplace(self, fn, *others, op=None):
         """Apply the out-of-place ``fn(self, *others)`` and write the result into ``self``.
 
         When gradients are being recorded the tensor takes the new op as its ``grad_fn``;
         ops that saved the old contents will see the bumped version and refuse to run.
         """
+        op = op or "in-place op"
+        _check_writable(self, op)
         if _State.enabled and (self.requires_grad or any(
                 isinstance(o, Tensor) and o.requires_grad for o in others)):
             if self.grad_fn is None and self.requires_grad:
                 raise RuntimeError(
-                    "in-place op on a leaf tensor that requires grad; wrap the update in "
-                    "sd.no_grad() (as optimizers do) or clone() the tensor first")
+                    f"{op}: in-place op on a leaf tensor that requires grad; wrap the update "
+                    "in sd.no_grad() (as optimizers do) or clone() the tensor first")
             src = Tensor._wrap(self._data.copy(), self.grad_fn, self._out_idx)
             src.requires_grad = self.requires_grad
             new = fn(src, *others)
-            self._data[...] = new._data
+            _write(self, new._data, op)
             self.grad_fn, self._out_idx, self.requires_grad = new.grad_fn, new._out_idx, True
         else:
             with no_grad():
                 new = fn(self, *others)
-            self._data[...] = new._data
+            _write(self, new._data, op)
         self._version[0] += 1
         return self
 
-    def _arith_(self, ufunc, fn, other):
+    def _arith_(self, ufunc, fn, other, op=None):
         """In-place arithmetic: straight into the array when nothing is being recorded."""
         if _State.enabled and (self.requires_grad or (isinstance(other, Tensor)
                                                       and other.requires_grad)):
-            return self._inplace(fn, other)
+            return self._inplace(fn, other, op=op)
         o = other._data if isinstance(other, Tensor) else other
-        ufunc(self._data, o, out=self._data)
+        try:
+            ufunc(self._data, o, out=self._data)
+        except (ValueError, TypeError) as exc:
+            raise _write_error(op or ufunc.__name__, self, o, exc) from None
         self._version[0] += 1
         return self
 
     def add_(self, other, alpha=1):
         if alpha != 1:
             other = other * alpha
-        return self._arith_(np.add, lambda a, b: a + b, other)
+        return self._arith_(np.add, lambda a, b: a + b, other, op="add_")
 
     def sub_(self, other, alpha=1):
         if alpha != 1:
             other = other * alpha
-        return self._arith_(np.subtract, lambda a, b: a - b, other)
+        return self._arith_(np.subtract, lambda a, b: a - b, other, op="sub_")
 
     def mul_(self, other):
-        return self._arith_(np.multiply, lambda a, b: a * b, other)
+        return self._arith_(np.multiply, lambda a, b: a * b, other, op="mul_")
 
     def div_(self, other):
-        return self._arith_(np.true_divide, lambda a, b: a / b, other)
+        return self._arith_(np.true_divide, lambda a, b: a / b, other, op="div_")
 
     __iadd__ = add_
     __isub__ = sub_
@@ -428,39 +463,40 @@ class Tensor:
     __itruediv__ = div_
 
     def pow_(self, exponent):
-        return self._inplace(lambda a, e: a ** e, exponent)
+        return self._inplace(lambda a, e: a ** e, exponent, op="pow_")
 
     def clamp_(self, min=None, max=None):
-        return self._inplace(lambda a: a.clamp(min, max))
+        return self._inplace(lambda a: a.clamp(min, max), op="clamp_")
 
     def neg_(self):
-        return self._inplace(lambda a: -a)
+        return self._inplace(lambda a: -a, op="neg_")
 
     def exp_(self):
-        return self._inplace(lambda a: a.exp())
+        return self._inplace(lambda a: a.exp(), op="exp_")
 
     def sqrt_(self):
-        return self._inplace(lambda a: a.sqrt())
+        return self._inplace(lambda a: a.sqrt(), op="sqrt_")
 
     def relu_(self):
-        return self._inplace(lambda a: a.relu())
+        return self._inplace(lambda a: a.relu(), op="relu_")
 
     def sigmoid_(self):
-        return self._inplace(lambda a: a.sigmoid())
+        return self._inplace(lambda a: a.sigmoid(), op="sigmoid_")
 
     def tanh_(self):
-        return self._inplace(lambda a: a.tanh())
+        return self._inplace(lambda a: a.tanh(), op="tanh_")
 
     def masked_fill_(self, mask, value):
-        return self._inplace(lambda a, m: a.masked_fill(m, value), mask)
+        return self._inplace(lambda a, m: a.masked_fill(m, value), mask, op="masked_fill_")
 
     def zero_(self):
         return self.fill_(0)
 
     def fill_(self, value):
         if _State.enabled and self.requires_grad:
-            return self._inplace(lambda a: a * 0 + value)
-        self._data[...] = value._data if isinstance(value, Tensor) else value
+            return self._inplace(lambda a: a * 0 + value, op="fill_")
+        _check_writable(self, "fill_")
+        _write(self, value._data if isinstance(value, Tensor) else value, "fill_")
         self._version[0] += 1
         return self
 
@@ -468,8 +504,9 @@ class Tensor:
         """Write ``src`` (broadcast to this shape, cast to this dtype and device) into self."""
         src = src if isinstance(src, Tensor) else Tensor(src)
         if _State.enabled and (self.requires_grad or src.requires_grad):
-            return self._inplace(lambda a, s: a * 0 + s.to(a.dtype), src)
-        self._data[...] = to_device(src._data, self.device)
+            return self._inplace(lambda a, s: a * 0 + s.to(a.dtype), src, op="copy_")
+        _check_writable(self, "copy_")
+        _write(self, to_device(src._data, self.device), "copy_")
         self._version[0] += 1
         return self
 
@@ -496,15 +533,85 @@ class Tensor:
 
         if isinstance(index, Tensor):
             index = index._data
+        _check_writable(self, "setitem")
         if _State.enabled and (self.requires_grad or
                                (isinstance(value, Tensor) and value.requires_grad)):
             self._inplace(lambda a, v: index_put(a, index, v),
                           value if isinstance(value, Tensor) else Tensor._wrap(
-                              get_array_module(self._data).asarray(value, self.dtype)))
+                              get_array_module(self._data).asarray(value, self.dtype)),
+                          op="setitem")
             return
         idx = _index_arrays(index)
-        self._data[idx] = value._data if isinstance(value, Tensor) else value
+        v = value._data if isinstance(value, Tensor) else value
+        try:
+            self._data[idx] = v
+        except IndexError as exc:
+            raise IndexError(f"setitem: {exc} (tensor of shape {self.shape})") from None
+        except ValueError as exc:
+            region = self._data[idx].shape
+            vshape = getattr(v, "shape", np.shape(v)) if not isinstance(v, str) else None
+            if vshape is None:
+                raise
+            from .errors import ShapeError
+
+            raise ShapeError(f"setitem: value of shape {tuple(vshape)} cannot be broadcast "
+                             f"to the indexed region of shape {region} (tensor of shape "
+                             f"{self.shape})") from exc
         self._version[0] += 1
+
+
+def _check_writable(t, op):
+    if not getattr(t._data.flags, "writeable", True):
+        raise _readonly_error(op, t)
+
+
+def _readonly_error(op, t):
+    from .errors import ReadOnlyError
+
+    if any(s == 0 for s, n in zip(t._data.strides, t._data.shape) if n > 1):
+        why = ("it is an expand()ed (broadcast) tensor: more than one element refers to a "
+               "single memory location")
+    else:
+        why = ("it is read-only: view() of a tensor whose memory layout (e.g. a convolution "
+               "output, stored channel-major) needs a copy returns a copy that cannot be "
+               "written through")
+    return ReadOnlyError(f"{op}: cannot write into this tensor of shape {t.shape}: {why}; "
+                         "clone() it first, or write into the original tensor")
+
+
+def _write(t, value, op):
+    """``t._data[...] = value`` with NumPy's errors reworded for the op."""
+    try:
+        t._data[...] = value
+    except (ValueError, TypeError) as exc:
+        raise _write_error(op, t, value, exc) from None
+
+
+def _write_error(op, t, other, exc):
+    """A clear error for an in-place write NumPy refused (``exc``): a read-only target, a
+    result larger than the tensor, or a dtype the tensor cannot hold."""
+    from .errors import DTypeError, ShapeError
+
+    if not getattr(t._data.flags, "writeable", True):
+        return _readonly_error(op, t)
+    oshape = tuple(getattr(other, "shape", ()))
+    try:
+        res = np.broadcast_shapes(t.shape, oshape)
+    except ValueError:
+        return ShapeError(f"{op}: shapes {t.shape} and {oshape} cannot be broadcast together "
+                          "(trailing dimensions must be equal or 1)")
+    if res != t.shape:
+        return ShapeError(f"{op}: the result has shape {res} but the tensor written into has "
+                          f"shape {t.shape}; an in-place op cannot change a tensor's shape "
+                          "(use the out-of-place op instead)")
+    odt = getattr(other, "dtype", None)
+    if isinstance(exc, TypeError) and odt is not None:
+        res_dt = dtypes._of(np.result_type(t._data.dtype, odt))
+        return DTypeError(f"{op}: the result has dtype {res_dt} but the tensor written into "
+                          f"is {t.dtype}; an "
+                          "in-place op keeps the tensor's dtype (convert with .to(...) "
+                          "first)")
+    return exc
 
 
 def _index_arrays(index):

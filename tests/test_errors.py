@@ -53,11 +53,12 @@ SHAPE = [
 
 DTYPE = [
     (lambda: sd.ones(2, 3) @ sd.ones(3, 5, dtype=sd.float64), TypeError,
-     r"matmul: both operands must have the same dtype, got float32 and float64"),
+     r"matmul: both operands must have the same dtype, got shendu.float32 and shendu.float64"),
     (lambda: F.linear(sd.ones(2, 3), sd.ones(4, 3, dtype=sd.float64)), TypeError,
-     r"linear: input dtype float32 does not match weight dtype float64"),
+     r"linear: input dtype shendu.float32 does not match weight dtype shendu.float64"),
     (lambda: sd.tensor([1, 2], requires_grad=True), RuntimeError,
-     r"requires_grad_: only floating-point tensors can require gradients, this one is int64"),
+     r"requires_grad_: only floating-point tensors can require gradients, this one is "
+     r"shendu.int64"),
     (lambda: sd.ones(2, 3).gather(1, sd.tensor([[0.5]])), TypeError,
      r"gather: index must be an integer tensor, got float32"),
     (lambda: sd.ones(3)[sd.tensor([0.0])], IndexError,
@@ -97,11 +98,11 @@ def test_backward_errors():
         y.backward()
     with pytest.raises(RuntimeError, match=r"backward: this tensor does not require grad"):
         sd.ones(2).sum().backward()
-    with pytest.raises(RuntimeError, match=r"grad: input 0 \(shape \(2,\), dtype float32\) does "
-                                           r"not require grad"):
-        sd.autograd.grad((x * 2).sum(), [sd.ones(2)])
-    with pytest.raises(RuntimeError, match=r"backward: output 0 \(shape \(\), dtype float32\) "
+    with pytest.raises(RuntimeError, match=r"grad: input 0 \(shape \(2,\), dtype shendu.float32\) "
                                            r"does not require grad"):
+        sd.autograd.grad((x * 2).sum(), [sd.ones(2)])
+    with pytest.raises(RuntimeError, match=r"backward: output 0 \(shape \(\), dtype "
+                                           r"shendu.float32\) does not require grad"):
         sd.autograd.backward([sd.ones(2).sum()])
 
 

@@ -21,7 +21,7 @@ needs_torch = pytest.mark.skipif(torch is None, reason="needs PyTorch as the ora
 
 
 def _name(dtype):
-    return str(dtype).replace("torch.", "")
+    return str(dtype).replace("torch.", "").replace("shendu.", "")
 
 
 DTYPES = ["float16", "float32", "float64", "int32", "int64", "bool"]

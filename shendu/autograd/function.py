@@ -10,6 +10,24 @@ A primitive is a subclass with three static methods on raw backend arrays, side 
 * ``jvp(ctx, *tangents)`` pushes input tangents (``None`` meaning zero) to output tangents,
   which is what forward mode needs.
 
+For ``create_graph=True`` (double backward) the engine needs a backward that is itself
+recorded. An op gives it one of two ways:
+
+* ``linear_backward = True``: its backward is linear in the incoming gradient and reads the
+  inputs only through constants (shapes, masks, indices, signs), as for add, reshape, sum,
+  relu, max pooling. The engine then records the raw ``backward`` as one node whose own
+  backward is the op's ``jvp`` (the adjoint of a linear map's transpose), so these ops keep
+  their fast array rules at every order;
+* ``backward_graph(ctx, *grads)``: the same formula as ``backward`` written with Tensor
+  ops on Tensor gradients; ``ctx.input_tensor(i, array)`` and ``ctx.output_tensor(array)``
+  turn saved arrays back into tensors that are connected to the graph;
+* ``forward_graph(ctx)`` (for fused ops whose backward is long): returns ``(inputs, fn)``,
+  the inputs as graph tensors and ``fn`` recomputing the output from them with Tensor ops;
+  the engine differentiates that. An input array the derivatives do not depend on (a
+  bias, a shift that normalisation removes) may be a stand-in of the right shape.
+
+An op with neither makes ``create_graph=True`` raise, naming the op.
+
 ``Function.apply(*tensors, **params)`` runs ``forward`` and, when recording, turns the
 ``ctx`` instance itself into the graph node: it remembers where each input's gradient must
 go (``next``) and which version of each saved array it saw. For a forward that returns a
@@ -54,7 +72,26 @@ class Function:
     def jvp(ctx, *tangents):
         raise NotImplementedError(f"{type(ctx).__name__} has no forward-mode (jvp) rule")
 
+    # ------------------------------------------------------------------ create_graph rules
+    linear_backward = False
+    backward_graph = None
+    forward_graph = None
+
     # ------------------------------------------------------------------ ctx helpers
+    def input_tensor(self, i, array):
+        """Input ``i`` as a tensor over ``array`` (the saved input array), connected to the
+        graph as the input was: the leaf itself, its producer's output, or a constant."""
+        e = self.next[i]
+        if e is None:
+            return _make(array)
+        if e.__class__ is tuple:
+            return _make(array, e[0], e[1])
+        return e  # a leaf: the very tensor, so gradients reaching it are captured
+
+    def output_tensor(self, array, i=0):
+        """Output ``i`` of this node as a tensor over ``array`` (a saved output array)."""
+        return _make(array, self, i)
+
     def save_for_backward(self, *arrays):
         self.saved = arrays
 

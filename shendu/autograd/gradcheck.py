@@ -47,7 +47,7 @@ def _check_inputs(inputs):
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
-              fast_mode=False):
+              fast_mode=False, _create_graph=False):
     """True when ``fn``'s backward matches finite differences for every input requiring grad.
 
     >>> import shendu as sd
@@ -57,7 +57,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
     """
     if fast_mode:
         return gradcheck_random(fn, inputs, eps=eps, atol=atol, rtol=rtol,
-                                raise_exception=raise_exception)
+                                raise_exception=raise_exception, _create_graph=_create_graph)
     from ..tensor import Tensor
 
     inputs, diff = _check_inputs(inputs)
@@ -87,7 +87,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
                     seed = np.zeros(o.shape, o.dtype)
                     seed.flat[m] = 1
                     (g,) = grad([o], [x], [Tensor._wrap(seed)], retain_graph=True,
-                                allow_unused=True)
+                                allow_unused=True, create_graph=_create_graph)
                     if g is not None:
                         analytic[:, k] = np.asarray(g, dtype=np.float64).ravel()
                 k += 1
@@ -104,7 +104,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
 
 
 def gradcheck_random(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
-                     seed=0):
+                     seed=0, _create_graph=False):
     """Compare ``v^T J u`` for random directions ``u`` (inputs) and ``v`` (outputs)."""
     from ..tensor import Tensor
     from . import grad
@@ -131,7 +131,8 @@ def gradcheck_random(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception
     analytic = 0.0
     if diffable:
         grads = grad([o for o, _ in diffable], [inputs[i] for i in diff],
-                     [Tensor._wrap(v.astype(o.dtype)) for o, v in diffable], allow_unused=True)
+                     [Tensor._wrap(v.astype(o.dtype)) for o, v in diffable], allow_unused=True,
+                     create_graph=_create_graph)
         analytic = sum(float((np.asarray(g, dtype=np.float64) * us[i]).sum())
                        for g, i in zip(grads, diff) if g is not None)
     if not np.isclose(analytic, numerical, atol=atol, rtol=rtol):
@@ -141,3 +142,50 @@ def gradcheck_random(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception
             raise GradcheckError(msg)
         return False
     return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  raise_exception=True, fast_mode=False, seed=0):
+    """True when second derivatives (the backward of ``fn``'s backward) match finite
+    differences: ``gradcheck`` of ``(inputs, v) -> grad(fn(inputs), inputs, v,
+    create_graph=True)``, as PyTorch's ``gradgradcheck``. ``grad_outputs`` (one per
+    floating output of ``fn``) default to random float64 tensors that require grad, so
+    the check also covers the gradients' dependence on them.
+
+    The recorded backward (``backward_graph`` rules) is a second implementation of each
+    op's first derivative, so it is first checked against finite differences itself.
+
+    >>> import shendu as sd
+    >>> x = sd.randn(3, dtype=sd.float64, requires_grad=True)
+    >>> sd.autograd.gradgradcheck(lambda x: x.tanh() * x, (x,))
+    True
+    """
+    from ..tensor import Tensor
+    from . import enable_grad, grad
+
+    inputs, diff = _check_inputs(inputs)
+    outs = _outputs(fn, inputs)
+    if grad_outputs is None:
+        rng = np.random.default_rng(seed)
+        grad_outputs = [Tensor(rng.standard_normal(o.shape).astype(o.dtype),
+                               requires_grad=True) for o in outs if o.requires_grad]
+    else:
+        grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else \
+            list(grad_outputs)
+    n = len(inputs)
+    if not gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception, fast_mode=fast_mode, _create_graph=True):
+        return False
+
+    def first_derivatives(*args):
+        with enable_grad():
+            outs = [o for o in _outputs(fn, args[:n]) if o.requires_grad]
+            if not outs:
+                return ()
+            grads = grad(outs, [args[i] for i in diff], list(args[n:]), create_graph=True,
+                         allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    return gradcheck(first_derivatives, tuple(inputs) + tuple(grad_outputs), eps=eps,
+                     atol=atol, rtol=rtol, raise_exception=raise_exception,
+                     fast_mode=fast_mode)

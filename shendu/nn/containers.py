@@ -206,7 +206,7 @@ def _describe(p: Any) -> str:
         return f"Object of type: {type(p).__name__}"
     size = "x".join(map(str, p.shape))
     dev = "" if p.device.type == "cpu" else f" ({p.device})"
-    return f"Parameter containing: [shendu.{p.dtype} of size {size}{dev}]"
+    return f"Parameter containing: [{p.dtype} of size {size}{dev}]"
 
 
 class ParameterList(Module):

@@ -350,7 +350,7 @@ class Module:
         >>> m.w = sd.nn.Parameter(sd.ones(2))
         >>> w = m.w
         >>> m.to(sd.float64).w is w, w.dtype
-        (True, dtype('float64'))
+        (True, shendu.float64)
         """
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)

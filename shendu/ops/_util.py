@@ -48,6 +48,18 @@ def unbroadcast(g, shape):
     return g.reshape(shape)
 
 
+def sum_to(g: Tensor, shape) -> Tensor:
+    """``unbroadcast`` on a Tensor (recorded): sum ``g`` down to an input's ``shape``."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1)
+    if axes:
+        g = g.sum(dim=axes)
+    return g.reshape(tuple(shape))
+
+
 def norm_axes(dim, ndim, op: str):
     """``dim``/``axis`` as a sorted tuple of non-negative axes, or ``None`` for all."""
     if dim is None:

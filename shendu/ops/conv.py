@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..backend import cpu
+from ..tensor import Tensor
 from ._conv_patches import (
     chunk_images,
     clear_buffer_pool,
@@ -298,6 +299,92 @@ class Conv2d(Function):
             out = out * (ctx.y > 0)
         return out.transpose(1, 0, 2, 3)
 
+    @staticmethod
+    def backward_graph(ctx, g):
+        from .elementwise import where
+
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        if ctx.y is not None:  # through the fused ReLU
+            g = where(Tensor._wrap(ctx.y.transpose(1, 0, 2, 3) > 0), g, 0.0)
+        gx = Conv2dInputGrad.apply(g, ctx.input_tensor(1, w), x_shape=x.shape,
+                                   geom=ctx.geom) if needs[0] else None
+        gw = Conv2dWeightGrad.apply(ctx.input_tensor(0, x), g, w_shape=w.shape,
+                                    geom=ctx.geom) if needs[1] else None
+        if len(needs) > 2:
+            return gx, gw, (g.sum(dim=(0, 2, 3)) if needs[2] else None)
+        return gx, gw
+
+
+# ---------------------------------------------------------------------- conv2d, second order
+# conv2d's two gradients are bilinear: dX in (dOut, W), dW in (X, dOut). Each is a node of
+# its own when the backward is recorded (create_graph=True); the derivatives of each are
+# conv2d and the other one, so derivatives of any order stay within these three ops.
+def _cm(g):
+    """An (N, O, OH, OW) gradient as a C-contiguous (O, N, OH, OW) array."""
+    return xp_of(g).ascontiguousarray(g.transpose(1, 0, 2, 3))
+
+
+def _conv_graph(x, w, geom):
+    """conv2d of two tensors (recorded), for the second-order rules."""
+    stride, pads, dilation, groups = geom
+    return Conv2d.apply(x, w, stride=stride, pads=pads, dilation=dilation, groups=groups)
+
+
+class Conv2dInputGrad(Function):
+    """dX = conv2d's input gradient, as a function of (dOut, W)."""
+
+    @staticmethod
+    def forward(ctx, g, w, x_shape, geom):
+        ctx.save_for_backward(g, w)
+        ctx.x_shape, ctx.geom = x_shape, geom
+        return _input_grad_col2im(_cm(g), w, x_shape, *geom).transpose(1, 0, 2, 3)
+
+    @staticmethod
+    def backward(ctx, c):
+        g, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gg = conv2d_cm(c, w, None, *ctx.geom)[0].transpose(1, 0, 2, 3) if needs[0] else None
+        gw = _weight_grad(c, _cm(g), w.shape, *ctx.geom) if needs[1] else None
+        return gg, gw
+
+    @staticmethod
+    def backward_graph(ctx, c):
+        g, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gg = _conv_graph(c, ctx.input_tensor(1, w), ctx.geom) if needs[0] else None
+        gw = Conv2dWeightGrad.apply(c, ctx.input_tensor(0, g), w_shape=w.shape,
+                                    geom=ctx.geom) if needs[1] else None
+        return gg, gw
+
+
+class Conv2dWeightGrad(Function):
+    """dW = conv2d's weight gradient, as a function of (X, dOut)."""
+
+    @staticmethod
+    def forward(ctx, x, g, w_shape, geom):
+        ctx.save_for_backward(x, g)
+        ctx.w_shape, ctx.geom = w_shape, geom
+        return _weight_grad(x, _cm(g), w_shape, *geom)
+
+    @staticmethod
+    def backward(ctx, c):
+        x, g = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = _input_grad_col2im(_cm(g), c, x.shape, *ctx.geom).transpose(1, 0, 2, 3) \
+            if needs[0] else None
+        gg = conv2d_cm(x, c, None, *ctx.geom)[0].transpose(1, 0, 2, 3) if needs[1] else None
+        return gx, gg
+
+    @staticmethod
+    def backward_graph(ctx, c):
+        x, g = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = Conv2dInputGrad.apply(ctx.input_tensor(1, g), c, x_shape=x.shape,
+                                   geom=ctx.geom) if needs[0] else None
+        gg = _conv_graph(ctx.input_tensor(0, x), c, ctx.geom) if needs[1] else None
+        return gx, gg
+
 
 # ---------------------------------------------------------------------- conv_transpose2d
 class ConvTranspose2d(Function):
@@ -341,6 +428,20 @@ class ConvTranspose2d(Function):
             t = db[0].reshape(1, -1, 1, 1)
             out = t if out is None else out + t
         return out
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        """For create_graph=True. conv_transpose2d(x, w) is the input gradient of conv2d
+        with the same weight, so its gradients are conv2d (for x) and conv2d's weight
+        gradient with input g and output gradient x (for w)."""
+        x, w = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        gx = _conv_graph(g, ctx.input_tensor(1, w), ctx.geom) if needs[0] else None
+        gw = Conv2dWeightGrad.apply(g, ctx.input_tensor(0, x), w_shape=w.shape,
+                                    geom=ctx.geom) if needs[1] else None
+        if len(needs) > 2:
+            return gx, gw, (g.sum(dim=(0, 2, 3)) if needs[2] else None)
+        return gx, gw
 
     @staticmethod
     def backward(ctx, g):

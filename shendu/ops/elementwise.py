@@ -11,8 +11,17 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..backend import cpu
+from ..errors import ShapeError
 from ..tensor import Tensor
-from ._util import Scalar, add_tangents, as_tensor_like, bcast, unbroadcast, xp_of
+from ._util import (
+    Scalar,
+    add_tangents,
+    as_tensor_like,
+    bcast,
+    sum_to,
+    unbroadcast,
+    xp_of,
+)
 
 __all__ = ["abs", "add", "allclose", "ceil", "clamp", "clip", "cos", "div", "elu", "eq", "equal",
            "exp", "floor", "floor_divide", "fmod", "ge", "gelu", "gt", "isclose", "isfinite",
@@ -24,6 +33,8 @@ __all__ = ["abs", "add", "allclose", "ceil", "clamp", "clip", "cos", "div", "elu
 
 # ---------------------------------------------------------------------- binary, tensor-tensor
 class Add(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -44,6 +55,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -76,6 +89,13 @@ class Mul(Function):
                (unbroadcast(g * a, b.shape) if nb else None)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        return (sum_to(g * ctx.input_tensor(1, b), a.shape) if na else None), \
+               (sum_to(g * ctx.input_tensor(0, a), b.shape) if nb else None)
+
+    @staticmethod
     def jvp(ctx, da, db):
         a, b = ctx.saved
         t = add_tangents(None if da is None else da * b, None if db is None else a * db)
@@ -96,6 +116,15 @@ class Div(Function):
         na, nb = ctx.needs_input_grad
         ga = unbroadcast(g / b, ctx.a_shape) if na else None
         gb = unbroadcast(-g * out / b, b.shape) if nb else None
+        return ga, gb
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        b, out = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        bt = ctx.input_tensor(1, b)
+        ga = sum_to(g / bt, ctx.a_shape) if na else None
+        gb = sum_to(-g * ctx.output_tensor(out) / bt, b.shape) if nb else None
         return ga, gb
 
     @staticmethod
@@ -131,6 +160,20 @@ class Pow(Function):
                (unbroadcast(g * db, b.shape) if nb else None)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        a, b, out = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        at, bt = ctx.input_tensor(0, a), ctx.input_tensor(1, b)
+        ga = sum_to(g * bt * at ** (bt - 1), a.shape) if na else None
+        gb = None
+        if nb:
+            pos = a > 0  # d(a^b)/db = a^b log a, taken as 0 where a <= 0 (as backward)
+            safe = where(Tensor._wrap(pos), at, 1.0)
+            gb = sum_to(where(Tensor._wrap(pos), g * ctx.output_tensor(out) * safe.log(), 0.0),
+                        b.shape)
+        return ga, gb
+
+    @staticmethod
     def jvp(ctx, ta, tb):
         a, b, out = ctx.saved
         da, db = Pow._partials(a, b, out)
@@ -140,6 +183,8 @@ class Pow(Function):
 
 class Maximum(Function):
     """Elementwise max; where the inputs tie, each gets half the gradient (as in PyTorch)."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -168,6 +213,8 @@ class Maximum(Function):
 class Where(Function):
     """``where(cond, a, b)``; ``cond`` is a parameter, not differentiated."""
 
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, b, cond):
         ctx.cond, ctx.shapes = cond, (a.shape, b.shape)
@@ -194,6 +241,8 @@ class Where(Function):
 
 # ---------------------------------------------------------------------- tensor-scalar
 class AddScalar(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, c):
         return a + c
@@ -208,6 +257,8 @@ class AddScalar(Function):
 
 
 class MulScalar(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, c):
         ctx.c = c
@@ -224,6 +275,8 @@ class MulScalar(Function):
 
 class RSubScalar(Function):
     """``c - a``."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, c):
@@ -251,6 +304,11 @@ class RDivScalar(Function):
     def backward(ctx, g):
         a, out = ctx.saved_tensors
         return -g * out / a
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        a, out = ctx.saved_tensors
+        return -g * ctx.output_tensor(out) / ctx.input_tensor(0, a)
 
     @staticmethod
     def jvp(ctx, da):
@@ -283,6 +341,15 @@ class PowScalar(Function):
         return g * PowScalar._deriv(a, ctx.c)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        c = ctx.c
+        if c == 1:
+            return g
+        at = ctx.input_tensor(0, a)
+        return g * (2 * at if c == 2 else c * at ** (c - 1))
+
+    @staticmethod
     def jvp(ctx, da):
         return da * PowScalar._deriv(ctx.saved[0], ctx.c)
 
@@ -303,12 +370,19 @@ class RPowScalar(Function):
         return g * out * ctx.logc
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g * ctx.output_tensor(out) * ctx.logc
+
+    @staticmethod
     def jvp(ctx, da):
         return da * ctx.saved[0] * ctx.logc
 
 
 # ---------------------------------------------------------------------- unary
 class Neg(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -343,45 +417,64 @@ class _Unary(Function):
         a, out = ctx.saved
         return da * cls.deriv(xp_of(a), a, out)
 
+    deriv_graph = None  # deriv in Tensor ops (x, out) -> Tensor, for create_graph=True
+
+    @classmethod
+    def backward_graph(cls, ctx, g):
+        if cls.deriv_graph is None:
+            from ..autograd.graph_backward import no_rule_error
+
+            raise no_rule_error(ctx)
+        a, out = ctx.saved_tensors
+        return g * cls.deriv_graph(ctx.input_tensor(0, a), ctx.output_tensor(out))
+
 
 class Exp(_Unary):
     fn = staticmethod(lambda xp, x: xp.exp(x))
     deriv = staticmethod(lambda xp, x, y: y)
+    deriv_graph = staticmethod(lambda x, y: y)
 
 
 class Log(_Unary):
     fn = staticmethod(lambda xp, x: xp.log(x))
     deriv = staticmethod(lambda xp, x, y: 1 / x)
+    deriv_graph = staticmethod(lambda x, y: 1 / x)
 
 
 class Log1p(_Unary):
     fn = staticmethod(lambda xp, x: xp.log1p(x))
     deriv = staticmethod(lambda xp, x, y: 1 / (1 + x))
+    deriv_graph = staticmethod(lambda x, y: 1 / (1 + x))
 
 
 class Sqrt(_Unary):
     fn = staticmethod(lambda xp, x: xp.sqrt(x))
     deriv = staticmethod(lambda xp, x, y: 0.5 / y)
+    deriv_graph = staticmethod(lambda x, y: 0.5 / y)
 
 
 class Rsqrt(_Unary):
     fn = staticmethod(lambda xp, x: 1 / xp.sqrt(x))
     deriv = staticmethod(lambda xp, x, y: -0.5 * y * y * y)
+    deriv_graph = staticmethod(lambda x, y: -0.5 * y * y * y)
 
 
 class Sin(_Unary):
     fn = staticmethod(lambda xp, x: xp.sin(x))
     deriv = staticmethod(lambda xp, x, y: xp.cos(x))
+    deriv_graph = staticmethod(lambda x, y: x.cos())
 
 
 class Cos(_Unary):
     fn = staticmethod(lambda xp, x: xp.cos(x))
     deriv = staticmethod(lambda xp, x, y: -xp.sin(x))
+    deriv_graph = staticmethod(lambda x, y: -x.sin())
 
 
 class Tanh(_Unary):
     fn = staticmethod(lambda xp, x: xp.tanh(x))
     deriv = staticmethod(lambda xp, x, y: 1 - y * y)
+    deriv_graph = staticmethod(lambda x, y: 1 - y * y)
 
 
 def _sigmoid(xp, x):
@@ -393,9 +486,11 @@ def _sigmoid(xp, x):
 class Sigmoid(_Unary):
     fn = staticmethod(_sigmoid)
     deriv = staticmethod(lambda xp, x, y: y * (1 - y))
+    deriv_graph = staticmethod(lambda x, y: y * (1 - y))
 
 
 class Abs(_Unary):
+    linear_backward = True  # sign(x) is a constant factor
     fn = staticmethod(lambda xp, x: xp.abs(x))
     deriv = staticmethod(lambda xp, x, y: xp.sign(x))
 
@@ -415,6 +510,8 @@ class Relu(Function):
         (out,) = ctx.saved_tensors
         return relu_grad(g, out)
 
+    linear_backward = True  # (for create_graph: the rule above is linear in g)
+
     @staticmethod
     def jvp(ctx, da):
         return da * (ctx.saved[0] > 0)
@@ -424,6 +521,8 @@ relu_grad = cpu.relu_grad  # ``g`` where ``y > 0``, else 0 (a NaN gradient where
 
 
 class LeakyRelu(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, negative_slope):
         ctx.save_for_backward(a)
@@ -462,6 +561,11 @@ class Elu(Function):
         return g * Elu._deriv(a, out, ctx.alpha)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        a, out = ctx.saved_tensors
+        return where(Tensor._wrap(a > 0), g, g * (ctx.output_tensor(out) + ctx.alpha))
+
+    @staticmethod
     def jvp(ctx, da):
         a, out = ctx.saved
         return da * Elu._deriv(a, out, ctx.alpha)
@@ -488,6 +592,31 @@ def _erf(xp, x):
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+class _Erf(Function):
+    """erf, for GELU's recorded backward: d erf(x)/dx = 2/sqrt(pi) exp(-x^2)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return _erf(xp_of(a), a).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g * (2 / math.sqrt(math.pi)) * xp_of(a).exp(-a * a)
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        x = ctx.input_tensor(0, a)
+        return g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp()
+
+    @staticmethod
+    def jvp(ctx, da):
+        (a,) = ctx.saved
+        return da * (2 / math.sqrt(math.pi)) * xp_of(a).exp(-a * a)
 
 
 class Gelu(Function):
@@ -519,6 +648,17 @@ class Gelu(Function):
         return g * Gelu._deriv(ctx.saved_tensors[0], ctx.approximate)
 
     @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: GELU in Tensor ops (erf through ``_Erf``)."""
+        (a,) = ctx.saved_tensors
+
+        def fn(x):
+            if ctx.approximate == "tanh":
+                return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)).tanh())
+            return 0.5 * x * (1 + _Erf.apply(x * (1 / math.sqrt(2))))
+        return [ctx.input_tensor(0, a)], fn
+
+    @staticmethod
     def jvp(ctx, da):
         return da * Gelu._deriv(ctx.saved[0], ctx.approximate)
 
@@ -546,11 +686,19 @@ class Softplus(Function):
         return g * Softplus._deriv(ctx.saved_tensors[0], ctx.beta, ctx.threshold)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        linear = Tensor._wrap(a * ctx.beta > ctx.threshold)
+        return where(linear, g, g * sigmoid(ctx.input_tensor(0, a) * ctx.beta))
+
+    @staticmethod
     def jvp(ctx, da):
         return da * Softplus._deriv(ctx.saved[0], ctx.beta, ctx.threshold)
 
 
 class Clamp(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, lo, hi):
         ctx.save_for_backward(a)
@@ -615,7 +763,7 @@ def _apply_binary(op, cls, a, b):
         try:
             np.broadcast_shapes(a._data.shape, b._data.shape)
         except ValueError:
-            raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+            raise ShapeError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
                              "broadcast together (trailing dimensions must be equal or 1)"
                              ) from None
         raise
@@ -818,7 +966,7 @@ def where(condition, input=None, other=None):
         try:
             np.broadcast_shapes(cond.shape, a._data.shape, b._data.shape)
         except ValueError:
-            raise ValueError(f"where: condition of shape {tuple(cond.shape)}, input of shape "
+            raise ShapeError(f"where: condition of shape {tuple(cond.shape)}, input of shape "
                              f"{a.shape} and other of shape {b.shape} cannot be broadcast "
                              "together (trailing dimensions must be equal or 1)") from None
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..autograd.function import Function
+from ..errors import DTypeError, ShapeError
 from ._util import add_tangents, unbroadcast
 
 __all__ = ["bmm", "dot", "ger", "matmul", "mm", "mv", "outer"]
@@ -25,11 +26,11 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes "
+            raise ShapeError(f"matmul: both arguments need at least 1 dimension, got shapes "
                              f"{a.shape} and {b.shape}")
         k = b.shape[-2] if b.ndim > 1 else b.shape[0]
         if a.shape[-1] != k:
-            raise ValueError(
+            raise ShapeError(
                 f"matmul: shapes {a.shape} and {b.shape} are not aligned: the last dimension "
                 f"of the first ({a.shape[-1]}) must equal the "
                 f"{'second-to-last' if b.ndim > 1 else 'only'} dimension of the second ({k})")
@@ -60,6 +61,24 @@ class MatMul(Function):
         return ga, gb
 
     @staticmethod
+    def backward_graph(ctx, g):
+        from ._util import sum_to
+
+        a, b = ctx.saved_tensors
+        na, nb = ctx.needs_input_grad
+        at, bt = ctx.input_tensor(0, a), ctx.input_tensor(1, b)
+        a2 = at.unsqueeze(0) if a.ndim == 1 else at
+        b2 = bt.unsqueeze(-1) if b.ndim == 1 else bt
+        g2 = g
+        if a.ndim == 1:
+            g2 = g2.unsqueeze(-2) if b.ndim > 1 else g2.unsqueeze(-1)
+        if b.ndim == 1:
+            g2 = g2.unsqueeze(-1)
+        ga = sum_to(g2 @ b2.transpose(-1, -2), a2.shape).reshape(a.shape) if na else None
+        gb = sum_to(a2.transpose(-1, -2) @ g2, b2.shape).reshape(b.shape) if nb else None
+        return ga, gb
+
+    @staticmethod
     def jvp(ctx, da, db):
         a, b = ctx.saved
         return add_tangents(None if da is None else da @ b, None if db is None else a @ db)
@@ -72,20 +91,20 @@ def matmul(input, other):
     a = as_tensor_like(input, other if hasattr(other, "_data") else None)
     b = as_tensor_like(other, a)
     if a._data.dtype != b._data.dtype:
-        raise TypeError(f"matmul: both operands must have the same dtype, got {a.dtype} and "
+        raise DTypeError(f"matmul: both operands must have the same dtype, got {a.dtype} and "
                         f"{b.dtype}")
     return MatMul.apply(a, b)
 
 
 def mm(input, mat2):
     if input.ndim != 2 or mat2.ndim != 2:
-        raise ValueError(f"mm: expected 2-D tensors, got {input.shape} and {mat2.shape}")
+        raise ShapeError(f"mm: expected 2-D tensors, got {input.shape} and {mat2.shape}")
     return matmul(input, mat2)
 
 
 def bmm(input, mat2):
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
-        raise ValueError(f"bmm: expected 3-D tensors with the same batch size, got "
+        raise ShapeError(f"bmm: expected 3-D tensors with the same batch size, got "
                          f"{input.shape} and {mat2.shape}")
     return matmul(input, mat2)
 
@@ -96,7 +115,7 @@ def mv(input, vec):
 
 def dot(input, other):
     if input.ndim != 1 or other.ndim != 1:
-        raise ValueError(f"dot: expected 1-D tensors, got {input.shape} and {other.shape}")
+        raise ShapeError(f"dot: expected 1-D tensors, got {input.shape} and {other.shape}")
     return matmul(input, other)
 
 

@@ -12,8 +12,9 @@ import numpy as np
 from ..autograd.function import Function
 from ..backend import to_device as _move
 from ..dtypes import as_dtype
+from ..errors import ShapeError
 from ..tensor import Tensor
-from ._util import as_tensor_like, norm_axes, norm_dim, pick, xp_of
+from ._util import as_tensor_like, is_channel_major, norm_axes, norm_dim, pick, xp_of
 from .reduce import ValuesIndices
 
 __all__ = ["argsort", "broadcast_tensors", "broadcast_to", "cat", "chunk", "clone", "concat",
@@ -33,6 +34,8 @@ def _view_of(out: Tensor, base: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------- primitives
 class Reshape(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, shape):
         ctx.in_shape, ctx.out_shape = a.shape, shape
@@ -48,6 +51,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, dims):
         ctx.dims = dims
@@ -63,6 +68,8 @@ class Permute(Function):
 
 
 class Expand(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, shape):
         ctx.in_shape, ctx.out_shape = a.shape, shape
@@ -80,6 +87,8 @@ class Expand(Function):
 
 
 class Tile(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, reps):
         ctx.in_shape, ctx.reps = a.shape, reps
@@ -98,6 +107,8 @@ class Tile(Function):
 
 
 class GetItem(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, index, advanced):
         ctx.in_shape, ctx.index, ctx.advanced = a.shape, index, advanced
@@ -120,6 +131,8 @@ class GetItem(Function):
 
 class IndexPut(Function):
     """Out-of-place ``a[index] = v`` (what ``__setitem__`` records under autograd)."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, v, index):
@@ -148,6 +161,8 @@ class IndexPut(Function):
 
 
 class Cat(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -169,6 +184,8 @@ class Cat(Function):
 
 
 class Stack(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis, ctx.shape = axis, arrays[0].shape
@@ -188,6 +205,8 @@ class Stack(Function):
 
 
 class Pad(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, width, mode, value):
         xp = xp_of(a)
@@ -217,6 +236,8 @@ class Pad(Function):
 
 
 class Flip(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axes):
         ctx.axes = axes
@@ -230,6 +251,8 @@ class Flip(Function):
 
 
 class Roll(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, shifts, axes):
         ctx.shifts, ctx.axes = shifts, axes
@@ -260,6 +283,8 @@ def _along(index, axis):
 
 
 class Gather(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, index, axis):
         ctx.idx, ctx.in_shape = _along(index, axis), a.shape
@@ -279,6 +304,8 @@ class Gather(Function):
 
 class Scatter(Function):
     """Out-of-place ``scatter`` (``add=False``: overwrite) or ``scatter_add``."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, src, index, axis, add):
@@ -321,6 +348,8 @@ class Scatter(Function):
 
 
 class IndexSelect(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, index, axis):
         ctx.index, ctx.axis, ctx.in_shape = index, axis, a.shape
@@ -341,6 +370,8 @@ class IndexSelect(Function):
 class Tri(Function):
     """``tril``/``triu`` over the last two dimensions."""
 
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, k, upper):
         ctx.k, ctx.upper = k, upper
@@ -356,6 +387,8 @@ class Tri(Function):
 
 
 class Cast(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, dtype):
         ctx.in_dtype, ctx.out_dtype = a.dtype, dtype
@@ -371,20 +404,28 @@ class Cast(Function):
 
 
 class ToDevice(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, device):
         from ..backend import device_of
 
-        ctx.src = device_of(a)
+        ctx.src, ctx.dst = device_of(a), device
         return _move(a, device)
 
     @staticmethod
     def backward(ctx, g):
         return _move(g, ctx.src)
 
+    @staticmethod
+    def jvp(ctx, da):
+        return _move(da, ctx.dst)
+
 
 class Copy(Function):
     """``clone()`` and ``contiguous()``: a fresh copy whose gradient is the identity."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a):
@@ -410,15 +451,15 @@ def _shape_arg(shape):
 
 def _infer_shape(op, shape, in_shape, size):
     if shape.count(-1) > 1:
-        raise ValueError(f"{op}: only one dimension can be -1, got {shape}")
+        raise ShapeError(f"{op}: only one dimension can be -1, got {shape}")
     known = math.prod(s for s in shape if s != -1)
     if -1 in shape:
         if known == 0 or size % known:
-            raise ValueError(f"{op}: cannot reshape a tensor of shape {in_shape} "
+            raise ShapeError(f"{op}: cannot reshape a tensor of shape {in_shape} "
                              f"({size} elements) into {shape}")
         shape = tuple(size // known if s == -1 else s for s in shape)
     elif known != size:
-        raise ValueError(f"{op}: cannot reshape a tensor of shape {in_shape} ({size} elements) "
+        raise ShapeError(f"{op}: cannot reshape a tensor of shape {in_shape} ({size} elements) "
                          f"into {shape} ({known} elements)")
     return shape
 
@@ -432,13 +473,92 @@ def reshape(input, *shape, _op="reshape"):
 
 
 def view(input, *shape):
-    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer)):
-        return input.type(shape[0])  # view(dtype)
-    return reshape(input, *shape, _op="view")
+    """The same memory seen with a new shape (``view(n, -1)``) or dtype (``view(sd.int32)``).
+
+    As in PyTorch, a shape view never copies: where the strides do not allow it, ``view``
+    raises and ``reshape`` is the op to use. One exception keeps PyTorch code working:
+    shendu stores convolution outputs channel-major, (N, C, H, W) laid out as
+    (C, N, H, W), where PyTorch's are contiguous, so ``x.view(n, -1)`` after a conv cannot
+    be a view. There it returns a copy that is read-only: reading works as in PyTorch, and
+    an in-place write through it raises instead of silently missing the original.
+
+    >>> import shendu as sd
+    >>> x = sd.zeros(2, 3)
+    >>> x.view(6)[0] = 1.0
+    >>> x[0, 0]
+    tensor(1.)
+    >>> sd.tensor([1.0]).view(sd.int32)
+    tensor([1065353216], dtype=shendu.int32)
+    """
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, int, np.integer, Tensor)):
+        return view_dtype(input, shape[0])
+    shape = _infer_shape("view", _shape_arg(shape), input.shape, input._data.size)
+    if shape == input._data.shape:
+        return input
+    arr = input._data
+    out = Reshape.apply(input, shape=shape)
+    if arr.size == 0 or xp_of(arr).may_share_memory(out._data, arr):
+        return _view_of(out, input)
+    if is_channel_major(arr):
+        out._data.flags.writeable = False  # a copy: writes through it must not go missing
+        return out
+    raise ShapeError(
+        f"view: the tensor of shape {input.shape} with strides {_elem_strides(arr)} cannot be "
+        f"viewed as {shape} without copying (at least one dimension spans across two "
+        "contiguous subspaces); use .reshape(...) instead, or .contiguous().view(...)")
+
+
+def _elem_strides(arr):
+    return tuple(st // arr.itemsize for st in arr.strides)
+
+
+def view_dtype(input, dtype):
+    """``x.view(dtype)``: the same bytes read as another dtype (not differentiable).
+
+    The same element size keeps the shape; a different one scales the last dimension,
+    which must then be contiguous, as in PyTorch.
+    """
+    dt = as_dtype(dtype)
+    arr = input._data
+    old = arr.dtype
+    if dt == old:
+        return input
+    name_old, name_new = f"shendu.{old}", f"shendu.{dt}"
+    if dt.itemsize != old.itemsize:
+        if arr.ndim == 0:
+            raise ShapeError(f"view: a 0-dimensional tensor cannot be viewed as {name_new} "
+                             f"from {name_old}: the element sizes differ ({old.itemsize} and "
+                             f"{dt.itemsize} bytes), so the last dimension would change")
+        strides = _elem_strides(arr)
+        if strides[-1] != 1:
+            raise ShapeError(f"view: the last dimension must be contiguous (stride 1) to view "
+                             f"{name_old} as {name_new}, but the tensor of shape "
+                             f"{input.shape} has strides {strides}")
+        if dt.itemsize > old.itemsize:
+            ratio = dt.itemsize // old.itemsize
+            if arr.shape[-1] % ratio:
+                raise ShapeError(f"view: the last dimension ({arr.shape[-1]}) must be "
+                                 f"divisible by {ratio} to view {name_old} as {name_new}, "
+                                 f"got shape {input.shape}")
+            if any(s % ratio for s in strides[:-1]):
+                raise ShapeError(f"view: every stride but the last must be divisible by "
+                                 f"{ratio} to view {name_old} as {name_new}, got strides "
+                                 f"{strides}")
+            # PyTorch counts the offset into the storage; the address's alignment is the
+            # same test on memory that starts aligned (as NumPy's and CuPy's does)
+            ptr = arr.ctypes.data if xp_of(arr) is np else arr.data.ptr
+            if ptr % dt.itemsize:
+                raise ShapeError(f"view: cannot view {name_old} as {name_new}: the storage "
+                                 f"offset must be divisible by {ratio}, and this tensor starts "
+                                 f"{ptr % dt.itemsize // old.itemsize} element(s) past a "
+                                 f"{name_new} boundary")
+    t = Tensor._wrap(arr.view(dt))
+    t._version = input._version  # the same memory
+    return t
 
 
 def view_as(input, other):
-    return reshape(input, other.shape)
+    return view(input, other.shape)
 
 
 def reshape_as(input, other):
@@ -451,7 +571,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     s = norm_dim(start_dim, input.ndim, "flatten")
     e = norm_dim(end_dim, input.ndim, "flatten")
     if s > e:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = input.shape[:s] + (math.prod(input.shape[s:e + 1]),) + input.shape[e + 1:]
     return reshape(input, shape)
 
@@ -487,7 +607,7 @@ expand_dims = unsqueeze
 def permute(input, *dims):
     dims = _shape_arg(dims)
     if sorted(d % max(input.ndim, 1) for d in dims) != list(range(input.ndim)):
-        raise ValueError(f"permute: dims {dims} are not a permutation of the {input.ndim} "
+        raise ShapeError(f"permute: dims {dims} are not a permutation of the {input.ndim} "
                          f"dimensions of a tensor of shape {input.shape}")
     dims = tuple(d % input.ndim for d in dims)
     if dims == tuple(range(input.ndim)):
@@ -510,7 +630,7 @@ swapaxes = swapdims = transpose
 
 def t(input):
     if input.ndim > 2:
-        raise ValueError(f"t: expects a tensor with at most 2 dimensions, got {input.shape}")
+        raise ShapeError(f"t: expects a tensor with at most 2 dimensions, got {input.shape}")
     return transpose(input)
 
 
@@ -532,7 +652,7 @@ moveaxis = movedim
 def expand(input, *sizes):
     sizes = _shape_arg(sizes)
     if len(sizes) < input.ndim:
-        raise ValueError(f"expand: target {sizes} has fewer dimensions than the tensor "
+        raise ShapeError(f"expand: target {sizes} has fewer dimensions than the tensor "
                          f"{input.shape}")
     lead = len(sizes) - input.ndim
     shape = []
@@ -543,7 +663,7 @@ def expand(input, *sizes):
                 raise ValueError(f"expand: -1 is not allowed for new leading dims ({sizes})")
             s = cur
         if cur != 1 and cur != s:
-            raise ValueError(f"expand: the tensor of shape {input.shape} cannot be expanded "
+            raise ShapeError(f"expand: the tensor of shape {input.shape} cannot be expanded "
                              f"to {sizes} (dimension {i}: {cur} is not 1 and != {s})")
         shape.append(s)
     shape = tuple(shape)
@@ -569,7 +689,7 @@ def repeat(input, *sizes):
     """Tile the tensor ``sizes[i]`` times along each dimension (PyTorch's ``repeat``)."""
     sizes = _shape_arg(sizes)
     if len(sizes) < input.ndim:
-        raise ValueError(f"repeat: got {len(sizes)} repeat counts for a tensor with "
+        raise ShapeError(f"repeat: got {len(sizes)} repeat counts for a tensor with "
                          f"{input.ndim} dimensions")
     x = reshape(input, (1,) * (len(sizes) - input.ndim) + input.shape)
     return Tile.apply(x, reps=sizes)
@@ -639,7 +759,15 @@ def index_put(input, index, values):
     values = as_tensor_like(values, input)
     if values.dtype != input.dtype:
         values = values.type(input.dtype)
-    return IndexPut.apply(input, values, index=idx)
+    try:
+        return IndexPut.apply(input, values, index=idx)
+    except IndexError as exc:
+        raise IndexError(f"setitem: {exc} (tensor of shape {input.shape})") from None
+    except ValueError:
+        region = input._data[idx].shape
+        raise ShapeError(f"setitem: value of shape {values.shape} cannot be broadcast to the "
+                         f"indexed region of shape {region} (tensor of shape {input.shape})"
+                         ) from None
 
 
 def narrow(input, dim, start, length):
@@ -681,7 +809,7 @@ def cat(tensors, dim=0, *, axis=None):
     for i, t in enumerate(tensors):
         if t.ndim != ref.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, ref.shape))
                                      if j != d):
-            raise ValueError(f"cat: tensor {i} has shape {t.shape} but tensor 0 has shape "
+            raise ShapeError(f"cat: tensor {i} has shape {t.shape} but tensor 0 has shape "
                              f"{ref.shape}; all dimensions except {d} must match")
     tensors = _same_dtype("cat", tensors)
     return Cat.apply(*tensors, axis=d)
@@ -696,7 +824,7 @@ def stack(tensors, dim=0, *, axis=None):
         raise ValueError("stack: expected a non-empty list of tensors")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
-            raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape "
+            raise ShapeError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape "
                              f"{tensors[0].shape}; stacked tensors must have equal shapes")
     d = pick("stack", dim if dim != 0 or axis is None else None, axis, 0)
     nd = tensors[0].ndim + 1
@@ -735,7 +863,7 @@ def split(input, split_size_or_sections, dim=0):
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
-            raise ValueError(f"split: sizes {sizes} sum to {sum(sizes)} but dimension {d} has "
+            raise ShapeError(f"split: sizes {sizes} sum to {sum(sizes)} but dimension {d} has "
                              f"size {n} (shape {input.shape})")
     out, start = [], 0
     pre = (slice(None),) * d
@@ -876,9 +1004,12 @@ def gather(input, dim, index):
     d = norm_dim(dim, input.ndim, "gather")
     if idx.ndim != input.ndim or any(idx.shape[i] > input.shape[i] for i in range(idx.ndim)
                                      if i != d):
-        raise ValueError(f"gather: index of shape {idx.shape} does not fit input of shape "
+        raise ShapeError(f"gather: index of shape {idx.shape} does not fit input of shape "
                          f"{input.shape} along dims other than {d}")
-    return Gather.apply(input, index=idx, axis=d)
+    try:
+        return Gather.apply(input, index=idx, axis=d)
+    except IndexError:
+        raise IndexError(_out_of_range("gather", idx, input.shape[d], d, input.shape)) from None
 
 
 def take_along_dim(input, indices, dim=None):
@@ -931,8 +1062,20 @@ def scatter_add(input, dim, index, src):
 def index_select(input, dim, index):
     idx = _index_array(index, "index_select", input)
     if idx.ndim != 1:
-        raise ValueError(f"index_select: index must be 1-D, got shape {idx.shape}")
-    return IndexSelect.apply(input, index=idx, axis=norm_dim(dim, input.ndim, "index_select"))
+        raise ShapeError(f"index_select: index must be 1-D, got shape {idx.shape}")
+    d = norm_dim(dim, input.ndim, "index_select")
+    try:
+        return IndexSelect.apply(input, index=idx, axis=d)
+    except IndexError:
+        raise IndexError(_out_of_range("index_select", idx, input.shape[d], d, input.shape)
+                         ) from None
+
+
+def _out_of_range(op, idx, size, dim, shape):
+    bad = idx[(idx >= size) | (idx < -size)]
+    first = int(bad.ravel()[0]) if bad.size else "?"
+    return (f"{op}: index {first} is out of range for dimension {dim} of size {size} "
+            f"(input of shape {shape}; valid indices are -{size} to {size - 1})")
 
 
 def masked_fill(input, mask, value):
@@ -945,7 +1088,7 @@ def masked_fill(input, mask, value):
     try:
         np.broadcast_shapes(m.shape, input.shape)
     except ValueError:
-        raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to input "
+        raise ShapeError(f"masked_fill: mask of shape {m.shape} does not broadcast to input "
                          f"of shape {input.shape}") from None
     if isinstance(value, Tensor):
         value = value.type(input.dtype)
@@ -964,7 +1107,7 @@ def triu(input, diagonal=0):
 def type_(input, dtype=None):
     """Cast to ``dtype``; differentiable between floating types."""
     if dtype is None:
-        return f"shendu.{input.dtype}"
+        return f"shendu.{input._data.dtype}"
     dt = as_dtype(dtype)
     if dt == input._data.dtype:
         return input
@@ -1021,7 +1164,7 @@ def argsort(input, dim=-1, descending=False, stable=True):
 def topk(input, k, dim=-1, largest=True, sorted=True):
     d = norm_dim(dim, input.ndim, "topk")
     if not 0 <= k <= input.shape[d]:
-        raise ValueError(f"topk: k={k} is out of range for dimension {d} of size "
+        raise ShapeError(f"topk: k={k} is out of range for dimension {d} of size "
                          f"{input.shape[d]}")
     a = input._data
     xp = xp_of(a)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..backend import cpu
+from ..tensor import Tensor
 from ._util import xp_of
 from .elementwise import relu_grad
 from .linalg import rows
@@ -31,6 +32,11 @@ class Linear(Function):
         return _linear_grads(ctx.needs_input_grad, g, x, w)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        x, w = ctx.saved_tensors
+        return _linear_grads_graph(ctx, g, x, w)
+
+    @staticmethod
     def jvp(ctx, dx, dw, *db):
         x, w = ctx.saved[:2]
         out = None
@@ -42,6 +48,17 @@ class Linear(Function):
         if db and db[0] is not None:
             out = db[0] if out is None else out + db[0]
         return xp_of(x).broadcast_to(out, x.shape[:-1] + (w.shape[0],))
+
+
+def _linear_grads_graph(ctx, g, x, w):
+    """``_linear_grads`` with Tensor ops (recorded, for create_graph=True)."""
+    needs = ctx.needs_input_grad
+    g2 = g.reshape(-1, w.shape[0])
+    gx = (g2 @ ctx.input_tensor(1, w)).reshape(x.shape) if needs[0] else None
+    gw = g2.T @ ctx.input_tensor(0, x).reshape(-1, w.shape[1]) if needs[1] else None
+    if len(needs) == 2:
+        return gx, gw
+    return gx, gw, (g2.sum(dim=0) if needs[2] else None)
 
 
 def _linear_grads(needs, g, x, w):
@@ -70,6 +87,14 @@ class LinearReLU(Function):
     def backward(ctx, g):
         x, w, y = ctx.saved_tensors
         return _linear_grads(ctx.needs_input_grad, relu_grad(rows(g), y), x, w)
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        from .elementwise import where
+
+        x, w, y = ctx.saved_tensors
+        on = Tensor._wrap((y > 0).reshape(g.shape))
+        return _linear_grads_graph(ctx, where(on, g, 0.0), x, w)
 
     @staticmethod
     def jvp(ctx, dx, dw, *db):
@@ -105,6 +130,13 @@ class Softmax(Function):
 
     jvp = backward  # the softmax Jacobian is symmetric
 
+    @staticmethod
+    def backward_graph(ctx, g):
+        (y,) = ctx.saved_tensors
+        y = ctx.output_tensor(y)
+        gy = g * y
+        return gy - y * gy.sum(dim=ctx.axis, keepdim=True)
+
 
 class LogSoftmax(Function):
     @staticmethod
@@ -118,6 +150,11 @@ class LogSoftmax(Function):
     def backward(ctx, g):
         (out,) = ctx.saved_tensors
         return g - xp_of(g).exp(out) * g.sum(axis=ctx.axis, keepdims=True)
+
+    @staticmethod
+    def backward_graph(ctx, g):
+        (out,) = ctx.saved_tensors
+        return g - ctx.output_tensor(out).exp() * g.sum(dim=ctx.axis, keepdim=True)
 
     @staticmethod
     def jvp(ctx, dx):
@@ -177,6 +214,8 @@ def class_coefficients(xp, target, n_classes, dtype, weight, ignore_index, reduc
 
 class NLL(Function):
     """``-sum(A * logp)`` for log-probabilities; A from ``class_coefficients``."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, logp, coef, reduction):
@@ -270,6 +309,22 @@ class CrossEntropy(Function):
         return e
 
     @staticmethod
+    def backward_graph(ctx, g):
+        """``softmax(x) * sum_c A - A`` with ``A = coef * g``, in Tensor ops."""
+        (x,) = ctx.saved_tensors
+        p = Softmax.apply(ctx.input_tensor(0, x), axis=1)
+        coef = ctx.coef
+        if isinstance(coef, tuple):
+            rows_, cols, vals = coef
+            dense = xp_of(x).zeros(x.shape, x.dtype)
+            dense[rows_, cols] = vals
+        else:
+            dense = coef
+        gr = g.reshape(-1, 1) if ctx.reduction == "none" else g
+        a = Tensor._wrap(dense) * gr
+        return p * a.sum(dim=1, keepdim=True) - a
+
+    @staticmethod
     def jvp(ctx, dx):
         e, s = CrossEntropy._exp(ctx, consume=False)
         dlogp = dx - ((e * dx).sum(axis=1) / s)[:, None]
@@ -297,6 +352,17 @@ class BinaryCrossEntropy(Function):
         gp = g * (p - t) / xp.maximum((1 - p) * p, 1e-12)
         gt = g * (ctx.logs[1] - ctx.logs[0]) if ctx.needs_input_grad[1] else None
         return gp.astype(p.dtype, copy=False), gt
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the loss in Tensor ops (log clamped at -100, as forward)."""
+        p, t = ctx.saved_tensors
+
+        def fn(p, t):
+            from .elementwise import maximum
+
+            return -(t * maximum(p.log(), -100.0) + (1 - t) * maximum((-p).log1p(), -100.0))
+        return [ctx.input_tensor(0, p), ctx.input_tensor(1, t)], fn
 
     @staticmethod
     def jvp(ctx, dp, dt):
@@ -351,6 +417,21 @@ class BCEWithLogits(Function):
         return gx, gt
 
     @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: ``(1 - t) x + lw softplus(-x)`` in Tensor ops."""
+        x, t = ctx.saved_tensors
+        inputs = [ctx.input_tensor(0, x), ctx.input_tensor(1, t)]
+        if ctx.pw is not None:
+            inputs.append(ctx.input_tensor(2, ctx.pw))
+
+        def fn(x, t, *pw):
+            from .elementwise import softplus
+
+            lw = 1 + (pw[0] - 1) * t if pw else 1
+            return (1 - t) * x + lw * softplus(-x)
+        return inputs, fn
+
+    @staticmethod
     def jvp(ctx, dx, dt, *dpw):
         px, pt = BCEWithLogits._partials(ctx)
         out = None
@@ -380,7 +461,34 @@ class BatchNorm(Function):
         ctx.save_for_backward(*wb[:1])
         ctx.xhat, ctx.invstd, ctx.axes, ctx.training, ctx.shape = xhat, invstd, axes, training, \
             shape
+        ctx.mean = mean
         return out
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the forward in Tensor ops, from x rebuilt out of xhat."""
+        saved = ctx.saved_tensors
+        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
+        istd = invstd.reshape(shape)
+        x = ctx.input_tensor(0, xhat / istd + ctx.mean.reshape(shape))
+        inputs = [x]
+        if saved:
+            c = shape[1]
+            inputs += [ctx.input_tensor(1, saved[0]),
+                       ctx.input_tensor(2, xp_of(xhat).zeros(c, xhat.dtype))]  # (bias: linear)
+        # eps from the saved statistics: invstd = 1 / sqrt(var + eps), var = mean(xc^2)
+        eps = ((1 - (xhat * xhat).mean(axis=axes, keepdims=True)) / (istd * istd)) \
+            if ctx.training else None
+        mean_c, istd_c = Tensor._wrap(ctx.mean.reshape(shape)), Tensor._wrap(istd)
+
+        def fn(x, *wb):
+            if ctx.training:
+                xc = x - x.mean(dim=axes, keepdim=True)
+                h = xc / ((xc * xc).mean(dim=axes, keepdim=True) + Tensor._wrap(eps)).sqrt()
+            else:
+                h = (x - mean_c) * istd_c
+            return h * wb[0].reshape(shape) + wb[1].reshape(shape) if wb else h
+        return inputs, fn
 
     @staticmethod
     def backward(ctx, g):
@@ -438,8 +546,25 @@ class LayerNorm(Function):
         xhat = xc * invstd
         out = xhat * wb[0] + wb[1] if wb else xhat
         ctx.save_for_backward(*wb[:1])
-        ctx.xhat, ctx.invstd, ctx.axes = xhat, invstd, axes
+        ctx.xhat, ctx.invstd, ctx.axes, ctx.eps = xhat, invstd, axes, eps
         return out
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the forward in Tensor ops. x is rebuilt as xhat / invstd,
+        which differs from x by a per-row shift that normalisation removes."""
+        saved = ctx.saved_tensors
+        xhat, axes = ctx.xhat, ctx.axes
+        inputs = [ctx.input_tensor(0, xhat / ctx.invstd)]
+        if saved:
+            inputs += [ctx.input_tensor(1, saved[0]),
+                       ctx.input_tensor(2, xp_of(xhat).zeros_like(saved[0]))]  # (bias: linear)
+
+        def fn(x, *wb):
+            xc = x - x.mean(dim=axes, keepdim=True)
+            h = xc / ((xc * xc).mean(dim=axes, keepdim=True) + ctx.eps).sqrt()
+            return h * wb[0] + wb[1] if wb else h
+        return inputs, fn
 
     @staticmethod
     def backward(ctx, g):
@@ -481,6 +606,8 @@ class LayerNorm(Function):
 class MaskMul(Function):
     """Multiply by a fixed mask (dropout's scaled keep-mask); the mask is not differentiated."""
 
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, x, mask):
         ctx.mask = mask
@@ -494,6 +621,8 @@ class MaskMul(Function):
 
 
 class Embedding(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, w, idx, padding_idx):
         ctx.idx, ctx.padding_idx, ctx.w_shape = idx, padding_idx, w.shape

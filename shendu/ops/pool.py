@@ -54,6 +54,8 @@ def _padded(xp, x, pad, out_hw, k, stride, dilation, fill):
 
 
 class MaxPool2d(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, x, k, stride, pad, dilation, out_hw):
         if _tiles(x.shape, k, stride, pad, dilation, out_hw):
@@ -222,6 +224,8 @@ def _tiles(shape, k, stride, pad, dilation, out_hw):
 
 
 class AvgPool2d(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, x, k, stride, pad, out_hw, count_include_pad, divisor_override):
         xp = xp_of(x)
@@ -278,6 +282,8 @@ class AvgPool2d(Function):
 class AdaptiveAvgPool2d(Function):
     """Average over bins ``[floor(i*H/OH), ceil((i+1)*H/OH))`` as in PyTorch."""
 
+    linear_backward = True
+
     @staticmethod
     def bins(size, out):
         return [(math.floor(i * size / out), math.ceil((i + 1) * size / out)) for i in range(out)]
@@ -317,6 +323,8 @@ class AdaptiveAvgPool2d(Function):
 
 
 class AdaptiveMaxPool2d(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, x, out_hw):
         xp = xp_of(x)

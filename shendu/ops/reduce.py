@@ -11,6 +11,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd.function import Function
+from ..errors import DTypeError
 from ..tensor import Tensor
 from ._util import norm_axes, pick, xp_of
 
@@ -32,6 +33,18 @@ def _expand_back(g, in_shape, axes, keepdims):
     return xp_of(g).broadcast_to(g, in_shape)
 
 
+def _keep_dims_graph(g, in_shape, axes, keepdims):
+    """``_expand_back`` on a Tensor (recorded): a reduced gradient broadcast back."""
+    if axes is None:
+        return g.reshape((1,) * len(in_shape)).expand(in_shape)
+    if not keepdims:
+        shape = list(in_shape)
+        for ax in axes:
+            shape[ax] = 1
+        g = g.reshape(shape)
+    return g.expand(in_shape)
+
+
 def _count(shape, axes):
     if axes is None:
         return math.prod(shape)
@@ -39,6 +52,8 @@ def _count(shape, axes):
 
 
 class Sum(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
@@ -54,6 +69,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axes, keepdims):
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
@@ -86,6 +103,18 @@ class Var(Function):
         return out.astype(a.dtype, copy=False)
 
     @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the variance in Tensor ops, of the saved ``a - mean(a)``
+        (it has the input's derivatives: the variance ignores a shift)."""
+        (diff,) = ctx.saved_tensors
+
+        def fn(a):
+            c = a - a.mean(dim=ctx.axes, keepdim=True)
+            v = (c * c).sum(dim=ctx.axes, keepdim=ctx.keepdims) / ctx.denom
+            return v.sqrt() if ctx.std else v
+        return [ctx.input_tensor(0, diff)], fn
+
+    @staticmethod
     def _scale(ctx):
         # d var / d x = 2 diff / denom;  d std / d x = diff / (denom * std)
         out = ctx.out if ctx.keepdims or ctx.axes is None else \
@@ -110,6 +139,8 @@ class Var(Function):
 
 class MaxAlong(Function):
     """Max (or min) along one axis; the gradient goes to the selected index."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, axis, keepdims, largest):
@@ -138,6 +169,8 @@ class MaxAlong(Function):
 
 class Amax(Function):
     """Max (or min) over several axes; tied maxima share the gradient equally."""
+
+    linear_backward = True
 
     @staticmethod
     def forward(ctx, a, axes, keepdims, largest):
@@ -211,6 +244,14 @@ class LogSumExp(Function):
         return _expand_back(g, a.shape, ctx.axes, ctx.keepdims) * soft
 
     @staticmethod
+    def backward_graph(ctx, g):
+        (a,) = ctx.saved_tensors
+        out = ctx.output_tensor(ctx.out_k.reshape(g.shape))
+        soft = (ctx.input_tensor(0, a) - _keep_dims_graph(out, a.shape, ctx.axes,
+                                                          ctx.keepdims)).exp()
+        return _keep_dims_graph(g, a.shape, ctx.axes, ctx.keepdims) * soft
+
+    @staticmethod
     def jvp(ctx, da):
         soft = xp_of(da).exp(ctx.saved[0] - ctx.out_k)
         return (da * soft).sum(axis=ctx.axes, keepdims=ctx.keepdims)
@@ -240,12 +281,25 @@ class Norm2(Function):
         return _expand_back(g, a.shape, ctx.axes, ctx.keepdims) * Norm2._unit(a, ctx.out_k)
 
     @staticmethod
+    def backward_graph(ctx, g):
+        from .elementwise import where
+
+        (a,) = ctx.saved_tensors
+        out = _keep_dims_graph(ctx.output_tensor(ctx.out_k.reshape(g.shape)), a.shape,
+                               ctx.axes, ctx.keepdims)
+        zero = Tensor._wrap(ctx.out_k == 0)  # the gradient at a zero vector is zero
+        unit = ctx.input_tensor(0, a) / where(zero, 1.0, out)
+        return _keep_dims_graph(g, a.shape, ctx.axes, ctx.keepdims) * unit
+
+    @staticmethod
     def jvp(ctx, da):
         unit = Norm2._unit(ctx.saved[0], ctx.out_k)
         return (da * unit).sum(axis=ctx.axes, keepdims=ctx.keepdims)
 
 
 class Cumsum(Function):
+    linear_backward = True
+
     @staticmethod
     def forward(ctx, a, axis):
         ctx.axis = axis
@@ -281,7 +335,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, axis=None, keepdims=Fals
     if dtype is not None:
         input = input.type(dtype)
     if input._data.dtype.kind not in "fc":
-        raise TypeError(f"mean: expected a floating-point tensor, got {input.dtype} "
+        raise DTypeError(f"mean: expected a floating-point tensor, got {input.dtype} "
                         "(convert with .float())")
     return Mean.apply(input, axes=axes, keepdims=_kd(keepdim, keepdims))
 

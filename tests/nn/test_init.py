@@ -146,7 +146,7 @@ def test_in_place_on_parameter_without_recording():
 def test_errors():
     with pytest.raises(TypeError, match="init.normal_: expected a Tensor, got ndarray"):
         init.normal_(np.zeros(3))
-    with pytest.raises(TypeError, match="floating-point tensor, got int64"):
+    with pytest.raises(TypeError, match="floating-point tensor, got shendu.int64"):
         init.uniform_(sd.zeros(3, dtype=sd.int64))
     with pytest.raises(ValueError, match="only tensors with 2 or more dimensions"):
         init.orthogonal_(sd.empty(4))

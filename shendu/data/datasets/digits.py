@@ -80,7 +80,7 @@ class Digits(ImageArrayDataset):
     >>> loader = DataLoader(Digits("test", transform=ToTensor()), batch_size=100)
     >>> x, y = next(iter(loader))
     >>> x.shape, x.dtype, y.shape
-    ((100, 1, 28, 28), dtype('float32'), (100,))
+    ((100, 1, 28, 28), shendu.float32, (100,))
     """
 
     classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five",

@@ -1,6 +1,7 @@
 """Activation functions (stateless): the elementwise ones and the softmax family."""
 from __future__ import annotations
 
+from ...errors import ShapeError
 from ...ops import elementwise as E
 from ...ops import nn_ops
 from ...ops._util import norm_dim
@@ -84,7 +85,7 @@ def maxout(input: Tensor, pool_size: int, dim: int = 1) -> Tensor:
     d = norm_dim(dim, input.ndim, "maxout")
     n = input.shape[d]
     if n % pool_size:
-        raise ValueError(f"maxout: dimension {d} of size {n} is not divisible by pool_size "
+        raise ShapeError(f"maxout: dimension {d} of size {n} is not divisible by pool_size "
                          f"{pool_size}")
     shape = input.shape[:d] + (n // pool_size, pool_size) + input.shape[d + 1:]
     return input.reshape(shape).amax(dim=d + 1)

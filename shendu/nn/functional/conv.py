@@ -1,6 +1,7 @@
 """Convolution and pooling functions with PyTorch's signatures and argument checks."""
 from __future__ import annotations
 
+from ...errors import DTypeError, ShapeError
 from ...ops import conv as C
 from ...ops import pool as P
 from ...tensor import Tensor
@@ -17,12 +18,12 @@ def _pair(v, name, op):
 
 def _check_same(op, input, weight, bias):
     if input.dtype != weight.dtype:
-        raise TypeError(f"{op}: input dtype {input.dtype} does not match weight dtype "
+        raise DTypeError(f"{op}: input dtype {input.dtype} does not match weight dtype "
                         f"{weight.dtype}")
     if input.device != weight.device:
         raise RuntimeError(f"{op}: input is on {input.device} but weight is on {weight.device}")
     if bias is not None and bias.shape != (weight.shape[0],) and op == "conv2d":
-        raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        raise ShapeError(f"{op}: bias must have shape ({weight.shape[0]},), got {bias.shape}")
 
 
 def _batched(input, op, nd):
@@ -30,7 +31,7 @@ def _batched(input, op, nd):
         return input, False
     if input.ndim == nd - 1:
         return input.unsqueeze(0), True
-    raise ValueError(f"{op}: expected a {nd - 1}-D (unbatched) or {nd}-D (batched) input, "
+    raise ShapeError(f"{op}: expected a {nd - 1}-D (unbatched) or {nd}-D (batched) input, "
                      f"got shape {input.shape}")
 
 
@@ -68,21 +69,21 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):
     x, unbatched = _batched(input, "conv2d", 4)
     if weight.ndim != 4:
-        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, "
+        raise ShapeError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, "
                          f"kw), got shape {weight.shape}")
     _check_same("conv2d", x, weight, bias)
     o, cg, kh, kw = weight.shape
     if x.shape[1] != cg * groups:
-        raise ValueError(f"conv2d: input has {x.shape[1]} channels but weight expects "
+        raise ShapeError(f"conv2d: input has {x.shape[1]} channels but weight expects "
                          f"{cg * groups} (weight shape {weight.shape}, groups={groups})")
     if o % groups:
-        raise ValueError(f"conv2d: out_channels {o} is not divisible by groups {groups}")
+        raise ShapeError(f"conv2d: out_channels {o} is not divisible by groups {groups}")
     stride, dilation = _pair(stride, "stride", "conv2d"), _pair(dilation, "dilation", "conv2d")
     pads = _conv_pads(padding, (kh, kw), stride, dilation)
     oh = C.out_size(x.shape[2], kh, stride[0], *pads[0], dilation[0])
     ow = C.out_size(x.shape[3], kw, stride[1], *pads[1], dilation[1])
     if oh <= 0 or ow <= 0:
-        raise ValueError(f"conv2d: input of shape {x.shape} is too small for a {kh}x{kw} "
+        raise ShapeError(f"conv2d: input of shape {x.shape} is too small for a {kh}x{kw} "
                          f"kernel (dilation {dilation}, padding {padding}): output would be "
                          f"{oh}x{ow}")
     args = (x, weight) if bias is None else (x, weight, bias)
@@ -114,7 +115,7 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     """1-D convolution of (N, C, L) with weight (O, C/groups, k)."""
     x, unbatched = _batched(input, "conv1d", 3)
     if weight.ndim != 3:
-        raise ValueError(f"conv1d: weight must be 3-D (out, in/groups, k), got {weight.shape}")
+        raise ShapeError(f"conv1d: weight must be 3-D (out, in/groups, k), got {weight.shape}")
     s, d = _single(stride), _single(dilation)
     pad = padding if isinstance(padding, str) else (0, _single(padding))
     out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), pad, (1, d), groups)
@@ -134,11 +135,11 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """
     x, unbatched = _batched(input, "conv_transpose2d", 4)
     if weight.ndim != 4:
-        raise ValueError(f"conv_transpose2d: weight must be 4-D, got {weight.shape}")
+        raise ShapeError(f"conv_transpose2d: weight must be 4-D, got {weight.shape}")
     _check_same("conv_transpose2d", x, weight, None)
     cin, cog, kh, kw = weight.shape
     if x.shape[1] != cin:
-        raise ValueError(f"conv_transpose2d: input has {x.shape[1]} channels but weight "
+        raise ShapeError(f"conv_transpose2d: input has {x.shape[1]} channels but weight "
                          f"expects {cin} (weight shape {weight.shape})")
     stride, dilation = _pair(stride, "stride", "conv_transpose2d"), _pair(dilation, "dilation",
                                                                           "conv_transpose2d")
@@ -179,7 +180,7 @@ def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
     out_hw = tuple(P.pool_out_size(x.shape[2 + i], k[i], s[i], p[i], d[i], ceil_mode)
                    for i in range(2))
     if min(out_hw) <= 0:
-        raise ValueError(f"{op}: input of shape {x.shape} is too small for kernel {k} "
+        raise ShapeError(f"{op}: input of shape {x.shape} is too small for kernel {k} "
                          f"(output would be {out_hw})")
     return k, s, p, d, out_hw
 

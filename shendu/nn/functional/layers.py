@@ -7,6 +7,7 @@ import numpy as np
 
 from ...autograd.grad_mode import no_grad
 from ...backend import get_array_module
+from ...errors import DTypeError, ShapeError
 from ...ops import nn_ops
 from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
 from ...random import _rng
@@ -37,20 +38,20 @@ def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
 def _linear(input, weight, bias, op):
     x, w = input._data, weight._data  # the checks on raw arrays: a layer call's hot path
     if w.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
+        raise ShapeError(f"linear: weight must be 2-D (out_features, in_features), got "
                          f"{weight.shape}")
     if x.ndim == 0 or x.shape[-1] != w.shape[1]:
-        raise ValueError(f"linear: input of shape {input.shape} has {input.shape[-1:] or 0} "
+        raise ShapeError(f"linear: input of shape {input.shape} has {input.shape[-1:] or 0} "
                          f"features but weight of shape {weight.shape} expects "
                          f"{weight.shape[1]} (the last input dimension must match weight's "
                          "second)")
     if x.dtype != w.dtype:
-        raise TypeError(f"linear: input dtype {input.dtype} does not match weight dtype "
+        raise DTypeError(f"linear: input dtype {input.dtype} does not match weight dtype "
                         f"{weight.dtype}")
     if bias is None:
         return op.apply(input, weight)
     if bias._data.shape != (w.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
+        raise ShapeError(f"linear: bias must have shape ({weight.shape[0]},), got {bias.shape}")
     return op.apply(input, weight, bias)
 
 
@@ -64,15 +65,15 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     (5, 4)
     """
     if weight.ndim != 3:
-        raise ValueError(f"bilinear: weight must be 3-D (out, in1, in2), got {weight.shape}")
+        raise ShapeError(f"bilinear: weight must be 3-D (out, in1, in2), got {weight.shape}")
     k, i, j = weight.shape
     if input1.ndim == 0 or input1.shape[:-1] != input2.shape[:-1] or \
             input1.shape[-1] != i or input2.shape[-1:] != (j,):
-        raise ValueError(f"bilinear: inputs of shapes {input1.shape} and {input2.shape} do not "
+        raise ShapeError(f"bilinear: inputs of shapes {input1.shape} and {input2.shape} do not "
                          f"fit weight of shape {weight.shape} (expected (..., {i}) and "
                          f"(..., {j}) with equal leading dimensions)")
     if bias is not None and bias.shape != (k,):
-        raise ValueError(f"bilinear: bias must have shape ({k},), got {bias.shape}")
+        raise ShapeError(f"bilinear: bias must have shape ({k},), got {bias.shape}")
     lead = input1.shape[:-1]
     x1, x2 = input1.reshape(-1, i), input2.reshape(-1, j)
     # One matmul for every (sample, k): (M, in1) @ (in1, out * in2) -> (M, out, in2)
@@ -135,12 +136,12 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """
     x = input
     if x.ndim < 2:
-        raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got {x.shape}")
+        raise ShapeError(f"batch_norm: expected at least 2-D input (N, C, ...), got {x.shape}")
     c = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (c,):
-            raise ValueError(f"batch_norm: {name} must have shape ({c},) for input with {c} "
+            raise ShapeError(f"batch_norm: {name} must have shape ({c},) for input with {c} "
                              f"channels, got {t.shape}")
     axes = (0,) + tuple(range(2, x.ndim))
     xa = x._data
@@ -177,7 +178,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     """Normalise over the trailing ``normalized_shape`` dims of each sample."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if input.shape[input.ndim - len(shape):] != shape:
-        raise ValueError(f"layer_norm: normalized_shape {shape} does not match the trailing "
+        raise ShapeError(f"layer_norm: normalized_shape {shape} does not match the trailing "
                          f"dimensions of input of shape {input.shape}")
     if weight is None:
         return nn_ops.LayerNorm.apply(input, n_axes=len(shape), eps=eps)
@@ -190,7 +191,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     n, c = input.shape[:2]
     if c % num_groups:
-        raise ValueError(f"group_norm: {c} channels are not divisible into {num_groups} groups")
+        raise ShapeError(f"group_norm: {c} channels are not divisible into {num_groups} groups")
     x = nn_ops.LayerNorm.apply(input.reshape(n, num_groups, -1), n_axes=1, eps=eps)
     x = x.reshape(input.shape)
     if weight is not None:
@@ -271,7 +272,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
     if weight.ndim != 2:
-        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+        raise ShapeError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
                          f"shape {weight.shape}")
     n = weight.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= n):
@@ -304,7 +305,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 
     d = query.shape[-1]
     if key.shape[-1] != d:
-        raise ValueError(f"scaled_dot_product_attention: query has {d} features but key has "
+        raise ShapeError(f"scaled_dot_product_attention: query has {d} features but key has "
                          f"{key.shape[-1]}")
     scores = (query @ key.transpose(-2, -1)) * (scale if scale is not None else 1 / math.sqrt(d))
     lq, lk = scores.shape[-2:]

@@ -5,6 +5,7 @@ import math
 
 from ...autograd.grad_mode import is_grad_enabled
 from ...backend import get_array_module
+from ...errors import ShapeError
 from ...ops import elementwise as E
 from ...ops import nn_ops
 from ...tensor import Tensor
@@ -27,7 +28,7 @@ def _same_shape(op, input, target):
     if not isinstance(target, Tensor):
         target = Tensor(target)
     if input.shape != target.shape:
-        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} "
+        raise ShapeError(f"{op}: input shape {input.shape} and target shape {target.shape} "
                          "must be equal")
     if target.dtype != input.dtype and input.is_floating_point():
         target = target.type(input.dtype)

@@ -30,6 +30,7 @@ from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import DropConnect, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
+from .fused import FusedConv2dReLU, FusedLinearReLU
 from .instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from .lazy import (
     LazyBatchNorm1d,
@@ -42,7 +43,6 @@ from .lazy import (
     LazyLinear,
     LazyModuleMixin,
 )
-from .fused import FusedConv2dReLU, FusedLinearReLU
 from .linear import Bilinear, Linear, Maxout
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm, LocalResponseNorm
 from .padding import (
