@@ -227,8 +227,8 @@ def test_device_names():
 
 def test_type_converts_like_tensor_type():
     x = sd.tensor([1.7, -2.2])
-    assert sd.type_(x, sd.float64).dtype == sd.float64
-    np.testing.assert_array_equal(sd.type_(x, sd.int64).numpy(), np.array([1.7, -2.2]).astype(
+    assert x.type(sd.float64).dtype == sd.float64
+    np.testing.assert_array_equal(x.type(sd.int64).numpy(), np.array([1.7, -2.2]).astype(
         np.int64))
 
 
@@ -309,7 +309,8 @@ def _instance_norm_ref(x, w, b, eps=1e-5):
 
 
 def test_instance_norm_against_the_definition():
-    check_op(F.instance_norm, [r(2, 3, 4, 5), r(3), r(3)], _instance_norm_ref,
+    check_op(lambda x, w, b: F.instance_norm(x, weight=w, bias=b), [r(2, 3, 4, 5), r(3), r(3)],
+             _instance_norm_ref,
              TF and (lambda x, w, b: TF.instance_norm(x, weight=w, bias=b)))
 
 
@@ -409,7 +410,7 @@ def test_hstack_concatenate_getitem_contiguous_int16():
     np.testing.assert_array_equal(sd.hstack([sd.tensor(v), sd.tensor(v)]).numpy(),
                                   np.hstack([v, v]))
     x = r(3, 4)
-    check_op(lambda p: sd.getitem(p, (slice(None), [0, 2])), [x], lambda p: p[:, [0, 2]])
+    check_op(lambda p: p[:, [0, 2]], [x], lambda p: p[:, [0, 2]])
     t = sd.tensor(x).t()
     c = sd.contiguous(t)
     assert c.numpy().flags.c_contiguous and not t.numpy().flags.c_contiguous
