@@ -91,13 +91,15 @@ def value_iteration(model: TabularModel, gamma: float = 0.99, tol: float = 1e-10
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"value_iteration: gamma must be in (0, 1], got {gamma}")
     V = np.zeros(model.n_states)
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
         V_new = q_values(model, V, gamma).max(axis=1)
         delta = np.abs(V_new - V).max()
         V = V_new
         if delta < tol:
             break
-    return V, q_values(model, V, gamma).argmax(axis=1), it
+    return V, q_values(model, V, gamma).argmax(axis=1), iterations
 
 
 def _policy_matrices(model: TabularModel, policy) -> tuple[np.ndarray, np.ndarray]:
