@@ -63,6 +63,23 @@ def tabular_model(env) -> TabularModel:
     return TabularModel(R, C, T)
 
 
+def start_distribution(env) -> np.ndarray:
+    """The distribution of the first state (``initial_state_distrib`` of the toy-text envs).
+
+    >>> int(start_distribution("CliffWalking-v1").argmax())
+    36
+    """
+    if isinstance(env, str):
+        from .env import gym_make
+
+        env = gym_make(env)
+    inner = getattr(env, "env", env)
+    d = getattr(inner.unwrapped, "initial_state_distrib", None)
+    if d is None:
+        raise TypeError(f"start_distribution: {inner.unwrapped} has no initial_state_distrib")
+    return np.asarray(d, dtype=np.float64)
+
+
 def q_values(model: TabularModel, V: np.ndarray, gamma: float) -> np.ndarray:
     """One Bellman backup: ``Q[s, a] = R[s, a] + gamma * sum_s' C[s, a, s'] V[s']``."""
     return model.R + gamma * model.C @ V
