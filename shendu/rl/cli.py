@@ -28,11 +28,13 @@ DEFAULTS: dict[str, dict[str, dict]] = {
         "CartPole-v1": dict(length=50_000, hidden=[256, 256], lr=2.3e-3, batch_size=64,
                             buffer_size=100_000, learning_starts=1000, train_freq=256,
                             gradient_steps=128, target_update_interval=10,
-                            exploration_steps=8000, epsilon_end=0.04, eval_every=2500),
+                            exploration_steps=8000, epsilon_end=0.04, eval_every=2500,
+                            stop_at=500.0),
         "*": dict(length=100_000, eval_every=5000),
     },
     "ddpg": {
-        "Pendulum-v1": dict(length=30_000, learning_starts=5000, eval_every=2000),
+        "Pendulum-v1": dict(length=30_000, learning_starts=5000, eval_every=2000,
+                            stop_at=-170.0),
         "*": dict(length=100_000, eval_every=5000),
     },
 }
@@ -62,6 +64,7 @@ _FLAGS = {
     "noise": (str, "ddpg exploration noise: gaussian or ou"),
     "noise_sigma": (float, "ddpg noise scale (actor units)"),
     "eval_every": (int, "dqn/ddpg: steps between greedy evaluations (best one is kept)"),
+    "stop_at": (float, "dqn/ddpg: stop once a greedy evaluation's mean return reaches this"),
 }
 _BOOL_FLAGS = {"double": "dqn: Double DQN targets", "dueling": "dqn: dueling head",
                "prioritized": "dqn: prioritised replay", "td3": "ddpg: TD3's three fixes"}
@@ -98,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args) -> tuple[dict, int, int | None, int | None]:
+def _settings(args) -> tuple[dict, int, int | None, dict]:
     group = "tabular" if args.algo in TABULAR else args.algo
     table = DEFAULTS[group]
     kw = dict(table.get(args.env, table["*"]))
@@ -108,8 +111,8 @@ def _settings(args) -> tuple[dict, int, int | None, int | None]:
             kw[name] = value
     length = kw.pop("length")
     max_steps = kw.pop("max_episode_steps", None)
-    eval_every = kw.pop("eval_every", None)
-    return kw, length, max_steps, eval_every
+    run = dict(eval_every=kw.pop("eval_every", None), stop_at=kw.pop("stop_at", None))
+    return kw, length, max_steps, run
 
 
 def train(args) -> dict:
@@ -123,7 +126,7 @@ def train(args) -> dict:
     _load_all()
     if args.threads is not None:
         set_num_threads(args.threads)
-    kw, length, max_steps, eval_every = _settings(args)
+    kw, length, max_steps, run = _settings(args)
     os.makedirs(args.out, exist_ok=True)
     env = Env(args.env, seed=args.seed, max_episode_steps=max_steps)
     cls = AGENTS[args.algo]
@@ -143,8 +146,8 @@ def train(args) -> dict:
         stats = agent.train(env, length)
     else:
         save = (lambda a: a.save(ckpt_path, include_buffer=True)) if args.save_buffer else None
-        stats = agent.train(env, length, eval_every=eval_every, checkpoint=save,
-                            log=lambda m: print(m, flush=True))
+        stats = agent.train(env, length, checkpoint=save, log=lambda m: print(m, flush=True),
+                            **run)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     agent.save(os.path.join(args.out, "agent.sd"))
     stats.to_csv(os.path.join(args.out, "returns.csv"))
@@ -158,7 +161,8 @@ def train(args) -> dict:
                        env_kwargs={"max_episode_steps": max_steps} if max_steps else None)
     summary = dict(algo=args.algo, env=args.env, seed=args.seed, settings=kw, length=length,
                    train_seconds=round(seconds, 1), train_cpu_seconds=round(cpu, 1),
-                   episodes=len(stats), eval_episodes=n_eval,
+                   episodes=len(stats), steps=stats.total_steps,
+                   best_eval=getattr(agent, "best_eval", None), eval_episodes=n_eval,
                    eval_mean_return=float(returns.mean()), eval_std_return=float(returns.std()))
     if args.algo in TABULAR:
         summary.update(_tabular_exact(agent, args.env, kw.get("gamma", 0.99)))

@@ -174,7 +174,7 @@ class DDPG(Agent):
 
     def train(self, env: Env, total_steps: int, eval_every: int | None = None,
               eval_episodes: int = 10, eval_seed: int = 10_000, keep_best: bool = True,
-              log=None, checkpoint=None) -> EpisodeStats:
+              stop_at: float | None = None, log=None, checkpoint=None) -> EpisodeStats:
         """Interact until ``steps_done == total_steps``; see :meth:`DQN.train` for the rest."""
         if env.action_kind != "box" or env.action_space.shape != (self.act_dim,):
             raise TypeError(f"ddpg: env {env.env_id} has action space {env.action_space}, the "
@@ -215,6 +215,8 @@ class DDPG(Agent):
                         f"{self.updates_done} updates, {time.perf_counter() - start:.0f} s")
                 if checkpoint is not None:
                     checkpoint(self)
+                if stop_at is not None and score >= stop_at:
+                    break
         if keep_best and best_state is not None:
             self._load_nets(best_state)
         return env.stats

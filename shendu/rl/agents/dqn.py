@@ -161,13 +161,13 @@ class DQN(Agent):
 
     def train(self, env: Env, total_steps: int, eval_every: int | None = None,
               eval_episodes: int = 20, eval_seed: int = 10_000, keep_best: bool = True,
-              log=None, checkpoint=None) -> EpisodeStats:
+              stop_at: float | None = None, log=None, checkpoint=None) -> EpisodeStats:
         """Interact with ``env`` until ``steps_done == total_steps`` (continues a resumed run).
 
         Every ``eval_every`` steps the greedy policy plays ``eval_episodes`` episodes; with
         ``keep_best`` the network ends as the best one evaluated (DQN on CartPole often
-        collapses late). ``log(message)`` and ``checkpoint(agent)`` are called after each
-        evaluation.
+        collapses late); with ``stop_at`` training stops once an evaluation reaches it.
+        ``log(message)`` and ``checkpoint(agent)`` are called after each evaluation.
         """
         if env.action_kind != "discrete" or env.n_actions != self.n_actions:
             raise TypeError(f"dqn: env {env.env_id} has action space {env.action_space}, the "
@@ -209,6 +209,8 @@ class DQN(Agent):
                         f"{self.updates_done} updates, {time.perf_counter() - start:.0f} s")
                 if checkpoint is not None:
                     checkpoint(self)
+                if stop_at is not None and score >= stop_at:
+                    break
         if keep_best and best_state is not None:
             self.q_net.load_state_dict(best_state)
             soft_update(self.target_net, self.q_net, 1.0)
