@@ -17,8 +17,8 @@ TABULAR = ("q-learning", "sarsa", "expected-sarsa")
 # environments without a time limit (CliffWalking).
 DEFAULTS: dict[str, dict[str, dict]] = {
     "tabular": {
-        "FrozenLake-v1": dict(length=10_000, alpha=0.05, gamma=0.99, epsilon=1.0,
-                              epsilon_end=0.01, epsilon_decay_episodes=9_000),
+        "FrozenLake-v1": dict(length=3_000, alpha=0.1, gamma=0.99, epsilon=1.0,
+                              epsilon_end=0.01, epsilon_decay_episodes=2_700),
         "CliffWalking-v1": dict(length=500, alpha=0.5, gamma=1.0, epsilon=0.1,
                                 max_episode_steps=500),
         "Taxi-v4": dict(length=3_000, alpha=0.5, gamma=0.99, epsilon=0.1),
