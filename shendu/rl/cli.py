@@ -33,8 +33,8 @@ DEFAULTS: dict[str, dict[str, dict]] = {
         "*": dict(length=100_000, eval_every=5000),
     },
     "ddpg": {
-        "Pendulum-v1": dict(length=30_000, learning_starts=5000, eval_every=2000,
-                            stop_at=-170.0),
+        "Pendulum-v1": dict(length=20_000, hidden=[128, 128], batch_size=128,
+                            learning_starts=1000, eval_every=2000, stop_at=-170.0),
         "*": dict(length=100_000, eval_every=5000),
     },
 }
