@@ -21,6 +21,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _results import provenance  # noqa: E402
 
+from shendu.rl import EpisodeStats, plot_returns  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASKS = {"dqn": ("CartPole-v1", 475.0, 100), "ddpg": ("Pendulum-v1", -250.0, 20)}
 
@@ -77,6 +79,15 @@ def collect(algo, seeds, runs, command):
     lines += ["", f"Machine: {provenance()}. The machine was shared with other jobs (load "
               "average well above its 2 cores), so wall times are inflated; CPU seconds are "
               "the process's own (one BLAS thread).", ""]
+    curves = {}
+    for seed in seeds:
+        csv = os.path.join(run_dir(runs, algo, seed), "returns.csv")
+        if os.path.exists(csv):
+            curves[f"seed {seed}"] = EpisodeStats.read_csv(csv)
+    if curves:
+        plot_returns(curves, os.path.join(HERE, f"{algo}_returns.png"), window=10,
+                     title=f"{algo.upper()} on {env_id}: training-episode returns (exploring)")
+        lines += [f"![training returns]({algo}_returns.png)", ""]
     out = os.path.join(HERE, f"results_{algo}.md")
     with open(out, "w") as f:
         f.write("\n".join(lines))
