@@ -138,16 +138,23 @@ def train(args) -> dict:
         raise
     ckpt_path = os.path.join(args.out, "checkpoint.sd")
     if args.resume:
-        agent.load_state_dict(load_checkpoint(ckpt_path)["state"])
+        ckpt = load_checkpoint(ckpt_path)
+        agent.load_state_dict(ckpt["state"])
+        for key, values in ckpt["extra"].get("stats", {}).items():  # the episodes so far
+            setattr(env.stats, key, list(values))
         print(f"resumed from {ckpt_path} at step {agent.steps_done}")
     start = time.perf_counter()
     cpu0 = time.process_time()
     if args.algo in TABULAR:
         stats = agent.train(env, length)
     else:
-        save = (lambda a: a.save(ckpt_path, include_buffer=True)) if args.save_buffer else None
-        stats = agent.train(env, length, checkpoint=save, log=lambda m: print(m, flush=True),
-                            **run)
+        def save(a):
+            st = env.stats
+            stats = dict(returns=st.returns, lengths=st.lengths, terminated=st.terminated,
+                         times=st.times)
+            a.save(ckpt_path, include_buffer=True, extra={"stats": stats})
+        stats = agent.train(env, length, checkpoint=save if args.save_buffer else None,
+                            log=lambda m: print(m, flush=True), **run)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     agent.save(os.path.join(args.out, "agent.sd"))
     stats.to_csv(os.path.join(args.out, "returns.csv"))

@@ -36,8 +36,12 @@ def test_flags_override_defaults_and_dqn_resumes(tmp_path):
     assert main(common + ["--length", "200"]) == 0
     first = load_agent(out / "checkpoint.sd")
     assert first.steps_done == 200 and not first.double and first.hidden == [16]
+    episodes = len(EpisodeStats.read_csv(out / "returns.csv"))
     assert main(common + ["--length", "300", "--resume"]) == 0
+    # The returns CSV continues the first run's episodes instead of starting over.
+    assert len(EpisodeStats.read_csv(out / "returns.csv")) > episodes
     again = load_agent(out / "checkpoint.sd")
+    assert again.best_eval is not None and again.best_state is not None
     assert again.steps_done == 300 and len(again.buffer) >= len(first.buffer)
     assert again.updates_done == first.updates_done + 25
     n = len(first.buffer)

@@ -100,6 +100,8 @@ class DDPG(Agent):
                                    seed=None if seed is None else seed + 1)
         self.steps_done = 0
         self.updates_done = 0
+        self.best_eval: float | None = None  # best greedy evaluation so far, and its weights
+        self.best_state = None
         self.critic_losses: list[float] = []
         self.actor_losses: list[float] = []
 
@@ -180,8 +182,6 @@ class DDPG(Agent):
             raise TypeError(f"ddpg: env {env.env_id} has action space {env.action_space}, the "
                             f"agent was built for a Box of shape ({self.act_dim},)")
         self.eval_history = getattr(self, "eval_history", [])
-        best = getattr(self, "best_eval", -np.inf)
-        best_state = None
         start = time.perf_counter()
         obs = env.reset()
         self.noise.reset()
@@ -205,10 +205,9 @@ class DDPG(Agent):
             if eval_every and t % eval_every == 0 and t >= self.learning_starts:
                 score = float(evaluate(self, env.env_id, eval_episodes, seed=eval_seed).mean())
                 self.eval_history.append((t, score))
-                if score >= best:
-                    best = score
-                    best_state = copy.deepcopy(self._nets_state())
-                self.best_eval = best
+                if self.best_eval is None or score >= self.best_eval:
+                    self.best_eval, self.best_state = score, copy.deepcopy(self._nets_state())
+                best = self.best_eval
                 if log is not None:
                     log(f"step {t}: greedy mean return {score:.1f} (best {best:.1f}), "
                         f"last 10 training episodes {env.stats.mean_return(10):.1f}, "
@@ -217,8 +216,8 @@ class DDPG(Agent):
                     checkpoint(self)
                 if stop_at is not None and score >= stop_at:
                     break
-        if keep_best and best_state is not None:
-            self._load_nets(best_state)
+        if keep_best and self.best_state is not None:
+            self._load_nets(self.best_state)
         return env.stats
 
     # ---- saving -------------------------------------------------------------------------
@@ -244,7 +243,8 @@ class DDPG(Agent):
         if include_buffer:
             d.update(buffer=self.buffer.state_dict(), actor_opt=self.actor_opt.state_dict(),
                      critic_opt=self.critic_opt.state_dict(), steps_done=self.steps_done,
-                     updates_done=self.updates_done, rng=self.rng.bit_generator.state)
+                     updates_done=self.updates_done, rng=self.rng.bit_generator.state,
+                     best_eval=self.best_eval, best_state=self.best_state)
         return d
 
     def load_state_dict(self, state: dict) -> None:
@@ -256,6 +256,7 @@ class DDPG(Agent):
             self.steps_done = int(state["steps_done"])
             self.updates_done = int(state["updates_done"])
             self.rng.bit_generator.state = state["rng"]
+            self.best_eval, self.best_state = state["best_eval"], state["best_state"]
 
 
 def _scaling(low, high) -> tuple[np.ndarray, np.ndarray]:

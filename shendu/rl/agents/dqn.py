@@ -104,6 +104,8 @@ class DQN(Agent):
         self.nstep = NStepAccumulator(n_step, gamma)
         self.steps_done = 0
         self.updates_done = 0
+        self.best_eval: float | None = None  # best greedy evaluation so far, and its weights
+        self.best_state = None
         self.losses: list[float] = []
 
     @classmethod
@@ -173,8 +175,6 @@ class DQN(Agent):
             raise TypeError(f"dqn: env {env.env_id} has action space {env.action_space}, the "
                             f"agent was built for Discrete({self.n_actions})")
         self.eval_history = getattr(self, "eval_history", [])
-        best = getattr(self, "best_eval", -np.inf)
-        best_state = None
         start = time.perf_counter()
         obs = env.reset()
         self.nstep.reset()
@@ -199,10 +199,9 @@ class DQN(Agent):
             if eval_every and t % eval_every == 0 and t >= self.learning_starts:
                 score = float(evaluate(self, env.env_id, eval_episodes, seed=eval_seed).mean())
                 self.eval_history.append((t, score))
-                if score >= best:
-                    best = score
-                    best_state = copy.deepcopy(self.q_net.state_dict())
-                self.best_eval = best
+                if self.best_eval is None or score >= self.best_eval:
+                    self.best_eval, self.best_state = score, copy.deepcopy(self.q_net.state_dict())
+                best = self.best_eval
                 if log is not None:
                     log(f"step {t}: greedy mean return {score:.1f} (best {best:.1f}), "
                         f"last 20 training episodes {env.stats.mean_return(20):.1f}, "
@@ -211,8 +210,8 @@ class DQN(Agent):
                     checkpoint(self)
                 if stop_at is not None and score >= stop_at:
                     break
-        if keep_best and best_state is not None:
-            self.q_net.load_state_dict(best_state)
+        if keep_best and self.best_state is not None:
+            self.q_net.load_state_dict(self.best_state)
             soft_update(self.target_net, self.q_net, 1.0)
         return env.stats
 
@@ -225,7 +224,8 @@ class DQN(Agent):
         if include_buffer:  # everything a killed run needs to resume
             d.update(buffer=self.buffer.state_dict(), optimizer=self.optimizer.state_dict(),
                      steps_done=self.steps_done, updates_done=self.updates_done,
-                     rng=self.rng.bit_generator.state)
+                     rng=self.rng.bit_generator.state, best_eval=self.best_eval,
+                     best_state=self.best_state)
         return d
 
     def load_state_dict(self, state: dict) -> None:
@@ -237,3 +237,4 @@ class DQN(Agent):
             self.steps_done = int(state["steps_done"])
             self.updates_done = int(state["updates_done"])
             self.rng.bit_generator.state = state["rng"]
+            self.best_eval, self.best_state = state["best_eval"], state["best_state"]
