@@ -140,7 +140,7 @@ def numel(input) -> int:
 
 # Sub-packages with heavier imports load on first use (``sd.optim``, ``sd.data``, ...).
 _LAZY_MODULES = {"optim", "data", "metrics", "train", "vision", "models", "serialization",
-                 "bench", "utils"}
+                 "bench", "utils", "rl"}
 
 
 def __getattr__(name):

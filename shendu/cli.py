@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", add_help=False, help="benchmarks against PyTorch "
                    "(see 'shendu bench --help')")
+    sub.add_parser("rl", add_help=False, help="reinforcement learning on Gymnasium "
+                   "(see 'shendu rl --help')")
     return parser
 
 
@@ -414,6 +416,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "bench":  # its own parser owns every option after the word
         from . import bench
         return int(bench.main(argv[1:]) or 0)
+    if argv and argv[0] == "rl":  # shendu.rl's parser owns its options too
+        from .rl import cli as rl_cli
+        return int(rl_cli.main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
