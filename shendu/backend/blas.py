@@ -71,6 +71,9 @@ def _load():
     _tried = True
     if os.environ.get("SHENDU_MKL", "1") == "0":
         return
+    from ._omp_wait import before_openmp
+
+    before_openmp()  # MKL's GNU OpenMP layer loads libgomp: idle threads must not spin
     for path in _candidates():
         try:
             lib = ctypes.CDLL(str(path))

@@ -115,6 +115,9 @@ def _setup_numba() -> None:
 
     _parallel = blas.mkl_loaded()
     if _parallel:
+        from .._omp_wait import before_openmp
+
+        before_openmp()  # before numba's OpenMP layer starts (see _omp_wait)
         numba.config.THREADING_LAYER = "omp"  # MKL's layer: one pool for both
     set_num_threads(_threads or (numba.config.NUMBA_NUM_THREADS if _parallel else 1))
     if _parallel:
