@@ -8,7 +8,9 @@ loading and the compilation of the kernels are all counted. Reported per run:
 * ``first_step_s``: until the first training step has finished (what "starts training"
   means here);
 * ``epoch_s``: until the short epoch and its dev evaluation are done (the inference
-  kernels compiled too).
+  kernels compiled too);
+* ``cpu_s``: the CPU time the process used (on shared cores the wall-clock figures also
+  hold the time spent waiting for a core).
 
 *Cold* copies the package into a fresh temporary folder (numba keeps its cache in
 ``__pycache__`` beside the source, so a fresh copy has none; ``NUMBA_CACHE_DIR`` is
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -63,17 +66,26 @@ def run_once(package_parent: Path, limit: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["PYTHONPATH"] = str(package_parent)
     env["PYTHONDONTWRITEBYTECODE"] = "0"
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", CHILD, str(limit)], env=env,
                          capture_output=True, text=True, cwd=package_parent)
     total = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
     if out.returncode != 0:
         raise RuntimeError(f"child failed:\n{out.stderr[-3000:]}")
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("MARKS"))
     imp, step, epoch = map(float, line.split()[1:])
     spawn = total - epoch  # interpreter start-up and exit, outside the child's clock
     return {"import_s": round(imp, 2), "first_step_s": round(step + spawn, 2),
-            "epoch_s": round(epoch + spawn, 2)}
+            "epoch_s": round(epoch + spawn, 2), "cpu_s": round(cpu, 2)}
+
+
+def _children_cpu() -> float:
+    """CPU seconds used by finished child processes: on a loaded machine this tells the
+    work apart from the waiting."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def main(argv=None) -> int:
@@ -81,11 +93,13 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="fresh copies to measure")
     p.add_argument("--limit", type=int, default=600, help="images in the short epoch")
     p.add_argument("--json", help="write the runs here")
+    p.add_argument("--source", default=str(ROOT), help="checkout whose shendu/ to time "
+                   "(default: this one)")
     args = p.parse_args(argv)
     runs = []
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="shendu-startup-") as tmp:
-            shutil.copytree(ROOT / "shendu", Path(tmp) / "shendu",
+            shutil.copytree(Path(args.source) / "shendu", Path(tmp) / "shendu",
                             ignore=shutil.ignore_patterns("__pycache__"))
             cold = run_once(Path(tmp), args.limit)
             warm = run_once(Path(tmp), args.limit)

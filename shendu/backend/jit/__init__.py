@@ -102,6 +102,7 @@ def on_all(*arrays) -> bool:
 
 _parallel: bool | None = None  # kernels may use several threads (None: numba not set up)
 _threads = 0  # the count asked for by set_num_threads (0: numba's default)
+_serial = True  # kernels run their serial versions (one thread; see elementwise.Kernel)
 
 
 def _setup_numba() -> None:
@@ -142,14 +143,15 @@ def _no_nested_openmp() -> None:
 def set_num_threads(n: int) -> None:
     """Threads for the kernels started from this thread (1 when they must not share the
     cores with OpenBLAS's threads)."""
-    global _threads
+    global _threads, _serial
     _threads = int(n)
     if _parallel is None:
         return
     import numba
 
-    numba.set_num_threads(max(1, min(_threads, numba.config.NUMBA_NUM_THREADS))
-                          if _parallel else 1)
+    count = max(1, min(_threads, numba.config.NUMBA_NUM_THREADS)) if _parallel else 1
+    numba.set_num_threads(count)
+    _serial = count == 1
 
 
 def num_threads() -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from numba import njit, prange
 
-from .elementwise import KERNEL
+from .elementwise import HELPER, kernel
 from .elementwise import vector_sum as _sum
 from .mkl import N as _N
 from .mkl import T as _T
@@ -39,7 +39,7 @@ def scratch_size(c, o, k, chunk, hp, wp, oh, threads) -> int:
     return threads * (c * chunk * hp * wp + k * chunk * ln + o * chunk * ln)
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln):
     """Thread ``t``'s padded chunk (C, m, Hp, Wp), patches (K, m*L), result (O, m*L)."""
     a, b = c_ * chunk * hp * wp, k * chunk * ln
@@ -49,7 +49,7 @@ def _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln):
             mine[a + b:a + b + o_ * m * ln].reshape(o_, m * ln))
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _pad_chunk(x, channel_major, n0, m, pt, pl, xp):
     """Images ``n0:n0+m`` of ``x`` into ``xp`` (C, m, Hp, Wp), zero around them."""
     c_, _, hp, wp = xp.shape
@@ -66,7 +66,7 @@ def _pad_chunk(x, channel_major, n0, m, pt, pl, xp):
                     dst[q] = src[q]
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols):
     """``cols`` (C*kh*kw, m*L), L = OH*Wp: row (c, i, j) holds, per image, the padded
     plane from offset i*dh*Wp + j*dw on; the columns past the plane's end are zeroed."""
@@ -88,7 +88,7 @@ def _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols):
                         dst[q] = 0
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _add_wide_patches(cols, kh, kw, dh, dw, oh, ow, xp):
     """The adjoint of ``_wide_patches``: ``xp`` (C, m, Hp, Wp) = the sum of the patch
     entries that read each padded pixel."""
@@ -109,7 +109,7 @@ def _add_wide_patches(cols, kh, kw, dh, dw, oh, ow, xp):
                         part[q] += src[q]
 
 
-@njit(**KERNEL)
+@kernel
 def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                    threads, scratch, out):
     """``out`` (O, N*OH*OW) = the stride-1 convolution of ``x`` with ``w2`` (O, C*kh*kw),
@@ -144,7 +144,7 @@ def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh,
         _mkl_threads_here(before)
 
 
-@njit(**KERNEL)
+@kernel
 def conv2d_backward(x, channel_major, w2, g, relu_out, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                     scratch, gw_parts, gb_parts, want_x, gx):
     """Gradients of ``conv2d_forward`` from ``g`` (O, N*OH*OW): ``gw_parts[t]`` (O, K) and

@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .elementwise import KERNEL
+from .elementwise import HELPER, kernel
 from .elementwise import vector_sum as _sum
 from .mkl import exp_into
 from .mkl import threads_here as _mkl_threads_here
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _shift_exp_sum(row, out, least):
     """``(m, s)`` with ``out = exp(row - m)`` and ``s`` its sum: ``m = 0`` when that sum is
     finite and at least ``least``, else the row's finite maximum (0 when it has none)."""
@@ -42,7 +42,7 @@ def _shift_exp_sum(row, out, least):
     return m, _sum(out)
 
 
-@njit(**KERNEL)
+@kernel
 def softmax_rows(x, e, m, s, least, threads):
     """For C-contiguous (M, C) ``x``: ``e = exp(x - m)``, ``m`` (M,) the shifts and ``s``
     the row sums of ``e``, so that ``log_softmax = x - m - log(s)`` and ``softmax =
@@ -55,7 +55,7 @@ def softmax_rows(x, e, m, s, least, threads):
         _mkl_threads_here(before)
 
 
-@njit(**KERNEL)
+@kernel
 def scale_rows(e, c):
     """``e[i] *= c[i]`` in place for (M, C) ``e``."""
     for i in prange(e.shape[0]):

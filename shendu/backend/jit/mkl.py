@@ -10,6 +10,7 @@ import llvmlite.binding as llvm
 from numba import njit, types
 
 from .. import blas
+from .elementwise import HELPER
 
 _ROW, N, T = 101, 111, 112  # CBLAS row-major, no-transpose, transpose
 
@@ -31,7 +32,7 @@ vsexp = types.ExternalFunction("vsExp", types.void(_i, _p, _p))
 vdexp = types.ExternalFunction("vdExp", types.void(_i, _p, _p))
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def exp_into(a, out):
     """``out = exp(a)`` for contiguous 1-D float arrays of one size (``out`` may be ``a``),
     by MKL's vector math (NumPy's ``exp`` is 2.8x slower here; numba's is a scalar call
@@ -47,7 +48,7 @@ def mkl_gemm_available() -> bool:
     return blas.mkl_loaded()
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
     """``c = op(a) @ op(b) + beta * c`` on the arrays' first elements (their dtype picks
     MKL's single or double precision routine)."""
@@ -59,7 +60,7 @@ def gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
                c.ctypes.data, ldc)
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _layout(a):
     """``(trans, ld)`` passing matrix ``a`` to row-major CBLAS without a copy, or
     ``(-1, 0)`` when neither it nor its transpose has unit-stride rows."""

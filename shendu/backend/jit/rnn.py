@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from .elementwise import KERNEL
+from .elementwise import HELPER, kernel
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
 
@@ -116,14 +116,14 @@ def _tanh_compiled(x):
     return tanh64
 
 
-@njit(**KERNEL)
+@kernel
 def tanh_array(x, out):
     """``out = tanh(x)`` with the kernels' ``_tanh`` (flat arrays; the tests check it)."""
     for i in prange(x.size):
         out[i] = _tanh(x[i])
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _block(blk, hid):
     """Work block ``blk`` of rows with ``hid`` units: its batch row and its units j0:j1.
 
@@ -138,14 +138,14 @@ def _block(blk, hid):
     return np.uint64(blk // per_row), np.uint64(j0), np.uint64(min(j0 + _COLUMNS, hid))
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _n_blocks(rows, hid):
     """How many work blocks ``rows`` rows of ``hid`` units make (see ``_block``)."""
     return rows * ((hid + _COLUMNS - 1) // _COLUMNS)
 
 
 # ---------------------------------------------------------------------------- LSTM
-@njit(**KERNEL)
+@kernel
 def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
     """One LSTM step after its product. ``gates`` (N, 4H): the pre-activations i, f, g, o
     (sigmoid rows pre-halved), replaced by the activations ``tanh(pre) * scale + shift``;
@@ -179,7 +179,7 @@ def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
             k[row, j] = o - hv * t
 
 
-@njit(**KERNEL)
+@kernel
 def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
     """One reverse LSTM step before its product. With ``dh`` (N, H) the gradient reaching
     h from the later step and ``dh + dout`` its total: ``dc += (dh + dout) k`` and
@@ -202,7 +202,7 @@ def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
 
 
 # ---------------------------------------------------------------------------- GRU
-@njit(**KERNEL)
+@kernel
 def gru_forward_step(gates, hg, h_prev, h, b_hn):
     """One GRU step after its product ``hg = h_prev @ W_hh^T`` (N, 3H; r and z rows
     pre-halved). ``gates`` (N, 3H): the input parts r, z, n, replaced by the activations;
@@ -224,7 +224,7 @@ def gru_forward_step(gates, hg, h_prev, h, b_hn):
             h[row, j] = nn + (h_prev[row, j] - nn) * z
 
 
-@njit(**KERNEL)
+@kernel
 def gru_backward_step(dh, dout, gates, hg, h_prev, dgx, dgh):
     """One reverse GRU step before its product. With ``d = dh + dout`` the gradient of the
     step's output: ``dgx`` (N, 3H) = the gradients of the input parts' pre-activations,
