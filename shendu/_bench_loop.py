@@ -15,9 +15,9 @@ step times. Under ``contend`` the loop runs while one busy process per core spin
 it, which is how a laptop, a notebook server or CI runs it: what matters there is the
 median and the spread.
 
->>> s = step_stats([9.0] + [0.02] * 10 + [0.04] * 10)   # seconds; the first step is apart
->>> s["first_step_s"], s["median_ms"], s["steps"]
-(9.0, 30.0, 21)
+>>> s = step_stats([9.0] + [0.5] * 5 + [0.02] * 10 + [0.04] * 10)  # seconds
+>>> s["first_step_s"], s["median_ms"], s["max_ms"], s["steps"]  # first and warm-up apart
+(9.0, 30.0, 40.0, 26)
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def run_one(lib: str, data: str | Path, steps: int, threads: int = 0,
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")  # this shendu
     proc = subprocess.run([sys.executable, "-c", CHILD.read_text(), lib, str(data),
                            str(steps), str(threads)], capture_output=True, text=True,
-                          env=env, cwd=str(data), timeout=timeout)
+                          env=env, cwd=tempfile.gettempdir(), timeout=timeout)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -104,11 +104,12 @@ def run_one(lib: str, data: str | Path, steps: int, threads: int = 0,
 
 @contextmanager
 def busy_cores(n: int | None = None):
-    """``n`` processes (default: one per core) spinning in Python until the block ends."""
-    n = os.cpu_count() or 1 if n is None else n
+    """``n`` processes (default: one per core) spinning in Python until the block ends;
+    yields them (``subprocess.Popen`` objects)."""
+    n = (os.cpu_count() or 1) if n is None else n
     procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
     try:
-        yield n
+        yield procs
     finally:
         for p in procs:
             p.kill()
@@ -151,7 +152,7 @@ def run_loop(steps: int = 300, *, threads: list[int] | None = None, contend: boo
 
 @contextmanager
 def _nothing():
-    yield 0
+    yield []
 
 
 def _threads_label(r: dict) -> str:
