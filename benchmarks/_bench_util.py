@@ -14,21 +14,23 @@ from shendu.bench import Benchmark, Step, benchmark
 
 
 def shendu_fw() -> SimpleNamespace:
-    """shendu behind the names a workload uses: nn, F, optim, no_grad, tensor, seed."""
+    """shendu behind the names a workload uses: nn, F, optim, no_grad, tensor, seed, and
+    ``fuse`` (``nn.utils.fuse``: Linear/Conv2d + ReLU pairs as single ops)."""
     import shendu as sd
 
     return SimpleNamespace(name="shendu", nn=sd.nn, F=sd.nn.functional, optim=sd.optim,
                            no_grad=sd.no_grad, tensor=sd.from_numpy, seed=sd.manual_seed,
-                           lib=sd)
+                           lib=sd, fuse=sd.nn.utils.fuse)
 
 
 def torch_fw() -> SimpleNamespace:
-    """PyTorch behind the same names (threads are already set by the runner)."""
+    """PyTorch behind the same names (threads are already set by the runner; ``fuse`` leaves
+    the model as it is: eager PyTorch runs each module)."""
     import torch
 
     return SimpleNamespace(name="torch", nn=torch.nn, F=torch.nn.functional, optim=torch.optim,
                            no_grad=torch.no_grad, tensor=torch.from_numpy,
-                           seed=torch.manual_seed, lib=torch)
+                           seed=torch.manual_seed, lib=torch, fuse=lambda model: model)
 
 
 def twin_benchmark(name: str, group: str, *, items_per_iter: float, unit: str = "samples/s"

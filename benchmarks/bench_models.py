@@ -10,7 +10,8 @@ import _bench_util as u
 def mlp_train(fw):
     """MLP 784-512-512-10, ReLU, cross-entropy, SGD, batch 128."""
     fw.seed(0)
-    return u.train_step(fw, u.mlp(fw.nn), u.rand(fw, 128, 784), u.labels(fw, 128, classes=10))
+    return u.train_step(fw, fw.fuse(u.mlp(fw.nn)), u.rand(fw, 128, 784),
+                        u.labels(fw, 128, classes=10))
 
 
 @u.twin_benchmark("lenet5_train", "train", items_per_iter=64)
@@ -18,7 +19,7 @@ def lenet5_train(fw):
     """LeNet-5 on 1x28x28, SGD, batch 64."""
     fw.seed(0)
     x, y = u.rand(fw, 64, 1, 28, 28), u.labels(fw, 64, classes=10)
-    return u.train_step(fw, u.lenet5(fw.nn), x, y)
+    return u.train_step(fw, fw.fuse(u.lenet5(fw.nn)), x, y)
 
 
 @u.twin_benchmark("cifar_cnn_train", "train", items_per_iter=64)
@@ -26,7 +27,7 @@ def cifar_cnn_train(fw):
     """CIFAR CNN (conv32 x2, pool, conv64 x2, pool, fc512, fc10), SGD, batch 64."""
     fw.seed(0)
     x, y = u.rand(fw, 64, 3, 32, 32), u.labels(fw, 64, classes=10)
-    return u.train_step(fw, u.cifar_cnn(fw.nn), x, y)
+    return u.train_step(fw, fw.fuse(u.cifar_cnn(fw.nn)), x, y)
 
 
 @u.twin_benchmark("lstm_lm_train", "train", items_per_iter=32, unit="seq/s")
@@ -42,11 +43,11 @@ def lstm_lm_train(fw):
 def mlp_infer(fw):
     """MLP 784-512-512-10 forward, batch 256."""
     fw.seed(0)
-    return u.infer_step(fw, u.mlp(fw.nn), u.rand(fw, 256, 784))
+    return u.infer_step(fw, fw.fuse(u.mlp(fw.nn)), u.rand(fw, 256, 784))
 
 
 @u.twin_benchmark("cifar_cnn_infer", "inference", items_per_iter=256)
 def cifar_cnn_infer(fw):
     """CIFAR CNN forward, batch 256."""
     fw.seed(0)
-    return u.infer_step(fw, u.cifar_cnn(fw.nn), u.rand(fw, 256, 3, 32, 32))
+    return u.infer_step(fw, fw.fuse(u.cifar_cnn(fw.nn)), u.rand(fw, 256, 3, 32, 32))

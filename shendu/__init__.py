@@ -71,12 +71,29 @@ from .dtypes import (
     short,
     uint8,
 )
-from .ops import *  # noqa: F401,F403
+from .ops import *  # noqa: F403  (ops.__all__: the op functions, no module names)
 from .ops import abs, all, any, max, min, pow, round, sum  # noqa: F401  (shadow builtins)
 from .random import Generator, get_rng_state, manual_seed, seed, set_rng_state
 from .tensor import Tensor
 
 __version__ = "0.1.0"
+
+# The public namespace: what ``from shendu import *`` gives and what is documented. The
+# sub-packages (nn, optim, data, ...) are reached as attributes.
+__all__ = [
+    "Tensor", "Device", "device", "Generator", "cuda", "is_tensor", "numel",
+    "save", "load",  # noqa: F405  (loaded on first use, see __getattr__)
+    "get_num_threads", "set_num_threads",
+    "enable_grad", "is_grad_enabled", "no_grad", "set_grad_enabled",
+    "arange", "as_tensor", "asarray", "bernoulli", "empty", "empty_like", "eye", "from_dlpack",
+    "from_numpy", "full", "full_like", "linspace", "logspace", "multinomial", "normal", "ones",
+    "ones_like", "rand", "rand_like", "randint", "randint_like", "randn", "randn_like",
+    "randperm", "tensor", "zeros", "zeros_like",
+    "bool", "double", "float", "float16", "float32", "float64", "get_default_dtype", "half",
+    "int", "int8", "int16", "int32", "int64", "long", "set_default_dtype", "short", "uint8",
+    "get_rng_state", "manual_seed", "seed", "set_rng_state",
+    *ops.__all__,
+]
 
 
 class cuda:  # noqa: N801 - mirrors torch.cuda

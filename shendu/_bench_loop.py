@@ -84,14 +84,13 @@ def step_stats(step_s: list[float]) -> dict:
 
 
 def run_one(lib: str, data: str | Path, steps: int, threads: int = 0,
-            timeout: float = 1800) -> dict:
-    """One child process training with ``lib`` (``'shendu'`` or ``'torch'``)."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")  # this shendu
+            timeout: float = 1800, source: str | None = None) -> dict:
+    """One child process training with ``lib`` (``'shendu'`` or ``'torch'``); ``source``:
+    the folder holding the ``shendu`` package to time (default: this one)."""
+    root = source or str(Path(__file__).resolve().parents[1])  # this shendu, first
     proc = subprocess.run([sys.executable, "-c", CHILD.read_text(), lib, str(data),
-                           str(steps), str(threads)], capture_output=True, text=True,
-                          env=env, cwd=tempfile.gettempdir(), timeout=timeout)
+                           str(steps), str(threads), root], capture_output=True, text=True,
+                          cwd=tempfile.gettempdir(), timeout=timeout)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from . import bench
-
 _EPILOG = """\
 examples:
   shendu bench                          run everything (several minutes)
@@ -121,16 +119,17 @@ def set_threads(n: int) -> dict:
 
 def backend_info() -> dict:
     """What shendu's CPU work runs on in this process (see ``shendu.backend``)."""
-    from shendu.backend import _malloc, blas, jit
+    from shendu.backend import runtime
 
     kernels = "off"
-    if jit.enabled():
+    if runtime.kernels_on():
         import numba
 
-        kernels = {"numba": numba.__version__, "threads": jit.num_threads(),
-                   "layer": numba.config.THREADING_LAYER if jit.parallel() else "one thread"}
-    return {"matmul": blas.describe(), "kernels": kernels,
-            "keep_freed_memory": _malloc.applied}
+        kernels = {"numba": numba.__version__, "threads": runtime.kernel_threads(),
+                   "layer": (numba.config.THREADING_LAYER if runtime.kernels_parallel()
+                             else "one thread")}
+    return {"matmul": runtime.blas_name(), "kernels": kernels,
+            "keep_freed_memory": runtime.keep_freed_memory()}
 
 
 def backend_line(info: dict) -> str:
@@ -366,3 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nwrote {args.json}")
     loop_failed = loop_res is not None and any("error" in r for r in loop_res["runs"])
     return 1 if any(r.error for r in results) or loop_failed else 0
+
+
+# Last: ``bench`` imports this module's functions at its end, so either may be imported first.
+from . import bench  # noqa: E402

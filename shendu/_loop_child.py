@@ -1,6 +1,6 @@
 """One library's run of the user-loop benchmark, in a process of its own.
 
-Run by ``shendu._bench_loop`` as ``python -c <this file's text> LIB DATA STEPS THREADS``
+Run by ``shendu._bench_loop`` as ``python -c <this file's text> LIB DATA STEPS THREADS ROOT``
 (not imported: the PyTorch run must not load shendu, nor shendu's run PyTorch). It trains
 LeNet-5 written as a plain ``nn.Sequential`` with Adam (lr 1e-3), batch 128, fresh batches
 indexed out of NumPy arrays every step, exactly as a user's own loop does, and prints one
@@ -15,6 +15,7 @@ import time
 def main() -> None:
     t_start = time.perf_counter()
     lib, data, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    sys.path.insert(0, sys.argv[5])  # the shendu to time, ahead of any installed one
 
     import numpy as np
 

@@ -4,7 +4,7 @@ Up to four kinds of threads do the work: the BLAS behind the matrix products (In
 when its wheel is installed, see ``backend/blas.py``; else NumPy's OpenBLAS), numba's
 threads running the compiled kernels (``backend/jit``; they share MKL's OpenMP pool, and
 run on one thread beside OpenBLAS), and shendu's own small pool (optimizer updates and
-large elementwise passes on the plain NumPy paths, ``shendu/optim/_parallel.py``).
+large elementwise passes on the plain NumPy paths, ``shendu/backend/pool.py``).
 ``sd.set_num_threads`` sets them all, as PyTorch's does for its intra-op threads;
 ``blas_threads(n)`` limits BLAS inside a ``with`` block. BLAS picks its thread count at
 start-up, and only ``threadpoolctl`` (``pip install threadpoolctl``; the ``train`` extra
@@ -18,24 +18,12 @@ slower with two threads than with one on the same busy machine.
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
 from collections.abc import Iterator
 
+from .backend import pool, runtime
+
 __all__ = ["set_num_threads", "get_num_threads", "blas_threads"]
-
-
-def _blas_controller():
-    """threadpoolctl's view of the BLAS libraries (MKL loaded first if it is there, so
-    that a limit reaches it), or None when threadpoolctl is not installed."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    from .backend import blas
-
-    blas.mkl_loaded()
-    return ThreadpoolController().select(user_api="blas")
 
 
 def _check(n, who: str, minimum: int) -> None:
@@ -58,20 +46,16 @@ def set_num_threads(n: int) -> None:
     ValueError: set_num_threads: expected an int >= 1, got 0
     """
     _check(n, "set_num_threads", 1)
-    from .backend import blas as mkl
-    from .backend import jit
-    from .optim import _parallel
-
-    _parallel.set_num_threads(n)
-    mkl.set_num_threads(n)
-    jit.set_num_threads(n)
-    blas = _blas_controller()
+    pool.set_num_threads(n)
+    runtime.set_mkl_threads(n)
+    runtime.set_kernel_threads(n)
+    blas = runtime.blas_controller()
     if blas is None:
         warnings.warn("set_num_threads: threadpoolctl is not installed, so NumPy's BLAS "
                       "keeps its own thread count (pip install threadpoolctl)", stacklevel=2)
     else:
         blas.limit(limits=n)
-        if mkl.mkl_loaded():
+        if runtime.mkl_loaded():
             # MKL does shendu's products; OpenBLAS's spinning threads would only fight its
             # threads for the cores on the products NumPy still runs itself.
             blas.select(internal_api="openblas").limit(limits=1)
@@ -79,9 +63,7 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """How many threads shendu's own pool uses (``set_num_threads`` also gives BLAS this)."""
-    from .optim import _parallel
-
-    return _parallel.get_num_threads()
+    return pool.get_num_threads()
 
 
 @contextlib.contextmanager
@@ -98,32 +80,19 @@ def blas_threads(n: int | None) -> Iterator[int | None]:
     """
     if n is not None:
         _check(n, "blas_threads", 0)
-    blas = _blas_controller() if n else None
+    blas = runtime.blas_controller() if n else None
     if blas is None:
         yield None
         return
-    from .backend import jit
-
-    kernels = jit.num_threads() if jit.enabled() else None
+    kernels = runtime.kernel_threads() if runtime.kernels_on() else None
     with blas.limit(limits=n):
         if kernels is not None:
-            jit.set_num_threads(min(n, kernels))
+            runtime.set_kernel_threads(min(n, kernels))
         try:
             yield n
         finally:
             if kernels is not None:
-                jit.set_num_threads(kernels)
+                runtime.set_kernel_threads(kernels)
 
 
-@functools.cache
-def _first_blas_controller():
-    # Scanning the loaded libraries costs ~250 µs, a limit through a kept controller ~18 µs.
-    # NumPy's BLAS is loaded with NumPy, so the first scan always finds it.
-    return _blas_controller()
-
-
-def one_blas_thread():
-    """``blas_threads(1)`` for hot loops: limits the BLAS libraries found at the first call
-    (NumPy's among them) without rescanning; a no-op without threadpoolctl."""
-    blas = _first_blas_controller()
-    return contextlib.nullcontext() if blas is None else blas.limit(limits=1)
+one_blas_thread = runtime.one_blas_thread  # ``blas_threads(1)`` for hot loops, no rescan

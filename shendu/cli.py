@@ -327,6 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data.datasets import ChecksumError, DatasetNotFoundError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("train", "search", "bench"):
+        # this process trains or measures and is ours: keep freed memory (see
+        # shendu.backend.keep_freed_memory; SHENDU_KEEP_FREED_MEMORY=0 refuses)
+        from .backend import runtime
+
+        runtime.own_process_defaults()
     if argv and argv[0] == "bench":  # its own parser owns every option after the word
         from . import bench
         return int(bench.main(argv[1:]) or 0)

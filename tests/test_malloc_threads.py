@@ -1,4 +1,5 @@
-"""Process-level speed settings: glibc's allocator keeps freed memory; thread counts."""
+"""Process-level speed settings: glibc's allocator keeps freed memory (opt-in); thread
+counts; ``import shendu`` alone changes nothing process-wide."""
 import os
 import subprocess
 import sys
@@ -6,17 +7,60 @@ import sys
 import pytest
 
 import shendu as sd
-from shendu.backend import _malloc, blas, jit
+from shendu.backend import blas, jit
+
+
+def _run(code: str, **env) -> str:
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-def test_allocator_settings_applied_once_and_can_be_refused():
-    assert _malloc.keep_freed_memory() is _malloc.applied
-    code = "import shendu.backend._malloc as m; print(m.applied)"
-    env = {**os.environ, "SHENDU_MALLOC": "0"}
+def test_keeping_freed_memory_is_opt_in_and_reversible():
+    code = "import shendu as sd; print(sd.backend.keep_freed_memory())"
+    env = {k: v for k, v in os.environ.items() if k != "SHENDU_KEEP_FREED_MEMORY"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "False"
+    assert _run(code, SHENDU_KEEP_FREED_MEMORY="1") == "True"
+    code = ("import shendu as sd; a = sd.backend.keep_freed_memory(True); "
+            "b = sd.backend.keep_freed_memory(False); print(a, b)")
+    assert _run(code) == "True False"
+
+
+# What ``import shendu`` could change: loaded libraries, OpenMP and BLAS state, the
+# environment, the allocator (a 64 MB block, above glibc's largest dynamic mmap threshold,
+# comes from mmap under glibc's defaults, from the heap once freed memory is kept), threads.
+_PROBE = """
+import ctypes, os, sys, threading
+def state():
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    p = libc.malloc(64 << 20)
+    maps = open("/proc/self/maps").read()
+    heap = [l for l in maps.splitlines() if "[heap]" in l]
+    lo, hi = (int(x, 16) for x in heap[0].split()[0].split("-")) if heap else (0, 0)
+    from_heap = lo <= p < hi
+    libc.free(ctypes.c_void_p(p))
+    mods = sorted(m for m in ("numba", "threadpoolctl", "llvmlite") if m in sys.modules)
+    return dict(env=dict(os.environ), threads=threading.active_count(),
+                mkl="libmkl_rt" in maps, gomp="libgomp" in maps, mods=mods,
+                from_heap=from_heap)
+import numpy
+before = state()
+import shendu, shendu.nn, shendu.nn.functional
+after = state()
+print(before == after or (before, after))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_import_shendu_changes_nothing_process_wide():
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SHENDU_KEEP_FREED_MEMORY", "SHENDU_TRACE_PATHS")}
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "True"
 
 
 def test_set_num_threads_reaches_mkl_and_the_kernels():

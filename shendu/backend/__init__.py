@@ -3,16 +3,21 @@
 Op code never imports numpy directly for computation; it asks for the array module of
 its inputs (``xp = get_array_module(x)``) so one implementation serves both devices.
 CuPy is imported lazily, the first time a CUDA device is asked for.
+
+Importing this package changes nothing process-wide: ``runtime`` applies the CPU fast
+paths' process settings (MKL, OpenMP, threads, the allocator) lazily, the first time they
+are needed; ``info()`` reports them and ``trace_paths()`` records which path each fast op
+took (``cpu`` is the one place that chooses it).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import _malloc, cuda
+from . import cuda, runtime
+from .runtime import info, keep_freed_memory, trace_paths
 
-_malloc.keep_freed_memory()  # see _malloc.py: a training step stops paying page faults
-
-__all__ = ["Device", "get_array_module", "device_of", "to_device", "as_device", "cuda"]
+__all__ = ["Device", "get_array_module", "device_of", "to_device", "as_device", "cuda",
+           "info", "trace_paths", "keep_freed_memory"]
 
 
 class Device:

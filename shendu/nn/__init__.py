@@ -1,5 +1,5 @@
 """Neural-network building blocks: ``Module``, layers, losses, ``functional`` and ``init``."""
-from . import functional, init, layers, utils
+from . import functional, init, layers, losses, utils
 from .containers import (
                          Flatten,
                          Identity,
@@ -10,8 +10,12 @@ from .containers import (
                          Sequential,
                          Unflatten,
 )
-from .layers import *  # noqa: F401,F403
-from .losses import *  # noqa: F401,F403
+from .layers import *  # noqa: F403
+from .losses import *  # noqa: F403
 from .module import Module
 from .parameter import Parameter
 from .summary import summary
+
+__all__ = ["Module", "Parameter", "summary", "functional", "init", "utils",
+           "Flatten", "Identity", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList",
+           "Sequential", "Unflatten", *layers.__all__, *losses.__all__]

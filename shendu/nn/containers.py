@@ -113,42 +113,9 @@ class Sequential(_ModuleSeq):
         return self
 
     def forward(self, input: Any) -> Any:
-        mods = list(self._modules.values())
-        i = 0
-        while i < len(mods):
-            m = mods[i]
-            if i + 1 < len(mods) and _fuses_with_relu(m, mods[i + 1]):
-                input = m.forward_relu(input)  # one op, as PyTorch's compilers would fuse
-                i += 2
-            else:
-                input = m(input)
-                i += 1
+        for m in self._modules.values():
+            input = m(input)
         return input
-
-
-_FUSABLE: tuple = ()
-
-
-def _fusable_types() -> tuple:
-    # imported on first use: the layer modules import this one
-    global _FUSABLE
-    from .layers.activation import ReLU
-    from .layers.conv import Conv2d
-    from .layers.linear import Linear
-
-    _FUSABLE = (ReLU, (Linear, Conv2d))
-    return _FUSABLE
-
-
-def _fuses_with_relu(m: Module, nxt: Module) -> bool:
-    """Whether ``m`` then ``nxt`` may run as ``m.forward_relu``: exactly a Linear or Conv2d
-    (a subclass may change ``forward``) followed by exactly a ReLU, with no hooks on either
-    (a hook must see each module's own call)."""
-    relu, fusing = _FUSABLE or _fusable_types()
-    if type(nxt) is not relu or type(m) not in fusing:
-        return False
-    return not any(d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"]
-                   for d in (m.__dict__, nxt.__dict__))
 
 
 class ModuleList(_ModuleSeq):

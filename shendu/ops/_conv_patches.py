@@ -15,8 +15,14 @@ fills it and the GEMM that reads it.
 """
 from __future__ import annotations
 
-import threading
-
+from ..backend.scratch import (  # noqa: F401  (re-exported for conv.py)
+    clear_buffer_pool,
+    give,
+    give_padded,
+    give_root,
+    take,
+    take_padded,
+)
 from ._util import xp_of
 
 # Bytes of patch matrix per chunk. Smaller chunks stay in the cache (16 MB shared L3) but
@@ -26,71 +32,7 @@ from ._util import xp_of
 # whole-batch GEMM per layer (but inference at batch 256 ~30% slower), 32 MB ~3% faster;
 # with 2 BLAS threads on busy cores, 8-32 MB chunks were up to 2-4x slower than 64 MB or
 # more. 64 MB bounds the scratch memory and keeps the number of calls small.
-CHUNK_BYTES = 64 << 20
-
-# ---------------------------------------------------------------------- scratch buffers
-# Flat scratch buffers, shared by all layers (a chunk takes a prefix of any buffer that is
-# big enough): the resident scratch stays at a few chunks whatever the number of layers.
-_FLAT: dict = {}
-_FLAT_KEEP = 4
-# Padded buffers keep a zero border between uses (each user writes only the interior), so
-# they are kept per shape and padding.
-_PADDED: dict = {}
-_PADDED_KEEP = 2
-
-
-_LOCK = threading.Lock()  # convolutions may run in several threads at once
-
-
-def take(xp, size, dtype):
-    """A 1-D scratch array of at least ``size`` elements (contents undefined)."""
-    with _LOCK:
-        free = _FLAT.get((xp.__name__, dtype.str))
-        for i, a in enumerate(free or ()):
-            if a.size >= size:
-                return free.pop(i)
-    return xp.empty(size, dtype)
-
-
-def give(arr):
-    """Return a ``take`` buffer; the biggest few are kept for the next calls."""
-    with _LOCK:
-        free = _FLAT.setdefault((xp_of(arr).__name__, arr.dtype.str), [])
-        free.append(arr)
-        free.sort(key=lambda a: a.size)
-        if len(free) > _FLAT_KEEP:
-            del free[0]
-
-
-def give_root(view):
-    """``give`` the scratch buffer that ``view`` (a reshaped slice of it) lives in."""
-    while view.base is not None:
-        view = view.base
-    give(view)
-
-
-def take_padded(xp, shape, dtype, pads):
-    """A scratch array of ``shape`` whose border (``pads`` wide) is zero."""
-    with _LOCK:
-        stack = _PADDED.get((xp.__name__, shape, dtype.str, pads))
-        if stack:
-            return stack.pop()
-    return xp.zeros(shape, dtype)
-
-
-def give_padded(arr, pads):
-    with _LOCK:
-        stack = _PADDED.setdefault((xp_of(arr).__name__, arr.shape, arr.dtype.str, pads), [])
-        if len(stack) < _PADDED_KEEP:
-            stack.append(arr)
-
-
-def clear_buffer_pool():
-    """Free the recycled scratch buffers (they are kept between steps for speed)."""
-    with _LOCK:
-        _FLAT.clear()
-        _PADDED.clear()
-
+PATCH_CHUNK_BYTES = 64 << 20
 
 # ---------------------------------------------------------------------- geometry
 def out_size(size, k, stride, pad_lo, pad_hi, dilation):
@@ -173,8 +115,8 @@ def unpad(x, pads):
 
 # ---------------------------------------------------------------------- chunked im2col
 def chunk_images(n, bytes_per_image):
-    """How many images one chunk holds so that its patch matrix is about ``CHUNK_BYTES``."""
-    return max(1, min(n, CHUNK_BYTES // max(bytes_per_image, 1)))
+    """How many images one chunk holds so that its patch matrix is about ``PATCH_CHUNK_BYTES``."""
+    return max(1, min(n, PATCH_CHUNK_BYTES // max(bytes_per_image, 1)))
 
 
 def patch_chunks(x, kh, kw, stride, pads, dilation, oh, ow, keep=False):

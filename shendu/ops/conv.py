@@ -16,8 +16,7 @@ input chunk by chunk unless the forward's patches were kept.
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..backend import blas
-from . import _conv_fused
+from ..backend import cpu
 from ._conv_patches import (
     chunk_images,
     clear_buffer_pool,
@@ -45,7 +44,7 @@ __all__ = ["Conv2d", "ConvTranspose2d", "clear_buffer_pool", "out_size", "conv2d
 def _gemm(a, cols, groups, out):
     """``out (R, M) = a (R, Kg) @ cols (groups*Kg, M)``, block-diagonal over the groups."""
     if groups == 1:
-        blas.matmul(a, cols, out)
+        cpu.matmul(a, cols, out)
         return
     r, kg = a.shape
     out[...] = (a.reshape(groups, r // groups, kg) @ cols.reshape(groups, kg, -1)).reshape(r, -1)
@@ -57,7 +56,7 @@ def _gemm_nt(g, cols, groups):
     Computed as ``(cols @ g.T).T``: with the long M axis contiguous in both operands
     that orientation was 1.2-1.7x faster in OpenBLAS on conv shapes."""
     if groups == 1:
-        return blas.matmul(cols, g.T).T
+        return cpu.matmul(cols, g.T).T
     o, m = g.shape
     return (g.reshape(groups, o // groups, m)
             @ cols.reshape(groups, -1, m).transpose(0, 2, 1)).reshape(o, -1)
@@ -195,7 +194,7 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
         cols = flat[:groups * k * (n1 - n0) * p].reshape(groups, k, (n1 - n0) * p)
         gc = g2[:, n0 * p:n1 * p]
         if groups == 1:
-            blas.matmul(wt[0], gc, cols[0])
+            cpu.matmul(wt[0], gc, cols[0])
         else:
             xp.matmul(wt, gc.reshape(groups, og, -1), out=cols)
         if wide:
@@ -211,28 +210,27 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
 
 # ---------------------------------------------------------------------- conv2d
 class Conv2d(Function):
-    """conv2d, and with ``relu=True`` relu(conv2d) in one node (``nn.Sequential`` runs a
-    Conv2d followed by a ReLU this way): the fused kernel applies the ReLU as it writes
+    """conv2d, and with ``relu=True`` relu(conv2d) in one node (``nn.FusedConv2dReLU``, made
+    by ``nn.utils.fuse``): the fused kernel applies the ReLU as it writes
     the output and masks the gradient as it reads it, so neither makes a pass of its own."""
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride, pads, dilation, groups, relu=False):
         ctx.geom = (stride, pads, dilation, groups)
         ctx.y = None
-        if _conv_fused.usable(x, w, stride, groups):
-            ctx.fused, ctx.cols = True, None
+        out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
+        out = cpu.try_conv2d(x, w, bias[0] if bias else None, stride, pads, dilation, groups,
+                             out_hw, relu)
+        ctx.fused = out is not None
+        if ctx.fused:  # the compiled kernel (stride 1, one group)
+            ctx.cols = None
             ctx.save_for_backward(x, w)
-            out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
-            out = _conv_fused.forward(x, w, bias[0] if bias else None, pads, dilation, out_hw,
-                                      relu)
             if relu:
                 ctx.y = out
             return out.transpose(1, 0, 2, 3)
-        ctx.fused = False
         needs = getattr(ctx, "needs_input_grad", None)  # None: not recording
         keep = needs is not None and needs[1] and not (needs[0] and backward_method(
-            x.shape, w.shape, stride, pads, dilation, _out_hw(x.shape, w.shape, stride, pads,
-                                                              dilation)) == "correlate")
+            x.shape, w.shape, stride, pads, dilation, out_hw) == "correlate")
         out, ctx.cols = conv2d_cm(x, w, bias[0] if bias else None, stride, pads, dilation,
                                   groups, keep)
         if relu:
@@ -250,8 +248,10 @@ class Conv2d(Function):
         gt = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))  # free when g is channel-major
         gx = gw = gb = None
         with_bias = len(needs) > 2
-        if ctx.fused and _conv_fused.usable(gt, w, stride, groups):
-            gx, gw, gb = _conv_fused.backward(x, w, gt, pads, dilation, needs[0], ctx.y)
+        fast = ctx.fused and cpu.try_conv2d_backward(x, w, gt, stride, pads, dilation,
+                                                      groups, needs[0], ctx.y)
+        if fast:
+            gx, gw, gb = fast
             gx = None if gx is None else gx.transpose(1, 0, 2, 3)
             return (gx, gw if needs[1] else None) + ((gb,) if with_bias else ())
         if ctx.y is not None:

@@ -10,9 +10,16 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ..backend import jit
+from ..backend import cpu
 from ..tensor import Tensor
-from ._util import Scalar, add_tangents, as_tensor_like, bcast, is_channel_major, unbroadcast, xp_of
+from ._util import Scalar, add_tangents, as_tensor_like, bcast, unbroadcast, xp_of
+
+__all__ = ["abs", "add", "allclose", "ceil", "clamp", "clip", "cos", "div", "elu", "eq", "equal",
+           "exp", "floor", "floor_divide", "fmod", "ge", "gelu", "gt", "isclose", "isfinite",
+           "isinf", "isnan", "le", "leaky_relu", "log", "log1p", "logical_and", "logical_not",
+           "logical_or", "logical_xor", "lt", "maximum", "minimum", "mul", "ne", "neg", "pow",
+           "relu", "remainder", "round", "rsqrt", "sigmoid", "sign", "sin", "softplus", "sqrt",
+           "square", "sub", "tanh", "trunc", "where"]
 
 
 # ---------------------------------------------------------------------- binary, tensor-tensor
@@ -394,51 +401,14 @@ class Abs(_Unary):
 
 
 class Relu(Function):
-    """max(a, 0). Dense float arrays (NCHW or channel-major) take the compiled kernel
-    (``backend.jit``) when it is on. Otherwise: ``np.maximum(a, 0)`` broadcasts the scalar
-    through NumPy's unvectorized loop (~6x slower than an add here), while the maximum of
-    two arrays runs its SIMD loop, so the array is walked in blocks of ``BLOCK`` elements
-    against a block of zeros. The result is the same, bit for bit."""
-
-    BLOCK = 1 << 16   # elements per np.maximum call
-    _zeros: dict = {}  # dtype -> read-only block of BLOCK zeros
-
-    @staticmethod
-    def _flat(a):
-        """A 1-D view of ``a`` in storage order, when it is C-contiguous or a channel-major
-        (N, C, H, W) array (stored as (C, N, H, W)); else None."""
-        if a.flags.c_contiguous:
-            return a.reshape(-1)
-        if is_channel_major(a):
-            return a.transpose(1, 0, 2, 3).reshape(-1)
-        return None
+    """max(a, 0); backward passes the gradient where the output is positive
+    (``backend.cpu.relu``: the compiled kernel for dense float arrays, else NumPy)."""
 
     @staticmethod
     def forward(ctx, a):
-        xp = xp_of(a)
-        # (CuPy's maximum is fast as it is: only NumPy arrays take the flat paths)
-        src = Relu._flat(a) if xp is np and a.dtype.kind == "f" else None
-        if src is None:
-            out = xp.maximum(a, 0)
-        else:
-            out = xp.empty_like(a)  # same layout as a, so its flat view lines up with src's
-            dst = Relu._flat(out)
-            if jit.on(src):
-                jit.relu_forward(src, dst)
-            else:
-                Relu._blocked_max(xp, src, dst)
+        out = cpu.relu(a)
         ctx.save_for_backward(out)
         return out
-
-    @staticmethod
-    def _blocked_max(xp, src, dst):
-        zeros = Relu._zeros.get(src.dtype)
-        if zeros is None:
-            zeros = Relu._zeros[src.dtype] = xp.zeros(Relu.BLOCK, src.dtype)
-            zeros.flags.writeable = False
-        for s in range(0, src.size, Relu.BLOCK):
-            e = min(src.size, s + Relu.BLOCK)
-            xp.maximum(src[s:e], zeros[:e - s], out=dst[s:e])
 
     @staticmethod
     def backward(ctx, g):
@@ -450,17 +420,7 @@ class Relu(Function):
         return da * (ctx.saved[0] > 0)
 
 
-def relu_grad(g, y):
-    """The gradient through a ReLU whose output is ``y``: ``g`` where ``y > 0``, else 0
-    (PyTorch's rule: a NaN gradient at a unit that is off is dropped)."""
-    if jit.on_all(g, y) and g.strides == y.strides:
-        gf, yf = Relu._flat(g), Relu._flat(y)
-        if gf is not None and yf is not None:
-            gx = xp_of(y).empty_like(y)
-            jit.relu_backward(gf, yf, Relu._flat(gx))
-            return gx
-    xp = xp_of(g)
-    return xp.where(y > 0, g, xp.zeros((), g.dtype))
+relu_grad = cpu.relu_grad  # ``g`` where ``y > 0``, else 0 (a NaN gradient where off: 0)
 
 
 class LeakyRelu(Function):

@@ -6,6 +6,8 @@ import math
 from ..autograd.function import Function
 from ._util import add_tangents, unbroadcast
 
+__all__ = ["bmm", "dot", "ger", "matmul", "mm", "mv", "outer"]
+
 
 def rows(a):
     """View (..., k) as a matrix (prod(...), k); unlike reshape(-1, k) it allows k == 0."""

@@ -16,6 +16,15 @@ from ..tensor import Tensor
 from ._util import as_tensor_like, norm_axes, norm_dim, pick, xp_of
 from .reduce import ValuesIndices
 
+__all__ = ["argsort", "broadcast_tensors", "broadcast_to", "cat", "chunk", "clone", "concat",
+           "concatenate", "contiguous", "expand", "expand_as", "expand_dims", "flatten", "flip",
+           "fliplr", "flipud", "gather", "hstack", "index_put", "index_select", "masked_fill",
+           "masked_select", "moveaxis", "movedim", "narrow", "nonzero", "one_hot", "pad",
+           "permute", "repeat", "repeat_interleave", "reshape", "reshape_as", "roll", "scatter",
+           "scatter_add", "select", "sort", "split", "squeeze", "stack", "swapaxes", "swapdims",
+           "t", "take_along_dim", "tensor_split", "tile", "topk", "transpose", "tril", "triu",
+           "unbind", "unflatten", "unsqueeze", "view", "view_as", "vstack"]
+
 
 def _view_of(out: Tensor, base: Tensor) -> Tensor:
     out._version = base._version

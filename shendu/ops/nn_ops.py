@@ -6,12 +6,10 @@ primitives, and numerically stable where a composition would overflow.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..autograd.function import Function
-from ..backend import blas, jit
+from ..backend import cpu
 from ._util import xp_of
 from .elementwise import relu_grad
 from .linalg import rows
@@ -23,19 +21,7 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias):
-        x2 = rows(x)
-        if bias and blas.takes(x2, w):
-            # the product added onto rows of bias inside the GEMM, as PyTorch's addmm
-            out = np.empty((x2.shape[0], w.shape[0]), x.dtype)
-            if out.size >= _KERNEL_MIN and jit.on_all(out, bias[0]):
-                jit.fill_rows(out, bias[0])
-            else:
-                out[...] = bias[0]
-            blas.matmul(x2, w.T, out, accumulate=True)
-        else:
-            out = blas.matmul(x2, w.T)
-            if bias:
-                _add_rows(xp_of(out), out, bias[0])  # e.g. a vocabulary-sized output: threaded
+        out = cpu.addmm(rows(x), w.T, bias[0] if bias else None)
         ctx.save_for_backward(x, w)
         return out.reshape(x.shape[:-1] + (w.shape[0],))
 
@@ -60,39 +46,23 @@ class Linear(Function):
 
 def _linear_grads(needs, g, x, w):
     g2 = rows(g)
-    gx = blas.matmul(g2, w).reshape(x.shape) if needs[0] else None
-    gw = blas.matmul(g2.T, rows(x)) if needs[1] else None
+    gx = cpu.matmul(g2, w).reshape(x.shape) if needs[0] else None
+    gw = cpu.matmul(g2.T, rows(x)) if needs[1] else None
     if len(needs) == 2:
         return gx, gw
-    return gx, gw, (_column_sums(g2) if needs[2] else None)
-
-
-def _column_sums(g2):
-    """``g2.sum(axis=0)``: the bias gradient; on every thread for a large gradient."""
-    if g2.size < _KERNEL_MIN or not g2.flags.c_contiguous or not jit.on(g2):
-        return g2.sum(axis=0)
-    threads = min(jit.num_threads(), g2.shape[0])
-    parts = np.empty((threads, g2.shape[1]), g2.dtype)
-    jit.column_sums(g2, parts, threads)
-    return parts[0] if threads == 1 else parts.sum(axis=0)
+    return gx, gw, (cpu.column_sums(g2) if needs[2] else None)
 
 
 class LinearReLU(Function):
-    """``relu(x @ W.T + b)`` as one node: ``nn.Sequential`` runs a Linear followed by a
-    ReLU this way. The bias and the ReLU are one pass over the product (instead of a
+    """``relu(x @ W.T + b)`` as one node (``nn.FusedLinearReLU``, made by
+    ``nn.utils.fuse``). The bias and the ReLU are one pass over the product (instead of a
     bias pass and a ReLU op with its own output), and backward masks the incoming
     gradient with the saved output before the Linear's products."""
 
     @staticmethod
     def forward(ctx, x, w, *bias):
-        out = blas.matmul(rows(x), w.T)
-        xp = xp_of(out)
-        if jit.on_all(out, w):
-            jit.bias_relu_rows(out, bias[0] if bias else out[0, :0])
-        else:
-            if bias:
-                out += bias[0]
-            xp.maximum(out, 0, out=out)
+        out = cpu.matmul(rows(x), w.T)
+        cpu.bias_relu(out, bias[0] if bias else None)
         ctx.save_for_backward(x, w, out)
         return out.reshape(x.shape[:-1] + (w.shape[0],))
 
@@ -115,119 +85,6 @@ def _log_softmax(xp, x, axis):
     shifted = x - m
     shifted -= xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))  # a fresh array: in place
     return shifted
-
-
-def _exp_rows(xp, x):
-    """``(e, m, s)`` for (M, C) scores: ``e = exp(x - m)``, ``s`` the row sums of ``e``, so
-    that logsumexp is ``m + log(s)`` and ``e / s`` the softmax.
-
-    Large NumPy scores take the compiled kernel when MKL is there (``jit/loss.py``: the
-    same choice of shift, made row by row, with MKL's vector exp on every thread).
-    Otherwise:
-
-    The shift ``m`` only guards against overflow and underflow (exp's relative precision
-    does not depend on it), so the cheapest one that works is used:
-
-    * first none: ``e = exp(x)``, one pass, no maximum taken. It is kept when every row sum
-      is finite and at least ``C * tiny / eps`` (all that underflowed or went subnormal is
-      then below the float precision of its row sum): the usual case for logits;
-    * else the global maximum, one scalar (a subtraction pass, then exp in place);
-    * else (a row far below the others, infinities, nan) the finite row maxima (0 for a
-      row with none), which is always safe.
-    """
-    if x.size >= _KERNEL_MIN and x.flags.c_contiguous and jit.on(x) \
-            and jit.mkl_gemm_available():
-        e, m, s = np.empty_like(x), np.empty(x.shape[0], x.dtype), np.empty(x.shape[0], x.dtype)
-        fi = np.finfo(x.dtype)
-        jit.softmax_rows(x, e, m, s, fi.tiny / fi.eps * x.shape[1], jit.num_threads())
-        return e, m, s
-    e, s = _exp_and_sums(xp, x)
-    if _sums_ok(s, x.shape[1]):
-        return e, 0.0, s
-    with np.errstate(over="ignore"):  # an overflow shows in the sums, and is retried
-        m = x.max() if x.size else 0.0
-        if math.isfinite(m):
-            xp.subtract(x, m, out=e)
-            xp.exp(e, out=e)
-            s = _row_sums(xp, e)
-            if _sums_ok(s, x.shape[1]):
-                return e, m, s
-    m = x.max(axis=1)
-    if not math.isfinite(m.sum()):  # a row of infinities (or nan): shift it by 0 instead
-        m = xp.where(xp.isfinite(m), m, 0)
-    xp.subtract(x, m[:, None], out=e)
-    xp.exp(e, out=e)
-    return e, m, _row_sums(xp, e)
-
-
-def _exp_and_sums(xp, x):
-    """``exp(x)`` and its row sums, the rows of a large array split between threads."""
-    if xp is not np or x.size < _SPLIT_MIN:
-        with np.errstate(over="ignore"):  # an overflow shows in the sums, and is retried
-            e = xp.exp(x)
-            return e, _row_sums(xp, e)
-    e, s = np.empty_like(x), np.empty(x.shape[0], x.dtype)
-
-    def rows(a, b):
-        with np.errstate(over="ignore"):
-            np.exp(x[a:b], out=e[a:b])
-            e[a:b].sum(axis=1, out=s[a:b])  # (not a BLAS product: no BLAS in worker threads)
-
-    _split_rows(rows, x.shape[0], x.size)
-    return e, s
-
-
-def _scale_rows(xp, e, c):
-    """``e *= c[:, None]`` in place, the rows of a large array split between threads."""
-    if e.size >= _KERNEL_MIN and e.flags.c_contiguous and jit.on_all(e, c):
-        jit.scale_rows(e, c)
-        return
-    if xp is not np or e.size < _SPLIT_MIN:
-        e *= c[:, None]
-        return
-
-    def rows(a, b):
-        e[a:b] *= c[a:b, None]
-
-    _split_rows(rows, e.shape[0], e.size)
-
-
-_SPLIT_MIN = 1 << 20  # smaller arrays stay in the caller's thread (as split_rows decides)
-_KERNEL_MIN = 1 << 16  # smaller score arrays: a kernel's thread start costs more than it saves
-
-
-def _add_rows(xp, out, b):
-    """``out += b`` (a row vector) in place, the rows of a large array split between threads."""
-    if xp is not np or out.size < _SPLIT_MIN:
-        out += b
-        return
-
-    def rows(a, c):
-        out[a:c] += b
-
-    _split_rows(rows, out.shape[0], out.size)
-
-
-def _split_rows(fn, n_rows, size):
-    from ..optim import _parallel  # the optimizers' worker threads (imported late: a cycle)
-
-    _parallel.split_rows(fn, n_rows, size)
-
-
-def _sums_ok(s, n_classes):
-    """Row sums finite (no overflow, no nan) and large enough that the at most
-    ``n_classes`` terms below the smallest normal number weigh less than one ulp."""
-    if not s.size:
-        return True
-    fi = np.finfo(s.dtype)
-    return float(s.max()) < math.inf and float(s.min()) >= fi.tiny / fi.eps * n_classes
-
-
-def _row_sums(xp, e):
-    # numpy's axis-1 sum pays per row: a matrix-vector product is ~3x faster for short rows
-    if e.shape[1] <= 64:
-        return e @ xp.ones(e.shape[1], e.dtype)
-    return e.sum(axis=1)
 
 
 class Softmax(Function):
@@ -361,17 +218,17 @@ class CrossEntropy(Function):
 
     For a language model the (M, C) scores over the vocabulary are the biggest array of the
     step, so this node makes as few passes over them as it can: forward forms
-    ``e = exp(x - shift)`` once (``_exp_rows``) and keeps it; the row sums give logsumexp, so
-    the loss of index targets reads only the M target scores. Backward rescales ``e`` row
-    by row, in place, into the gradient: one (M, C) array per step, and backward never
-    reads ``x``. A second backward through a retained graph finds ``e`` consumed and
+    ``e = exp(x - shift)`` once (``backend.cpu.exp_rows``) and keeps it; the row sums give
+    logsumexp, so the loss of index targets reads only the M target scores. Backward
+    rescales ``e`` row by row, in place, into the gradient: one (M, C) array per step, and
+    backward never reads ``x``. A second backward through a retained graph finds ``e`` consumed and
     recomputes it from ``x`` (checked for in-place changes since forward).
     """
 
     @staticmethod
     def forward(ctx, x, coef, reduction):
         xp = xp_of(x)
-        e, m, s = _exp_rows(xp, x)
+        e, m, s = cpu.exp_rows(x)
         ctx.save_for_backward(x)  # read only to recompute e (saved_tensors checks versions)
         ctx.e, ctx.s = e, s
         ctx.coef, ctx.reduction = coef, reduction
@@ -392,7 +249,7 @@ class CrossEntropy(Function):
         e = ctx.__dict__.pop("e", None) if consume else ctx.__dict__.get("e")
         if e is None:
             (x,) = ctx.saved_tensors
-            e, _, s = _exp_rows(xp_of(x), x)
+            e, _, s = cpu.exp_rows(x)
             return e, s
         return e, ctx.s
 
@@ -404,11 +261,11 @@ class CrossEntropy(Function):
         if isinstance(coef, tuple):
             rows, cols, vals = coef
             w = vals * g  # per-row weight of the target term
-            _scale_rows(xp_of(e), e, w / s)
+            cpu.scale_rows(e, w / s)
             e[rows, cols] -= w
         else:
             a = coef * gr
-            _scale_rows(xp_of(e), e, a.sum(axis=1) / s)
+            cpu.scale_rows(e, a.sum(axis=1) / s)
             e -= a
         return e
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ..backend import jit
+from ..backend import cpu
 from ._util import is_channel_major, xp_of
 
 
@@ -76,20 +76,9 @@ class MaxPool2d(Function):
         the (first) maximum, so that backward needs neither the input nor index arrays."""
         xp = xp_of(x)
         ctx.geom = (k, k, (0, 0), (1, 1), out_hw, x.shape)
-        n, c = x.shape[:2]
-        planes = _planes(x) if jit.on(x) else None
-        if planes is not None:
-            # outputs in the input's layout: channel-major stays channel-major
-            cm = not x.flags.c_contiguous
-            shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
-            out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
-            if tuple(k) == (2, 2):
-                jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads())
-            else:
-                jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
-            if cm:
-                out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
-            ctx.code = code
+        fast = cpu.try_max_pool_tiled(x, k, out_hw)
+        if fast is not None:
+            out, ctx.code = fast
             return out
         views = [v for _, v in _windows(x, k, k, (1, 1), out_hw)]
         out = xp.empty_like(views[0])  # order "K": a channel-major input stays channel-major
@@ -132,19 +121,8 @@ class MaxPool2d(Function):
         cm = is_channel_major(code)
         gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if cm \
             else xp.empty(x_shape, g.dtype)
-        if jit.on(g):
-            if g.flags.c_contiguous != code.flags.c_contiguous:
-                # e.g. a flatten's C-contiguous gradient for a channel-major pooling: give
-                # it the code's plane order (it is the small, pooled array)
-                g = (np.ascontiguousarray(g.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-                     if cm else np.ascontiguousarray(g))
-            gp, cp = _planes(g), _planes(code)
-            if gp is not None and cp is not None:
-                if tuple(k) == (2, 2) and (h, w) == (2 * out_hw[0], 2 * out_hw[1]):
-                    jit.max_pool2x2_backward(gp, cp, _planes(gx), jit.num_threads())
-                else:
-                    jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
-                return gx
+        if cpu.try_max_pool_tiled_backward(g, code, k, out_hw, gx):
+            return gx
         ch, cw = out_hw[0] * k[0], out_hw[1] * k[1]
         if ch < h:
             gx[:, :, ch:] = 0
@@ -171,17 +149,6 @@ class MaxPool2d(Function):
         for (i, j), v in _windows(dpd, k, stride, dilation, out_hw):
             t += xp.where(which == i * k[1] + j, v, 0)
         return t
-
-
-def _planes(a):
-    """(N, C, H, W) ``a`` as its (P, H, W) image planes in storage order, when it is
-    C-contiguous or channel-major; else None."""
-    n, c, h, w = a.shape
-    if a.flags.c_contiguous:
-        return a.reshape(n * c, h, w)
-    if is_channel_major(a):
-        return a.transpose(1, 0, 2, 3).reshape(c * n, h, w)
-    return None
 
 
 def _tiled_max(xp, views, out, code):

@@ -14,6 +14,9 @@ from ..autograd.function import Function
 from ..tensor import Tensor
 from ._util import norm_axes, pick, xp_of
 
+__all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumsum",
+           "logsumexp", "max", "mean", "min", "norm", "prod", "std", "sum", "var"]
+
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 
 

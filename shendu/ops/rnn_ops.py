@@ -21,10 +21,11 @@ recorded, the LSTM forward loop also forms the gate-derivative coefficients that
 while each step's arrays are still in cache, leaving the backward loop five small
 elementwise ops and one GEMM per step.
 
-Every product goes through ``blas.matmul`` (MKL when installed). With the numba kernels on
-(``jit.on_all``), the LSTM's and GRU's per-step gate arithmetic, forward and backward, runs
-as one compiled pass per step (``backend/jit/rnn.py``) instead of a dozen NumPy passes; the
-NumPy loops stay as the reference and the fallback, and both keep the same arrays for BPTT.
+Every product goes through ``backend.cpu.matmul`` (MKL when installed). When
+``backend.cpu.step_kernel`` hands out a compiled step, the LSTM's and GRU's per-step gate
+arithmetic, forward and backward, runs as one compiled pass per step (``backend/jit/rnn.py``)
+instead of a dozen NumPy passes; the NumPy loops stay as the reference and the fallback,
+and both keep the same arrays for BPTT.
 
 ``lstm_cell``/``gru_cell``/``rnn_cell`` compose one step from ordinary primitives: they
 serve the ``*Cell`` modules and are the reference the fused path is tested against.
@@ -35,9 +36,8 @@ import contextlib
 
 import numpy as np
 
-from .._threads import one_blas_thread
 from ..autograd.function import Function
-from ..backend import blas, jit
+from ..backend import cpu, runtime
 from ._util import xp_of
 from .nn_ops import Linear
 
@@ -55,17 +55,17 @@ def _small_gemms(xp):
     one core, the LSTM layer alone was ~2x slower on two threads, but the whole step was
     not (245-267 vs 283-294 ms): its large products and the kernels use both threads
     anyway, so one thread here no longer buys robustness."""
-    if xp is np and not blas.mkl_loaded():
-        return one_blas_thread()
+    if xp is np and not runtime.mkl_loaded():
+        return runtime.one_blas_thread()
     return contextlib.nullcontext()
 
 
 def _recurrent_tangent(dgx_t, dh_prev, h_prev, w_hh, dw_hh, db_hh):
     """Tangent of one step's gate pre-activations: the input part (``dgx_t``) plus the
     recurrent product's, ``dh_prev @ w_hh.T + h_prev @ dw_hh.T + db_hh``."""
-    pre = dgx_t + blas.matmul(dh_prev, w_hh.T)
+    pre = dgx_t + cpu.matmul(dh_prev, w_hh.T)
     if dw_hh is not None:
-        blas.matmul(h_prev, dw_hh.T, pre, accumulate=True)
+        cpu.matmul(h_prev, dw_hh.T, pre, accumulate=True)
     if db_hh is not None:
         pre += db_hh
     return pre
@@ -74,7 +74,7 @@ def _recurrent_tangent(dgx_t, dh_prev, h_prev, w_hh, dw_hh, db_hh):
 def _project(x, w, b):
     """(T, N, in) @ w.T (+ b) as one GEMM -> (T, N, rows of w)."""
     t, n, i = x.shape
-    g = blas.matmul(x.reshape(t * n, i), w.T)
+    g = cpu.matmul(x.reshape(t * n, i), w.T)
     if b is not None:
         g += b
     return g.reshape(t, n, w.shape[0])
@@ -130,9 +130,9 @@ class _Recurrence(Function):
         gh2 = g2 if dgh is None else dgh.reshape(t_len * n, -1)
         needs = ctx.needs_input_grad
         k = type(ctx).N_STATES
-        dx = blas.matmul(g2, w_ih).reshape(x.shape) if needs[0] else None
-        dw_ih = blas.matmul(g2.T, x.reshape(t_len * n, i)) if needs[1 + k] else None
-        dw_hh = blas.matmul(gh2.T, h_prev.reshape(t_len * n, -1)) if needs[2 + k] else None
+        dx = cpu.matmul(g2, w_ih).reshape(x.shape) if needs[0] else None
+        dw_ih = cpu.matmul(g2.T, x.reshape(t_len * n, i)) if needs[1 + k] else None
+        dw_hh = cpu.matmul(gh2.T, h_prev.reshape(t_len * n, -1)) if needs[2 + k] else None
         grads = (dx, *[d if nd else None for d, nd in zip(dstates, needs[1:1 + k])],
                  dw_ih, dw_hh)
         if ctx.bias:
@@ -173,7 +173,7 @@ class RNNLayer(_Recurrence):
         with _small_gemms(xp):
             for t in ctx.order:
                 h = hs[t + 1 - p]
-                blas.matmul(hs[t + p], w_hh.T, buf)
+                cpu.matmul(hs[t + p], w_hh.T, buf)
                 xp.add(g[t], buf, out=h)
                 if relu:
                     xp.maximum(h, 0, out=h)
@@ -191,7 +191,7 @@ class RNNLayer(_Recurrence):
             for t in reversed(ctx.order):
                 dh += dout[t]
                 xp.multiply(dh, d[t], out=dg[t])
-                blas.matmul(dg[t], w_hh, dh)
+                cpu.matmul(dg[t], w_hh, dh)
         return dg, None, [dh]
 
     @staticmethod
@@ -230,24 +230,25 @@ class LSTMLayer(_Recurrence):
         coef = xp.empty_like(a) if grad else None
         k = xp.empty_like(tc) if grad else None
         buf_t, bufh = xp.empty((4 * h, n), x.dtype), xp.empty((n, h), x.dtype)
-        fast = jit.on_all(a, cs, whh)
+        step = cpu.step_kernel("lstm_forward_step", a, cs, whh)
+        fast = step is not None
         if fast and not grad:  # the kernel writes them anyway: one step's worth to reuse
             coef_t, k_t = np.empty((n, 4 * h), x.dtype), np.empty((n, h), x.dtype)
         with _small_gemms(xp):
             for t in ctx.order:
                 gt = a[t]
                 if fast:  # the step below, its gate arithmetic in one compiled pass
-                    blas.matmul(hs[t + p], whh.T, gt, accumulate=True)  # into x's part
+                    cpu.matmul(hs[t + p], whh.T, gt, accumulate=True)  # into x's part
                     if grad:
                         coef_t, k_t = coef[t], k[t]
-                    jit.lstm_forward_step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p],
-                                          coef_t, k_t, scale, shift, dscale)
+                    step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t,
+                         scale, shift, dscale)
                     continue
                 # (W h^T)^T rather than h W^T: the same product, but this shape (many rows,
                 # few columns) runs faster: N=32, H=256 ~200 vs ~280 us on OpenBLAS, 66 vs
                 # 84 us on MKL. (The compiled step adds h W^T straight into the gates
                 # instead, saving the pass below.)
-                blas.matmul(whh, hs[t + p].T, buf_t)
+                cpu.matmul(whh, hs[t + p].T, buf_t)
                 gt += buf_t.T
                 xp.tanh(gt, out=gt)
                 if grad:
@@ -284,15 +285,16 @@ class LSTMLayer(_Recurrence):
         dh, dc = dstates
         dg = xp.empty_like(coef)
         bufh = xp.empty_like(dh)
-        fast = jit.on_all(dout, dh, dc, a)
+        step = cpu.step_kernel("lstm_backward_step", dout, dh, dc, a)
+        fast = step is not None
         if fast:
             dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
             coef2, dg2 = ctx.coef, dg.reshape(t_len, n, h4)
         with _small_gemms(xp):
             for t in reversed(ctx.order):
                 if fast:  # the step below, its gate arithmetic in one compiled pass
-                    jit.lstm_backward_step(dh, dc, dout[t], k[t], coef2[t], a[t], dg2[t])
-                    blas.matmul(dg2[t], w_hh, dh)
+                    step(dh, dc, dout[t], k[t], coef2[t], a[t], dg2[t])
+                    cpu.matmul(dg2[t], w_hh, dh)
                     continue
                 dh += dout[t]
                 xp.multiply(dh, k[t], out=bufh)
@@ -300,7 +302,7 @@ class LSTMLayer(_Recurrence):
                 xp.multiply(coef[t, :, :3], dc[:, None, :], out=dg[t, :, :3])
                 xp.multiply(coef[t, :, 3], dh, out=dg[t, :, 3])
                 dc *= f[t]
-                blas.matmul(dg[t].reshape(n, h4), w_hh, dh)
+                cpu.matmul(dg[t].reshape(n, h4), w_hh, dh)
         return dg.reshape(t_len, n, h4), None, [dh, dc]
 
     @staticmethod
@@ -343,15 +345,17 @@ class GRULayer(_Recurrence):
         whh_t = _scaled(xp, w_hh, h, 2).T
         hg = xp.empty((t_len, n, 3 * h), x.dtype)
         bufh = xp.empty((n, h), x.dtype)
-        fast = jit.on_all(a, hg, whh_t) and (b_hh is None or jit.on_all(a, b_hh))
+        step = cpu.step_kernel("gru_forward_step", a, hg, whh_t,
+                               *(() if b_hh is None else (b_hh,)))
+        fast = step is not None
         if fast:
             b_hn = np.empty(0, x.dtype) if b_hh is None else np.ascontiguousarray(b_hh[2 * h:])
         with _small_gemms(xp):
             for t in ctx.order:
                 at, ht = a[t], hg[t]
-                blas.matmul(hs[t + p], whh_t, ht)
+                cpu.matmul(hs[t + p], whh_t, ht)
                 if fast:  # the step below in one compiled pass
-                    jit.gru_forward_step(at, ht, hs[t + p], hs[t + 1 - p], b_hn)
+                    step(at, ht, hs[t + p], hs[t + 1 - p], b_hn)
                     continue
                 if b_hh is not None:
                     ht[:, 2 * h:] += b_hh[2 * h:]
@@ -377,12 +381,13 @@ class GRULayer(_Recurrence):
         h_prev = hs[1:] if ctx.reverse else hs[:t_len]
         dgx, dgh = xp.empty_like(a), xp.empty_like(a)
         dh = dstates[0]
-        if jit.on_all(dout, dh, a, hg):
+        step = cpu.step_kernel("gru_backward_step", dout, dh, a, hg)
+        if step is not None:
             dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
             with _small_gemms(xp):
                 for t in reversed(ctx.order):  # the loop below, one compiled pass a step
-                    jit.gru_backward_step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
-                    blas.matmul(dgh[t], w_hh, dh, accumulate=True)
+                    step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
+                    cpu.matmul(dgh[t], w_hh, dh, accumulate=True)
             return dgx, dgh, [dh]
         r, z, nn, hn = a[..., :h], a[..., h:2 * h], a[..., 2 * h:], hg[..., 2 * h:]
         pn = (1 - z) * (1 - nn * nn)   # d(pre_n)/dh'
@@ -398,7 +403,7 @@ class GRULayer(_Recurrence):
                 gh[:, :2 * h] = gx[:, :2 * h]
                 xp.multiply(gx[:, 2 * h:], r[t], out=gh[:, 2 * h:])
                 dh *= z[t]
-                blas.matmul(gh, w_hh, dh, accumulate=True)
+                cpu.matmul(gh, w_hh, dh, accumulate=True)
         return dgx, dgh, [dh]
 
     @staticmethod
@@ -407,9 +412,9 @@ class GRULayer(_Recurrence):
         h = a.shape[2] // 3
         hn = ctx.hg[..., 2 * h:]
         for t in ctx.order:
-            dhg = blas.matmul(dhs[t + p], w_hh.T)
+            dhg = cpu.matmul(dhs[t + p], w_hh.T)
             if dw_hh is not None:
-                blas.matmul(hs[t + p], dw_hh.T, dhg, accumulate=True)
+                cpu.matmul(hs[t + p], dw_hh.T, dhg, accumulate=True)
             if db_hh is not None:
                 dhg += db_hh
             r, z, nn = a[t, :, :h], a[t, :, h:2 * h], a[t, :, 2 * h:]

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import jit
-from . import _parallel
-from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
+from ..backend import cpu
+from ..backend import pool as _parallel
+from .optimizer import Optimizer, check_range, effective_grad, zeros_state
 
 __all__ = ["Adadelta"]
 
@@ -74,11 +74,8 @@ class Adadelta(Optimizer):
         state["step"] += 1
         arrays = [p._data, grad, state["square_avg"]._data, state["acc_delta"]._data]
         rho = group["rho"]
-        flat = flat_for_jit(*arrays)
-        if flat is not None:
-            f = p._data.dtype.type
-            jit.adadelta(*flat, f(group["lr"]), f(rho), f(1 - rho), f(group["eps"]),
-                         f(group["weight_decay"]), group["maximize"])
+        if cpu.try_update("adadelta", arrays, group["lr"], rho, 1 - rho, group["eps"],
+                          group["weight_decay"], group["maximize"]):
             return
         _parallel.apply(_kernel, arrays, 3, group["lr"], rho, group["eps"],
                         group["weight_decay"], group["maximize"])

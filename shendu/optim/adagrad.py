@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import jit
-from . import _parallel
-from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
+from ..backend import cpu
+from ..backend import pool as _parallel
+from .optimizer import Optimizer, check_range, effective_grad, zeros_state
 
 __all__ = ["Adagrad"]
 
@@ -66,11 +66,8 @@ class Adagrad(Optimizer):
             state["sum"] = zeros_state(p, group["initial_accumulator_value"])
         state["step"] = step = state["step"] + 1
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
-        flat = flat_for_jit(p._data, grad, state["sum"]._data)
-        if flat is not None:
-            f = p._data.dtype.type
-            jit.adagrad(*flat, f(-clr), f(group["eps"]), f(group["weight_decay"]),
-                        group["maximize"])
+        if cpu.try_update("adagrad", [p._data, grad, state["sum"]._data], -clr, group["eps"],
+                          group["weight_decay"], group["maximize"]):
             return
         _parallel.apply(_kernel, [p._data, grad, state["sum"]._data], 2, clr, group["eps"],
                         group["weight_decay"], group["maximize"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ..backend import jit
-from . import _parallel
-from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
+from ..backend import cpu
+from ..backend import pool as _parallel
+from .optimizer import Optimizer, check_range, effective_grad, zeros_state
 
 __all__ = ["Adam"]
 
@@ -104,16 +104,11 @@ class Adam(Optimizer):
             arrays.append(state["max_exp_avg_sq"]._data)
         state["step"] = step = state["step"] + 1
         beta1, beta2 = group["betas"]
-        flat = flat_for_jit(*arrays)
-        if flat is not None:
-            f = p._data.dtype.type
-            lr, wd = group["lr"], group["weight_decay"]
-            vmax = flat[4] if len(flat) == 5 else flat[0][:0]
-            w1 = 1 - beta1
-            jit.adam(*flat[:4], vmax, f(w1), f(1 - w1), w1 < 0.5, f(beta2), f(1 - beta2),
-                     f(group["eps"]), f(wd), group["decoupled_weight_decay"], group["maximize"],
-                     f(-lr / (1 - beta1 ** step)), f(math.sqrt(1 - beta2 ** step)),
-                     f(1 - lr * wd))
+        lr, wd, w1 = group["lr"], group["weight_decay"], 1 - beta1
+        vmax = arrays[4] if len(arrays) == 5 else p._data.reshape(-1)[:0]  # empty: no AMSGrad
+        if cpu.try_update("adam", arrays[:4] + [vmax], w1, 1 - w1, w1 < 0.5, beta2, 1 - beta2,
+                          group["eps"], wd, group["decoupled_weight_decay"], group["maximize"],
+                          -lr / (1 - beta1 ** step), math.sqrt(1 - beta2 ** step), 1 - lr * wd):
             return
         _parallel.apply(_kernel, arrays, 2, group["lr"], beta1, beta2, group["eps"],
                         group["weight_decay"], group["decoupled_weight_decay"],

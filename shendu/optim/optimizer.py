@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
-from ..backend import as_device, get_array_module, jit, to_device
+from ..backend import as_device, get_array_module, to_device
+from ..backend import pool as _parallel
 from ..tensor import Tensor
-from . import _parallel
 
 __all__ = ["Optimizer", "required"]
 
@@ -281,16 +281,6 @@ def zeros_state(p: Tensor, fill: float = 0.0) -> Tensor:
     """A C-contiguous state buffer shaped like ``p`` on its device (``fill`` everywhere)."""
     xp = get_array_module(p._data)
     return Tensor._wrap(xp.full(p._data.shape, fill, p._data.dtype))
-
-
-def flat_for_jit(*arrays):
-    """Flat views of ``arrays`` for a compiled update (``backend.jit``), or None when the
-    kernels are off or an array is not a contiguous NumPy float array of the first's dtype."""
-    if not jit.on_all(*arrays):
-        return None
-    if not all(a.flags.c_contiguous for a in arrays):
-        return None
-    return [a.reshape(-1) for a in arrays]
 
 
 def effective_grad(xp, p, g, out, weight_decay: float, maximize: bool):

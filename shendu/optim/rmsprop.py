@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import jit
-from . import _parallel
+from ..backend import cpu
+from ..backend import pool as _parallel
 from .adam import lerp_
-from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
+from .optimizer import Optimizer, check_range, effective_grad, zeros_state
 
 __all__ = ["RMSprop"]
 
@@ -90,16 +90,13 @@ class RMSprop(Optimizer):
         if momentum > 0:
             arrays.append(state.setdefault("momentum_buffer", zeros_state(p))._data)
         state["step"] += 1
-        flat = flat_for_jit(*arrays)
-        if flat is not None:
-            f = p._data.dtype.type
-            none = flat[0][:0]  # an empty state array switches its part of the kernel off
-            avg = flat[3] if centered else none
-            buf = flat[-1] if momentum > 0 else none
-            w = 1 - group["alpha"]
-            jit.rmsprop(*flat[:3], avg, buf, f(group["lr"]), f(group["alpha"]), f(w), f(1 - w),
-                        w < 0.5, f(group["eps"]), f(group["weight_decay"]), group["maximize"],
-                        f(momentum))
+        none = p._data.reshape(-1)[:0]  # an empty state array switches its part off
+        avg = arrays[3] if centered else none
+        buf = arrays[-1] if momentum > 0 else none
+        w = 1 - group["alpha"]
+        if cpu.try_update("rmsprop", arrays[:3] + [avg, buf], group["lr"], group["alpha"], w,
+                          1 - w, w < 0.5, group["eps"], group["weight_decay"],
+                          group["maximize"], momentum):
             return
         _parallel.apply(_kernel, arrays, 2, group["lr"], group["alpha"], group["eps"],
                         group["weight_decay"], momentum, centered, group["maximize"])

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import jit
-from . import _parallel
-from .optimizer import Optimizer, check_range, effective_grad, flat_for_jit, zeros_state
+from ..backend import cpu
+from ..backend import pool as _parallel
+from .optimizer import Optimizer, check_range, effective_grad, zeros_state
 
 __all__ = ["SGD"]
 
@@ -95,22 +95,15 @@ class SGD(Optimizer):
         momentum = group["momentum"]
         lr, wd, maximize = group["lr"], group["weight_decay"], group["maximize"]
         if not momentum:
-            flat = flat_for_jit(p._data, grad)
-            if flat is not None:
-                f = p._data.dtype.type
-                jit.sgd(*flat, f(lr), f(wd), maximize)
-            else:
+            if not cpu.try_update("sgd", [p._data, grad], lr, wd, maximize):
                 _parallel.apply(_plain, [p._data, grad], 1, lr, wd, maximize)
             return
         buf = state.get("momentum_buffer")
         first = buf is None
         if first:
             buf = state["momentum_buffer"] = zeros_state(p)
-        flat = flat_for_jit(p._data, grad, buf._data)
-        if flat is not None:
-            f = p._data.dtype.type
-            jit.sgd_momentum(*flat, f(lr), f(wd), maximize, f(momentum),
-                             f(1 - group["dampening"]), group["nesterov"], first)
+        if cpu.try_update("sgd_momentum", [p._data, grad, buf._data], lr, wd, maximize,
+                          momentum, 1 - group["dampening"], group["nesterov"], first):
             return
         _parallel.apply(_momentum, [p._data, grad, buf._data], 2, lr, wd, maximize, momentum,
                         group["dampening"], group["nesterov"], first)

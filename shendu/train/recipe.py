@@ -191,6 +191,7 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
                   progress: bool | str, log: Callable[[str], None]) -> dict[str, Any]:
     from .. import random as sd_random
     from ..nn import functional as F
+    from ..nn.utils import fuse
     from . import callbacks as C
     from .trainer import Trainer
 
@@ -198,7 +199,9 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
     sd_random.manual_seed(cfg["seed"])
     train_full, test = load_datasets(cfg)
     data = make_loaders(cfg, train_full, test)
-    model = build_model(cfg, data["shape"], data["num_classes"])
+    # Linear/Conv2d + ReLU pairs run as single ops (shared parameters, the same state-dict
+    # names, so checkpoints load into the unfused model too)
+    model = fuse(build_model(cfg, data["shape"], data["num_classes"]))
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     paths: dict[str, str] = {}

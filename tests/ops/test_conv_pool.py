@@ -215,7 +215,7 @@ def test_conv2d_chunked_over_the_batch(chunk_images, kw, monkeypatch):
                      kw.get("dilation", 1))
     # one image's patch matrix is the biggest per-image buffer: size the chunk in images
     per_image = 8 * max(4 * 9 * oh * ow, 4 * 9 * 7 * 6)
-    monkeypatch.setattr(CP, "CHUNK_BYTES", per_image * chunk_images)
+    monkeypatch.setattr(CP, "PATCH_CHUNK_BYTES", per_image * chunk_images)
     CP.clear_buffer_pool()
     check_op(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b],
              lambda x, w, b: conv2d_loop(x, w, b, **kw),
@@ -286,9 +286,11 @@ def test_conv_scratch_buffers_are_reused_safely():
         for x, w, p in layers:
             got = F.conv2d(sd.tensor(x), sd.tensor(w), padding=p).numpy()
             np.testing.assert_allclose(got, conv2d_loop(x, w, padding=p), atol=1e-12)
-    assert CP._FLAT and len(next(iter(CP._FLAT.values()))) <= CP._FLAT_KEEP
+    from shendu.backend import scratch
+
+    assert scratch._FLAT and len(next(iter(scratch._FLAT.values()))) <= scratch._FLAT_KEEP
     CP.clear_buffer_pool()
-    assert not CP._FLAT and not CP._PADDED
+    assert not scratch._FLAT and not scratch._PADDED
 
 
 # ---------------------------------------------------------------- tiled max-pool fast path

@@ -198,7 +198,7 @@ def test_matches_torch(name, kwargs, dtype):
 
 @pytest.fixture(params=[2, 3])
 def threads(request):
-    from shendu.optim import _parallel
+    from shendu.backend import pool as _parallel
 
     before = _parallel.get_num_threads()
     _parallel.set_num_threads(request.param)
@@ -211,7 +211,7 @@ def threads(request):
 def test_large_parameters_split_across_threads(name, kwargs, threads):
     """Big, medium and small parameters (odd sizes) updated by several threads at once
     end up exactly as the reference rule says."""
-    from shendu.optim import _parallel
+    from shendu.backend import pool as _parallel
 
     sizes = [_parallel.MIN_PARALLEL * 2 + 77, _parallel.SMALL * 3 + 5, 10, _parallel.SMALL + 1]
     rng = np.random.default_rng(3)
@@ -230,7 +230,7 @@ def test_large_parameters_split_across_threads(name, kwargs, threads):
 
 
 def test_shares_cover_every_element_once():
-    from shendu.optim import _parallel
+    from shendu.backend import pool as _parallel
 
     arrays = [np.zeros(n) for n in (1000, 70000, 5, 33333)]
     tasks = [(None, [a], 0, ()) for a in arrays]
@@ -263,7 +263,7 @@ def test_non_contiguous_param_and_grad(name):
 def test_threaded_step_works_in_a_forked_child():
     import os
 
-    from shendu.optim import _parallel
+    from shendu.backend import pool as _parallel
 
     p = sd.nn.Parameter(sd.zeros(_parallel.MIN_PARALLEL * 2))
     p.grad = sd.ones(_parallel.MIN_PARALLEL * 2)

@@ -1,4 +1,4 @@
-"""``backend.blas.matmul`` against a float64 NumPy product, on each route a product can take
+"""``backend.cpu.matmul`` against a float64 NumPy product, on each route a product can take
 (MKL through ctypes, MKL from compiled code, NumPy), for every operand and ``out`` layout;
 and a ``fork()`` child after a multi-threaded product."""
 import os
@@ -12,11 +12,11 @@ import pytest
 
 import shendu as sd
 import shendu.nn.functional as F
-from shendu.backend import blas, jit
+from shendu.backend import blas, cpu, jit, runtime
 
 rng = np.random.default_rng(3)
 M, K, N = 37, 45, 29  # odd sizes whose product is above the MKL threshold
-assert M * K * N >= blas._MIN_WORK
+assert M * K * N >= cpu.MKL_MIN_WORK
 
 
 def check(got, a, b, base=None):
@@ -36,27 +36,26 @@ def check(got, a, b, base=None):
 
 
 @pytest.fixture(params=["numpy", "mkl", "mkl_jit"])
-def route(request, monkeypatch):
+def route(request):
     """Which path the products take: NumPy (as without MKL: runs anywhere), MKL called
-    through ctypes, or MKL called from compiled code. Returns the list of ``_fallback``
-    calls, so that a test can tell the product did not slip through to NumPy."""
-    if request.param == "numpy":
-        monkeypatch.setattr(blas, "_gemm", {})  # what matmul finds when MKL is not there
-    elif not blas.mkl_loaded():
+    through ctypes, or MKL called from compiled code. Returns the route's name and the
+    ``trace_paths`` log, so that a test can tell which path the products took."""
+    if request.param != "numpy" and not blas.mkl_loaded():
         pytest.skip("MKL is not installed")
     if request.param == "mkl_jit" and not jit.available():
         pytest.skip("numba is not installed")
-    calls = []
-    fallback = blas._fallback
-    monkeypatch.setattr(blas, "_fallback", lambda *a: calls.append(1) or fallback(*a))
-    with jit.use(request.param == "mkl_jit"):
-        yield request.param, calls
+    with runtime.use(mkl=request.param != "numpy", kernels=request.param == "mkl_jit"), \
+            runtime.trace_paths() as log:
+        yield request.param, log
+
+
+def went_to_numpy(route) -> bool:
+    return ("matmul", "numpy") in route[1]
 
 
 def expect_route(route):
     """MKL products must not have gone to NumPy; NumPy ones must have."""
-    name, fallback_calls = route
-    assert bool(fallback_calls) == (name == "numpy")
+    assert went_to_numpy(route) == (route[0] == "numpy")
 
 
 def as_layout(x, kind):
@@ -95,7 +94,7 @@ def test_operand_layouts(a_kind, b_kind, dtype, route):
     b0 = rng.standard_normal((K, N)).astype(dtype)
     a, b = as_layout(a0, a_kind), as_layout(b0, b_kind)
     assert np.array_equal(a, a0) and np.array_equal(b, b0)
-    got = blas.matmul(a, b)
+    got = cpu.matmul(a, b)
     check(got, a0, b0)
     expect_route(route)
     assert np.array_equal(a, a0) and np.array_equal(b, b0)  # operands untouched
@@ -128,8 +127,8 @@ def test_size_one_dims_with_odd_strides(shape, stride, dtype, route):
     for axis in (0, 1):
         if out.shape[axis] == 1:
             out = odd_stride_view(out, axis, stride)
-    check(blas.matmul(a, b), a0, b0)
-    assert blas.matmul(a, b, out, accumulate=True) is out
+    check(cpu.matmul(a, b), a0, b0)
+    assert cpu.matmul(a, b, out, accumulate=True) is out
     check(out, a0, b0, base)
     expect_route(route)
 
@@ -159,7 +158,7 @@ def test_out_views(out_kind, accumulate, dtype, route):
         out = big[region]
     before_big = big.copy()
     base = out.copy()
-    assert blas.matmul(a, b, out, accumulate=accumulate) is out
+    assert cpu.matmul(a, b, out, accumulate=accumulate) is out
     check(out, a, b, base if accumulate else None)
     if region is not None:
         outside = np.ones(big.shape, bool)
@@ -179,7 +178,7 @@ def test_out_overlapping_an_operand(which, accumulate, dtype, route):
     a0, b0 = a.copy(), b.copy()
     out = a if which == "a" else b
     base = out.copy()
-    assert blas.matmul(a, b, out, accumulate=accumulate) is out
+    assert cpu.matmul(a, b, out, accumulate=accumulate) is out
     check(out, a0, b0, base if accumulate else None)
     expect_route(route)
 
@@ -187,7 +186,7 @@ def test_out_overlapping_an_operand(which, accumulate, dtype, route):
 def test_accumulate_without_out_is_a_plain_product(route):
     a = rng.standard_normal((M, K))
     b = rng.standard_normal((K, N))
-    check(blas.matmul(a, b, accumulate=True), a, b)
+    check(cpu.matmul(a, b, accumulate=True), a, b)
 
 
 @pytest.mark.parametrize("size", ["small", "large"])
@@ -205,10 +204,10 @@ def test_bad_out_raises(size, route):
         for accumulate in (False, True):
             before = out.copy()
             with pytest.raises(ValueError):
-                blas.matmul(a, b, out, accumulate=accumulate)
+                cpu.matmul(a, b, out, accumulate=accumulate)
             np.testing.assert_array_equal(out, before)
     with pytest.raises(ValueError):  # inner dimensions that differ
-        blas.matmul(a, rng.standard_normal((k + 1, n)))
+        cpu.matmul(a, rng.standard_normal((k + 1, n)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -217,14 +216,14 @@ def test_zero_size_dims(shape, dtype, route):
     m, k, n = shape
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((k, n)).astype(dtype)
-    got = blas.matmul(a, b)
+    got = cpu.matmul(a, b)
     assert got.shape == (m, n) and got.dtype == dtype
     assert not got.any()  # a sum of no products is zero
     out = rng.standard_normal((m, n)).astype(dtype)
     base = out.copy()
-    assert blas.matmul(a, b, out, accumulate=True) is out
+    assert cpu.matmul(a, b, out, accumulate=True) is out
     np.testing.assert_array_equal(out, base)
-    blas.matmul(a, b, out)
+    cpu.matmul(a, b, out)
     assert not out.any()
 
 
@@ -237,14 +236,14 @@ def test_other_dtypes_fall_back_to_numpy(dtypes, route):
     a = rng.integers(-3, 4, (M, K)).astype(da)
     b = rng.integers(-3, 4, (K, N)).astype(db)
     want = np.matmul(a, b)  # exact: small integers in every dtype
-    got = blas.matmul(a, b)
+    got = cpu.matmul(a, b)
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
     out = np.ones_like(want)
-    assert blas.matmul(a, b, out, accumulate=True) is out
+    assert cpu.matmul(a, b, out, accumulate=True) is out
     if want.dtype != np.bool_:
         np.testing.assert_array_equal(out, want + 1)
-    assert route[1]  # through NumPy on every route
+    assert went_to_numpy(route)  # through NumPy on every route
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -254,24 +253,32 @@ def test_stacks_of_matrices_fall_back_to_numpy(dtype, route):
     b2 = rng.standard_normal((K, N)).astype(dtype)
     for x, y in ((a, b), (a, b2), (a[0], b)):
         want = np.matmul(x, y)
-        np.testing.assert_array_equal(blas.matmul(x, y), want)
+        np.testing.assert_array_equal(cpu.matmul(x, y), want)
         out = rng.standard_normal(want.shape).astype(dtype)
         base = out.copy()
-        assert blas.matmul(x, y, out, accumulate=True) is out
+        assert cpu.matmul(x, y, out, accumulate=True) is out
         np.testing.assert_array_equal(out, base + want)
-        assert blas.matmul(x, y, out) is out
+        assert cpu.matmul(x, y, out) is out
         np.testing.assert_array_equal(out, want)
     with pytest.raises(ValueError):  # a stack's out that the product would broadcast into
-        blas.matmul(a[:, :, :1], b[:, :1], np.zeros((3, M, N + 1)), accumulate=True)
-    assert route[1]
+        cpu.matmul(a[:, :, :1], b[:, :1], np.zeros((3, M, N + 1)), accumulate=True)
+    assert went_to_numpy(route)
 
 
-def test_without_mkl_is_plain_numpy(monkeypatch):
+def test_compiled_route_is_taken_for_plain_layouts(route):
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    check(cpu.matmul(a, b), a, b)
+    want = {"numpy": "numpy", "mkl": "mkl", "mkl_jit": "mkl-compiled"}[route[0]]
+    assert route[1] == [("matmul", want)]
+
+
+def test_without_mkl_is_plain_numpy():
     # the NumPy route gives NumPy's own product, bit for bit
-    monkeypatch.setattr(blas, "_gemm", {})
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = np.asfortranarray(rng.standard_normal((K, N)).astype(np.float32))
-    np.testing.assert_array_equal(blas.matmul(a, b), np.matmul(a, b))
+    with runtime.use(mkl=False):
+        np.testing.assert_array_equal(cpu.matmul(a, b), np.matmul(a, b))
 
 
 @pytest.mark.skipif(not blas.mkl_loaded(), reason="MKL is not installed")
@@ -291,7 +298,7 @@ def _child_work(a, b, x, report):
     if blas.mkl_loaded() and blas.get_num_threads() != 1:
         problems.append(f"MKL runs {blas.get_num_threads()} threads in the child")
     try:
-        check(blas.matmul(a, b), a, b)
+        check(cpu.matmul(a, b), a, b)
     except AssertionError as e:
         problems.append(f"product: {e}")
     y = F.relu(sd.from_numpy(x)).numpy()
@@ -313,7 +320,7 @@ def test_fork_child_after_multithreaded_product():
         jit.set_num_threads(2)
     read_end, write_end = os.pipe()
     try:
-        check(blas.matmul(a, b), a, b)  # MKL's OpenMP threads are up now
+        check(cpu.matmul(a, b), a, b)  # MKL's OpenMP threads are up now
         F.relu(sd.from_numpy(x))        # and numba's, on the same pool
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # "multi-threaded fork"
@@ -353,4 +360,4 @@ def test_fork_child_after_multithreaded_product():
             blas.set_num_threads(mkl_before)
         if jit_before is not None:
             jit.set_num_threads(jit_before)
-    check(blas.matmul(a, b), a, b)  # and the parent's threads still work
+    check(cpu.matmul(a, b), a, b)  # and the parent's threads still work

@@ -6,10 +6,10 @@ from op_helper import torch
 
 import shendu as sd
 import shendu.nn.functional as F
+from shendu.backend import cpu
 from shendu.ops import _conv_patches as CP
 from shendu.ops import conv as CONV
 from shendu.ops import pool as POOL
-from shendu.ops.elementwise import Relu
 
 rng = np.random.default_rng(5)
 
@@ -30,7 +30,7 @@ SPECIAL = [-0.0, 0.0, np.nan, -np.nan, -np.inf, np.inf, -1.5, 2.5, 1e-40, -1e-40
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["nchw", "channel_major", "strided", "1d"])
 def test_relu_matches_numpy_maximum_bit_for_bit(dtype, layout):
-    n = Relu.BLOCK + 37  # crosses a block boundary
+    n = cpu.RELU_BLOCK + 37  # crosses a block boundary
     vals = np.concatenate([np.array(SPECIAL * 3), rng.standard_normal(n)]).astype(dtype)
     if layout == "1d":
         x = vals
@@ -159,7 +159,7 @@ def test_wide_col2im_matches_the_definition(geom, dtype, chunk, monkeypatch):
               for a in range(2))
     g = rng.standard_normal((x_shape[0], w_shape[0], oh, ow)).astype(dtype)
     if chunk:  # one image per chunk: the runs must stop at each chunk's last plane
-        monkeypatch.setattr(CP, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(CP, "PATCH_CHUNK_BYTES", 1)
     CP.clear_buffer_pool()
     calls = []
     wide = CONV.col2im_wide

@@ -195,8 +195,8 @@ def test_float16_shift_choice(offset):
 def test_rows_split_between_threads_match_one_thread(monkeypatch):
     """Above ``_SPLIT_MIN`` elements the exp pass and the gradient's row scaling run in row
     blocks on the optimizers' threads: the result must be bit-identical to one thread."""
-    from shendu.ops.nn_ops import _SPLIT_MIN
-    from shendu.optim import _parallel
+    from shendu.backend import pool as _parallel
+    from shendu.backend.pool import SPLIT_MIN as _SPLIT_MIN
 
     monkeypatch.setattr(_parallel, "_blas_threads", lambda: 8)  # the tests pin BLAS to 1
 

@@ -1,4 +1,4 @@
-"""The fused stride-1 convolution (``backend/jit/conv.py`` via ``ops/_conv_fused.py``) and
+"""The fused stride-1 convolution (``backend/jit/conv.py`` via ``backend/cpu.try_conv2d``) and
 the Conv2d/Linear + ReLU fusions, against the plain NumPy paths and PyTorch."""
 import numpy as np
 import pytest

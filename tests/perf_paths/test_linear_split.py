@@ -1,10 +1,12 @@
-"""Linear's bias add over a large output runs in row blocks on the optimizers' threads."""
+"""Linear's bias add over a large output runs in row blocks on shendu's threads (the path
+without MKL; with MKL the bias is added inside the GEMM)."""
 import numpy as np
 
 import shendu as sd
 import shendu.nn.functional as F
-from shendu.ops.nn_ops import _SPLIT_MIN
-from shendu.optim import _parallel
+from shendu.backend import pool as _parallel
+from shendu.backend import runtime
+from shendu.backend.pool import SPLIT_MIN as _SPLIT_MIN
 
 rng = np.random.default_rng(11)
 
@@ -17,16 +19,18 @@ def test_large_output_bias_add_matches_one_thread_and_numpy(monkeypatch):
     b = rng.standard_normal(out_f).astype(np.float32)
     before = _parallel.get_num_threads()
     got = []
-    try:
-        for n in (1, 2):
-            _parallel.set_num_threads(n)
-            xt = sd.tensor(x, requires_grad=True)
-            bt = sd.tensor(b, requires_grad=True)
-            y = F.linear(xt, sd.tensor(w), bt)
-            y.sum().backward()
-            got.append((y.detach().numpy(), bt.grad.numpy()))
-    finally:
-        _parallel.set_num_threads(before)
+    with runtime.use(mkl=False), runtime.trace_paths() as log:
+        try:
+            for n in (1, 2):
+                _parallel.set_num_threads(n)
+                xt = sd.tensor(x, requires_grad=True)
+                bt = sd.tensor(b, requires_grad=True)
+                y = F.linear(xt, sd.tensor(w), bt)
+                y.sum().backward()
+                got.append((y.detach().numpy(), bt.grad.numpy()))
+        finally:
+            _parallel.set_num_threads(before)
+    assert ("add_rows", "numpy") in log and ("matmul", "numpy") in log
     np.testing.assert_array_equal(got[0][0], got[1][0])
     np.testing.assert_array_equal(got[0][0], x @ w.T + b)
     np.testing.assert_allclose(got[1][1], np.full(out_f, rows, np.float32))
@@ -35,10 +39,8 @@ def test_large_output_bias_add_matches_one_thread_and_numpy(monkeypatch):
 def test_split_rows_covers_every_row_once_on_several_threads(monkeypatch):
     import threading
 
-    from shendu.backend import jit
-
     monkeypatch.setattr(_parallel, "_blas_threads", lambda: 8)
-    monkeypatch.setattr(jit, "parallel", lambda: False)  # (with an OpenMP pool: no split)
+    monkeypatch.setattr(runtime, "kernels_parallel", lambda: False)  # (an OpenMP pool: none)
     before = _parallel.get_num_threads()
     seen = []
     try:
@@ -57,10 +59,8 @@ def test_split_rows_covers_every_row_once_on_several_threads(monkeypatch):
 
 
 def test_split_rows_stays_in_the_caller_beside_an_openmp_pool(monkeypatch):
-    from shendu.backend import jit
-
     monkeypatch.setattr(_parallel, "_blas_threads", lambda: 8)
-    monkeypatch.setattr(jit, "parallel", lambda: True)
+    monkeypatch.setattr(runtime, "kernels_parallel", lambda: True)
     seen = []
     _parallel.split_rows(lambda a, b: seen.append((a, b)), 10, _parallel.SPLIT_MIN)
     assert seen == [(0, 10)]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import shendu as sd
-from shendu.backend import jit
+from shendu.backend import jit, runtime
 
 pytest.importorskip("numba")
 
@@ -81,10 +81,10 @@ def test_one_thread_runs_the_serial_versions():
     before = sd.get_num_threads()
     try:
         sd.set_num_threads(1)
-        assert jit._serial
+        assert runtime.kernels_serial
         x = f32(64)
         sd.relu(sd.from_numpy(x))
         assert jit.relu_forward.serial.signatures  # compiled (or loaded) and called
     finally:
         sd.set_num_threads(before)
-    assert jit._serial == (jit.num_threads() == 1)
+    assert runtime.kernels_serial == (jit.num_threads() == 1)

@@ -1,10 +1,11 @@
 """Elementwise kernels over flat (1-D, contiguous) arrays."""
 from __future__ import annotations
 
-import sys
 import types
 
 from numba import njit, prange
+
+from .. import runtime as _runtime  # its ``kernels_serial`` says which version runs
 
 # Every kernel: compiled once per dtype and cached on disk, GIL released, no Python
 # exception checks in the arithmetic, loops marked prange split over numba's threads.
@@ -12,7 +13,6 @@ KERNEL = dict(nogil=True, cache=True, error_model="numpy", parallel=True)
 SERIAL = dict(KERNEL, parallel=False)
 # Helpers only kernels call: no wrappers for calls from Python (less to compile)
 HELPER = dict(nogil=True, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-_package = sys.modules[__package__]  # shendu.backend.jit: its ``_serial`` says which runs
 
 
 class Kernel:
@@ -40,7 +40,7 @@ class Kernel:
         self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
 
     def __call__(self, *args):
-        return (self.serial if _package._serial else self.parallel)(*args)
+        return (self.serial if _runtime.kernels_serial else self.parallel)(*args)
 
     def __repr__(self) -> str:
         return f"<kernel {self.__name__} (parallel and serial)>"

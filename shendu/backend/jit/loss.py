@@ -7,7 +7,7 @@ first two row by row on every thread, with MKL's vector ``exp`` (VML: 2.5 ms for
 11.2M float32 values on two threads, NumPy's ``exp`` 6.8 ms on one; numba's own ``exp`` is
 a scalar library call per element); ``scale_rows`` does the third. Needs MKL.
 
-The shift is chosen as on the NumPy path (``_exp_rows`` there): none when the row's sum
+The shift is chosen as on the NumPy path (``backend.cpu.exp_rows``): none when the row's sum
 of ``exp(x)`` is finite and large enough that what underflowed is below its precision
 (the usual case for logits: ``x`` is read once), else the row's finite maximum.
 """

@@ -1,21 +1,21 @@
 """MKL's GEMM called from compiled code: from the kernels (``conv.py``) and, for its lower
-call overhead (~1.4 us instead of ~8 us through ctypes), from ``backend.blas.matmul``.
+call overhead (~1.4 us instead of ~8 us through ctypes), from ``backend.cpu.matmul``.
 
-The routines are linked by name from the ``libmkl_rt`` that ``backend.blas`` loaded; they
-are only called when it did (``blas.mkl_loaded()``).
+The routines are linked by name from the ``libmkl_rt`` that ``backend.runtime`` loaded;
+they are only called when it did (``runtime.mkl_loaded()``).
 """
 from __future__ import annotations
 
 import llvmlite.binding as llvm
 from numba import njit, types
 
-from .. import blas
+from .. import runtime
 from .elementwise import HELPER
 
 _ROW, N, T = 101, 111, 112  # CBLAS row-major, no-transpose, transpose
 
-if blas.mkl_loaded():
-    llvm.load_library_permanently(blas._path)  # cblas_?gemm resolve by name from here on
+if runtime.mkl_path():
+    llvm.load_library_permanently(runtime.mkl_path())  # cblas_?gemm resolve by name from here on
 _i, _p = types.int32, types.intp
 _sgemm = types.ExternalFunction("cblas_sgemm", types.void(
     _i, _i, _i, _i, _i, _i, types.float32, _p, _i, _p, _i, types.float32, _p, _i))
@@ -45,7 +45,7 @@ def exp_into(a, out):
 
 def mkl_gemm_available() -> bool:
     """The kernels that call MKL need it loaded."""
-    return blas.mkl_loaded()
+    return runtime.mkl_loaded()
 
 
 @njit(**HELPER)

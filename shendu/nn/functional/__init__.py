@@ -73,3 +73,17 @@ from .loss import (
                          soft_margin_loss,
                          triplet_margin_loss,
 )
+
+# The public functions (not the module names activation, conv, layers, loss).
+__all__ = ["elu", "gelu", "glu", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid", "maxout",
+           "mish", "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softmin", "softplus",
+           "softsign", "step", "tanh", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+           "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "conv2d_relu",
+           "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "batch_norm",
+           "bilinear", "dropout", "dropout1d", "dropout2d", "embedding", "group_norm",
+           "instance_norm", "interpolate", "layer_norm", "linear", "linear_relu", "normalize",
+           "one_hot", "pad", "scaled_dot_product_attention", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "cosine_embedding_loss", "cosine_similarity",
+           "cross_entropy", "gaussian_nll_loss", "hinge_embedding_loss", "huber_loss", "kl_div",
+           "l1_loss", "margin_ranking_loss", "mse_loss", "multi_margin_loss", "nll_loss",
+           "pairwise_distance", "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss"]

@@ -36,8 +36,8 @@ def _batched(input, op, nd):
 
 def conv2d_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
                 padding=0, dilation=1, groups: int = 1) -> Tensor:
-    """``relu(conv2d(...))`` as one op (what ``nn.Sequential`` runs for a Conv2d followed
-    by a ReLU).
+    """``relu(conv2d(...))`` as one op (what ``nn.FusedConv2dReLU`` runs;
+    ``nn.utils.fuse`` puts it in place of a Conv2d followed by a ReLU).
 
     >>> import shendu as sd
     >>> x = sd.ones(1, 1, 2, 2); w = sd.tensor([[[[1.0]]], [[[-1.0]]]])

@@ -24,8 +24,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``relu(linear(input, weight, bias))`` as one op (what ``nn.Sequential`` runs for a
-    Linear followed by a ReLU).
+    """``relu(linear(input, weight, bias))`` as one op (what ``nn.FusedLinearReLU`` runs;
+    ``nn.utils.fuse`` puts it in place of a Linear followed by a ReLU).
 
     >>> import shendu as sd
     >>> sd.nn.functional.linear_relu(sd.ones(1, 2), sd.tensor([[1.0, 1.0], [-1.0, 0.0]]))

@@ -29,6 +29,7 @@ from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import DropConnect, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
+from .fused import FusedConv2dReLU, FusedLinearReLU
 from .linear import Bilinear, Linear, Maxout
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm, LocalResponseNorm
 from .pool import (
@@ -54,7 +55,7 @@ from .transformer import (
 )
 
 __all__ = [
-    "Linear", "Bilinear",
+    "Linear", "Bilinear", "FusedLinearReLU", "FusedConv2dReLU",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",

@@ -152,12 +152,6 @@ class Conv2d(_ConvNd):
         return F.conv2d(x, self.weight, self.bias, self.stride, pad, self.dilation,
                         self.groups)
 
-    def forward_relu(self, input: Tensor) -> Tensor:
-        """``relu(self(input))`` as one op (``nn.Sequential`` calls it for Conv2d, ReLU)."""
-        x, pad = self._conv_input(input)
-        return F.conv2d_relu(x, self.weight, self.bias, self.stride, pad, self.dilation,
-                             self.groups)
-
 
 class Conv1d(_ConvNd):
     """1-D convolution over (N, C_in, L) (or unbatched (C_in, L)) inputs.

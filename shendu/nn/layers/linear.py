@@ -68,10 +68,6 @@ class Linear(Module):
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
 
-    def forward_relu(self, input: Tensor) -> Tensor:
-        """``relu(self(input))`` as one op (``nn.Sequential`` calls it for Linear, ReLU)."""
-        return F.linear_relu(input, self.weight, self.bias)
-
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")

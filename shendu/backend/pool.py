@@ -1,4 +1,4 @@
-"""Run optimizers' elementwise updates on several CPU threads.
+"""shendu's own worker threads: optimizers' elementwise updates and large NumPy passes.
 
 An update such as Adam's is a dozen in-place NumPy ufunc passes over a parameter, its
 gradient and its state buffers. Each ufunc runs on one core but releases the GIL, so
@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..backend import get_array_module
+from . import get_array_module, runtime
 
 SMALL = 1 << 14          # updates below this many elements run at once, in the caller
 MIN_PARALLEL = 1 << 16   # a batch below this many elements in all runs in the caller
@@ -45,8 +45,7 @@ def _forget_pool() -> None:
     _pool = None
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+_fork_watched = False
 
 
 def get_num_threads() -> int:
@@ -120,8 +119,11 @@ def _shares(tasks: list, parts: int) -> list[list]:
 
 
 def _get_pool() -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _fork_watched
     if _pool is None:
+        if not _fork_watched and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_forget_pool)  # (registered once, lazily)
+            _fork_watched = True
         _pool = ThreadPoolExecutor(max_workers=max(_threads - 1, 1),
                                    thread_name_prefix="shendu-optim")
     return _pool
@@ -175,14 +177,13 @@ def apply(kernel, arrays: list, n_scratch: int, *args) -> None:
 
 # ---------------------------------------------------------------------- row blocks
 SPLIT_MIN = 1 << 20  # arrays below this many elements: one thread (the hand-off costs more)
+
+
 def _blas_threads() -> int:
     """The BLAS thread count when threadpoolctl can read it, else ``_threads``: a caller
     that limited BLAS (``blas_threads(1)`` around a training run) limits this too."""
-    from .._threads import _first_blas_controller
-
-    blas = _first_blas_controller()
-    libs = blas.lib_controllers if blas is not None else ()
-    return max((lib.num_threads for lib in libs), default=_threads)
+    n = runtime.blas_threads()
+    return _threads if n is None else n
 
 
 def split_rows(fn, n_rows: int, size: int) -> None:
@@ -198,9 +199,7 @@ def split_rows(fn, n_rows: int, size: int) -> None:
     thread handed a block there waited for them (the LSTM LM's step: same mean time, but
     one step in ~20 took 160 ms instead of 100).
     """
-    from ..backend import jit
-
-    split = size >= SPLIT_MIN and not jit.parallel()
+    split = size >= SPLIT_MIN and not runtime.kernels_parallel()
     parts = min(_threads, n_rows, _blas_threads()) if split else 1
     if parts <= 1 or threading.current_thread().name.startswith("shendu-optim"):
         fn(0, n_rows)

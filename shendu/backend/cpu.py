@@ -1,0 +1,510 @@
+"""One dispatch function per fast CPU op: the compiled kernel or MKL when it can take the
+arrays, else the NumPy reference.
+
+The ops in ``shendu/ops`` call these and read like the plain algorithm; the choice of
+path is made here and nowhere else, and reported to ``runtime.trace_paths()`` as
+``(op, path)`` with ``path`` one of ``'numba'`` (a kernel of ``backend/jit``), ``'mkl'``
+(MKL through ctypes), ``'mkl-compiled'`` (MKL called from compiled code) or ``'numpy'``.
+
+Two kinds of function:
+
+* ``name(...)`` always returns the result: the kernel's, or the NumPy reference's written
+  beside it here (also what runs on CuPy arrays);
+* ``try_name(...)`` returns None (or False) when the kernel cannot take the arrays, and
+  the op then runs its own NumPy algorithm, which is too long to live here (the batch-
+  chunked convolution, the pooling views, the recurrent step loops, the optimizers'
+  threaded updates).
+
+The kernels apply to NumPy float32/float64 arrays when numba is importable and the
+kernels are on (``runtime.kernels_on``); those that call MKL also need MKL loaded.
+
+>>> import numpy as np
+>>> from shendu.backend import cpu, runtime
+>>> with runtime.trace_paths() as log:
+...     y = cpu.relu(np.array([-1.0, 2.0]))
+>>> y, log[0][0]
+(array([0., 2.]), 'relu')
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import blas, jit, pool, runtime
+from .scratch import give, take
+
+__all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
+           "bias_relu", "exp_rows", "scale_rows", "try_max_pool_tiled",
+           "try_max_pool_tiled_backward", "try_conv2d", "try_conv2d_backward",
+           "step_kernel", "try_update"]
+
+# Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
+# saves (row kernels of linear, softmax, cross-entropy).
+KERNEL_MIN = 1 << 16
+# The product m*n*k below which NumPy's call is cheaper than the ctypes one.
+MKL_MIN_WORK = 1 << 15
+# Bytes of (wide) patches per chunk of images in the fused convolution: small enough to
+# stay in the L2 cache next to MKL's packed blocks (see benchmarks/ for the measurements).
+FUSED_CONV_CHUNK_BYTES = 384 << 10
+# Elements per ``np.maximum`` call in the NumPy ReLU (walked against a block of zeros).
+RELU_BLOCK = 1 << 16
+SPLIT_MIN = pool.SPLIT_MIN  # arrays below this many elements stay in the caller's thread
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _note(op: str, path: str) -> None:
+    if runtime.trace is not None:
+        runtime.record(op, path)
+
+
+def _xp(a):
+    from . import get_array_module
+
+    return np if type(a) is np.ndarray else get_array_module(a)
+
+
+# ---------------------------------------------------------------------- matmul
+def matmul(a, b, out=None, accumulate: bool = False):
+    """``a @ b`` for matrices (``out += a @ b`` with ``accumulate``), into ``out`` if given
+    (it may be a view with unit-stride rows, such as a column block of a bigger matrix, and
+    may overlap ``a`` or ``b``, as with ``np.matmul``).
+
+    MKL takes float32/float64 NumPy matrices when it is loaded and the product is not tiny
+    (called from compiled code when the kernels are on: a lower call overhead); everything
+    else (other dtypes, CuPy arrays, stacks of matrices) goes to the array module's
+    ``matmul``. For float32/float64 NumPy matrices a bad ``out`` (another shape or dtype,
+    read-only) raises ``ValueError`` whichever path the product takes.
+
+    >>> a, b = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    >>> matmul(a, b)
+    array([[3., 3., 3., 3.],
+           [3., 3., 3., 3.]], dtype=float32)
+    >>> out = np.ones((2, 4), np.float32)
+    >>> float(matmul(a, b, out, accumulate=True)[0, 0])   # out += a @ b
+    4.0
+    """
+    if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
+            or a.dtype not in _FLOATS or b.dtype != a.dtype):
+        return _numpy_matmul(a, b, out, accumulate)
+    m, k = a.shape
+    n = b.shape[1]
+    if b.shape[0] != k:
+        return _numpy_matmul(a, b, out, accumulate)  # NumPy's error names the mismatch
+    if out is not None:
+        # Checked before the size test so that a bad ``out`` fails for small products too
+        # (NumPy would silently cast it to another float dtype, or broadcast into it).
+        if out.shape != (m, n) or out.dtype != a.dtype:
+            raise ValueError(f"matmul: out has shape {out.shape} and dtype {out.dtype}, "
+                             f"expected {(m, n)} and {a.dtype}")
+        if not out.flags.writeable:
+            raise ValueError("matmul: out is read-only")
+    if m * n * k < MKL_MIN_WORK or not runtime.mkl_loaded():
+        return _numpy_matmul(a, b, out, accumulate)
+    if out is None:
+        out = np.empty((m, n), a.dtype)
+        accumulate = False
+    item = out.itemsize
+    if (not (out.strides[1] == item and out.strides[0] % item == 0
+             and (m == 1 or out.strides[0] >= n * item))
+            or np.may_share_memory(out, a) or np.may_share_memory(out, b)):
+        # gemm writes C while it still reads A and B: an overlapping out gets a copy
+        tmp = matmul(a, b)
+        out[...] = out + tmp if accumulate else tmp
+        return out
+    beta = 1.0 if accumulate else 0.0
+    if runtime.kernels_on() and jit.gemm(a, b, out, beta):
+        _note("matmul", "mkl-compiled")
+        return out
+    _note("matmul", "mkl")
+    blas.gemm(a, b, out, beta)
+    return out
+
+
+def addmm(a, b, bias=None):
+    """``a @ b + bias`` for matrices and a row vector (or None). With MKL, the product is
+    added onto rows of ``bias`` inside the GEMM, as PyTorch's ``addmm``; else the bias is
+    added afterwards, the rows of a large result split between shendu's threads."""
+    if bias is None:
+        return matmul(a, b)
+    if blas.takes(a, b):
+        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        fill_rows(out, bias)
+        return matmul(a, b, out, accumulate=True)
+    out = matmul(a, b)
+    add_rows(out, bias)  # e.g. a vocabulary-sized output: threaded
+    return out
+
+
+def _numpy_matmul(a, b, out, accumulate):
+    _note("matmul", "numpy")
+    if out is None:
+        return a @ b
+    if accumulate:
+        prod = a @ b
+        if prod.shape != out.shape:  # ``out += prod`` would broadcast a smaller product
+            raise ValueError(f"matmul: out has shape {out.shape}, the product {prod.shape}")
+        out += prod
+        return out
+    return _xp(a).matmul(a, b, out=out)
+
+
+# ---------------------------------------------------------------------- relu
+def _flat(a):
+    """A 1-D view of ``a`` in storage order, when it is C-contiguous or a channel-major
+    (N, C, H, W) array (stored as (C, N, H, W)); else None."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    if (a.ndim == 4 and a.transpose(1, 0, 2, 3).flags.c_contiguous):
+        return a.transpose(1, 0, 2, 3).reshape(-1)
+    return None
+
+
+_zeros: dict = {}  # dtype -> read-only block of RELU_BLOCK zeros
+
+
+def relu(a):
+    """``max(a, 0)`` in a fresh array of ``a``'s layout.
+
+    NumPy reference: ``np.maximum(x, 0)`` broadcasts a scalar, which NumPy runs far slower
+    than the maximum of two arrays, so a contiguous array is walked in blocks against a
+    block of zeros (the same result, bit for bit)."""
+    xp = _xp(a)
+    # (CuPy's maximum is fast as it is: only NumPy arrays take the flat paths)
+    src = _flat(a) if xp is np and a.dtype.kind == "f" else None
+    if src is None:
+        _note("relu", "numpy")
+        return xp.maximum(a, 0)
+    out = np.empty_like(a)  # same layout as a, so its flat view lines up with src's
+    dst = _flat(out)
+    if jit.on(src):
+        _note("relu", "numba")
+        jit.relu_forward(src, dst)
+        return out
+    _note("relu", "numpy")
+    zeros = _zeros.get(src.dtype)
+    if zeros is None:
+        zeros = _zeros[src.dtype] = np.zeros(RELU_BLOCK, src.dtype)
+        zeros.flags.writeable = False
+    for s in range(0, src.size, RELU_BLOCK):
+        e = min(src.size, s + RELU_BLOCK)
+        np.maximum(src[s:e], zeros[:e - s], out=dst[s:e])
+    return out
+
+
+def relu_grad(g, y):
+    """The gradient through a ReLU whose output is ``y``: ``g`` where ``y > 0``, else 0
+    (PyTorch's rule: a NaN gradient at a unit that is off is dropped)."""
+    if jit.on_all(g, y) and g.strides == y.strides:
+        gf, yf = _flat(g), _flat(y)
+        if gf is not None and yf is not None:
+            _note("relu_grad", "numba")
+            gx = np.empty_like(y)
+            jit.relu_backward(gf, yf, _flat(gx))
+            return gx
+    _note("relu_grad", "numpy")
+    xp = _xp(g)
+    return xp.where(y > 0, g, xp.zeros((), g.dtype))
+
+
+# ---------------------------------------------------------------------- rows (linear, losses)
+def fill_rows(out, row) -> None:
+    """``out[...] = row`` for a matrix ``out`` and a row vector."""
+    if out.size >= KERNEL_MIN and jit.on_all(out, row):
+        _note("fill_rows", "numba")
+        jit.fill_rows(out, row)
+        return
+    _note("fill_rows", "numpy")
+    out[...] = row
+
+
+def add_rows(out, row) -> None:
+    """``out += row`` (a row vector) in place, the rows of a large array split between
+    shendu's threads."""
+    _note("add_rows", "numpy")
+    if _xp(out) is not np or out.size < SPLIT_MIN:
+        out += row
+        return
+
+    def rows(a, c):
+        out[a:c] += row
+
+    pool.split_rows(rows, out.shape[0], out.size)
+
+
+def column_sums(g2):
+    """``g2.sum(axis=0)`` (a bias gradient); on every thread for a large matrix."""
+    if g2.size < KERNEL_MIN or not g2.flags.c_contiguous or not jit.on(g2):
+        _note("column_sums", "numpy")
+        return g2.sum(axis=0)
+    _note("column_sums", "numba")
+    threads = min(jit.num_threads(), g2.shape[0])
+    parts = np.empty((threads, g2.shape[1]), g2.dtype)
+    jit.column_sums(g2, parts, threads)
+    return parts[0] if threads == 1 else parts.sum(axis=0)
+
+
+def bias_relu(out, bias) -> None:
+    """``out = relu(out + bias)`` in place, for a matrix and a row vector (or None)."""
+    if jit.on_all(out, out if bias is None else bias):
+        _note("bias_relu", "numba")
+        jit.bias_relu_rows(out, out[0, :0] if bias is None else bias)
+        return
+    _note("bias_relu", "numpy")
+    if bias is not None:
+        out += bias
+    _xp(out).maximum(out, 0, out=out)
+
+
+def exp_rows(x):
+    """``(e, m, s)`` for (M, C) scores: ``e = exp(x - m)``, ``s`` the row sums of ``e``, so
+    that logsumexp is ``m + log(s)`` and ``e / s`` the softmax.
+
+    Large NumPy scores take the compiled kernel when MKL is there (``jit/loss.py``: the
+    same choice of shift, made row by row, with MKL's vector exp on every thread).
+    The NumPy reference takes the cheapest shift ``m`` that avoids overflow and underflow
+    (exp's relative precision does not depend on it):
+
+    * first none: ``e = exp(x)``, one pass. It is kept when every row sum is finite and at
+      least ``C * tiny / eps`` (all that underflowed is then below the float precision of
+      its row sum): the usual case for logits;
+    * else the global maximum, one scalar;
+    * else (a row far below the others, infinities, nan) the finite row maxima (0 for a
+      row with none), which is always safe.
+    """
+    if (x.size >= KERNEL_MIN and x.flags.c_contiguous and jit.on(x)
+            and runtime.mkl_loaded()):
+        _note("exp_rows", "numba")
+        e, m, s = np.empty_like(x), np.empty(x.shape[0], x.dtype), np.empty(x.shape[0], x.dtype)
+        fi = np.finfo(x.dtype)
+        jit.softmax_rows(x, e, m, s, fi.tiny / fi.eps * x.shape[1], jit.num_threads())
+        return e, m, s
+    _note("exp_rows", "numpy")
+    xp = _xp(x)
+    e, s = _exp_and_sums(xp, x)
+    if _sums_ok(s, x.shape[1]):
+        return e, 0.0, s
+    with np.errstate(over="ignore"):  # an overflow shows in the sums, and is retried
+        m = x.max() if x.size else 0.0
+        if math.isfinite(m):
+            xp.subtract(x, m, out=e)
+            xp.exp(e, out=e)
+            s = _row_sums(xp, e)
+            if _sums_ok(s, x.shape[1]):
+                return e, m, s
+    m = x.max(axis=1)
+    if not math.isfinite(m.sum()):  # a row of infinities (or nan): shift it by 0 instead
+        m = xp.where(xp.isfinite(m), m, 0)
+    xp.subtract(x, m[:, None], out=e)
+    xp.exp(e, out=e)
+    return e, m, _row_sums(xp, e)
+
+
+def _exp_and_sums(xp, x):
+    """``exp(x)`` and its row sums, the rows of a large array split between threads."""
+    if xp is not np or x.size < SPLIT_MIN:
+        with np.errstate(over="ignore"):  # an overflow shows in the sums, and is retried
+            e = xp.exp(x)
+            return e, _row_sums(xp, e)
+    e, s = np.empty_like(x), np.empty(x.shape[0], x.dtype)
+
+    def rows(a, b):
+        with np.errstate(over="ignore"):
+            np.exp(x[a:b], out=e[a:b])
+            e[a:b].sum(axis=1, out=s[a:b])  # (not a BLAS product: no BLAS in worker threads)
+
+    pool.split_rows(rows, x.shape[0], x.size)
+    return e, s
+
+
+def _sums_ok(s, n_classes):
+    """Row sums finite (no overflow, no nan) and large enough that the at most
+    ``n_classes`` terms below the smallest normal number weigh less than one ulp."""
+    if not s.size:
+        return True
+    fi = np.finfo(s.dtype)
+    return float(s.max()) < math.inf and float(s.min()) >= fi.tiny / fi.eps * n_classes
+
+
+def _row_sums(xp, e):
+    # numpy's axis-1 sum pays per row: a matrix-vector product is ~3x faster for short rows
+    if e.shape[1] <= 64:
+        return e @ xp.ones(e.shape[1], e.dtype)
+    return e.sum(axis=1)
+
+
+def scale_rows(e, c) -> None:
+    """``e *= c[:, None]`` in place, the rows of a large array split between threads."""
+    if e.size >= KERNEL_MIN and e.flags.c_contiguous and jit.on_all(e, c):
+        _note("scale_rows", "numba")
+        jit.scale_rows(e, c)
+        return
+    _note("scale_rows", "numpy")
+    if _xp(e) is not np or e.size < SPLIT_MIN:
+        e *= c[:, None]
+        return
+
+    def rows(a, b):
+        e[a:b] *= c[a:b, None]
+
+    pool.split_rows(rows, e.shape[0], e.size)
+
+
+# ---------------------------------------------------------------------- max pooling
+def _planes(a):
+    """(N, C, H, W) ``a`` as its (P, H, W) image planes in storage order, when it is
+    C-contiguous or channel-major; else None."""
+    n, c, h, w = a.shape
+    if a.flags.c_contiguous:
+        return a.reshape(n * c, h, w)
+    if a.transpose(1, 0, 2, 3).flags.c_contiguous:
+        return a.transpose(1, 0, 2, 3).reshape(c * n, h, w)
+    return None
+
+
+def try_max_pool_tiled(x, k, out_hw):
+    """``(out, code)`` of max pooling with non-overlapping ``k`` windows inside ``x`` by the
+    kernel (``code``: which window element held the first maximum), or None."""
+    planes = _planes(x) if jit.on(x) else None
+    if planes is None:
+        _note("max_pool2d", "numpy")
+        return None
+    _note("max_pool2d", "numba")
+    n, c = x.shape[:2]
+    cm = not x.flags.c_contiguous  # outputs in the input's layout: channel-major stays so
+    shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
+    out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
+    if tuple(k) == (2, 2):
+        jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads())
+    else:
+        jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
+    if cm:
+        out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
+    return out, code
+
+
+def try_max_pool_tiled_backward(g, code, k, out_hw, gx) -> bool:
+    """Fill ``gx`` (the input's shape, ``code``'s layout) with the gradient of tiled max
+    pooling by the kernel; False (nothing written) when the kernel cannot take it."""
+    if not jit.on(g):
+        _note("max_pool2d_backward", "numpy")
+        return False
+    cm = not code.flags.c_contiguous
+    if g.flags.c_contiguous != code.flags.c_contiguous:
+        # e.g. a flatten's C-contiguous gradient for a channel-major pooling: give it the
+        # code's plane order (it is the small, pooled array)
+        g = (np.ascontiguousarray(g.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+             if cm else np.ascontiguousarray(g))
+    gp, cp = _planes(g), _planes(code)
+    if gp is None or cp is None:
+        _note("max_pool2d_backward", "numpy")
+        return False
+    _note("max_pool2d_backward", "numba")
+    h, w = gx.shape[2:]
+    if tuple(k) == (2, 2) and (h, w) == (2 * out_hw[0], 2 * out_hw[1]):
+        jit.max_pool2x2_backward(gp, cp, _planes(gx), jit.num_threads())
+    else:
+        jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
+    return True
+
+
+# ---------------------------------------------------------------------- convolution
+def _conv_fused_takes(x, w, stride, groups) -> bool:
+    return (stride == (1, 1) and groups == 1 and jit.on_all(x, w)
+            and runtime.mkl_loaded())
+
+
+def _storage(x):
+    """``(src, channel_major)``: the C-contiguous array holding ``x``'s elements."""
+    if x.flags.c_contiguous:
+        return x, False
+    if x.transpose(1, 0, 2, 3).flags.c_contiguous:
+        return x.transpose(1, 0, 2, 3), True
+    return np.ascontiguousarray(x), False
+
+
+def _conv_plan(x, w, out_hw, dilation):
+    n, c = x.shape[:2]
+    o, _, kh, kw = w.shape
+    oh, ow = out_hw
+    hp, wp = oh + (kh - 1) * dilation[0], ow + (kw - 1) * dilation[1]
+    per_image = c * kh * kw * oh * wp * x.itemsize
+    chunk = max(1, min(n, FUSED_CONV_CHUNK_BYTES // per_image))
+    threads = max(1, min(jit.num_threads(), -(-n // chunk)))
+    size = jit.scratch_size(c, o, c * kh * kw, chunk, hp, wp, oh, threads)
+    return chunk, threads, size
+
+
+def try_conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu=False):
+    """The (O, N, OH, OW) C-contiguous output of the convolution (then a ReLU if ``relu``)
+    by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded), or None."""
+    if not _conv_fused_takes(x, w, stride, groups):
+        _note("conv2d", "numpy")
+        return None
+    _note("conv2d", "numba")
+    src, cm = _storage(x)
+    o, _, kh, kw = w.shape
+    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+    out = np.empty((o, x.shape[0]) + tuple(out_hw), x.dtype)
+    b = bias if bias is not None else np.empty(0, x.dtype)
+    scratch = take(np, size, x.dtype)
+    w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
+    jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
+                       pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
+    give(scratch)
+    return out
+
+
+def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None):
+    """``(gx, gw, gb)`` by the fused kernel from the channel-major output gradient ``gt``
+    (O, N, OH, OW): gx as (C, N, H, W) (None unless ``want_x``), gw shaped like ``w``, gb
+    the bias gradient; ``y`` the forward's output when it ended in a ReLU. None when the
+    kernel cannot take them."""
+    if not _conv_fused_takes(gt, w, stride, groups):
+        _note("conv2d_backward", "numpy")
+        return None
+    _note("conv2d_backward", "numba")
+    src, cm = _storage(x)
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    out_hw = gt.shape[2:]
+    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+    parts = np.empty((threads, o, c * kh * kw), x.dtype)
+    bias_parts = np.empty((threads, o), x.dtype)
+    gx = np.empty((c, n, h, wd) if want_x else (0, 0, 0, 0), x.dtype)
+    mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
+    w2 = np.ascontiguousarray(w.reshape(o, -1))
+    scratch = take(np, size, x.dtype)
+    jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *dilation, pads[0][0],
+                        pads[1][0], *out_hw, chunk, scratch, parts, bias_parts, want_x, gx)
+    give(scratch)
+    gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
+    return (gx if want_x else None), gw, bias_parts.sum(axis=0)
+
+
+# ---------------------------------------------------------------------- recurrent steps
+def step_kernel(name: str, *arrays):
+    """The compiled per-time-step kernel ``name`` of ``jit/rnn.py`` (``lstm_forward_step``,
+    ``lstm_backward_step``, ``gru_forward_step``, ``gru_backward_step``) when it takes
+    ``arrays`` (NumPy, one float dtype), else None: the layer then runs its NumPy step."""
+    if jit.on_all(*arrays):
+        _note(name, "numba")
+        return getattr(jit, name)
+    _note(name, "numpy")
+    return None
+
+
+# ---------------------------------------------------------------------- optimizers
+def try_update(kernel: str, arrays, *args) -> bool:
+    """Run the optimizer update ``jit.<kernel>`` over ``arrays`` (the parameter, its
+    gradient and its state buffers, flattened) and ``args`` (numbers become the arrays'
+    float type, booleans stay); False (nothing done) when the kernel cannot take them and
+    the optimizer runs its NumPy update."""
+    if not (jit.on_all(*arrays) and all(a.flags.c_contiguous for a in arrays)):
+        _note(kernel, "numpy")
+        return False
+    _note(kernel, "numba")
+    f = arrays[0].dtype.type
+    args = [a if isinstance(a, (bool, np.bool_, np.ndarray)) else f(a) for a in args]
+    getattr(jit, kernel)(*[a.reshape(-1) for a in arrays], *args)
+    return True

@@ -1,0 +1,550 @@
+"""The one place where shendu touches the process it runs in.
+
+``import shendu`` changes nothing process-wide. Each setting below is applied the first
+time something needs it, and each can be refused with an environment variable (read here
+and nowhere else in shendu's fast paths):
+
+* MKL (``libmkl_rt``) is loaded and put on GNU OpenMP (libgomp) at the first float product
+  on NumPy matrices (or kernel set-up, or ``info()``). Opt-out: ``SHENDU_MKL=0``.
+* numba is imported and its kernels put on MKL's OpenMP pool (one thread without MKL) at
+  the first compiled kernel call. Opt-out: ``SHENDU_JIT=0``.
+* OpenMP's max active levels is set to 1 when numba's OpenMP layer starts (numba turns
+  nesting on). Opt-out: ``SHENDU_OMP_NESTING=keep``.
+* GNU OpenMP's idle threads wait passively (sleep) instead of spinning: ``OMP_WAIT_POLICY``
+  is set to ``PASSIVE`` just while libgomp loads, before MKL or the kernels first need it
+  (``openmp_wait_passive``). Opt-out: ``SHENDU_OMP_WAIT=spin``, or set ``OMP_WAIT_POLICY``
+  / ``GOMP_SPINCOUNT`` yourself.
+* A ``fork()`` handler is registered when MKL or the kernels are first set up: the child
+  runs products on one MKL thread and no kernels (it would hang otherwise). No opt-out.
+* glibc keeps freed memory (``mallopt``): opt-in, ``keep_freed_memory(True)`` or
+  ``SHENDU_KEEP_FREED_MEMORY=1``.
+* The path each fast op took is recorded: opt-in, ``trace_paths()`` or
+  ``SHENDU_TRACE_PATHS=1`` (a summary on stderr at exit).
+
+Why each exists: MKL beats NumPy's OpenBLAS on the training-step products, and sharing
+its OpenMP pool with numba's kernels keeps two pools from spinning against each other
+(see ``backend/blas.py`` and ``backend/jit``). numba turns on nested OpenMP for the whole
+process, which made MKL start a thread team inside each kernel thread and PyTorch's Adam
+in the same process much slower; one active level undoes that. A process that has used
+GNU OpenMP threads cannot use them again in a ``fork()`` child. Keeping freed memory in
+the heap spares a training step the page faults of fresh ``mmap`` blocks, but it keeps
+memory with the process, so it is the user's choice (``shendu train`` and ``shendu bench``
+turn it on).
+
+``info()`` says what this process runs on; ``trace_paths()`` records the path each fast op
+took (``backend/cpu.py`` reports to it).
+
+>>> from shendu.backend import runtime
+>>> with runtime.trace_paths() as log:
+...     runtime.record("example", "numpy")
+>>> log
+[('example', 'numpy')]
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["info", "trace_paths", "keep_freed_memory", "mkl", "mkl_loaded", "kernels_on",
+           "set_kernels", "use", "kernel_threads", "kernels_parallel", "set_kernel_threads",
+           "set_mkl_threads", "mkl_threads", "blas_controller", "one_blas_thread", "record",
+           "openmp_wait_passive", "openmp_wait_state"]
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+# ---------------------------------------------------------------------- path tracing
+trace: list | None = None  # while a list, cpu.py's dispatch functions append (op, path)
+_process_log: list | None = None  # SHENDU_TRACE_PATHS=1: every call, summarised at exit
+
+
+def record(op: str, path: str) -> None:
+    """Note that ``op`` ran on ``path`` (``'numba'``, ``'mkl'``, ``'numpy'``, ...)."""
+    if trace is not None:
+        trace.append((op, path))
+
+
+@contextlib.contextmanager
+def trace_paths() -> Iterator[list]:
+    """Record which implementation each fast op call took inside the block.
+
+    Yields a list that fills with ``(op, path)`` pairs (``path`` is ``'numba'``, ``'mkl'``,
+    ``'mkl-compiled'`` or ``'numpy'``). Blocks nest: an outer block sees the inner calls too.
+
+    >>> import shendu as sd
+    >>> with sd.backend.trace_paths() as log:
+    ...     _ = sd.relu(sd.ones(3))
+    >>> log[0][0]
+    'relu'
+    """
+    global trace
+    outer = trace
+    log: list = []
+    trace = log
+    try:
+        yield log
+    finally:
+        trace = outer
+        if outer is not None:
+            outer.extend(log)
+
+
+def _summarise() -> None:
+    counts = Counter(_process_log or ())
+    lines = [f"  {op:<24} {path:<14} {n}" for (op, path), n in sorted(counts.items())]
+    print("shendu paths taken (SHENDU_TRACE_PATHS=1):", *lines, sep="\n", file=sys.stderr)
+
+
+if _env("SHENDU_TRACE_PATHS") == "1":  # asked for by the user: record the whole run
+    trace = _process_log = []
+    atexit.register(_summarise)
+
+
+# ---------------------------------------------------------------------- MKL
+_GNU_THREADING = 3  # MKL_THREADING_GNU: libgomp, shared with numba's omp layer
+_mkl = None         # the loaded libmkl_rt (ctypes)
+_mkl_path: str | None = None
+_mkl_tried = False
+_mkl_why = "not looked for yet"
+_mkl_on = True      # use(mkl=False) turns MKL's products off without unloading it
+_forked = False     # this process is a fork() child of one that may have used OpenMP
+
+
+def _mkl_candidates():
+    """Where ``libmkl_rt`` may be: the environment's lib/ (pip and conda put it there),
+    then the system's search path."""
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix, _env("CONDA_PREFIX"))):
+        if prefix:
+            lib = Path(prefix) / "lib"
+            yield from sorted(lib.glob("libmkl_rt.so*"), reverse=True)
+            yield from sorted(lib.glob("mkl_rt*.dll"))
+            yield from sorted(lib.glob("libmkl_rt*.dylib"))
+    found = ctypes.util.find_library("mkl_rt")
+    if found:
+        yield found
+
+
+def _load_mkl() -> None:
+    global _mkl, _mkl_path, _mkl_tried, _mkl_why
+    _mkl_tried = True
+    if _env("SHENDU_MKL", "1") == "0":
+        _mkl_why = "SHENDU_MKL=0 in the environment"
+        return
+    _mkl_why = "libmkl_rt not found (pip install mkl, or shendu[fast])"
+    openmp_wait_passive()  # MKL's GNU OpenMP layer loads libgomp
+    for path in _mkl_candidates():
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        lib.MKL_Set_Threading_Layer.argtypes = [ctypes.c_int]
+        if lib.MKL_Set_Threading_Layer(_GNU_THREADING) != _GNU_THREADING:
+            _mkl_why = f"{path} has no GNU OpenMP layer (its own would fight numba's)"
+            continue
+        lib.MKL_Set_Num_Threads_Local.argtypes = [ctypes.c_int]
+        lib.MKL_Set_Num_Threads.argtypes = [ctypes.c_int]
+        lib.MKL_Get_Max_Threads.restype = ctypes.c_int
+        _mkl, _mkl_path, _mkl_why = lib, str(path), ""
+        _watch_fork()
+        if _forked:
+            _mkl_one_thread()
+        return
+
+
+def mkl():
+    """The loaded ``libmkl_rt`` (a ``ctypes.CDLL``), loading it on the first call; None
+    when it is not installed, refused (``SHENDU_MKL=0``) or turned off by ``use``."""
+    if not _mkl_tried:
+        _load_mkl()
+    return _mkl if _mkl_on else None
+
+
+def mkl_loaded() -> bool:
+    """Whether products go through MKL (loaded on the first call)."""
+    return mkl() is not None
+
+
+def mkl_path() -> str | None:
+    """The ``libmkl_rt`` file loaded (compiled kernels link to it by symbol name)."""
+    mkl()
+    return _mkl_path
+
+
+def _mkl_one_thread() -> None:
+    _mkl.MKL_Set_Num_Threads(1)
+    _mkl.MKL_Set_Num_Threads_Local(1)
+
+
+def set_mkl_threads(n: int) -> None:
+    """MKL's thread count (nothing without MKL; always 1 in a ``fork()`` child)."""
+    if mkl_loaded() and not _forked:
+        _mkl.MKL_Set_Num_Threads(int(n))
+
+
+def mkl_threads() -> int | None:
+    """MKL's thread count (None without MKL)."""
+    return _mkl.MKL_Get_Max_Threads() if mkl_loaded() else None
+
+
+def blas_name() -> str:
+    """``'MKL <version>'`` or ``'NumPy (<its BLAS>)'``: who multiplies matrices."""
+    if mkl_loaded():
+        buf = ctypes.create_string_buffer(256)
+        _mkl.MKL_Get_Version_String(buf, len(buf))
+        text = buf.value.decode(errors="replace")
+        version = text.split("Version")[-1].split("-Product")[0].strip()
+        return f"MKL {version or text}"
+    import numpy as np
+
+    try:
+        cfg = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"NumPy ({cfg['name']} {cfg.get('version', '')})".replace(" )", ")")
+    except Exception:  # noqa: BLE001 - older NumPy has no dict mode
+        return "NumPy"
+
+
+# ---------------------------------------------------------------------- fork()
+_fork_watched = False
+
+
+def _after_fork() -> None:
+    global _forked, _kernels_on, _kernels_why
+    _forked = True
+    if _mkl is not None:
+        _mkl_one_thread()
+    # numba's OpenMP kernels would kill this process: plain NumPy paths from here on
+    _kernels_on, _kernels_why = False, "off in a fork() child (GNU OpenMP cannot be reused)"
+
+
+def _watch_fork() -> None:
+    global _fork_watched
+    if not _fork_watched and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork)
+        _fork_watched = True
+
+
+# ---------------------------------------------------------------------- OpenMP waiting
+_wait_state = "not applied yet"
+
+
+def _gomp_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as f:
+            return any("/libgomp.so" in line for line in f)
+    except OSError:
+        return False
+
+
+def openmp_wait_state() -> str:
+    """What ``openmp_wait_passive`` did (``'not applied yet'`` before it ran)."""
+    return _wait_state
+
+
+def openmp_wait_passive() -> str:
+    """Make GNU OpenMP's idle threads sleep instead of spinning, once, before libgomp loads.
+
+    MKL's products and numba's kernels share one libgomp pool. By default an idle libgomp
+    thread spins a while before it sleeps, betting that the next parallel region comes
+    soon and that its core has nothing else to do. On shared cores (a laptop, a notebook
+    server, CI) the bet loses: the spinning thread holds a core that the thread it waits
+    for needs, and ``shendu bench --contend`` measured a 2-thread LeNet-5/Adam step many
+    times slower than a 1-thread one (``benchmarks/README.md``). libgomp reads
+    ``OMP_WAIT_POLICY`` once, when it loads: this sets it to ``PASSIVE``, loads libgomp and
+    puts the environment back, so child processes inherit nothing.
+
+    Left alone when the user chose (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set, or
+    ``SHENDU_OMP_WAIT=spin``) or when libgomp was loaded before (then its setting stays).
+    Returns what was done, as ``info()['openmp_wait']`` reports it.
+    """
+    global _wait_state
+    if _wait_state != "not applied yet":
+        return _wait_state
+    env = os.environ
+    if _env("SHENDU_OMP_WAIT", "passive") == "spin":
+        _wait_state = "spin (SHENDU_OMP_WAIT=spin)"
+    elif "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
+        _wait_state = "as set by the user (" + ", ".join(
+            f"{k}={env[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in env) + ")"
+    elif _gomp_loaded():
+        _wait_state = "libgomp's default (it was loaded before shendu could set it)"
+    else:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
+            _wait_state = "passive"
+        except OSError:
+            _wait_state = "libgomp's default (libgomp.so.1 not found)"
+        finally:
+            del env["OMP_WAIT_POLICY"]  # read at load time: children inherit nothing
+    return _wait_state
+
+
+# ---------------------------------------------------------------------- numba kernels
+_kernels_on = _env("SHENDU_JIT", "1") != "0"
+_kernels_why = "" if _kernels_on else "SHENDU_JIT=0 in the environment"
+_numba: bool | None = None  # numba importable (None: not looked at yet)
+_numba_error = ""
+_parallel: bool | None = None  # kernels may use several threads (None: not set up yet)
+_kernel_threads = 0  # the count asked for by set_kernel_threads (0: numba's default)
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (looked up once)."""
+    global _numba, _numba_error
+    if _numba is None:
+        try:
+            import numba  # noqa: F401
+            _numba = True
+        except Exception as e:  # noqa: BLE001 - ImportError, or a numba that fails here
+            _numba, _numba_error = False, f"numba not importable: {e}"
+    return _numba
+
+
+def kernels_on() -> bool:
+    """Whether ops use the compiled kernels now (numba importable and not turned off)."""
+    return _kernels_on and numba_available()
+
+
+def set_kernels(flag: bool) -> bool:
+    """Turn the kernels on or off for the whole process; returns the previous setting."""
+    global _kernels_on, _kernels_why
+    before, _kernels_on = _kernels_on, bool(flag)
+    _kernels_why = "" if _kernels_on else "turned off at run time (set_kernels / use)"
+    return before
+
+
+@contextlib.contextmanager
+def use(*, kernels: bool | None = None, mkl: bool | None = None) -> Iterator[None]:
+    """Run the block with the compiled kernels and/or MKL's products on or off (tests
+    compare the paths); ``None`` leaves a setting as it is."""
+    global _mkl_on, _kernels_on, _kernels_why
+    before = _kernels_on, _kernels_why, _mkl_on
+    if kernels is not None:
+        set_kernels(kernels)
+    if mkl is not None:
+        _mkl_on = bool(mkl)
+    try:
+        yield
+    finally:
+        _kernels_on, _kernels_why, _mkl_on = before
+
+
+def setup_kernels() -> None:
+    """Choose numba's threads before the first kernel runs: on MKL's OpenMP pool when MKL
+    is there, else one thread (OpenBLAS keeps its own threads spinning after each product,
+    and a second pool fighting them was measured many times slower than either alone)."""
+    global _parallel
+    if _parallel is not None:
+        return
+    import numba
+
+    _parallel = mkl_loaded() and not _forked
+    if _parallel:
+        openmp_wait_passive()  # before numba's OpenMP layer starts (if MKL has not)
+        numba.config.THREADING_LAYER = "omp"  # MKL's layer: one pool for both
+    _watch_fork()
+    set_kernel_threads(_kernel_threads or (numba.config.NUMBA_NUM_THREADS if _parallel else 1))
+    if _parallel and _env("SHENDU_OMP_NESTING") != "keep":
+        _no_nested_openmp()
+
+
+def _no_nested_openmp() -> None:
+    """Undo the nested parallelism numba's OpenMP layer turns on when it starts
+    (``omp_set_nested(1)`` for the whole process): one active level."""
+    try:
+        ctypes.CDLL("libgomp.so.1").omp_set_max_active_levels(1)  # the copy already loaded
+    except (OSError, AttributeError):
+        pass
+
+
+kernels_serial = True  # the kernels run their serial versions (one thread; jit.Kernel)
+
+
+def set_kernel_threads(n: int) -> None:
+    """Threads for the kernels started from this thread (1 beside OpenBLAS's threads).
+    At one thread the kernels run their serial versions, which compile several times
+    faster than the parallel ones (see ``backend/jit/elementwise.py``)."""
+    global _kernel_threads, kernels_serial
+    _kernel_threads = int(n)
+    if _parallel is None:
+        return
+    import numba
+
+    count = max(1, min(_kernel_threads, numba.config.NUMBA_NUM_THREADS)) if _parallel else 1
+    numba.set_num_threads(count)
+    kernels_serial = count == 1
+
+
+def kernel_threads() -> int:
+    """How many threads a kernel started from this thread may use."""
+    if not numba_available():
+        return 1
+    setup_kernels()
+    if not _parallel:
+        return 1
+    import numba
+
+    return numba.get_num_threads()
+
+
+def kernels_parallel() -> bool:
+    """Whether the kernels run on several threads (MKL present); False before set-up."""
+    return bool(_parallel)
+
+
+# ---------------------------------------------------------------------- BLAS threads
+def blas_controller():
+    """threadpoolctl's view of the BLAS libraries (MKL loaded first, so that a limit
+    reaches it), or None when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    mkl_loaded()
+    return ThreadpoolController().select(user_api="blas")
+
+
+_first_controller = None
+_first_looked = False
+
+
+def first_blas_controller():
+    """``blas_controller()`` from the first call, kept: scanning the loaded libraries costs
+    far more than a limit through a kept controller. NumPy's BLAS loads with NumPy, so the
+    first scan always finds it."""
+    global _first_controller, _first_looked
+    if not _first_looked:
+        _first_controller, _first_looked = blas_controller(), True
+    return _first_controller
+
+
+def one_blas_thread():
+    """A ``with`` block limiting the BLAS libraries found at the first call to one thread,
+    without rescanning; a no-op without threadpoolctl."""
+    blas = first_blas_controller()
+    return contextlib.nullcontext() if blas is None else blas.limit(limits=1)
+
+
+def blas_threads() -> int | None:
+    """The largest BLAS thread count threadpoolctl reads (None without threadpoolctl)."""
+    blas = first_blas_controller()
+    libs = blas.lib_controllers if blas is not None else ()
+    return max((lib.num_threads for lib in libs), default=None)
+
+
+# ---------------------------------------------------------------------- allocator
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
+MMAP_THRESHOLD = 32 << 20   # glibc's maximum (used when mmap is turned back on)
+TRIM_THRESHOLD = 512 << 20  # free memory at the heap's top kept before giving it back
+TOP_PAD = 64 << 20          # grow the heap in steps this big (fewer brk calls)
+_GLIBC_DEFAULTS = ((_M_MMAP_THRESHOLD, 128 << 10), (_M_MMAP_MAX, 65536),
+                   (_M_TRIM_THRESHOLD, 128 << 10), (_M_TOP_PAD, 128 << 10))
+_keeping = False
+
+
+def _mallopt():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int]
+    return fn
+
+
+def keep_freed_memory(flag: bool | None = None) -> bool:
+    """Keep freed array memory in the process instead of returning it to the OS (glibc).
+
+    A training step allocates the same activations and gradients every step. glibc serves
+    blocks above its mmap threshold with fresh pages and unmaps them on free, so every step
+    pays a page fault per page it writes. With ``True`` every block comes from the heap and
+    what is freed stays there (up to ``TRIM_THRESHOLD`` at its top), for every library in
+    the process; ``False`` restores glibc's defaults. The cost: freed memory stays with the
+    process until reused. Off unless asked for (or ``SHENDU_KEEP_FREED_MEMORY=1``).
+    Returns whether the setting is in effect; ``None`` only asks.
+
+    >>> import shendu as sd
+    >>> sd.backend.keep_freed_memory() in (True, False)   # only asks
+    True
+    """
+    global _keeping
+    if flag is None:
+        return _keeping
+    fn = _mallopt()
+    if fn is None:
+        return False
+    if flag:
+        _keeping = all(fn(opt, value) == 1 for opt, value in (
+            (_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_MMAP_MAX, 0),  # no block is mmapped
+            (_M_TRIM_THRESHOLD, TRIM_THRESHOLD), (_M_TOP_PAD, TOP_PAD)))
+    elif _keeping:
+        for opt, value in _GLIBC_DEFAULTS:
+            fn(opt, value)
+        _keeping = False
+    return _keeping
+
+
+def own_process_defaults() -> None:
+    """For programs that own their process (the ``shendu`` command): keep freed memory
+    unless ``SHENDU_KEEP_FREED_MEMORY=0``; child processes inherit the choice."""
+    if _env("SHENDU_KEEP_FREED_MEMORY") == "0":
+        return
+    os.environ["SHENDU_KEEP_FREED_MEMORY"] = "1"
+    keep_freed_memory(True)
+
+
+if _env("SHENDU_KEEP_FREED_MEMORY") == "1":  # asked for by the user
+    keep_freed_memory(True)
+
+
+# ---------------------------------------------------------------------- info()
+class Info(dict):
+    """``info()``'s answer: a dict that prints as a short report."""
+
+    def __str__(self) -> str:
+        width = max(map(len, self))
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in self.items())
+
+    __repr__ = __str__
+
+
+def info() -> Info:
+    """What this process runs on: who multiplies matrices and on how many threads, whether
+    the compiled kernels are on (and why not), and the process settings in effect.
+
+    Asking loads MKL and sets numba up when they are there, as the first fast op would.
+
+    >>> import shendu as sd
+    >>> info = sd.backend.info()
+    >>> info["blas"].startswith(("MKL", "NumPy")), "kernels" in info
+    (True, True)
+    """
+    mkl_loaded()
+    on = kernels_on()
+    if on:
+        setup_kernels()
+    why_kernels = _kernels_why or (_numba_error if not numba_available() else "")
+    return Info(
+        blas=blas_name(),
+        blas_threads=mkl_threads() if mkl_loaded() else blas_threads(),
+        mkl="loaded from " + str(_mkl_path) if mkl_loaded() else f"off: {_mkl_why}",
+        kernels="on (numba)" if on else f"off: {why_kernels}",
+        kernel_threads=kernel_threads() if on else 0,
+        kernel_layer=("OpenMP, shared with MKL" if _parallel else "one thread") if on else "-",
+        openmp_wait=_wait_state,
+        openmp_nesting=("left as numba set it (SHENDU_OMP_NESTING=keep)"
+                        if _env("SHENDU_OMP_NESTING") == "keep" else "one active level"),
+        keep_freed_memory=_keeping,
+        fork_child=_forked,
+        tracing=trace is not None,
+    )

@@ -1,0 +1,98 @@
+"""Every module imports on its own (no import cycles), and the public namespaces are the
+curated ``__all__`` lists, without module names leaking in."""
+import json
+import pkgutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import shendu as sd
+import shendu.nn as nn
+import shendu.nn.functional as F
+
+ROOT = Path(sd.__file__).parent
+
+
+def _all_modules() -> list[str]:
+    names = ["shendu"]
+    for info in pkgutil.walk_packages([str(ROOT)], prefix="shendu."):
+        if not info.name.endswith("__main__"):  # runs the command line
+            names.append(info.name)
+    return sorted(names)
+
+
+# Runs in a fresh interpreter: each module imported with no shendu module loaded before
+# it (NumPy and the optional libraries stay loaded: only shendu's own order matters).
+_EACH_ALONE = """
+import importlib, json, sys, traceback
+failed = {}
+for name in json.loads(sys.argv[1]):
+    for key in [k for k in sys.modules if k == "shendu" or k.startswith("shendu.")]:
+        del sys.modules[key]
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] == "shendu":
+            failed[name] = traceback.format_exc(limit=-3)
+    except Exception:
+        failed[name] = traceback.format_exc(limit=-3)
+print(json.dumps(failed))
+"""
+
+
+def test_every_module_imports_alone():
+    names = _all_modules()
+    assert len(names) > 100 and "shendu.backend.runtime" in names
+    out = subprocess.run([sys.executable, "-c", _EACH_ALONE, json.dumps(names)],
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    failed = json.loads(out.strip().splitlines()[-1])
+    assert not failed, "\n\n".join(f"{k}:\n{v}" for k, v in failed.items())
+
+
+@pytest.mark.parametrize("name", ["shendu._bench_report", "shendu.bench", "shendu.backend.blas",
+                                  "shendu.backend.jit", "shendu.backend.cpu", "shendu._threads",
+                                  "shendu.optim", "shendu.ops.rnn_ops", "shendu.ops.nn_ops"])
+def test_once_circular_modules_import_first_in_a_fresh_process(name):
+    subprocess.run([sys.executable, "-c", f"import {name}"], check=True, timeout=120)
+
+
+def test_backend_layers_import_one_way():
+    """runtime imports nothing of shendu; blas and jit only runtime; ops reach the kernels
+    through backend.cpu alone."""
+    def imports(path: Path) -> str:
+        return "\n".join(line for line in path.read_text().splitlines()
+                         if line.lstrip().startswith(("from ", "import ")))
+
+    backend = ROOT / "backend"
+    assert "from ." not in imports(backend / "runtime.py")
+    assert "from .. import runtime" in imports(backend / "jit" / "__init__.py")
+    assert "blas" not in imports(backend / "jit" / "__init__.py")
+    assert "jit" not in imports(backend / "blas.py")
+    for path in sorted((ROOT / "ops").glob("*.py")) + sorted((ROOT / "optim").glob("*.py")):
+        text = imports(path)
+        assert "jit" not in text and "blas" not in text, path.name
+        assert "optim" not in text or path.parent.name == "optim", path.name
+
+
+@pytest.mark.parametrize("module", [sd, nn, F], ids=lambda m: m.__name__)
+def test_all_is_complete_and_names_no_module_but_subpackages(module):
+    assert len(set(module.__all__)) == len(module.__all__)
+    allowed = {"functional", "init", "utils"} if module is nn else set()
+    for name in module.__all__:
+        value = getattr(module, name)
+        assert not isinstance(value, types.ModuleType) or name in allowed, name
+
+
+def test_op_module_names_do_not_leak():
+    for name in ("conv", "pool", "nn_ops", "linalg", "elementwise", "movement", "reduce",
+                 "rnn_ops", "getitem", "type_"):
+        assert not hasattr(sd, name), name
+    ns: dict = {}
+    exec("from shendu import *", ns)
+    assert not [k for k, v in ns.items() if isinstance(v, types.ModuleType)]
+    assert {"tensor", "relu", "matmul", "cat", "sum", "no_grad", "Tensor"} <= set(ns)
+    for name in ("activation", "conv", "layers", "loss"):
+        assert name not in F.__all__
