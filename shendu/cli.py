@@ -23,7 +23,7 @@ from .train.recipe import DEFAULTS, OPTIMIZERS, SCHEDULES
 __all__ = ["main", "build_parser"]
 
 _EPILOG_TRAIN = """examples:
-  shendu train                                  LeNet-5 on the embedded digits (~20 s, 0.98)
+  shendu train                                  LeNet-5 on the embedded digits
   shendu train --dataset fashion-mnist --epochs 10
   shendu train --model mlp --optimizer sgd --lr 0.05 --momentum 0.9
   shendu train --resume runs/20250101-120000/checkpoint.sd   continue an interrupted run

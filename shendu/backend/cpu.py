@@ -327,7 +327,7 @@ def _sums_ok(s, n_classes):
 
 
 def _row_sums(xp, e):
-    # numpy's axis-1 sum pays per row: a matrix-vector product is ~3x faster for short rows
+    # numpy's axis-1 sum pays per row: a matrix-vector product is faster for short rows
     if e.shape[1] <= 64:
         return e @ xp.ones(e.shape[1], e.dtype)
     return e.sum(axis=1)

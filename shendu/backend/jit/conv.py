@@ -3,7 +3,7 @@ of a few images, so that the patch matrix never leaves the thread's cache.
 
 The NumPy path (``shendu/ops/_conv_patches.py``) builds the patch matrix of a whole batch
 (5 MB for LeNet's first layer, 75 MB for a 32-channel CIFAR layer) and multiplies it in one
-GEMM: the matrix is written to memory and read back, at ~14 GB/s here. Here each thread
+GEMM: the matrix is written to memory and read back, at memory speed. Here each thread
 takes a chunk of images (``chunk``, sized so its patches fit in L2), builds its patches
 in its own scratch, calls MKL's single-threaded GEMM on them (MKL runs sequentially
 inside an OpenMP region) and moves on: the threads share nothing but the weights.

@@ -3,9 +3,9 @@
 For a language model the scores over the vocabulary are the largest array of a step
 (1120 x 10000 for the LSTM benchmark). The NumPy path makes an ``exp`` pass, a row-sum
 pass and, in backward, a scaling pass, each on one thread. ``softmax_rows`` does the
-first two row by row on every thread, with MKL's vector ``exp`` (VML: 2.5 ms for those
-11.2M float32 values on two threads, NumPy's ``exp`` 6.8 ms on one; numba's own ``exp`` is
-a scalar library call per element); ``scale_rows`` does the third. Needs MKL.
+first two row by row on every thread, with MKL's vector ``exp`` (VML, faster than
+NumPy's single-threaded ``exp``; numba's own ``exp`` is a scalar library call per
+element); ``scale_rows`` does the third. Needs MKL.
 
 The shift is chosen as on the NumPy path (``backend.cpu.exp_rows``): none when the row's sum
 of ``exp(x)`` is finite and large enough that what underflowed is below its precision

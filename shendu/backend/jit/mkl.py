@@ -1,5 +1,5 @@
 """MKL's GEMM called from compiled code: from the kernels (``conv.py``) and, for its lower
-call overhead (~1.4 us instead of ~8 us through ctypes), from ``backend.cpu.matmul``.
+call overhead (a fraction of a ctypes call's), from ``backend.cpu.matmul``.
 
 The routines are linked by name from the ``libmkl_rt`` that ``backend.runtime`` loaded;
 they are only called when it did (``runtime.mkl_loaded()``).
@@ -23,7 +23,8 @@ _dgemm = types.ExternalFunction("cblas_dgemm", types.void(
     _i, _i, _i, _i, _i, _i, types.float64, _p, _i, _p, _i, types.float64, _p, _i))
 # A kernel's per-thread GEMMs must run on that thread alone. With nested OpenMP (which
 # numba turns on, and ``jit._no_nested_openmp`` turns off again) MKL started a team of
-# its own per call, ~650 us per small product; the kernels also say so to MKL directly.
+# its own per call, which made small products many times slower; the kernels also say
+# so to MKL directly.
 threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
 
 
@@ -35,8 +36,8 @@ vdexp = types.ExternalFunction("vdExp", types.void(_i, _p, _p))
 @njit(**HELPER)
 def exp_into(a, out):
     """``out = exp(a)`` for contiguous 1-D float arrays of one size (``out`` may be ``a``),
-    by MKL's vector math (NumPy's ``exp`` is 2.8x slower here; numba's is a scalar call
-    per element)."""
+    by MKL's vector math (faster than NumPy's ``exp``; numba's is a scalar call per
+    element)."""
     if a.itemsize == 8:
         vdexp(a.size, a.ctypes.data, out.ctypes.data)
     else:

@@ -7,18 +7,17 @@ unit) reads its gate pre-activations and states once and writes what the step pr
 (and, when a graph is recorded, what backpropagation will need) once. The arithmetic is
 the NumPy code's, operation for operation and in its dtype, except for ``tanh``.
 
-Why an own ``tanh``. numba compiles ``math.tanh`` to a scalar libm call, which measured
-~15 ns an element here, 50x NumPy's vectorised tanh (0.3 ns, float32), and slower than
-all of the NumPy passes together. ``_tanh`` uses only arithmetic that LLVM vectorises:
+Why an own ``tanh``. numba compiles ``math.tanh`` to a scalar libm call, many times
+slower than NumPy's vectorised tanh and slower than all of the NumPy passes together.
+``_tanh`` uses only arithmetic that LLVM vectorises:
 ``tanh(a) = E / (E + 2)`` with ``E = expm1(2a)`` (range reduction by ln 2, Taylor series,
 the power of two from an integer shift), and a polynomial (float32) or rational (float64)
 near 0, where that quotient loses bits. Measured against long-double tanh on ~3 million
 points: float32 within 1.5 ulp (NumPy's within 1.4), float64 within 1.5 ulp (NumPy 1.2);
-±0, ±inf and NaN come out as from ``np.tanh``. It costs ~1.2 ns an element (float32; both
-branches are computed, as vector selects), 4x NumPy's, so the LSTM forward kernel's five
-tanh per unit are most of its time. Measured per step (N=32, H=256, float32, one thread /
-two): forward 74 / 59 us against the NumPy passes' 110 us, backward 9 / 5 us against 24
-(float64: forward 178 / 101 against 233, backward 13 / 10 against 42).
+±0, ±inf and NaN come out as from ``np.tanh``. It costs a few times NumPy's tanh per
+element (both branches are computed, as vector selects), so the LSTM forward kernel's
+five tanh per unit are most of its time; the kernels still beat the NumPy passes per step
+(numbers: benchmarks/README.md, "Measurements behind the code").
 
 Work is split in blocks of up to ``_COLUMNS`` hidden units of one batch row, so that a
 batch of one still gives every thread work and the inner loops run over contiguous
@@ -152,7 +151,7 @@ def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
     writes ``c = f c_prev + i g``, ``tc = tanh(c)``, ``h = o tc``, and BPTT's coefficients:
     ``coef`` (N, 4H) = d(pre i, f, g)/dc and d(pre o)/dh, ``k = o - h tc`` (N, H; dc/dh
     through h). Without a graph the caller passes scratch for them: skipping them behind a
-    branch made the loop ~30% slower than writing them."""
+    branch made the loop slower than writing them."""
     n, hid = c.shape
     u = np.uint64(hid)
     for blk in prange(_n_blocks(n, hid)):
