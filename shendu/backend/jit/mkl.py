@@ -7,6 +7,7 @@ they are only called when it did (``runtime.mkl_loaded()``).
 from __future__ import annotations
 
 import llvmlite.binding as llvm
+import numba
 from numba import njit, types
 
 from .. import runtime
@@ -79,9 +80,8 @@ def _layout(a):
 
 
 @njit(nogil=True, cache=True)
-def gemm(a, b, out, beta):
-    """``out = a @ b + beta * out`` for matrices of one float dtype; ``out`` has unit-stride
-    rows. Returns False (doing nothing) when ``a`` or ``b`` must be copied first."""
+def _gemm_any(a, b, out, beta):
+    """``gemm`` compiled for matrices of any layout ('A'), one version per dtype."""
     m, k = a.shape
     n = b.shape[1]
     ta, lda = _layout(a)
@@ -91,3 +91,24 @@ def gemm(a, b, out, beta):
     ldc = out.strides[0] // out.itemsize if m > 1 else max(n, 1)
     gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, out, ldc)
     return True
+
+
+_ready: set = set()  # dtypes _gemm_any has its one version for
+
+
+def gemm(a, b, out, beta):
+    """``out = a @ b + beta * out`` for matrices of one float dtype; ``out`` has unit-stride
+    rows. Returns False (doing nothing) when ``a`` or ``b`` must be copied first.
+
+    Compiled once per dtype for any memory layout: numba would otherwise compile a version
+    for every combination of C- and Fortran-ordered operands a training step meets (three
+    in LeNet's first step), each as long to compile as this one."""
+    if a.dtype not in _ready:
+        arr = types.Array(numba.from_dtype(a.dtype), 2, "A")
+        _gemm_any.disable_compile(False)
+        try:
+            _gemm_any.compile((arr, arr, arr, types.float64))
+        finally:
+            _gemm_any.disable_compile()  # other layouts convert to this version
+        _ready.add(a.dtype)
+    return _gemm_any(a, b, out, beta)
