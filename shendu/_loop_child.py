@@ -31,8 +31,8 @@ def main() -> None:
         fw.set_num_threads(threads)
     import_s = time.perf_counter() - t_start
 
-    x = np.load(f"{data}/x.npy")  # (N, 1, 28, 28) float32 in [0, 1]
-    y = np.load(f"{data}/y.npy")  # (N,) int64
+    x = np.load(f"{data}/x.npy", allow_pickle=False)  # (N, 1, 28, 28) float32 in [0, 1]
+    y = np.load(f"{data}/y.npy", allow_pickle=False)  # (N,) int64
     fw.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),

@@ -22,14 +22,18 @@ Layouts: the input's C-contiguous storage is (C, N, H, W) when ``channel_major``
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 from .elementwise import HELPER, kernel
 from .elementwise import vector_sum as _sum
-from .mkl import N as _N
-from .mkl import T as _T
+from .mkl import N as _N_CONST
+from .mkl import T as _T_CONST
 from .mkl import gemm_raw as _gemm
 from .mkl import threads_here as _mkl_threads_here
+
+# As run-time ints, not constants: numba would compile MKL's wrapper once per constant pair
+_N, _T = np.int64(_N_CONST), np.int64(_T_CONST)
 
 
 def scratch_size(c, o, k, chunk, hp, wp, oh, threads) -> int:
