@@ -27,6 +27,7 @@ kernels are on (``runtime.kernels_on``); those that call MKL also need MKL loade
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -37,7 +38,7 @@ from .scratch import give, take
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "try_max_pool_tiled",
            "try_max_pool_tiled_backward", "try_conv2d", "try_conv2d_backward",
-           "step_kernel", "try_update"]
+           "step_kernel", "small_products", "try_update"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -483,6 +484,23 @@ def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None
 
 
 # ---------------------------------------------------------------------- recurrent steps
+def small_products(xp):
+    """A ``with`` block choosing the threads for a recurrent layer's per-step GEMMs
+    (batch-sized, ~17 MFLOP for N=32, H=256): all of them when MKL does the products, one
+    (with threadpoolctl) under OpenBLAS.
+
+    OpenBLAS: when the cores are shared, a BLAS thread left waiting for its partner stalled
+    every step, so one thread is the robust choice. MKL (on GNU OpenMP, see
+    ``backend.blas``): on an idle machine two threads ran the step's product and the
+    ``lstm_lm_train`` step faster; beside a CPU-bound process the LSTM layer alone was
+    slower on two threads but the whole step was not, since its large products and the
+    kernels use both threads anyway, so one thread here no longer buys robustness
+    (numbers: benchmarks/README.md, "Measurements behind the code")."""
+    if xp is np and not runtime.mkl_loaded():
+        return runtime.one_blas_thread()
+    return contextlib.nullcontext()
+
+
 def step_kernel(name: str, *arrays):
     """The compiled per-time-step kernel ``name`` of ``jit/rnn.py`` (``lstm_forward_step``,
     ``lstm_backward_step``, ``gru_forward_step``, ``gru_backward_step``) when it takes

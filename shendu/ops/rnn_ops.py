@@ -32,30 +32,12 @@ serve the ``*Cell`` modules and are the reference the fused path is tested again
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from ..autograd.function import Function
-from ..backend import cpu, runtime
+from ..backend import cpu
 from ._util import xp_of
 from .nn_ops import Linear
-
-
-def _small_gemms(xp):
-    """Threads for the per-step GEMMs (batch-sized, ~17 MFLOP for N=32, H=256): all of
-    them when MKL does the products, one (with threadpoolctl) under OpenBLAS.
-
-    OpenBLAS: when the cores are shared, a BLAS thread left waiting for its partner stalled
-    every step, so one thread is the robust choice. MKL (on GNU OpenMP, see
-    ``backend.blas``): on an idle machine two threads ran the step's product and the
-    ``lstm_lm_train`` step faster; beside a CPU-bound process the LSTM layer alone was
-    slower on two threads but the whole step was not, since its large products and the
-    kernels use both threads anyway, so one thread here no longer buys robustness
-    (numbers: benchmarks/README.md, "Measurements behind the code")."""
-    if xp is np and not runtime.mkl_loaded():
-        return runtime.one_blas_thread()
-    return contextlib.nullcontext()
 
 
 def _recurrent_tangent(dgx_t, dh_prev, h_prev, w_hh, dw_hh, db_hh):
@@ -168,7 +150,7 @@ class RNNLayer(_Recurrence):
         g = _project(x, w_ih, None if b_ih is None else b_ih + b_hh)
         buf = xp.empty_like(hs[0])
         relu = ctx.kw["nonlinearity"] == "relu"
-        with _small_gemms(xp):
+        with cpu.small_products(xp):
             for t in ctx.order:
                 h = hs[t + 1 - p]
                 cpu.matmul(hs[t + p], w_hh.T, buf)
@@ -185,7 +167,7 @@ class RNNLayer(_Recurrence):
         d = (out > 0).astype(out.dtype) if ctx.kw["nonlinearity"] == "relu" else 1 - out * out
         dh = dstates[0]
         dg = xp.empty_like(out)
-        with _small_gemms(xp):
+        with cpu.small_products(xp):
             for t in reversed(ctx.order):
                 dh += dout[t]
                 xp.multiply(dh, d[t], out=dg[t])
@@ -232,7 +214,7 @@ class LSTMLayer(_Recurrence):
         fast = step is not None
         if fast and not grad:  # the kernel writes them anyway: one step's worth to reuse
             coef_t, k_t = np.empty((n, 4 * h), x.dtype), np.empty((n, h), x.dtype)
-        with _small_gemms(xp):
+        with cpu.small_products(xp):
             for t in ctx.order:
                 gt = a[t]
                 if fast:  # the step below, its gate arithmetic in one compiled pass
@@ -288,7 +270,7 @@ class LSTMLayer(_Recurrence):
         if fast:
             dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
             coef2, dg2 = ctx.coef, dg.reshape(t_len, n, h4)
-        with _small_gemms(xp):
+        with cpu.small_products(xp):
             for t in reversed(ctx.order):
                 if fast:  # the step below, its gate arithmetic in one compiled pass
                     step(dh, dc, dout[t], k[t], coef2[t], a[t], dg2[t])
@@ -348,7 +330,7 @@ class GRULayer(_Recurrence):
         fast = step is not None
         if fast:
             b_hn = np.empty(0, x.dtype) if b_hh is None else np.ascontiguousarray(b_hh[2 * h:])
-        with _small_gemms(xp):
+        with cpu.small_products(xp):
             for t in ctx.order:
                 at, ht = a[t], hg[t]
                 cpu.matmul(hs[t + p], whh_t, ht)
@@ -382,7 +364,7 @@ class GRULayer(_Recurrence):
         step = cpu.step_kernel("gru_backward_step", dout, dh, a, hg)
         if step is not None:
             dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
-            with _small_gemms(xp):
+            with cpu.small_products(xp):
                 for t in reversed(ctx.order):  # the loop below, one compiled pass a step
                     step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
                     cpu.matmul(dgh[t], w_hh, dh, accumulate=True)
@@ -391,7 +373,7 @@ class GRULayer(_Recurrence):
         pn = (1 - z) * (1 - nn * nn)   # d(pre_n)/dh'
         pz = (h_prev - nn) * z * (1 - z)  # d(pre_z)/dh'
         pr = hn * r * (1 - r)            # d(pre_r)/d(pre_n)
-        with _small_gemms(xp):
+        with cpu.small_products(xp):
             for t in reversed(ctx.order):
                 dh += dout[t]
                 gx, gh = dgx[t], dgh[t]
