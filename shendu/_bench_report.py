@@ -23,6 +23,9 @@ examples:
   shendu bench --list                   what is registered
   shendu bench train 'conv_*' --quick   a group and a pattern, short blocks
   shendu bench --json benchmarks/results/latest.json
+  shendu bench user_loop --quick        the user loop alone, a minute
+  shendu bench --contend                the user loop beside one busy process per core
+  shendu bench --check benchmarks/results/latest.json   which targets a results file meets
 
 ratio = shendu speed / baseline speed: above 1 shendu is faster. Compare ratios from the
 same run; absolute numbers on a shared machine drift from run to run."""
@@ -143,12 +146,30 @@ def _read(path: str) -> str:
 
 
 def _git_commit() -> str | None:
-    """The checked-out commit, read from ``.git`` without running git (best effort)."""
-    git = Path(__file__).resolve().parents[1] / ".git"
-    head = _read(str(git / "HEAD")).strip()
-    if head.startswith("ref: "):
-        return _read(str(git / head[5:])).strip() or None
-    return head or None
+    """The commit of the checkout this shendu runs from (``+dirty`` when files differ from
+    it), or None outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.strip()
+
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "shendu")
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def measured_at() -> str:
+    """The commit this code runs from, else ``shendu <version>`` (an installed copy)."""
+    import shendu
+
+    return _git_commit() or f"shendu {shendu.__version__}"
 
 
 def machine_info(threads: dict | None = None) -> dict:
@@ -191,13 +212,17 @@ def _result_dict(r: bench.Result) -> dict:
 
 
 def write_json(path: str | Path, results: Sequence[bench.Result], cfg: bench.Config,
-               machine: dict) -> None:
-    """Write every result with the machine and configuration; atomic (temp file, rename)."""
+               machine: dict, loop: dict | None = None) -> None:
+    """Write every result (and the user-loop runs) with the commit, the machine and the
+    configuration; atomic (temp file, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"schema": bench.SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+           "commit": machine.get("git_commit") or f"shendu {machine.get('shendu')}",
            "config": asdict(cfg), "machine": machine,
            "results": [_result_dict(r) for r in results]}
+    if loop is not None:
+        doc["user_loop"] = loop
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
@@ -216,12 +241,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--blocks", type=int, metavar="N", help="timed blocks per side (default 7)")
     p.add_argument("--min-time", type=float, metavar="S",
                    help="seconds per block; iterations are calibrated to it (default 0.3)")
-    p.add_argument("--threads", type=int, default=2, metavar="N",
-                   help="BLAS and PyTorch threads, the same for both (default 2)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="BLAS and PyTorch threads, the same for both (default 2; the user "
+                   "loop runs each library's default unless given)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch twins")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     p.add_argument("--dir", metavar="DIR", help="where the bench_*.py files are "
                    "(default: the repository's benchmarks/)")
+    g = p.add_argument_group("the user loop (each library in its own process)")
+    g.add_argument("--contend", action="store_true",
+                   help="run only the user loop, beside one busy process per core, at each "
+                   "library's default threading and at 1 thread; median and spread per run")
+    g.add_argument("--loop-steps", type=int, metavar="N",
+                   help="training steps per user-loop run (default 300; 30 with --quick)")
+    g.add_argument("--no-loop", action="store_true", help="skip the user loop")
+    p.add_argument("--check", metavar="FILE", help="say which speed targets the results "
+                   "FILE (written by --json) meets, and exit (times nothing)")
     return p
 
 
@@ -233,11 +268,43 @@ def _select(found: list[bench.Benchmark], patterns: list[str]) -> list[bench.Ben
                    for p in patterns)]
 
 
+LOOP_NAMES = ("user_loop", "loop")  # what selects the user loop on the command line
+
+
+def _wants_loop(args) -> bool:
+    if args.no_loop:
+        return False
+    if args.contend or not args.names:
+        return True
+    return any(fnmatch.fnmatchcase(n, p) for n in LOOP_NAMES for p in args.names)
+
+
+def _run_user_loop(args, threads_given: bool) -> dict:
+    from . import _bench_loop
+
+    steps = args.loop_steps or (30 if args.quick else 300)
+    counts = [args.threads if threads_given else 0]
+    if args.contend:
+        counts = list(dict.fromkeys(counts + [1]))
+    res = _bench_loop.run_loop(steps, threads=counts, contend=args.contend,
+                               torch=not args.no_torch,
+                               log=lambda line: print(line, file=sys.stderr, flush=True))
+    return res
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``shendu bench``; returns 0, 1 if a benchmark failed, 2 on a usage error."""
+    """Run ``shendu bench``; returns 0, 1 if a benchmark failed (or, with ``--check``, a
+    target is not met), 2 on a usage error."""
     args = _parser().parse_args(argv)
+    if args.check:
+        from . import _bench_check
+
+        return _bench_check.main(args.check)
     if args.blocks is not None and args.blocks < 1:
         print("shendu bench: --blocks must be at least 1", file=sys.stderr)
+        return 2
+    if args.loop_steps is not None and args.loop_steps < 2:
+        print("shendu bench: --loop-steps must be at least 2", file=sys.stderr)
         return 2
     try:
         found = bench.discover(args.dir)
@@ -245,8 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shendu bench: could not load the benchmarks: {bench._error(exc)}",
               file=sys.stderr)
         return 2
-    selected = _select(found, args.names)
-    if not selected:
+    loop = _wants_loop(args)
+    selected = [] if args.contend else _select(found, args.names)
+    if not selected and not loop:
         print(f"shendu bench: no benchmark matches {' '.join(args.names) or '(none found)'}; "
               "try --list", file=sys.stderr)
         return 2
@@ -254,22 +322,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         for b in selected:
             vs = b.twin_label if b.twin_setup else "—"
             print(f"{b.group + '/' + b.name:34} {b.unit:11} vs {vs:8} {b.doc}")
+        if loop:
+            print(f"{'loop/user_loop':34} {'ms/step':11} vs {'torch':8} LeNet-5/Adam user loop, "
+                  "each library in its own process")
         return 0
+    threads_given = args.threads is not None
     cfg = bench.Config.quick() if args.quick else bench.Config()
     if args.blocks is not None:
         cfg.blocks = args.blocks
     if args.min_time is not None:
         cfg.min_time = args.min_time
     cfg.memory = cfg.memory and not args.no_memory
-    cfg.torch, cfg.threads = not args.no_torch, args.threads
+    cfg.torch, cfg.threads = not args.no_torch, args.threads or 2
     threads = set_threads(cfg.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > 0.5 * (os.cpu_count() or 1):
-        # threads that spin-wait at barriers collapse when another process holds a core
-        hint = "; with 2+ threads ratios are unreliable, try --threads 1" if cfg.threads > 1 \
-            else ""
+    if load > 0.5 * (os.cpu_count() or 1) and not args.contend:
         print(f"shendu bench: the machine is busy (load average {load:.1f} on "
-              f"{os.cpu_count()} CPUs): timings will be noisy{hint}", file=sys.stderr)
+              f"{os.cpu_count()} CPUs): timings will be noisy; compare ratios",
+              file=sys.stderr)
     results = []
     for i, b in enumerate(selected, 1):
         print(f"[{i}/{len(selected)}] {b.group}/{b.name} ...", end=" ", file=sys.stderr,
@@ -278,12 +348,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(r)
         ratio = "" if r.ratio is None else f"  ratio {r.ratio:.2f}x"
         print(f"{_side(r.shendu, r.error)[0]} {b.unit}{ratio}", file=sys.stderr, flush=True)
-    print(format_table(results, cfg, load))
-    print(backend_line(threads["shendu_backend"]))
+    machine = {**machine_info(threads), "load_at_start": load}
+    print(f"measured at {machine.get('git_commit') or 'shendu ' + machine['shendu']} on "
+          f"{machine['cpu_model']} ({machine['cpu_count']} CPUs)")
+    if results:
+        print(format_table(results, cfg, load))
+        print(backend_line(threads["shendu_backend"]))
+    loop_res = None
+    if loop:
+        from ._bench_loop import format_loop
+
+        loop_res = _run_user_loop(args, threads_given)
+        print(("\n" if results else "") + format_loop(loop_res))
     if args.json:
-        write_json(args.json, results, cfg, {**machine_info(threads), "load_at_start": load})
+        write_json(args.json, results, cfg, machine, loop_res)
         print(f"\nwrote {args.json}")
-    return 1 if any(r.error for r in results) else 0
+    loop_failed = loop_res is not None and any("error" in r for r in loop_res["runs"])
+    return 1 if any(r.error for r in results) or loop_failed else 0
 
 
 # Last: ``bench`` imports this module's functions at its end, so either may be imported first.

@@ -12,8 +12,8 @@ installs it) reaches every BLAS loaded in the process.
 
 Why training defaults to one thread: LeNet-sized products are a few MFLOP, so a second
 thread gains little even on an idle 2-core machine, while on shared cores OpenBLAS's
-threads wait for a partner that is not running: ``shendu train`` epochs measured 10-40x
-slower with two threads than with one on the same busy machine.
+threads wait for a partner that is not running: ``shendu train`` epochs measured many
+times slower with two threads than with one on the same busy machine.
 """
 from __future__ import annotations
 

@@ -222,3 +222,86 @@ def test_python_dash_m_entry_point():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "autodiff_n10" in out.stdout
+
+
+# ---------------------------------------------------------------- commit, targets, user loop
+def test_results_name_their_commit(bench_dir, tmp_path, capsys):
+    path = tmp_path / "results.json"
+    bench.main(["--dir", str(bench_dir), "--quick", "--json", str(path), "sleepy"])
+    doc = json.loads(path.read_text())
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                         cwd=str(__import__("pathlib").Path(bench.__file__).parents[1]))
+    if git.returncode == 0:  # a checkout: the commit, marked when shendu/ has changes
+        assert doc["commit"].split("+")[0] == git.stdout.strip()
+    else:  # an installed copy: the version
+        assert doc["commit"].startswith("shendu ")
+    assert doc["machine"]["cpu_model"] and doc["machine"]["cpu_count"] >= 1
+    assert "measured at" in capsys.readouterr().out
+    assert "user_loop" not in doc  # a named benchmark alone runs no user loop
+
+
+def _fake_results(tmp_path, ratios, **extra):
+    doc = {"created": "2026-12-05T08:00:00", "commit": "abc1234",
+           "machine": {"cpu_model": "Fake CPU", "cpu_count": 2},
+           "results": [{"name": n, "ratio": r} for n, r in ratios.items()], **extra}
+    path = tmp_path / "latest.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_check_says_which_targets_are_met(tmp_path, capsys):
+    from shendu._bench_check import TARGETS
+
+    all_met = {name: least for name, (_, least) in TARGETS.items()}  # exactly at target
+    assert bench.main(["--check", str(_fake_results(tmp_path, all_met))]) == 0
+    out = capsys.readouterr().out
+    assert "abc1234" in out and "Fake CPU" in out and f"{len(TARGETS)} of {len(TARGETS)}" in out
+
+    some = dict(all_met, lenet5_train=0.89)  # just below LeNet-5's 0.9
+    del some["lstm_lm_train"]
+    assert bench.main(["--check", str(_fake_results(tmp_path, some))]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    lenet = next(ln for ln in lines if ln.strip().startswith("LeNet-5 train"))
+    lstm = next(ln for ln in lines if ln.strip().startswith("LSTM LM train"))
+    assert "NOT MET" in lenet and "0.89" in lenet
+    assert "unknown" in lstm and "not in the file" in lstm
+    assert f"{len(TARGETS) - 2} of {len(TARGETS)} targets met" in lines[-1]
+    assert bench.main(["--check", str(tmp_path / "missing.json")]) == 2
+
+
+def test_user_loop_selection():
+    from shendu._bench_report import _parser, _wants_loop
+
+    def wants(*argv):
+        return _wants_loop(_parser().parse_args(list(argv)))
+
+    assert wants() and wants("user_loop") and wants("loop") and wants("--contend")
+    assert not wants("mlp_train") and not wants("--no-loop") and not wants("train")
+
+
+def test_user_loop_child_runs_in_its_own_process(tmp_path):
+    """The mechanism only: a shendu process, a few steps on tiny data, the statistics."""
+    import numpy as np
+
+    from shendu import _bench_loop
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.random((300, 1, 28, 28), dtype=np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 10, 300))
+    r = _bench_loop.run_one("shendu", tmp_path, 4, threads=1)
+    assert "error" not in r, r
+    assert r["lib"] == "shendu" and r["threads"] == 1 and r["steps"] == 4
+    assert r["first_step_s"] > 0 and r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+    assert len(r["losses"]) == 2 and all(np.isfinite(r["losses"]))
+    bad = _bench_loop.run_one("shendu", tmp_path / "nowhere", 2)
+    assert "error" in bad
+
+
+def test_busy_cores_start_and_stop():
+    from shendu._bench_loop import busy_cores
+
+    with busy_cores(2) as procs:
+        assert len(procs) == 2
+        time.sleep(0.2)
+        assert all(p.poll() is None for p in procs)  # still spinning
+    assert all(p.poll() is not None for p in procs)  # stopped when the block ended

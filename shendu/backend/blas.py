@@ -1,9 +1,9 @@
 """Intel MKL's GEMM through ctypes, for ``backend.cpu.matmul`` (the dispatch point that
 decides when a product goes here).
 
-Why MKL. NumPy's wheels link OpenBLAS. On the Xeon (Sapphire Rapids) this project is
-measured on, OpenBLAS reached 0.7-0.85 of MKL's speed on a training step's products and
-half of it on the thin products of small convolutions (``benchmarks/``). PyTorch uses MKL.
+Why MKL. NumPy's wheels link OpenBLAS, which was slower than MKL on a training step's
+products and much slower on the thin products of small convolutions (numbers:
+``benchmarks/README.md``, "Measurements behind the code"). PyTorch uses MKL.
 The ``mkl`` wheel (``pip install mkl``, or shendu's ``fast`` extra) puts ``libmkl_rt`` in
 the environment's ``lib/``; ``backend.runtime`` loads it (on GNU OpenMP, the layer numba's
 kernels share, so products and kernels take turns on one pool of threads) and ``gemm``

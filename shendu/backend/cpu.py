@@ -328,7 +328,7 @@ def _sums_ok(s, n_classes):
 
 
 def _row_sums(xp, e):
-    # numpy's axis-1 sum pays per row: a matrix-vector product is ~3x faster for short rows
+    # numpy's axis-1 sum pays per row: a matrix-vector product is faster for short rows
     if e.shape[1] <= 64:
         return e @ xp.ones(e.shape[1], e.dtype)
     return e.sum(axis=1)
@@ -490,14 +490,12 @@ def small_products(xp):
     (with threadpoolctl) under OpenBLAS.
 
     OpenBLAS: when the cores are shared, a BLAS thread left waiting for its partner stalled
-    every step (measured 2-40x slower per product), so one thread is the robust choice.
-    MKL (on GNU OpenMP, see ``backend.blas``), measured on the idle 2-core machine: two
-    threads run the step's product 1.6x faster (h @ W_hh^T: 66 vs 105 us) and the
-    ``lstm_lm_train`` step ~4% faster (99.8 vs 103.6 ms; ``shendu bench`` 294 vs 281 seq/s,
-    ratio to PyTorch 1.17 vs 1.12, medians of 3 runs each). With a CPU-bound process on
-    one core, the LSTM layer alone was ~2x slower on two threads, but the whole step was
-    not (245-267 vs 283-294 ms): its large products and the kernels use both threads
-    anyway, so one thread here no longer buys robustness."""
+    every step, so one thread is the robust choice. MKL (on GNU OpenMP, see
+    ``backend.blas``): on an idle machine two threads ran the step's product and the
+    ``lstm_lm_train`` step faster; beside a CPU-bound process the LSTM layer alone was
+    slower on two threads but the whole step was not, since its large products and the
+    kernels use both threads anyway, so one thread here no longer buys robustness
+    (numbers: benchmarks/README.md, "Measurements behind the code")."""
     if xp is np and not runtime.mkl_loaded():
         return runtime.one_blas_thread()
     return contextlib.nullcontext()

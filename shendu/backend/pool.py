@@ -196,8 +196,8 @@ def split_rows(fn, n_rows: int, size: int) -> None:
 
     Not split while MKL and the compiled kernels share an OpenMP pool (``backend.jit``):
     its threads spin on the other cores for a while after each product, and a worker
-    thread handed a block there waited for them (the LSTM LM's step: same mean time, but
-    one step in ~20 took 160 ms instead of 100).
+    thread handed a block there waited for them (the LSTM LM's step kept its mean time,
+    but some steps took much longer).
     """
     split = size >= SPLIT_MIN and not runtime.kernels_parallel()
     parts = min(_threads, n_rows, _blas_threads()) if split else 1

@@ -10,6 +10,10 @@ and nowhere else in shendu's fast paths):
   the first compiled kernel call. Opt-out: ``SHENDU_JIT=0``.
 * OpenMP's max active levels is set to 1 when numba's OpenMP layer starts (numba turns
   nesting on). Opt-out: ``SHENDU_OMP_NESTING=keep``.
+* GNU OpenMP's idle threads spin only briefly before they sleep: ``GOMP_SPINCOUNT`` is set
+  to ``OMP_SPIN_COUNT`` just while libgomp loads, before MKL or the kernels first need it
+  (``openmp_wait_policy``). Opt-out: ``SHENDU_OMP_WAIT=spin`` (libgomp's default) or
+  ``=passive`` (sleep at once), or set ``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` yourself.
 * A ``fork()`` handler is registered when MKL or the kernels are first set up: the child
   runs products on one MKL thread and no kernels (it would hang otherwise). No opt-out.
 * glibc keeps freed memory (``mallopt``): opt-in, ``keep_freed_memory(True)`` or
@@ -50,7 +54,8 @@ from pathlib import Path
 
 __all__ = ["info", "trace_paths", "keep_freed_memory", "mkl", "mkl_loaded", "kernels_on",
            "set_kernels", "use", "kernel_threads", "kernels_parallel", "set_kernel_threads",
-           "set_mkl_threads", "mkl_threads", "blas_controller", "one_blas_thread", "record"]
+           "set_mkl_threads", "mkl_threads", "blas_controller", "one_blas_thread", "record",
+           "openmp_wait_policy", "openmp_wait_state"]
 
 
 def _env(name: str, default: str = "") -> str:
@@ -135,6 +140,7 @@ def _load_mkl() -> None:
         _mkl_why = "SHENDU_MKL=0 in the environment"
         return
     _mkl_why = "libmkl_rt not found (pip install mkl, or shendu[fast])"
+    openmp_wait_policy()  # MKL's GNU OpenMP layer loads libgomp
     for path in _mkl_candidates():
         try:
             lib = ctypes.CDLL(str(path))
@@ -226,6 +232,77 @@ def _watch_fork() -> None:
         _fork_watched = True
 
 
+# ---------------------------------------------------------------------- OpenMP waiting
+_wait_state = "not applied yet"
+
+
+def _gomp_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as f:
+            return any("/libgomp.so" in line for line in f)
+    except OSError:
+        return False
+
+
+def openmp_wait_state() -> str:
+    """What ``openmp_wait_policy`` did (``'not applied yet'`` before it ran)."""
+    return _wait_state
+
+
+OMP_SPIN_COUNT = 1000  # spins before an idle libgomp thread sleeps (libgomp's: 300000)
+
+
+def openmp_wait_policy() -> str:
+    """Make GNU OpenMP's idle threads spin only briefly before they sleep, once, before
+    libgomp loads.
+
+    MKL's products and numba's kernels share one libgomp pool. By default an idle libgomp
+    thread spins for a long while (300,000 rounds) before it sleeps, betting that the next
+    parallel region comes soon and that its core has nothing else to do. On shared cores
+    (a laptop, a notebook server, CI) the bet loses: the spinning thread holds a core the
+    thread it waits for needs, and ``shendu bench --contend`` measured a 2-thread
+    LeNet-5/Adam step many times slower than a 1-thread one. Sleeping at once
+    (``OMP_WAIT_POLICY=PASSIVE``) fixes that but pays a wake-up per parallel region, which
+    an MKL product has several of: on an idle machine it measured ~20% slower per step than
+    spinning. ``OMP_SPIN_COUNT`` rounds (microseconds) cover the gaps inside a product and
+    between back-to-back kernels, then give the core back: on an idle machine close to
+    spinning, under load as good as passive (``benchmarks/README.md``).
+
+    libgomp reads ``GOMP_SPINCOUNT`` once, when it loads: this sets it, loads libgomp and
+    puts the environment back, so child processes inherit nothing. Left alone when the user
+    chose (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set; ``SHENDU_OMP_WAIT=spin`` keeps
+    libgomp's default, ``SHENDU_OMP_WAIT=passive`` sleeps at once) or when libgomp was
+    loaded before (then its setting stays). Returns what was done, as
+    ``info()['openmp_wait']`` reports it.
+    """
+    global _wait_state
+    if _wait_state != "not applied yet":
+        return _wait_state
+    env = os.environ
+    choice = _env("SHENDU_OMP_WAIT", "short")
+    if choice == "spin":
+        _wait_state = "libgomp's default spinning (SHENDU_OMP_WAIT=spin)"
+    elif "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
+        _wait_state = "as set by the user (" + ", ".join(
+            f"{k}={env[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in env) + ")"
+    elif _gomp_loaded():
+        _wait_state = "libgomp's default (it was loaded before shendu could set it)"
+    else:
+        name, value, state = (("OMP_WAIT_POLICY", "PASSIVE", "passive (SHENDU_OMP_WAIT=passive)")
+                              if choice == "passive" else
+                              ("GOMP_SPINCOUNT", str(OMP_SPIN_COUNT),
+                               f"short spin ({OMP_SPIN_COUNT} rounds), then sleep"))
+        env[name] = value
+        try:
+            ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
+            _wait_state = state
+        except OSError:
+            _wait_state = "libgomp's default (libgomp.so.1 not found)"
+        finally:
+            del env[name]  # read at load time: children inherit nothing
+    return _wait_state
+
+
 # ---------------------------------------------------------------------- numba kernels
 _kernels_on = _env("SHENDU_JIT", "1") != "0"
 _kernels_why = "" if _kernels_on else "SHENDU_JIT=0 in the environment"
@@ -287,6 +364,7 @@ def setup_kernels() -> None:
 
     _parallel = mkl_loaded() and not _forked
     if _parallel:
+        openmp_wait_policy()  # before numba's OpenMP layer starts (if MKL has not)
         numba.config.THREADING_LAYER = "omp"  # MKL's layer: one pool for both
     _watch_fork()
     set_kernel_threads(_kernel_threads or (numba.config.NUMBA_NUM_THREADS if _parallel else 1))
@@ -303,16 +381,22 @@ def _no_nested_openmp() -> None:
         pass
 
 
+kernels_serial = True  # the kernels run their serial versions (one thread; jit.Kernel)
+
+
 def set_kernel_threads(n: int) -> None:
-    """Threads for the kernels started from this thread (1 beside OpenBLAS's threads)."""
-    global _kernel_threads
+    """Threads for the kernels started from this thread (1 beside OpenBLAS's threads).
+    At one thread the kernels run their serial versions, which compile several times
+    faster than the parallel ones (see ``backend/jit/elementwise.py``)."""
+    global _kernel_threads, kernels_serial
     _kernel_threads = int(n)
     if _parallel is None:
         return
     import numba
 
-    numba.set_num_threads(max(1, min(_kernel_threads, numba.config.NUMBA_NUM_THREADS))
-                          if _parallel else 1)
+    count = max(1, min(_kernel_threads, numba.config.NUMBA_NUM_THREADS)) if _parallel else 1
+    numba.set_num_threads(count)
+    kernels_serial = count == 1
 
 
 def kernel_threads() -> int:
@@ -472,6 +556,7 @@ def info() -> Info:
         kernels="on (numba)" if on else f"off: {why_kernels}",
         kernel_threads=kernel_threads() if on else 0,
         kernel_layer=("OpenMP, shared with MKL" if _parallel else "one thread") if on else "-",
+        openmp_wait=_wait_state,
         openmp_nesting=("left as numba set it (SHENDU_OMP_NESTING=keep)"
                         if _env("SHENDU_OMP_NESTING") == "keep" else "one active level"),
         keep_freed_memory=_keeping,

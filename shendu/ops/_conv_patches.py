@@ -27,11 +27,11 @@ from ._util import xp_of
 
 # Bytes of patch matrix per chunk. Smaller chunks stay in the cache (16 MB shared L3) but
 # need more GEMM calls, and every call must wake the BLAS threads, which then spin: on a
-# machine shared with other work each call can cost a scheduler slice. Measured on the
-# CIFAR CNN: in CPU time on one thread, 8 MB chunks made training ~8% faster than one
-# whole-batch GEMM per layer (but inference at batch 256 ~30% slower), 32 MB ~3% faster;
-# with 2 BLAS threads on busy cores, 8-32 MB chunks were up to 2-4x slower than 64 MB or
-# more. 64 MB bounds the scratch memory and keeps the number of calls small.
+# machine shared with other work each call can cost a scheduler slice. On the CIFAR CNN
+# smaller chunks helped training a little on one thread but hurt inference, and with 2
+# BLAS threads on busy cores they were several times slower (benchmarks/README.md,
+# "Measurements behind the code"). 64 MB bounds the scratch memory and keeps the number
+# of calls small.
 PATCH_CHUNK_BYTES = 64 << 20
 
 # ---------------------------------------------------------------------- geometry

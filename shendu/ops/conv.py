@@ -55,7 +55,7 @@ def _gemm_nt(g, cols, groups):
     """``g (O, M) @ cols.T`` per group: the weight gradient of one chunk, (O, Kg).
 
     Computed as ``(cols @ g.T).T``: with the long M axis contiguous in both operands
-    that orientation was 1.2-1.7x faster in OpenBLAS on conv shapes."""
+    that orientation was faster in OpenBLAS on conv shapes (measured: benchmarks/README.md)."""
     if groups == 1:
         return cpu.matmul(cols, g.T).T
     o, m = g.shape
@@ -168,7 +168,7 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
     padded input's (Hp, Wp), so each tap's patch gradients for a chunk are one contiguous
     run per channel that is added to dX in one stretch (``col2im_wide``), instead of OH
     rows of OW elements per image (LeNet's 10: NumPy's per-row cost dominates). The GEMM
-    grows by Hp*Wp / (OH*OW), the zero padding adds nothing, and the adds run ~5x faster.
+    grows by Hp*Wp / (OH*OW), the zero padding adds nothing, and the adds run faster.
     """
     xp = xp_of(gt)
     n, c, h, wd = x_shape

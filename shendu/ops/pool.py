@@ -177,8 +177,8 @@ def _sum_is_nan(xp, arrays) -> bool:
 
 
 def _max4(xp, views, out, code):
-    """Four views (2x2 windows). Ufuncs over two stride-2 views are ~20x slower per element
-    than over contiguous arrays here, while a strided copy is only ~5x: copy each view once,
+    """Four views (2x2 windows). Ufuncs over two stride-2 views are much slower per element
+    than over contiguous arrays, a strided copy much less so: copy each view once,
     then take max(max(v0, v1), max(v2, v3)) on the copies. Strict comparisons keep the
     first maximum: code = 2 + (v3 > v2) if the second pair beats the first, else v1 > v0."""
     v0, v1, v2, v3 = (xp.empty_like(out) for _ in range(4))

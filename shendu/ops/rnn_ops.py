@@ -225,8 +225,8 @@ class LSTMLayer(_Recurrence):
                          scale, shift, dscale)
                     continue
                 # (W h^T)^T rather than h W^T: the same product, but this shape (many rows,
-                # few columns) runs faster: N=32, H=256 ~200 vs ~280 us on OpenBLAS, 66 vs
-                # 84 us on MKL. (The compiled step adds h W^T straight into the gates
+                # few columns) ran faster on OpenBLAS and MKL (benchmarks/README.md). (The
+                # compiled step adds h W^T straight into the gates
                 # instead, saving the pass below.)
                 cpu.matmul(whh, hs[t + p].T, buf_t)
                 gt += buf_t.T

@@ -3,7 +3,7 @@ of a few images, so that the patch matrix never leaves the thread's cache.
 
 The NumPy path (``shendu/ops/_conv_patches.py``) builds the patch matrix of a whole batch
 (5 MB for LeNet's first layer, 75 MB for a 32-channel CIFAR layer) and multiplies it in one
-GEMM: the matrix is written to memory and read back, at ~14 GB/s here. Here each thread
+GEMM: the matrix is written to memory and read back, at memory speed. Here each thread
 takes a chunk of images (``chunk``, sized so its patches fit in L2), builds its patches
 in its own scratch, calls MKL's single-threaded GEMM on them (MKL runs sequentially
 inside an OpenMP region) and moves on: the threads share nothing but the weights.
@@ -22,14 +22,18 @@ Layouts: the input's C-contiguous storage is (C, N, H, W) when ``channel_major``
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
-from .elementwise import KERNEL
+from .elementwise import HELPER, kernel
 from .elementwise import vector_sum as _sum
-from .mkl import N as _N
-from .mkl import T as _T
+from .mkl import N as _N_CONST
+from .mkl import T as _T_CONST
 from .mkl import gemm_raw as _gemm
 from .mkl import threads_here as _mkl_threads_here
+
+# As run-time ints, not constants: numba would compile MKL's wrapper once per constant pair
+_N, _T = np.int64(_N_CONST), np.int64(_T_CONST)
 
 
 def scratch_size(c, o, k, chunk, hp, wp, oh, threads) -> int:
@@ -39,7 +43,7 @@ def scratch_size(c, o, k, chunk, hp, wp, oh, threads) -> int:
     return threads * (c * chunk * hp * wp + k * chunk * ln + o * chunk * ln)
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln):
     """Thread ``t``'s padded chunk (C, m, Hp, Wp), patches (K, m*L), result (O, m*L)."""
     a, b = c_ * chunk * hp * wp, k * chunk * ln
@@ -49,7 +53,7 @@ def _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln):
             mine[a + b:a + b + o_ * m * ln].reshape(o_, m * ln))
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _pad_chunk(x, channel_major, n0, m, pt, pl, xp):
     """Images ``n0:n0+m`` of ``x`` into ``xp`` (C, m, Hp, Wp), zero around them."""
     c_, _, hp, wp = xp.shape
@@ -66,7 +70,7 @@ def _pad_chunk(x, channel_major, n0, m, pt, pl, xp):
                     dst[q] = src[q]
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols):
     """``cols`` (C*kh*kw, m*L), L = OH*Wp: row (c, i, j) holds, per image, the padded
     plane from offset i*dh*Wp + j*dw on; the columns past the plane's end are zeroed."""
@@ -88,7 +92,7 @@ def _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols):
                         dst[q] = 0
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _add_wide_patches(cols, kh, kw, dh, dw, oh, ow, xp):
     """The adjoint of ``_wide_patches``: ``xp`` (C, m, Hp, Wp) = the sum of the patch
     entries that read each padded pixel."""
@@ -109,7 +113,7 @@ def _add_wide_patches(cols, kh, kw, dh, dw, oh, ow, xp):
                         part[q] += src[q]
 
 
-@njit(**KERNEL)
+@kernel
 def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                    threads, scratch, out):
     """``out`` (O, N*OH*OW) = the stride-1 convolution of ``x`` with ``w2`` (O, C*kh*kw),
@@ -144,7 +148,7 @@ def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh,
         _mkl_threads_here(before)
 
 
-@njit(**KERNEL)
+@kernel
 def conv2d_backward(x, channel_major, w2, g, relu_out, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                     scratch, gw_parts, gb_parts, want_x, gx):
     """Gradients of ``conv2d_forward`` from ``g`` (O, N*OH*OW): ``gw_parts[t]`` (O, K) and

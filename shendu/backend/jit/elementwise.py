@@ -1,14 +1,57 @@
 """Elementwise kernels over flat (1-D, contiguous) arrays."""
 from __future__ import annotations
 
+import types
+
 from numba import njit, prange
+
+from .. import runtime as _runtime  # its ``kernels_serial`` says which version runs
 
 # Every kernel: compiled once per dtype and cached on disk, GIL released, no Python
 # exception checks in the arithmetic, loops marked prange split over numba's threads.
 KERNEL = dict(nogil=True, cache=True, error_model="numpy", parallel=True)
+SERIAL = dict(KERNEL, parallel=False)
+# Helpers only kernels call: no wrappers for calls from Python (less to compile)
+HELPER = dict(nogil=True, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
-@njit(nogil=True, cache=True, fastmath={"reassoc", "nsz"})
+class Kernel:
+    """A kernel compiled two ways, each on first use: ``parallel`` (its ``prange`` loops
+    split over numba's threads) and ``serial`` (the same code, ``prange`` run as
+    ``range``); a call runs the serial one while the kernels have one thread.
+
+    Why two: numba's parallel compiler takes several times longer than a plain compile
+    (the LeNet-5 convolution kernels took most of the first training step's time), and a
+    kernel that may use one thread gains nothing from it. ``shendu train`` runs on one
+    thread, so it never compiles the parallel versions. The two give the same results:
+    the kernels split their work explicitly, never by a parallel reduction.
+    """
+
+    __slots__ = ("parallel", "serial", "__name__", "__wrapped__", "__dict__")
+
+    def __init__(self, fn):
+        self.parallel = njit(**KERNEL)(fn)
+        # a copy under its own name, so that numba's disk cache keeps the two apart
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                  fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__module__ = fn.__module__
+        self.serial = njit(**SERIAL)(twin)
+        self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
+
+    def __call__(self, *args):
+        return (self.serial if _runtime.kernels_serial else self.parallel)(*args)
+
+    def __repr__(self) -> str:
+        return f"<kernel {self.__name__} (parallel and serial)>"
+
+
+def kernel(fn) -> Kernel:
+    """Decorator: ``fn`` as a :class:`Kernel`."""
+    return Kernel(fn)
+
+
+@njit(**HELPER, fastmath={"reassoc", "nsz"})
 def vector_sum(a):
     """Sum of a 1-D array, reassociated so that it vectorises (NaN and inf propagate)."""
     total = a.dtype.type(0)
@@ -17,7 +60,7 @@ def vector_sum(a):
     return total
 
 
-@njit(**KERNEL)
+@kernel
 def relu_forward(x, out):
     """``out = max(x, 0)``; a NaN stays NaN, as with ``np.maximum``."""
     for i in prange(x.size):
@@ -25,7 +68,7 @@ def relu_forward(x, out):
         out[i] = 0 if v <= 0 else v
 
 
-@njit(**KERNEL)
+@kernel
 def relu_backward(g, y, out):
     """``out = g where y > 0 else 0`` for the ReLU's output ``y`` (PyTorch's rule: a NaN
     gradient at a unit that is off is dropped)."""
@@ -33,7 +76,7 @@ def relu_backward(g, y, out):
         out[i] = g[i] if y[i] > 0 else 0
 
 
-@njit(**KERNEL)
+@kernel
 def bias_relu_rows(out, b):
     """``out = max(out + b, 0)`` in place for (M, N) ``out`` with unit-stride rows, ``b`` a
     row vector (or empty: no bias)."""
@@ -50,7 +93,7 @@ def bias_relu_rows(out, b):
                 row[j] = 0 if v <= 0 else v
 
 
-@njit(**KERNEL)
+@kernel
 def fill_rows(out, b):
     """Every row of (M, N) ``out`` set to the row vector ``b``."""
     m, n = out.shape
@@ -60,7 +103,7 @@ def fill_rows(out, b):
             row[j] = b[j]
 
 
-@njit(**KERNEL)
+@kernel
 def column_sums(a, parts, threads):
     """The column sums of (M, N) ``a``: thread t adds its block of rows into
     ``parts[t]`` (threads, N); the caller sums the parts."""

@@ -3,9 +3,9 @@
 For a language model the scores over the vocabulary are the largest array of a step
 (1120 x 10000 for the LSTM benchmark). The NumPy path makes an ``exp`` pass, a row-sum
 pass and, in backward, a scaling pass, each on one thread. ``softmax_rows`` does the
-first two row by row on every thread, with MKL's vector ``exp`` (VML: 2.5 ms for those
-11.2M float32 values on two threads, NumPy's ``exp`` 6.8 ms on one; numba's own ``exp`` is
-a scalar library call per element); ``scale_rows`` does the third. Needs MKL.
+first two row by row on every thread, with MKL's vector ``exp`` (VML, faster than
+NumPy's single-threaded ``exp``; numba's own ``exp`` is a scalar library call per
+element); ``scale_rows`` does the third. Needs MKL.
 
 The shift is chosen as on the NumPy path (``backend.cpu.exp_rows``): none when the row's sum
 of ``exp(x)`` is finite and large enough that what underflowed is below its precision
@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .elementwise import KERNEL
+from .elementwise import HELPER, kernel
 from .elementwise import vector_sum as _sum
 from .mkl import exp_into
 from .mkl import threads_here as _mkl_threads_here
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _shift_exp_sum(row, out, least):
     """``(m, s)`` with ``out = exp(row - m)`` and ``s`` its sum: ``m = 0`` when that sum is
     finite and at least ``least``, else the row's finite maximum (0 when it has none)."""
@@ -42,7 +42,7 @@ def _shift_exp_sum(row, out, least):
     return m, _sum(out)
 
 
-@njit(**KERNEL)
+@kernel
 def softmax_rows(x, e, m, s, least, threads):
     """For C-contiguous (M, C) ``x``: ``e = exp(x - m)``, ``m`` (M,) the shifts and ``s``
     the row sums of ``e``, so that ``log_softmax = x - m - log(s)`` and ``softmax =
@@ -55,7 +55,7 @@ def softmax_rows(x, e, m, s, least, threads):
         _mkl_threads_here(before)
 
 
-@njit(**KERNEL)
+@kernel
 def scale_rows(e, c):
     """``e[i] *= c[i]`` in place for (M, C) ``e``."""
     for i in prange(e.shape[0]):

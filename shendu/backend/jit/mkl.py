@@ -1,5 +1,5 @@
 """MKL's GEMM called from compiled code: from the kernels (``conv.py``) and, for its lower
-call overhead (~1.4 us instead of ~8 us through ctypes), from ``backend.cpu.matmul``.
+call overhead (a fraction of a ctypes call's), from ``backend.cpu.matmul``.
 
 The routines are linked by name from the ``libmkl_rt`` that ``backend.runtime`` loaded;
 they are only called when it did (``runtime.mkl_loaded()``).
@@ -7,9 +7,11 @@ they are only called when it did (``runtime.mkl_loaded()``).
 from __future__ import annotations
 
 import llvmlite.binding as llvm
+import numba
 from numba import njit, types
 
 from .. import runtime
+from .elementwise import HELPER
 
 _ROW, N, T = 101, 111, 112  # CBLAS row-major, no-transpose, transpose
 
@@ -22,7 +24,8 @@ _dgemm = types.ExternalFunction("cblas_dgemm", types.void(
     _i, _i, _i, _i, _i, _i, types.float64, _p, _i, _p, _i, types.float64, _p, _i))
 # A kernel's per-thread GEMMs must run on that thread alone. With nested OpenMP (which
 # numba turns on, and ``jit._no_nested_openmp`` turns off again) MKL started a team of
-# its own per call, ~650 us per small product; the kernels also say so to MKL directly.
+# its own per call, which made small products many times slower; the kernels also say
+# so to MKL directly.
 threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
 
 
@@ -31,11 +34,11 @@ vsexp = types.ExternalFunction("vsExp", types.void(_i, _p, _p))
 vdexp = types.ExternalFunction("vdExp", types.void(_i, _p, _p))
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def exp_into(a, out):
     """``out = exp(a)`` for contiguous 1-D float arrays of one size (``out`` may be ``a``),
-    by MKL's vector math (NumPy's ``exp`` is 2.8x slower here; numba's is a scalar call
-    per element)."""
+    by MKL's vector math (faster than NumPy's ``exp``; numba's is a scalar call per
+    element)."""
     if a.itemsize == 8:
         vdexp(a.size, a.ctypes.data, out.ctypes.data)
     else:
@@ -47,7 +50,7 @@ def mkl_gemm_available() -> bool:
     return runtime.mkl_loaded()
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
     """``c = op(a) @ op(b) + beta * c`` on the arrays' first elements (their dtype picks
     MKL's single or double precision routine)."""
@@ -59,7 +62,7 @@ def gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
                c.ctypes.data, ldc)
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _layout(a):
     """``(trans, ld)`` passing matrix ``a`` to row-major CBLAS without a copy, or
     ``(-1, 0)`` when neither it nor its transpose has unit-stride rows."""
@@ -77,9 +80,8 @@ def _layout(a):
 
 
 @njit(nogil=True, cache=True)
-def gemm(a, b, out, beta):
-    """``out = a @ b + beta * out`` for matrices of one float dtype; ``out`` has unit-stride
-    rows. Returns False (doing nothing) when ``a`` or ``b`` must be copied first."""
+def _gemm_any(a, b, out, beta):
+    """``gemm`` compiled for matrices of any layout ('A'), one version per dtype."""
     m, k = a.shape
     n = b.shape[1]
     ta, lda = _layout(a)
@@ -89,3 +91,24 @@ def gemm(a, b, out, beta):
     ldc = out.strides[0] // out.itemsize if m > 1 else max(n, 1)
     gemm_raw(ta, tb, m, n, k, a, lda, b, ldb, beta, out, ldc)
     return True
+
+
+_ready: set = set()  # dtypes _gemm_any has its one version for
+
+
+def gemm(a, b, out, beta):
+    """``out = a @ b + beta * out`` for matrices of one float dtype; ``out`` has unit-stride
+    rows. Returns False (doing nothing) when ``a`` or ``b`` must be copied first.
+
+    Compiled once per dtype for any memory layout: numba would otherwise compile a version
+    for every combination of C- and Fortran-ordered operands a training step meets (three
+    in LeNet's first step), each as long to compile as this one."""
+    if a.dtype not in _ready:
+        arr = types.Array(numba.from_dtype(a.dtype), 2, "A")
+        _gemm_any.disable_compile(False)
+        try:
+            _gemm_any.compile((arr, arr, arr, types.float64))
+        finally:
+            _gemm_any.disable_compile()  # other layouts convert to this version
+        _ready.add(a.dtype)
+    return _gemm_any(a, b, out, beta)

@@ -10,7 +10,7 @@ import math
 
 from numba import njit, prange
 
-from .elementwise import KERNEL
+from .elementwise import kernel
 
 
 @njit(inline="always")
@@ -20,7 +20,7 @@ def _effective_grad(p, g, weight_decay, maximize):
     return p * weight_decay + d if weight_decay != 0 else d
 
 
-@njit(**KERNEL)
+@kernel
 def sgd(p, g, lr, weight_decay, maximize):
     """``p -= lr * d`` with ``d = ±g + weight_decay * p``."""
     for i in prange(p.size):
@@ -28,7 +28,7 @@ def sgd(p, g, lr, weight_decay, maximize):
         p[i] = p[i] - d * lr
 
 
-@njit(**KERNEL)
+@kernel
 def sgd_momentum(p, g, buf, lr, weight_decay, maximize, momentum, keep, nesterov, first):
     """Heavy-ball or Nesterov momentum; ``keep = 1 - dampening``; on the first step the
     velocity starts as the gradient itself."""
@@ -45,7 +45,7 @@ def sgd_momentum(p, g, buf, lr, weight_decay, maximize, momentum, keep, nesterov
         p[i] = p[i] - step * lr
 
 
-@njit(**KERNEL)
+@kernel
 def adam(p, g, m, v, vmax, beta1_w, beta1, from_start, beta2, beta2_w, eps, weight_decay,
          decoupled, maximize, neg_lr_bias1, bias2_sqrt, shrink):
     """Adam/AdamW with optional AMSGrad (``vmax`` non-empty). ``beta1_w = 1 - beta1`` is
@@ -72,7 +72,7 @@ def adam(p, g, m, v, vmax, beta1_w, beta1, from_start, beta2, beta2_w, eps, weig
         p[i] = p[i] + mi * neg_lr_bias1 / denom
 
 
-@njit(**KERNEL)
+@kernel
 def rmsprop(p, g, sq, avg, buf, lr, alpha, alpha_w, alpha_keep, lerp_low, eps, weight_decay,
             maximize, momentum):
     """RMSprop, centered when ``avg`` is non-empty, with momentum when ``buf`` is.
@@ -99,7 +99,7 @@ def rmsprop(p, g, sq, avg, buf, lr, alpha, alpha_w, alpha_keep, lerp_low, eps, w
             p[i] = p[i] + d * -lr / denom
 
 
-@njit(**KERNEL)
+@kernel
 def adagrad(p, g, acc, neg_clr, eps, weight_decay, maximize):
     """Adagrad; ``neg_clr`` is minus this step's decayed learning rate."""
     for i in prange(p.size):
@@ -109,7 +109,7 @@ def adagrad(p, g, acc, neg_clr, eps, weight_decay, maximize):
         p[i] = p[i] + d * neg_clr / (math.sqrt(s) + eps)
 
 
-@njit(**KERNEL)
+@kernel
 def adadelta(p, g, sq, acc, lr, rho, rho_w, eps, weight_decay, maximize):
     """Adadelta; ``rho_w = 1 - rho`` weighs the new squared gradient and squared step."""
     for i in prange(p.size):

@@ -7,18 +7,17 @@ unit) reads its gate pre-activations and states once and writes what the step pr
 (and, when a graph is recorded, what backpropagation will need) once. The arithmetic is
 the NumPy code's, operation for operation and in its dtype, except for ``tanh``.
 
-Why an own ``tanh``. numba compiles ``math.tanh`` to a scalar libm call, which measured
-~15 ns an element here, 50x NumPy's vectorised tanh (0.3 ns, float32), and slower than
-all of the NumPy passes together. ``_tanh`` uses only arithmetic that LLVM vectorises:
+Why an own ``tanh``. numba compiles ``math.tanh`` to a scalar libm call, many times
+slower than NumPy's vectorised tanh and slower than all of the NumPy passes together.
+``_tanh`` uses only arithmetic that LLVM vectorises:
 ``tanh(a) = E / (E + 2)`` with ``E = expm1(2a)`` (range reduction by ln 2, Taylor series,
 the power of two from an integer shift), and a polynomial (float32) or rational (float64)
 near 0, where that quotient loses bits. Measured against long-double tanh on ~3 million
 points: float32 within 1.5 ulp (NumPy's within 1.4), float64 within 1.5 ulp (NumPy 1.2);
-±0, ±inf and NaN come out as from ``np.tanh``. It costs ~1.2 ns an element (float32; both
-branches are computed, as vector selects), 4x NumPy's, so the LSTM forward kernel's five
-tanh per unit are most of its time. Measured per step (N=32, H=256, float32, one thread /
-two): forward 74 / 59 us against the NumPy passes' 110 us, backward 9 / 5 us against 24
-(float64: forward 178 / 101 against 233, backward 13 / 10 against 42).
+±0, ±inf and NaN come out as from ``np.tanh``. It costs a few times NumPy's tanh per
+element (both branches are computed, as vector selects), so the LSTM forward kernel's
+five tanh per unit are most of its time; the kernels still beat the NumPy passes per step
+(numbers: benchmarks/README.md, "Measurements behind the code").
 
 Work is split in blocks of up to ``_COLUMNS`` hidden units of one batch row, so that a
 batch of one still gives every thread work and the inner loops run over contiguous
@@ -30,7 +29,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from .elementwise import KERNEL
+from .elementwise import HELPER, kernel
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
 
@@ -116,14 +115,14 @@ def _tanh_compiled(x):
     return tanh64
 
 
-@njit(**KERNEL)
+@kernel
 def tanh_array(x, out):
     """``out = tanh(x)`` with the kernels' ``_tanh`` (flat arrays; the tests check it)."""
     for i in prange(x.size):
         out[i] = _tanh(x[i])
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _block(blk, hid):
     """Work block ``blk`` of rows with ``hid`` units: its batch row and its units j0:j1.
 
@@ -138,21 +137,21 @@ def _block(blk, hid):
     return np.uint64(blk // per_row), np.uint64(j0), np.uint64(min(j0 + _COLUMNS, hid))
 
 
-@njit(nogil=True, cache=True)
+@njit(**HELPER)
 def _n_blocks(rows, hid):
     """How many work blocks ``rows`` rows of ``hid`` units make (see ``_block``)."""
     return rows * ((hid + _COLUMNS - 1) // _COLUMNS)
 
 
 # ---------------------------------------------------------------------------- LSTM
-@njit(**KERNEL)
+@kernel
 def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
     """One LSTM step after its product. ``gates`` (N, 4H): the pre-activations i, f, g, o
     (sigmoid rows pre-halved), replaced by the activations ``tanh(pre) * scale + shift``;
     writes ``c = f c_prev + i g``, ``tc = tanh(c)``, ``h = o tc``, and BPTT's coefficients:
     ``coef`` (N, 4H) = d(pre i, f, g)/dc and d(pre o)/dh, ``k = o - h tc`` (N, H; dc/dh
     through h). Without a graph the caller passes scratch for them: skipping them behind a
-    branch made the loop ~30% slower than writing them."""
+    branch made the loop slower than writing them."""
     n, hid = c.shape
     u = np.uint64(hid)
     for blk in prange(_n_blocks(n, hid)):
@@ -179,7 +178,7 @@ def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
             k[row, j] = o - hv * t
 
 
-@njit(**KERNEL)
+@kernel
 def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
     """One reverse LSTM step before its product. With ``dh`` (N, H) the gradient reaching
     h from the later step and ``dh + dout`` its total: ``dc += (dh + dout) k`` and
@@ -202,7 +201,7 @@ def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
 
 
 # ---------------------------------------------------------------------------- GRU
-@njit(**KERNEL)
+@kernel
 def gru_forward_step(gates, hg, h_prev, h, b_hn):
     """One GRU step after its product ``hg = h_prev @ W_hh^T`` (N, 3H; r and z rows
     pre-halved). ``gates`` (N, 3H): the input parts r, z, n, replaced by the activations;
@@ -224,7 +223,7 @@ def gru_forward_step(gates, hg, h_prev, h, b_hn):
             h[row, j] = nn + (h_prev[row, j] - nn) * z
 
 
-@njit(**KERNEL)
+@kernel
 def gru_backward_step(dh, dout, gates, hg, h_prev, dgx, dgh):
     """One reverse GRU step before its product. With ``d = dh + dout`` the gradient of the
     step's output: ``dgx`` (N, 3H) = the gradients of the input parts' pre-activations,

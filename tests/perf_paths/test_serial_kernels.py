@@ -1,0 +1,90 @@
+"""Each kernel's serial version (run while the kernels have one thread) computes exactly
+what its parallel version computes for the same work split, and one thread picks it."""
+import numpy as np
+import pytest
+
+import shendu as sd
+from shendu.backend import jit, runtime
+
+pytest.importorskip("numba")
+
+rng = np.random.default_rng(5)
+
+
+def both(kernel, make_args):
+    """Run ``kernel.serial`` and ``kernel.parallel`` on fresh copies of the same arguments;
+    return the arrays each left behind."""
+    outs = []
+    for version in (kernel.serial, kernel.parallel):
+        args = make_args()
+        version(*args)
+        outs.append([a.copy() for a in args if isinstance(a, np.ndarray)])
+    return outs
+
+
+def assert_same_bits(serial, parallel):
+    for s, p in zip(serial, parallel):
+        np.testing.assert_array_equal(s.view(np.uint8), p.view(np.uint8))
+
+
+def f32(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def test_elementwise_and_optimizer_kernels_agree():
+    x, g = f32(1000), f32(1000)
+    assert_same_bits(*both(jit.relu_forward, lambda: (x.copy(), np.empty_like(x))))
+    assert_same_bits(*both(jit.relu_backward, lambda: (g.copy(), x.copy(), np.empty_like(x))))
+    rows, b = f32(37, 20), f32(20)
+    assert_same_bits(*both(jit.bias_relu_rows, lambda: (rows.copy(), b.copy())))
+    assert_same_bits(*both(jit.column_sums,
+                           lambda: (rows.copy(), np.empty((2, 20), np.float32), 2)))
+    p, m, v = f32(500), f32(500), np.abs(f32(500))
+    f = np.float32
+    assert_same_bits(*both(jit.adam, lambda: (
+        p.copy(), g[:500].copy(), m.copy(), v.copy(), np.empty(0, np.float32), f(0.1), f(0.9),
+        True, f(0.999), f(0.001), f(1e-8), f(0.0), False, False, f(-1e-3), f(0.5), f(1.0))))
+
+
+def test_pool_kernels_agree():
+    x = f32(12, 8, 10)
+    out, code = np.empty((12, 4, 5), np.float32), np.empty((12, 4, 5), np.uint8)
+    serial, parallel = both(jit.max_pool2x2_forward,
+                            lambda: (x.copy(), out.copy(), code.copy(), 2))
+    assert_same_bits(serial, parallel)
+    g = f32(12, 4, 5)
+    assert_same_bits(*both(jit.max_pool2x2_backward,
+                           lambda: (g.copy(), serial[2].copy(), np.empty_like(x), 2)))
+
+
+@pytest.mark.skipif(not jit.mkl_gemm_available(), reason="the convolution kernels need MKL")
+def test_convolution_kernels_agree():
+    n, c, o, hw, k = 9, 2, 3, 12, 3
+    x = f32(c, n, hw, hw)  # channel-major storage
+    w2, bias = f32(o, c * k * k), f32(o)
+    oh = hw  # padding 1
+    chunk, threads = 2, 2
+    size = jit.scratch_size(c, o, c * k * k, chunk, hw + 2, hw + 2, oh, threads)
+    fwd = both(jit.conv2d_forward, lambda: (
+        x.copy(), True, w2.copy(), bias.copy(), True, k, k, 1, 1, 1, 1, oh, oh, chunk, threads,
+        np.zeros(size, np.float32), np.empty((o, n * oh * oh), np.float32)))
+    np.testing.assert_array_equal(fwd[0][-1], fwd[1][-1])
+    g = f32(o, n * oh * oh)
+    bwd = both(jit.conv2d_backward, lambda: (
+        x.copy(), True, w2.copy(), g.copy(), fwd[0][-1].copy(), k, k, 1, 1, 1, 1, oh, oh,
+        chunk, np.zeros(size, np.float32), np.empty((threads, o, c * k * k), np.float32),
+        np.empty((threads, o), np.float32), True, np.empty_like(x)))
+    assert_same_bits([a for a in bwd[0] if a.ndim != 1], [a for a in bwd[1] if a.ndim != 1])
+
+
+def test_one_thread_runs_the_serial_versions():
+    before = sd.get_num_threads()
+    try:
+        sd.set_num_threads(1)
+        assert runtime.kernels_serial
+        x = f32(64)
+        sd.relu(sd.from_numpy(x))
+        assert jit.relu_forward.serial.signatures  # compiled (or loaded) and called
+    finally:
+        sd.set_num_threads(before)
+    assert runtime.kernels_serial == (jit.num_threads() == 1)
