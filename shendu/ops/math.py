@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..errors import DTypeError
 from ..tensor import Tensor
 from . import _special
 from ._util import add_tangents, as_tensor_like, bcast, unbroadcast, xp_of
@@ -43,7 +44,7 @@ def _floats(op, t):
 
         return t.type(get_default_dtype())
     if t._data.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a floating-point tensor, got {t.dtype}")
+        raise DTypeError(f"{op}: expected a floating-point tensor, got {t.dtype}")
     return t
 
 
