@@ -22,7 +22,7 @@ import string
 
 from ..autograd.function import Function
 from ..errors import ArgumentError, ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _asarray
 from ._util import add_tangents, xp_of
 from .reduce import sum as _sum
 
@@ -155,7 +155,7 @@ def einsum(equation, *operands):
                         "(the sublist form is not supported)")
     if not operands:
         raise ValueError("einsum: expected at least one operand")
-    ops = [o if isinstance(o, Tensor) else Tensor(o) for o in operands]
+    ops = [o if isinstance(o, Tensor) else Tensor._wrap(_asarray(o)) for o in operands]
     ins, out = _parse(equation, [o.shape for o in ops])
     # 1. repeated letters in one operand -> diagonals
     for k in range(len(ops)):

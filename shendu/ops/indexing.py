@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..errors import ArgumentError, DTypeError, ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _asarray
 from ._util import norm_dim, xp_of
 from .elementwise import where
 from .movement import _index_array, expand, reshape
@@ -82,7 +82,7 @@ def _index_write(op, input, dim, index, source, add, alpha=1):
         raise ShapeError(f"{op}: index must be 1-D, got shape {tuple(idx.shape)}")
     idx = idx.reshape(-1)
     if not isinstance(source, Tensor):
-        source = Tensor(source)
+        source = Tensor._wrap(_asarray(source))
     src_shape = tuple(source.shape) if source.ndim else (1,)
     want = tuple(input.shape[:d]) + (idx.size,) + tuple(input.shape[d + 1:]) \
         if input.ndim else (idx.size,)
@@ -442,8 +442,8 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     from .movement import cat, narrow
 
     d = norm_dim(dim, input.ndim, "diff")
-    parts = [p if isinstance(p, Tensor) else Tensor(p) for p in (prepend, input, append)
-             if p is not None]
+    parts = [p if isinstance(p, Tensor) else Tensor._wrap(_asarray(p))
+             for p in (prepend, input, append) if p is not None]
     x = cat(parts, d) if len(parts) > 1 else input
     for _ in range(n):
         m = x.shape[d]
@@ -512,7 +512,7 @@ def index_put(input, indices, values, accumulate=False):
         return _put(input, indices, values)
     idx, _ = _convert_index(tuple(indices) if isinstance(indices, list) else indices,
                             input._data)
-    v = values if isinstance(values, Tensor) else Tensor(values)
+    v = values if isinstance(values, Tensor) else Tensor._wrap(_asarray(values))
     if v.dtype != input.dtype:
         v = v.type(input.dtype)
     return input + IndexAccumulate.apply(v, index=idx, shape=input.shape)

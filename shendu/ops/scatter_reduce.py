@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..errors import ArgumentError, DTypeError, ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _asarray
 from ._util import norm_dim, xp_of
 from .movement import _along, _index_array
 
@@ -116,7 +116,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     idx = _index_array(index, "scatter_reduce", input)
     d = norm_dim(dim, input.ndim, "scatter_reduce")
     if not isinstance(src, Tensor):
-        src = Tensor(src)
+        src = Tensor._wrap(_asarray(src))
     if idx.ndim != input.ndim or src.ndim != input.ndim or any(
             idx.shape[i] > src.shape[i] or (i != d and idx.shape[i] > input.shape[i])
             for i in range(idx.ndim)):

@@ -367,10 +367,7 @@ _NO_RECIPE_WHY = {  # existing names checked elsewhere or not comparable by a ge
 
 # Differences found by the recipes and not fixed yet: strict xfails, so a fix shows up
 # as a failure that says to move the name out of this list.
-KNOWN_DIFFERENCES = {
-    "torch.Tensor": "sd.Tensor(data) keeps the data's dtype (ints stay int64) where "
-                    "torch.Tensor gives float32, and sd.Tensor(2, 3) (sizes) raises",
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 def _semantic_names():

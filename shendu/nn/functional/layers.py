@@ -11,7 +11,7 @@ from ...errors import DTypeError, ShapeError
 from ...ops import nn_ops
 from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
 from ...random import _rng
-from ...tensor import Tensor
+from ...tensor import Tensor, _asarray
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -314,7 +314,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         causal = xp.tril(xp.ones((lq, lk), dtype=bool))
         scores = scores.masked_fill(Tensor._wrap(~causal), float("-inf"))
     if attn_mask is not None:
-        m = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
+        m = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(_asarray(attn_mask))
         if m.dtype == np.bool_:
             scores = scores.masked_fill(~m, float("-inf"))
         else:
