@@ -247,3 +247,8 @@ Tensor.cauchy_ = _fill_from(lambda rng, shape, median=0.0, sigma=1.0:
                             median + sigma * rng.standard_cauchy(shape))
 Tensor.log_normal_ = _fill_from(lambda rng, shape, mean=1.0, std=2.0:
                                 rng.lognormal(mean, std, shape))
+
+
+from .ops.windows import tensor_unfold  # noqa: E402  (a method only, as in PyTorch)
+
+Tensor.unfold = tensor_unfold

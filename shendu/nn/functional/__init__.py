@@ -36,6 +36,7 @@ from .conv import (
                          max_pool1d,
                          max_pool2d,
 )
+from .fold import fold, unfold
 from .layers import (
                          batch_norm,
                          bilinear,
@@ -89,4 +90,4 @@ __all__ = ["elu", "gelu", "glu", "hardtanh", "leaky_relu", "log_softmax", "logsi
            "cross_entropy", "gaussian_nll_loss", "hinge_embedding_loss", "huber_loss", "kl_div",
            "l1_loss", "margin_ranking_loss", "mse_loss", "multi_margin_loss", "nll_loss",
            "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "prelu",
-           "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss"]
+           "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss", "fold", "unfold"]
