@@ -233,6 +233,11 @@ R = {  # name -> recipe(lib, a)
                                        t.FloatTensor(2, 3).shape),
     "torch.LongTensor": lambda t, a: t.LongTensor([1, 2, 3]),
     "torch.Tensor": lambda t, a: (t.Tensor([[1, 2]]), t.Tensor(2, 3).shape),
+    "torch.autograd.Variable": lambda t, a: (t.autograd.Variable(a.x) * 2,
+                                             t.autograd.Variable(a.x, requires_grad=True)
+                                             .requires_grad),
+    "torch.backends.mps.is_available": lambda t, a: t.backends.mps.is_available(),
+    "torch.cuda.manual_seed_all": lambda t, a: t.cuda.manual_seed_all(0),
     "torch.meshgrid": lambda t, a: t.meshgrid(a.v, a.v[:3], indexing="ij"),
     # Tensor methods and attributes
     "to": lambda t, a: (a.x.to(t.float64), a.i.to(dtype=t.float32)),

@@ -108,6 +108,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     _check_p(p, "dropout")
     if not training or p == 0.0:
         return input
+    if inplace:  # PyTorch's inplace=True: the result written into input (see F.relu)
+        return input._inplace(lambda x: dropout(x, p, True), op="dropout_")
     if p == 1.0:
         return input * 0.0
     return nn_ops.MaskMul.apply(input, mask=_keep_mask(input, p, input.shape))
@@ -118,6 +120,8 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     _check_p(p, "dropout2d")
     if not training or p == 0.0:
         return input
+    if inplace:
+        return input._inplace(lambda x: dropout2d(x, p, True), op="dropout2d_")
     shape = input.shape[:-2] + (1, 1)
     return nn_ops.MaskMul.apply(input, mask=_keep_mask(input, p, shape))
 

@@ -4,6 +4,7 @@ parameter layouts and default initialisation (so PyTorch state dicts load unchan
 from __future__ import annotations
 
 from .activation import (
+    CELU,
     ELU,
     GELU,
     GLU,
@@ -24,6 +25,7 @@ from .activation import (
     Softsign,
     Step,
     Tanh,
+    Threshold,
 )
 from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
@@ -97,7 +99,7 @@ __all__ = [
     "Embedding",
     "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softplus",
     "Softsign", "LogSigmoid", "Hardtanh", "ReLU6", "Softmax", "LogSoftmax", "Softmin", "GLU",
-    "Step", "Maxout",
+    "Step", "Maxout", "CELU", "Threshold",
     "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU",
     "MultiheadAttention", "CosineSimilarity", "PairwiseDistance",
     "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
