@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from api_coverage import NOT_PLANNED, coverage, load_usage, report, shendu_object  # noqa: E402
 
 # The figure this branch reaches; raise it as the gaps close (it may not fall).
-FLOOR = 0.92
+FLOOR = 0.95
 
 ROWS = load_usage()
 
