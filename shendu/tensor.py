@@ -60,7 +60,7 @@ def _legacy_data(args, dtype):
     """The array ``Tensor(*args)`` holds: sizes (integers) or one piece of data."""
     if not args:
         return np.empty((0,), dtypes.as_dtype(dtype) if dtype is not None
-                        else dtypes.get_default_dtype())
+                        else dtypes.get_default_dtype().dtype)
     if all(isinstance(a, numbers.Integral) and not isinstance(a, (bool, np.bool_))
            for a in args):
         if any(a < 0 for a in args):
@@ -69,7 +69,7 @@ def _legacy_data(args, dtype):
             raise ShapeError(f"Tensor: sizes must be non-negative, got {tuple(args)}")
         return np.zeros(tuple(int(a) for a in args),
                         dtypes.as_dtype(dtype) if dtype is not None
-                        else dtypes.get_default_dtype())
+                        else dtypes.get_default_dtype().dtype)
     if len(args) != 1:
         raise TypeError(f"Tensor: expected one piece of data (a list, number, array or tensor) "
                         f"or sizes (integers), got {len(args)} arguments of types "
@@ -80,7 +80,7 @@ def _legacy_data(args, dtype):
     if isinstance(data, Tensor):  # as PyTorch: the same data, dtype kept
         return data._data
     arr = _asarray(data)
-    default = dtypes.get_default_dtype()
+    default = dtypes.get_default_dtype().dtype  # the NumPy dtype (CuPy's astype takes it too)
     return arr if arr.dtype == default or arr.dtype.kind == "c" else arr.astype(default)
 
 
