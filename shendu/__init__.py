@@ -14,6 +14,7 @@ from . import (
     _tensor_methods,  # noqa: F401  (binds ops to Tensor)
     autograd,
     backend,
+    backends,
     dtypes,
     nn,
     ops,
@@ -127,6 +128,11 @@ class cuda:  # noqa: N801 - mirrors torch.cuda
 
     @staticmethod
     def manual_seed(value):
+        manual_seed(value)
+
+    @staticmethod
+    def manual_seed_all(value):
+        """Seed every device's generator (shendu's generator is one for all devices)."""
         manual_seed(value)
 
 

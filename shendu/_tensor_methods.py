@@ -5,6 +5,7 @@ import numpy as np
 
 from . import ops
 from .autograd.grad_mode import no_grad
+from .errors import ArgumentError, DTypeError
 from .tensor import Tensor
 
 _METHODS = """
@@ -71,8 +72,8 @@ def _integral(op, *xs):
     for x in xs:
         kind = x.dtype.kind if isinstance(x, Tensor) else type(x).__name__
         if kind not in ("b", "i", "u", "bool", "int"):
-            raise TypeError(f"{op}: only bool and integer tensors, got "
-                            f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
+            raise DTypeError(f"{op}: only bool and integer tensors, got "
+                             f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
 
 
 def _bitwise(name):
@@ -223,7 +224,7 @@ def _random_(self, from_=0, to=None, *, generator=None):
         to = (2 ** (np.finfo(dt).nmant + 1) + 1 if dt.kind == "f"
               else 2 if dt.kind == "b" else int(np.iinfo(dt).max) + 1)
     if to <= from_:
-        raise ValueError(f"random_: expected from < to, got from={from_} and to={to}")
+        raise ArgumentError(f"random_: expected from < to, got from={from_} and to={to}")
     values = _rng(generator).integers(from_, to, self.shape, endpoint=False)
     with no_grad():
         return self.copy_(Tensor._wrap(values.astype(self.dtype)))
@@ -246,3 +247,8 @@ Tensor.cauchy_ = _fill_from(lambda rng, shape, median=0.0, sigma=1.0:
                             median + sigma * rng.standard_cauchy(shape))
 Tensor.log_normal_ = _fill_from(lambda rng, shape, mean=1.0, std=2.0:
                                 rng.lognormal(mean, std, shape))
+
+
+from .ops.windows import tensor_unfold  # noqa: E402  (a method only, as in PyTorch)
+
+Tensor.unfold = tensor_unfold

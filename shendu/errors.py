@@ -14,7 +14,7 @@ ShapeError True
 """
 from __future__ import annotations
 
-__all__ = ["ShapeError", "DTypeError", "ReadOnlyError"]
+__all__ = ["ShapeError", "DTypeError", "ReadOnlyError", "ArgumentError"]
 
 
 class ShapeError(ValueError, RuntimeError):
@@ -28,3 +28,8 @@ class DTypeError(TypeError, RuntimeError):
 class ReadOnlyError(ValueError, RuntimeError):
     """An in-place write into a tensor whose memory cannot take it: an ``expand``ed
     tensor (many elements share one memory location) or a read-only ``view`` copy."""
+
+
+class ArgumentError(ValueError, RuntimeError):
+    """An argument value an op does not take (``q`` outside [0, 1], an unknown mode name,
+    a negative ``minlength``): PyTorch raises ``RuntimeError`` for these too."""

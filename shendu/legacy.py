@@ -28,10 +28,10 @@ class _TypedTensorMeta(type):
                 all(isinstance(a, Tensor) for a in args[0]):
             args = (np.stack([np.asarray(a) for a in args[0]]),)
         if not args:
-            return Tensor(np.empty((0,), cls.dtype), device=device)
+            return Tensor(dtype=cls.dtype, device=device)
         if all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
             # sizes: an uninitialised tensor, as PyTorch (zeros here, for reproducibility)
-            return Tensor(np.zeros(args, cls.dtype), device=device)
+            return Tensor(*args, dtype=cls.dtype, device=device)
         if len(args) != 1:
             raise TypeError(f"{cls.__name__}: expected data (a list, array or tensor) or sizes "
                             f"(integers), got {len(args)} arguments")

@@ -7,6 +7,8 @@ counter, bumped by every in-place write, so backward can refuse stale saved arra
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import dtypes
@@ -54,6 +56,34 @@ def _asarray(data, dtype=None):
     return np.asarray(data, dtype=dtypes.as_dtype(dtype))
 
 
+def _legacy_data(args, dtype):
+    """The array ``Tensor(*args)`` holds: sizes (integers) or one piece of data."""
+    if not args:
+        return np.empty((0,), dtypes.as_dtype(dtype) if dtype is not None
+                        else dtypes.get_default_dtype().dtype)
+    if all(isinstance(a, numbers.Integral) and not isinstance(a, (bool, np.bool_))
+           for a in args):
+        if any(a < 0 for a in args):
+            from .errors import ShapeError
+
+            raise ShapeError(f"Tensor: sizes must be non-negative, got {tuple(args)}")
+        return np.zeros(tuple(int(a) for a in args),
+                        dtypes.as_dtype(dtype) if dtype is not None
+                        else dtypes.get_default_dtype().dtype)
+    if len(args) != 1:
+        raise TypeError(f"Tensor: expected one piece of data (a list, number, array or tensor) "
+                        f"or sizes (integers), got {len(args)} arguments of types "
+                        f"{[type(a).__name__ for a in args]}")
+    data = args[0]
+    if dtype is not None:
+        return _asarray(data, dtype)
+    if isinstance(data, Tensor):  # as PyTorch: the same data, dtype kept
+        return data._data
+    arr = _asarray(data)
+    default = dtypes.get_default_dtype().dtype  # the NumPy dtype (CuPy's astype takes it too)
+    return arr if arr.dtype == default or arr.dtype.kind == "c" else arr.astype(default)
+
+
 class Tensor:
     """A multi-dimensional array with automatic differentiation.
 
@@ -68,8 +98,14 @@ class Tensor:
                  "_hooks", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
-    def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        arr = _asarray(data, dtype)
+    def __init__(self, *args, dtype=None, device=None, requires_grad=False):
+        # PyTorch's legacy constructor: ``Tensor(2, 3)`` is a (2, 3) tensor (uninitialised
+        # there, zeros here) and ``Tensor([1, 2])`` is float (the default dtype), ints too;
+        # ``sd.tensor`` keeps the data's dtype. ``dtype=`` (shendu's own) picks one.
+        self._init(_legacy_data(args, dtype), device, requires_grad)
+
+    def _init(self, arr, device=None, requires_grad=False):
+        """Fill in a new tensor around backend array ``arr`` (subclasses start here)."""
         if device is not None:
             arr = to_device(arr, device)
         self._data = arr
@@ -502,7 +538,7 @@ class Tensor:
 
     def copy_(self, src):
         """Write ``src`` (broadcast to this shape, cast to this dtype and device) into self."""
-        src = src if isinstance(src, Tensor) else Tensor(src)
+        src = src if isinstance(src, Tensor) else Tensor._wrap(_asarray(src))
         if _State.enabled and (self.requires_grad or src.requires_grad):
             return self._inplace(lambda a, s: a * 0 + s.to(a.dtype), src, op="copy_")
         _check_writable(self, "copy_")

@@ -2,10 +2,11 @@
 from .engine import run_backward
 from .function import Function
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .variable import Variable
 
 __all__ = ["Function", "backward", "grad", "jvp", "vjp", "gradcheck", "gradcheck_random",
            "gradgradcheck", "functional",
-           "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled"]
+           "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "Variable"]
 
 
 def _root_grad(g, create_graph):

@@ -167,8 +167,8 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     outs = _outputs(fn, inputs)
     if grad_outputs is None:
         rng = np.random.default_rng(seed)
-        grad_outputs = [Tensor(rng.standard_normal(o.shape).astype(o.dtype),
-                               requires_grad=True) for o in outs if o.requires_grad]
+        grad_outputs = [Tensor._wrap(rng.standard_normal(o.shape).astype(o.dtype))
+                        .requires_grad_(True) for o in outs if o.requires_grad]
     else:
         grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else \
             list(grad_outputs)

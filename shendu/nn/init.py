@@ -360,3 +360,28 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
     for j in range(cols):
         arr[rng.permutation(rows)[:zeros], j] = 0
     return _write(tensor, arr)
+
+
+def _deprecated(fn, where: str):
+    """PyTorch's old names without the trailing underscore: the same function, with the
+    ``FutureWarning`` PyTorch gives for them (so old code runs and says what to write)."""
+    old = fn.__name__[:-1]
+
+    def alias(*args, **kwargs):
+        warnings.warn(f"`{where}.{old}` is now deprecated in favor of `{where}.{fn.__name__}`.",
+                      FutureWarning, stacklevel=2)
+        return fn(*args, **kwargs)
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated alias of ``{fn.__name__}`` (warns, as in PyTorch)."
+    return alias
+
+
+uniform = _deprecated(uniform_, "nn.init")
+normal = _deprecated(normal_, "nn.init")
+constant = _deprecated(constant_, "nn.init")
+xavier_uniform = _deprecated(xavier_uniform_, "nn.init")
+xavier_normal = _deprecated(xavier_normal_, "nn.init")
+kaiming_uniform = _deprecated(kaiming_uniform_, "nn.init")
+kaiming_normal = _deprecated(kaiming_normal_, "nn.init")
+orthogonal = _deprecated(orthogonal_, "nn.init")
+sparse = _deprecated(sparse_, "nn.init")

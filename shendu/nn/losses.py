@@ -8,7 +8,7 @@ function of the same name in ``shendu.nn.functional``.
 """
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _asarray
 from . import functional as F
 from .module import Module
 
@@ -54,7 +54,7 @@ class _WeightedLoss(_Loss):
 
 
 def _as_tensor(value) -> Tensor | None:
-    return value if value is None or isinstance(value, Tensor) else Tensor(value)
+    return value if value is None or isinstance(value, Tensor) else Tensor._wrap(_asarray(value))
 
 
 class CrossEntropyLoss(_WeightedLoss):

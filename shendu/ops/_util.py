@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from ..backend import cuda, get_array_module
-from ..tensor import Tensor
+from ..tensor import Tensor, _asarray
 
 Scalar = (numbers.Number, np.generic)
 
@@ -28,11 +28,11 @@ def as_tensor_like(x, like: Tensor | None = None) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if like is None:
-        return Tensor(x)
+        return Tensor._wrap(_asarray(x))
     xp = xp_of(like._data)
     if isinstance(x, Scalar) and like._data.dtype.kind == "f" and not isinstance(x, bool):
         return Tensor._wrap(xp.asarray(x, dtype=like._data.dtype))
-    t = Tensor(x)
+    t = Tensor._wrap(_asarray(x))
     return t if xp is np else Tensor._wrap(xp.asarray(t._data))
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import string
 
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..errors import ArgumentError, ShapeError
+from ..tensor import Tensor, _asarray
 from ._util import add_tangents, xp_of
 from .reduce import sum as _sum
 
@@ -75,12 +76,12 @@ def _parse(equation, shapes):
     lhs, arrow, rhs = eq.partition("->")
     ins = lhs.split(",")
     if len(ins) != len(shapes):
-        raise ValueError(f"einsum: the equation {equation!r} has {len(ins)} operands but "
-                         f"{len(shapes)} tensors were given")
+        raise ArgumentError(f"einsum: the equation {equation!r} has {len(ins)} operands but "
+                            f"{len(shapes)} tensors were given")
     used = set(eq) - set(".,->")
     bad = sorted(c for c in used if c not in _LETTERS)
     if bad:
-        raise ValueError(f"einsum: subscripts must be letters, got {bad} in {equation!r}")
+        raise ArgumentError(f"einsum: subscripts must be letters, got {bad} in {equation!r}")
     free = [c for c in _LETTERS if c not in used]
     n_ell = 0
     for sub, shape in zip(ins, shapes):
@@ -92,19 +93,19 @@ def _parse(equation, shapes):
         if "..." in sub:
             n = len(shape) - (len(sub) - 3)
             if n < 0:
-                raise ValueError(f"einsum: operand {k} has {len(shape)} dimensions, fewer than "
+                raise ShapeError(f"einsum: operand {k} has {len(shape)} dimensions, fewer than "
                                  f"the subscripts {sub!r} name")
             sub = sub.replace("...", ell[n_ell - n:])
         elif "." in sub:
-            raise ValueError(f"einsum: '.' must appear as '...', got {sub!r}")
+            raise ArgumentError(f"einsum: '.' must appear as '...', got {sub!r}")
         if len(sub) != len(shape):
-            raise ValueError(f"einsum: operand {k} has shape {tuple(shape)} ({len(shape)} "
+            raise ShapeError(f"einsum: operand {k} has shape {tuple(shape)} ({len(shape)} "
                              f"dimensions) but subscripts {sub!r} name {len(sub)}")
         out_ins.append(sub)
     if arrow:
         out = rhs.replace("...", ell)
         if "." in out:
-            raise ValueError(f"einsum: '.' in the output must appear as '...', got {rhs!r}")
+            raise ArgumentError(f"einsum: '.' in the output must appear as '...', got {rhs!r}")
     else:
         counts = {}
         for sub in ins:
@@ -113,12 +114,12 @@ def _parse(equation, shapes):
         out = ell + "".join(sorted((c for c, n in counts.items() if n == 1),
                                    key=_LETTERS.index))
     if len(set(out)) != len(out):
-        raise ValueError(f"einsum: output subscript repeated in {equation!r}")
+        raise ArgumentError(f"einsum: output subscript repeated in {equation!r}")
     all_in = set("".join(out_ins))
     missing = [c for c in out if c not in all_in]
     if missing:
-        raise ValueError(f"einsum: output subscripts {missing} do not appear in any operand "
-                         f"of {equation!r}")
+        raise ArgumentError(f"einsum: output subscripts {missing} do not appear in any operand "
+                            f"of {equation!r}")
     return out_ins, out
 
 
@@ -131,7 +132,7 @@ def _take_diagonals(t, sub):
         i = sub.index(c)
         j = sub.index(c, i + 1)
         if t.shape[i] != t.shape[j]:
-            raise ValueError(f"einsum: subscript {c!r} is repeated in one operand with "
+            raise ShapeError(f"einsum: subscript {c!r} is repeated in one operand with "
                              f"different sizes {t.shape[i]} and {t.shape[j]}")
         t = diagonal(t, 0, i, j)
         sub = sub[:i] + sub[i + 1:j] + sub[j + 1:] + c
@@ -154,7 +155,7 @@ def einsum(equation, *operands):
                         "(the sublist form is not supported)")
     if not operands:
         raise ValueError("einsum: expected at least one operand")
-    ops = [o if isinstance(o, Tensor) else Tensor(o) for o in operands]
+    ops = [o if isinstance(o, Tensor) else Tensor._wrap(_asarray(o)) for o in operands]
     ins, out = _parse(equation, [o.shape for o in ops])
     # 1. repeated letters in one operand -> diagonals
     for k in range(len(ops)):
@@ -165,7 +166,7 @@ def einsum(equation, *operands):
         for c, n in zip(sub, t.shape):
             if n != 1:
                 if size.get(c, n) != n:
-                    raise ValueError(f"einsum: subscript {c!r} has size {size[c]} in one "
+                    raise ShapeError(f"einsum: subscript {c!r} has size {size[c]} in one "
                                      f"operand and {n} in another ({equation!r}, shapes "
                                      f"{[tuple(o.shape) for o in operands]})")
                 size[c] = n

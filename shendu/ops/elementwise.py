@@ -1044,11 +1044,93 @@ def _nograd_unary(name):
 
 
 logical_not = _nograd_unary("logical_not")
-sign = _nograd_unary("sign")
-floor = _nograd_unary("floor")
-ceil = _nograd_unary("ceil")
-round = _nograd_unary("round")  # noqa: A001
-trunc = _nograd_unary("trunc")
+
+
+class _Step(Function):
+    """A piecewise-constant op (floor, ceil, round, trunc, sign). Its derivative is zero
+    wherever it exists, and PyTorch hands back those zeros rather than cutting the graph:
+    the output of a tensor that requires grad requires grad too, and its gradient is 0."""
+
+    linear_backward = True  # the backward, g -> 0, is linear in g
+
+    @classmethod
+    def forward(cls, ctx, a, decimals=0):
+        if a.dtype.kind in "iub" and cls._op != "sign":
+            return a.copy()  # integers are their own floor/ceil/round/trunc, dtype kept
+        return cls.fn(xp_of(a), a, decimals)
+
+    @staticmethod
+    def backward(ctx, g):
+        return xp_of(g).zeros_like(g)
+
+    @staticmethod
+    def jvp(ctx, da):
+        return xp_of(da).zeros_like(da)
+
+
+def _step(name, fn, doc):
+    cls = type(name.capitalize(), (_Step,), {"fn": staticmethod(fn), "_op": name})
+
+    def op(input):
+        return cls.apply(as_tensor_like(input))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    op.Function = cls
+    return op
+
+
+def _round(xp, a, decimals):
+    if decimals == 0:
+        return xp.round(a)
+    scale = a.dtype.type(10.0 ** decimals)  # as PyTorch: round(x * 10^d) / 10^d
+    return xp.round(a * scale) / scale
+
+
+sign = _step("sign", lambda xp, a, d: xp.sign(a),
+             """The sign of each element (-1, 0 or 1); its gradient is zero.
+
+    >>> import shendu as sd
+    >>> sd.sign(sd.tensor([-2.0, 0.0, 3.0]))
+    tensor([-1.,  0.,  1.])
+    """)
+floor = _step("floor", lambda xp, a, d: xp.floor(a),
+              """The largest integer not above each element; its gradient is zero.
+
+    >>> import shendu as sd
+    >>> sd.floor(sd.tensor([-1.5, 0.5]))
+    tensor([-2.,  0.])
+    """)
+ceil = _step("ceil", lambda xp, a, d: xp.ceil(a),
+             """The smallest integer not below each element; its gradient is zero.
+
+    >>> import shendu as sd
+    >>> sd.ceil(sd.tensor([-1.5, 0.5]))
+    tensor([-1.,  1.])
+    """)
+trunc = _step("trunc", lambda xp, a, d: xp.trunc(a),
+              """Each element rounded toward zero; its gradient is zero.
+
+    >>> import shendu as sd
+    >>> sd.trunc(sd.tensor([-1.5, 0.5]))
+    tensor([-1.,  0.])
+    """)
+_round_int = _step("round", _round, "")
+
+
+def round(input, *, decimals: int = 0):  # noqa: A001
+    """Each element rounded to ``decimals`` decimal places, halves to even (as PyTorch);
+    its gradient is zero.
+
+    >>> import shendu as sd
+    >>> sd.round(sd.tensor([0.5, 1.5, 1.26]), decimals=0)
+    tensor([0., 2., 1.])
+    >>> sd.round(sd.tensor([1.26]), decimals=1)
+    tensor([1.3000])
+    """
+    return _round_int.Function.apply(as_tensor_like(input), decimals=int(decimals))
+
+
+round.Function = _round_int.Function
 isnan = _nograd_unary("isnan")
 isinf = _nograd_unary("isinf")
 isfinite = _nograd_unary("isfinite")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..errors import ArgumentError, DTypeError, ShapeError
+from ..tensor import Tensor, _asarray
 from ._util import norm_dim, xp_of
 from .elementwise import where
 from .movement import _index_array, expand, reshape
@@ -78,15 +79,15 @@ def _index_write(op, input, dim, index, source, add, alpha=1):
     d = norm_dim(dim, input.ndim, op)
     idx = _index_array(index, op, input)
     if idx.ndim > 1:
-        raise ValueError(f"{op}: index must be 1-D, got shape {tuple(idx.shape)}")
+        raise ShapeError(f"{op}: index must be 1-D, got shape {tuple(idx.shape)}")
     idx = idx.reshape(-1)
     if not isinstance(source, Tensor):
-        source = Tensor(source)
+        source = Tensor._wrap(_asarray(source))
     src_shape = tuple(source.shape) if source.ndim else (1,)
     want = tuple(input.shape[:d]) + (idx.size,) + tuple(input.shape[d + 1:]) \
         if input.ndim else (idx.size,)
     if src_shape != want:
-        raise ValueError(f"{op}: source of shape {tuple(source.shape)} does not match: "
+        raise ShapeError(f"{op}: source of shape {tuple(source.shape)} does not match: "
                          f"expected {want} (input shape {tuple(input.shape)} with dimension "
                          f"{d} of size len(index) = {idx.size})")
     n = input.shape[d] if input.ndim else 1
@@ -129,7 +130,7 @@ def index_fill(input, dim, index, value):
         raise IndexError(f"index_fill: index values must be in [{-n}, {n}) for dimension {d} "
                          f"of size {n}, got [{int(idx.min())}, {int(idx.max())}]")
     if isinstance(value, Tensor) and value.ndim != 0:
-        raise ValueError(f"index_fill: value must be a number or a 0-d tensor, got shape "
+        raise ShapeError(f"index_fill: value must be a number or a 0-d tensor, got shape "
                          f"{tuple(value.shape)}")
     mask = xp.zeros(n, bool)
     mask[idx] = True
@@ -182,12 +183,12 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
     tensor([1., 5.])
     """
     if input.ndim < 2:
-        raise ValueError(f"diagonal: expected a tensor with at least 2 dimensions, got shape "
+        raise ShapeError(f"diagonal: expected a tensor with at least 2 dimensions, got shape "
                          f"{tuple(input.shape)}")
     d1 = norm_dim(dim1, input.ndim, "diagonal")
     d2 = norm_dim(dim2, input.ndim, "diagonal")
     if d1 == d2:
-        raise ValueError(f"diagonal: dim1 and dim2 must differ, both are {d1}")
+        raise ArgumentError(f"diagonal: dim1 and dim2 must differ, both are {d1}")
     return Diagonal.apply(input, offset=int(offset), dim1=d1, dim2=d2)
 
 
@@ -226,7 +227,7 @@ def diag(input, diagonal=0):
         return DiagEmbed1d.apply(input, offset=int(diagonal))
     if input.ndim == 2:
         return Diagonal.apply(input, offset=int(diagonal), dim1=0, dim2=1)
-    raise ValueError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
+    raise ShapeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
 
 
 # ---------------------------------------------------------------------- counting
@@ -240,19 +241,20 @@ def bincount(input, weights=None, minlength=0):
     """
     a = input._data
     if a.ndim != 1 or a.dtype.kind not in "iub":
-        raise ValueError(f"bincount: expected a 1-D integer tensor, got shape "
-                         f"{tuple(input.shape)} and dtype {input.dtype}")
+        cls = ShapeError if a.dtype.kind in "iub" else DTypeError
+        raise cls(f"bincount: expected a 1-D integer tensor, got shape "
+                  f"{tuple(input.shape)} and dtype {input.dtype}")
     if a.size and int(a.min()) < 0:
-        raise ValueError(f"bincount: values must be non-negative, got a minimum of "
-                         f"{int(a.min())}")
+        raise ArgumentError(f"bincount: values must be non-negative, got a minimum of "
+                            f"{int(a.min())}")
     if minlength < 0:
-        raise ValueError(f"bincount: minlength must be non-negative, got {minlength}")
+        raise ArgumentError(f"bincount: minlength must be non-negative, got {minlength}")
     xp = xp_of(a)
     if weights is None:
         return Tensor._wrap(xp.bincount(a, minlength=minlength).astype(np.int64))
     w = weights._data if isinstance(weights, Tensor) else xp.asarray(weights)
     if w.shape != a.shape:
-        raise ValueError(f"bincount: weights of shape {tuple(w.shape)} must match the input "
+        raise ShapeError(f"bincount: weights of shape {tuple(w.shape)} must match the input "
                          f"of shape {tuple(a.shape)}")
     dtype = w.dtype if w.dtype.kind == "f" else np.float64  # as PyTorch
     return Tensor._wrap(xp.bincount(a, weights=w, minlength=minlength).astype(dtype))
@@ -339,10 +341,10 @@ def meshgrid(*tensors, indexing="ij"):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if indexing not in ("ij", "xy"):
-        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+        raise ArgumentError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
     for i, t in enumerate(tensors):
         if t.ndim > 1:
-            raise ValueError(f"meshgrid: expected 0-D or 1-D tensors, tensor {i} has shape "
+            raise ShapeError(f"meshgrid: expected 0-D or 1-D tensors, tensor {i} has shape "
                              f"{tuple(t.shape)}")
     tensors = [reshape(t, -1) for t in tensors]
     sizes = [t.shape[0] for t in tensors]
@@ -380,7 +382,7 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     nd = out.ndim
     d1, d2 = norm_dim(dim1, nd, "diag_embed"), norm_dim(dim2, nd, "diag_embed")
     if d1 == d2:
-        raise ValueError(f"diag_embed: dim1 and dim2 must differ, both are {d1}")
+        raise ArgumentError(f"diag_embed: dim1 and dim2 must differ, both are {d1}")
     return movedim(out, (nd - 2, nd - 1), (d1, d2))
 
 
@@ -392,7 +394,7 @@ def block_diag(*tensors):
               for t in tensors]
     for i, b in enumerate(blocks):
         if b.ndim != 2:
-            raise ValueError(f"block_diag: expected tensors with at most 2 dimensions, "
+            raise ShapeError(f"block_diag: expected tensors with at most 2 dimensions, "
                              f"tensor {i} has shape {tuple(tensors[i].shape)}")
     total = sum(b.shape[1] for b in blocks)
     rows, left = [], 0
@@ -440,8 +442,8 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     from .movement import cat, narrow
 
     d = norm_dim(dim, input.ndim, "diff")
-    parts = [p if isinstance(p, Tensor) else Tensor(p) for p in (prepend, input, append)
-             if p is not None]
+    parts = [p if isinstance(p, Tensor) else Tensor._wrap(_asarray(p))
+             for p in (prepend, input, append) if p is not None]
     x = cat(parts, d) if len(parts) > 1 else input
     for _ in range(n):
         m = x.shape[d]
@@ -458,10 +460,10 @@ def rot90(input, k=1, dims=(0, 1)):
     from .movement import flip, transpose
 
     if len(dims) != 2:
-        raise ValueError(f"rot90: dims must name two dimensions, got {dims}")
+        raise ArgumentError(f"rot90: dims must name two dimensions, got {dims}")
     d0, d1 = (norm_dim(d, input.ndim, "rot90") for d in dims)
     if d0 == d1:
-        raise ValueError(f"rot90: the two dims must differ, got {dims}")
+        raise ArgumentError(f"rot90: the two dims must differ, got {dims}")
     k %= 4
     if k == 1:
         return transpose(flip(input, d1), d0, d1)
@@ -510,7 +512,7 @@ def index_put(input, indices, values, accumulate=False):
         return _put(input, indices, values)
     idx, _ = _convert_index(tuple(indices) if isinstance(indices, list) else indices,
                             input._data)
-    v = values if isinstance(values, Tensor) else Tensor(values)
+    v = values if isinstance(values, Tensor) else Tensor._wrap(_asarray(values))
     if v.dtype != input.dtype:
         v = v.type(input.dtype)
     return input + IndexAccumulate.apply(v, index=idx, shape=input.shape)

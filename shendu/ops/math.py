@@ -17,7 +17,8 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..errors import DTypeError
+from ..tensor import Tensor, _asarray
 from . import _special
 from ._util import add_tangents, as_tensor_like, bcast, unbroadcast, xp_of
 from .elementwise import _apply_binary, _pair, _Unary, clamp
@@ -37,13 +38,13 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 def _floats(op, t):
     """PyTorch promotes integer inputs of float functions to the default float dtype."""
     if not isinstance(t, Tensor):
-        t = Tensor(t)
+        t = Tensor._wrap(_asarray(t))
     if t._data.dtype.kind in "biu":
         from ..dtypes import get_default_dtype
 
         return t.type(get_default_dtype())
     if t._data.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a floating-point tensor, got {t.dtype}")
+        raise DTypeError(f"{op}: expected a floating-point tensor, got {t.dtype}")
     return t
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ArgumentError, ShapeError
 from .linalg import bmm, matmul, mm
 
 __all__ = ["addbmm", "addmm", "addmv", "baddbmm", "cdist", "cross", "inner", "kron",
@@ -24,7 +25,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat @ vec)``."""
     if mat.ndim != 2 or vec.ndim != 1:
-        raise ValueError(f"addmv: expected a 2-D matrix and a 1-D vector, got {mat.shape} and "
+        raise ShapeError(f"addmv: expected a 2-D matrix and a 1-D vector, got {mat.shape} and "
                          f"{vec.shape}")
     return _scaled_sum(input, matmul(mat, vec), beta, alpha)
 
@@ -52,7 +53,7 @@ def trace(input):
     from .indexing import diagonal
 
     if input.ndim != 2:
-        raise ValueError(f"trace: expected a 2-D tensor, got shape {tuple(input.shape)}")
+        raise ShapeError(f"trace: expected a 2-D tensor, got shape {tuple(input.shape)}")
     return diagonal(input).sum()
 
 
@@ -63,7 +64,7 @@ def inner(input, other):
     if input.ndim == 0 or other.ndim == 0:
         return input * other
     if input.shape[-1] != other.shape[-1]:
-        raise ValueError(f"inner: the last dimensions must match, got shapes "
+        raise ShapeError(f"inner: the last dimensions must match, got shapes "
                          f"{tuple(input.shape)} and {tuple(other.shape)}")
     la = "abcdefghijklm"[:input.ndim - 1]
     lb = "nopqrstuvwxy"[:other.ndim - 1]
@@ -82,13 +83,13 @@ def tensordot(a, b, dims=2):
 
     if isinstance(dims, int):
         if dims < 0:
-            raise ValueError(f"tensordot: dims must be non-negative, got {dims}")
+            raise ArgumentError(f"tensordot: dims must be non-negative, got {dims}")
         da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
     else:
         da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
     if len(da) != len(db):
-        raise ValueError(f"tensordot: contracting {len(da)} dimensions of the first tensor "
-                         f"with {len(db)} of the second")
+        raise ArgumentError(f"tensordot: contracting {len(da)} dimensions of the first tensor "
+                            f"with {len(db)} of the second")
     da = [d % max(a.ndim, 1) for d in da]
     db = [d % max(b.ndim, 1) for d in db]
     letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -96,7 +97,7 @@ def tensordot(a, b, dims=2):
     sb = [next(letters) for _ in range(b.ndim)]
     for i, j in zip(da, db):
         if a.shape[i] != b.shape[j]:
-            raise ValueError(f"tensordot: dimension {i} of the first tensor (size "
+            raise ShapeError(f"tensordot: dimension {i} of the first tensor (size "
                              f"{a.shape[i]}) does not match dimension {j} of the second "
                              f"(size {b.shape[j]}); shapes {tuple(a.shape)} and "
                              f"{tuple(b.shape)}")
@@ -127,10 +128,10 @@ def cross(input, other, dim=None):
     if dim is None:
         dim = next((i for i, n in enumerate(a.shape) if n == 3), None)
         if dim is None:
-            raise ValueError(f"cross: no dimension of size 3 in shape {tuple(a.shape)}")
+            raise ShapeError(f"cross: no dimension of size 3 in shape {tuple(a.shape)}")
     d = norm_dim(dim, a.ndim, "cross")
     if a.shape[d] != 3:
-        raise ValueError(f"cross: dimension {d} must have size 3, got shape {tuple(a.shape)}")
+        raise ShapeError(f"cross: dimension {d} must have size 3, got shape {tuple(a.shape)}")
     i1, i2 = np.array([1, 2, 0]), np.array([2, 0, 1])
     return (index_select(a, d, i1) * index_select(b, d, i2)
             - index_select(a, d, i2) * index_select(b, d, i1))
@@ -142,9 +143,9 @@ def cdist(x1, x2, p=2.0):
     from .reduce import norm
 
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
-        raise ValueError(f"cdist: expected (..., P, M) and (..., R, M) tensors with the same M, "
+        raise ShapeError(f"cdist: expected (..., P, M) and (..., R, M) tensors with the same M, "
                          f"got shapes {tuple(x1.shape)} and {tuple(x2.shape)}")
     if p < 0:
-        raise ValueError(f"cdist: p must be non-negative, got {p}")
+        raise ArgumentError(f"cdist: p must be non-negative, got {p}")
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
     return norm(diff, p=p, dim=-1)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..tensor import Tensor
+from ..errors import ArgumentError, DTypeError, ShapeError
+from ..tensor import Tensor, _asarray
 from ._util import norm_dim, xp_of
 from .movement import _along, _index_array
 
@@ -109,17 +110,17 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
             something is scattered (elements nothing is scattered to keep their value).
     """
     if reduce not in _REDUCTIONS:
-        raise ValueError(f"scatter_reduce: reduce must be one of {_REDUCTIONS}, got {reduce!r}")
+        raise ArgumentError(f"scatter_reduce: reduce must be one of {_REDUCTIONS}, got {reduce!r}")
     if input._data.dtype.kind != "f":
-        raise TypeError(f"scatter_reduce: expected a floating-point input, got {input.dtype}")
+        raise DTypeError(f"scatter_reduce: expected a floating-point input, got {input.dtype}")
     idx = _index_array(index, "scatter_reduce", input)
     d = norm_dim(dim, input.ndim, "scatter_reduce")
     if not isinstance(src, Tensor):
-        src = Tensor(src)
+        src = Tensor._wrap(_asarray(src))
     if idx.ndim != input.ndim or src.ndim != input.ndim or any(
             idx.shape[i] > src.shape[i] or (i != d and idx.shape[i] > input.shape[i])
             for i in range(idx.ndim)):
-        raise ValueError(f"scatter_reduce: index of shape {tuple(idx.shape)} must have as many "
+        raise ShapeError(f"scatter_reduce: index of shape {tuple(idx.shape)} must have as many "
                          f"dimensions as input {tuple(input.shape)} and src "
                          f"{tuple(src.shape)}, and fit inside src (and input, off dim {d})")
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= input.shape[d]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ._util import xp_of
 
@@ -33,9 +34,9 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
     vals = _arr(input, seq)
     if side is not None:
         if side not in ("left", "right"):
-            raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+            raise ArgumentError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
         if right and side == "left":
-            raise ValueError("searchsorted: right=True contradicts side='left'")
+            raise ArgumentError("searchsorted: right=True contradicts side='left'")
         right = side == "right"
     how = "right" if right else "left"
     xp = xp_of(seq)
@@ -45,7 +46,7 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
         out = xp.searchsorted(seq, vals, side=how)
     else:
         if seq.shape[:-1] != vals.shape[:-1]:
-            raise ValueError(f"searchsorted: a {seq.ndim}-D sorted_sequence of shape "
+            raise ShapeError(f"searchsorted: a {seq.ndim}-D sorted_sequence of shape "
                              f"{tuple(seq.shape)} needs values with the same leading "
                              f"dimensions, got shape {tuple(vals.shape)}")
         rows_s = seq.reshape(-1, seq.shape[-1])
@@ -61,7 +62,7 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):
     with ``right=True``), as PyTorch."""
     b = _arr(boundaries)
     if b.ndim != 1:
-        raise ValueError(f"bucketize: boundaries must be 1-D, got shape {tuple(b.shape)}")
+        raise ShapeError(f"bucketize: boundaries must be 1-D, got shape {tuple(b.shape)}")
     return searchsorted(b, input, out_int32=out_int32, right=right)
 
 
@@ -84,7 +85,7 @@ def histc(input, bins=100, min=0, max=0):  # noqa: A002 - PyTorch's names
     range when both are 0); values outside are ignored. Returns ``input``'s dtype."""
     a = input._data
     if a.dtype.kind != "f":
-        raise TypeError(f"histc: expected a floating-point tensor, got {input.dtype}")
+        raise DTypeError(f"histc: expected a floating-point tensor, got {input.dtype}")
     xp = xp_of(a)
     lo, hi = float(min), float(max)
     if lo == hi == 0 and a.size:
@@ -92,6 +93,6 @@ def histc(input, bins=100, min=0, max=0):  # noqa: A002 - PyTorch's names
     if lo == hi:
         lo, hi = lo - 1, hi + 1  # as PyTorch: a degenerate range is widened by 1
     if lo > hi:
-        raise ValueError(f"histc: max ({hi}) must be larger than min ({lo})")
+        raise ArgumentError(f"histc: max ({hi}) must be larger than min ({lo})")
     counts, _ = xp.histogram(a.reshape(-1), bins=int(bins), range=(lo, hi))
     return Tensor._wrap(counts.astype(a.dtype))

@@ -19,6 +19,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd.function import Function
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ._util import norm_dim, pick, xp_of
 from .movement import gather, movedim, reshape, sort, squeeze, unsqueeze
@@ -195,18 +196,18 @@ _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
 
 def _quantile(op, input, q, dim, keepdim, interpolation, ignore_nan):
     if input._data.dtype.kind != "f":
-        raise TypeError(f"{op}: expected a floating-point input, got {input.dtype}")
+        raise DTypeError(f"{op}: expected a floating-point input, got {input.dtype}")
     if interpolation not in _INTERPOLATIONS:
-        raise ValueError(f"{op}: interpolation must be one of {_INTERPOLATIONS}, "
-                         f"got {interpolation!r}")
+        raise ArgumentError(f"{op}: interpolation must be one of {_INTERPOLATIONS}, "
+                            f"got {interpolation!r}")
     xp = xp_of(input._data)
     scalar_q = not isinstance(q, Tensor) and np.ndim(q) == 0
     qa = xp.asarray(q._data if isinstance(q, Tensor) else q, dtype=input._data.dtype)
     if qa.ndim > 1:
-        raise ValueError(f"{op}: q must be a number or a 1-D tensor, got shape {qa.shape}")
+        raise ShapeError(f"{op}: q must be a number or a 1-D tensor, got shape {qa.shape}")
     qa = qa.reshape(-1)
     if qa.size and (bool((qa < 0).any()) or bool((qa > 1).any())):
-        raise ValueError(f"{op}: q values must be in [0, 1], got {qa.tolist()}")
+        raise ArgumentError(f"{op}: q values must be in [0, 1], got {qa.tolist()}")
     x, d = _last(input, dim, op)
     if x.shape[-1] == 0:
         raise IndexError(f"{op}: cannot take quantiles of an empty dimension "
@@ -277,7 +278,7 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):
     from .elementwise import isnan, logical_not
 
     if input._data.dtype.kind != "f":
-        raise TypeError(f"nanmean: expected a floating-point tensor, got {input.dtype}")
+        raise DTypeError(f"nanmean: expected a floating-point tensor, got {input.dtype}")
     count = logical_not(isnan(input)).type(input.dtype).sum(dim=dim, keepdim=keepdim)
     with np.errstate(invalid="ignore"):  # an all-NaN slice is 0 / 0: NaN, as PyTorch
         return nansum(input, dim, keepdim, dtype=dtype) / count
@@ -393,7 +394,7 @@ def logcumsumexp(input, dim):
     tensor([0.0000, 0.6931])
     """
     if input._data.dtype.kind != "f":
-        raise TypeError(f"logcumsumexp: expected a floating-point tensor, got {input.dtype}")
+        raise DTypeError(f"logcumsumexp: expected a floating-point tensor, got {input.dtype}")
     if input.ndim == 0:
         return input.clone()
     return LogCumSumExp.apply(input, axis=norm_dim(dim, input.ndim, "logcumsumexp"))

@@ -34,7 +34,7 @@ from ..autograd.grad_mode import no_grad
 from ..backend import get_array_module
 from ..nn.module import Module
 from ..nn.utils import clip_grad_norm_
-from ..tensor import Tensor
+from ..tensor import Tensor, _asarray
 from ._loop import EpochStats, Progress, metric_name, move, split_batch
 
 __all__ = ["History", "Trainer", "fit", "evaluate", "predict"]
@@ -291,7 +291,7 @@ def _per_batch(scheduler) -> bool:
 
 def _input_batches(data, batch_size: int):
     if isinstance(data, (Tensor, np.ndarray)):
-        arr = data if isinstance(data, Tensor) else Tensor(data)
+        arr = data if isinstance(data, Tensor) else Tensor._wrap(_asarray(data))
         return ((arr[i:i + batch_size],) for i in range(0, len(arr), batch_size))
     return data
 

@@ -22,8 +22,6 @@ _PLACE = {"torch": ("torch.", ""), "nn": ("nn.", "nn."),
 
 # Names shendu does not plan to have, and why. Each still counts as missing in the figure.
 NOT_PLANNED = {
-    "torch.autograd.Variable": "deprecated since PyTorch 0.4 (2018): a Variable is a "
-                               "Tensor; write the tensor itself (volatile= is gone too)",
     "torch.cuda.FloatTensor": "legacy CUDA typed constructor; shendu's GPU arrays are CuPy "
                               "arrays reached through .to('cuda')",
     "to_sparse": "sparse tensors: shendu's arrays are dense NumPy/CuPy arrays",
@@ -31,8 +29,6 @@ NOT_PLANNED = {
     "torch.sparse_coo_tensor": "sparse tensors (see to_sparse)",
     "resize_": "resizes a tensor's storage in place (old DCGAN idiom); NumPy buffers have "
                "a fixed size: assign a new tensor",
-    "torch.backends.mps.is_available": "Apple's Metal GPUs: no such backend",
-    "torch.backends.cudnn.benchmark": "cuDNN autotuning switch; CuPy picks algorithms itself",
     "nn.parallel.data_parallel": "single-process multi-GPU replication; shendu's "
                                  "multi-device path is distributed (one process per device)",
     "nn.parallel.scatter": "as nn.parallel.data_parallel",
@@ -40,11 +36,6 @@ NOT_PLANNED = {
                        "DistributedDataParallel)",
     "torch.distributions.Categorical": "probability distributions are out of this issue's "
                                        "scope (the RL package samples with its own helpers)",
-    "torch.cuda.manual_seed_all": "CUDA RNG seeding: sd.manual_seed seeds every device",
-    "nn.utils.clip_grad_norm": "deprecated alias of clip_grad_norm_ (removed from PyTorch's "
-                               "docs); shendu has clip_grad_norm_",
-    "nn.init.xavier_uniform": "deprecated alias of xavier_uniform_; shendu has "
-                              "xavier_uniform_",
 }
 
 

@@ -2,7 +2,7 @@
 diagonal, tril_/triu_, bincount, unique and meshgrid (issue 10)."""
 import numpy as np
 import pytest
-from op_helper import Arg, check_op, torch
+from op_helper import Arg, check_op, has_oracle, torch
 
 import shendu as sd
 
@@ -83,7 +83,7 @@ def test_in_place_index_and_scatter_methods():
     want[:, 0] = 5
     want[:, 1] += 1
     np.testing.assert_array_equal(x.numpy(), want)
-    if T is not None:
+    if has_oracle(T):
         tx = T.zeros(3, 4, dtype=T.float64)
         tx.index_add_(0, T.tensor([0, 0, 2]), T.ones(3, 4, dtype=T.float64))
         tx.index_copy_(1, T.tensor([3]), T.full((3, 1), 7.0, dtype=T.float64))
@@ -99,7 +99,7 @@ def test_in_place_index_add_records_gradients():
     y = a * 2
     y.index_add_(0, sd.tensor([1, 1]), s * 3)
     (y * y).sum().backward()
-    if T is not None:
+    if has_oracle(T):
         ta = T.tensor(a.detach().numpy(), requires_grad=True)
         ts = T.tensor(s.detach().numpy(), requires_grad=True)
         ty = ta * 2
@@ -165,12 +165,14 @@ def test_bincount():
     assert wout.dtype == sd.float32
     np.testing.assert_allclose(wout.numpy(), np.bincount(x, w), rtol=1e-6)
     assert sd.bincount(sd.tensor(x), weights=sd.tensor([1, 2, 3, 4, 5])).dtype == sd.float64
-    if T is not None:
+    if has_oracle(T):
         np.testing.assert_array_equal(out.numpy(), T.bincount(tidx(x)).numpy())
     with pytest.raises(ValueError, match="bincount: values must be non-negative"):
         sd.bincount(sd.tensor([-1, 2]))
-    with pytest.raises(ValueError, match=r"bincount: expected a 1-D integer tensor"):
+    with pytest.raises(TypeError, match=r"bincount: expected a 1-D integer tensor"):
         sd.bincount(sd.tensor([1.0]))
+    with pytest.raises(ValueError, match=r"bincount: expected a 1-D integer tensor"):
+        sd.bincount(sd.tensor([[1]]))
 
 
 def test_unique():
@@ -181,7 +183,7 @@ def test_unique():
     np.testing.assert_array_equal(inv.numpy(), ri.reshape(x.shape))
     np.testing.assert_array_equal(counts.numpy(), rc)
     assert sd.tensor(x).unique().tolist() == rv.tolist()
-    if T is not None:
+    if has_oracle(T):
         tv, ti, tc = T.unique(tidx(x), sorted=False, return_inverse=True, return_counts=True)
         for a, b in ((vals, tv), (inv, ti), (counts, tc)):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -196,7 +198,7 @@ def test_unique_dim():
         np.testing.assert_array_equal(vals.numpy(), rv)
         np.testing.assert_array_equal(inv.numpy(), ri.reshape(-1))
         np.testing.assert_array_equal(counts.numpy(), rc)
-        if T is not None:
+        if has_oracle(T):
             tv, ti, tc = T.unique(tidx(arr), dim=dim, return_inverse=True, return_counts=True)
             np.testing.assert_array_equal(vals.numpy(), tv.numpy())
             np.testing.assert_array_equal(inv.numpy(), ti.numpy())
@@ -211,7 +213,7 @@ def test_unique_consecutive():
     m = np.array([[1, 1, 2], [3, 3, 4]])
     out = sd.unique_consecutive(sd.tensor(m), dim=1)
     np.testing.assert_array_equal(out.numpy(), [[1, 2], [3, 4]])
-    if T is not None:
+    if has_oracle(T):
         tv, ti, tc = T.unique_consecutive(tidx(x), return_inverse=True, return_counts=True)
         np.testing.assert_array_equal(inv.numpy(), ti.numpy())
         np.testing.assert_array_equal(
@@ -315,7 +317,7 @@ def test_scatter_reduce_ties_and_errors():
     x = sd.tensor([1.0, 0.0], dtype=sd.float64, requires_grad=True)
     s = sd.tensor([1.0, 1.0, 0.5], dtype=sd.float64, requires_grad=True)
     sd.scatter_reduce(x, 0, sd.tensor([0, 0, 1]), s, "amax").sum().backward()
-    if T is not None:  # tied maxima share the gradient, as in PyTorch
+    if has_oracle(T):  # tied maxima share the gradient, as in PyTorch
         tx = T.tensor([1.0, 0.0], dtype=T.float64, requires_grad=True)
         ts = T.tensor([1.0, 1.0, 0.5], dtype=T.float64, requires_grad=True)
         T.scatter_reduce(tx, 0, T.tensor([0, 0, 1]), ts, "amax").sum().backward()

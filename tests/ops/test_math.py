@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from op_helper import check_op, torch
+from op_helper import check_op, has_oracle, torch
 
 import shendu as sd
 from shendu.ops import _special
@@ -119,7 +119,7 @@ def test_logit_eps_clamps_and_zeroes_gradient():
     y.sum().backward()
     np.testing.assert_allclose(y.detach().numpy(), [math.log(1 / 9), 0.0, math.log(9)])
     np.testing.assert_allclose(x.grad.numpy(), [0.0, 4.0, 0.0])
-    if T is not None:
+    if has_oracle(T):
         tx = T.tensor([0.0, 0.5, 1.0], dtype=T.float64, requires_grad=True)
         T.logit(tx, eps=0.1).sum().backward()
         np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
@@ -164,7 +164,7 @@ def test_xlogy_at_zero():
     out = sd.xlogy(x, y)
     np.testing.assert_array_equal(out.detach().numpy()[[0, 2]], [0.0, 2 * math.log(3)])
     assert np.isnan(out.detach().numpy()[1])
-    if T is not None:
+    if has_oracle(T):
         ref = T.xlogy(T.tensor([0.0, 0.0, 2.0], dtype=T.float64),
                       T.tensor([0.0, np.nan, 3.0], dtype=T.float64))
         np.testing.assert_array_equal(out.detach().numpy(), ref.numpy())
@@ -242,7 +242,7 @@ def test_numpy_special_functions_without_scipy():
         [_bisect_erfinv(v) for v in p]))) < 1e-12
     assert np.isinf(_special.np_erfinv(np.array([1.0, -1.0]))).all()
     assert np.isnan(_special.np_erfinv(np.array([1.5]))).all()
-    if T is not None:
+    if has_oracle(T):
         tx = T.from_numpy(x)
         np.testing.assert_allclose(_special.np_polygamma(0, x), T.digamma(tx).numpy(),
                                    rtol=1e-11, atol=1e-11)
@@ -275,7 +275,7 @@ def test_special_namespace():
     np.testing.assert_allclose(sd.special.gammaln(sd.tensor(p)).numpy(),
                                vec(math.lgamma)(p), rtol=1e-12)
     assert sd.special.psi is sd.digamma and sd.special.xlogy is sd.xlogy
-    if T is not None:
+    if has_oracle(T):
         for name in ("ndtr", "ndtri", "erfcx", "expit", "psi", "gammaln"):
             arg = p if name == "ndtri" or name in ("psi", "gammaln") else x
             np.testing.assert_allclose(getattr(sd.special, name)(sd.tensor(arg)).numpy(),

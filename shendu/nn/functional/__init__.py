@@ -1,10 +1,14 @@
 """Stateless neural-network functions (``import shendu.nn.functional as F``), PyTorch's names."""
 from .activation import (
+                         celu,
                          elu,
+                         elu_,
                          gelu,
                          glu,
                          hardtanh,
+                         hardtanh_,
                          leaky_relu,
+                         leaky_relu_,
                          log_softmax,
                          logsigmoid,
                          maxout,
@@ -12,6 +16,7 @@ from .activation import (
                          prelu,
                          relu,
                          relu6,
+                         relu_,
                          selu,
                          sigmoid,
                          silu,
@@ -21,6 +26,8 @@ from .activation import (
                          softsign,
                          step,
                          tanh,
+                         threshold,
+                         threshold_,
 )
 from .conv import (
                          adaptive_avg_pool1d,
@@ -36,6 +43,7 @@ from .conv import (
                          max_pool1d,
                          max_pool2d,
 )
+from .fold import fold, unfold
 from .layers import (
                          batch_norm,
                          bilinear,
@@ -77,7 +85,8 @@ from .loss import (
 from .pixel import pixel_shuffle, pixel_unshuffle
 
 # The public functions (not the module names activation, conv, layers, loss).
-__all__ = ["elu", "gelu", "glu", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid", "maxout",
+__all__ = ["celu", "elu_", "hardtanh_", "leaky_relu_", "relu_", "threshold", "threshold_",
+           "elu", "gelu", "glu", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid", "maxout",
            "mish", "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softmin", "softplus",
            "softsign", "step", "tanh", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
            "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv1d", "conv2d", "conv2d_relu",
@@ -89,4 +98,4 @@ __all__ = ["elu", "gelu", "glu", "hardtanh", "leaky_relu", "log_softmax", "logsi
            "cross_entropy", "gaussian_nll_loss", "hinge_embedding_loss", "huber_loss", "kl_div",
            "l1_loss", "margin_ranking_loss", "mse_loss", "multi_margin_loss", "nll_loss",
            "pairwise_distance", "pixel_shuffle", "pixel_unshuffle", "prelu",
-           "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss"]
+           "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss", "fold", "unfold"]

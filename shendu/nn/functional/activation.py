@@ -7,34 +7,102 @@ from ...ops import nn_ops
 from ...ops._util import norm_dim
 from ...tensor import Tensor
 
-relu = E.relu
-leaky_relu = E.leaky_relu
-elu = E.elu
 gelu = E.gelu
 sigmoid = E.sigmoid
 tanh = E.tanh
 softplus = E.softplus
 
 
-def relu6(input: Tensor) -> Tensor:
-    return E.clamp(input, 0.0, 6.0)
+def _apply(fn, input, inplace, op):
+    """``fn(input)``, or with ``inplace`` its result written into ``input`` (PyTorch's
+    ``inplace=True``): the same tensor comes back, its version counter bumped; autograd
+    refuses it on a leaf that requires grad, and a tensor an op saved for backward then
+    fails at backward, as in PyTorch."""
+    if inplace:
+        return input._inplace(fn, op=op)
+    return fn(input)
 
 
-def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    return E.clamp(input, min_val, max_val)
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``max(0, x)``.
+
+    >>> import shendu as sd
+    >>> import shendu.nn.functional as F
+    >>> x = sd.tensor([-1.0, 2.0])
+    >>> F.relu(x, inplace=True) is x, x
+    (True, tensor([0., 2.]))
+    """
+    return _apply(E.relu, input, inplace, "relu_")
 
 
-def silu(input: Tensor) -> Tensor:
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """``x`` where positive, else ``negative_slope * x``."""
+    return _apply(lambda x: E.leaky_relu(x, negative_slope), input, inplace, "leaky_relu_")
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``x`` where positive, else ``alpha * (exp(x) - 1)``."""
+    return _apply(lambda x: E.elu(x, alpha), input, inplace, "elu_")
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """``min(max(0, x), 6)``."""
+    return _apply(lambda x: E.clamp(x, 0.0, 6.0), input, inplace, "relu6")
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    """``x`` clamped to ``[min_val, max_val]``."""
+    return _apply(lambda x: E.clamp(x, min_val, max_val), input, inplace, "hardtanh_")
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (also called swish)."""
-    return input * E.sigmoid(input)
+    return _apply(lambda x: x * E.sigmoid(x), input, inplace, "silu")
 
 
-def mish(input: Tensor) -> Tensor:
-    return input * E.tanh(E.softplus(input))
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """``x * tanh(softplus(x))``."""
+    return _apply(lambda x: x * E.tanh(E.softplus(x)), input, inplace, "mish")
 
 
-def selu(input: Tensor) -> Tensor:
-    return 1.0507009873554804934193349852946 * E.elu(input, 1.6732632423543772848170429916717)
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """Scaled ELU with the self-normalising constants."""
+    return _apply(lambda x: 1.0507009873554804934193349852946 *
+                  E.elu(x, 1.6732632423543772848170429916717), input, inplace, "selu_")
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
+    if alpha == 0:
+        raise ZeroDivisionError("celu: alpha must not be 0 (it divides x)")
+    return _apply(lambda x: alpha * E.elu(x / alpha, 1.0), input, inplace, "celu_")
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """``x`` where ``x > threshold``, else ``value``."""
+    return _apply(lambda x: E.where(x > threshold, x, value), input, inplace, "threshold_")
+
+
+# PyTorch's in-place spellings
+def relu_(input: Tensor) -> Tensor:
+    return relu(input, inplace=True)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return elu(input, alpha, inplace=True)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def threshold_(input: Tensor, threshold_value: float, value: float) -> Tensor:
+    return threshold(input, threshold_value, value, inplace=True)
 
 
 def softsign(input: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ from ...errors import DTypeError, ShapeError
 from ...ops import nn_ops
 from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
 from ...random import _rng
-from ...tensor import Tensor
+from ...tensor import Tensor, _asarray
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -108,6 +108,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     _check_p(p, "dropout")
     if not training or p == 0.0:
         return input
+    if inplace:  # PyTorch's inplace=True: the result written into input (see F.relu)
+        return input._inplace(lambda x: dropout(x, p, True), op="dropout_")
     if p == 1.0:
         return input * 0.0
     return nn_ops.MaskMul.apply(input, mask=_keep_mask(input, p, input.shape))
@@ -118,6 +120,8 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: boo
     _check_p(p, "dropout2d")
     if not training or p == 0.0:
         return input
+    if inplace:
+        return input._inplace(lambda x: dropout2d(x, p, True), op="dropout2d_")
     shape = input.shape[:-2] + (1, 1)
     return nn_ops.MaskMul.apply(input, mask=_keep_mask(input, p, shape))
 
@@ -314,7 +318,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         causal = xp.tril(xp.ones((lq, lk), dtype=bool))
         scores = scores.masked_fill(Tensor._wrap(~causal), float("-inf"))
     if attn_mask is not None:
-        m = attn_mask if isinstance(attn_mask, Tensor) else Tensor(attn_mask)
+        m = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(_asarray(attn_mask))
         if m.dtype == np.bool_:
             scores = scores.masked_fill(~m, float("-inf"))
         else:

@@ -8,7 +8,7 @@ from ...backend import get_array_module
 from ...errors import ShapeError
 from ...ops import elementwise as E
 from ...ops import nn_ops
-from ...tensor import Tensor
+from ...tensor import Tensor, _asarray
 from .activation import log_softmax
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -26,7 +26,7 @@ def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
 
 def _same_shape(op, input, target):
     if not isinstance(target, Tensor):
-        target = Tensor(target)
+        target = Tensor._wrap(_asarray(target))
     if input.shape != target.shape:
         raise ShapeError(f"{op}: input shape {input.shape} and target shape {target.shape} "
                          "must be equal")

@@ -4,6 +4,7 @@ parameter layouts and default initialisation (so PyTorch state dicts load unchan
 from __future__ import annotations
 
 from .activation import (
+    CELU,
     ELU,
     GELU,
     GLU,
@@ -24,12 +25,14 @@ from .activation import (
     Softsign,
     Step,
     Tanh,
+    Threshold,
 )
 from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import DropConnect, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
+from .fold import Fold, Unfold
 from .fused import FusedConv2dReLU, FusedLinearReLU
 from .instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from .lazy import (
@@ -96,7 +99,7 @@ __all__ = [
     "Embedding",
     "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Softplus",
     "Softsign", "LogSigmoid", "Hardtanh", "ReLU6", "Softmax", "LogSoftmax", "Softmin", "GLU",
-    "Step", "Maxout",
+    "Step", "Maxout", "CELU", "Threshold",
     "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU",
     "MultiheadAttention", "CosineSimilarity", "PairwiseDistance",
     "TransformerEncoderLayer", "TransformerDecoderLayer", "TransformerEncoder",
@@ -107,5 +110,5 @@ __all__ = [
     "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d",
     "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d",
     "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
-    "PixelShuffle", "PixelUnshuffle",
+    "PixelShuffle", "PixelUnshuffle", "Fold", "Unfold",
 ]

@@ -14,7 +14,7 @@ from ..parameter import Parameter
 
 __all__ = ["ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
            "Softplus", "Softsign", "LogSigmoid", "Hardtanh", "ReLU6", "Softmax", "LogSoftmax",
-           "Softmin", "GLU", "Step", "PReLU"]
+           "Softmin", "GLU", "Step", "PReLU", "CELU", "Threshold"]
 
 
 class _Activation(Module):
@@ -262,6 +262,45 @@ class ReLU6(Hardtanh):
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class CELU(_Activation):
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``.
+
+    >>> import shendu as sd
+    >>> sd.nn.CELU()(sd.tensor([0.0, 2.0]))
+    tensor([0., 2.])
+    """
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def _f(self, input):
+        return F.celu(input, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Threshold(_Activation):
+    """``x`` where ``x > threshold``, else ``value``.
+
+    >>> import shendu as sd
+    >>> sd.nn.Threshold(0.5, -1.0)(sd.tensor([0.2, 0.9]))
+    tensor([-1.0000,  0.9000])
+    """
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False) -> None:
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def _f(self, input):
+        return F.threshold(input, self.threshold, self.value)
+
+    def extra_repr(self) -> str:
+        return (f"threshold={self.threshold}, value={self.value}"
+                + (", inplace=True" if self.inplace else ""))
 
 
 class _SoftmaxBase(_Activation):

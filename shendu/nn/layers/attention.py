@@ -18,7 +18,7 @@ import numpy as np
 from ... import creation
 from ...ops._util import xp_of
 from ...ops.movement import cat
-from ...tensor import Tensor
+from ...tensor import Tensor, _asarray
 from .. import functional as F
 from .. import init
 from ..module import Module
@@ -36,7 +36,7 @@ def _additive(mask, like: Tensor, what: str) -> Tensor | None:
     """A float mask to add to the scores: bool True -> -inf (blocked), False -> 0."""
     if mask is None:
         return None
-    m = mask if isinstance(mask, Tensor) else Tensor(mask)
+    m = mask if isinstance(mask, Tensor) else Tensor._wrap(_asarray(mask))
     if m.dtype == np.bool_:
         xp = xp_of(like._data)
         arr = xp.asarray(m._data)
