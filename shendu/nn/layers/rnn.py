@@ -8,13 +8,17 @@ Each layer and direction runs as one fused graph node (``shendu.ops.rnn_ops``): 
 projection of the whole sequence is one GEMM, and backpropagation through time runs in one
 backward call. Setting ``module.fused = False`` runs the same maths as a chain of composed
 cells instead (slower; kept as the reference the fused path is tested against).
-Packed sequences (``PackedSequence``) and LSTM ``proj_size`` are not supported.
+A ``PackedSequence`` input (``shendu.nn.utils.rnn``) runs the composed cells step by step
+over a batch that shrinks as sequences end, so each sequence's final state is taken at its
+own last step; the output is packed the same way. LSTM ``proj_size`` is not supported.
 """
 from __future__ import annotations
 
 import math
 import numbers
 import warnings
+
+import numpy as np
 
 from ... import creation
 from ...ops import rnn_ops
@@ -24,6 +28,7 @@ from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
+from ..utils.rnn import PackedSequence, _packed_positions, _take
 
 __all__ = ["RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "RNNBase", "RNN", "LSTM", "GRU"]
 
@@ -250,7 +255,7 @@ class RNNBase(Module):
     def _n_states(self) -> int:
         return 2 if self.mode == "LSTM" else 1
 
-    def _check_input(self, input: Tensor, hx):
+    def _check_input(self, input: Tensor, hx, time_major: bool = False):
         name = type(self).__name__
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}: expected a Tensor input, got {type(input).__name__}")
@@ -266,7 +271,7 @@ class RNNBase(Module):
                             f"dtype {w.dtype}")
         unbatched = input.ndim == 2
         x = input.unsqueeze(1) if unbatched else (
-            input.transpose(0, 1) if self.batch_first else input)
+            input.transpose(0, 1) if self.batch_first and not time_major else input)
         if x.shape[0] == 0:
             raise ValueError(f"{name}: the input sequence is empty (shape {input.shape})")
         expected = (self.num_layers * self._dirs, x.shape[1], self.hidden_size)
@@ -315,7 +320,87 @@ class RNNBase(Module):
             outs[t] = states[0]
         return stack(outs), states
 
+    def _step(self, x: Tensor, states: list, w: list) -> list:
+        """One composed cell step for the whole (sub)batch -> new states."""
+        w = list(w) + [None, None] * (not self.bias)
+        if self.mode == "LSTM":
+            return list(rnn_ops.lstm_cell(x, *states, *w))
+        if self.mode == "GRU":
+            return [rnn_ops.gru_cell(x, states[0], *w)]
+        return [rnn_ops.rnn_cell(x, states[0], *w, nonlinearity=self.mode[4:].lower())]
+
+    def _packed_layer(self, x: Tensor, states: list, weights: list, reverse: bool, bs):
+        """One layer and direction over a padded, length-sorted (T, N, F) batch where
+        only the first ``bs[t]`` rows are live at step t -> (padded out, finals)."""
+        T, N = x.shape[0], x.shape[1]
+        outs = [None] * T
+        if not reverse:
+            # rows that have ended keep their state: it is their final state
+            cur = states
+            for t in range(T):
+                b = int(bs[t])
+                new = self._step(x[t][:b], [s[:b] for s in cur], weights)
+                outs[t] = new[0]
+                cur = new if b == N else [cat([n, s[b:]], 0) for n, s in zip(new, cur)]
+        else:
+            # walking backwards, a sequence joins at its own last step with its initial state
+            cur = [s[:int(bs[T - 1])] for s in states]
+            for t in range(T - 1, -1, -1):
+                b, have = int(bs[t]), cur[0].shape[0]
+                if have < b:
+                    cur = [cat([c, s[have:b]], 0) for c, s in zip(cur, states)]
+                cur = self._step(x[t][:b], cur, weights)
+                outs[t] = cur[0]
+        H = outs[0].shape[1]
+        padded = [o if o.shape[0] == N else
+                  cat([o, creation.zeros(N - o.shape[0], H, dtype=o.dtype, device=o.device)], 0)
+                  for o in outs]
+        return stack(padded), cur
+
+    def _forward_packed(self, packed: PackedSequence, hx):
+        name = type(self).__name__
+        data, bs = packed.data, packed.batch_sizes.numpy()
+        if data.ndim != 2 or data.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: packed data must have shape (sum of lengths, "
+                             f"{self.input_size}), got {data.shape}")
+        if data.dtype != self.weight_ih_l0.dtype:
+            raise TypeError(f"{name}: input dtype {data.dtype} does not match the parameters' "
+                            f"dtype {self.weight_ih_l0.dtype}")
+        T, N = len(bs), int(bs[0])
+        pos = _packed_positions(bs, N)
+        # time-major padded batch in sorted order (padding rows read a zero row)
+        pos_pad = np.where(pos >= 0, pos, data.shape[0]).reshape(-1)
+        zero = creation.zeros(1, data.shape[1], dtype=data.dtype, device=data.device)
+        x = _take(cat([data, zero], 0), 0, pos_pad).reshape(T, N, data.shape[1])
+        # initial states come in the caller's order; the packed batch is sorted
+        _, states, _ = self._check_input(x, hx, time_major=True)
+        if packed.sorted_indices is not None and hx is not None:
+            states = [_take(s, 1, packed.sorted_indices.numpy()) for s in states]
+        finals = [[] for _ in states]
+        weights = self.all_weights
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self._dirs):
+                idx = layer * self._dirs + d
+                out, fin = self._packed_layer(x, [s[idx] for s in states], weights[idx],
+                                              d == 1, bs)
+                outs.append(out)
+                for acc, f in zip(finals, fin):
+                    acc.append(f)
+            x = outs[0] if len(outs) == 1 else cat(outs, -1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, True)
+        # row-major (t, b) order of the live cells is exactly the packed data order
+        flat = (np.arange(T)[:, None] * N + np.arange(N)[None, :])[pos >= 0]
+        out = packed._replace(data=_take(x.reshape(T * N, x.shape[2]), 0, flat))
+        h_n = [stack(f) for f in finals]
+        if packed.unsorted_indices is not None:
+            h_n = [_take(h, 1, packed.unsorted_indices.numpy()) for h in h_n]
+        return out, (tuple(h_n) if self.mode == "LSTM" else h_n[0])
+
     def forward(self, input: Tensor, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         x, states, unbatched = self._check_input(input, hx)
         finals = [[] for _ in states]
         weights = self.all_weights
