@@ -58,6 +58,8 @@ def test_round_trip_and_total_length():
     assert lens.tolist() == [2, 3, 1]
     assert x.tolist() == [[1, 2, -1, -1], [3, 4, 5, -1], [6, -1, -1, -1]]
     assert [s.tolist() for s in unpack_sequence(p)] == [s.tolist() for s in seqs]
+    assert p.double().data.dtype == sd.float64 and p.double().float().data.dtype == sd.float32
+    assert p.cpu().batch_sizes.tolist() == [3, 2, 1] and not p.is_cuda
     assert [s.tolist() for s in unpad_sequence(x, lens, batch_first=True)] == \
         [s.tolist() for s in seqs]
 

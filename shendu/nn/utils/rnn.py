@@ -46,6 +46,15 @@ class PackedSequence(NamedTuple):
         """Move or cast ``data`` (the index tensors stay on the CPU as in PyTorch)."""
         return self._replace(data=self.data.to(*args, **kwargs))
 
+    def cpu(self) -> PackedSequence:
+        return self.to("cpu")
+
+    def double(self) -> PackedSequence:
+        return self._replace(data=self.data.double())
+
+    def float(self) -> PackedSequence:
+        return self._replace(data=self.data.float())
+
     @property
     def is_cuda(self) -> bool:
         return getattr(self.data, "is_cuda", False)
