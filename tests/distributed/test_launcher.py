@@ -99,3 +99,31 @@ def test_hostfile_run_on_localhost(run_job, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert rank_lines(res.stdout, 0) == ["0"] and rank_lines(res.stdout, 1) == ["1"]
     assert os.path.exists(hosts)
+
+
+def test_sigterm_to_launcher_ends_every_rank(tmp_path):
+    import signal
+    import sys
+
+    from mpijob import MPI_MISSING, ROOT
+    if MPI_MISSING is not None:
+        pytest.skip(MPI_MISSING)
+    script = tmp_path / "job.py"
+    script.write_text("import time\nprint('ready', flush=True)\ntime.sleep(600)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen([sys.executable, "-m", "shendu.cli", "run", "--nproc", "2",
+                             "--timeout", "60", str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        seen = 0
+        while seen < 2:                  # both ranks are up
+            line = proc.stdout.readline()
+            assert line, "the job ended before its ranks started"
+            seen += line.endswith("ready\n")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not _ps_has(str(script))
