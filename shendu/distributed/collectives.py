@@ -9,10 +9,9 @@ wrong numbers; ``SHENDU_DISTRIBUTED_CHECK=0`` skips that check.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from ..backend import runtime
 from .process_group import ReduceOp, Work, _world
 
 __all__ = ["all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter",
@@ -59,7 +58,7 @@ def _buffer(t, name):
 
 def _check(comm, name, *sig):
     """Every rank must call the same collective on tensors of the same shape and dtype."""
-    if comm.Get_size() == 1 or os.environ.get("SHENDU_DISTRIBUTED_CHECK", "1") == "0":
+    if comm.Get_size() == 1 or runtime._env("SHENDU_DISTRIBUTED_CHECK", "1") == "0":
         return
     mine = (name,) + tuple(sig)
     everyone = comm.allgather(mine)

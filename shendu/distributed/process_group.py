@@ -8,7 +8,6 @@ an MPI singleton: world size 1, every collective a local no-op with the same sem
 """
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 __all__ = ["ReduceOp", "Work", "init_process_group", "destroy_process_group",
@@ -191,7 +190,3 @@ def destroy_process_group(group=None) -> None:
         return
     world, _WORLD = _WORLD, None
     world.comm.Free()
-
-
-def _debug() -> bool:
-    return os.environ.get("SHENDU_DISTRIBUTED_DEBUG", "").upper() in ("1", "DETAIL", "INFO")
