@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(see 'shendu bench --help')")
     sub.add_parser("rl", add_help=False, help="reinforcement learning on Gymnasium "
                    "(see 'shendu rl --help')")
+    sub.add_parser("run", add_help=False, help="run a script on N processes through MPI "
+                   "(see 'shendu run --help')")
     return parser
 
 
@@ -419,6 +421,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "rl":  # shendu.rl's parser owns its options too
         from .rl import cli as rl_cli
         return int(rl_cli.main(argv[1:]) or 0)
+    if argv and argv[0] == "run":  # the launcher's parser owns its options too
+        from .distributed import launcher
+        return int(launcher.main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -22,6 +22,7 @@ from .dataset import (
 )
 from .sampler import (
                       BatchSampler,
+                      DistributedSampler,
                       RandomSampler,
                       Sampler,
                       SequentialSampler,
@@ -32,5 +33,6 @@ from .sampler import (
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset",
            "random_split", "stratified_split", "DataLoader", "get_worker_info", "WorkerInfo",
            "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler",
-           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "datasets",
+           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler", "DistributedSampler",
+           "datasets",
            "transforms"]

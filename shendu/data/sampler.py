@@ -14,7 +14,7 @@ import numpy as np
 from ._rng import data_rng
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
-           "WeightedRandomSampler", "BatchSampler"]
+           "WeightedRandomSampler", "BatchSampler", "DistributedSampler"]
 
 
 class Sampler:
@@ -212,3 +212,65 @@ class BatchSampler(Sampler):
                 batch = []
         if batch and not self.drop_last:
             yield batch
+
+
+class DistributedSampler(_ArraySampler):
+    """This rank's share of the dataset in data-parallel training (PyTorch's semantics).
+
+    All ranks shuffle with the same seed (``seed + epoch``, so call ``set_epoch`` at the
+    start of each epoch for a new order), the order is padded by repeating its start
+    until it divides evenly (or cut short with ``drop_last=True``), and rank ``r`` takes
+    every ``num_replicas``-th index starting at ``r``.
+
+    Args:
+        dataset: the dataset (only its length is used).
+        num_replicas, rank: default to the process group's world size and rank (1 and 0
+            when no process group is initialised).
+        shuffle: a new permutation each epoch; otherwise the natural order.
+        seed: the shuffling seed, the same on every rank.
+        drop_last: drop the tail instead of padding.
+
+    >>> s = DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False)
+    >>> list(s), len(s)
+    ([1, 3, 0], 3)
+    """
+
+    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        if num_replicas is None or rank is None:
+            from ..distributed import process_group as pg
+            world = pg._WORLD
+            if num_replicas is None:
+                num_replicas = world.size if world is not None else 1
+            if rank is None:
+                rank = world.rank if world is not None else 0
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"DistributedSampler: invalid rank {rank} for num_replicas "
+                             f"{num_replicas}; expected 0 <= rank < num_replicas")
+        self.dataset, self.num_replicas, self.rank = dataset, int(num_replicas), int(rank)
+        self.shuffle, self.seed, self.drop_last, self.epoch = bool(shuffle), int(seed), \
+            bool(drop_last), 0
+        n = len(dataset)
+        if self.drop_last and n % self.num_replicas:
+            self.num_samples = n // self.num_replicas
+        else:
+            self.num_samples = -(-n // self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use this epoch's order (every rank must set the same epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def _index_array(self) -> np.ndarray:
+        n = len(self.dataset)
+        if self.shuffle:
+            order = np.random.default_rng(self.seed + self.epoch).permutation(n)
+        else:
+            order = np.arange(n)
+        if self.total_size > n and n:
+            order = np.resize(order, self.total_size)   # repeats the start as padding
+        order = order[:self.total_size]
+        return order[self.rank:self.total_size:self.num_replicas]

@@ -1,5 +1,5 @@
 """Neural-network building blocks: ``Module``, layers, losses, ``functional`` and ``init``."""
-from . import functional, init, layers, losses, utils
+from . import functional, init, layers, losses, parallel, utils
 from .containers import (
                          Flatten,
                          Identity,

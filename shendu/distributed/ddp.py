@@ -1,0 +1,244 @@
+"""Synchronous data parallelism: ``DistributedDataParallel`` (PyTorch's name and use).
+
+Each rank holds a full replica. At wrap time rank 0's parameters and buffers are
+broadcast to every rank. During backward a hook on each parameter copies that parameter's
+gradient (plus any gradient accumulated under ``no_sync()``) into its bucket, a flat
+buffer of about ``bucket_cap_mb``; a full bucket starts its non-blocking all-reduce at
+once, while the remaining gradients are still being produced. When the last parameter's
+gradient arrives, all buckets are waited for, divided by the world size and written into
+every ``.grad``, so after ``loss.backward()`` each rank holds the gradient of the mean
+loss over all ranks' data and ``optimizer.step()`` keeps the replicas identical.
+
+shendu's engine calls leaf hooks as it finishes the sweep, so communication overlaps the
+end of backward rather than all of it.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ..nn.module import Module
+from .process_group import _world
+
+__all__ = ["DistributedDataParallel"]
+
+
+class _Bucket:
+    def __init__(self, indices, dtype, sizes):
+        self.indices = list(indices)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.flat = np.zeros(int(self.offsets[-1]), dtype=dtype)
+        self.ready = 0
+        self.request = None
+
+
+class DistributedDataParallel(Module):
+    """Wrap ``module`` so that gradients are averaged across all ranks during backward.
+
+    Args:
+        module: the model; every rank must build the same architecture.
+        device_ids, output_device, dim: accepted for PyTorch compatibility (CPU/one device
+            per rank: the module runs where its parameters are).
+        broadcast_buffers: copy rank 0's buffers (e.g. batch-norm running statistics) to
+            every rank at each forward in training mode, as PyTorch does.
+        bucket_cap_mb: bucket size for the gradient all-reduce.
+        find_unused_parameters: not supported; every parameter that requires grad must
+            receive a gradient in each synchronised backward.
+
+    Example:
+        >>> import shendu as sd, shendu.distributed as dist
+        >>> from shendu.nn.parallel import DistributedDataParallel as DDP
+        >>> dist.init_process_group("mpi")
+        >>> model = DDP(sd.nn.Linear(3, 1))
+        >>> model(sd.ones(2, 3)).sum().backward()
+        >>> model.module.weight.grad.shape
+        (1, 3)
+        >>> dist.destroy_process_group()
+    """
+
+    def __init__(self, module: Module, device_ids=None, output_device=None, dim: int = 0,
+                 broadcast_buffers: bool = True, process_group=None,
+                 bucket_cap_mb: float = 25.0, find_unused_parameters: bool = False,
+                 gradient_as_bucket_view: bool = False, static_graph: bool = False) -> None:
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"DistributedDataParallel: expected an nn.Module, got "
+                            f"{type(module).__name__}")
+        if find_unused_parameters:
+            raise NotImplementedError("DistributedDataParallel: find_unused_parameters=True "
+                                      "is not supported; every trainable parameter must get a "
+                                      "gradient in each backward")
+        if bucket_cap_mb <= 0:
+            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be positive, got "
+                             f"{bucket_cap_mb}")
+        self.module = module
+        self.broadcast_buffers = broadcast_buffers
+        self.require_backward_grad_sync = True
+        w = _world()
+        self._comm, self._size = w.comm, w.size
+        params, seen = [], set()
+        for p in module.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+        self._params = params
+        self._check_replicas(module)
+        self._broadcast_state(module, params)
+        self._buckets, self._where = self._make_buckets(params, bucket_cap_mb * 2 ** 20)
+        self._hook_handles = [p.register_hook(self._hook(i)) for i, p in enumerate(params)]
+        self._sync_now = False   # decided at forward time, as PyTorch does
+        self._reset()
+
+    # ------------------------------------------------------------------ setup
+    def _check_replicas(self, module):
+        if self._size == 1:
+            return
+        mine = [(n, tuple(p.shape), str(p.dtype)) for n, p in module.named_parameters()]
+        everyone = self._comm.allgather(mine)
+        for r, theirs in enumerate(everyone):
+            if theirs != mine:
+                diff = next((f"{a} vs {b}" for a, b in zip(mine, theirs) if a != b),
+                            f"{len(mine)} vs {len(theirs)} parameters")
+                raise RuntimeError("DistributedDataParallel: the ranks' modules differ "
+                                   f"(this rank vs rank {r}: {diff}); every rank must build "
+                                   "the same model")
+
+    def _broadcast_state(self, module, params):
+        if self._size == 1:
+            return
+        for t in [*params, *module.buffers()]:
+            self._bcast(t)
+
+    def _bcast(self, t):
+        data = t._data
+        if isinstance(data, np.ndarray) and data.flags.c_contiguous and data.flags.writeable:
+            self._comm.Bcast(data, root=0)
+        else:
+            arr = np.ascontiguousarray(data.get() if hasattr(data, "get") else data)
+            self._comm.Bcast(arr, root=0)
+            t._data[...] = arr if isinstance(t._data, np.ndarray) else type(t._data)(arr)
+
+    @staticmethod
+    def _make_buckets(params, cap_bytes):
+        # gradients arrive roughly from the last layer to the first: fill buckets that way
+        buckets, where = [], {}
+        current, size, dtype = [], 0, None
+        order = list(range(len(params)))[::-1]
+        for i in order:
+            p = params[i]
+            dt = np.dtype(p._data.dtype)
+            nbytes = p._data.size * dt.itemsize
+            if current and (dt != dtype or size + nbytes > cap_bytes):
+                buckets.append(current)
+                current, size = [], 0
+            current.append(i)
+            size += nbytes
+            dtype = dt
+        if current:
+            buckets.append(current)
+        out = []
+        for b, idx in enumerate(buckets):
+            bucket = _Bucket(idx, params[idx[0]]._data.dtype, [params[i]._data.size for i in idx])
+            for k, i in enumerate(idx):
+                where[i] = (b, k)
+            out.append(bucket)
+        return out, where
+
+    # ------------------------------------------------------------------ use
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Inside this context, backward accumulates gradients locally without
+        communicating; the first backward after it averages everything accumulated.
+
+        Example:
+            >>> import shendu as sd, shendu.distributed as dist
+            >>> from shendu.nn.parallel import DistributedDataParallel as DDP
+            >>> dist.init_process_group("mpi")
+            >>> model = DDP(sd.nn.Linear(2, 1))
+            >>> with model.no_sync():
+            ...     model(sd.ones(1, 2)).sum().backward()
+            >>> model(sd.ones(1, 2)).sum().backward()
+            >>> model.module.bias.grad.tolist()
+            [2.0]
+            >>> dist.destroy_process_group()
+        """
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
+
+    def forward(self, *args, **kwargs):
+        if self._sync_now and self._seen:
+            missing = [i for i in range(len(self._params)) if not self._arrived(i)]
+            self._reset()
+            raise RuntimeError(
+                "DistributedDataParallel: the previous backward did not produce gradients for "
+                f"parameter(s) {missing[:8]} (indices into module.parameters()); every "
+                "trainable parameter must take part in the loss on every rank")
+        self._reset()
+        self._sync_now = self.require_backward_grad_sync and self._size > 1
+        if self.broadcast_buffers and self.training and self._size > 1:
+            for b in self.module.buffers():
+                self._bcast(b)
+        return self.module(*args, **kwargs)
+
+    def _reset(self):
+        self._seen = 0
+        for b in self._buckets:
+            b.ready, b.request = 0, None
+        self._got = [False] * len(self._params)
+
+    def _arrived(self, i):
+        return self._got[i]
+
+    def _hook(self, i):
+        def hook(grad):
+            if not self._sync_now or self._got[i]:
+                return None
+            return self._on_grad(i, grad)
+        return hook
+
+    def _on_grad(self, i, grad):
+        p = self._params[i]
+        b, k = self._where[i]
+        bucket = self._buckets[b]
+        lo, hi = bucket.offsets[k], bucket.offsets[k + 1]
+        g = np.asarray(grad._data).reshape(-1)
+        if p.grad is not None:   # accumulated under no_sync(): averaged with this one
+            bucket.flat[lo:hi] = np.asarray(p.grad._data).reshape(-1) + g
+        else:
+            bucket.flat[lo:hi] = g
+        self._got[i] = True
+        self._seen += 1
+        bucket.ready += 1
+        if bucket.ready == len(bucket.indices):
+            from mpi4py import MPI
+            bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat, op=MPI.SUM)
+        if self._seen < len(self._params):
+            return None
+        return self._finish(i)
+
+    def _finish(self, last):
+        """All gradients are in: wait for the buckets and write the averages."""
+        from mpi4py import MPI
+
+        from ..tensor import Tensor
+        MPI.Request.Waitall([b.request for b in self._buckets])
+        replacement = None
+        for bucket in self._buckets:
+            np.divide(bucket.flat, self._size, out=bucket.flat)
+            for k, i in enumerate(bucket.indices):
+                p = self._params[i]
+                avg = bucket.flat[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(p._data.shape)
+                if i == last:
+                    # the engine adds what this hook returns to an existing .grad
+                    value = avg - p.grad._data if p.grad is not None else avg.copy()
+                    replacement = Tensor._wrap(value)
+                else:
+                    p.grad._data[...] = avg
+        self._sync_now = False
+        self._seen = 0
+        return replacement

@@ -1,0 +1,192 @@
+"""The process group: one MPI communicator shared by every rank of the job.
+
+``init_process_group(backend="mpi")`` duplicates ``MPI.COMM_WORLD`` so shendu's messages
+never mix with the user's own mpi4py traffic; ``destroy_process_group`` frees that
+duplicate (MPI itself stays initialised until the interpreter exits, as mpi4py arranges),
+so a later ``init_process_group`` works again. Started without ``mpiexec`` the process is
+an MPI singleton: world size 1, every collective a local no-op with the same semantics.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+__all__ = ["ReduceOp", "Work", "init_process_group", "destroy_process_group",
+           "is_initialized", "is_available", "is_mpi_available", "get_rank",
+           "get_world_size", "get_backend", "barrier"]
+
+
+class ReduceOp:
+    """Reduction operations for ``all_reduce``/``reduce_scatter`` (torch.distributed's
+    names). ``AVG`` is a ``SUM`` divided by the world size (floating-point tensors only)."""
+
+    SUM = "sum"
+    AVG = "avg"
+    PRODUCT = "product"
+    MAX = "max"
+    MIN = "min"
+
+
+class Work:
+    """Handle of an operation started with ``async_op=True``; ``wait()`` finishes it.
+
+    Example:
+        >>> import shendu as sd, shendu.distributed as dist
+        >>> dist.init_process_group("mpi")
+        >>> t = sd.ones(3)
+        >>> dist.all_reduce(t, async_op=True).wait()
+        True
+        >>> t.tolist()
+        [1.0, 1.0, 1.0]
+        >>> dist.destroy_process_group()
+    """
+
+    def __init__(self, requests=(), finish=None):
+        self._requests = list(requests)
+        self._finish = finish
+        self._done = False
+
+    def is_completed(self) -> bool:
+        """True once the operation has finished (tests without blocking)."""
+        if self._done:
+            return True
+        from mpi4py import MPI
+        if MPI.Request.Testall(self._requests):
+            self._complete()
+        return self._done
+
+    def wait(self, timeout: timedelta | None = None) -> bool:
+        """Block until the operation is done; its results are in place afterwards."""
+        if not self._done:
+            if self._requests:
+                from mpi4py import MPI
+                MPI.Request.Waitall(self._requests)
+            self._complete()
+        return True
+
+    def _complete(self):
+        self._done = True
+        if self._finish is not None:
+            finish, self._finish = self._finish, None
+            finish()
+
+
+class _Group:
+    def __init__(self, comm):
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+
+
+_WORLD: _Group | None = None
+
+
+def is_mpi_available() -> bool:
+    """True when mpi4py can be imported (the ``distributed`` extra is installed)."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+is_available = is_mpi_available
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError("shendu.distributed needs mpi4py and an MPI library: "
+                          "pip install 'shendu[distributed]' (mpi4py and the mpich wheel)"
+                          ) from exc
+    return MPI
+
+
+def init_process_group(backend: str = "mpi", init_method: str | None = None,
+                       timeout: timedelta | None = None, world_size: int = -1,
+                       rank: int = -1, **kwargs) -> None:
+    """Join the job's process group; every rank must call it.
+
+    Args:
+        backend: ``"mpi"`` (the only backend; the ranks are those ``mpiexec`` started).
+        init_method: accepted for torch compatibility; only ``None`` or ``"env://"``.
+        timeout: accepted for torch compatibility (MPI has no collective timeout).
+        world_size, rank: if given, checked against what MPI reports.
+
+    Example:
+        >>> import shendu.distributed as dist
+        >>> dist.init_process_group(backend="mpi")
+        >>> dist.get_rank(), dist.get_world_size()
+        (0, 1)
+        >>> dist.destroy_process_group()
+    """
+    global _WORLD
+    if backend is None:
+        backend = "mpi"
+    if str(backend).lower() != "mpi":
+        raise ValueError(f"init_process_group: backend {backend!r} is not supported; "
+                         "expected 'mpi'")
+    if init_method not in (None, "env://"):
+        raise ValueError(f"init_process_group: init_method {init_method!r} is not supported "
+                         "with the MPI backend (mpiexec places the ranks); expected None")
+    if _WORLD is not None:
+        raise RuntimeError("init_process_group: the default process group is already "
+                           "initialised; call destroy_process_group() first")
+    MPI = _mpi()
+    world = _Group(MPI.COMM_WORLD.Dup())
+    if world_size not in (-1, None) and int(world_size) != world.size:
+        world.comm.Free()
+        raise RuntimeError(f"init_process_group: world_size={world_size} but MPI started "
+                           f"{world.size} process(es); launch with "
+                           f"'shendu run --nproc {world_size} ...'")
+    if rank not in (-1, None) and int(rank) != world.rank:
+        world.comm.Free()
+        raise RuntimeError(f"init_process_group: rank={rank} but MPI gave this process "
+                           f"rank {world.rank}")
+    _WORLD = world
+
+
+def _world() -> _Group:
+    if _WORLD is None:
+        raise RuntimeError("shendu.distributed: the default process group is not "
+                           "initialised; call init_process_group(backend='mpi') first")
+    return _WORLD
+
+
+def is_initialized() -> bool:
+    """True between ``init_process_group`` and ``destroy_process_group``."""
+    return _WORLD is not None
+
+
+def get_backend(group=None) -> str:
+    """The backend's name: ``"mpi"``."""
+    _world()
+    return "mpi"
+
+
+def get_rank(group=None) -> int:
+    """This process's rank, 0 .. world_size - 1."""
+    return _world().rank
+
+
+def get_world_size(group=None) -> int:
+    """How many processes the job has."""
+    return _world().size
+
+
+def barrier(group=None, async_op: bool = False, device_ids=None):
+    """Wait until every rank has reached this call."""
+    comm = _world().comm
+    if async_op:
+        return Work([comm.Ibarrier()])
+    comm.Barrier()
+    return None
+
+
+def destroy_process_group(group=None) -> None:
+    """Leave the process group (frees its communicator; MPI stays up until exit)."""
+    global _WORLD
+    if _WORLD is None:
+        return
+    world, _WORLD = _WORLD, None
+    world.comm.Free()
