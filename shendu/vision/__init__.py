@@ -1,10 +1,11 @@
-"""Computer vision: model zoo (``shendu.vision.models``).
+"""Computer vision: model zoo (``shendu.vision.models``) and box/region ops
+(``shendu.vision.ops``, torchvision's names).
 
 >>> import shendu as sd
 >>> from shendu.vision.models import LeNet5
 >>> LeNet5()(sd.zeros(2, 1, 28, 28)).shape
 (2, 10)
 """
-from . import models
+from . import models, ops
 
-__all__ = ["models"]
+__all__ = ["models", "ops"]
