@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-import shendu as sd
+import shendu as sd  # noqa: F401  (the examples below use it)
 from shendu.autograd.function import Function
 from shendu.nn.module import Module
 from shendu.tensor import Tensor
