@@ -115,7 +115,7 @@ class _RoIAlign(Function):
     @staticmethod
     def forward(ctx, x, rois, out_hw, scale, sampling_ratio, aligned):
         plan = _align_plan(rois, out_hw, scale, sampling_ratio, aligned, x.shape[2:], x.dtype)
-        ctx.plan, ctx.shape = plan, x.shape
+        ctx.plan, ctx.shape, ctx.out_hw = plan, x.shape, out_hw
         return _align_apply(x, plan, out_hw)
 
     @staticmethod
@@ -127,8 +127,7 @@ class _RoIAlign(Function):
 
     @staticmethod
     def jvp(ctx, t):
-        return _align_apply(t, ctx.plan, (ctx.plan[0][1].shape[0], ctx.plan[0][2].shape[0])
-                            if ctx.plan else (0, 0))
+        return _align_apply(t, ctx.plan, ctx.out_hw)
 
 
 def _align_apply(x, plan, out_hw):
