@@ -22,6 +22,7 @@ import numpy as np
 import shendu as sd  # noqa: F401  (the examples below use it)
 from shendu.autograd.function import Function
 from shendu.nn.module import Module
+from shendu.ops._util import xp_of
 from shendu.tensor import Tensor
 
 _FLT_MAX = float(np.finfo(np.float32).max)  # torchvision starts each bin's max at -FLT_MAX
@@ -43,7 +44,7 @@ def _rois(op, input, boxes):
     if not isinstance(input, Tensor) or input.ndim != 4:
         shape = tuple(input.shape) if hasattr(input, "shape") else type(input).__name__
         raise ValueError(f"{op}: input must be a Tensor of shape (N, C, H, W), got {shape}")
-    dtype = np.asarray(input.detach()[:0]).dtype
+    dtype = np.dtype(input._data.dtype)
     if isinstance(boxes, (list, tuple)):
         parts = []
         for i, b in enumerate(boxes):
@@ -92,9 +93,12 @@ def _axis_weights(start, size, bins, grid, length, dtype):
     return w
 
 
-def _align_plan(rois, out_hw, scale, sampling_ratio, aligned, hw, dtype):
+def _align_plan(rois, out_hw, scale, sampling_ratio, aligned, hw, dtype, like):
+    """Per RoI: its image and the row/column weight matrices (built on the host, then
+    moved to the device of ``like``)."""
     offset = 0.5 if aligned else 0.0
     plan = []
+    xp = xp_of(like)
     for r in rois:
         x1, y1, x2, y2 = (r[1:] * dtype.type(scale)).astype(dtype) - dtype.type(offset)
         w, h = x2 - x1, y2 - y1
@@ -105,7 +109,7 @@ def _align_plan(rois, out_hw, scale, sampling_ratio, aligned, hw, dtype):
         count = max(gh * gw, 1)
         wy = _axis_weights(y1, h, out_hw[0], gh, hw[0], dtype)
         wx = _axis_weights(x1, w, out_hw[1], gw, hw[1], dtype)
-        plan.append((int(r[0]), wy / dtype.type(count), wx))
+        plan.append((int(r[0]), xp.asarray(wy / dtype.type(count)), xp.asarray(wx)))
     return plan
 
 
@@ -114,15 +118,17 @@ class _RoIAlign(Function):
 
     @staticmethod
     def forward(ctx, x, rois, out_hw, scale, sampling_ratio, aligned):
-        plan = _align_plan(rois, out_hw, scale, sampling_ratio, aligned, x.shape[2:], x.dtype)
+        plan = _align_plan(rois, out_hw, scale, sampling_ratio, aligned, x.shape[2:], x.dtype,
+                           x)
         ctx.plan, ctx.shape, ctx.out_hw = plan, x.shape, out_hw
         return _align_apply(x, plan, out_hw)
 
     @staticmethod
     def backward(ctx, g):
-        gx = np.zeros(ctx.shape, g.dtype)
+        xp = xp_of(g)
+        gx = xp.zeros(ctx.shape, g.dtype)
         for k, (b, wy, wx) in enumerate(ctx.plan):
-            gx[b] += np.einsum("ph,cpq,qw->chw", wy, g[k], wx)
+            gx[b] += xp.einsum("ph,cpq,qw->chw", wy, g[k], wx)
         return gx
 
     @staticmethod
@@ -131,9 +137,10 @@ class _RoIAlign(Function):
 
 
 def _align_apply(x, plan, out_hw):
-    out = np.zeros((len(plan), x.shape[1]) + tuple(out_hw), x.dtype)
+    xp = xp_of(x)
+    out = xp.zeros((len(plan), x.shape[1]) + tuple(out_hw), x.dtype)
     for k, (b, wy, wx) in enumerate(plan):
-        out[k] = np.einsum("ph,chw,qw->cpq", wy, x[b], wx)
+        out[k] = xp.einsum("ph,chw,qw->cpq", wy, x[b], wx)
     return out
 
 
