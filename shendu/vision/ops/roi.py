@@ -128,7 +128,7 @@ class _RoIAlign(Function):
         xp = xp_of(g)
         gx = xp.zeros(ctx.shape, g.dtype)
         for k, (b, wy, wx) in enumerate(ctx.plan):
-            gx[b] += xp.einsum("ph,cpq,qw->chw", wy, g[k], wx)
+            gx[b] += wy.T @ g[k] @ wx
         return gx
 
     @staticmethod
@@ -140,7 +140,7 @@ def _align_apply(x, plan, out_hw):
     xp = xp_of(x)
     out = xp.zeros((len(plan), x.shape[1]) + tuple(out_hw), x.dtype)
     for k, (b, wy, wx) in enumerate(plan):
-        out[k] = xp.einsum("ph,chw,qw->cpq", wy, x[b], wx)
+        out[k] = wy @ x[b] @ wx.T
     return out
 
 
