@@ -241,3 +241,21 @@ def test_torchvision_agreement():
     for src in ("xywh", "cxcywh"):
         np.testing.assert_allclose(ops.box_convert(sd.tensor(b1), src, "xyxy").numpy(),
                                    tv.ops.box_convert(torch.tensor(b1), src, "xyxy").numpy())
+
+
+def test_complete_iou_loss_gradient_freezes_alpha():
+    b1, b2 = rand_boxes(4), rand_boxes(4)
+    b2 = (b1 + b2) / 2 + 0.2
+    iou = np.array([ref_inter(a, b) / (ref_area(a) + ref_area(b) - ref_inter(a, b) + 1e-7)
+                    for a, b in zip(b1, b2)])
+    x1, x2 = sd.tensor(b1, requires_grad=True), sd.tensor(b2, requires_grad=True)
+    ops.complete_box_iou_loss(x1, x2, reduction="sum").backward()
+    y1, y2 = sd.tensor(b1, requires_grad=True), sd.tensor(b2, requires_grad=True)
+    v = (4 / math.pi ** 2) * (sd.atan((y2[:, 2] - y2[:, 0]) / (y2[:, 3] - y2[:, 1]))
+                              - sd.atan((y1[:, 2] - y1[:, 0]) / (y1[:, 3] - y1[:, 1]))) ** 2
+    alpha = sd.tensor(v.detach().numpy() / (1 - iou + v.detach().numpy() + 1e-7))
+    (ops.distance_box_iou_loss(y1, y2, reduction="sum") + (alpha * v).sum()).backward()
+    np.testing.assert_allclose(x1.grad.numpy(), y1.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x2.grad.numpy(), y2.grad.numpy(), rtol=1e-10, atol=1e-12)
+    check_op(lambda a, b: ops.complete_box_iou_loss(a, b), [b1, b2],
+             lambda a, b: ref_loss("ciou", a, b), grad=False)
