@@ -173,6 +173,15 @@ def _round_half_away(v):
     return np.sign(v) * np.floor(np.abs(v) + 0.5)
 
 
+def _bin_edges(size, bins, start, length, dtype):
+    """Per bin, the [first, last) cells of the map it covers along one axis (clipped)."""
+    step = dtype.type(size) / bins
+    p = np.arange(bins)
+    lo = np.floor(p * step).astype(np.int64) + start
+    hi = np.ceil((p + 1) * step).astype(np.int64) + start
+    return np.clip(lo, 0, length), np.clip(hi, 0, length)
+
+
 class _RoIPool(Function):
     linear_backward = True
 
@@ -183,27 +192,37 @@ class _RoIPool(Function):
         out = np.zeros((len(rois), c, ph_n, pw_n), x.dtype)
         arg = np.full(out.shape, -1, np.int64)  # flat index into x, -1 for empty bins
         corners = _round_half_away((rois[:, 1:] * x.dtype.type(scale)).astype(x.dtype))
+        chan = np.arange(c)[:, None]
         for k, r in enumerate(rois):
             b = int(r[0])
             xs, ys, xe, ye = (int(v) for v in corners[k])
             rh, rw = max(ye - ys + 1, 1), max(xe - xs + 1, 1)
-            bh, bw = x.dtype.type(rh) / ph_n, x.dtype.type(rw) / pw_n
-            for ph in range(ph_n):
-                h0 = min(max(int(math.floor(ph * bh)) + ys, 0), h)
-                h1 = min(max(int(math.ceil((ph + 1) * bh)) + ys, 0), h)
-                for pw in range(pw_n):
-                    w0 = min(max(int(math.floor(pw * bw)) + xs, 0), w)
-                    w1 = min(max(int(math.ceil((pw + 1) * bw)) + xs, 0), w)
-                    if h1 <= h0 or w1 <= w0:
-                        continue
-                    win = x[b, :, h0:h1, w0:w1].reshape(c, -1)
-                    j = win.argmax(1)  # the first maximum in row-major order
-                    m = win[np.arange(c), j]
-                    ok = m > -_FLT_MAX
-                    out[k, :, ph, pw] = np.where(ok, m, -_FLT_MAX)
-                    flat = (b * c + np.arange(c)) * h * w + (h0 + j // (w1 - w0)) * w \
-                        + w0 + j % (w1 - w0)
-                    arg[k, :, ph, pw] = np.where(ok, flat, -1)
+            hb = _bin_edges(rh, ph_n, ys, h, x.dtype)
+            wb = _bin_edges(rw, pw_n, xs, w, x.dtype)
+            top, bottom = hb[0].min(), hb[1].max()
+            if bottom <= top:
+                continue
+            # The first maximum in row-major order, in two passes: within each row over each
+            # bin's columns (first column on ties), then over each bin's rows (first row).
+            rows = x[b, :, top:bottom]
+            m1 = np.full((c, bottom - top, pw_n), -np.inf, x.dtype)
+            col = np.zeros(m1.shape, np.int64)
+            for pw, (w0, w1) in enumerate(zip(*wb)):
+                if w1 > w0:
+                    j = rows[:, :, w0:w1].argmax(2)
+                    col[:, :, pw] = w0 + j
+                    m1[:, :, pw] = np.take_along_axis(rows[:, :, w0:w1], j[..., None], 2)[..., 0]
+            for ph, (h0, h1) in enumerate(zip(*hb)):
+                if h1 <= h0:
+                    continue
+                seg = m1[:, h0 - top:h1 - top]
+                i = seg.argmax(1)  # (c, pw_n)
+                m = np.take_along_axis(seg, i[:, None], 1)[:, 0]
+                cols = np.take_along_axis(col[:, h0 - top:h1 - top], i[:, None], 1)[:, 0]
+                ok = (m > -_FLT_MAX) & (wb[1] > wb[0])
+                out[k, :, ph] = np.where(ok, m, np.where(wb[1] > wb[0], -_FLT_MAX, 0))
+                flat = ((b * c + chan) * h + h0 + i) * w + cols
+                arg[k, :, ph] = np.where(ok, flat, -1)
         ctx.arg, ctx.shape = arg, x.shape
         return out
 

@@ -238,3 +238,29 @@ def test_torchvision_agreement():
     a.sum().backward()
     b.sum().backward()
     np.testing.assert_allclose(xs.grad.numpy(), xt.grad.numpy(), atol=1e-6)
+
+
+def test_roi_pool_gradient_goes_to_the_first_maximum_under_many_ties():
+    x = rng.integers(0, 3, (2, 3, 9, 8)).astype(np.float64)  # values 0..2: ties everywhere
+    rois = random_rois(10, 2, 9)
+    want = np.zeros_like(x)
+    for b, x1, y1, x2, y2 in rois:  # scale 1, output 3: the loop reference's bins
+        xs, ys, xe, ye = (round_half_away(v) for v in (x1, y1, x2, y2))
+        bh, bw = max(ye - ys + 1, 1) / 3, max(xe - xs + 1, 1) / 3
+        for ph in range(3):
+            h0 = min(max(math.floor(ph * bh) + ys, 0), 9)
+            h1 = min(max(math.ceil((ph + 1) * bh) + ys, 0), 9)
+            for pw in range(3):
+                w0 = min(max(math.floor(pw * bw) + xs, 0), 8)
+                w1 = min(max(math.ceil((pw + 1) * bw) + xs, 0), 8)
+                for c in range(3):
+                    best = None
+                    for i in range(h0, h1):
+                        for j in range(w0, w1):
+                            if best is None or x[int(b), c, i, j] > x[int(b), c, best[0], best[1]]:
+                                best = (i, j)
+                    if best is not None:
+                        want[int(b), c, best[0], best[1]] += 1.0
+    xt = sd.tensor(x, requires_grad=True)
+    ops.roi_pool(xt, sd.tensor(rois), 3).sum().backward()
+    np.testing.assert_array_equal(xt.grad.numpy(), want)
