@@ -47,6 +47,21 @@ def _kernel(xp, arrays, tmp, lr, beta1, beta2, eps, weight_decay, decoupled, max
     xp.add(p, t, out=p)
 
 
+
+def decayed_grad(x, grad, group: dict):
+    """The gradient an Adam-family step uses (NAdam, RAdam): negated for ``maximize``;
+    weight decay either shrinks ``x`` in place (decoupled, as AdamW) or joins the gradient
+    (L2)."""
+    d = -grad if group["maximize"] else grad
+    wd = group["weight_decay"]
+    if wd:
+        if group["decoupled_weight_decay"]:
+            x *= 1 - group["lr"] * wd
+        else:
+            d = d + wd * x
+    return d
+
+
 class Adam(Optimizer):
     r"""Adam (PyTorch's update rule), optionally AMSGrad or with decoupled weight decay.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..backend import get_array_module
-from .adam import Adam
+from .adam import Adam, decayed_grad
 from .optimizer import Optimizer, check_range, zeros_state
 
 __all__ = ["NAdam"]
@@ -66,15 +66,10 @@ class NAdam(Optimizer):
             state["exp_avg"] = zeros_state(p)
             state["exp_avg_sq"] = zeros_state(p)
         state["step"] = t = state["step"] + 1
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
         x, m, v = p._data, state["exp_avg"]._data, state["exp_avg_sq"]._data
-        d = -grad if group["maximize"] else grad
-        if wd:
-            if group["decoupled_weight_decay"]:
-                x *= 1 - lr * wd
-            else:
-                d = d + wd * x
+        d = decayed_grad(x, grad, group)
         mu = _momentum_decay_weight(beta1, group["momentum_decay"], t)
         mu_next = _momentum_decay_weight(beta1, group["momentum_decay"], t + 1)
         mu_product = float(state["mu_product"]) * mu

@@ -5,7 +5,7 @@ import math
 from collections.abc import Iterable
 
 from ..backend import get_array_module
-from .adam import Adam
+from .adam import Adam, decayed_grad
 from .optimizer import Optimizer, zeros_state
 
 __all__ = ["RAdam"]
@@ -60,15 +60,10 @@ class RAdam(Optimizer):
             state["exp_avg"] = zeros_state(p)
             state["exp_avg_sq"] = zeros_state(p)
         state["step"] = t = state["step"] + 1
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
         x, m, v = p._data, state["exp_avg"]._data, state["exp_avg_sq"]._data
-        d = -grad if group["maximize"] else grad
-        if wd:
-            if group["decoupled_weight_decay"]:
-                x *= 1 - lr * wd
-            else:
-                d = d + wd * x
+        d = decayed_grad(x, grad, group)
         m += (1 - beta1) * (d - m)
         v *= beta2
         v += (1 - beta2) * d * d
