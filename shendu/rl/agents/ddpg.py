@@ -3,7 +3,6 @@ with Polyak-averaged target copies; TD3's fixes (Fujimoto et al. 2018: twin crit
 policy smoothing, delayed actor updates) as an option."""
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -12,11 +11,10 @@ from ... import cat, manual_seed, minimum, nn, no_grad, optim
 from ...nn import functional as F
 from ..buffers import ReplayBuffer
 from ..env import Env, check_obs_shape, require_action_space
-from ..evaluate import evaluate
 from ..policies import GaussianNoise, OrnsteinUhlenbeckNoise
 from ..stats import EpisodeStats
 from ..target import make_target, soft_update
-from ._neural import mlp, tensor
+from ._neural import evaluate_and_keep_best, mlp, tensor
 from .base import Agent, register
 
 
@@ -203,18 +201,9 @@ class DDPG(Agent):
             if t >= self.learning_starts:
                 self.critic_losses.append(self.update())
             if eval_every and t % eval_every == 0 and t >= self.learning_starts:
-                score = float(evaluate(self, env.env_id, eval_episodes, seed=eval_seed).mean())
-                self.eval_history.append((t, score))
-                if self.best_eval is None or score >= self.best_eval:
-                    self.best_eval, self.best_state = score, copy.deepcopy(self._nets_state())
-                best = self.best_eval
-                if log is not None:
-                    log(f"step {t}: greedy mean return {score:.1f} (best {best:.1f}), "
-                        f"last 10 training episodes {env.stats.mean_return(10):.1f}, "
-                        f"{self.updates_done} updates, {time.perf_counter() - start:.0f} s")
-                if checkpoint is not None:
-                    checkpoint(self)
-                if stop_at is not None and score >= stop_at:
+                if evaluate_and_keep_best(self, env, t, eval_episodes, eval_seed,
+                                          self._nets_state, log, 10, start,
+                                          checkpoint, stop_at):
                     break
         if keep_best and self.best_state is not None:
             self._load_nets(self.best_state)

@@ -3,7 +3,6 @@ slowly updated copy of itself; Double DQN, dueling heads, n-step returns and pri
 as options."""
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -12,12 +11,11 @@ from ... import manual_seed, nn, no_grad, optim
 from ...nn import functional as F
 from ..buffers import PrioritizedReplayBuffer, ReplayBuffer
 from ..env import Env, check_obs_shape, require_action_space
-from ..evaluate import evaluate
 from ..policies import EpsilonGreedy, LinearSchedule
 from ..returns import NStepAccumulator
 from ..stats import EpisodeStats
 from ..target import make_target, soft_update
-from ._neural import mlp, tensor
+from ._neural import evaluate_and_keep_best, mlp, tensor
 from .base import Agent, register
 
 
@@ -197,18 +195,9 @@ class DQN(Agent):
                 if t % self.target_update_interval == 0:
                     soft_update(self.target_net, self.q_net, self.tau)
             if eval_every and t % eval_every == 0 and t >= self.learning_starts:
-                score = float(evaluate(self, env.env_id, eval_episodes, seed=eval_seed).mean())
-                self.eval_history.append((t, score))
-                if self.best_eval is None or score >= self.best_eval:
-                    self.best_eval, self.best_state = score, copy.deepcopy(self.q_net.state_dict())
-                best = self.best_eval
-                if log is not None:
-                    log(f"step {t}: greedy mean return {score:.1f} (best {best:.1f}), "
-                        f"last 20 training episodes {env.stats.mean_return(20):.1f}, "
-                        f"{self.updates_done} updates, {time.perf_counter() - start:.0f} s")
-                if checkpoint is not None:
-                    checkpoint(self)
-                if stop_at is not None and score >= stop_at:
+                if evaluate_and_keep_best(self, env, t, eval_episodes, eval_seed,
+                                          self.q_net.state_dict, log, 20, start,
+                                          checkpoint, stop_at):
                     break
         if keep_best and self.best_state is not None:
             self.q_net.load_state_dict(self.best_state)
