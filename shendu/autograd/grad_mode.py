@@ -13,6 +13,20 @@ def is_grad_enabled() -> bool:
     return _State.enabled
 
 
+def _with_mode(fn, mode: bool):
+    """``fn`` run with recording set to ``mode`` (the decorator form of every grad mode)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        prev = _State.enabled
+        _State.enabled = mode
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _State.enabled = prev
+
+    return wrapper
+
+
 class _GradMode:
     """Base for the context managers; each also works as a function decorator."""
 
@@ -27,12 +41,7 @@ class _GradMode:
         return False
 
     def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        return wrapper
+        return _with_mode(fn, self.mode)
 
 
 class no_grad(_GradMode):
@@ -83,18 +92,7 @@ class inference_mode(_GradMode):
             self.mode = not bool(mode)
 
     def __call__(self, fn):
-        mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            prev = _State.enabled
-            _State.enabled = mode
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _State.enabled = prev
-
-        return wrapper
+        return _with_mode(fn, self.mode)
 
 
 class enable_grad(_GradMode):
@@ -116,15 +114,4 @@ class set_grad_enabled(_GradMode):
 
     def __call__(self, fn):
         _State.enabled = self._prev
-        mode = self.mode
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            prev = _State.enabled
-            _State.enabled = mode
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _State.enabled = prev
-
-        return wrapper
+        return _with_mode(fn, self.mode)
