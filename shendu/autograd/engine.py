@@ -16,17 +16,11 @@ def _tensor_cls():
     return Tensor
 
 
-def run_backward(roots, retain_graph=False, capture=None):
-    """Propagate gradients from ``roots`` back to the leaves.
-
-    ``roots`` is a list of ``(edge, grad_array)`` where an edge is a leaf tensor or a
-    ``(node, output_index)`` pair. Without ``capture`` the leaves' ``.grad`` accumulate.
-    With ``capture`` (a dict keyed by ``id(leaf)`` or ``(node, index)``), only the
-    gradients reaching those keys are collected into it and no ``.grad`` changes.
-    """
-    # 1. For every node reachable from the roots, a state [edges still to arrive, gradient
-    # summed so far]: one dict lookup per edge, then cheap list updates. The gradient slot
-    # of a multi-output node holds one entry per output.
+def count_edges(roots, stop=()) -> dict:
+    """For every node reachable from ``roots``, a state [edges still to arrive, gradient
+    summed so far]: one dict lookup per edge, then cheap list updates. The gradient slot
+    of a multi-output node holds one entry per output. The walk does not go past the nodes
+    in ``stop`` (they are counted, their inputs are not)."""
     state: dict = {}
     stack = []
     for edge, _ in roots:
@@ -34,7 +28,10 @@ def run_backward(roots, retain_graph=False, capture=None):
             state[edge[0]] = [0, None]
             stack.append(edge[0])
     while stack:
-        for e in stack.pop().next:
+        node = stack.pop()
+        if stop and node in stop:
+            continue
+        for e in node.next:
             if e.__class__ is tuple:
                 m = e[0]
                 st = state.get(m)
@@ -43,6 +40,19 @@ def run_backward(roots, retain_graph=False, capture=None):
                     stack.append(m)
                 else:
                     st[0] += 1
+    return state
+
+
+def run_backward(roots, retain_graph=False, capture=None):
+    """Propagate gradients from ``roots`` back to the leaves.
+
+    ``roots`` is a list of ``(edge, grad_array)`` where an edge is a leaf tensor or a
+    ``(node, output_index)`` pair. Without ``capture`` the leaves' ``.grad`` accumulate.
+    With ``capture`` (a dict keyed by ``id(leaf)`` or ``(node, index)``), only the
+    gradients reaching those keys are collected into it and no ``.grad`` changes.
+    """
+    # 1. For every node reachable from the roots, edges still to arrive (see count_edges).
+    state = count_edges(roots)
 
     # 2. Kahn's algorithm: a node runs once every consumer has sent its gradient.
     # leaf_grad holds the summed gradient of each leaf, by id (leaf_obj keeps the tensor);

@@ -19,6 +19,7 @@ silently treated as a constant.
 """
 from __future__ import annotations
 
+from .engine import count_edges
 from .function import Function, _freed_backward
 from .grad_mode import _State
 
@@ -153,24 +154,7 @@ def run_backward_graph(roots, retain_graph=True, capture=None, stop=()):
     and receives Tensors. The sweep does not go past the nodes in ``stop``.
     """
     Tensor = _tensor_cls()
-    state: dict = {}
-    stack = []
-    for edge, _ in roots:
-        if edge.__class__ is tuple and edge[0] not in state:
-            state[edge[0]] = [0, None]
-            stack.append(edge[0])
-    while stack:
-        node = stack.pop()
-        if node in stop:
-            continue
-        for e in node.next:
-            if e.__class__ is tuple:
-                st = state.get(e[0])
-                if st is None:
-                    state[e[0]] = [1, None]
-                    stack.append(e[0])
-                else:
-                    st[0] += 1
+    state = count_edges(roots, stop)
 
     leaf_grad: dict = {}
     leaf_obj: dict = {}
