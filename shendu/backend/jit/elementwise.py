@@ -1,9 +1,12 @@
 """Elementwise kernels over flat (1-D, contiguous) arrays."""
 from __future__ import annotations
 
+import contextlib
 import types
 
 from numba import njit, prange
+from numba.core import config as _numba_config
+from numba.core.compiler_lock import global_compiler_lock as _compiler_lock
 
 from .. import runtime as _runtime  # its ``kernels_serial`` says which version runs
 
@@ -13,6 +16,41 @@ KERNEL = dict(nogil=True, cache=True, error_model="numpy", parallel=True)
 SERIAL = dict(KERNEL, parallel=False)
 # Helpers only kernels call: no wrappers for calls from Python (less to compile)
 HELPER = dict(nogil=True, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+# LLVM optimisation level for shendu's kernels. numba's default (3) costs a fifth more
+# compile time on the convolution kernels than 2 for no measurable run time: they spend
+# it in MKL's GEMM and in copy loops that both levels vectorise (benchmarks/README.md,
+# "First-use compile time"). Applied only while a shendu kernel compiles.
+KERNEL_OPT_LEVEL = 2
+
+
+@contextlib.contextmanager
+def kernel_opt_level():
+    """numba's optimisation level lowered to ``KERNEL_OPT_LEVEL`` for one compilation.
+    Under numba's compiler lock, so no other thread's compilation sees the change."""
+    with _compiler_lock:
+        before = _numba_config.OPT
+        if int(before) <= KERNEL_OPT_LEVEL:  # NUMBA_OPT set lower by the user: keep it
+            yield
+            return
+        _numba_config.OPT = type(before)(KERNEL_OPT_LEVEL)
+        try:
+            yield
+        finally:
+            _numba_config.OPT = before
+
+
+def at_kernel_level(dispatcher):
+    """``dispatcher`` compiling (and loading from the disk cache) under
+    ``kernel_opt_level``. numba's C dispatcher calls ``_compile_for_args`` on a miss,
+    so an instance attribute of that name wraps exactly the compilations."""
+    compile_for_args = dispatcher._compile_for_args
+
+    def compile_at_kernel_level(*args, **kws):
+        with kernel_opt_level():
+            return compile_for_args(*args, **kws)
+
+    dispatcher._compile_for_args = compile_at_kernel_level
+    return dispatcher
 
 
 class Kernel:
@@ -30,13 +68,13 @@ class Kernel:
     __slots__ = ("parallel", "serial", "__name__", "__wrapped__", "__dict__")
 
     def __init__(self, fn):
-        self.parallel = njit(**KERNEL)(fn)
+        self.parallel = at_kernel_level(njit(**KERNEL)(fn))
         # a copy under its own name, so that numba's disk cache keeps the two apart
         twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                                   fn.__defaults__, fn.__closure__)
         twin.__qualname__ = fn.__qualname__ + "_serial"
         twin.__module__ = fn.__module__
-        self.serial = njit(**SERIAL)(twin)
+        self.serial = at_kernel_level(njit(**SERIAL)(twin))
         self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
 
     def __call__(self, *args):

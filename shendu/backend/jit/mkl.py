@@ -11,7 +11,7 @@ import numba
 from numba import njit, types
 
 from .. import runtime
-from .elementwise import HELPER
+from .elementwise import HELPER, kernel_opt_level
 
 _ROW, N, T = 101, 111, 112  # CBLAS row-major, no-transpose, transpose
 
@@ -107,7 +107,8 @@ def gemm(a, b, out, beta):
         arr = types.Array(numba.from_dtype(a.dtype), 2, "A")
         _gemm_any.disable_compile(False)
         try:
-            _gemm_any.compile((arr, arr, arr, types.float64))
+            with kernel_opt_level():
+                _gemm_any.compile((arr, arr, arr, types.float64))
         finally:
             _gemm_any.disable_compile()  # other layouts convert to this version
         _ready.add(a.dtype)
