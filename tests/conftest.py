@@ -33,6 +33,12 @@ def pytest_sessionstart(session):
     if REQUIRE_ORACLES and missing:
         pytest.exit("SHENDU_REQUIRE_ORACLES=1 but these test oracles are not installed: "
                     + ", ".join(missing), returncode=3)
+    if os.environ.get("SHENDU_REQUIRE_TORCHVISION") == "1":
+        try:
+            importlib.import_module("torchvision")
+        except ImportError as e:  # the venv .ci/run made for these comparisons is broken
+            pytest.exit(f"SHENDU_REQUIRE_TORCHVISION=1 but torchvision does not import: {e}",
+                        returncode=3)
 
 
 def pytest_report_header(config):

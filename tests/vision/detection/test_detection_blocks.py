@@ -67,6 +67,7 @@ def test_anchor_generator_errors():
         AnchorGenerator(((8,), (16,)), ((1.0,),) * 2)(sd.zeros(1, 1, 8, 8), [sd.zeros(1, 1, 2, 2)])
 
 
+@pytest.mark.torchvision
 def test_anchor_generator_torchvision_agreement():
     pytest.importorskip("torchvision", reason="torchvision is not installed: the anchors "
                         "were checked against the loop reference only")

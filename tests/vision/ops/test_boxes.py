@@ -228,6 +228,7 @@ def test_iou_loss_gradients(kind):
     check_op(LOSSES[kind], [b1, b2], lambda a, b: ref_loss(kind, a, b))
 
 
+@pytest.mark.torchvision
 def test_torchvision_agreement():
     tv = pytest.importorskip("torchvision", reason="torchvision is not installed: the "
                              "box ops were checked against loop references only")

@@ -103,6 +103,7 @@ def test_nms_errors():
         ops.batched_nms(sd.zeros(3, 4), sd.zeros(3), sd.zeros(2), 0.5)
 
 
+@pytest.mark.torchvision
 def test_torchvision_agreement():
     tv = pytest.importorskip("torchvision", reason="torchvision is not installed: nms was "
                              "checked against the loop reference only")

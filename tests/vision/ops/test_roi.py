@@ -216,6 +216,7 @@ def test_roi_errors(op):
         op(x, sd.zeros(0, 5), (2, 0))
 
 
+@pytest.mark.torchvision
 def test_torchvision_agreement():
     tv = pytest.importorskip("torchvision", reason="torchvision is not installed: roi_align "
                              "and roi_pool were checked against the loop references only")
