@@ -36,7 +36,7 @@ def node_flops(n: Node) -> int:
     extra = _numel(out) * ((len(ins) > 2) + ("relu" in n.op or bool(n.attrs.get("act"))))
     if n.op in ("linear", "linear_relu", "fused_linear"):
         return 2 * _numel(out) * ins[1][1] + extra
-    if n.op in ("conv2d", "fused_conv2d"):
+    if n.op in ("conv2d", "conv2d_relu"):
         return 2 * _numel(out) * _numel(ins[1][1:]) + extra
     if n.op == "lstm_layer" and len(ins) >= 3:
         t_n = _numel(ins[0][:-1])
