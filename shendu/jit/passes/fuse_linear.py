@@ -7,8 +7,8 @@ from ..graph import Graph
 
 def fuse_linear_activation(graph: Graph) -> Graph:
     """Replace ``relu(linear(x, w, b))`` by ``linear_relu(x, w, b)`` and
-    ``relu(conv2d(x, w, b))`` by one ``conv2d_relu`` node (``Conv2d`` with ``relu=True``), when the product
-    has no other reader (the bias is already inside both ops).
+    ``relu(conv2d(x, w, b))`` by one ``conv2d_relu`` node (``Conv2d`` with ``relu=True``),
+    when the product has no other reader (the bias is already inside both ops).
 
     >>> import shendu as sd
     >>> net = sd.nn.Sequential(sd.nn.Linear(3, 4), sd.nn.ReLU(), sd.nn.Linear(4, 2))
