@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import _State
+from ..tensor import Tensor
 
 _new = object.__new__
 
@@ -66,6 +68,22 @@ class FusedElementwise(Function):
             return vals[outs[0]]
         return tuple(vals[j] for j in outs)
 
+    @classmethod
+    def graph_call(cls, *tensors, members, outs, plan=None, kernel=None, ops=None,
+                   donate=None):
+        """What a graph run calls: ``apply`` when autograd records, else the group's
+        buffer plan or kernel straight on the arrays (no node to build)."""
+        if _State.enabled and any(t.requires_grad for t in tensors):
+            return cls.apply(*tensors, members=members, outs=outs, plan=plan, kernel=kernel)
+        arrays = [t._data for t in tensors]
+        if plan is None or arrays[0].__class__ is not np.ndarray:
+            r = cls.forward(_new(cls), *arrays, members=members, outs=outs)
+        else:
+            r = _run_plan(arrays, members, outs, plan, kernel, donate)
+        if r.__class__ is tuple:
+            return tuple([Tensor._wrap(a) for a in r])
+        return Tensor._wrap(r)
+
     @staticmethod
     def backward(ctx, *grads):
         members, subs = ctx.members, ctx.subs
@@ -92,7 +110,9 @@ def _run_plan(arrays, members, outs, plan, kernel, donate):
     """No autograd: the group on its buffer plan (or its compiled kernel). ``donate`` is
     an input that dies here (see ``plan_memory``): the first member may write over it."""
     if kernel is not None:
-        return kernel(arrays)
+        r = kernel(arrays)
+        if r is not None:
+            return r
     bufs = [None] * plan.n_buffers
     if donate is not None:
         a = arrays[donate]

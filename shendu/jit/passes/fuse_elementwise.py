@@ -5,6 +5,7 @@ import numpy as np
 
 from ..fused import BufferPlan, FusedElementwise
 from ..graph import Graph, Node
+from ..kernels import GroupKernel
 
 # ops whose forward takes only positional arrays (and scalar attributes) and maps elements
 ELEMENTWISE = {"add", "sub", "mul", "div", "maximum", "add_scalar", "mul_scalar",
@@ -86,8 +87,10 @@ def _fuse(group: list, g: Graph) -> Node:
     plan = BufferPlan([n.op for n in group], [n.outputs[0].shape for n in group],
                       [n.outputs[0].dtype for n in group], [m[1] for m in members], outs)
     last = group[-1]
+    shapes = {(tuple(n.outputs[0].shape), n.outputs[0].dtype) for n in group}
+    kernel = GroupKernel(members, outs, *shapes.pop()) if len(shapes) == 1 else None
     node = Node(f"fused_{group[0].name}", "fused_elementwise", FusedElementwise, ext,
-                {"members": members, "outs": outs, "plan": plan,
+                {"members": members, "outs": outs, "plan": plan, "kernel": kernel,
                  "ops": tuple(n.op for n in group)},
                 multi=len(outs) > 1, module=last.module, module_type=last.module_type,
                 source=last.source)
