@@ -127,7 +127,10 @@ def test_training_through_compiled_module_matches_eager():
 def test_compile_a_function_and_bad_arguments():
     f = sd.compile(lambda x, y: (x * y).tanh().sum(dim=1))
     x, y = sd.randn(3, 4, dtype=sd.float64), sd.randn(3, 4, dtype=sd.float64)
-    np.testing.assert_array_equal(f(x, y).numpy(), (x * y).tanh().sum(dim=1).numpy())
+    # no grad recorded: the fused group may run as a numba loop, whose tanh is libm's (a few
+    # ulp from NumPy's)
+    np.testing.assert_allclose(f(x, y).numpy(), (x * y).tanh().sum(dim=1).numpy(),
+                               rtol=1e-13)
     assert isinstance(f, sd.jit.CompiledFunction)
     with pytest.raises(sd.jit.TraceError, match="inputs must be tensors, got float"):
         f(x, 2.0)
