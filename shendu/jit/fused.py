@@ -52,6 +52,12 @@ class FusedElementwise(Function):
         needs = getattr(ctx, "needs_input_grad", None)
         if needs is None and plan is not None and arrays[0].__class__ is np.ndarray:
             return _run_plan(arrays, members, outs, plan, kernel, donate)
+        if needs is not None and kernel is not None and kernel.ready_backward(arrays):
+            out = kernel(arrays)
+            if out is not None:  # one compiled loop each way; backward recomputes the group
+                ctx.save_for_backward(*arrays)
+                ctx.kernel = kernel
+                return out
         vals, subs, grads_needed = [], [], []
         for cls, refs, attrs in members:
             args = [arrays[i] if k == "in" else vals[i] for k, i in refs]
@@ -86,6 +92,11 @@ class FusedElementwise(Function):
 
     @staticmethod
     def backward(ctx, *grads):
+        kernel = ctx.__dict__.get("kernel")
+        if kernel is not None:
+            g_in = kernel.backward(ctx.saved_tensors, grads)
+            g_in = [g if need else None for g, need in zip(g_in, ctx.needs_input_grad)]
+            return g_in[0] if len(g_in) == 1 else tuple(g_in)
         members, subs = ctx.members, ctx.subs
         g_t: list = [None] * len(members)
         for j, g in zip(ctx.outs, grads):

@@ -89,22 +89,39 @@ def test_elementwise_fusion_forward_backward_equal_eager_float64():
     assert node.function is FusedElementwise and len(node.outputs) == 2 and node.multi
     assert node.attrs["ops"] == ("mul", "add_scalar", "tanh", "sigmoid", "mul_scalar", "sub",
                                  "exp")
-    xs = [sd.tensor(x0, requires_grad=True), sd.tensor(x0, requires_grad=True)]
-    ys = [sd.tensor(y0, requires_grad=True), sd.tensor(y0, requires_grad=True)]
-    got = _run(fused, xs[0], ys[0])
-    ref = _chain(xs[1], ys[1])
-    for a, b in zip(got, ref):
-        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
-    (got[0].sum() + got[1].sum() * 2).backward()
-    (ref[0].sum() + ref[1].sum() * 2).backward()
-    np.testing.assert_array_equal(xs[0].grad.numpy(), xs[1].grad.numpy())
-    np.testing.assert_array_equal(ys[0].grad.numpy(), ys[1].grad.numpy())
+    for kernels, check in ((False, np.testing.assert_array_equal),  # each op's own rules
+                           (True, lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12))):
+        xs = [sd.tensor(x0, requires_grad=True), sd.tensor(x0, requires_grad=True)]
+        ys = [sd.tensor(y0, requires_grad=True), sd.tensor(y0, requires_grad=True)]
+        with runtime.use(kernels=kernels):  # on: one numba loop forward, one backward
+            got = _run(fused, xs[0], ys[0])
+            ref = _chain(xs[1], ys[1])
+            for a, b in zip(got, ref):
+                check(a.detach().numpy(), b.detach().numpy())
+            (got[0].sum() + got[1].sum() * 2).backward()
+            (ref[0].sum() + ref[1].sum() * 2).backward()
+        check(xs[0].grad.numpy(), xs[1].grad.numpy())
+        check(ys[0].grad.numpy(), ys[1].grad.numpy())
     with sd.no_grad(), runtime.use(kernels=False):  # the NumPy buffer plan: bit for bit
         for a, b in zip(_run(fused, xs[0], ys[0]), _chain(xs[1], ys[1])):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     with sd.no_grad():  # one numba loop when the kernels are on (libm's tanh/exp: ulps)
         for a, b in zip(_run(fused, xs[0], ys[0]), _chain(xs[1], ys[1])):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-13)
+
+
+def test_kernel_backward_reduces_broadcast_scalars_and_matches_finite_differences():
+    scale = sd.tensor(1.5, dtype=sd.float64, requires_grad=True)
+    f = sd.compile(lambda x, s: (x * s).sigmoid() / (x.abs() + 1.0) - (x * x + 1.0).sqrt()
+                   + (x * 0.5).relu())
+    x = sd.tensor(np.random.randn(3, 4) + 0.1, requires_grad=True)
+    assert sd.autograd.gradcheck(lambda a, b: f(a, b), (x, scale))
+    ref = ((x * scale).sigmoid() / (x.abs() + 1.0) - (x * x + 1.0).sqrt()
+           + (x * 0.5).relu())
+    gx, gs = sd.autograd.grad(ref.sum(), (x, scale))
+    hx, hs = sd.autograd.grad(f(x, scale).sum(), (x, scale))
+    np.testing.assert_allclose(hx.numpy(), gx.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(hs.numpy(), gs.numpy(), rtol=1e-12)
 
 
 def test_fusion_stops_at_a_non_elementwise_reader():
