@@ -45,3 +45,11 @@ def leaf(op):
         wrapper.__wrapped_leaf__ = fn
         return wrapper
     return decorate
+
+
+def data_dependent(op: str, tensor) -> None:
+    """Called by ops whose result's shape depends on tensor data (``nonzero``): while
+    tracing, refuse a traced ``tensor`` (the graph could not hold the result's shape)."""
+    tracer = getattr(_local, "tracer", None)
+    if tracer is not None and not tracer.paused:
+        tracer.refuse(op, tensor)

@@ -127,6 +127,14 @@ class Tracer:
         v = self.by_tensor.get(id(t)) if isinstance(t, Tensor) else None
         return v if v is not None and id(v) in self.dynamic else None
 
+    def refuse(self, op, t):
+        v = self.traced(t)
+        if v is not None:
+            raise TraceError(
+                f"{op} on traced tensor %{v.name} ({v.dtype.name}{list(v.shape)}) at "
+                f"{user_line()}: its result's shape depends on the data, which a graph "
+                "cannot hold; use a mask (sd.where) or run this part eagerly")
+
     def where(self):
         return self.stack[-1] if self.stack else ("", "")
 

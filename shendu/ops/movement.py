@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ..autograd.tracing import leaf
+from ..autograd.tracing import data_dependent, leaf
 from ..backend import to_device as _move
 from ..dtypes import as_dtype
 from ..errors import ShapeError
@@ -1137,6 +1137,7 @@ def contiguous(input):
 
 
 def nonzero(input, as_tuple=False):
+    data_dependent("nonzero", input)
     idx = xp_of(input._data).nonzero(input._data)
     if as_tuple:
         return tuple(Tensor._wrap(i.astype(np.int64)) for i in idx)

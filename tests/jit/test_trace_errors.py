@@ -95,3 +95,8 @@ def test_comparisons_and_integer_casts_are_recorded():
     gm = sd.jit.trace(lambda x: sd.where(x > 0, x, 0.5 * x).long(), sd.ones(3))
     assert [n.op for n in gm.graph] == ["greater", "mul_scalar", "where", "cast"]
     np.testing.assert_array_equal(gm(sd.tensor([-4.0, 2.0, 3.0])).numpy(), [-2, 2, 3])
+
+
+def test_data_dependent_shapes_are_refused():
+    with pytest.raises(TraceError, match=r"nonzero on traced tensor %greater_0.*shape depends"):
+        sd.jit.trace(lambda x: sd.nonzero(x > 0), sd.ones(3))
