@@ -46,7 +46,7 @@ class CompiledFunction:
         if prog is None:
             graph = self.optimise(record(self.fn, args))
             self.graphs[key] = graph
-            prog = self._programs[key] = Program(graph)
+            prog = self._programs[key] = Program(graph, arena=True)
         return prog.run(args)
 
 

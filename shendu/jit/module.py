@@ -6,6 +6,11 @@ the traced module's parameters. Values are dropped after their last use.
 """
 from __future__ import annotations
 
+import threading
+
+import numpy as np
+
+from ..autograd.grad_mode import _State
 from ..nn.module import Module
 from ..tensor import Tensor
 from .graph import Graph
@@ -21,7 +26,7 @@ def _call_of(node):
 class Program:
     """A graph lowered to a list of steps over numbered slots (the interpreter's form)."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, arena: bool = False):
         slot: dict = {}
         for v in graph.inputs:
             slot[id(v)] = len(slot)
@@ -51,15 +56,38 @@ class Program:
             steps.append((_call_of(n), pos, kws, n.array_keys, n.attrs,
                           [slot[id(v)] for v in n.outputs], n.multi, free))
         self.graph, self.n_slots, self.consts, self.steps = graph, len(slot), consts, steps
+        self.arena = None
+        if arena:  # inference buffers (see passes.memory.plan_arena), one set per thread
+            from .infer import INTO
+            from .passes.memory import plan_arena
+
+            assign, self.arena_specs = plan_arena(graph)
+            self.arena = {k: (INTO[graph[k].function], b) for k, b in assign.items()}
+            self._local = threading.local()
         self.n_inputs = len(graph.inputs)
         self.out_spec = _spec_map(graph.output_spec, lambda v: slot[id(v)])
+
+    def _buffers(self):
+        bufs = getattr(self._local, "bufs", None)
+        if bufs is None:
+            bufs = self._local.bufs = [np.empty(s, d) for s, d in self.arena_specs]
+        return bufs
 
     def run(self, args):
         env = [None] * self.n_slots
         env[: self.n_inputs] = args
         for s, t in self.consts:
             env[s] = t
-        for call, pos, kws, arrays, attrs, outs, multi, free in self.steps:
+        arena = (self.arena if self.arena and not _State.enabled
+                 and args[0]._data.__class__ is np.ndarray else None)
+        bufs = self._buffers() if arena else None
+        for k, (call, pos, kws, arrays, attrs, outs, multi, free) in enumerate(self.steps):
+            if arena and k in arena:
+                into, b = arena[k]
+                env[outs[0]] = Tensor._wrap(into(bufs[b], *[env[s]._data for s in pos]))
+                for s in free:
+                    env[s] = None
+                continue
             if kws:
                 kw = dict(attrs)
                 for key, s in kws:

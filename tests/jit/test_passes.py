@@ -158,3 +158,24 @@ def test_memory_plan_donates_dead_inputs_and_peak():
     g = sd.jit.trace(lambda x: (((x * 2) * 3) * 4), x).graph
     assert peak_bytes(g) == 2 * 400  # a result and the one made from it
     assert peak_bytes(passes.fuse_elementwise(g)) == 400
+
+
+def test_arena_plan_alternates_two_buffers_and_results_stay_the_callers():
+    from shendu.jit.passes.memory import plan_arena
+
+    net = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(16, 16), nn.ReLU())],
+                        nn.Linear(16, 3))
+    x = sd.randn(8, 16)
+    g = passes.fuse_linear_activation(sd.jit.trace(net, x).graph)
+    assign, specs = plan_arena(g)
+    assert [n.op for n in g] == ["linear_relu"] * 4 + ["linear"]
+    assert assign == {0: 0, 1: 1, 2: 0, 3: 1}  # the returned result (node 4) has none
+    assert specs == [((8, 16), np.dtype(np.float32))] * 2
+    c = sd.compile(net)
+    with sd.no_grad():
+        a = c(x)
+        a_copy = a.numpy().copy()
+        b = c(x * 2)
+    np.testing.assert_array_equal(a.numpy(), a_copy)  # not overwritten by the next call
+    np.testing.assert_allclose(a.numpy(), net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.numpy(), net(x * 2).detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -71,6 +71,8 @@ def plan_memory(graph: Graph) -> Graph:
     g = graph.clone()
     info = lifetimes(g)
     root, span = info["root"], info["span"]
+    arena, _ = plan_arena(g)
+    index = {id(n): k for k, n in enumerate(g)}
     for k, n in enumerate(g):
         if n.op != "fused_elementwise":
             continue
@@ -88,6 +90,41 @@ def plan_memory(graph: Graph) -> Graph:
                     or v.dtype != plan.dtypes[0]
                     or any(kk == "in" and ii == i for m in members[1:] for kk, ii in m[1])):
                 continue
+            if index[id(v.node)] in arena and any(
+                    plan.buffer[j] == plan.buffer[0] for j in n.attrs["outs"]):
+                break  # an arena buffer must not leave the group as a result
             n.attrs = dict(n.attrs, donate=i)
             break
     return g
+
+
+def plan_arena(graph: Graph) -> tuple:
+    """Buffers for inference: ``(assign, specs)`` where ``assign`` maps a node index to a
+    buffer number and ``specs[b]`` is buffer ``b``'s (shape, dtype). Nodes whose op can
+    write into a given buffer (``shendu.jit.infer.INTO``) get one; two nodes share a buffer
+    when the lifetimes of their results (views included) do not overlap. Results that are
+    returned, or viewed by a returned value, get none (the caller keeps them)."""
+    from ..infer import INTO, buffer_shape
+
+    info = lifetimes(graph)
+    root, span = info["root"], info["span"]
+    assign: dict = {}
+    specs: list = []
+    busy_until: list = []   # per buffer: last node index reading its current value
+    for k, n in enumerate(graph):
+        if n.function not in INTO or n.leaf or not n.outputs:
+            continue
+        v = n.outputs[0]
+        end = span[id(root[id(v)])][1]
+        if end >= len(graph) or v.dtype.kind != "f":
+            continue
+        spec = (buffer_shape(n), v.dtype)
+        b = next((i for i, (s, until) in enumerate(zip(specs, busy_until))
+                  if s == spec and until < k), None)
+        if b is None:
+            b = len(specs)
+            specs.append(spec)
+            busy_until.append(-1)
+        assign[k] = b
+        busy_until[b] = end
+    return assign, specs
