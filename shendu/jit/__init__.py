@@ -23,13 +23,18 @@ __all__ = ["trace", "compile", "Graph", "Node", "Value", "GraphModule", "TraceEr
            "CompiledFunction", "CompiledModule", "passes"]
 
 
-def trace(fn, example_inputs) -> GraphModule:
+def trace(fn, example_inputs, *, check_inputs=(), rtol: float = 1e-5,
+          atol: float = 1e-6) -> GraphModule:
     """Record the primitive ops that ``fn(*example_inputs)`` runs.
 
     Args:
         fn: a function of tensors, or an ``nn.Module`` (its parameters and buffers become
             named graph inputs, as in its ``state_dict``).
         example_inputs: a tensor or a tuple of tensors.
+        check_inputs: other inputs (each a tensor or a tuple) on which the graph must give
+            what ``fn`` gives (within ``rtol``/``atol``), else ``TraceError``: this catches
+            a value the trace froze (computed from the data outside the recorded ops).
+            Functions that draw random numbers cannot be checked this way.
 
     Returns:
         a ``GraphModule``: call it with tensors of the same shapes and dtypes; its
@@ -40,4 +45,28 @@ def trace(fn, example_inputs) -> GraphModule:
     >>> [(n.op, [v.name for v in n.inputs], n.outputs[0].shape) for n in gm.graph]
     [('matmul', ['a', 'b'], (2, 4)), ('add_scalar', ['matmul_0'], (2, 4))]
     """
-    return GraphModule(fn, record(fn, example_inputs))
+    gm = GraphModule(fn, record(fn, example_inputs))
+    for ins in check_inputs:
+        _check(gm, fn, ins if isinstance(ins, tuple) else (ins,), rtol, atol)
+    return gm
+
+
+def _check(gm, fn, ins, rtol, atol):
+    import numpy as np
+
+    from ..autograd.grad_mode import no_grad
+    from .trace import _spec_map
+
+    with no_grad():
+        want, got = [], []
+        _spec_map(fn(*ins), want.append)
+        _spec_map(gm(*ins), got.append)
+    for k, (w, g) in enumerate(zip(want, got)):
+        w, g = np.asarray(w._data), np.asarray(g._data)
+        if not np.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True):
+            raise TraceError(
+                f"trace: on a check input, output {k} of the graph differs from the function's "
+                f"(largest difference {np.abs(g - w).max():.3g}); "
+                "the trace froze something computed from the data outside the recorded ops "
+                "(raw arrays, a Python number) or the function is random")
+

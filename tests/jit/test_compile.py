@@ -136,3 +136,20 @@ def test_compile_a_function_and_bad_arguments():
         f(x, 2.0)
     with pytest.raises(TypeError, match="expected a module or a function"):
         sd.compile(3)
+
+
+def test_losses_with_index_targets_are_recorded_not_frozen():
+    """cross_entropy/nll_loss turn the targets into raw arrays: they are leaf nodes whose
+    target is a graph input, so a new target gives a new loss."""
+    F = nn.functional
+    m = nn.Linear(4, 3)
+    f = sd.compile(lambda x, y: F.cross_entropy(m(x), y))
+    x = sd.randn(5, 4)
+    for y in (sd.tensor([0, 1, 2, 0, 1]), sd.tensor([2, 2, 2, 2, 2])):
+        np.testing.assert_allclose(float(f(x, y)), float(F.cross_entropy(m(x), y)), rtol=1e-6)
+    node = next(iter(f.graphs.values()))[-1]
+    assert node.op == "cross_entropy" and [v.name for v in node.inputs][1] == "y"
+    g = sd.compile(lambda x, y: F.nll_loss(F.log_softmax(m(x), dim=1), y))
+    for y in (sd.tensor([0, 1, 2, 0, 1]), sd.tensor([1, 1, 0, 0, 2])):
+        np.testing.assert_allclose(float(g(x, y)),
+                                   float(F.nll_loss(F.log_softmax(m(x), dim=1), y)), rtol=1e-6)

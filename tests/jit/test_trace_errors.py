@@ -100,3 +100,14 @@ def test_comparisons_and_integer_casts_are_recorded():
 def test_data_dependent_shapes_are_refused():
     with pytest.raises(TraceError, match=r"nonzero on traced tensor %greater_0.*shape depends"):
         sd.jit.trace(lambda x: sd.nonzero(x > 0), sd.ones(3))
+
+
+def test_check_inputs_catch_a_value_frozen_outside_the_recorded_ops():
+    def sneaky(x):  # builds a tensor from raw arrays: the trace cannot see it
+        return x * sd.Tensor._wrap(np.exp(x._data))
+
+    gm = sd.jit.trace(sneaky, sd.ones(3), check_inputs=[sd.ones(3)])  # same data: passes
+    assert gm.graph[0].inputs[1].kind == "const"
+    with pytest.raises(TraceError, match="output 0 of the graph differs"):
+        sd.jit.trace(sneaky, sd.ones(3), check_inputs=[sd.full((3,), 2.0)])
+    sd.jit.trace(lambda x: x.exp() * x, sd.ones(3), check_inputs=[sd.randn(3), (sd.randn(3),)])
