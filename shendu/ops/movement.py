@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.tracing import data_dependent, leaf
 from ..backend import to_device as _move
 from ..dtypes import as_dtype
 from ..errors import ShapeError
@@ -1112,8 +1113,13 @@ def type_(input, dtype=None):
     if dt == input._data.dtype:
         return input
     if dt.kind != "f":
-        return Tensor._wrap(input._data.astype(dt))
+        return _cast_nograd(input, dt)
     return Cast.apply(input, dtype=dt)
+
+
+@leaf("cast")
+def _cast_nograd(input, dtype):
+    return Tensor._wrap(input._data.astype(dtype))
 
 
 def to_device(input, device):
@@ -1131,6 +1137,7 @@ def contiguous(input):
 
 
 def nonzero(input, as_tuple=False):
+    data_dependent("nonzero", input)
     idx = xp_of(input._data).nonzero(input._data)
     if as_tuple:
         return tuple(Tensor._wrap(i.astype(np.int64)) for i in idx)

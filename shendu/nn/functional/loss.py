@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ...autograd.grad_mode import is_grad_enabled
+from ...autograd.tracing import leaf
 from ...backend import get_array_module
 from ...errors import ShapeError
 from ...ops import elementwise as E
@@ -89,6 +90,7 @@ def _unflatten(loss, input, reduction):
     return loss.reshape(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else loss.reshape(())
 
 
+@leaf("cross_entropy")
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -156,6 +158,7 @@ def _soft_cross_entropy(x2, t2, weight, reduction, label_smoothing):
     return per_row.sum() if reduction == "sum" else per_row
 
 
+@leaf("nll_loss")
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices, given log-probabilities (N, C, ...)."""
@@ -234,6 +237,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
     return _reduce(pos + neg, reduction, "hinge_embedding_loss")
 
 
+@leaf("multi_margin_loss")
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
                       weight: Tensor | None = None, reduction: str = "mean") -> Tensor:
     """Multi-class hinge (SVM) loss: ``sum_{j != y} max(0, margin - x_y + x_j)^p / C``."""
@@ -268,6 +272,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
                    "margin_ranking_loss")
 
 
+@leaf("kl_div")
 def kl_div(input: Tensor, target: Tensor, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """KL divergence with ``input`` as log-probabilities (PyTorch's convention)."""
