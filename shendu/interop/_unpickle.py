@@ -32,6 +32,9 @@ TORCH_DTYPES = {
 }
 
 
+UnpicklingError = pickle.UnpicklingError
+
+
 class RefusedGlobal(pickle.UnpicklingError):
     """A pickle named a global outside the allow-list; nothing it names was called."""
 

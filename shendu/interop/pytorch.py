@@ -9,7 +9,6 @@ storages, so tensors that shared a storage in PyTorch share memory here too.
 """
 from __future__ import annotations
 
-import pickle
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -72,19 +71,19 @@ class _Reader:
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r:.80}")
+            raise up.UnpicklingError(f"unexpected persistent id {pid!r:.80}")
         kind, key, location, numel = pid[1:5]
         if len(pid) == 6 and pid[5] is not None:
             raise self.bad(f"storage {key!r} is a view of another storage, which only "
                            "PyTorch before 1.0 wrote; load and re-save it with a newer torch")
         if not (isinstance(kind, up.StorageType) and isinstance(key, str)
                 and isinstance(location, str) and type(numel) is int and numel >= 0):
-            raise pickle.UnpicklingError(f"malformed storage id {pid!r:.80}")
+            raise up.UnpicklingError(f"malformed storage id {pid!r:.80}")
         ref = self.refs.get(key)
         if ref is None:
             ref = self.refs[key] = up.StorageRef(key, kind.dtype, numel, location)
         elif (ref.dtype, ref.numel) != (kind.dtype, numel):
-            raise pickle.UnpicklingError(f"storage {key!r} is described twice differently")
+            raise up.UnpicklingError(f"storage {key!r} is described twice differently")
         return ref
 
     def nbytes(self, ref: up.StorageRef) -> int:
