@@ -162,6 +162,8 @@ class Unpickler(pickle.Unpickler):
         self._storage = persistent_load
 
     def find_class(self, module: str, name: str):
+        if module == "__builtin__":  # protocol 2 spells builtins the Python 2 way
+            module = "builtins"
         fn = _ALLOWED.get((module, name))
         if fn is not None:
             return fn
