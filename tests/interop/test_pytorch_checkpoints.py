@@ -123,6 +123,7 @@ def test_map_location(tmp_path):
     assert sd.load(tmp_path / "w.pt", map_location={"cpu": "cpu"})["w"].device == "cpu"
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 def test_torchscript_archive_is_refused_clearly(tmp_path):
     torch = _torch()
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "s.pt")
