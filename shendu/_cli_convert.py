@@ -144,7 +144,7 @@ def _kind_by_content(path: str) -> str:
                     return "PyTorch checkpoint"
         except zipfile.BadZipFile:
             pass
-    return "shendu"
+    return "shendu checkpoint"
 
 
 def inspect(path: str) -> list[str]:

@@ -35,8 +35,9 @@ def read_model(path: str | os.PathLike):
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, the checker's errors
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"load: {name} is not a valid ONNX model, it may be truncated or "
-                         f"corrupt ({type(exc).__name__}: {msg[:200]})") from None
+        raise ValueError(f"load: {name} is not a valid ONNX model: truncated, corrupt or "
+                         f"rejected by onnx.checker ({type(exc).__name__}: {msg[:200]})") \
+            from None
     return model
 
 
