@@ -215,7 +215,7 @@ class _Decoder:
         except KeyError:
             raise self.bad(f"array {member} is missing") from None
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise self.bad(f"array {member}: {exc}") from exc
+            raise self.bad(f"array {member}: {_short(exc)}") from exc
 
     def device(self, saved: str) -> str:
         loc = self.map_location
@@ -279,6 +279,12 @@ def _open_read(f: PathOrFile):
             yield fh
 
 
+def _short(exc: BaseException, limit: int = 160) -> str:
+    """An error's first line, cut short: parsers like to quote whole damaged headers."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _name(f: PathOrFile) -> str:
     return repr(getattr(f, "name", "<file object>") if hasattr(f, "read") else os.fspath(f))
 
@@ -314,7 +320,11 @@ def load(f: PathOrFile, map_location=None) -> Any:
                 UnicodeDecodeError, KeyError, IndexError, OverflowError, OSError) as exc:
             # the zip module's own complaints about damaged archives, said plainly
             raise ValueError(f"load: {name} is truncated or corrupt ({type(exc).__name__}: "
-                             f"{exc})") from exc
+                             f"{_short(exc)})") from exc
+        except ValueError as exc:
+            if name in str(exc):  # already says which file and what is wrong
+                raise
+            raise ValueError(f"load: {name} is truncated or corrupt ({_short(exc)})") from exc
 
 
 def _load_any(fh: IO[bytes], name: str, map_location) -> Any:
@@ -328,7 +338,7 @@ def _load_any(fh: IO[bytes], name: str, map_location) -> Any:
             return np.lib.format.read_array(fh, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise ValueError(f"load: {name} is a corrupt or object-dtype .npy file "
-                             f"({exc})") from exc
+                             f"({_short(exc)})") from exc
     if pytorch.is_legacy(head):
         return pytorch.load_legacy(bytearray(fh.read()), name, map_location)
     if head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 40):
@@ -341,9 +351,12 @@ def _load_any(fh: IO[bytes], name: str, map_location) -> Any:
     try:
         zf = zipfile.ZipFile(fh)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ValueError(f"load: {name} is truncated or corrupt ({exc}); expected a "
+        raise ValueError(f"load: {name} is truncated or corrupt ({_short(exc)}); expected a "
                          "complete zip archive written by shendu.save") from exc
     with zf:
+        if any(info.flag_bits & 0x1 for info in zf.infolist()):  # zipfile would ask for a
+            raise ValueError(f"load: {name} is corrupt: its zip directory marks a member "
+                             "as encrypted")  # password (a RuntimeError) when reading it
         if pytorch.is_torch_zip(zf.namelist()):
             return pytorch.load_zip(zf, name, map_location)
         return _load_archive(_Decoder(zf, name, map_location))
@@ -363,7 +376,7 @@ def _load_archive(dec: _Decoder) -> Any:
     try:
         structure = json.loads(dec.zf.read(STRUCTURE))
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, RecursionError) as exc:
-        raise dec.bad(f"unreadable {STRUCTURE}: {exc}") from exc
+        raise dec.bad(f"unreadable {STRUCTURE}: {_short(exc)}") from exc
     if not isinstance(structure, dict) or structure.get("format") != "shendu":
         raise dec.bad(f"{STRUCTURE} is not a shendu structure")
     version = structure.get("version", 0)

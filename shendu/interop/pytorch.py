@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend import cuda as _cuda
 from ..backend import to_device
+from ..serialization import _short
 from ..tensor import Tensor
 from . import _unpickle as up
 
@@ -181,7 +182,7 @@ def _unpickle(reader: _Reader, data, offset: int = 0, storages: bool = False):
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes
-        raise reader.bad(f"broken pickle ({type(exc).__name__}: {exc})") from None
+        raise reader.bad(f"broken pickle ({type(exc).__name__}: {_short(exc)})") from None
 
 
 def _read_member(zf: zipfile.ZipFile, member: str, nbytes: int, reader: _Reader):

@@ -93,7 +93,7 @@ def _parse(data, name: str) -> tuple[list, dict, int]:
     try:
         header = json.loads(bytes(data[8:8 + n]).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise bad(f"the header is not JSON ({exc})") from None
+        raise bad(f"the header is not JSON ({str(exc)[:160]})") from None
     if not isinstance(header, dict):
         raise bad("the header is not a JSON object")
     meta = header.pop("__metadata__", None) or {}
