@@ -171,3 +171,63 @@ def test_sd_save_still_writes_its_own_format(tmp_path):
 
     assert "shendu.json" in zipfile.ZipFile(tmp_path / "w.sd").namelist()
     assert sd.load(tmp_path / "w.sd")["w"].tolist() == [1.0, 1.0]
+
+
+def _torchvision():
+    return pytest.importorskip("torchvision", reason="torchvision writes the zoo's state "
+                               "dicts (run with /work/venv-tv's Python)")
+
+
+@pytest.mark.torchvision
+def test_torchvision_resnet18_state_dict_loads_exactly(tmp_path):
+    _torch()
+    tv = _torchvision()
+    model = tv.models.resnet18(weights=None)
+    model.train()
+    import torch
+
+    model(torch.randn(2, 3, 32, 32))  # running stats and num_batches_tracked move
+    ref = model.state_dict()
+    torch.save(ref, tmp_path / "resnet18.pth")
+    out = sd.load(tmp_path / "resnet18.pth")
+    assert list(out) == list(ref)
+    for k, v in ref.items():
+        assert out[k].dtype == v.numpy().dtype and out[k].shape == tuple(v.shape), k
+        np.testing.assert_array_equal(out[k].numpy(), v.numpy(), err_msg=k)
+
+
+@pytest.mark.torchvision
+def test_torchvision_resnet18_runs_in_the_zoo(tmp_path):
+    torch = _torch()
+    tv = _torchvision()
+    resnet18 = getattr(sd.vision.models, "resnet18", None)
+    if resnet18 is None:
+        pytest.skip("sd.vision.models has no resnet18 on this branch yet (issue 13's zoo)")
+    ref = tv.models.resnet18(weights=None).eval()
+    torch.save(ref.state_dict(), tmp_path / "resnet18.pth")
+    net = resnet18().eval()
+    net.load_state_dict(sd.load(tmp_path / "resnet18.pth"))
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        want = ref(torch.from_numpy(x)).numpy()
+    got = net(sd.tensor(x)).detach().numpy()
+    # 20 float32 layers, each summing up to 4,608 products: relative error grows to ~1e-4
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+
+
+def test_big_endian_archives_are_swapped(tmp_path):
+    """A checkpoint written on a big-endian machine (byteorder 'big'), made by hand."""
+    import io
+    import zipfile
+
+    pkl = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\n"
+           b"FloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x03tQK\x00K\x03\x85K\x01"
+           b"\x85\x89NtR.")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/byteorder", "big")
+        zf.writestr("archive/data/0", np.array([1.5, -2.0, 3.25], ">f4").tobytes())
+    (tmp_path / "be.pt").write_bytes(buf.getvalue())
+    out = sd.load(tmp_path / "be.pt")
+    assert out.tolist() == [1.5, -2.0, 3.25] and out.dtype == sd.float32
