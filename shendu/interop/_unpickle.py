@@ -98,9 +98,6 @@ class SafeOrderedDict(OrderedDict):
     def __setstate__(self, state):
         pass
 
-    def __reduce__(self):  # never pickled itself; keeps the class's own protocol tidy
-        return (OrderedDict, (list(self.items()),))
-
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
     return TensorRecord(storage, storage_offset, size, stride)

@@ -185,11 +185,21 @@ def _unpickle(reader: _Reader, data, offset: int = 0, storages: bool = False):
         raise reader.bad(f"broken pickle ({type(exc).__name__}: {_short(exc)})") from None
 
 
-def _read_member(zf: zipfile.ZipFile, member: str, nbytes: int, reader: _Reader):
+def _member(zf: zipfile.ZipFile, member: str, reader: _Reader) -> zipfile.ZipInfo:
+    """A member's entry, refusing sizes beyond the archive (a zip bomb, a forged header)."""
     try:
         info = zf.getinfo(member)
     except KeyError:
         raise reader.bad(f"the archive lacks {member}") from None
+    size = zf.fp.seek(0, 2)  # zipfile seeks to its own position before every read
+    if info.file_size > size:
+        raise reader.bad(f"{member} claims {info.file_size} bytes, more than the whole "
+                         f"archive ({size} bytes)")
+    return info
+
+
+def _read_member(zf: zipfile.ZipFile, member: str, nbytes: int, reader: _Reader):
+    info = _member(zf, member, reader)
     if info.compress_type != zipfile.ZIP_STORED or info.file_size != nbytes:
         raise reader.bad(f"{member} holds {info.file_size} bytes (compression "
                          f"{info.compress_type}); expected {nbytes} stored bytes")
@@ -215,11 +225,11 @@ def load_zip(zf: zipfile.ZipFile, name: str, map_location=None):
     pkl = next(n for n in names if n.count("/") == 1 and n.endswith("/data.pkl"))
     prefix = pkl[: -len("data.pkl")]
     if prefix + "byteorder" in names:
-        order = zf.read(prefix + "byteorder").decode("ascii", "replace")
+        order = zf.read(_member(zf, prefix + "byteorder", reader)).decode("ascii", "replace")
         if order not in ("little", "big"):
             raise reader.bad(f"unknown byte order {order!r:.20}")
         reader.byteorder = "<" if order == "little" else ">"
-    root, _ = _unpickle(reader, zf.read(pkl), storages=True)
+    root, _ = _unpickle(reader, zf.read(_member(zf, pkl, reader)), storages=True)
     for key, ref in reader.refs.items():
         reader.raw[key] = _read_member(zf, f"{prefix}data/{key}", reader.nbytes(ref), reader)
     return reader.finish(root)

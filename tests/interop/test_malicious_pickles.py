@@ -219,3 +219,17 @@ def test_general_pickles_are_never_unpickled(tmp_path):
     with pytest.raises(ValueError, match=r"plain\.pkl' .*looks like a pickle.*never unpickles"):
         sd.load(tmp_path / "plain.pkl")
     assert not marker.exists()
+
+
+def test_size_claims_beyond_the_file_are_refused(tmp_path):
+    # a pickle string claiming a terabyte, and a deflated data.pkl expanding past the archive
+    huge = _py("\x80\x04\x8e" + (1 << 40).to_bytes(8, "little").decode("latin-1") + "ab.")
+    (tmp_path / "huge.pt").write_bytes(torch_zip(huge))
+    with pytest.raises(CheckpointError, match=r"huge\.pt'.*broken pickle"):
+        sd.load(tmp_path / "huge.pt")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", b"\x80\x02]" + b"N" * 2_000_000 + b".")
+    (tmp_path / "bomb.pt").write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError, match=r"bomb\.pt'.*claims 2000004 bytes, more than"):
+        sd.load(tmp_path / "bomb.pt")
