@@ -139,7 +139,7 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -
             os.close(dir_fd)
 
 
-def save(obj: Any, f: PathOrFile, *, compress: bool = False, format: str = "shendu",
+def save(obj: Any, f: PathOrFile, *, compress: bool = False, format: str | None = None,
          metadata: Mapping[str, str] | None = None) -> None:
     """Save tensors, arrays, (nested) state dicts or a checkpoint to ``f`` without pickle.
 
@@ -150,7 +150,8 @@ def save(obj: Any, f: PathOrFile, *, compress: bool = False, format: str = "shen
         compress: deflate the arrays (smaller, slower).
         format: ``'shendu'`` (this module's zip archive) or ``'safetensors'`` (a flat
             ``{name: Tensor}`` dict such as a state dict, readable by every safetensors
-            library; ``metadata`` then adds string pairs to its header).
+            library; ``metadata`` then adds string pairs to its header). By default a
+            path ending in ``.safetensors`` gets safetensors, anything else shendu's.
 
     >>> import os, tempfile, shendu as sd
     >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.sd")
@@ -158,6 +159,9 @@ def save(obj: Any, f: PathOrFile, *, compress: bool = False, format: str = "shen
     >>> load(path)
     {'w': tensor([1., 2.]), 'epoch': 3, 'lrs': (0.1, 0.01)}
     """
+    if format is None:
+        is_st = not hasattr(f, "write") and os.fspath(f).endswith(".safetensors")
+        format = "safetensors" if is_st else "shendu"
     if format == "safetensors":
         from .interop import safetensors as st
 

@@ -71,6 +71,8 @@ def test_sd_save_format_safetensors(tmp_path):
     m = sd.nn.Linear(3, 2)
     m.load_state_dict(sd.load(tmp_path / "lin.safetensors"))
     np.testing.assert_array_equal(m.weight.detach().numpy(), state["weight"].numpy())
+    sd.save({"w": sd.ones(2)}, tmp_path / "by_name.safetensors")  # the extension decides
+    assert st.load_file(str(tmp_path / "by_name.safetensors"))["w"].tolist() == [1.0, 1.0]
     buf = io.BytesIO()
     sd.save({"x": sd.ones(2)}, buf, format="safetensors")
     assert sd.load(io.BytesIO(buf.getvalue()))["x"].tolist() == [1.0, 1.0]
