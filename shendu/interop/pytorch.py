@@ -50,7 +50,9 @@ def place(saved: str, map_location) -> str:
     """The device a tensor saved on ``saved`` loads to (``torch.load``'s ``map_location``
     as a device, a name or a dict; saved GPUs fall back to the CPU without CuPy)."""
     if isinstance(map_location, Mapping):
-        return str(map_location.get(saved, saved if saved == "cpu" else "cpu"))
+        if saved in map_location:
+            return str(map_location[saved])
+        map_location = None
     if map_location is not None:
         return str(map_location)
     return saved if saved.startswith("cuda") and _cuda.is_available() else "cpu"

@@ -116,11 +116,36 @@ def test_unsupported_dtype_is_named(tmp_path):
         sd.load(tmp_path / "c.pt")
 
 
+def _one_tensor_archive(location: str, byteorder: str = "little") -> bytes:
+    """A hand-made torch.save archive of float32 [1.5, -2, 3.25] saved on ``location``."""
+    import io
+    import zipfile
+
+    loc = location.encode()
+    pkl = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\n"
+           b"FloatStorage\nX\x01\x00\x00\x000X" + len(loc).to_bytes(4, "little") + loc
+           + b"K\x03tQK\x00K\x03\x85K\x01\x85\x89NtR.")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/byteorder", byteorder)
+        order = "<" if byteorder == "little" else ">"
+        zf.writestr("archive/data/0", np.array([1.5, -2.0, 3.25], order + "f4").tobytes())
+    return buf.getvalue()
+
+
 def test_map_location(tmp_path):
-    torch = _torch()
-    torch.save({"w": torch.ones(2)}, tmp_path / "w.pt")
-    assert sd.load(tmp_path / "w.pt", map_location="cpu")["w"].device == "cpu"
-    assert sd.load(tmp_path / "w.pt", map_location={"cpu": "cpu"})["w"].device == "cpu"
+    path = tmp_path / "gpu.pt"
+    path.write_bytes(_one_tensor_archive("cuda:0"))
+    assert sd.load(path, map_location="cpu").device == "cpu"
+    assert sd.load(path, map_location={"cuda:0": "cpu"}).device == "cpu"
+    assert sd.load(path, map_location={"cuda:1": "cuda:0"}).tolist() == [1.5, -2.0, 3.25]
+    if sd.cuda.is_available():
+        assert sd.load(path).device == "cuda:0"
+    else:  # saved on a GPU, loaded where there is none: the CPU, as shendu's own format
+        assert sd.load(path).device == "cpu"
+        with pytest.raises(RuntimeError, match="CuPy"):
+            sd.load(path, map_location="cuda")
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
@@ -217,17 +242,6 @@ def test_torchvision_resnet18_runs_in_the_zoo(tmp_path):
 
 def test_big_endian_archives_are_swapped(tmp_path):
     """A checkpoint written on a big-endian machine (byteorder 'big'), made by hand."""
-    import io
-    import zipfile
-
-    pkl = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\n"
-           b"FloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x03tQK\x00K\x03\x85K\x01"
-           b"\x85\x89NtR.")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("archive/data.pkl", pkl)
-        zf.writestr("archive/byteorder", "big")
-        zf.writestr("archive/data/0", np.array([1.5, -2.0, 3.25], ">f4").tobytes())
-    (tmp_path / "be.pt").write_bytes(buf.getvalue())
+    (tmp_path / "be.pt").write_bytes(_one_tensor_archive("cpu", "big"))
     out = sd.load(tmp_path / "be.pt")
     assert out.tolist() == [1.5, -2.0, 3.25] and out.dtype == sd.float32
