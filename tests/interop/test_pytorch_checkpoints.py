@@ -102,9 +102,12 @@ def test_parameters_nesting_and_plain_values(tmp_path):
     assert out["nested"] == [(1, None, True), {"k": b"\x00\xffraw"}]
 
 
-def test_a_single_tensor_and_pickle_protocol_4(tmp_path):
+@pytest.mark.parametrize("protocol", [4, 5])
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_single_tensor_and_newer_pickle_protocols(tmp_path, protocol, legacy):
     torch = _torch()
-    torch.save(torch.arange(4), tmp_path / "t.pt", pickle_protocol=4)
+    torch.save(torch.arange(4), tmp_path / "t.pt", pickle_protocol=protocol,
+               _use_new_zipfile_serialization=not legacy)
     assert sd.load(tmp_path / "t.pt").tolist() == [0, 1, 2, 3]
 
 
