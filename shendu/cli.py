@@ -180,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(see 'shendu bench --help')")
     sub.add_parser("rl", add_help=False, help="reinforcement learning on Gymnasium "
                    "(see 'shendu rl --help')")
+    sub.add_parser("convert", add_help=False, help="convert weights between .pth, "
+                   ".safetensors, .onnx and shendu's format (see 'shendu convert --help')")
+    sub.add_parser("inspect", add_help=False, help="list a weights file's tensors or an "
+                   "ONNX graph's ops (see 'shendu inspect --help')")
     sub.add_parser("run", add_help=False, help="run a script on N processes through MPI "
                    "(see 'shendu run --help')")
     return parser
@@ -421,6 +425,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "rl":  # shendu.rl's parser owns its options too
         from .rl import cli as rl_cli
         return int(rl_cli.main(argv[1:]) or 0)
+    if argv and argv[0] in ("convert", "inspect"):  # weights formats: their own parser
+        from . import _cli_convert
+        return _cli_convert.main(argv)
     if argv and argv[0] == "run":  # the launcher's parser owns its options too
         from .distributed import launcher
         return int(launcher.main(argv[1:]) or 0)

@@ -62,12 +62,15 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 def from_dlpack(ext) -> Tensor:
-    try:
-        return Tensor._wrap(np.from_dlpack(ext))
-    except (RuntimeError, BufferError, TypeError):
-        from .backend import cuda
+    """A tensor sharing memory with a DLPack producer (NumPy, PyTorch, CuPy, ...).
 
-        return Tensor._wrap(cuda.require().from_dlpack(ext))
+    >>> import numpy as np, shendu as sd
+    >>> sd.from_dlpack(np.ones(2, np.float32))
+    tensor([1., 1.])
+    """
+    from .interop.dlpack import from_dlpack as _from_dlpack
+
+    return _from_dlpack(ext)
 
 
 def _filled(fn, size, dtype, device, requires_grad):

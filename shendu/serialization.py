@@ -15,7 +15,9 @@ import json
 import math
 import os
 import secrets
+import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from typing import IO, Any, Union
@@ -137,7 +139,8 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -
             os.close(dir_fd)
 
 
-def save(obj: Any, f: PathOrFile, *, compress: bool = False) -> None:
+def save(obj: Any, f: PathOrFile, *, compress: bool = False, format: str | None = None,
+         metadata: Mapping[str, str] | None = None) -> None:
     """Save tensors, arrays, (nested) state dicts or a checkpoint to ``f`` without pickle.
 
     Args:
@@ -145,6 +148,10 @@ def save(obj: Any, f: PathOrFile, *, compress: bool = False) -> None:
             int/float/str/bool/None (dict keys may be int, str, float, bool, None, tuple).
         f: a path (written atomically) or a binary file object.
         compress: deflate the arrays (smaller, slower).
+        format: ``'shendu'`` (this module's zip archive) or ``'safetensors'`` (a flat
+            ``{name: Tensor}`` dict such as a state dict, readable by every safetensors
+            library; ``metadata`` then adds string pairs to its header). By default a
+            path ending in ``.safetensors`` gets safetensors, anything else shendu's.
 
     >>> import os, tempfile, shendu as sd
     >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.sd")
@@ -152,6 +159,23 @@ def save(obj: Any, f: PathOrFile, *, compress: bool = False) -> None:
     >>> load(path)
     {'w': tensor([1., 2.]), 'epoch': 3, 'lrs': (0.1, 0.01)}
     """
+    if format is None:
+        is_st = not hasattr(f, "write") and os.fspath(f).endswith(".safetensors")
+        format = "safetensors" if is_st else "shendu"
+    if format == "safetensors":
+        from .interop import safetensors as st
+
+        blob = st.save(obj, metadata)
+        if hasattr(f, "write"):
+            f.write(blob)
+        else:
+            _atomic_write(f, lambda fh: fh.write(blob))
+        return
+    if format != "shendu":
+        raise ValueError(f"save: unknown format {format!r}; expected 'shendu' or "
+                         "'safetensors'")
+    if metadata is not None:
+        raise ValueError("save: metadata is for format='safetensors'")
     enc = _Encoder()
     structure = {"format": "shendu", "version": FORMAT_VERSION, "root": enc.node(obj)}
     write = lambda fh: _write_archive(fh, structure, enc.arrays, compress)  # noqa: E731
@@ -195,7 +219,7 @@ class _Decoder:
         except KeyError:
             raise self.bad(f"array {member} is missing") from None
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise self.bad(f"array {member}: {exc}") from exc
+            raise self.bad(f"array {member}: {_short(exc)}") from exc
 
     def device(self, saved: str) -> str:
         loc = self.map_location
@@ -239,8 +263,9 @@ class _Decoder:
         raise self.bad(f"unknown entry type {t!r}")
 
 
-_PICKLE_NOTE = ("shendu never unpickles because loading a pickle can run arbitrary code; "
-                "convert it to safetensors or re-save it with shendu.save")
+_PICKLE_NOTE = ("shendu never unpickles general pickles because loading one can run "
+                "arbitrary code (of pickles it reads only torch.save checkpoints, through an "
+                "allow-list); convert it to safetensors or re-save it with shendu.save")
 
 
 def _describe(head: bytes) -> str:
@@ -258,12 +283,19 @@ def _open_read(f: PathOrFile):
             yield fh
 
 
+def _short(exc: BaseException, limit: int = 160) -> str:
+    """An error's first line, cut short: parsers like to quote whole damaged headers."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _name(f: PathOrFile) -> str:
     return repr(getattr(f, "name", "<file object>") if hasattr(f, "read") else os.fspath(f))
 
 
 def load(f: PathOrFile, map_location=None) -> Any:
-    """Load an object written by :func:`save`; never executes code from the file.
+    """Load an object written by :func:`save`, ``torch.save`` or a safetensors writer;
+    never executes code from the file.
 
     Args:
         f: a path or binary file object.
@@ -271,38 +303,75 @@ def load(f: PathOrFile, map_location=None) -> Any:
             that GPU is unavailable), ``'cpu'``, ``'cuda'``/``'cuda:N'``, a ``Device``, or a
             dict such as ``{'cuda:0': 'cpu'}``. Arrays always load as NumPy arrays.
 
-    Tensors come back with ``requires_grad=False``. Raises ``ValueError`` naming the file
-    when it is not a shendu archive (truncated, random bytes, a pickle). A plain ``.npz``
-    of arrays loads as a dict of arrays and a ``.npy`` as an array.
+    Tensors come back with ``requires_grad=False`` (a PyTorch ``Parameter`` as a shendu
+    ``Parameter``). Besides shendu's own archives this reads:
+
+    - ``torch.save`` checkpoints, zip or legacy, through an allow-list unpickler: only
+      tensors, storages, OrderedDicts and plain containers are rebuilt, and any other global
+      the pickle names is refused (``ValueError`` naming it) before anything runs. Tensors
+      that shared a storage share memory; bfloat16 loads as float32 (exactly).
+    - ``.safetensors`` files (a flat ``OrderedDict`` of tensors);
+    - a plain ``.npz`` of arrays (a dict of arrays) and a ``.npy`` (an array).
+
+    A truncated or corrupt file, random bytes or a general pickle raise ``ValueError``
+    naming the file and what is wrong; nothing is returned in part.
     """
     name = _name(f)
     with _open_read(f) as fh:
-        start = fh.tell()
-        head = fh.read(8)
-        fh.seek(start)
-        if head.startswith(b"\x93NUMPY"):
-            try:
-                return np.lib.format.read_array(fh, allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
-                raise ValueError(f"load: {name} is a corrupt or object-dtype .npy file "
-                                 f"({exc})") from exc
-        if not head.startswith(b"PK"):
-            raise ValueError(f"load: {name} is not a shendu checkpoint (expected a zip "
-                             f"archive written by shendu.save); {_describe(head)}")
         try:
-            zf = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise ValueError(f"load: {name} is truncated or corrupt ({exc}); expected a "
-                             "complete zip archive written by shendu.save") from exc
-        with zf:
-            return _load_archive(_Decoder(zf, name, map_location))
+            return _load_any(fh, name, map_location)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, struct.error,
+                UnicodeDecodeError, KeyError, IndexError, OverflowError, OSError) as exc:
+            # the zip module's own complaints about damaged archives, said plainly
+            raise ValueError(f"load: {name} is truncated or corrupt ({type(exc).__name__}: "
+                             f"{_short(exc)})") from exc
+        except ValueError as exc:
+            if name in str(exc):  # already says which file and what is wrong
+                raise
+            raise ValueError(f"load: {name} is truncated or corrupt ({_short(exc)})") from exc
+
+
+def _load_any(fh: IO[bytes], name: str, map_location) -> Any:
+    from .interop import pytorch, safetensors
+
+    start = fh.tell()
+    head = fh.read(32)
+    fh.seek(start)
+    if head.startswith(b"\x93NUMPY"):
+        try:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"load: {name} is a corrupt or object-dtype .npy file "
+                             f"({_short(exc)})") from exc
+    if pytorch.is_legacy(head):
+        return pytorch.load_legacy(bytearray(fh.read()), name, map_location)
+    if head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 40):
+        return safetensors.load(bytearray(fh.read()), name,
+                                pytorch.place("cpu", map_location))
+    if not head.startswith(b"PK"):
+        raise ValueError(f"load: {name} is not a shendu checkpoint (expected a zip "
+                         "archive written by shendu.save, a torch.save checkpoint, a "
+                         f"safetensors file or .npy/.npz); {_describe(head)}")
+    try:
+        zf = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"load: {name} is truncated or corrupt ({_short(exc)}); expected a "
+                         "complete zip archive written by shendu.save") from exc
+    with zf:
+        if any(info.flag_bits & 0x1 for info in zf.infolist()):  # zipfile would ask for a
+            raise ValueError(f"load: {name} is corrupt: its zip directory marks a member "
+                             "as encrypted")  # password (a RuntimeError) when reading it
+        if pytorch.is_torch_zip(zf.namelist()):
+            return pytorch.load_zip(zf, name, map_location)
+        return _load_archive(_Decoder(zf, name, map_location))
 
 
 def _load_archive(dec: _Decoder) -> Any:
     names = dec.zf.namelist()
     if STRUCTURE not in names:
         if any(n.endswith(".pkl") for n in names):
-            raise ValueError(f"load: {dec.name} is a PyTorch-style archive holding a pickle; "
+            raise ValueError(f"load: {dec.name} is a zip archive holding a pickle but not "
+                             "a torch.save checkpoint; "
                              f"{_PICKLE_NOTE}")
         if names and all(n.endswith(".npy") for n in names):  # a plain np.savez file
             return {n[:-4]: dec.member(n) for n in names}
@@ -311,7 +380,7 @@ def _load_archive(dec: _Decoder) -> Any:
     try:
         structure = json.loads(dec.zf.read(STRUCTURE))
     except (ValueError, zipfile.BadZipFile, OSError, EOFError, RecursionError) as exc:
-        raise dec.bad(f"unreadable {STRUCTURE}: {exc}") from exc
+        raise dec.bad(f"unreadable {STRUCTURE}: {_short(exc)}") from exc
     if not isinstance(structure, dict) or structure.get("format") != "shendu":
         raise dec.bad(f"{STRUCTURE} is not a shendu structure")
     version = structure.get("version", 0)
@@ -324,27 +393,10 @@ def _load_archive(dec: _Decoder) -> Any:
         raise dec.bad("nesting too deep") from None
 
 
-def _flat_arrays(tensors: Mapping, fn: str) -> dict[str, np.ndarray]:
-    if not isinstance(tensors, Mapping):
-        raise TypeError(f"{fn}: expected a flat dict of name -> Tensor, got "
-                        f"{type(tensors).__name__}")
-    out = {}
-    for k, v in tensors.items():
-        if not isinstance(k, str):
-            raise TypeError(f"{fn}: keys must be str, got {k!r}")
-        if not isinstance(v, (Tensor, np.ndarray)):
-            raise TypeError(f"{fn}: value for {k!r} is {type(v).__name__}; safetensors holds "
-                            "only tensors in a flat dict (use shendu.save for nested data)")
-        data = v._data if isinstance(v, Tensor) else v
-        out[k] = np.ascontiguousarray(to_device(data, "cpu"))
-    return out
-
-
 def save_safetensors(tensors: Mapping[str, Tensor], path: str | os.PathLike,
                      metadata: Mapping[str, str] | None = None) -> None:
-    """Write a flat ``{name: Tensor}`` dict (e.g. a state dict) as a ``.safetensors`` file.
-
-    Requires the optional ``safetensors`` package; the write is atomic like :func:`save`.
+    """Write a flat ``{name: Tensor}`` dict (e.g. a state dict) as a ``.safetensors`` file,
+    atomically like :func:`save` (``shendu.interop.safetensors.save_file``).
 
     >>> import os, tempfile, shendu as sd
     >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
@@ -353,33 +405,16 @@ def save_safetensors(tensors: Mapping[str, Tensor], path: str | os.PathLike,
     tensor([[1., 1.],
             [1., 1.]])
     """
-    st = _safetensors("save_safetensors")
-    arrays = _flat_arrays(tensors, "save_safetensors")
-    blob = st.save(arrays, metadata=dict(metadata) if metadata else None)
-    _atomic_write(path, lambda fh: fh.write(blob))
+    from .interop import safetensors
+
+    safetensors.save_file(tensors, path, metadata)
 
 
 def load_safetensors(path: str | os.PathLike, device=None) -> OrderedDict[str, Tensor]:
     """Read a ``.safetensors`` file into an ``OrderedDict`` of tensors (on ``device``)."""
-    st = _safetensors("load_safetensors")
-    with open(path, "rb") as fh:
-        blob = fh.read()
-    try:
-        arrays = st.load(blob)
-    except Exception as exc:  # SafetensorError and friends: never trust a bad header
-        raise ValueError(f"load_safetensors: {_name(path)} is not a valid safetensors file "
-                         f"({exc}); {_describe(blob[:8])}") from exc
-    dev = "cpu" if device is None else device
-    return OrderedDict((k, Tensor._wrap(to_device(a, dev))) for k, a in arrays.items())
+    from .interop import safetensors
 
-
-def _safetensors(fn: str):
-    try:
-        import safetensors.numpy as st
-    except ImportError as exc:
-        raise ImportError(f"{fn} needs the optional safetensors package: pip install "
-                          "safetensors") from exc
-    return st
+    return safetensors.load_file(path, device)
 
 
 __all__ = ["save", "load", "save_safetensors", "load_safetensors"]

@@ -215,8 +215,12 @@ class Tensor:
         arr = to_device(self._data, "cpu")
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
-    def __dlpack__(self, *args, **kwargs):
-        return self._data.__dlpack__(*args, **kwargs)
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """A DLPack capsule sharing this tensor's memory (see ``shendu.from_dlpack``)."""
+        from .interop.dlpack import to_dlpack_capsule
+
+        return to_dlpack_capsule(self, stream=stream, max_version=max_version,
+                                 dl_device=dl_device, copy=copy)
 
     def __dlpack_device__(self):
         return self._data.__dlpack_device__()
