@@ -232,8 +232,10 @@ def _check_one_device(op, inputs, params):
             if d not in devices:
                 devices.append(d)
     if len(devices) > 1:
-        raise RuntimeError(f"{op}: expected all tensors on the same device, got "
-                           f"{' and '.join(map(str, devices))}")
+        from ..errors import DeviceError
+
+        raise DeviceError(f"{op}: expected all tensors on the same device, got "
+                          f"{' and '.join(map(str, devices))}")
 
 
 def _freed_backward(ctx, *grads):

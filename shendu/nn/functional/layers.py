@@ -7,7 +7,7 @@ import numpy as np
 
 from ...autograd.grad_mode import no_grad
 from ...backend import get_array_module
-from ...errors import DTypeError, ShapeError
+from ...errors import DeviceError, DTypeError, ShapeError
 from ...ops import nn_ops
 from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
 from ...random import _rng
@@ -149,8 +149,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             raise ShapeError(f"batch_norm: {name} must have shape ({c},) for input with {c} "
                              f"channels, got {t.shape}")
         if t is not None and t._data.__class__ is not x._data.__class__:
-            raise RuntimeError(f"batch_norm: {name} is on {t.device} but the input is on "
-                               f"{x.device}; expected all tensors on the same device")
+            raise DeviceError(f"batch_norm: {name} is on {t.device} but the input is on "
+                              f"{x.device}; expected all tensors on the same device")
     axes = (0,) + tuple(range(2, x.ndim))
     xa = x._data
     xp = get_array_module(xa)

@@ -5,7 +5,7 @@ import math
 
 from ...autograd.grad_mode import is_grad_enabled
 from ...backend import get_array_module
-from ...errors import ShapeError
+from ...errors import DeviceError, ShapeError
 from ...ops import elementwise as E
 from ...ops import nn_ops
 from ...tensor import Tensor, _asarray
@@ -28,8 +28,8 @@ def _same_device(op, input, *others):
     """CuPy refuses to mix devices with an error naming neither: say it here first."""
     for t in others:
         if t is not None and t._data.__class__ is not input._data.__class__:
-            raise RuntimeError(f"{op}: expected all tensors on the same device, got "
-                               f"{input.device} and {t.device}")
+            raise DeviceError(f"{op}: expected all tensors on the same device, got "
+                              f"{input.device} and {t.device}")
 
 
 def _same_shape(op, input, target):
