@@ -146,7 +146,7 @@ def numel(input) -> int:
 
 # Sub-packages with heavier imports load on first use (``sd.optim``, ``sd.data``, ...).
 _LAZY_MODULES = {"optim", "data", "metrics", "train", "vision", "models", "serialization",
-                 "bench", "utils", "rl", "text"}
+                 "bench", "utils", "rl", "text", "jit"}
 
 
 def __getattr__(name):
@@ -154,6 +154,10 @@ def __getattr__(name):
 
     if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name == "compile":
+        from .jit import compile
+
+        return compile
     if name in ("save", "load"):
         from . import serialization
 
