@@ -116,3 +116,13 @@ def test_the_default_cost_model():
     plan = sd.jit.place(gm.graph, ["cpu", "cuda"], cm).plan
     assert isinstance(plan, sd.jit.Plan) and plan.makespan > 0
     assert "Plan(5 nodes" in repr(plan)
+
+
+def test_the_two_tower_example_prints_its_plans(capsys):
+    import runpy
+
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "examples" / "placement.py"),
+                   run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.count("makespan") == 4  # a title line and a plan footer per cost model
+    assert "copy i cpu -> cuda:0" in out and "linear_3       linear       cpu" in out
