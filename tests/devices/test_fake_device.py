@@ -90,7 +90,7 @@ def test_op_suite_on_the_stand_in():
     """A part of tests/ops through check_op with every input on the stand-in device."""
     env = dict(os.environ, SHENDU_TEST_DEVICE="fake", PYTHONPATH=str(TESTS.parent))
     files = ["ops/test_elementwise.py", "ops/test_reduce.py", "ops/test_indexing.py",
-             "ops/test_nn_functional.py", "ops/test_conv_pool.py"]
+             "ops/test_nn_functional.py", "ops/test_conv_pool.py", "ops/test_conv_fft.py"]
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                         "-k", "not torch_", *[str(TESTS / f) for f in files]],
                        env=env, capture_output=True, text=True, cwd=TESTS.parent, timeout=900)
