@@ -14,7 +14,7 @@ ShapeError True
 """
 from __future__ import annotations
 
-__all__ = ["ShapeError", "DTypeError", "ReadOnlyError", "ArgumentError"]
+__all__ = ["ShapeError", "DTypeError", "ReadOnlyError", "ArgumentError", "DeviceError"]
 
 
 class ShapeError(ValueError, RuntimeError):
@@ -33,3 +33,8 @@ class ReadOnlyError(ValueError, RuntimeError):
 class ArgumentError(ValueError, RuntimeError):
     """An argument value an op does not take (``q`` outside [0, 1], an unknown mode name,
     a negative ``minlength``): PyTorch raises ``RuntimeError`` for these too."""
+
+
+class DeviceError(TypeError, RuntimeError):
+    """Tensors on different devices in one op (``cpu`` and ``cuda:0``): PyTorch raises
+    ``RuntimeError``, CuPy a ``TypeError`` that names neither device."""

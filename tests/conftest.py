@@ -10,6 +10,13 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+if os.environ.get("SHENDU_TEST_DEVICE") == "fake":
+    # Run the suite's check_op calls on the CuPy stand-in, installed as device 'cuda'.
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "devices"))
+    import fakecupy
+
+    fakecupy.install()
+
 # Independent references the suite compares against (test-only dependencies).
 ORACLES = {"torch": "PyTorch (pip install -e '.[oracle]')",
            "scipy": "SciPy (pip install -e '.[test]')",

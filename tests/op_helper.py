@@ -32,6 +32,11 @@ except ImportError:  # pragma: no cover
 
 REQUIRE_ORACLES = os.environ.get("SHENDU_REQUIRE_ORACLES", "") not in ("", "0")
 
+# Where ``check_op`` runs the op: "cpu", or "cuda" with ``SHENDU_TEST_DEVICE=cuda`` (a GPU)
+# or ``SHENDU_TEST_DEVICE=fake`` (the CuPy stand-in, tests/devices/fakecupy.py, which
+# conftest.py installs as CUDA). The references stay on the host.
+DEVICE = "cpu" if os.environ.get("SHENDU_TEST_DEVICE", "cpu") == "cpu" else "cuda"
+
 # Oracle comparisons that could not run in the current test, filled by ``oracle_missing``
 # and read by conftest's report hook, which turns a passing test into a visible skip.
 MISSING: list[str] = []
@@ -67,6 +72,12 @@ def require_oracle(name: str, module) -> None:
         pytest.skip(f"{name} is not installed: this comparison with {name} did not run")
 
 
+def on(x, data, dtype=None):
+    """``data`` as a tensor on ``x``'s device: for the targets, masks and indices an op
+    under test takes beside the inputs ``check_op`` placed (see ``DEVICE``)."""
+    return sd.tensor(data, dtype=dtype, device=x.device)
+
+
 class Arg:
     """A non-differentiable argument (indices, masks, targets): passed as-is to all three."""
 
@@ -88,11 +99,12 @@ def _to_np(x):
     return np.asarray(x)
 
 
-def _noncontiguous(a: np.ndarray) -> np.ndarray:
-    """The same values laid out with gaps in memory (every other element of a larger array)."""
+def _noncontiguous(a):
+    """The same values laid out with gaps in memory (every other element of a larger array),
+    on ``a``'s device."""
     if a.ndim == 0 or a.size == 0:
         return a
-    big = np.zeros(a.shape[:-1] + (a.shape[-1] * 2,), a.dtype)
+    big = sd.backend.get_array_module(a).zeros(a.shape[:-1] + (a.shape[-1] * 2,), a.dtype)
     big[..., ::2] = a
     out = big[..., ::2]
     assert not out.flags.c_contiguous or a.shape[-1] <= 1
@@ -105,10 +117,13 @@ def _make_sd(args, dtype=np.float64, layout=lambda a: a):
         if isinstance(a, Arg):
             v = a.value
             if isinstance(v, np.ndarray):
-                v = sd.tensor(v.astype(dtype) if v.dtype.kind == "f" else v)
+                v = sd.tensor(v.astype(dtype) if v.dtype.kind == "f" else v, device=DEVICE)
+            elif isinstance(v, sd.Tensor):
+                v = v.to(DEVICE)
             out.append(v)
         else:
-            t = sd.from_numpy(layout(np.asarray(a, dtype=dtype)))
+            arr = sd.backend.to_device(np.asarray(a, dtype=dtype), DEVICE)
+            t = sd.Tensor._wrap(layout(arr))
             t.requires_grad_(True)
             out.append(t)
     return out
@@ -127,6 +142,9 @@ def check_op(fn, args, np_fn=None, torch_fn=_NOT_ASKED, atol=1e-6, rtol=1e-5, gr
     outs = _as_list(fn(*xs))
     float_idx = [i for i, o in enumerate(outs)
                  if isinstance(o, sd.Tensor) and o.is_floating_point()]
+    for i, o in enumerate(outs):
+        assert not xs or not isinstance(o, sd.Tensor) or o.device.type == DEVICE, \
+            f"output {i} is on {o.device} for inputs on {DEVICE}"
 
     # 1. forward against NumPy
     if np_fn is not None:
@@ -188,7 +206,8 @@ def _grads(fn, xs, float_idx, gs):
     outs = _as_list(fn(*xs))
     diff = [(outs[i], g) for i, g in zip(float_idx, gs) if outs[i].requires_grad]
     if diff:
-        sd.autograd.backward([o for o, _ in diff], [sd.tensor(g) for _, g in diff])
+        sd.autograd.backward([o for o, _ in diff], [sd.tensor(g, device=o.device)
+                                                    for o, g in diff])
     return [None if not isinstance(x, sd.Tensor) or x.grad is None else x.grad.numpy()
             for x in xs]
 
@@ -205,7 +224,8 @@ def _check_jvp(fn, args, xs, float_idx, rng):
         return tuple(res[i] for i in float_idx)
 
     primals = [xs[i].detach() for i in diff_pos]
-    _, tans = sd.autograd.jvp(f, primals, [sd.tensor(tangents[i]) for i in diff_pos])
+    _, tans = sd.autograd.jvp(f, primals, [sd.tensor(tangents[i], device=DEVICE)
+                                           for i in diff_pos])
     # reverse mode: <v, J u> = <J^T v, u> for random v
     outs = _as_list(fn(*xs))
     vs = _upstream(outs, float_idx, rng)

@@ -184,12 +184,16 @@ class Function:
                 if record:
                     ctx.next = tuple(nxt)
                     ctx.needs_input_grad = tuple(needs)
-        if n == 2:
-            out = cls.forward(ctx, inputs[0]._data, inputs[1]._data, **params)
-        elif n == 1:
-            out = cls.forward(ctx, inputs[0]._data, **params)
-        else:
-            out = cls.forward(ctx, *[t._data for t in inputs], **params)
+        try:
+            if n == 2:
+                out = cls.forward(ctx, inputs[0]._data, inputs[1]._data, **params)
+            elif n == 1:
+                out = cls.forward(ctx, inputs[0]._data, **params)
+            else:
+                out = cls.forward(ctx, *[t._data for t in inputs], **params)
+        except (TypeError, ValueError):
+            _check_one_device(cls.__name__, inputs, params)  # a clearer error, if that was it
+            raise
         if not record:
             if out.__class__ is tuple:
                 return tuple([_make(o) for o in out])
@@ -207,6 +211,31 @@ class Function:
         if saved:
             ctx.versions = _versions_of(saved, inputs, outs)
         return outs
+
+
+def _check_one_device(op, inputs, params):
+    """Raise a clear error when an op's tensors (or array parameters) live on different
+    devices: CuPy refuses to mix them with a TypeError that names neither."""
+    import numpy as np
+
+    from ..backend import cuda, device_of
+
+    kinds = (np.ndarray,) if cuda.ndarray_type is None else (np.ndarray, cuda.ndarray_type)
+    arrays = [t._data for t in inputs]
+    for v in params.values():
+        arrays.extend(v if isinstance(v, tuple) else (v,))
+    devices = []
+    for a in arrays:
+        a = getattr(a, "_data", a)  # a Tensor passed as a parameter
+        if isinstance(a, kinds):
+            d = device_of(a)
+            if d not in devices:
+                devices.append(d)
+    if len(devices) > 1:
+        from ..errors import DeviceError
+
+        raise DeviceError(f"{op}: expected all tensors on the same device, got "
+                          f"{' and '.join(map(str, devices))}")
 
 
 def _freed_backward(ctx, *grads):

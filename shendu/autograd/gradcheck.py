@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import to_device
 from .grad_mode import no_grad
 
 
@@ -86,7 +87,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
                 if o.requires_grad:
                     seed = np.zeros(o.shape, o.dtype)
                     seed.flat[m] = 1
-                    (g,) = grad([o], [x], [Tensor._wrap(seed)], retain_graph=True,
+                    seed = Tensor._wrap(to_device(seed, o.device))
+                    (g,) = grad([o], [x], [seed], retain_graph=True,
                                 allow_unused=True, create_graph=_create_graph)
                     if g is not None:
                         analytic[:, k] = np.asarray(g, dtype=np.float64).ravel()
@@ -117,11 +119,12 @@ def gradcheck_random(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception
     v_flat = np.concatenate([v.ravel() for v in vs]) if vs else np.zeros(0)
 
     originals = {i: inputs[i]._data.copy() for i in diff}
+    steps = {i: to_device(eps * us[i], inputs[i].device) for i in diff}  # the inputs' device
     for i in diff:
-        inputs[i]._data[...] = originals[i] + eps * us[i]
+        inputs[i]._data[...] = originals[i] + steps[i]
     plus = _flat_out(fn, inputs)
     for i in diff:
-        inputs[i]._data[...] = originals[i] - eps * us[i]
+        inputs[i]._data[...] = originals[i] - steps[i]
     minus = _flat_out(fn, inputs)
     for i in diff:
         inputs[i]._data[...] = originals[i]
@@ -131,7 +134,8 @@ def gradcheck_random(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception
     analytic = 0.0
     if diffable:
         grads = grad([o for o, _ in diffable], [inputs[i] for i in diff],
-                     [Tensor._wrap(v.astype(o.dtype)) for o, v in diffable], allow_unused=True,
+                     [Tensor._wrap(to_device(v.astype(o.dtype), o.device)) for o, v in diffable],
+                     allow_unused=True,
                      create_graph=_create_graph)
         analytic = sum(float((np.asarray(g, dtype=np.float64) * us[i]).sum())
                        for g, i in zip(grads, diff) if g is not None)
@@ -167,7 +171,8 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     outs = _outputs(fn, inputs)
     if grad_outputs is None:
         rng = np.random.default_rng(seed)
-        grad_outputs = [Tensor._wrap(rng.standard_normal(o.shape).astype(o.dtype))
+        grad_outputs = [Tensor._wrap(to_device(rng.standard_normal(o.shape).astype(o.dtype),
+                                               o.device))
                         .requires_grad_(True) for o in outs if o.requires_grad]
     else:
         grad_outputs = [grad_outputs] if isinstance(grad_outputs, Tensor) else \

@@ -8,7 +8,9 @@ plain settable attributes that change nothing (code that sets ``benchmark = True
 >>> sd.backends.mps.is_available()
 False
 >>> sd.backends.cudnn.benchmark = True
-"""
-from . import cudnn, mps
 
-__all__ = ["cudnn", "mps"]
+``sd.backends.conv.algorithm`` (shendu's own) picks how ``F.conv2d`` computes by default.
+"""
+from . import conv, cudnn, mps
+
+__all__ = ["conv", "cudnn", "mps"]

@@ -17,6 +17,7 @@ from . import passes
 from .compile import CompiledFunction, CompiledModule, compile
 from .graph import Graph, Node, Value
 from .module import GraphModule
+from .place import CostModel, Plan, place  # noqa: F401 - greedy device placement (h14)
 from .trace import TraceError, record
 
 __all__ = ["trace", "compile", "Graph", "Node", "Value", "GraphModule", "TraceError",

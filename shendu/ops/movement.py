@@ -991,7 +991,7 @@ def roll(input, shifts, dims=None):
 
 
 def _index_array(index, op, like=None):
-    arr = index._data if isinstance(index, Tensor) else np.asarray(index)
+    arr = index._data if isinstance(index, Tensor) else xp_of(index).asarray(index)
     if like is not None and xp_of(like._data) is not np:
         arr = xp_of(like._data).asarray(arr)
     if arr.dtype.kind not in "iu":

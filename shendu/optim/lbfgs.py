@@ -324,8 +324,13 @@ class LBFGS(Optimizer):
             if float(abs(d * t).max()) <= tol_change or abs(loss - prev_loss) < tol_change:
                 break
 
-        state.update(d=d, t=t, old_dirs=old_dirs, old_stps=old_stps, ro=ro, H_diag=h_diag,
-                     prev_flat_grad=prev_g, prev_loss=prev_loss)
+        # Tensors, as PyTorch keeps: they save and load on their device (a raw CuPy array
+        # could not be saved at all)
+        wrap = Tensor._wrap
+        state.update(d=None if d is None else wrap(d), t=t, old_dirs=[wrap(a) for a in old_dirs],
+                     old_stps=[wrap(a) for a in old_stps], ro=ro, H_diag=h_diag,
+                     prev_flat_grad=None if prev_g is None else wrap(prev_g),
+                     prev_loss=prev_loss)
         return orig_loss
 
     @staticmethod

@@ -3,7 +3,7 @@ distillation with learnable targets), all-zero class weights give nan like PyTor
 every integer dtype of class indices reads the same classes."""
 import numpy as np
 import pytest
-from op_helper import oracle_missing, require_oracle, torch
+from op_helper import on, oracle_missing, require_oracle, torch
 
 import shendu as sd
 import shendu.nn.functional as F
@@ -44,7 +44,7 @@ def test_probability_target_gets_a_gradient(reduction, kw):
     np.testing.assert_allclose(pt.grad.numpy(), gp, rtol=1e-10, atol=1e-14)
     # finite differences through both arguments
     assert sd.autograd.gradcheck(
-        lambda a, b: F.cross_entropy(a, b, weight=None if w is None else sd.tensor(w),
+        lambda a, b: F.cross_entropy(a, b, weight=None if w is None else on(a, w),
                                      reduction=reduction, label_smoothing=ls),
         [sd.tensor(x, requires_grad=True), sd.tensor(p, requires_grad=True)])
 

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from op_helper import check_op, torch
+from op_helper import check_op, on, torch
 
 import shendu as sd
 import shendu.nn.functional as F
@@ -100,14 +100,14 @@ def test_unary(name, fn, np_fn, t_fn, gen, shape):
 
 def test_where():
     cond = rng.random((3, 4)) > 0.5
-    check_op(lambda a, b: sd.where(sd.tensor(cond), a, b), [r(3, 4), r(4)],
+    check_op(lambda a, b: sd.where(on(a, cond), a, b), [r(3, 4), r(4)],
              lambda a, b: np.where(cond, a, b),
              T and (lambda a, b: T.where(T.from_numpy(cond), a, b)))
 
 
 def test_where_scalar_branch():
     cond = rng.random((5,)) > 0.5
-    check_op(lambda a: sd.where(sd.tensor(cond), a, 0.0), [r(5)],
+    check_op(lambda a: sd.where(on(a, cond), a, 0.0), [r(5)],
              lambda a: np.where(cond, a, 0.0))
 
 

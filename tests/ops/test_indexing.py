@@ -2,7 +2,7 @@
 diagonal, tril_/triu_, bincount, unique and meshgrid (issue 10)."""
 import numpy as np
 import pytest
-from op_helper import Arg, check_op, has_oracle, torch
+from op_helper import Arg, check_op, has_oracle, on, torch
 
 import shendu as sd
 
@@ -63,7 +63,7 @@ def test_index_fill():
     check_op(lambda a, i: sd.index_fill(a, 1, i, -1.5), [r(3, 4), Arg(idx)], np_fill,
              T and (lambda a, i: T.index_fill(a, 1, i, -1.5)))
     # a 0-d tensor value receives the gradient of the filled elements
-    check_op(lambda a, v: sd.index_fill(a, 1, sd.tensor(idx), v), [r(3, 4), r()],
+    check_op(lambda a, v: sd.index_fill(a, 1, on(a, idx), v), [r(3, 4), r()],
              lambda a, v: np_fill(a, idx, v),
              T and (lambda a, v: T.index_fill(a, 1, tidx(idx), v)))
 
@@ -261,7 +261,7 @@ def test_index_put(accumulate):
             out[rows, cols] = v
         return out
 
-    check_op(lambda a, v: sd.index_put(a, (sd.tensor(rows), sd.tensor(cols)), v, accumulate),
+    check_op(lambda a, v: sd.index_put(a, (on(a, rows), on(a, cols)), v, accumulate),
              [r(3, 4), r(len(rows))], ref,
              T and (lambda a, v: T.index_put(a, (tidx(rows), tidx(cols)), v, accumulate)))
     x = sd.zeros(3, 4)
@@ -304,7 +304,7 @@ def test_scatter_reduce(reduce, include_self):
 def test_scatter_reduce_prod_gradient_through_zeros(include_self):
     idx = np.array([0, 0, 0, 1, 1])
     src = np.array([2.0, 0.0, 3.0, 0.0, 0.0])
-    check_op(lambda x, s: sd.scatter_reduce(x, 0, sd.tensor(idx), s, "prod",
+    check_op(lambda x, s: sd.scatter_reduce(x, 0, on(x, idx), s, "prod",
                                             include_self=include_self),
              [np.array([1.5, 2.0, -1.0]), src],
              lambda x, s: _np_scatter_reduce(x, 0, idx, s, "prod", include_self),
@@ -336,5 +336,5 @@ def test_scatter_reduce_ties_and_errors():
 def test_scatter_reduce_src_larger_than_index():
     idx = np.array([[0, 1, 0], [2, 2, 2]])
     src = rng.permutation(12).reshape(2, 6) / 3 - 2 + 0.1
-    check_op(lambda x, s: sd.scatter_reduce(x, 1, sd.tensor(idx), s, "mean"), [r(2, 4), src],
+    check_op(lambda x, s: sd.scatter_reduce(x, 1, on(x, idx), s, "mean"), [r(2, 4), src],
              lambda x, s: _np_scatter_reduce(x, 1, idx, s, "mean", True))

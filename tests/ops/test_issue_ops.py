@@ -3,7 +3,7 @@ size-0, size-1 and broadcast shapes; all through ``check_op`` (NumPy reference, 
 finite differences, jvp, PyTorch when importable, non-contiguous inputs)."""
 import numpy as np
 import pytest
-from op_helper import Arg, check_op, torch
+from op_helper import Arg, check_op, on, torch
 from references import interpolate_ref
 
 import shendu as sd
@@ -191,10 +191,10 @@ MULTI_EDGE = [
      lambda a, b: T.cat([a, b], 1), [(2, 1), (2, 1)]),
     ("stack_empty", lambda a, b: sd.stack([a, b]), lambda a, b: np.stack([a, b]),
      lambda a, b: T.stack([a, b]), [(0, 2), (0, 2)]),
-    ("where_bcast", lambda a, b: sd.where(sd.tensor(np.array([[True], [False], [True]])), a, b),
+    ("where_bcast", lambda a, b: sd.where(on(a, np.array([[True], [False], [True]])), a, b),
      lambda a, b: np.where(np.array([[True], [False], [True]]), a, b),
      lambda a, b: T.where(tt(np.array([[True], [False], [True]])), a, b), [(1, 4), (4,)]),
-    ("where_empty", lambda a, b: sd.where(sd.tensor(np.zeros((0, 3), bool)), a, b),
+    ("where_empty", lambda a, b: sd.where(on(a, np.zeros((0, 3), bool)), a, b),
      lambda a, b: np.where(np.zeros((0, 3), bool), a, b),
      lambda a, b: T.where(tt(np.zeros((0, 3), bool)), a, b), [(0, 3), (3,)]),
     ("maximum_size1_bcast", sd.maximum, np.maximum, lambda a, b: T.maximum(a, b),
@@ -219,24 +219,24 @@ def test_edge_shapes_multi_input(name, fn, np_fn, t_fn, shapes):
 def test_indexing_ops_on_edge_shapes():
     x = r(3, 1)
     idx = np.array([[0], [0], [0], [0]])
-    check_op(lambda a: a.gather(0, sd.tensor(idx[:3])), [x],
+    check_op(lambda a: a.gather(0, on(a, idx[:3])), [x],
              lambda a: np.take_along_axis(a, idx[:3], 0),
              T and (lambda a: a.gather(0, tt(idx[:3]))))
-    check_op(lambda a: a.index_select(0, sd.tensor(np.array([], np.int64))), [x],
+    check_op(lambda a: a.index_select(0, on(a, np.array([], np.int64))), [x],
              lambda a: a[:0], T and (lambda a: a.index_select(0, tt(np.array([], np.int64)))))
     def scatter_rows(a, s):
         out = a.copy()
         out[[2, 0], 0] = s[:, 0]
         return out
-    check_op(lambda a, s: a.scatter(0, sd.tensor(np.array([[2], [0]])), s), [r(3, 1), r(2, 1)],
+    check_op(lambda a, s: a.scatter(0, on(a, np.array([[2], [0]])), s), [r(3, 1), r(2, 1)],
              scatter_rows, T and (lambda a, s: a.scatter(0, tt(np.array([[2], [0]])), s)))
     mask = np.array([True, False, True])
-    check_op(lambda a: a.masked_fill(sd.tensor(mask[:, None]), 0.5), [x],
+    check_op(lambda a: a.masked_fill(on(a, mask[:, None]), 0.5), [x],
              lambda a: np.where(mask[:, None], 0.5, a),
              T and (lambda a: a.masked_fill(tt(mask[:, None]), 0.5)))
-    check_op(lambda a: a[sd.tensor(np.array([0, 0, 2]))], [x], lambda a: a[[0, 0, 2]],
+    check_op(lambda a: a[on(a, np.array([0, 0, 2]))], [x], lambda a: a[[0, 0, 2]],
              T and (lambda a: a[tt(np.array([0, 0, 2]))]))  # repeated rows accumulate
-    check_op(lambda a: a[sd.tensor(np.zeros((3, 1), bool))], [x], lambda a: a[:0, 0],
+    check_op(lambda a: a[on(a, np.zeros((3, 1), bool))], [x], lambda a: a[:0, 0],
              T and (lambda a: a[tt(np.zeros((3, 1), bool))]))
 
 
@@ -269,47 +269,47 @@ LOSSES = [
      lambda a, b, red: _np_reduce(np.where(np.abs(a - b) < 0.8, 0.5 * (a - b) ** 2 / 0.8,
                                            np.abs(a - b) - 0.4), red),
      lambda a, b, red: TF.smooth_l1_loss(a, b, reduction=red, beta=0.8), [(6, 3), (6, 3)]),
-    ("bce", lambda p, red: F.binary_cross_entropy(p, sd.tensor(t_prob), reduction=red),
+    ("bce", lambda p, red: F.binary_cross_entropy(p, on(p, t_prob), reduction=red),
      lambda p, red: _np_reduce(-(t_prob * np.log(p) + (1 - t_prob) * np.log(1 - p)), red),
      lambda p, red: TF.binary_cross_entropy(p, tt(t_prob), reduction=red), ["prob"]),
     ("bce_weight", lambda p, t, w, red: F.binary_cross_entropy(p, t, weight=w, reduction=red),
      lambda p, t, w, red: _np_reduce(-(t * np.log(p) + (1 - t) * np.log(1 - p)) * w, red),
      lambda p, t, w, red: TF.binary_cross_entropy(p, t, weight=w, reduction=red),
      ["prob", Arg(t_prob), Arg(np.array([1.0, 0.5, 2.0]))]),
-    ("bce_logits", lambda x, red: F.binary_cross_entropy_with_logits(x, sd.tensor(t_prob),
+    ("bce_logits", lambda x, red: F.binary_cross_entropy_with_logits(x, on(x, t_prob),
                                                                      reduction=red),
      lambda x, red: _np_reduce(np.logaddexp(0, x) - t_prob * x, red),
      lambda x, red: TF.binary_cross_entropy_with_logits(x, tt(t_prob), reduction=red),
      [(6, 3)]),
-    ("hinge_embedding", lambda x, red: F.hinge_embedding_loss(x, sd.tensor(y_pm), margin=0.7,
+    ("hinge_embedding", lambda x, red: F.hinge_embedding_loss(x, on(x, y_pm), margin=0.7,
                                                               reduction=red),
      lambda x, red: _np_reduce(np.where(y_pm == 1, x, np.maximum(0, 0.7 - x)), red),
      lambda x, red: TF.hinge_embedding_loss(x, tt(y_pm), margin=0.7, reduction=red), [(6,)]),
-    ("multi_margin", lambda x, red: F.multi_margin_loss(x, sd.tensor(t_cls), reduction=red),
+    ("multi_margin", lambda x, red: F.multi_margin_loss(x, on(x, t_cls), reduction=red),
      None, lambda x, red: TF.multi_margin_loss(x, tt(t_cls), reduction=red), [(6, 3)]),
     ("multi_margin_weight_p2", lambda x, w, red: F.multi_margin_loss(
-        x, sd.tensor(t_cls), p=2, weight=w, reduction=red),
+        x, on(x, t_cls), p=2, weight=w, reduction=red),
      None, lambda x, w, red: TF.multi_margin_loss(x, tt(t_cls), p=2, weight=w, reduction=red),
      [(6, 3), Arg(np.array([0.5, 1.0, 2.0]))]),
-    ("nll", lambda x, red: F.nll_loss(F.log_softmax(x, 1), sd.tensor(t_cls), reduction=red),
+    ("nll", lambda x, red: F.nll_loss(F.log_softmax(x, 1), on(x, t_cls), reduction=red),
      lambda x, red: _np_reduce(-_np_log_softmax(x)[np.arange(6), t_cls], red),
      lambda x, red: TF.nll_loss(TF.log_softmax(x, 1), tt(t_cls), reduction=red), [(6, 3)]),
-    ("nll_ignore_index", lambda x, red: F.nll_loss(F.log_softmax(x, 1), sd.tensor(t_ign),
+    ("nll_ignore_index", lambda x, red: F.nll_loss(F.log_softmax(x, 1), on(x, t_ign),
                                                    reduction=red),
      None, lambda x, red: TF.nll_loss(TF.log_softmax(x, 1), tt(t_ign), reduction=red),
      [(6, 3)]),
-    ("ce_index", lambda x, red: F.cross_entropy(x, sd.tensor(t_cls), reduction=red),
+    ("ce_index", lambda x, red: F.cross_entropy(x, on(x, t_cls), reduction=red),
      lambda x, red: _np_reduce(-_np_log_softmax(x)[np.arange(6), t_cls], red),
      lambda x, red: TF.cross_entropy(x, tt(t_cls), reduction=red), [(6, 3)]),
-    ("ce_probabilities", lambda x, red: F.cross_entropy(x, sd.tensor(p_cls), reduction=red),
+    ("ce_probabilities", lambda x, red: F.cross_entropy(x, on(x, p_cls), reduction=red),
      lambda x, red: _np_reduce(-(p_cls * _np_log_softmax(x)).sum(1), red),
      lambda x, red: TF.cross_entropy(x, tt(p_cls), reduction=red), [(6, 3)]),
     ("ce_ignore_index_smoothing", lambda x, red: F.cross_entropy(
-        x, sd.tensor(t_ign), reduction=red, label_smoothing=0.15),
+        x, on(x, t_ign), reduction=red, label_smoothing=0.15),
      None, lambda x, red: TF.cross_entropy(x, tt(t_ign), reduction=red, label_smoothing=0.15),
      [(6, 3)]),
     ("ce_probabilities_smoothing", lambda x, red: F.cross_entropy(
-        x, sd.tensor(p_cls), reduction=red, label_smoothing=0.3),
+        x, on(x, p_cls), reduction=red, label_smoothing=0.3),
      lambda x, red: _np_reduce(-((0.7 * p_cls + 0.1) * _np_log_softmax(x)).sum(1), red),
      lambda x, red: TF.cross_entropy(x, tt(p_cls), reduction=red, label_smoothing=0.3),
      [(6, 3)]),
@@ -332,7 +332,7 @@ def test_losses_with_every_reduction(name, fn, np_fn, t_fn, shapes, reduction):
 def test_hinge_embedding_loss_with_targets_other_than_plus_minus_one():
     y = np.array([1.0, 0.0, -1.0, 2.0, 0.0])
     x = np.array([0.3, -0.4, 0.2, 1.7, 2.5])
-    check_op(lambda x: F.hinge_embedding_loss(x, sd.tensor(y), reduction="none"), [x],
+    check_op(lambda x: F.hinge_embedding_loss(x, on(x, y), reduction="none"), [x],
              lambda x: np.where(y != -1, x, 0) + np.where(y != 1, np.maximum(0, 1 - x), 0),
              TF and (lambda x: TF.hinge_embedding_loss(x, tt(y), reduction="none")))
 
@@ -463,8 +463,8 @@ NN_EDGE = [
      lambda x, w, b: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
      * w + b,
      TF and (lambda x, w, b: TF.layer_norm(x, (4,), w, b)), [(1, 4), (4,), (4,)]),
-    ("batch_norm_eval_batch1", lambda x: F.batch_norm(x, sd.tensor(np.zeros(3)),
-                                                      sd.tensor(np.ones(3)), training=False),
+    ("batch_norm_eval_batch1", lambda x: F.batch_norm(x, on(x, np.zeros(3)),
+                                                      on(x, np.ones(3)), training=False),
      lambda x: x / np.sqrt(1 + 1e-5),
      TF and (lambda x: TF.batch_norm(x, T.zeros(3, dtype=T.float64), T.ones(3, dtype=T.float64),
                                      training=False)), [(1, 3)]),
@@ -484,14 +484,14 @@ def test_nn_functional_edge_shapes(name, fn, np_fn, t_fn, shapes):
 def test_embedding_and_cross_entropy_edges():
     w = r(4, 3)
     empty = np.zeros((2, 0), np.int64)
-    check_op(lambda w: F.embedding(sd.tensor(empty), w), [w], lambda w: w[empty],
+    check_op(lambda w: F.embedding(on(w, empty), w), [w], lambda w: w[empty],
              TF and (lambda w: TF.embedding(tt(empty), w)))
     one = np.array([2])
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(one)), [r(1, 4)],
+    check_op(lambda x: F.cross_entropy(x, on(x, one)), [r(1, 4)],
              lambda x: -np.log(_np_softmax(x, 1))[0, 2],
              TF and (lambda x: TF.cross_entropy(x, tt(one))))
     all_ignored = np.array([-100, -100])
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(all_ignored), reduction="sum"), [r(2, 3)],
+    check_op(lambda x: F.cross_entropy(x, on(x, all_ignored), reduction="sum"), [r(2, 3)],
              lambda x: 0.0, TF and (lambda x: TF.cross_entropy(x, tt(all_ignored),
                                                               reduction="sum")))
 

@@ -1,7 +1,7 @@
 """Shape, indexing and movement ops through check_op."""
 import numpy as np
 import pytest
-from op_helper import check_op, torch
+from op_helper import check_op, on, torch
 
 import shendu as sd
 import shendu.nn.functional as F
@@ -91,13 +91,13 @@ def test_movement(name, fn, np_fn, t_fn, shape):
 def test_bool_mask_indexing():
     x = r(3, 4)
     mask = x > 0
-    check_op(lambda a: a[sd.tensor(mask)], [x], lambda a: a[mask],
+    check_op(lambda a: a[on(a, mask)], [x], lambda a: a[mask],
              T and (lambda a: a[T.from_numpy(mask)]))
 
 
 def test_tensor_index():
     idx = np.array([2, 0, 2])
-    check_op(lambda a: a[sd.tensor(idx)], [r(3, 4)], lambda a: a[idx],
+    check_op(lambda a: a[on(a, idx)], [r(3, 4)], lambda a: a[idx],
              T and (lambda a: a[T.from_numpy(idx)]))
 
 
@@ -126,11 +126,11 @@ def test_split_chunk_unbind():
 
 def test_gather_scatter_index_select():
     idx = np.array([[0, 2, 2], [1, 1, 0]])
-    check_op(lambda x: x.gather(1, sd.tensor(idx)), [r(2, 4)],
+    check_op(lambda x: x.gather(1, on(x, idx)), [r(2, 4)],
              lambda x: np.take_along_axis(x, idx, 1),
              T and (lambda x: x.gather(1, T.from_numpy(idx))))
     small = np.array([[1], [0]])
-    check_op(lambda x: sd.gather(x, 0, sd.tensor(small)), [r(3, 2)],
+    check_op(lambda x: sd.gather(x, 0, on(x, small)), [r(3, 2)],
              lambda x: np.array([[x[1, 0]], [x[0, 0]]]),
              T and (lambda x: T.gather(x, 0, T.from_numpy(small))))
     uniq = np.array([[2, 0], [1, 3]])
@@ -139,20 +139,20 @@ def test_gather_scatter_index_select():
         for i, j in np.ndindex(index.shape):  # out[i][index[i][j]] (+)= s[i][j]
             out[i, index[i, j]] = out[i, index[i, j]] + s[i, j] if add else s[i, j]
         return out
-    check_op(lambda x, s: x.scatter(1, sd.tensor(uniq), s), [r(2, 4), r(2, 2)],
+    check_op(lambda x, s: x.scatter(1, on(x, uniq), s), [r(2, 4), r(2, 2)],
              lambda x, s: scatter_loop(x, s, uniq, False),
              T and (lambda x, s: x.scatter(1, T.from_numpy(uniq), s)))
-    check_op(lambda x, s: x.scatter_add(1, sd.tensor(idx), s), [r(2, 4), r(2, 3)],
+    check_op(lambda x, s: x.scatter_add(1, on(x, idx), s), [r(2, 4), r(2, 3)],
              lambda x, s: scatter_loop(x, s, idx, True),
              T and (lambda x, s: x.scatter_add(1, T.from_numpy(idx), s)))
     sel = np.array([2, 0, 2])
-    check_op(lambda x: x.index_select(1, sd.tensor(sel)), [r(2, 4)],
+    check_op(lambda x: x.index_select(1, on(x, sel)), [r(2, 4)],
              lambda x: x[:, sel], T and (lambda x: x.index_select(1, T.from_numpy(sel))))
 
 
 def test_masked_fill():
     mask = np.array([[True, False, False, True]])
-    check_op(lambda x: x.masked_fill(sd.tensor(mask), -1.0), [r(3, 4)],
+    check_op(lambda x: x.masked_fill(on(x, mask), -1.0), [r(3, 4)],
              lambda x: np.where(mask, -1.0, x),
              T and (lambda x: x.masked_fill(T.from_numpy(mask), -1.0)))
 

@@ -1,7 +1,7 @@
 """nn.functional: softmax family, losses, normalisation, dropout, embedding, attention."""
 import numpy as np
 import pytest
-from op_helper import Arg, check_op, torch
+from op_helper import Arg, check_op, on, torch
 from references import interpolate_ref
 
 import shendu as sd
@@ -87,7 +87,7 @@ def _ce_np(x, t):
 
 def test_cross_entropy_index_targets():
     t = np.array([0, 3, 1, 3, 2])
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(t)), [r(5, 4)], lambda x: _ce_np(x, t),
+    check_op(lambda x: F.cross_entropy(x, on(x, t)), [r(5, 4)], lambda x: _ce_np(x, t),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(t))))
 
 
@@ -103,24 +103,25 @@ def test_cross_entropy_options(kw):
     sk = dict(kw)
     tk = dict(kw)
     if kw.get("weight"):
-        sk["weight"] = sd.tensor(w, dtype=sd.float64)
+        sk["weight"] = w
         tk["weight"] = torch and torch.from_numpy(w)
     rk = {**kw, "weight": w} if kw.get("weight") else kw
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(t), **sk), [r(6, 4)],
+    check_op(lambda x: F.cross_entropy(x, on(x, t), **{k: on(x, v) if k == "weight" else v
+                                                      for k, v in sk.items()}), [r(6, 4)],
              lambda x: ce_ref(x, t, **rk),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(t), **tk)))
 
 
 def test_cross_entropy_probability_targets_and_spatial():
     p = rng.dirichlet(np.ones(4), 5)
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(p)), [r(5, 4)],
+    check_op(lambda x: F.cross_entropy(x, on(x, p)), [r(5, 4)],
              lambda x: -(p * np_log_softmax(x, 1)).sum(1).mean(),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(p))))
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(p), label_smoothing=0.2), [r(5, 4)],
+    check_op(lambda x: F.cross_entropy(x, on(x, p), label_smoothing=0.2), [r(5, 4)],
              lambda x: soft_ce_ref(x, p, 0.2).mean(),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(p), label_smoothing=0.2)))
     t = rng.integers(0, 3, (2, 4, 5))
-    check_op(lambda x: F.cross_entropy(x, sd.tensor(t), reduction="none"), [r(2, 3, 4, 5)],
+    check_op(lambda x: F.cross_entropy(x, on(x, t), reduction="none"), [r(2, 3, 4, 5)],
              lambda x: ce_ref(x, t, reduction="none"),
              TF and (lambda x: TF.cross_entropy(x, torch.from_numpy(t), reduction="none")))
 
@@ -128,10 +129,10 @@ def test_cross_entropy_probability_targets_and_spatial():
 def test_nll_loss():
     t = np.array([1, 0, 2])
     lp = np_log_softmax(r(3, 3), 1)
-    check_op(lambda x: F.nll_loss(x, sd.tensor(t)), [lp], lambda x: -x[np.arange(3), t].mean(),
+    check_op(lambda x: F.nll_loss(x, on(x, t)), [lp], lambda x: -x[np.arange(3), t].mean(),
              TF and (lambda x: TF.nll_loss(x, torch.from_numpy(t))))
     w = np.array([1.0, 2.0, 0.5])
-    check_op(lambda x: F.nll_loss(x, sd.tensor(t), weight=sd.tensor(w, dtype=sd.float64)), [lp],
+    check_op(lambda x: F.nll_loss(x, on(x, t), weight=on(x, w, dtype=sd.float64)), [lp],
              lambda x: -(w[t] * x[np.arange(3), t]).sum() / w[t].sum(),
              TF and (lambda x: TF.nll_loss(x, torch.from_numpy(t), weight=torch.from_numpy(w))))
 
@@ -184,7 +185,7 @@ def test_regression_losses(name, fn, np_fn, t_fn):
 
 def test_soft_margin_loss():
     y = np.sign(r(4, 3))
-    check_op(lambda a: F.soft_margin_loss(a, sd.tensor(y)), [r(4, 3)],
+    check_op(lambda a: F.soft_margin_loss(a, on(a, y)), [r(4, 3)],
              lambda a: np.log1p(np.exp(-y * a)).mean(),
              TF and (lambda a: TF.soft_margin_loss(a, torch.from_numpy(y))))
 
@@ -217,17 +218,17 @@ def test_bce_with_logits_extreme():
 
 def test_margin_and_embedding_losses():
     y = np.array([1.0, -1.0, 1.0, -1.0])
-    check_op(lambda x: F.hinge_embedding_loss(x, sd.tensor(y)), [r(4)],
+    check_op(lambda x: F.hinge_embedding_loss(x, on(x, y)), [r(4)],
              lambda x: np.where(y == 1, x, np.maximum(0, 1 - x)).mean(),
              TF and (lambda x: TF.hinge_embedding_loss(x, torch.from_numpy(y))))
     t = np.array([0, 2, 1])
-    check_op(lambda x: F.multi_margin_loss(x, sd.tensor(t)), [r(3, 4)],
+    check_op(lambda x: F.multi_margin_loss(x, on(x, t)), [r(3, 4)],
              lambda x: _multi_margin(x, t, 1, 1.0),
              TF and (lambda x: TF.multi_margin_loss(x, torch.from_numpy(t))))
-    check_op(lambda x: F.multi_margin_loss(x, sd.tensor(t), p=2, margin=0.5), [r(3, 4)],
+    check_op(lambda x: F.multi_margin_loss(x, on(x, t), p=2, margin=0.5), [r(3, 4)],
              lambda x: _multi_margin(x, t, 2, 0.5),
              TF and (lambda x: TF.multi_margin_loss(x, torch.from_numpy(t), p=2, margin=0.5)))
-    check_op(lambda a, b: F.cosine_embedding_loss(a, b, sd.tensor(y[:3]), margin=0.1),
+    check_op(lambda a, b: F.cosine_embedding_loss(a, b, on(a, y[:3]), margin=0.1),
              [r(3, 5), r(3, 5)],
              lambda a, b: np.where(y[:3] == 1, 1 - _cos(a, b),
                                    np.maximum(0, _cos(a, b) - 0.1)).mean(),
@@ -252,7 +253,7 @@ def test_batch_norm_training(shape):
     rm, rv = np.zeros(c), np.ones(c)
 
     def fn(x, w, b):
-        return F.batch_norm(x, sd.tensor(rm), sd.tensor(rv), w, b, training=True)
+        return F.batch_norm(x, on(x, rm), on(x, rv), w, b, training=True)
 
     axes = (0,) + tuple(range(2, len(shape)))
     bshape = (1, c) + (1,) * (len(shape) - 2)
@@ -273,7 +274,7 @@ def test_batch_norm_eval_and_running_stats():
     np.testing.assert_allclose(rm.numpy(), 0.1 * mean)
     np.testing.assert_allclose(rv.numpy(), 0.9 + 0.1 * var)
     m, v = r(3), rng.uniform(0.5, 2, 3)
-    check_op(lambda x, w, b: F.batch_norm(x, sd.tensor(m), sd.tensor(v), w, b, training=False),
+    check_op(lambda x, w, b: F.batch_norm(x, on(x, m), on(x, v), w, b, training=False),
              [x, r(3), r(3)],
              lambda x, w, b: ((x - m[:, None, None]) / np.sqrt(v[:, None, None] + 1e-5))
              * w[:, None, None] + b[:, None, None])
@@ -315,7 +316,7 @@ def test_dropout_is_inverted_and_seeded():
 
 def test_embedding():
     idx = np.array([[1, 3, 1], [0, 0, 2]])
-    check_op(lambda w: F.embedding(sd.tensor(idx), w), [r(4, 5)], lambda w: w[idx],
+    check_op(lambda w: F.embedding(on(w, idx), w), [r(4, 5)], lambda w: w[idx],
              TF and (lambda w: TF.embedding(torch.from_numpy(idx), w)))
     w = sd.randn(4, 2, requires_grad=True)
     F.embedding(sd.tensor(idx), w, padding_idx=0).sum().backward()
@@ -330,7 +331,7 @@ def test_scaled_dot_product_attention():
              TF and TF.scaled_dot_product_attention)
     mask = rng.random((3, 5)) > 0.3
     mask[:, 0] = True
-    check_op(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=sd.tensor(mask)),
+    check_op(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=on(q, mask)),
              [q, k, v], lambda q, k, v: sdpa_ref(q, k, v, mask),
              TF and (lambda q, k, v: TF.scaled_dot_product_attention(
                  q, k, v, attn_mask=torch.from_numpy(mask))))
@@ -367,7 +368,7 @@ def test_maxout_and_activations():
 
 @pytest.mark.parametrize("fn", [lambda x: F.log_softmax(x, 1), lambda x: sd.logsumexp(x, 1),
                                 lambda x: F.softmax(x, 1),
-                                lambda x: F.cross_entropy(x, sd.tensor([0, 1]))])
+                                lambda x: F.cross_entropy(x, on(x, [0, 1]))])
 def test_softmax_family_finite_at_extremes(fn):
     x = sd.tensor([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0]], requires_grad=True)
     with np.errstate(over="raise", invalid="raise", divide="raise"):

@@ -2,7 +2,7 @@
 references, finite differences and PyTorch."""
 import numpy as np
 import pytest
-from op_helper import check_op, has_oracle, torch
+from op_helper import check_op, has_oracle, on, torch
 
 import shendu as sd
 
@@ -103,7 +103,7 @@ def test_quantile(interp, dim, keepdim):
     def ref(x):
         return np.quantile(x, q, axis=dim, keepdims=keepdim, method=interp)
 
-    check_op(lambda x: sd.quantile(x, sd.tensor(q), dim, keepdim, interpolation=interp),
+    check_op(lambda x: sd.quantile(x, on(x, q), dim, keepdim, interpolation=interp),
              [distinct(4, 5)], ref,
              T and (lambda x: T.quantile(x, T.from_numpy(q), dim, keepdim,
                                          interpolation=interp)))

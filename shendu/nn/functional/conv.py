@@ -1,9 +1,11 @@
 """Convolution and pooling functions with PyTorch's signatures and argument checks."""
 from __future__ import annotations
 
+from ...backends import conv as backends_conv
 from ...errors import DTypeError, ShapeError
 from ...ops import conv as C
 from ...ops import pool as P
+from ...ops.conv_fft import Conv2dFFT
 from ...tensor import Tensor
 
 
@@ -49,11 +51,14 @@ def conv2d_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None, strid
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
-           dilation=1, groups: int = 1) -> Tensor:
+           dilation=1, groups: int = 1, *, algorithm: str | None = None) -> Tensor:
     """2-D convolution (cross-correlation) of (N, C, H, W) with weight (O, C/groups, kh, kw).
 
     ``padding`` may be an int, a pair, ``'valid'`` (none) or ``'same'`` (output size equals
-    input size; stride 1 only).
+    input size; stride 1 only). ``algorithm`` (shendu's own): ``'direct'`` (im2col + GEMM)
+    or ``'fft'`` (products of spectra: stride 1, dilation 1 and one group only; it wins for
+    large kernels); None takes ``sd.backends.conv.algorithm``, under which convolutions
+    that FFT cannot compute stay direct.
 
     >>> import shendu as sd
     >>> x = sd.ones(1, 1, 4, 4); w = sd.ones(1, 1, 3, 3)
@@ -63,10 +68,10 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
             [6., 9., 9., 6.],
             [4., 6., 6., 4.]])
     """
-    return _conv2d(input, weight, bias, stride, padding, dilation, groups, False)
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, False, algorithm)
 
 
-def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):
+def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu, algorithm="direct"):
     x, unbatched = _batched(input, "conv2d", 4)
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, "
@@ -87,9 +92,29 @@ def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):
                          f"kernel (dilation {dilation}, padding {padding}): output would be "
                          f"{oh}x{ow}")
     args = (x, weight) if bias is None else (x, weight, bias)
-    out = C.Conv2d.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups,
-                         relu=relu)
+    if _use_fft(algorithm, stride, dilation, groups):
+        out = Conv2dFFT.apply(*args, pads=pads)
+    else:
+        out = C.Conv2d.apply(*args, stride=stride, pads=pads, dilation=dilation, groups=groups,
+                             relu=relu)
     return out[0] if unbatched else out
+
+
+def _use_fft(algorithm, stride, dilation, groups) -> bool:
+    fits = stride == (1, 1) and dilation == (1, 1) and groups == 1
+    if algorithm is None:  # the backend setting: FFT where it fits
+        algorithm = backends_conv.algorithm
+        if algorithm not in backends_conv.ALGORITHMS:
+            raise ValueError(f"conv2d: sd.backends.conv.algorithm must be one of "
+                             f"{backends_conv.ALGORITHMS}, got {algorithm!r}")
+        return algorithm == "fft" and fits
+    if algorithm not in backends_conv.ALGORITHMS:
+        raise ValueError(f"conv2d: algorithm must be one of {backends_conv.ALGORITHMS}, got "
+                         f"{algorithm!r}")
+    if algorithm == "fft" and not fits:
+        raise ValueError(f"conv2d: algorithm='fft' needs stride 1, dilation 1 and groups 1, "
+                         f"got stride {stride}, dilation {dilation}, groups {groups}")
+    return algorithm == "fft"
 
 
 def _conv_pads(padding, k, stride, dilation):

@@ -8,7 +8,7 @@ import numpy as np
 from ...autograd.grad_mode import no_grad
 from ...autograd.tracing import leaf
 from ...backend import get_array_module
-from ...errors import DTypeError, ShapeError
+from ...errors import DeviceError, DTypeError, ShapeError
 from ...ops import nn_ops
 from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
 from ...random import _rng
@@ -87,13 +87,14 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
 
 # ---------------------------------------------------------------------- dropout
 def _keep_mask(x, p, shape):
-    """Inverted-dropout mask: 0 with probability p, else 1/(1-p), in x's dtype."""
+    """Inverted-dropout mask: 0 with probability p, else 1/(1-p), in x's dtype. Drawn from
+    shendu's generator on the host and moved, so a seed gives the same mask on every device
+    (as every random tensor, see ``shendu.random``)."""
+    u = _rng().random(shape, dtype=np.float32 if x.dtype != np.float64 else np.float64)
     xp = get_array_module(x._data)
-    if xp is np:
-        u = _rng().random(shape, dtype=np.float32 if x.dtype != np.float64 else np.float64)
-    else:
-        u = xp.random.random(shape, dtype=x.dtype)
-    mask = (u >= p).astype(x.dtype)
+    if xp is not np:
+        u = xp.asarray(u)
+    mask = (u >= p).astype(x._data.dtype)
     mask *= 1.0 / (1.0 - p)
     return mask
 
@@ -151,6 +152,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if t is not None and t.shape != (c,):
             raise ShapeError(f"batch_norm: {name} must have shape ({c},) for input with {c} "
                              f"channels, got {t.shape}")
+        if t is not None and t._data.__class__ is not x._data.__class__:
+            raise DeviceError(f"batch_norm: {name} is on {t.device} but the input is on "
+                              f"{x.device}; expected all tensors on the same device")
     axes = (0,) + tuple(range(2, x.ndim))
     xa = x._data
     xp = get_array_module(xa)

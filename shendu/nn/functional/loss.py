@@ -6,7 +6,7 @@ import math
 from ...autograd.grad_mode import is_grad_enabled
 from ...autograd.tracing import leaf
 from ...backend import get_array_module
-from ...errors import ShapeError
+from ...errors import DeviceError, ShapeError
 from ...ops import elementwise as E
 from ...ops import nn_ops
 from ...tensor import Tensor, _asarray
@@ -25,9 +25,18 @@ def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def _same_device(op, input, *others):
+    """CuPy refuses to mix devices with an error naming neither: say it here first."""
+    for t in others:
+        if t is not None and t._data.__class__ is not input._data.__class__:
+            raise DeviceError(f"{op}: expected all tensors on the same device, got "
+                              f"{input.device} and {t.device}")
+
+
 def _same_shape(op, input, target):
     if not isinstance(target, Tensor):
-        target = Tensor._wrap(_asarray(target))
+        target = Tensor._wrap(_asarray(target)).to(input.device)
+    _same_device(op, input, target)
     if input.shape != target.shape:
         raise ShapeError(f"{op}: input shape {input.shape} and target shape {target.shape} "
                          "must be equal")
@@ -67,6 +76,7 @@ def _coef(op, x2, t2, probs, weight, ignore_index, reduction, label_smoothing):
     if not probs and t2.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold class indices (int64) or probabilities "
                         f"(float), got {t2.dtype}")
+    _same_device(op, x2, t2, weight)
     c = x2.shape[1]
     w = None
     if weight is not None:
@@ -243,6 +253,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     """Multi-class hinge (SVM) loss: ``sum_{j != y} max(0, margin - x_y + x_j)^p / C``."""
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    _same_device("multi_margin_loss", input, target, weight)
     x = input if input.ndim == 2 else input.unsqueeze(0)
     t = target.reshape(-1)
     n, c = x.shape
