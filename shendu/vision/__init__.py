@@ -7,6 +7,8 @@ torchvision's names.
 >>> LeNet5()(sd.zeros(2, 1, 28, 28)).shape
 (2, 10)
 """
-from . import detection, models, ops
+from . import datasets, detection, draw, models, ops, segmentation
+from .draw import draw_bounding_boxes, draw_segmentation_masks
 
-__all__ = ["detection", "models", "ops"]
+__all__ = ["datasets", "detection", "draw", "models", "ops", "segmentation",
+           "draw_bounding_boxes", "draw_segmentation_masks"]

@@ -8,5 +8,7 @@ labelling (``Matcher``), balanced sampling and box offset coding.
 from .anchors import AnchorGenerator
 from .box_coder import BoxCoder
 from .matcher import BalancedPositiveNegativeSampler, Matcher
+from .postprocess import filter_detections, postprocess_detections
 
-__all__ = ["AnchorGenerator", "BoxCoder", "Matcher", "BalancedPositiveNegativeSampler"]
+__all__ = ["AnchorGenerator", "BoxCoder", "Matcher", "BalancedPositiveNegativeSampler",
+           "filter_detections", "postprocess_detections"]
