@@ -99,8 +99,8 @@ def test_postprocess_detections_matches_torchvision():
     pytest.importorskip("torchvision", reason="torchvision is not installed: post-processing "
                         "was checked against the loop reference only")
     import torch
-    from torchvision.models.detection.roi_heads import RoIHeads
     from torchvision.models.detection._utils import BoxCoder as TvCoder
+    from torchvision.models.detection.roi_heads import RoIHeads
 
     logits, reg, props = _head_outputs((30, 20), 5)
     heads = RoIHeads(None, None, None, 0.5, 0.5, 512, 0.25, (10., 10., 5., 5.),
