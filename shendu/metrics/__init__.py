@@ -23,10 +23,10 @@ from .classification import (
     top_k_accuracy,
 )
 from .detection import MeanAveragePrecision, voc_ap
-from .segmentation import JaccardIndex, mean_iou, pixel_accuracy
 from .error_analysis import highest_loss_examples, most_confused_pairs, per_class_error
 from .ranking import average_precision, precision_recall_curve, roc_auc, roc_curve
 from .report import classification_report
+from .segmentation import JaccardIndex, mean_iou, pixel_accuracy
 from .tracker import MetricTracker, RunningMean
 
 # scikit-learn spellings, for users porting code
