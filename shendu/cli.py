@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(see 'shendu bench --help')")
     sub.add_parser("rl", add_help=False, help="reinforcement learning on Gymnasium "
                    "(see 'shendu rl --help')")
+    sub.add_parser("detect", add_help=False, help="train object detectors on the canvas "
+                   "dataset (see 'shendu detect --help')")
     sub.add_parser("run", add_help=False, help="run a script on N processes through MPI "
                    "(see 'shendu run --help')")
     return parser
@@ -421,6 +423,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "rl":  # shendu.rl's parser owns its options too
         from .rl import cli as rl_cli
         return int(rl_cli.main(argv[1:]) or 0)
+    if argv and argv[0] == "detect":  # shendu._cli_detect owns its options
+        from . import _cli_detect
+        return int(_cli_detect.main(argv[1:]) or 0)
     if argv and argv[0] == "run":  # the launcher's parser owns its options too
         from .distributed import launcher
         return int(launcher.main(argv[1:]) or 0)

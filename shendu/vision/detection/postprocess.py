@@ -21,7 +21,8 @@ from ..ops import batched_nms, clip_boxes_to_image, remove_small_boxes
 
 def filter_detections(boxes: Tensor, scores: Tensor, image_shape, score_thresh: float = 0.05,
                       nms_thresh: float = 0.5, detections_per_img: int = 100,
-                      min_size: float = 1e-2, label_offset: int = 1) -> dict:
+                      min_size: float = 1e-2, label_offset: int = 1,
+                      topk_candidates: int | None = None) -> dict:
     """Detections of one image from per-class boxes and scores.
 
     Args:
@@ -33,6 +34,8 @@ def filter_detections(boxes: Tensor, scores: Tensor, image_shape, score_thresh: 
         detections_per_img: the most detections kept, best first.
         min_size: boxes with a side shorter than this are dropped.
         label_offset: the label of column 0 (1 when class 0 is the background).
+        topk_candidates: before NMS, keep at most this many best candidates per class
+            (torchvision's SSD does so).
 
     Returns a dict of ``boxes`` ``(D, 4)``, ``scores`` ``(D,)`` and ``labels`` ``(D,)``
     (int64) sorted by decreasing score.
@@ -49,6 +52,11 @@ def filter_detections(boxes: Tensor, scores: Tensor, image_shape, score_thresh: 
     scores = scores.detach().reshape(-1)
     labels = np.tile(np.arange(c, dtype=np.int64) + label_offset, k)
     keep = np.flatnonzero(s_np.reshape(-1) > score_thresh)
+    if topk_candidates is not None and len(keep):
+        s_kept, lab_kept = s_np.reshape(-1)[keep], labels[keep]
+        order = np.lexsort((np.arange(len(keep)), -s_kept, lab_kept))  # by class, then score
+        rank = np.arange(len(order)) - np.searchsorted(lab_kept[order], lab_kept[order])
+        keep = np.sort(keep[order[rank < topk_candidates]])
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     keep = np.asarray(remove_small_boxes(boxes, min_size))
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
