@@ -99,6 +99,7 @@ def train(args) -> dict:
     steps_per_epoch = max(1, len(train_set) // args.batch_size)
     total = steps_per_epoch * args.epochs
     rng = np.random.default_rng(args.seed)
+    commit = _commit()  # of the code that trains, even if the checkout moves on meanwhile
     history, step, t_start = [], 0, time.perf_counter()
     deadline = t_start + 60 * args.time_limit if args.time_limit else None
     for epoch in range(args.epochs):
@@ -136,7 +137,7 @@ def train(args) -> dict:
             "train_images": len(train_set), "test_images": len(test_set),
             "steps": step, "train_seconds": round(train_seconds, 1),
             "inference_images_per_s": round(ips, 1), "metrics": metrics,
-            "history": history, "commit": _commit(), "machine": machine_info()}, model
+            "history": history, "commit": commit, "machine": machine_info()}, model
 
 
 def _save_picture(model, dataset, path) -> None:
