@@ -68,8 +68,13 @@ class FasterRCNN(nn.Module):
 
 
 def fasterrcnn_canvas(num_classes: int = 21, in_channels: int = 1,
-                      widths=(16, 32, 64), **kwargs) -> FasterRCNN:
-    """A Faster R-CNN sized for the 128x128 canvases: one stride-8 feature map of a
-    ``CanvasBackbone``, RPN anchors of 16, 32 and 64 pixels."""
+                      widths=(16, 32, 64), canvas_size: int = 128, **kwargs) -> FasterRCNN:
+    """A Faster R-CNN sized for the canvases: one stride-8 feature map of a
+    ``CanvasBackbone``, RPN anchors of 16, 32 and 64 pixels on a 128-pixel canvas (scaled
+    with ``canvas_size``)."""
     backbone = CanvasBackbone(in_channels, widths, return_stages=(len(widths) - 1,))
-    return FasterRCNN(backbone, num_classes, spatial_scale=1 / 2 ** len(widths), **kwargs)
+    f = canvas_size / 128
+    anchors = AnchorGenerator((tuple(max(4, round(s * f)) for s in (16, 32, 64)),),
+                              ((0.5, 1.0, 2.0),))
+    return FasterRCNN(backbone, num_classes, rpn_anchor_generator=anchors,
+                      spatial_scale=1 / 2 ** len(widths), **kwargs)

@@ -163,9 +163,13 @@ class SSD(nn.Module):
 
 
 def ssd_canvas(num_classes: int = 21, in_channels: int = 1, widths=(16, 32, 64, 128, 128),
-               **kwargs) -> SSD:
-    """An SSD sized for the 128x128 canvases: feature maps at strides 8, 16 and 32 of a
-    ``CanvasBackbone``, anchors 16-90 pixels at aspect ratios 1/2, 1, 2 and 3."""
+               canvas_size: int = 128, **kwargs) -> SSD:
+    """An SSD sized for the canvases: feature maps at strides 8, 16 and 32 of a
+    ``CanvasBackbone``, anchors of 16-90 pixels on a 128-pixel canvas (scaled with
+    ``canvas_size``) at aspect ratios 1/2, 1, 2 and 3."""
     backbone = CanvasBackbone(in_channels, widths, return_stages=(2, 3, 4))
-    anchors = AnchorGenerator(((16, 24), (32, 48), (64, 90)), ((0.5, 1.0, 2.0, 3.0),) * 3)
+    f = canvas_size / 128
+    sizes = tuple(tuple(max(4, round(s * f)) for s in level)
+                  for level in ((16, 24), (32, 48), (64, 90)))
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0, 3.0),) * 3)
     return SSD(backbone, anchors, num_classes, **kwargs)
