@@ -157,8 +157,8 @@ def _save_picture(model, dataset, path) -> None:
             keep = np.flatnonzero(np.asarray(det["scores"]) > 0.5)
             names = [dataset.classes[int(c)] for c in np.asarray(det["labels"])[keep]]
             rgb = (image * 255).to(sd.uint8).expand(3, *image.shape[1:])
-            tiles.append(draw_bounding_boxes(rgb,
-                                             det["boxes"][keep], names).numpy())
+            tiles.append(draw_bounding_boxes(rgb, det["boxes"][keep], names).numpy()
+                         if len(keep) else rgb.numpy())
     from PIL import Image
 
     Image.fromarray(np.concatenate(tiles, 2).transpose(1, 2, 0)).save(path)

@@ -116,3 +116,14 @@ def test_postprocess_detections_matches_torchvision():
         np.testing.assert_allclose(det["boxes"].numpy(), b.numpy(), atol=1e-9)
         np.testing.assert_allclose(det["scores"].numpy(), s.numpy(), rtol=1e-12)
         np.testing.assert_array_equal(det["labels"].numpy(), lab.numpy())
+
+
+def test_topk_candidates_per_class_before_nms():
+    boxes, scores = _random_case(30, 3)
+    out = filter_detections(sd.tensor(boxes), sd.tensor(scores), (40, 40), 0.1, 1.0, 100,
+                            topk_candidates=4)
+    # nms_thresh 1.0 suppresses nothing: exactly the 4 best of each class remain
+    for c in range(3):
+        sel = out["labels"].numpy() == c + 1
+        best = np.sort(scores[:, c][scores[:, c] > 0.1])[::-1][:4]
+        np.testing.assert_allclose(np.sort(out["scores"].numpy()[sel])[::-1], best)
