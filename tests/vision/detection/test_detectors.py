@@ -119,3 +119,45 @@ def test_bad_targets_are_named(build):
         model(images)
     with pytest.raises(ValueError, match=r"images must be \(N, C, H, W\)"):
         model(sd.zeros(1, 64, 64), [ok])
+
+
+@pytest.mark.torchvision
+def test_ssd_matching_and_loss_match_torchvision():
+    pytest.importorskip("torchvision", reason="torchvision is not installed: the SSD loss "
+                        "was checked on hand-made cases only")
+    import types
+
+    import torch
+    from torchvision.models.detection import _utils as tv_utils
+    from torchvision.models.detection.ssd import SSD as TvSSD
+    from torchvision.ops import box_iou as tv_box_iou
+
+    rng = np.random.default_rng(1405)
+    model = ssd_canvas(5, canvas_size=64)
+    images = sd.zeros(2, 1, 64, 64)
+    feats = model.backbone(images)
+    anchors = np.asarray(model.anchor_generator(images, feats)[0], np.float64)
+    truths, tv_targets, matched = [], [], []
+    for _ in range(2):
+        xy = rng.uniform(0, 40, (3, 2))
+        gt = np.concatenate([xy, xy + rng.uniform(6, 24, (3, 2))], 1)
+        lab = rng.integers(1, 5, 3)
+        truths.append((gt, lab))
+        tv_targets.append({"boxes": torch.tensor(gt), "labels": torch.tensor(lab)})
+        ours = model.match(gt, anchors)
+        theirs = tv_utils.SSDMatcher(0.5)(tv_box_iou(torch.tensor(gt), torch.tensor(anchors)))
+        np.testing.assert_array_equal(ours, theirs.numpy())
+        matched.append(theirs)
+    a = len(anchors)
+    reg, logits = rng.normal(size=(2, a, 4)), rng.normal(size=(2, a, 5))
+    ours = model.compute_loss(truths, {"bbox_regression": sd.tensor(reg),
+                                       "cls_logits": sd.tensor(logits)}, anchors)
+    fake = types.SimpleNamespace(box_coder=tv_utils.BoxCoder((10.0, 10.0, 5.0, 5.0)),
+                                 neg_to_pos_ratio=3)
+    theirs = TvSSD.compute_loss(fake, tv_targets, {"bbox_regression": torch.tensor(reg),
+                                                   "cls_logits": torch.tensor(logits)},
+                                [torch.tensor(anchors)] * 2, matched)
+    np.testing.assert_allclose(float(ours["bbox_regression"]),
+                               float(theirs["bbox_regression"]), rtol=1e-10)
+    np.testing.assert_allclose(float(ours["classification"]),
+                               float(theirs["classification"]), rtol=1e-10)
