@@ -154,7 +154,7 @@ def _save_picture(model, dataset, path) -> None:
         for i in range(4):
             image, _ = dataset[i]
             det = model(image[None])[0]
-            keep = np.flatnonzero(np.asarray(det["scores"]) > 0.5)
+            keep = np.flatnonzero(np.asarray(det["scores"]) > 0.3)
             names = [dataset.classes[int(c)] for c in np.asarray(det["labels"])[keep]]
             rgb = (image * 255).to(sd.uint8).expand(3, *image.shape[1:])
             tiles.append(draw_bounding_boxes(rgb, det["boxes"][keep], names).numpy()
