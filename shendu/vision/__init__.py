@@ -1,6 +1,6 @@
-"""Computer vision: model zoo (``shendu.vision.models``) and box/region ops
-(``shendu.vision.ops``) and detection building blocks (``shendu.vision.detection``),
-torchvision's names.
+"""Computer vision with torchvision's names: model zoo (``models``), box/region ops
+(``ops``), detectors and their building blocks (``detection``), segmentation models
+(``segmentation``), detection/segmentation datasets (``datasets``) and drawing (``draw``).
 
 >>> import shendu as sd
 >>> from shendu.vision.models import LeNet5
