@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                    ".safetensors, .onnx and shendu's format (see 'shendu convert --help')")
     sub.add_parser("inspect", add_help=False, help="list a weights file's tensors or an "
                    "ONNX graph's ops (see 'shendu inspect --help')")
+
+    sub.add_parser("detect", add_help=False, help="train object detectors on the canvas "
+                   "dataset (see 'shendu detect --help')")
     sub.add_parser("run", add_help=False, help="run a script on N processes through MPI "
                    "(see 'shendu run --help')")
     return parser
@@ -428,6 +431,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] in ("convert", "inspect"):  # weights formats: their own parser
         from . import _cli_convert
         return _cli_convert.main(argv)
+
+    if argv and argv[0] == "detect":  # shendu._cli_detect owns its options
+        from . import _cli_detect
+        return int(_cli_detect.main(argv[1:]) or 0)
     if argv and argv[0] == "run":  # the launcher's parser owns its options too
         from .distributed import launcher
         return int(launcher.main(argv[1:]) or 0)

@@ -22,9 +22,11 @@ from .classification import (
     recall,
     top_k_accuracy,
 )
+from .detection import MeanAveragePrecision, voc_ap
 from .error_analysis import highest_loss_examples, most_confused_pairs, per_class_error
 from .ranking import average_precision, precision_recall_curve, roc_auc, roc_curve
 from .report import classification_report
+from .segmentation import JaccardIndex, mean_iou, pixel_accuracy
 from .tracker import MetricTracker, RunningMean
 
 # scikit-learn spellings, for users porting code
@@ -38,4 +40,5 @@ __all__ = ["accuracy", "accuracy_score", "top_k_accuracy", "confusion_matrix", "
            "precision_recall_curve", "average_precision", "roc_curve", "roc_auc",
            "classification_report", "MetricTracker", "RunningMean", "precision_score",
            "recall_score", "average_precision_score", "roc_auc_score", "per_class_error",
-           "most_confused_pairs", "highest_loss_examples"]
+           "most_confused_pairs", "highest_loss_examples", "MeanAveragePrecision", "voc_ap",
+           "JaccardIndex", "mean_iou", "pixel_accuracy"]

@@ -1,12 +1,14 @@
-"""Computer vision: model zoo (``shendu.vision.models``) and box/region ops
-(``shendu.vision.ops``) and detection building blocks (``shendu.vision.detection``),
-torchvision's names.
+"""Computer vision with torchvision's names: model zoo (``models``), box/region ops
+(``ops``), detectors and their building blocks (``detection``), segmentation models
+(``segmentation``), detection/segmentation datasets (``datasets``) and drawing (``draw``).
 
 >>> import shendu as sd
 >>> from shendu.vision.models import LeNet5
 >>> LeNet5()(sd.zeros(2, 1, 28, 28)).shape
 (2, 10)
 """
-from . import detection, models, ops
+from . import datasets, detection, draw, models, ops, segmentation
+from .draw import draw_bounding_boxes, draw_segmentation_masks
 
-__all__ = ["detection", "models", "ops"]
+__all__ = ["datasets", "detection", "draw", "models", "ops", "segmentation",
+           "draw_bounding_boxes", "draw_segmentation_masks"]

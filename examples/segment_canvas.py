@@ -1,0 +1,106 @@
+"""Semantic segmentation of the canvas dataset with FCN-8s or U-Net; reports test mIoU and
+pixel accuracy and writes a results file (command, commit, machine, CPU time).
+
+    python examples/segment_canvas.py --arch unet --time-limit 40 \
+        --out examples/results/segment_unet.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import shendu as sd  # noqa: E402
+from shendu._bench_report import machine_info  # noqa: E402
+from shendu._cli_detect import _commit  # noqa: E402
+from shendu.metrics import JaccardIndex  # noqa: E402
+from shendu.nn import functional as F  # noqa: E402
+from shendu.vision.datasets import CanvasSegmentation  # noqa: E402
+from shendu.vision.segmentation import FCN, UNet  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--arch", choices=["fcn", "unet"], default="unet")
+    p.add_argument("--sources", default="fashion-mnist,digits")
+    p.add_argument("--canvas-size", type=int, default=128)
+    p.add_argument("--train-images", type=int, default=2000)
+    p.add_argument("--test-images", type=int, default=300)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--time-limit", type=float, default=None, metavar="MIN")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="examples/results/segment_canvas.json")
+    args = p.parse_args(argv)
+    sd.manual_seed(args.seed)
+    kw = {"sources": tuple(args.sources.split(",")), "canvas_size": args.canvas_size,
+          "seed": args.seed}
+    train_set = CanvasSegmentation("train", args.train_images, **kw)
+    test_set = CanvasSegmentation("test", args.test_images, **kw)
+    c = train_set.num_classes
+    model = FCN(c) if args.arch == "fcn" else UNet(1, c)
+    opt = sd.optim.Adam(model.parameters(), lr=args.lr)
+    commit, rng = _commit(), np.random.default_rng(args.seed)
+    steps_per_epoch = len(train_set) // args.batch_size
+    total, step = steps_per_epoch * args.epochs, 0
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    deadline = t0 + 60 * args.time_limit if args.time_limit else None
+    history = []
+    for epoch in range(args.epochs):
+        model.train()
+        order, losses = rng.permutation(len(train_set)), []
+        for b in range(steps_per_epoch):
+            if deadline and time.perf_counter() > deadline:
+                break
+            progress = step / total
+            if deadline:
+                progress = max(progress, (time.perf_counter() - t0) / (deadline - t0))
+            for g in opt.param_groups:
+                g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
+            pairs = [train_set[int(i)] for i in order[b * args.batch_size:
+                                                      (b + 1) * args.batch_size]]
+            x = sd.stack([im for im, _ in pairs])
+            y = sd.stack([m for _, m in pairs])
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+            step += 1
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
+                        "seconds": round(time.perf_counter() - t0, 1)})
+        print(history[-1], flush=True)
+        if deadline and time.perf_counter() > deadline:
+            break
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    model.eval()
+    metric = JaccardIndex(c)
+    with sd.no_grad():
+        for s in range(0, len(test_set), 32):
+            pairs = [test_set[i] for i in range(s, min(s + 32, len(test_set)))]
+            metric.update(model(sd.stack([im for im, _ in pairs])),
+                          sd.stack([m for _, m in pairs]))
+    result = {"arch": args.arch, "command": "python examples/segment_canvas.py " +
+              " ".join(argv if argv is not None else sys.argv[1:]),
+              "train_images": len(train_set), "test_images": len(test_set), "steps": step,
+              "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
+              "test_miou": metric.compute(), "test_pixel_accuracy": metric.pixel_accuracy(),
+              "per_class_iou": [None if np.isnan(v) else float(v) for v in metric.per_class()],
+              "history": history, "commit": commit, "machine": machine_info()}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"{args.arch}: test mIoU {result['test_miou']:.3f}, pixel accuracy "
+          f"{result['test_pixel_accuracy']:.3f} after {step} steps "
+          f"({train_s:.0f}s, {train_cpu:.0f} CPU-s); wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""``shendu detect``: train a detector on the canvas dataset and report its mAP.
+
+``shendu detect train --arch ssd`` trains an SSD (``--arch fasterrcnn``: a Faster R-CNN) on
+``CanvasDetection`` canvases, then evaluates on the test split (COCO mAP, mAP@0.5) and
+writes ``results.json`` (metrics, training time, inference images/s, commit, machine),
+``model.sd`` and ``detections.png`` to ``--out``.
+
+>>> build_parser().parse_args(["train", "--arch", "fasterrcnn"]).arch
+'fasterrcnn'
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shendu detect", description="Train and evaluate "
+                                "object detectors on the canvas dataset (real Fashion-MNIST "
+                                "items and digits on 128x128 canvases).")
+    sub = p.add_subparsers(dest="command", metavar="command")
+    t = sub.add_parser("train", help="train a detector, then report test mAP")
+    t.add_argument("--arch", choices=["ssd", "fasterrcnn"], default="ssd")
+    t.add_argument("--sources", default="fashion-mnist,digits",
+                   help="object sources, comma-separated (default: fashion-mnist,digits)")
+    t.add_argument("--canvas-size", type=int, default=128)
+    t.add_argument("--train-images", type=int, default=4000)
+    t.add_argument("--test-images", type=int, default=500)
+    t.add_argument("--epochs", type=int, default=6)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate, decayed to "
+                   "zero along a cosine (default: 2e-3)")
+    t.add_argument("--time-limit", type=float, default=None, metavar="MIN",
+                   help="stop training after this many minutes (the learning-rate schedule "
+                   "follows the time then, so it still ends at zero)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST files")
+    t.add_argument("--out", default=None, help="output folder (default: runs/detect-<time>)")
+    t.add_argument("--quiet", action="store_true")
+    return p
+
+
+def build_model(arch: str, num_classes: int, canvas_size: int = 128):
+    from .vision.detection import fasterrcnn_canvas, ssd_canvas
+
+    build = ssd_canvas if arch == "ssd" else fasterrcnn_canvas
+    return build(num_classes, canvas_size=canvas_size)
+
+
+def evaluate(model, dataset, batch_size: int = 32) -> tuple[dict, float]:
+    """COCO metrics of ``model`` on ``dataset`` and inference images per second."""
+    import shendu as sd
+    from shendu.metrics import MeanAveragePrecision
+    from shendu.vision.datasets import detection_collate
+
+    model.eval()
+    metric, seconds = MeanAveragePrecision(), 0.0
+    with sd.no_grad():
+        for start in range(0, len(dataset), batch_size):
+            images, targets = detection_collate(
+                [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            t0 = time.perf_counter()
+            preds = model(images)
+            seconds += time.perf_counter() - t0
+            metric.update(preds, targets)
+    result = metric.compute()
+    return {k: float(v) for k, v in result.items() if k != "classes"}, len(dataset) / seconds
+
+
+def _commit() -> str | None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty.strip() else "")) or None
+
+
+def train(args) -> dict:
+    import shendu as sd
+    from shendu.vision.datasets import CanvasDetection, detection_collate
+
+    sd.manual_seed(args.seed)
+    kw = {"sources": tuple(args.sources.split(",")), "canvas_size": args.canvas_size,
+          "seed": args.seed, "root": args.data_dir}
+    train_set = CanvasDetection("train", args.train_images, **kw)
+    test_set = CanvasDetection("test", args.test_images, **kw)
+    model = build_model(args.arch, train_set.num_classes, args.canvas_size)
+    opt = sd.optim.Adam(model.parameters(), lr=args.lr)
+    steps_per_epoch = max(1, len(train_set) // args.batch_size)
+    total = steps_per_epoch * args.epochs
+    rng = np.random.default_rng(args.seed)
+    commit = _commit()  # of the code that trains, even if the checkout moves on meanwhile
+    history, step, t_start, cpu_start = [], 0, time.perf_counter(), time.process_time()
+    deadline = t_start + 60 * args.time_limit if args.time_limit else None
+    for epoch in range(args.epochs):
+        model.train()
+        order, running = rng.permutation(len(train_set)), []
+        for b in range(steps_per_epoch):
+            if deadline and time.perf_counter() > deadline:
+                break
+            progress = step / total  # cosine decay over the steps or the time, whichever
+            if deadline:             # ends first
+                progress = max(progress, (time.perf_counter() - t_start) / (deadline - t_start))
+            for group in opt.param_groups:
+                group["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
+            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            images, targets = detection_collate([train_set[int(i)] for i in idx])
+            losses = model(images, targets)
+            loss = sum(losses.values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(float(loss))
+            step += 1
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(running)) if running
+                        else None, "seconds": time.perf_counter() - t_start})
+        if not args.quiet:
+            print(f"epoch {epoch + 1}/{args.epochs}  loss {history[-1]['loss']:.4f}  "
+                  f"{history[-1]['seconds']:.0f}s", flush=True)
+        if deadline and time.perf_counter() > deadline:
+            break
+    train_seconds = time.perf_counter() - t_start
+    train_cpu_seconds = time.process_time() - cpu_start  # what the run got of a shared CPU
+    metrics, ips = evaluate(model, test_set)
+    from shendu._bench_report import machine_info
+
+    return {"arch": args.arch, "command": "shendu detect " + " ".join(args.argv),
+            "train_images": len(train_set), "test_images": len(test_set),
+            "steps": step, "batch_size": args.batch_size,
+            "canvas_size": args.canvas_size, "train_seconds": round(train_seconds, 1),
+            "train_cpu_seconds": round(train_cpu_seconds, 1),
+            "inference_images_per_s": round(ips, 1), "metrics": metrics,
+            "history": history, "commit": commit, "machine": machine_info()}, model
+
+
+def _save_picture(model, dataset, path) -> None:
+    import shendu as sd
+    from shendu.vision.draw import draw_bounding_boxes
+
+    model.eval()
+    tiles = []
+    with sd.no_grad():
+        for i in range(4):
+            image, _ = dataset[i]
+            det = model(image[None])[0]
+            keep = np.flatnonzero(np.asarray(det["scores"]) > 0.3)
+            names = [dataset.classes[int(c)] for c in np.asarray(det["labels"])[keep]]
+            rgb = (image * 255).to(sd.uint8).expand(3, *image.shape[1:])
+            tiles.append(draw_bounding_boxes(rgb, det["boxes"][keep], names).numpy()
+                         if len(keep) else rgb.numpy())
+    from PIL import Image
+
+    Image.fromarray(np.concatenate(tiles, 2).transpose(1, 2, 0)).save(path)
+
+
+def main(argv=None) -> int:
+    argv = list(argv or [])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    args.argv = argv
+    out = args.out or os.path.join("runs", time.strftime("detect-%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    result, model = train(args)
+    import shendu as sd
+    from shendu.vision.datasets import CanvasDetection
+
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    sd.save(model.state_dict(), os.path.join(out, "model.sd"))
+    test_set = CanvasDetection("test", 4, sources=tuple(args.sources.split(",")),
+                               canvas_size=args.canvas_size, seed=args.seed,
+                               root=args.data_dir)
+    _save_picture(model, test_set, os.path.join(out, "detections.png"))
+    m = result["metrics"]
+    print(f"{args.arch}: test mAP@0.5 {m['map_50']:.3f}, COCO mAP {m['map']:.3f} "
+          f"({result['test_images']} images); trained {result['train_seconds']:.0f}s, "
+          f"inference {result['inference_images_per_s']:.1f} images/s; wrote {out}")
+    return 0

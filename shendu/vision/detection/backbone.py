@@ -1,0 +1,54 @@
+"""A small convolutional trunk for the detectors and segmenters, light enough to train on
+a CPU: stages of (3x3 conv stride 2, BN, ReLU, 3x3 conv, BN, ReLU), each halving the size.
+
+>>> import shendu as sd
+>>> from shendu.vision.detection import CanvasBackbone
+>>> net = CanvasBackbone(1, (8, 16, 32), return_stages=(1, 2))
+>>> [tuple(f.shape) for f in net(sd.zeros(2, 1, 32, 32))], net.out_channels
+([(2, 16, 8, 8), (2, 32, 4, 4)], [16, 32])
+"""
+from __future__ import annotations
+
+from shendu import nn
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution (no bias), batch norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
+
+
+class CanvasBackbone(nn.Module):
+    """Feature maps at several strides.
+
+    Args:
+        in_channels: image channels.
+        widths: channels of each stage; stage ``s`` has stride ``2 ** (s + 1)``.
+        return_stages: which stages' outputs ``forward`` returns (a list, finest first).
+
+    ``out_channels`` lists the returned maps' channels (what detection heads read).
+    """
+
+    def __init__(self, in_channels: int = 1, widths=(16, 32, 64, 128, 128),
+                 return_stages=(2, 3, 4)):
+        super().__init__()
+        if max(return_stages) >= len(widths):
+            raise ValueError(f"CanvasBackbone: return_stages {return_stages} beyond the "
+                             f"{len(widths)} stages")
+        chans = [in_channels, *widths]
+        self.stages = nn.ModuleList([
+            nn.Sequential(conv_bn_relu(chans[s], chans[s + 1], 2),
+                          conv_bn_relu(chans[s + 1], chans[s + 1]))
+            for s in range(len(widths))])
+        self.return_stages = tuple(return_stages)
+        self.out_channels = [widths[s] for s in self.return_stages]
+
+    def forward(self, x):
+        out = []
+        for s, stage in enumerate(self.stages):
+            x = stage(x)
+            if s in self.return_stages:
+                out.append(x)
+            if s >= max(self.return_stages):
+                break
+        return out

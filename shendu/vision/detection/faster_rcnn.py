@@ -1,0 +1,80 @@
+"""Faster R-CNN (torchvision's ``FasterRCNN``): a backbone's feature map, a region
+proposal network, RoIAlign and a box head, trained end to end (the four losses summed).
+
+>>> import shendu as sd
+>>> from shendu.vision.detection import fasterrcnn_canvas
+>>> model = fasterrcnn_canvas(num_classes=3).eval()
+>>> sorted(model(sd.zeros(1, 1, 64, 64))[0])
+['boxes', 'labels', 'scores']
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import shendu as sd
+from shendu import nn
+
+from ._checks import as_batch, check_targets
+from .anchors import AnchorGenerator
+from .backbone import CanvasBackbone
+from .roi_heads import FastRCNNPredictor, RoIHeads, TwoMLPHead
+from .rpn import RegionProposalNetwork, RPNHead
+
+
+class FasterRCNN(nn.Module):
+    """Two-stage detector.
+
+    Args:
+        backbone: returns a list with one feature map (its ``out_channels[0]`` channels,
+            stride ``1 / spatial_scale``); any trunk wrapped to do so works.
+        num_classes: classes including the background.
+        rpn_anchor_generator: anchors for the RPN (default: sizes 16, 32, 64 at ratios
+            1/2, 1, 2).
+        spatial_scale: feature-map size over image size.
+        image_mean, image_std: per-channel normalisation applied first.
+        representation_size: width of the box head's two layers.
+        **kwargs: passed to ``RoIHeads`` (score_thresh, nms_thresh, ...).
+
+    ``forward(images, targets=None)``: losses ``loss_objectness``, ``loss_rpn_box_reg``,
+    ``loss_classifier``, ``loss_box_reg`` in training mode, detections in eval mode.
+    """
+
+    def __init__(self, backbone, num_classes: int, rpn_anchor_generator=None,
+                 spatial_scale: float = 1 / 8, image_mean=(0.0,), image_std=(1.0,),
+                 representation_size: int = 256, rpn_kwargs=None, **kwargs):
+        super().__init__()
+        self.backbone, self.num_classes = backbone, num_classes
+        anchors = rpn_anchor_generator or AnchorGenerator(((16, 32, 64),), ((0.5, 1.0, 2.0),))
+        channels = backbone.out_channels[0]
+        self.rpn = RegionProposalNetwork(
+            anchors, RPNHead(channels, anchors.num_anchors_per_location()[0]),
+            **(rpn_kwargs or {}))
+        self.roi_heads = RoIHeads(TwoMLPHead(channels * 49, representation_size),
+                                  FastRCNNPredictor(representation_size, num_classes),
+                                  spatial_scale=spatial_scale, **kwargs)
+        self.image_mean = np.asarray(image_mean, np.float32).reshape(1, -1, 1, 1)
+        self.image_std = np.asarray(image_std, np.float32).reshape(1, -1, 1, 1)
+
+    def forward(self, images, targets=None):
+        images = as_batch("FasterRCNN", images)
+        truths = check_targets("FasterRCNN", images.shape[0], targets, self.num_classes) \
+            if self.training else None
+        x = (images - sd.tensor(self.image_mean)) / sd.tensor(self.image_std)
+        features = self.backbone(x)
+        proposals, rpn_losses = self.rpn(images, features, truths)
+        dets, head_losses = self.roi_heads(features[0], proposals, tuple(images.shape[-2:]),
+                                           truths)
+        return {**rpn_losses, **head_losses} if self.training else dets
+
+
+def fasterrcnn_canvas(num_classes: int = 21, in_channels: int = 1,
+                      widths=(16, 32, 64), canvas_size: int = 128, **kwargs) -> FasterRCNN:
+    """A Faster R-CNN sized for the canvases: one stride-8 feature map of a
+    ``CanvasBackbone``, RPN anchors of 16, 32 and 64 pixels on a 128-pixel canvas (scaled
+    with ``canvas_size``)."""
+    backbone = CanvasBackbone(in_channels, widths, return_stages=(len(widths) - 1,))
+    f = canvas_size / 128
+    anchors = AnchorGenerator((tuple(max(4, round(s * f)) for s in (16, 32, 64)),),
+                              ((0.5, 1.0, 2.0),))
+    return FasterRCNN(backbone, num_classes, rpn_anchor_generator=anchors,
+                      spatial_scale=1 / 2 ** len(widths), **kwargs)
