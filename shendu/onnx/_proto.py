@@ -53,7 +53,7 @@ def _parse(data: bytes, where: str):
                          f"corrupted ({type(e).__name__}: {e})") from None
     if not model.HasField("graph") or not model.opset_import:
         raise ValueError(f"{where}: not a valid ONNX model, it has no graph or no opset "
-                         f"(truncated, or not an ONNX file)")
+                         f"(the file is truncated or corrupted, or not ONNX)")
     return model
 
 

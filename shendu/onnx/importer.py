@@ -7,8 +7,6 @@ running statistics and integer initializers become buffers.
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from ..nn.module import Module
@@ -48,11 +46,6 @@ class _Holder(Module):
         raise RuntimeError("a container of imported parameters is not callable")
 
 
-def _attr_name(part):
-    name = re.sub(r"\W", "_", part)
-    return name if name and not name[0].isdigit() else f"_{name}"
-
-
 class OnnxModule(Module):
     """An imported ONNX graph; call it with the graph's inputs in order (or by name).
 
@@ -70,12 +63,12 @@ class OnnxModule(Module):
     ['fc.weight']
     """
 
-    def __init__(self, model):
+    def __init__(self, model, source: str | None = None):
         super().__init__()
         graph = model.graph
         self.opset = _proto.opset_of(model)
         check_supported(graph, self.opset)
-        where = f"ONNX graph {graph.name!r}"
+        where = source or f"ONNX graph {graph.name!r}"
         init_names = {t.name for t in graph.initializer}
         stats = {n.input[i] for n in graph.node if n.op_type == "BatchNormalization"
                  for i in (3, 4) if len(n.input) > i}
@@ -85,6 +78,7 @@ class OnnxModule(Module):
             self._place(t.name, a, as_param=a.dtype.kind == "f" and t.name not in stats)
         self.input_names = [i.name for i in graph.input if i.name not in init_names]
         self.output_names = [o.name for o in graph.output]
+        self._check_wiring(graph, where)
         self._nodes = []
         for n in graph.node:
             ctx = Node(n.op_type, n.name, _proto.attributes(n), self.opset, len(n.output))
@@ -93,22 +87,43 @@ class OnnxModule(Module):
                 inputs.pop()
             self._nodes.append((CONVERTERS[n.op_type], ctx, inputs, list(n.output)))
 
+    @staticmethod
+    def _check_wiring(graph, where):
+        """Every value used is produced before (a truncated file can still parse)."""
+        known = {t.name for t in graph.initializer} | {i.name for i in graph.input}
+        for n in graph.node:
+            for i in n.input:
+                if i and i not in known:
+                    raise ValueError(f"{where}: node {n.name or n.op_type!r} reads {i!r}, "
+                                     f"which no earlier node, initializer or input produces "
+                                     f"(the file is truncated or corrupted, or the graph "
+                                     f"is not topologically sorted)")
+            known.update(o for o in n.output if o)
+        lost = [o.name for o in graph.output if o.name not in known]
+        if lost:
+            raise ValueError(f"{where}: output(s) {lost} are produced by no node (the file "
+                             f"is truncated or corrupted)")
+
     def _place(self, name, array, as_param):
-        owner, parts = self, name.split(".")
+        owner, attr = self, name
+        parts = name.split(".")
         if len(parts) > 1 and all(parts):
+            node = self
             for p in parts[:-1]:
-                key = _attr_name(p)
-                child = owner._modules.get(key)
+                child = node._modules.get(p)
                 if child is None:
-                    if hasattr(owner, key):
-                        owner, parts = self, [name]
+                    if hasattr(node, p):  # taken by a parameter: keep the name flat
+                        node = None
                         break
                     child = _Holder()
-                    owner.add_module(key, child)
-                owner = child
-        attr = _attr_name(parts[-1]) if len(parts) > 1 else _attr_name(name)
-        while hasattr(owner, attr):
-            attr += "_"
+                    node.add_module(p, child)
+                node = child
+            if node is not None and not hasattr(node, parts[-1]):
+                owner, attr = node, parts[-1]
+        if owner is self:
+            attr = name.replace(".", "_")
+            while not attr or hasattr(self, attr):
+                attr += "_"
         tensor = Tensor._wrap(np.array(array))
         if as_param:
             owner.register_parameter(attr, Parameter(tensor))
@@ -153,7 +168,12 @@ def import_model(path_or_model) -> OnnxModule:
     Raises ``UnsupportedOpError`` listing every op shendu cannot run, and a ``ValueError``
     naming the file when it is truncated or corrupted.
     """
-    return OnnxModule(_proto.load(path_or_model))
+    import os
+
+    source = None
+    if isinstance(path_or_model, (str, os.PathLike)):
+        source = os.fspath(path_or_model)
+    return OnnxModule(_proto.load(path_or_model), source)
 
 
 def supported_ops() -> list:
