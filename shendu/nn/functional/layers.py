@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from ...autograd.grad_mode import no_grad
+from ...autograd.tracing import leaf
 from ...backend import get_array_module
 from ...errors import DTypeError, ShapeError
 from ...ops import nn_ops
@@ -102,6 +103,7 @@ def _check_p(p, op):
         raise ValueError(f"{op}: dropout probability must be in [0, 1], got {p}")
 
 
+@leaf("dropout")
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)`` (inverted
     dropout), so evaluation needs no rescaling. Identity when ``training`` is False."""
@@ -115,6 +117,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return nn_ops.MaskMul.apply(input, mask=_keep_mask(input, p, input.shape))
 
 
+@leaf("dropout2d")
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Drop whole channels of (N, C, H, W) (or (C, H, W))."""
     _check_p(p, "dropout2d")
@@ -130,6 +133,7 @@ dropout1d = dropout2d
 
 
 # ---------------------------------------------------------------------- normalisation
+@leaf("batch_norm")
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -204,6 +208,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     return x
 
 
+@leaf("instance_norm")
 def instance_norm(input: Tensor, running_mean: Tensor | None = None,
                   running_var: Tensor | None = None, weight: Tensor | None = None,
                   bias: Tensor | None = None, use_input_stats: bool = True,
