@@ -43,10 +43,12 @@ class Builder:
         n = self.names.get(id(value))
         if n is not None:
             return n
-        if value.kind in ("param", "buffer", "const"):
+        if value.kind in ("param", "buffer"):
             n = value.name if value.name not in self.taken else self.fresh(value.name)
             self.taken.add(n)
             self.initializer(n, np.asarray(value.tensor._data))
+        elif value.kind == "const":  # not state: a Constant node, not an initializer
+            n = self.const(np.asarray(value.tensor._data), value.name)
         else:
             n = value.name
             self.taken.add(n)
@@ -54,12 +56,17 @@ class Builder:
         return n
 
     def initializer(self, name, array):
-        self.inits.append(_proto.onnx().numpy_helper.from_array(np.ascontiguousarray(array),
-                                                                 name))
+        self.inits.append((name, np.asarray(array)))
         return name
 
     def const(self, array, hint="const") -> str:
-        return self.initializer(self.fresh(hint), np.asarray(array))
+        """A Constant node (shapes, axes, scalars, traced constants): graph data, where an
+        initializer would be read back as a trainable weight."""
+        onnx = _proto.onnx()
+        array = np.ascontiguousarray(array)
+        value = onnx.helper.make_tensor("value", _proto.onnx_elem_type(array.dtype),
+                                        array.shape, array.tobytes(), raw=True)
+        return self.add("Constant", [], outputs=[self.fresh(hint)], value=value)
 
     def ints(self, values, hint="shape") -> str:
         return self.const(np.asarray(list(values), dtype=np.int64), hint)
@@ -155,12 +162,19 @@ def export(model, args, f, input_names=None, output_names=None, dynamic_axes=Non
         name = output_names[i] if output_names and i < len(output_names) else f"output_{i}"
         b.add("Identity", [b.name(v)], outputs=[name])
         outputs.append(_value_info(name, v.dtype, v.shape, _dynamic_map(dynamic_axes, name)))
-    g = onnx.helper.make_graph(b.nodes, type(model).__name__, inputs, outputs, b.inits)
+    g = onnx.helper.make_graph(b.nodes, type(model).__name__, inputs, outputs)
+    for name, array in b.inits:  # filled in place: large weights are copied once
+        t = g.initializer.add()
+        t.name, t.data_type = name, _proto.onnx_elem_type(array.dtype)
+        t.dims.extend(array.shape)
+        t.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
     proto = onnx.helper.make_model(g, producer_name="shendu",
                                    opset_imports=[onnx.helper.make_opsetid("", opset_version)])
     proto.ir_version = min(proto.ir_version, 9)  # readable by onnxruntime releases of 2024+
-    onnx.checker.check_model(proto)
-    _write(proto.SerializeToString(), f)
+    data = proto.SerializeToString()
+    if len(data) < 2**31 - 1:  # (a larger model would need external data files)
+        onnx.checker.check_model(data)
+    _write(data, f)
     return proto
 
 

@@ -393,12 +393,27 @@ def _adaptive_pool(b, node):
     if out_hw == (1, 1):
         return _emit(b, node, "GlobalMaxPool" if is_max else "GlobalAveragePool", [b.name(x)])
     hw = x.shape[2:]
-    if any(n % o for n, o in zip(hw, out_hw)):
-        raise NotImplementedError(f"onnx.export: adaptive pooling from {hw} to {out_hw} "
-                                  f"(uneven windows, {node.source}) has no ONNX form")
-    k = [n // o for n, o in zip(hw, out_hw)]
-    _emit(b, node, "MaxPool" if is_max else "AveragePool", [b.name(x)], kernel_shape=k,
-          strides=k)
+    if not any(n % o for n, o in zip(hw, out_hw)):  # even windows: one pooling op
+        k = [n // o for n, o in zip(hw, out_hw)]
+        return _emit(b, node, "MaxPool" if is_max else "AveragePool", [b.name(x)],
+                     kernel_shape=k, strides=k)
+    # Uneven (or overlapping, or upsampling) windows: PyTorch's bins
+    # [floor(i n / o), ceil((i + 1) n / o)), reduced one axis at a time and concatenated.
+    name = b.name(x)
+    reduce = "ReduceMax" if is_max else "ReduceMean"
+    for axis, (n, o) in zip((2, 3), zip(hw, out_hw)):
+        if n == o:
+            continue
+        parts = []
+        for i in range(o):
+            lo, hi = (i * n) // o, -(-((i + 1) * n) // o)
+            piece = b.add("Slice", [name, b.ints([lo]), b.ints([hi]), b.ints([axis], "axes")])
+            if b.opset >= 18:
+                parts.append(b.add(reduce, [piece, b.ints([axis], "axes")], keepdims=1))
+            else:
+                parts.append(b.add(reduce, [piece], axes=[axis], keepdims=1))
+        name = b.add("Concat", parts, axis=axis)
+    _emit(b, node, "Identity", [name])
 
 
 @exporter("batch_norm")

@@ -127,8 +127,8 @@ class OnnxModule(Module):
         tensor = Tensor._wrap(np.array(array))
         if as_param:
             owner.register_parameter(attr, Parameter(tensor))
-        else:
-            owner.register_buffer(attr, tensor)
+        else:  # running statistics are state; integer tables (shapes, axes) are not
+            owner.register_buffer(attr, tensor, persistent=array.dtype.kind == "f")
         self._slots[name] = (owner, attr)
 
     def forward(self, *args, **kwargs):
