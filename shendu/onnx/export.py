@@ -12,7 +12,6 @@ import tempfile
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor
 from . import _proto
 
 __all__ = ["export"]

@@ -35,7 +35,11 @@ def _pos(node):
 
 
 def _emit(b, node, op_type, inputs, **attrs):
-    """An ONNX node whose single output is the traced node's output."""
+    """An ONNX node whose single output is the traced node's output (an Identity just
+    renames: the traced output is the ONNX value already made)."""
+    if op_type == "Identity":
+        b.names[id(node.outputs[0])] = inputs[0]
+        return
     out = node.outputs[0].name
     b.add(op_type, inputs, outputs=[out], **attrs)
     b.bind(node.outputs[0], out)

@@ -58,7 +58,7 @@ class OnnxModule(Module):
     >>> m = import_model(helper.make_model(g))
     >>> import shendu as sd
     >>> m(sd.tensor([[1.0, 2.0]]))
-    tensor([[1., 2.]], grad_fn=<MatmulBackward>)
+    tensor([[1., 2.]], grad_fn=<MatMulBackward>)
     >>> [name for name, _ in m.named_parameters()]
     ['fc.weight']
     """
