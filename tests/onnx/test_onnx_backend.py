@@ -65,3 +65,12 @@ def test_every_family_has_tests_and_every_exclusion_exists():
     from shendu.onnx.conformance import FAMILIES
 
     assert set(fams.values()) == set(FAMILIES)
+
+
+def test_family_of_names_expanded_tests_by_the_op_they_expand():
+    from shendu.onnx.conformance import family_of
+
+    assert family_of("test_abs_cpu") == "Abs"
+    assert family_of("test_softmax_axis_0_expanded_ver18_cpu") == "Softmax"
+    assert family_of("test_castlike_FLOAT_to_DOUBLE_expanded_cpu") is None  # CastLike
+    assert family_of("test_gather_elements_0_cpu") is None  # GatherElements, not Gather
