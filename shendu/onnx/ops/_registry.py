@@ -20,11 +20,11 @@ def register(*op_types):
 class Node:
     """What a converter knows about the node it runs: op type, attributes, opset."""
 
-    __slots__ = ("op_type", "name", "attrs", "opset", "n_outputs", "training")
+    __slots__ = ("op_type", "name", "attrs", "opset", "n_outputs")
 
-    def __init__(self, op_type, name, attrs, opset, n_outputs, training=False):
+    def __init__(self, op_type, name, attrs, opset, n_outputs):
         self.op_type, self.name, self.attrs = op_type, name, attrs
-        self.opset, self.n_outputs, self.training = opset, n_outputs, training
+        self.opset, self.n_outputs = opset, n_outputs
 
     def get(self, key, default=None):
         return self.attrs.get(key, default)

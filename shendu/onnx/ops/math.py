@@ -54,6 +54,8 @@ def _unary(sd_fn, np_fn):
     def convert(node, a):
         if is_float(a):
             return sd_fn(a)
+        if np_fn is None:
+            raise node.error(f"defined here for float inputs only, got {arr_dtype(a)}")
         return const(np_fn(arr(a)))
     return convert
 
