@@ -17,6 +17,12 @@ from . import _proto
 __all__ = ["export"]
 
 
+def host(t) -> np.ndarray:
+    """A tensor's values as a NumPy array (copied from the GPU when there)."""
+    a = t._data
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+
+
 class Builder:
     """Collects ONNX nodes and initializers while the traced graph is walked."""
 
@@ -45,9 +51,9 @@ class Builder:
         if value.kind in ("param", "buffer"):
             n = value.name if value.name not in self.taken else self.fresh(value.name)
             self.taken.add(n)
-            self.initializer(n, np.asarray(value.tensor._data))
+            self.initializer(n, host(value.tensor))
         elif value.kind == "const":  # not state: a Constant node, not an initializer
-            n = self.const(np.asarray(value.tensor._data), value.name)
+            n = self.const(host(value.tensor), value.name)
         else:
             n = value.name
             self.taken.add(n)

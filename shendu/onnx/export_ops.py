@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .export import host
+
 EXPORTERS: dict = {}
 
 
@@ -461,7 +463,7 @@ def _weight(v, order, node):
     if v.kind not in ("param", "buffer", "const"):
         raise NotImplementedError(f"onnx.export: {node.op} weights computed inside the "
                                   f"graph ({v.name}, {node.source}) have no conversion")
-    w = np.asarray(v.tensor._data)
+    w = host(v.tensor)
     chunks = np.split(w, len(order), axis=0)
     return np.concatenate([chunks[i] for i in order], axis=0)
 
@@ -470,7 +472,7 @@ def _zero_state(v):
     """Is ``v`` an all-zero initial state (ONNX's default; omitting it keeps batch free)?"""
     while v.kind == "node" and v.node.op == "get_item":
         v = v.node.inputs[0]
-    return v.kind == "const" and not np.asarray(v.tensor._data).any()
+    return v.kind == "const" and not host(v.tensor).any()
 
 
 @exporter(*_GATES)
