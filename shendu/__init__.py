@@ -154,6 +154,10 @@ def __getattr__(name):
 
     if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name == "compile":
+        from .jit import compile
+
+        return compile
     if name in ("save", "load"):
         from . import serialization
 

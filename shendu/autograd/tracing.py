@@ -23,9 +23,10 @@ def current_tracer():
     return getattr(_local, "tracer", None)
 
 
-def leaf(op: str):
+def leaf(op):
     """Decorator: while tracing, record a call of the decorated function as one ``op`` node
-    (its tensor arguments are the node's inputs, the others its attributes).
+    (its tensor arguments are the node's inputs, the others its attributes). ``op`` is the
+    node's op name, or a function of the call's arguments that returns it.
 
     >>> from shendu.autograd.tracing import leaf
     >>> @leaf("twice")

@@ -13,11 +13,14 @@ Python control flow is specialised at trace time, as in ``torch.jit.trace`` and
 """
 from __future__ import annotations
 
+from . import passes
+from .compile import CompiledFunction, CompiledModule, compile
 from .graph import Graph, Node, Value
 from .module import GraphModule
 from .trace import TraceError, record
 
-__all__ = ["trace", "Graph", "Node", "Value", "GraphModule", "TraceError"]
+__all__ = ["trace", "compile", "Graph", "Node", "Value", "GraphModule", "TraceError",
+           "CompiledFunction", "CompiledModule", "passes"]
 
 
 def trace(fn, example_inputs) -> GraphModule:

@@ -97,6 +97,49 @@ class Graph(list):
         """A shallow copy: a new node list; nodes and values are shared."""
         return Graph(self, self.inputs, self.outputs, self.output_spec)
 
+    def clone(self) -> Graph:
+        """A deep copy of the structure: new ``Node`` and ``Value`` objects (parameters and
+        constants still hold the same tensors). Passes change clones, never their input."""
+        vmap: dict = {}
+
+        def cp(v):
+            c = vmap.get(id(v))
+            if c is None:
+                c = vmap[id(v)] = Value(v.name, v.shape, v.dtype, v.kind, None, v.index,
+                                        v.tensor)
+            return c
+
+        nodes = []
+        for n in self:
+            m = Node(n.name, n.op, n.function, [cp(v) for v in n.inputs], n.attrs,
+                     input_keys=n.input_keys, array_keys=n.array_keys, leaf=n.leaf,
+                     multi=n.multi, module=n.module, module_type=n.module_type, source=n.source)
+            m.meta = dict(n.meta)
+            m.outputs = [cp(v) for v in n.outputs]
+            for v in m.outputs:
+                v.node = m
+            nodes.append(m)
+        from .trace import _spec_map
+
+        return Graph(nodes, [cp(v) for v in self.inputs], [cp(v) for v in self.outputs],
+                     _spec_map(self.output_spec, cp))
+
+    def replace_uses(self, rename: dict) -> Graph:
+        """Read ``rename[id(v)]`` wherever value ``v`` is read (in place; for passes
+        working on a clone)."""
+        def sub(v):
+            while id(v) in rename:
+                v = rename[id(v)]
+            return v
+
+        for n in self:
+            n.inputs = [sub(v) for v in n.inputs]
+        from .trace import _spec_map
+
+        self.outputs = [sub(v) for v in self.outputs]
+        self.output_spec = _spec_map(self.output_spec, sub)
+        return self
+
     def values(self):
         """Every value: inputs, then the parameters/constants as first used, then outputs of
         each node in order."""

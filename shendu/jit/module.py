@@ -13,7 +13,9 @@ from .trace import TraceError, _spec_map
 
 
 def _call_of(node):
-    return node.function if node.leaf else node.function.apply
+    if node.leaf:
+        return node.function
+    return getattr(node.function, "graph_call", node.function.apply)
 
 
 class Program:
@@ -72,6 +74,8 @@ class Program:
                 env[outs[0]] = r
             for s in free:
                 env[s] = None
+        if self.out_spec.__class__ is int:
+            return env[self.out_spec]
         return _spec_map(self.out_spec, env.__getitem__)
 
 

@@ -84,6 +84,7 @@ class Tracer:
         self.stack: list = []       # (path, type name) of the modules being called
         self.counts: dict = {}
         self.paused = 0
+        self.dynamic: set = set()   # id(Value) of values that depend on the traced inputs
 
     def _fresh(self, base: str) -> str:
         k = self.counts.get(base, 0)
@@ -102,13 +103,29 @@ class Tracer:
             return v
         kind, name = self.state_names.get(id(t), ("const", None))
         if name is None:
+            same = self.by_array.get(id(t._data))
+            if same is not None and same.kind != "const":
+                # t.detach() / t.data: the same array cut from the graph, recorded as such
+                node = self.add_node("detach", _detach, [same], [None], (), {}, t, leaf=True)
+                return node.outputs[0]
+            base = getattr(t._data, "base", None)
+            if base is not None and (self.traced_array(base) or self.traced_array(
+                    getattr(base, "base", None))):
+                raise TraceError(
+                    f"a tensor of shape {t.shape} viewing traced data was made outside the "
+                    f"recorded ops (from raw arrays) and used at {user_line()}; a trace would "
+                    "freeze its contents. Use tensor ops for it")
             name = self._fresh("const")
         return self.bind(t, Value(name, t._data.shape, t._data.dtype, kind, tensor=t))
+
+    def traced_array(self, a) -> bool:
+        v = self.by_array.get(id(a)) if a is not None else None
+        return v is not None and id(v) in self.dynamic
 
     def traced(self, t) -> Value | None:
         """The value of ``t`` if it depends on the traced inputs, else None."""
         v = self.by_tensor.get(id(t)) if isinstance(t, Tensor) else None
-        return v if v is not None and v.kind in ("input", "node") else None
+        return v if v is not None and id(v) in self.dynamic else None
 
     def where(self):
         return self.stack[-1] if self.stack else ("", "")
@@ -119,10 +136,13 @@ class Tracer:
                     array_keys=arrays, leaf=leaf, multi=isinstance(out, tuple),
                     module=module, module_type=mtype, source=user_line())
         outs = out if isinstance(out, tuple) else (out,)
+        dynamic = any(id(v) in self.dynamic for v in inputs)
         for i, t in enumerate(outs):
             name = node.name if len(outs) == 1 else f"{node.name}.{i}"
-            node.outputs.append(self.bind(t, Value(name, t._data.shape, t._data.dtype, "node",
-                                                   node, i)))
+            v = self.bind(t, Value(name, t._data.shape, t._data.dtype, "node", node, i))
+            node.outputs.append(v)
+            if dynamic:
+                self.dynamic.add(id(v))
         self.graph.append(node)
         return node
 
@@ -161,6 +181,8 @@ class Tracer:
         return out
 
     def leaf_call(self, op, fn, args, kwargs):
+        if callable(op):
+            op = op(*args, **kwargs)
         bound = inspect.signature(fn).bind(*args, **kwargs)
         items = []
         for name, a in bound.arguments.items():
@@ -184,6 +206,11 @@ class Tracer:
             return out  # an identity (dropout in eval mode): nothing to record
         self.add_node(op, fn, ins, keys, arrays, attrs, out, leaf=True)
         return out
+
+
+def _detach(input):
+    """The replay of ``t.detach()``."""
+    return input.detach()
 
 
 # ---------------------------------------------------------------------- swapping hooks in
@@ -350,7 +377,7 @@ def record(fn, example_inputs) -> Graph:
     ins = [Tensor._wrap(a._data) for a in example_inputs]
     for t, a, nm in zip(ins, example_inputs, _arg_names(fn, len(ins))):
         t.requires_grad = a.requires_grad
-        tracer.bind(t, Value(nm, a._data.shape, a._data.dtype, "input"))
+        tracer.dynamic.add(id(tracer.bind(t, Value(nm, a._data.shape, a._data.dtype, "input"))))
     tracer.graph.inputs = [tracer.by_tensor[id(t)] for t in ins]
     _install()
     tracing._local.tracer = tracer

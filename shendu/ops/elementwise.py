@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.tracing import leaf
 from ..backend import cpu
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -973,6 +974,7 @@ def where(condition, input=None, other=None):
 
 
 # ---------------------------------------------------------------------- not differentiable
+@leaf(lambda a, b, name: name)
 def _nograd_binary(a, b, name):
     xa = a._data if isinstance(a, Tensor) else a
     xb = b._data if isinstance(b, Tensor) else b
@@ -1036,6 +1038,7 @@ def fmod(input, other):
 
 
 def _nograd_unary(name):
+    @leaf(name)
     def op(input):
         return Tensor._wrap(getattr(xp_of(input._data), name)(input._data))
     op.__name__ = name

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.tracing import leaf
 from ..backend import to_device as _move
 from ..dtypes import as_dtype
 from ..errors import ShapeError
@@ -1112,8 +1113,13 @@ def type_(input, dtype=None):
     if dt == input._data.dtype:
         return input
     if dt.kind != "f":
-        return Tensor._wrap(input._data.astype(dt))
+        return _cast_nograd(input, dt)
     return Cast.apply(input, dtype=dt)
+
+
+@leaf("cast")
+def _cast_nograd(input, dtype):
+    return Tensor._wrap(input._data.astype(dtype))
 
 
 def to_device(input, device):

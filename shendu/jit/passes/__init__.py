@@ -1,0 +1,29 @@
+"""Graph-to-graph optimisation passes; each takes a ``Graph`` and returns a new one (the
+input graph is left as it was) and can be run alone.
+
+* ``eliminate_dead_code`` — drop nodes whose results nobody uses (unless they have effects);
+* ``fold_constants`` — evaluate nodes whose inputs are all constants once, at compile time;
+* ``eliminate_common_subexpressions`` — one node for identical calls on identical inputs;
+* ``fuse_linear_activation`` — Linear/Conv2d (+bias) followed by ReLU as one op;
+* ``fuse_elementwise`` — groups of elementwise ops as one ``FusedElementwise`` node;
+* ``plan_memory`` — for inference, which node results may be written into buffers whose
+  values are dead (lifetimes that do not overlap).
+
+>>> import shendu as sd
+>>> from shendu.jit import passes
+>>> gm = sd.jit.trace(lambda x: ((x * 2) + 1).exp(), sd.ones(3))
+>>> [n.op for n in passes.fuse_elementwise(gm.graph)]
+['fused_elementwise']
+"""
+from .cse import eliminate_common_subexpressions
+from .dce import eliminate_dead_code
+from .fold import fold_constants
+from .fuse_elementwise import fuse_elementwise
+from .fuse_linear import fuse_linear_activation
+from .memory import plan_memory
+
+DEFAULT = (eliminate_dead_code, fold_constants, eliminate_common_subexpressions,
+           fuse_linear_activation, fuse_elementwise, eliminate_dead_code)
+
+__all__ = ["eliminate_dead_code", "fold_constants", "eliminate_common_subexpressions",
+           "fuse_linear_activation", "fuse_elementwise", "plan_memory", "DEFAULT"]

@@ -1,0 +1,44 @@
+"""Linear/Conv2d + bias + ReLU as one op (what ``nn.utils.fuse`` does for ``Sequential``)."""
+from __future__ import annotations
+
+from ...ops import conv, nn_ops
+from ..graph import Graph
+
+
+def fuse_linear_activation(graph: Graph) -> Graph:
+    """Replace ``relu(linear(x, w, b))`` by ``linear_relu(x, w, b)`` and
+    ``relu(conv2d(x, w, b))`` by one ``conv2d_relu`` node (``Conv2d`` with ``relu=True``),
+    when the product has no other reader (the bias is already inside both ops).
+
+    >>> import shendu as sd
+    >>> net = sd.nn.Sequential(sd.nn.Linear(3, 4), sd.nn.ReLU(), sd.nn.Linear(4, 2))
+    >>> g = sd.jit.trace(net, sd.ones(2, 3)).graph
+    >>> [n.op for n in fuse_linear_activation(g)]
+    ['linear_relu', 'linear']
+    """
+    g = graph.clone()
+    users = g.users()
+    outputs = {id(v) for v in g.outputs}
+    dropped = set()     # id(relu node)
+    for n in g:
+        if n.op != "relu" or n.inputs[0].kind != "node":
+            continue
+        p = n.inputs[0].node
+        v = n.inputs[0]
+        if len(users.get(id(v), ())) != 1 or id(v) in outputs:
+            continue
+        if p.op == "linear" and p.function is nn_ops.Linear:
+            p.function, p.op = nn_ops.LinearReLU, "linear_relu"
+        elif p.op == "conv2d" and p.function is conv.Conv2d and not p.attrs.get("relu"):
+            p.attrs = dict(p.attrs, relu=True)
+            p.op = "conv2d_relu"
+        else:
+            continue
+        # the product node now gives the ReLU's result: readers of the ReLU read it
+        p.outputs = n.outputs
+        for o in p.outputs:
+            o.node = p
+        p.meta["fused"] = p.meta.get("fused", []) + [n.name]
+        dropped.add(id(n))
+    g[:] = [n for n in g if id(n) not in dropped]
+    return g

@@ -1,0 +1,160 @@
+"""Each optimisation pass alone: what it removes or merges, and that results do not change."""
+import numpy as np
+
+import shendu as sd
+from shendu import nn
+from shendu.backend import runtime
+from shendu.jit import GraphModule, passes
+from shendu.jit.fused import BufferPlan, FusedElementwise
+from shendu.jit.passes.memory import lifetimes, peak_bytes
+
+
+def _run(graph, *args):
+    return GraphModule(None, graph)(*args)
+
+
+def test_dead_code_elimination_keeps_effects():
+    def f(x):
+        x.exp().sum()  # unused
+        return x * 2
+
+    g = sd.jit.trace(f, sd.ones(3)).graph
+    assert [n.op for n in g] == ["exp", "sum", "mul_scalar"]
+    out = passes.eliminate_dead_code(g)
+    assert [n.op for n in out] == ["mul_scalar"]
+    assert len(g) == 3  # the input graph is left as it was
+    bn = nn.BatchNorm1d(3)
+    g = sd.jit.trace(lambda x: (bn(x), x * 1)[1], sd.randn(4, 3)).graph
+    assert [n.op for n in passes.eliminate_dead_code(g)] == ["batch_norm", "mul_scalar"]
+
+
+def test_constant_folding_runs_constant_nodes_once():
+    table = sd.arange(4.0)
+    g = sd.jit.trace(lambda x: x + (table * 2).exp(), sd.ones(4)).graph
+    assert [n.op for n in g] == ["mul_scalar", "exp", "add"]
+    folded = passes.fold_constants(g)
+    assert [n.op for n in folded] == ["add"]
+    c = folded[0].inputs[1]
+    assert c.kind == "const"
+    np.testing.assert_allclose(c.tensor.numpy(), np.exp(np.arange(4.0) * 2), rtol=1e-6)
+    np.testing.assert_array_equal(_run(folded, sd.ones(4)).numpy(), _run(g, sd.ones(4)).numpy())
+    w = sd.ones(4, requires_grad=True)  # needs a gradient: not a constant
+    g = sd.jit.trace(lambda x: x + w * 2, sd.ones(4)).graph
+    assert len(passes.fold_constants(g)) == 2
+
+
+def test_cse_merges_repeats_but_not_random_ops():
+    g = sd.jit.trace(lambda x: x.exp() * x.exp() + x.exp(), sd.ones(3)).graph
+    assert [n.op for n in g].count("exp") == 3
+    out = passes.eliminate_common_subexpressions(g)
+    assert [n.op for n in out] == ["exp", "mul", "add"]
+    x = sd.tensor([0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(_run(out, x).numpy(), _run(g, x).numpy())
+    drop = nn.Dropout(0.5)
+    g = sd.jit.trace(lambda x: drop(x) + drop(x), sd.ones(10)).graph
+    assert [n.op for n in passes.eliminate_common_subexpressions(g)].count("dropout") == 2
+
+
+def test_linear_and_conv_relu_fusion():
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 5),
+                        nn.ReLU(), nn.Linear(5, 2), nn.ReLU())
+    x = sd.randn(2, 2, 6, 6, dtype=sd.float64)
+    net = net.to(sd.float64)
+    g = sd.jit.trace(net, x).graph
+    out = passes.fuse_linear_activation(g)
+    assert [n.op for n in out] == ["conv2d_relu", "reshape", "linear_relu", "linear_relu"]
+    assert out[0].attrs["relu"] is True and out[0].meta["fused"] == ["relu_0"]
+    np.testing.assert_allclose(_run(out, x).detach().numpy(), net(x).detach().numpy(),
+                               rtol=1e-12, atol=1e-14)
+    # a product read twice stays unfused
+    lin = nn.Linear(3, 3)
+    g = sd.jit.trace(lambda x: lin(x).relu() + lin(x), sd.ones(2, 3)).graph
+    g = passes.eliminate_common_subexpressions(g)
+    assert "linear_relu" not in [n.op for n in passes.fuse_linear_activation(g)]
+
+
+def _chain(x, y):
+    a = (x * y + 1.0).tanh()
+    b = x.sigmoid() * 0.5 - a
+    return a, b.exp()
+
+
+def test_elementwise_fusion_forward_backward_equal_eager_float64():
+    x0, y0 = np.random.randn(4, 5), np.random.randn(4, 5)
+    g = sd.jit.trace(_chain, (sd.ones(4, 5, dtype=sd.float64), sd.ones(4, 5, dtype=sd.float64))
+                     ).graph
+    fused = passes.fuse_elementwise(g)
+    assert [n.op for n in fused] == ["fused_elementwise"]
+    node = fused[0]
+    assert node.function is FusedElementwise and len(node.outputs) == 2 and node.multi
+    assert node.attrs["ops"] == ("mul", "add_scalar", "tanh", "sigmoid", "mul_scalar", "sub",
+                                 "exp")
+    for kernels, check in ((False, np.testing.assert_array_equal),  # each op's own rules
+                           (True, lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12))):
+        xs = [sd.tensor(x0, requires_grad=True), sd.tensor(x0, requires_grad=True)]
+        ys = [sd.tensor(y0, requires_grad=True), sd.tensor(y0, requires_grad=True)]
+        with runtime.use(kernels=kernels):  # on: one numba loop forward, one backward
+            got = _run(fused, xs[0], ys[0])
+            ref = _chain(xs[1], ys[1])
+            for a, b in zip(got, ref):
+                check(a.detach().numpy(), b.detach().numpy())
+            (got[0].sum() + got[1].sum() * 2).backward()
+            (ref[0].sum() + ref[1].sum() * 2).backward()
+        check(xs[0].grad.numpy(), xs[1].grad.numpy())
+        check(ys[0].grad.numpy(), ys[1].grad.numpy())
+    with sd.no_grad(), runtime.use(kernels=False):  # the NumPy buffer plan: bit for bit
+        for a, b in zip(_run(fused, xs[0], ys[0]), _chain(xs[1], ys[1])):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with sd.no_grad():  # one numba loop when the kernels are on (libm's tanh/exp: ulps)
+        for a, b in zip(_run(fused, xs[0], ys[0]), _chain(xs[1], ys[1])):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-13)
+
+
+def test_kernel_backward_reduces_broadcast_scalars_and_matches_finite_differences():
+    scale = sd.tensor(1.5, dtype=sd.float64, requires_grad=True)
+    f = sd.compile(lambda x, s: (x * s).sigmoid() / (x.abs() + 1.0) - (x * x + 1.0).sqrt()
+                   + (x * 0.5).relu())
+    x = sd.tensor(np.random.randn(3, 4) + 0.1, requires_grad=True)
+    assert sd.autograd.gradcheck(lambda a, b: f(a, b), (x, scale))
+    ref = ((x * scale).sigmoid() / (x.abs() + 1.0) - (x * x + 1.0).sqrt()
+           + (x * 0.5).relu())
+    gx, gs = sd.autograd.grad(ref.sum(), (x, scale))
+    hx, hs = sd.autograd.grad(f(x, scale).sum(), (x, scale))
+    np.testing.assert_allclose(hx.numpy(), gx.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(hs.numpy(), gs.numpy(), rtol=1e-12)
+
+
+def test_fusion_stops_at_a_non_elementwise_reader():
+    g = sd.jit.trace(lambda x: ((x * 2).exp().sum(dim=0) + 1.0).sqrt(), sd.ones(3, 2)).graph
+    assert [n.op for n in passes.fuse_elementwise(g)] == ["fused_elementwise", "sum",
+                                                          "fused_elementwise"]
+
+
+def test_buffer_plan_reuses_dead_buffers():
+    # t0 = a*2; t1 = t0+1; t2 = exp(t1): three results, one buffer (each reads the last)
+    refs = [(("in", 0),), (("t", 0),), (("t", 1),)]
+    plan = BufferPlan(["mul_scalar", "add_scalar", "exp"], [(3,)] * 3, [np.float32] * 3,
+                      refs, [2])
+    assert plan.buffer == [0, 0, 0] and plan.n_buffers == 1
+    # t1 is read again by member 3: it keeps its buffer until then
+    refs = [(("in", 0),), (("t", 0),), (("t", 1),), (("t", 1), ("t", 2))]
+    plan = BufferPlan(["exp", "neg", "exp", "add"], [(3,)] * 4, [np.float32] * 4, refs, [3])
+    assert plan.buffer[1] != plan.buffer[2] and plan.n_buffers == 2
+
+
+def test_memory_plan_donates_dead_inputs_and_peak():
+    g = sd.jit.trace(lambda a: (a @ a).exp() * 2 + (a @ a.T), sd.ones(8, 8)).graph
+    g = passes.fuse_elementwise(g)
+    planned = passes.plan_memory(g)
+    fused = [n for n in planned if n.op == "fused_elementwise"]
+    assert fused and fused[0].attrs.get("donate") == 0
+    info = lifetimes(planned)
+    assert info["span"][id(planned[0].outputs[0])] == [0, len(planned) - 1]
+    a = sd.randn(8, 8)
+    with sd.no_grad():
+        np.testing.assert_allclose(_run(planned, a).numpy(),
+                                   ((a @ a).exp() * 2 + (a @ a.T)).numpy(), rtol=1e-6, atol=1e-4)
+    x = sd.ones(100)
+    g = sd.jit.trace(lambda x: (((x * 2) * 3) * 4), x).graph
+    assert peak_bytes(g) == 2 * 400  # a result and the one made from it
+    assert peak_bytes(passes.fuse_elementwise(g)) == 400
