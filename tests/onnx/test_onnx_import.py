@@ -193,3 +193,21 @@ def test_pytorch_bidirectional_gru_imports():
     torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
     torch.manual_seed(0)
     _compare_with_torch(torch.nn.GRU(4, 5, bidirectional=True), torch.randn(6, 2, 4))
+
+
+def test_imported_pytorch_cnn_gives_pytorchs_gradients():
+    torch = pytest.importorskip("torch", reason="PyTorch is the oracle")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.Tanh(),
+                              torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 3 * 3, 5))
+    x = torch.randn(3, 2, 6, 6)
+    target = torch.tensor([0, 3, 4])
+    m = import_model(_torch_export(net.eval(), x))
+    torch.nn.functional.cross_entropy(net(x), target).backward()
+    loss = sd.nn.functional.cross_entropy(m(x.numpy()), sd.tensor(target.numpy()))
+    loss.backward()
+    grads = dict(m.named_parameters())
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(grads[name].grad.numpy(), p.grad.numpy(), rtol=1e-4,
+                                   atol=1e-6)
