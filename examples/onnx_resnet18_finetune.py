@@ -6,7 +6,9 @@ forward passes, exported with ``torch.onnx.export`` (the TorchScript exporter,
 ``dynamo=False``, which works offline), then read with ``sd.onnx.import_model``: its
 weights become shendu ``Parameter``s under PyTorch's names, and shendu trains them.
 
-    python examples/onnx_resnet18_finetune.py --steps 150   # a few minutes on 2 cores
+    python examples/onnx_resnet18_finetune.py --steps 150
+
+A run's output: examples/results/onnx_resnet18_finetune (test accuracy 0.08 -> 0.80).
 
 Images are 28x28 grey, padded to 32x32 and repeated over 3 channels. In eval mode
 PyTorch's exporter folds each batch norm into the convolution before it, so the imported

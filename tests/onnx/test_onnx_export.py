@@ -196,8 +196,8 @@ def _zoo_names():
 
 
 # Kept out of the default run for time, not for failing (all pass with
-# SHENDU_ONNX_FULL_ZOO=1): AlexNet and the VGGs (57-144 M parameters, 15 s to a minute
-# each to build, export and run on 2 cores) use only ops the ResNets, GoogLeNet, NiN and
+# SHENDU_ONNX_FULL_ZOO=1): AlexNet and the VGGs (57-144 M parameters, by far the slowest
+# to build, export and run) use only ops the ResNets, GoogLeNet, NiN and
 # test_adaptive_pooling_with_uneven_windows check (conv, batch norm, ReLU, max pool,
 # adaptive average pool to 6x6/7x7, linear, dropout); ResNet-101 repeats ResNet-50's
 # bottleneck blocks.
