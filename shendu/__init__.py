@@ -146,7 +146,7 @@ def numel(input) -> int:
 
 # Sub-packages with heavier imports load on first use (``sd.optim``, ``sd.data``, ...).
 _LAZY_MODULES = {"optim", "data", "metrics", "train", "vision", "models", "serialization",
-                 "bench", "utils", "rl", "text", "jit", "interop"}
+                 "bench", "utils", "rl", "text", "jit", "interop", "onnx"}
 
 
 def __getattr__(name):

@@ -70,7 +70,8 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
     d = DEFAULTS
     spec = str if search else None
     g = p.add_argument_group("model and data")
-    g.add_argument("--model", choices=["lenet5", "lenet5-classic", "mlp"],
+    from .vision.models.zoo import list_models
+    g.add_argument("--model", choices=["lenet5", "lenet5-classic", "mlp", *list_models()],
                    help=f"network to train (default: {d['model']})")
     g.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist", "cifar10"],
                    help=f"digits: 5,000 MNIST digits shipped with shendu; the others are "
@@ -83,6 +84,8 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
                         "when missing; checksums are verified")
     g.add_argument("--hidden", help=f"hidden layer widths of --model mlp, comma-separated "
                                      f"(default: {d['hidden']})")
+    g.add_argument("--width", type=int, help="planes of the first ResNet stage (default 64, "
+                   "torchvision's; smaller is a cheaper network for quick runs)")
     g.add_argument("--val-fraction", type=float, help="share of the training set held "
                    f"out as the dev set for validation (default: {d['val_fraction']})")
     g.add_argument("--limit", type=int, help="use at most this many training and test "

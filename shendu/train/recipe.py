@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "hidden": "512,512", "val_fraction": 0.1, "limit": None, "epochs": 20,
     "batch_size": 32, "lr": None, "optimizer": "adam", "momentum": 0.9,
     "weight_decay": 0.0, "dropout": 0.3, "schedule": "cosine", "augment": True,
-    "patience": None, "seed": 0, "device": None, "threads": 1,
+    "patience": None, "seed": 0, "device": None, "threads": 1, "width": None,
 }
 # name -> (class name in shendu.optim, default learning rate)
 OPTIMIZERS = {"sgd": ("SGD", 0.05), "adam": ("Adam", 2e-3), "adamw": ("AdamW", 2e-3),
@@ -131,7 +131,12 @@ def build_model(cfg: dict, shape: tuple, num_classes: int):
     if cfg["model"] == "mlp":
         hidden = tuple(int(x) for x in str(cfg["hidden"]).split(",") if x.strip())
         return MLP(int(np.prod(shape)), hidden, num_classes, dropout=cfg["dropout"])
-    raise ValueError(f"unknown model {cfg['model']!r}; choose lenet5, lenet5-classic or mlp")
+    from ..vision.models import zoo
+    if cfg["model"] in zoo.list_models():
+        extra = {"width": int(cfg["width"])} if cfg.get("width") else {}
+        return zoo.for_images(cfg["model"], shape, num_classes, **extra)
+    raise ValueError(f"unknown model {cfg['model']!r}; choose lenet5, lenet5-classic, mlp or "
+                     f"one of {zoo.list_models()}")
 
 
 def build_optimizer(cfg: dict, model):
