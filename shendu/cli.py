@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(see 'shendu rl --help')")
     sub.add_parser("run", add_help=False, help="run a script on N processes through MPI "
                    "(see 'shendu run --help')")
+    sub.add_parser("text", add_help=False, help="language models on text "
+                   "(see 'shendu text --help')")
     return parser
 
 
@@ -409,7 +411,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from .data.datasets import ChecksumError, DatasetNotFoundError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("train", "search", "bench"):
+    if argv and argv[0] in ("train", "search", "bench", "text"):
         # this process trains or measures and is ours: keep freed memory (see
         # shendu.backend.keep_freed_memory; SHENDU_KEEP_FREED_MEMORY=0 refuses)
         from .backend import runtime
@@ -421,6 +423,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "rl":  # shendu.rl's parser owns its options too
         from .rl import cli as rl_cli
         return int(rl_cli.main(argv[1:]) or 0)
+    if argv and argv[0] == "text":  # shendu._cli_text's parser owns its options
+        from . import _cli_text
+        return int(_cli_text.main(argv[1:]) or 0)
     if argv and argv[0] == "run":  # the launcher's parser owns its options too
         from .distributed import launcher
         return int(launcher.main(argv[1:]) or 0)
