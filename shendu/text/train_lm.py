@@ -167,11 +167,12 @@ def train_lm(cfg: LMConfig, out: str | os.PathLike, text: str | None = None,
                                                                 and "embedding" not in n)]
     opt = AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                  {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
-    step, history, elapsed = 0, {"step": [], "train_loss": [], "val_loss": []}, 0.0
+    step, elapsed, cpu = 0, 0.0, 0.0
+    history = {"step": [], "train_loss": [], "val_loss": [], "elapsed_s": [], "cpu_s": []}
     if resume:
         ck = load_checkpoint(ckpt_path, model, opt)
         step, history = ck["epoch"], {k: list(v) for k, v in ck["history"].items()}
-        elapsed = float(ck["extra"]["elapsed_s"])
+        elapsed, cpu = float(ck["extra"]["elapsed_s"]), float(ck["extra"]["cpu_s"])
         rng.bit_generator.state = json.loads(ck["extra"]["numpy_rng"])
         log(f"resumed at step {step} (validation loss {history['val_loss'][-1]:.4f})")
     batches = _windows(train_ids, cfg, rng)
@@ -183,13 +184,18 @@ def train_lm(cfg: LMConfig, out: str | os.PathLike, text: str | None = None,
         f"{len(vocab)}, {train_ids.size:,} training / {val_ids.size:,} validation tokens")
     bar = _bar(cfg, step)
     state, run_loss, t0 = None, None, time.perf_counter() - elapsed
+    c0 = time.process_time() - cpu
     val_eval = val_ids[:cfg.eval_tokens] if cfg.eval_tokens else val_ids
     stopped_early = False
     while step < cfg.steps:
         x, y, reset = next(batches)
         if reset:
             state = None
-        lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+        # with a time limit the schedule follows whichever budget is spent faster
+        at = step
+        if cfg.time_limit:
+            at = max(step, int((time.perf_counter() - t0) / cfg.time_limit * cfg.steps))
+        lr = cosine_lr(at, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
         for g in opt.param_groups:
             g["lr"] = lr
         logits, state = model(x, state)
@@ -211,27 +217,30 @@ def train_lm(cfg: LMConfig, out: str | os.PathLike, text: str | None = None,
             history["step"].append(step)
             history["train_loss"].append(run_loss)
             history["val_loss"].append(vl)
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+            history["elapsed_s"].append(elapsed)
+            history["cpu_s"].append(cpu)
             msg = (f"step {step}/{cfg.steps}  train {run_loss:.4f}  val {vl:.4f} nats "
                    f"({vl / math.log(2):.3f} bits/token, ppl {math.exp(vl):.2f})  "
-                   f"{elapsed:.0f}s")
-            (bar.write if bar is not None else log)(msg)
+                   f"{elapsed:.0f}s ({cpu:.0f}s CPU)")
             save_checkpoint(ckpt_path, model, opt, epoch=step, history=history,
-                            extra={"elapsed_s": elapsed,
+                            extra={"elapsed_s": elapsed, "cpu_s": cpu,
                                    "numpy_rng": json.dumps(rng.bit_generator.state)})
             atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+            (bar.write if bar is not None else log)(msg)
         if out_of_time:
             stopped_early = True
             break
     if bar is not None:
         bar.close()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     val = evaluate_lm(model, val_ids, bptt=cfg.bptt)
     prompt = vocab(tok("ROMEO:" if cfg.level == "char" else "romeo :"))
     sample_ids = generate(model, prompt, 300 if cfg.level == "char" else 80,
                           temperature=0.8, top_k=20, generator=np.random.default_rng(cfg.seed))
     sep = "" if cfg.level == "char" else " "
     metrics = {"arch": cfg.arch, "level": cfg.level, "steps": step, "elapsed_s": elapsed,
+               "cpu_s": cpu, "config": dataclasses.asdict(cfg),
                "val_loss": val, "perplexity": math.exp(val),
                "bits_per_token": val / math.log(2), "parameters": n_params,
                "vocab_size": len(vocab), "val_tokens": int(val_ids.size),
