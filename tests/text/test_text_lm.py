@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 
 import shendu as sd
-from shendu.text.lm import (GPTLanguageModel, LSTMLanguageModel, evaluate_lm, generate,
-                            lm_loss, sample_next)
+from shendu.text.lm import (
+    GPTLanguageModel,
+    LSTMLanguageModel,
+    evaluate_lm,
+    generate,
+    lm_loss,
+    sample_next,
+)
 from shendu.text.train_lm import LMConfig, cosine_lr, load_lm, train_lm
 
 
@@ -34,8 +40,8 @@ def test_lstm_state_carries_across_windows():
     whole = m(x)[0].detach().numpy()
     first, st = m(x[:, :3])
     second, _ = m(x[:, 3:], st)
-    np.testing.assert_allclose(np.concatenate([first.detach().numpy(), second.detach().numpy()], 1), whole,
-                               rtol=1e-5, atol=1e-6)
+    parts = [first.detach().numpy(), second.detach().numpy()]
+    np.testing.assert_allclose(np.concatenate(parts, 1), whole, rtol=1e-5, atol=1e-6)
 
 
 def test_lm_loss_is_mean_nats():
