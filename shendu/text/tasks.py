@@ -19,7 +19,8 @@ import numpy as np
 
 from .. import creation
 
-__all__ = ["date_pairs", "number_pairs", "number_to_words", "pad_batch", "DATE_FORMATS"]
+__all__ = ["date_pairs", "number_pairs", "number_to_words", "pad_batch", "DATE_FORMATS",
+           "entity_lines"]
 
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]
@@ -162,3 +163,79 @@ def pad_batch(seqs: list[list[int]], pad_idx: int = 0, bos: int | None = None,
         return creation.tensor(arr)
     B = len(seqs)
     return creation.tensor(arr[:B]), creation.tensor(arr[B:])
+
+
+# ---------------------------------------------------------------------- entity tagging
+def _speaker_names(text: str) -> list[str]:
+    import re
+    names = set()
+    for m in re.finditer(r"^([A-Z][A-Z]+(?: [A-Z]+)*):$", text, re.M):
+        words = [w for w in m.group(1).split() if w not in ("KING", "QUEEN", "DUKE", "LADY",
+                                                             "OF", "LORD", "SIR", "II", "III",
+                                                             "IV", "VI", "FIRST", "SECOND")]
+        if len(words) >= 1 and len(words[0]) > 2:
+            names.add(" ".join(w.capitalize() for w in words))
+    # headings like ALL, BOTH or SERVANT are common words, not names
+    common = set(re.findall(r"\b[a-z]+\b", text))
+    return sorted(n for n in names if n.split()[0].lower() not in common)
+
+
+def entity_lines(n: int, seed: int = 0, text: str | None = None,
+                 lines: slice | None = None) -> list[tuple[list[str], list[str]]]:
+    """A named-entity task built from real text: ``n`` lines of Shakespeare (the
+    speeches, not the speaker headings), each with one to three spans inserted between
+    words — a character name (``PER``, from the plays' speaker headings), a date
+    (``DATE``) or a number in digits or words (``NUM``) — tagged in BIO. Lines that
+    already name a character are left out, so every entity in a line is tagged.
+
+    Args:
+        n: lines to make.
+        seed: the draw of lines, spans and positions.
+        text: the corpus (default: the packaged Shakespeare).
+        lines: which slice of the corpus' speech lines to draw from (to keep training and
+            held-out lines apart).
+
+    >>> from shendu.text.tasks import entity_lines
+    >>> toks, tags = entity_lines(1, seed=0)[0]
+    >>> len(toks) == len(tags) and any(t.startswith("B-") for t in tags)
+    True
+    """
+    from .datasets import load_shakespeare
+    from .tokenizers import WordTokenizer
+
+    text = load_shakespeare() if text is None else text
+    names = _speaker_names(text)
+    tok = WordTokenizer(lower=False)
+    name_words = {w for nm in names for w in nm.split()}
+    # lines already naming a character would hold untagged entities: leave them out
+    pool = [ln for ln in text.split("\n") if ln.strip() and not ln.rstrip().endswith(":")
+            and not name_words.intersection(tok(ln))]
+    pool = pool[lines] if lines is not None else pool
+    if not pool or not names:
+        raise ValueError("entity_lines: the text has no speech lines or no speaker names")
+    rng = random.Random(seed)
+
+    def span(kind: str) -> list[str]:
+        if kind == "PER":
+            return rng.choice(names).split()
+        if kind == "NUM":
+            v = rng.randint(2, 99_999)
+            return [str(v)] if rng.random() < 0.5 else number_to_words(v).split()
+        s, _ = date_pairs(1, seed=rng.randrange(1 << 30), case=False)[0]
+        return tok(s)
+
+    out = []
+    for _ in range(n):
+        words = tok(rng.choice(pool))
+        tags = ["O"] * len(words)
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.choice(["PER", "DATE", "NUM"])
+            ent = span(kind)
+            # insert only between whole spans (never inside an earlier insertion)
+            cuts = [i for i in range(len(words) + 1)
+                    if i == len(words) or not tags[i].startswith("I-")]
+            at = rng.choice(cuts)
+            words[at:at] = ent
+            tags[at:at] = [f"B-{kind}"] + [f"I-{kind}"] * (len(ent) - 1)
+        out.append((words, tags))
+    return out
