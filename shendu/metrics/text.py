@@ -74,7 +74,7 @@ def bleu_score(candidate_corpus, references_corpus, max_n: int = 4,
 
     >>> from shendu.metrics import bleu_score
     >>> round(bleu_score([["a", "b", "c", "d"]], [[["a", "b", "c", "e"]]], max_n=2), 4)
-    0.7746
+    0.7071
     """
     if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
         raise ValueError(f"bleu_score: max_n must be a positive integer, got {max_n!r}")

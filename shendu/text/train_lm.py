@@ -11,9 +11,9 @@ resumes where its last checkpoint stood. Writes to ``out``: ``checkpoint.sd``,
 >>> cfg = LMConfig(arch="lstm", steps=3, batch_size=2, bptt=8, hidden_size=16,
 ...                embed_dim=8, eval_every=3, val_fraction=0.2, progress=False)
 >>> m = train_lm(cfg, text="to be or not to be, that is the question. " * 20,
-...              out=tempfile.mkdtemp())
->>> sorted(m)[:3]
-['arch', 'bits_per_token', 'elapsed_s']
+...              out=tempfile.mkdtemp(), log=lambda *a: None)
+>>> m["steps"], m["val_loss"] < 4.0
+(3, True)
 """
 from __future__ import annotations
 
