@@ -81,7 +81,8 @@ def main() -> None:
             pred += [[TAGS[i] for i in p] for p in model.decode(w, sh, m)]
     p, r, f1 = span_f1_score([t for _, t in test], pred)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True, cwd=os.path.dirname(os.path.abspath(__file__))
+                            ).stdout.strip()
     res = {"precision": p, "recall": r, "f1": f1, "train_lines": len(train),
            "test_lines": len(test), "epochs": a.epochs, "train_s": time.perf_counter() - t0,
            "train_cpu_s": time.process_time() - c0, "commit": commit,

@@ -101,7 +101,8 @@ def main() -> None:
     greedy_sub = float(np.mean([h == t for h, (_, t) in zip(hyp[:a.beam_test], bsub)]))
     bleu = bleu_score([tgt_tok(h) for h in hyp], [[tgt_tok(t)] for _, t in test])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True, cwd=os.path.dirname(os.path.abspath(__file__))
+                            ).stdout.strip()
     metrics = {"task": a.task, "model": a.model, "steps": step, "train_s": train_s,
                "train_cpu_s": train_cpu, "final_train_loss": run, "test_inputs": len(test),
                "exact_match_greedy": exact, "bleu_greedy": bleu,

@@ -54,7 +54,9 @@ def main() -> None:
                 positive=[y, z], negative=[x], topn=3)] if not hasattr(kv, "analogy") else
                 [w for w, _ in kv.analogy(x, y, z, topn=3)] for x, y, z in ANALOGIES}}
     res["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                   capture_output=True, text=True).stdout.strip()
+                                   capture_output=True, text=True,
+                                   cwd=os.path.dirname(os.path.abspath(__file__))
+                                   ).stdout.strip()
     with open(os.path.join(a.out, "embeddings.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res, indent=1))
