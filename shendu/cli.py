@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "dataset (see 'shendu detect --help')")
     sub.add_parser("run", add_help=False, help="run a script on N processes through MPI "
                    "(see 'shendu run --help')")
+    sub.add_parser("text", add_help=False, help="language models on text "
+                   "(see 'shendu text --help')")
     return parser
 
 
@@ -419,7 +421,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from .data.datasets import ChecksumError, DatasetNotFoundError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("train", "search", "bench"):
+    if argv and argv[0] in ("train", "search", "bench", "text"):
         # this process trains or measures and is ours: keep freed memory (see
         # shendu.backend.keep_freed_memory; SHENDU_KEEP_FREED_MEMORY=0 refuses)
         from .backend import runtime
@@ -438,6 +440,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "detect":  # shendu._cli_detect owns its options
         from . import _cli_detect
         return int(_cli_detect.main(argv[1:]) or 0)
+
+    if argv and argv[0] == "text":  # shendu._cli_text's parser owns its options
+        from . import _cli_text
+        return int(_cli_text.main(argv[1:]) or 0)
     if argv and argv[0] == "run":  # the launcher's parser owns its options too
         from .distributed import launcher
         return int(launcher.main(argv[1:]) or 0)

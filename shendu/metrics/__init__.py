@@ -27,6 +27,7 @@ from .error_analysis import highest_loss_examples, most_confused_pairs, per_clas
 from .ranking import average_precision, precision_recall_curve, roc_auc, roc_curve
 from .report import classification_report
 from .segmentation import JaccardIndex, mean_iou, pixel_accuracy
+from .text import bleu_score, bleu_stats, get_entities, span_f1_score
 from .tracker import MetricTracker, RunningMean
 
 # scikit-learn spellings, for users porting code
@@ -35,7 +36,8 @@ recall_score = recall
 average_precision_score = average_precision
 roc_auc_score = roc_auc
 
-__all__ = ["accuracy", "accuracy_score", "top_k_accuracy", "confusion_matrix", "precision",
+__all__ = ["bleu_score", "bleu_stats", "get_entities", "span_f1_score",
+           "accuracy", "accuracy_score", "top_k_accuracy", "confusion_matrix", "precision",
            "recall", "f1_score", "fbeta_score", "precision_recall_fscore_support",
            "precision_recall_curve", "average_precision", "roc_curve", "roc_auc",
            "classification_report", "MetricTracker", "RunningMean", "precision_score",

@@ -29,6 +29,7 @@ from .activation import (
 )
 from .attention import MultiheadAttention
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .crf import CRF
 from .distance import CosineSimilarity, PairwiseDistance
 from .dropout import DropConnect, Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
@@ -89,7 +90,7 @@ from .transformer import (
 )
 
 __all__ = [
-    "Linear", "Bilinear", "FusedLinearReLU", "FusedConv2dReLU",
+    "CRF", "Linear", "Bilinear", "FusedLinearReLU", "FusedConv2dReLU",
     "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
