@@ -20,7 +20,12 @@ if os.environ.get("SHENDU_TEST_DEVICE") == "fake":
 # Independent references the suite compares against (test-only dependencies).
 ORACLES = {"torch": "PyTorch (pip install -e '.[oracle]')",
            "scipy": "SciPy (pip install -e '.[test]')",
-           "sklearn": "scikit-learn (pip install -e '.[test]')"}
+           "sklearn": "scikit-learn (pip install -e '.[test]')",
+           "onnx": "ONNX (pip install -e '.[test]')",
+           "onnxruntime": "onnxruntime (pip install -e '.[test]')",
+           "pycocotools": "pycocotools, the COCO mAP oracle (pip install -e '.[oracle]')",
+           "sacrebleu": "sacrebleu, the BLEU oracle (pip install -e '.[oracle]')",
+           "seqeval": "seqeval, the span-F1 oracle (pip install -e '.[oracle]')"}
 
 
 def missing_oracles():
