@@ -8,6 +8,8 @@ linear regression (closed form and gradient descent), logistic and softmax regre
 False
 """
 from .linear import LinearRegression, LogisticRegression, SoftmaxRegression
+from .multitask import MultiTask, MultiTaskLoss
 from .perceptron import Perceptron
 
-__all__ = ["Perceptron", "LinearRegression", "LogisticRegression", "SoftmaxRegression"]
+__all__ = ["Perceptron", "LinearRegression", "LogisticRegression", "SoftmaxRegression",
+           "MultiTask", "MultiTaskLoss"]

@@ -38,6 +38,7 @@ from .search import (
                         random_search,
 )
 from .trainer import History, Trainer, evaluate, fit, predict
+from .transfer import GradualUnfreezing
 
 __all__ = ["fit", "evaluate", "predict", "Trainer", "History", "Callback",
            "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "LRSchedulerCallback",
@@ -47,4 +48,4 @@ __all__ = ["fit", "evaluate", "predict", "Trainer", "History", "Callback",
            "Choice", "IntUniform", "diagnose", "diagnose_history", "Diagnosis",
            "per_class_error", "most_confused_pairs", "highest_loss_examples",
            "plot_learning_curves", "plot_confusion_matrix", "plot_pr_curve", "callbacks",
-           "checkpoint", "plots", "search", "blas_threads"]
+           "checkpoint", "plots", "search", "blas_threads", "GradualUnfreezing"]
