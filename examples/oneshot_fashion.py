@@ -1,0 +1,114 @@
+"""One-shot recognition on Fashion-MNIST: an embedding network learns five classes
+(T-shirt, trouser, pullover, dress, coat) and must recognise the five it never saw
+(sandal, shirt, sneaker, bag, ankle boot) from one or five examples each.
+
+Two ways of training the same embedding (LeNet-5's layers, 64-d output on the unit
+sphere), each on balanced batches (5 classes x 16 images):
+
+- triplet:     ``TripletMarginLoss`` on batch-hard triplets (``BatchHardMiner``),
+- contrastive: a Siamese network with ``ContrastiveLoss`` over all pairs of the batch.
+
+Evaluation: 5-way 1-shot and 5-shot episodes on the test images of the unseen classes,
+queries labelled by the nearest class prototype; the baseline is nearest neighbour on
+raw pixels over the same episodes.
+
+    python examples/oneshot_fashion.py --out examples/results/oneshot_fashion.json
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+
+import shendu as sd
+from shendu.data.datasets import FashionMNIST
+from shendu.models import Siamese, few_shot_accuracy
+from shendu.nn.metric_learning import BalancedBatchSampler, BatchHardMiner, ContrastiveLoss
+from shendu.train import blas_threads
+
+SEEN, UNSEEN = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
+
+
+def embedding_net(dim=64):
+    return sd.nn.Sequential(
+        sd.nn.Conv2d(1, 6, 5, padding=2), sd.nn.ReLU(), sd.nn.MaxPool2d(2),
+        sd.nn.Conv2d(6, 16, 5), sd.nn.ReLU(), sd.nn.MaxPool2d(2), sd.nn.Flatten(),
+        sd.nn.Linear(400, 128), sd.nn.ReLU(), sd.nn.Linear(128, dim))
+
+
+def train(kind, x, y, steps, margin, seed=0):
+    sd.manual_seed(seed)
+    net = Siamese(embedding_net())
+    opt = sd.optim.Adam(net.parameters(), lr=1e-3)
+    sampler = BalancedBatchSampler(y, 5, 16, num_batches=steps, seed=seed)
+    triplet, miner = sd.nn.TripletMarginLoss(margin=margin), BatchHardMiner()
+    contrastive = ContrastiveLoss(margin=margin)
+    net.train()
+    for step, idx in enumerate(sampler):
+        z = net.embed(sd.as_tensor(x[idx]))
+        labels = y[idx]
+        if kind == "triplet":
+            a, p, n = miner(z, labels)
+            loss = triplet(z[a], z[p], z[n])
+        else:  # every pair of the batch, similar (1) or not (0)
+            i, j = np.triu_indices(len(idx), 1)
+            loss = contrastive(z[i], z[j], sd.as_tensor((labels[i] == labels[j]).astype(np.int64)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if (step + 1) % 200 == 0:
+            print(f"  {kind} step {step + 1}: loss {loss.item():.4f}", flush=True)
+    return net
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--margin", type=float, default=0.5)
+    ap.add_argument("--episodes", type=int, default=400)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    start = time.perf_counter()
+    train_set, test_set = FashionMNIST(train=True), FashionMNIST(train=False)
+    x, y = train_set.data.astype(np.float32) / 255, np.asarray(train_set.targets)
+    xt, yt = test_set.data.astype(np.float32) / 255, np.asarray(test_set.targets)
+    mean, std = x.mean(), x.std()
+    x, xt = ((x - mean) / std)[:, None], ((xt - mean) / std)[:, None]
+    seen = np.isin(y, SEEN)
+    unseen = np.isin(yt, UNSEEN)
+    xs, ys, xu, yu = x[seen], y[seen], xt[unseen], yt[unseen]
+    results = {}
+    episodes = dict(n_way=5, queries=15, episodes=args.episodes, seed=1)
+    for k in (1, 5):
+        results[f"pixels_nn_{k}shot"] = few_shot_accuracy(None, xu, yu, k_shot=k,
+                                                          rule="nearest", **episodes)
+        results[f"pixels_proto_{k}shot"] = few_shot_accuracy(None, xu, yu, k_shot=k,
+                                                             **episodes)
+    with blas_threads(1):
+        for kind in ("triplet", "contrastive"):
+            net = train(kind, xs, ys, args.steps, args.margin)
+            for k in (1, 5):
+                results[f"{kind}_{k}shot"] = few_shot_accuracy(net.embed, xu, yu, k_shot=k,
+                                                               **episodes)
+            # a Siamese verification check on unseen classes: same vs different pairs
+            rng = np.random.default_rng(2)
+            i, j = rng.integers(0, len(xu), (2, 2000))
+            same = yu[i] == yu[j]
+            d = net(sd.as_tensor(xu[i]), sd.as_tensor(xu[j])).detach().numpy()
+            thr = float(np.median(d))
+            decided = net.verify(sd.as_tensor(xu[i]), sd.as_tensor(xu[j]), thr).numpy()
+            results[f"{kind}_verify_acc_at_median"] = round(float((decided == same).mean()), 4)
+    for key, val in results.items():
+        print(f"{key:32s} {val}")
+    seconds = time.perf_counter() - start
+    print(f"done in {seconds:.0f} s")
+    if args.out:
+        from shendu._bench_report import machine_info, measured_at
+        with open(args.out, "w") as f:
+            json.dump({"command": "python examples/oneshot_fashion.py", "args": vars(args),
+                       "results": results, "seconds": round(seconds), "commit": measured_at(),
+                       "cpu": machine_info()["cpu_model"]}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
