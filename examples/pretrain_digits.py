@@ -1,7 +1,8 @@
 """Greedy layer-wise pretraining on the digits shipped with shendu: a stack of denoising
-autoencoders (784-256-64, sigmoid units as in Bengio et al. 2007) learns from all 4,000 training images without labels, then the
-stacked encoders get a softmax head and are fine-tuned on only ``--labels`` labelled
-images per class; the same network from random initialisation is the baseline.
+autoencoders (784-256-64, sigmoid units as in Bengio et al. 2007) learns from all 4,000
+training images without labels, then the stacked encoders get a softmax head and are
+fine-tuned on only ``--labels`` labelled images per class; the same network from random
+initialisation is the baseline.
 
     python examples/pretrain_digits.py --out examples/results/pretrain_digits.json
 
@@ -65,7 +66,8 @@ def main() -> None:
     rows = []
     with blas_threads(1):
         sd.manual_seed(0)
-        aes = stacked_autoencoders(SIZES, activation=sd.nn.Sigmoid, noise=args.noise, noise_type="mask")
+        aes = stacked_autoencoders(SIZES, activation=sd.nn.Sigmoid, noise=args.noise,
+                                   noise_type="mask")
         encoder = pretrain_layerwise(aes, x, epochs=args.pretrain_epochs, log=print)
         weights = encoder.state_dict()
         for n in [int(v) for v in args.labels.split(",")]:

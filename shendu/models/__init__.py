@@ -15,4 +15,5 @@ from .siamese import Siamese, few_shot_accuracy, verify
 
 __all__ = ["Perceptron", "LinearRegression", "LogisticRegression", "SoftmaxRegression",
            "MultiTask", "MultiTaskLoss",
-           "Autoencoder", "stacked_autoencoders", "pretrain_layerwise", "Siamese", "verify", "few_shot_accuracy"]
+           "Autoencoder", "stacked_autoencoders", "pretrain_layerwise", "Siamese", "verify",
+           "few_shot_accuracy"]

@@ -37,6 +37,7 @@ from .search import (
                         grid_search,
                         random_search,
 )
+from .ensemble import BootstrapSampler, Ensemble, SnapshotEnsemble
 from .trainer import History, Trainer, evaluate, fit, predict
 from .transfer import GradualUnfreezing
 
@@ -48,4 +49,5 @@ __all__ = ["fit", "evaluate", "predict", "Trainer", "History", "Callback",
            "Choice", "IntUniform", "diagnose", "diagnose_history", "Diagnosis",
            "per_class_error", "most_confused_pairs", "highest_loss_examples",
            "plot_learning_curves", "plot_confusion_matrix", "plot_pr_curve", "callbacks",
-           "checkpoint", "plots", "search", "blas_threads", "GradualUnfreezing"]
+           "checkpoint", "plots", "search", "blas_threads", "GradualUnfreezing",
+           "Ensemble", "BootstrapSampler", "SnapshotEnsemble"]
