@@ -7,6 +7,6 @@ torchvision's names.
 >>> LeNet5()(sd.zeros(2, 1, 28, 28)).shape
 (2, 10)
 """
-from . import detection, models, ops
+from . import detection, models, ops, utils
 
-__all__ = ["detection", "models", "ops"]
+__all__ = ["detection", "models", "ops", "utils"]
