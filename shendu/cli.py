@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(see 'shendu rl --help')")
     sub.add_parser("run", add_help=False, help="run a script on N processes through MPI "
                    "(see 'shendu run --help')")
+    sub.add_parser("style", add_help=False, help="neural style transfer "
+                   "(see 'shendu style --help')")
     return parser
 
 
@@ -421,6 +423,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "rl":  # shendu.rl's parser owns its options too
         from .rl import cli as rl_cli
         return int(rl_cli.main(argv[1:]) or 0)
+    if argv and argv[0] == "style":  # shendu/_cli_style.py owns its options
+        from . import _cli_style
+        return int(_cli_style.main(argv[1:]) or 0)
     if argv and argv[0] == "run":  # the launcher's parser owns its options too
         from .distributed import launcher
         return int(launcher.main(argv[1:]) or 0)

@@ -26,6 +26,7 @@ from .diagnose import (
                         most_confused_pairs,
                         per_class_error,
 )
+from .ensemble import BootstrapSampler, Ensemble, SnapshotEnsemble
 from .plots import plot_confusion_matrix, plot_learning_curves, plot_pr_curve
 from .search import (
                         Choice,
@@ -37,7 +38,6 @@ from .search import (
                         grid_search,
                         random_search,
 )
-from .ensemble import BootstrapSampler, Ensemble, SnapshotEnsemble
 from .trainer import History, Trainer, evaluate, fit, predict
 from .transfer import GradualUnfreezing
 
