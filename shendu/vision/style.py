@@ -34,6 +34,7 @@ from ..tensor import Tensor
 
 __all__ = ["gram_matrix", "content_loss", "style_loss", "total_variation_loss",
            "VGGFeatures", "RandomMultiScaleFeatures", "load_image", "style_transfer",
+           "StyleTransferLoss",
            "SAMPLE_IMAGES"]
 
 SAMPLE_IMAGES = ("china.jpg", "flower.jpg")  # scikit-learn's two sample photos
@@ -263,6 +264,59 @@ def load_image(source, size: int | None = None) -> Tensor:
 
 
 # ---------------------------------------------------------------------------- transfer
+class StyleTransferLoss(Module):
+    """The objective of style transfer for one content/style pair:
+    ``content_weight * content + style_weight * style + tv_weight * tv``, each content
+    and style term divided by its target's mean square (so the weights mean the same for
+    any network) and averaged over its layers. ``parts`` holds the latest three terms.
+
+    Args: see :func:`style_transfer`.
+    """
+
+    def __init__(self, extractor: Module, content: Tensor, style: Tensor,
+                 content_layers: Sequence[str] | None = None,
+                 style_layers: Sequence[str] | None = None, content_weight: float = 1.0,
+                 style_weight: float = 10.0, tv_weight: float = 1.0):
+        super().__init__()
+        for name, img in (("content", content), ("style", style)):
+            if img.ndim != 4 or img.shape[:2] != (1, 3):
+                raise ValueError(f"style_transfer: {name} must be one RGB image "
+                                 f"(1, 3, H, W), got shape {tuple(img.shape)}")
+        self.net = extractor
+        is_vgg = isinstance(extractor, VGGFeatures)
+        layers = list(getattr(extractor, "layers", []))
+        content_layers = list(content_layers or (["relu4_2"] if is_vgg else layers[:1]))
+        style_layers = list(style_layers or ([n for n in layers if n != "relu4_2"]
+                                             if is_vgg else layers))
+        with no_grad():
+            self.c_targets = {n: f for n, f in extractor(content).items()
+                              if n in content_layers}
+            self.s_targets = {n: gram_matrix(f) for n, f in extractor(style).items()
+                              if n in style_layers}
+        missing = [n for n in content_layers if n not in self.c_targets] + \
+            [n for n in style_layers if n not in self.s_targets]
+        if missing:
+            raise ValueError(f"style_transfer: the extractor has no layers {missing} "
+                             f"(it gives {layers})")
+        self.c_scale = {n: 1.0 / max(float((f * f).mean()), 1e-12)
+                        for n, f in self.c_targets.items()}
+        self.s_scale = {n: 1.0 / max(float((g * g).mean()), 1e-12)
+                        for n, g in self.s_targets.items()}
+        self.weights = (content_weight, style_weight, tv_weight)
+        self.parts: dict[str, float] = {}
+
+    def forward(self, image: Tensor) -> Tensor:
+        feats = self.net(image)
+        lc = sum(content_loss(feats[n], t) * self.c_scale[n] for n, t in self.c_targets.items())
+        ls = sum(style_loss(feats[n], g) * self.s_scale[n] for n, g in self.s_targets.items())
+        lt = total_variation_loss(image)
+        wc, ws, wt = self.weights
+        loss = (wc / len(self.c_targets)) * lc + (ws / len(self.s_targets)) * ls + wt * lt
+        self.parts = {"content": float(lc), "style": float(ls), "tv": float(lt),
+                      "total": float(loss)}
+        return loss
+
+
 def style_transfer(content: Tensor, style: Tensor, extractor: Module | None = None, *,
                    content_layers: Sequence[str] | None = None,
                    style_layers: Sequence[str] | None = None, steps: int = 100,
@@ -278,15 +332,14 @@ def style_transfer(content: Tensor, style: Tensor, extractor: Module | None = No
             ``RandomMultiScaleFeatures()``.
         content_layers, style_layers: which of its layers to use; defaults: for
             ``VGGFeatures`` ``relu4_2`` and ``relu1_1``...``relu5_1`` (Gatys et al.), for
-            others the smallest filter for content and every layer for style.
+            others the first layer for content and every layer for style.
         steps: Adam steps, or L-BFGS iterations (one ``step`` with ``max_iter=steps``;
             the line search may evaluate the loss a few more times).
         optimizer: ``'lbfgs'`` (``sd.optim.LBFGS`` with a strong-Wolfe line search) or
             ``'adam'``.
         lr: step size (default 1 for L-BFGS, 0.02 for Adam).
-        content_weight, style_weight, tv_weight: weights of the three terms. Each content
-            and style term is divided by its target's mean square, so the weights mean
-            the same for any network.
+        content_weight, style_weight, tv_weight: weights of the three terms (see
+            :class:`StyleTransferLoss`).
         init: start from ``'content'`` or ``'noise'``.
         seed: for the noise start.
         log: called with a progress line now and then.
@@ -298,26 +351,9 @@ def style_transfer(content: Tensor, style: Tensor, extractor: Module | None = No
     if optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"style_transfer: optimizer must be 'lbfgs' or 'adam', got "
                          f"{optimizer!r}")
-    for name, img in (("content", content), ("style", style)):
-        if img.ndim != 4 or img.shape[:2] != (1, 3):
-            raise ValueError(f"style_transfer: {name} must be one RGB image (1, 3, H, W), "
-                             f"got shape {tuple(img.shape)}")
     net = extractor if extractor is not None else RandomMultiScaleFeatures()
-    is_vgg = isinstance(net, VGGFeatures)
-    layers = list(getattr(net, "layers", []))
-    content_layers = list(content_layers or (["relu4_2"] if is_vgg else layers[:1]))
-    style_layers = list(style_layers or ([n for n in layers if n != "relu4_2"]
-                                         if is_vgg else layers))
-    with no_grad():
-        c_targets = {n: f for n, f in net(content).items() if n in content_layers}
-        s_targets = {n: gram_matrix(f) for n, f in net(style).items() if n in style_layers}
-    missing = [n for n in content_layers + style_layers
-               if n not in c_targets and n not in s_targets]
-    if missing:
-        raise ValueError(f"style_transfer: the extractor has no layers {missing} "
-                         f"(it gives {layers})")
-    c_scale = {n: 1.0 / max(float((f * f).mean()), 1e-12) for n, f in c_targets.items()}
-    s_scale = {n: 1.0 / max(float((g * g).mean()), 1e-12) for n, g in s_targets.items()}
+    objective = StyleTransferLoss(net, content, style, content_layers, style_layers,
+                                  content_weight, style_weight, tv_weight)
     if init == "content":
         start = content.detach().numpy().copy()
     elif init == "noise":
@@ -328,23 +364,18 @@ def style_transfer(content: Tensor, style: Tensor, extractor: Module | None = No
     opt = (LBFGS([image], lr=lr or 1.0, max_iter=steps, max_eval=2 * steps,
                  history_size=20, line_search_fn="strong_wolfe")
            if optimizer == "lbfgs" else Adam([image], lr=lr or 0.02))
-    parts = {"evals": 0}
+    evals = [0]
     every = max(1, steps // 10)
 
     def closure():
         opt.zero_grad()
-        feats = net(image)
-        lc = sum(content_loss(feats[n], t) * c_scale[n] for n, t in c_targets.items())
-        ls = sum(style_loss(feats[n], g) * s_scale[n] for n, g in s_targets.items())
-        lt = total_variation_loss(image)
-        loss = (content_weight / len(c_targets)) * lc + (style_weight / len(s_targets)) * ls \
-            + tv_weight * lt
+        loss = objective(image)
         loss.backward()
-        parts.update(content=float(lc), style=float(ls), tv=float(lt), total=float(loss))
-        parts["evals"] += 1
-        if log is not None and parts["evals"] % every == 0:
-            log(f"evaluation {parts['evals']}: loss {parts['total']:.4f} (content "
-                f"{parts['content']:.4f}, style {parts['style']:.4f}, tv {parts['tv']:.5f})")
+        evals[0] += 1
+        if log is not None and evals[0] % every == 0:
+            p = objective.parts
+            log(f"evaluation {evals[0]}: loss {p['total']:.4f} (content {p['content']:.4f}, "
+                f"style {p['style']:.4f}, tv {p['tv']:.5f})")
         return loss
 
     if optimizer == "lbfgs":  # one call runs all iterations; clamping between them would
