@@ -96,15 +96,14 @@ def main() -> None:
     for key, val in results.items():
         print(f"{key:32s} {val}", flush=True)
 
-    def embed_all(module):
-        module.eval()
+    def embed_all(fn):
         with sd.no_grad():
-            return np.concatenate([module(sd.as_tensor(xu[i:i + 500])).numpy()
+            return np.concatenate([fn(sd.as_tensor(xu[i:i + 500])).numpy()
                                    for i in range(0, len(xu), 500)])
 
     with blas_threads(1):
         for kind in args.kinds.split(","):
-            net = train(kind, xs, ys, args.steps, args.margin)
+            net = train(kind, xs, ys, args.steps, args.margin).eval()
             z_embed, z_trunk = embed_all(net.embed), embed_all(net.embedding[0])
             for k in (1, 5):
                 results[f"{kind}_{k}shot"] = few_shot_accuracy(None, z_embed, yu, k_shot=k,
