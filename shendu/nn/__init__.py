@@ -19,5 +19,5 @@ from .summary import summary
 
 __all__ = ["Module", "Parameter", "summary", "functional", "init", "utils",
            "Flatten", "Identity", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList",
-           "Sequential", "Unflatten", *layers.__all__, *losses.__all__, "metric_learning",
+           "Sequential", "Unflatten", *layers.__all__, *losses.__all__,
            "ContrastiveLoss", "BatchHardMiner", "SemiHardMiner"]
