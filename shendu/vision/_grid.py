@@ -17,13 +17,12 @@ from ..tensor import Tensor
 __all__ = ["make_grid", "save_image", "to_uint8_image"]
 
 
-def _as_array(tensor, who: str) -> tuple[np.ndarray, object]:
-    """A float NumPy copy of a tensor / array / list of them, and an xp-like source hint."""
+def _as_array(tensor, who: str) -> np.ndarray:
+    """A NumPy copy (float; integers become float32) of a tensor, array or list of them."""
     if isinstance(tensor, (list, tuple)):
         if not tensor:
             raise ValueError(f"{who}: got an empty list of images")
-        arrs = [_as_array(t, who)[0] for t in tensor]
-        return np.stack(arrs), None
+        return np.stack([_as_array(t, who) for t in tensor])
     if isinstance(tensor, Tensor):
         arr = tensor.detach().cpu().numpy()
     elif isinstance(tensor, np.ndarray):
@@ -33,7 +32,7 @@ def _as_array(tensor, who: str) -> tuple[np.ndarray, object]:
                         f"{type(tensor).__name__}")
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{who}: expected numeric images, got dtype {arr.dtype}")
-    return np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f" else np.float32), None
+    return np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f" else np.float32)
 
 
 def make_grid(tensor, nrow: int = 8, padding: int = 2, normalize: bool = False,
@@ -57,7 +56,7 @@ def make_grid(tensor, nrow: int = 8, padding: int = 2, normalize: bool = False,
     >>> g.shape, g[0, 0].tolist()
     ((3, 4, 7), [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
     """
-    arr, _ = _as_array(tensor, "make_grid")
+    arr = _as_array(tensor, "make_grid")
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim == 3:
@@ -104,7 +103,7 @@ def to_uint8_image(tensor) -> np.ndarray:
     >>> to_uint8_image(sd.full((3, 1, 1), 0.5)).tolist()
     [[[128, 128, 128]]]
     """
-    arr, _ = _as_array(tensor, "to_uint8_image")
+    arr = _as_array(tensor, "to_uint8_image")
     if arr.ndim != 3:
         raise ValueError(f"to_uint8_image: expected a (C, H, W) image, got shape {arr.shape}")
     out = np.clip(arr * 255 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
