@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(see 'shendu run --help')")
     sub.add_parser("text", add_help=False, help="language models on text "
                    "(see 'shendu text --help')")
+
+    sub.add_parser("style", add_help=False, help="neural style transfer "
+                   "(see 'shendu style --help')")
     return parser
 
 
@@ -444,6 +447,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if argv and argv[0] == "text":  # shendu._cli_text's parser owns its options
         from . import _cli_text
         return int(_cli_text.main(argv[1:]) or 0)
+
+    if argv and argv[0] == "style":  # shendu/_cli_style.py owns its options
+        from . import _cli_style
+        return int(_cli_style.main(argv[1:]) or 0)
     if argv and argv[0] == "run":  # the launcher's parser owns its options too
         from .distributed import launcher
         return int(launcher.main(argv[1:]) or 0)

@@ -7,7 +7,13 @@ linear regression (closed form and gradient descent), logistic and softmax regre
 >>> Perceptron(2).fit(X, y, epochs=50).converged_   # XOR is not linearly separable
 False
 """
+from .autoencoder import Autoencoder, pretrain_layerwise, stacked_autoencoders
 from .linear import LinearRegression, LogisticRegression, SoftmaxRegression
+from .multitask import MultiTask, MultiTaskLoss
 from .perceptron import Perceptron
+from .siamese import Siamese, few_shot_accuracy, verify
 
-__all__ = ["Perceptron", "LinearRegression", "LogisticRegression", "SoftmaxRegression"]
+__all__ = ["Perceptron", "LinearRegression", "LogisticRegression", "SoftmaxRegression",
+           "MultiTask", "MultiTaskLoss",
+           "Autoencoder", "stacked_autoencoders", "pretrain_layerwise", "Siamese", "verify",
+           "few_shot_accuracy"]

@@ -190,7 +190,10 @@ class Module:
             if params is None:
                 raise AttributeError(f"cannot assign {type(value).__name__} {name!r} before "
                                      f"Module.__init__() was called in {type(self).__name__}")
-            self._forget(name)
+            # keep the slot in its own registry, as PyTorch does: replacing model.fc (or a
+            # weight) must not move it to the end of named_modules()/state_dict()
+            self._forget(name, keep=d["_parameters" if isinstance(value, Parameter)
+                                      else "_modules"])
             if isinstance(value, Parameter):
                 self.register_parameter(name, value)
             else:
@@ -204,11 +207,12 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: dict | None = None) -> None:
         d = self.__dict__
         d.pop(name, None)
         for reg in (d["_parameters"], d["_buffers"], d["_modules"]):
-            reg.pop(name, None)
+            if reg is not keep:
+                reg.pop(name, None)
         d["_non_persistent_buffers_set"].discard(name)
 
     def __delattr__(self, name: str) -> None:

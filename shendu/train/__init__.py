@@ -26,6 +26,7 @@ from .diagnose import (
                         most_confused_pairs,
                         per_class_error,
 )
+from .ensemble import BootstrapSampler, Ensemble, SnapshotEnsemble
 from .plots import plot_confusion_matrix, plot_learning_curves, plot_pr_curve
 from .search import (
                         Choice,
@@ -38,6 +39,7 @@ from .search import (
                         random_search,
 )
 from .trainer import History, Trainer, evaluate, fit, predict
+from .transfer import GradualUnfreezing
 
 __all__ = ["fit", "evaluate", "predict", "Trainer", "History", "Callback",
            "LambdaCallback", "EarlyStopping", "ModelCheckpoint", "LRSchedulerCallback",
@@ -47,4 +49,5 @@ __all__ = ["fit", "evaluate", "predict", "Trainer", "History", "Callback",
            "Choice", "IntUniform", "diagnose", "diagnose_history", "Diagnosis",
            "per_class_error", "most_confused_pairs", "highest_loss_examples",
            "plot_learning_curves", "plot_confusion_matrix", "plot_pr_curve", "callbacks",
-           "checkpoint", "plots", "search", "blas_threads"]
+           "checkpoint", "plots", "search", "blas_threads", "GradualUnfreezing",
+           "Ensemble", "BootstrapSampler", "SnapshotEnsemble"]
