@@ -336,7 +336,7 @@ def _flat_arrays(tensors: Mapping, fn: str) -> dict[str, np.ndarray]:
             raise TypeError(f"{fn}: value for {k!r} is {type(v).__name__}; safetensors holds "
                             "only tensors in a flat dict (use shendu.save for nested data)")
         data = v._data if isinstance(v, Tensor) else v
-        out[k] = np.ascontiguousarray(to_device(data, "cpu"))
+        out[k] = np.asarray(to_device(data, "cpu"), order="C")  # keeps 0-d arrays 0-d
     return out
 
 
