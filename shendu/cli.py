@@ -86,6 +86,9 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
                                      f"(default: {d['hidden']})")
     g.add_argument("--width", type=int, help="planes of the first ResNet stage (default 64, "
                    "torchvision's; smaller is a cheaper network for quick runs)")
+    g.add_argument("--resize", type=int, help="enlarge the images to this many pixels a "
+                   "side (bilinear), for models built for large images (alexnet 63, vgg 32, "
+                   "nin 67 at least)")
     g.add_argument("--val-fraction", type=float, help="share of the training set held "
                    f"out as the dev set for validation (default: {d['val_fraction']})")
     g.add_argument("--limit", type=int, help="use at most this many training and test "

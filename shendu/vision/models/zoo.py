@@ -51,6 +51,6 @@ def for_images(name: str, shape: tuple[int, int, int], num_classes: int, **kwarg
     need = model.min_input_size
     if min(h, w) < need:
         raise ValueError(f"{name}: the images are {h}x{w} pixels but this model needs at "
-                         f"least {need}x{need}; choose resnet18/34/50/101 (small-input "
-                         "stem) or lenet5 for small images")
+                         f"least {need}x{need}; enlarge them (shendu train --resize {need}) or "
+                         "choose a ResNet (small-input stem), googlenet or lenet5")
     return model

@@ -225,3 +225,21 @@ def test_for_images_picks_small_input_below_64_px():
     assert isinstance(for_images("resnet34", (1, 28, 28), 10, width=4).maxpool, nn.Identity)
     assert isinstance(for_images("resnet18", (3, 96, 96), 10, width=4).maxpool, nn.MaxPool2d)
     assert for_images("googlenet", (1, 32, 32), 10).conv1.conv.in_channels == 1
+
+
+def test_train_command_resizes_images_for_models_built_for_large_ones(tmp_path):
+    from shendu.cli import main
+    from shendu.train.recipe import build_model, resolve_config
+
+    with pytest.raises(ValueError, match=r"--resize 32"):
+        build_model(resolve_config({"model": "vgg11"}), (1, 28, 28), 10)
+    out = tmp_path / "g"
+    assert main(["train", "--model", "googlenet", "--dataset", "digits", "--resize", "16",
+                 "--limit", "60", "--epochs", "1", "--batch-size", "30", "--no-progress",
+                 "--out", str(out)]) == 0
+    import json
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["config"]["resize"] == 16 and 0 <= res["test"]["acc"] <= 1
+    net = M.googlenet(num_classes=10, aux_logits=False, in_channels=1,
+                      weights=out / "checkpoint.sd")
+    assert net.eval()(sd.zeros(1, 1, 16, 16)).shape == (1, 10)
