@@ -72,7 +72,8 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
     g = p.add_argument_group("model and data")
     from .vision.models.zoo import list_models
     g.add_argument("--model", choices=["lenet5", "lenet5-classic", "mlp", *list_models()],
-                   help=f"network to train (default: {d['model']})")
+                   metavar="NAME", help="network to train: lenet5, lenet5-classic, mlp or "
+                   f"the zoo's {', '.join(list_models())} (default: {d['model']})")
     g.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist", "cifar10"],
                    help=f"digits: 5,000 MNIST digits shipped with shendu; the others are "
                         f"read from --data-dir (default: {d['dataset']})")
