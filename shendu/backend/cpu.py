@@ -413,7 +413,8 @@ def try_max_pool_tiled_backward(g, code, k, out_hw, gx) -> bool:
 # The fused kernel computes Wp - OW wasted columns per output row ("wide" patches). Where
 # the patch rows are long (C*kh*kw >= FUSED_CONV_LONG_PATCH) the GEMM dominates and that
 # waste is no longer repaid by the copies saved: ResNet's 3x3 convolutions on 8x8 and 4x4
-# maps (waste 1.25x and 1.5x) ran faster on the NumPy path (benchmarks/README.md).
+# maps (waste 1.25x and 1.5x) ran faster on the NumPy path
+# (benchmarks/results/resnet18-conv-dispatch.txt).
 FUSED_CONV_LONG_PATCH = 1024
 FUSED_CONV_MAX_WASTE = 1.2
 
