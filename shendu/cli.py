@@ -72,7 +72,8 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
     g = p.add_argument_group("model and data")
     from .vision.models.zoo import list_models
     g.add_argument("--model", choices=["lenet5", "lenet5-classic", "mlp", *list_models()],
-                   help=f"network to train (default: {d['model']})")
+                   metavar="NAME", help="network to train: lenet5, lenet5-classic, mlp or "
+                   f"the zoo's {', '.join(list_models())} (default: {d['model']})")
     g.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist", "cifar10"],
                    help=f"digits: 5,000 MNIST digits shipped with shendu; the others are "
                         f"read from --data-dir (default: {d['dataset']})")
@@ -86,6 +87,9 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
                                      f"(default: {d['hidden']})")
     g.add_argument("--width", type=int, help="planes of the first ResNet stage (default 64, "
                    "torchvision's; smaller is a cheaper network for quick runs)")
+    g.add_argument("--resize", type=int, help="enlarge the images to this many pixels a "
+                   "side (bilinear), for models built for large images (alexnet 63, vgg 32, "
+                   "nin 67 at least)")
     g.add_argument("--val-fraction", type=float, help="share of the training set held "
                    f"out as the dev set for validation (default: {d['val_fraction']})")
     g.add_argument("--limit", type=int, help="use at most this many training and test "

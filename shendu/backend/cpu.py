@@ -410,9 +410,22 @@ def try_max_pool_tiled_backward(g, code, k, out_hw, gx) -> bool:
 
 
 # ---------------------------------------------------------------------- convolution
-def _conv_fused_takes(x, w, stride, groups) -> bool:
-    return (stride == (1, 1) and groups == 1 and jit.on_all(x, w)
-            and runtime.mkl_loaded())
+# The fused kernel computes Wp - OW wasted columns per output row ("wide" patches). Where
+# the patch rows are long (C*kh*kw >= FUSED_CONV_LONG_PATCH) the GEMM dominates and that
+# waste is no longer repaid by the copies saved: ResNet's 3x3 convolutions on 8x8 and 4x4
+# maps (waste 1.25x and 1.5x) ran faster on the NumPy path
+# (benchmarks/results/resnet18-conv-dispatch.txt).
+FUSED_CONV_LONG_PATCH = 1024
+FUSED_CONV_MAX_WASTE = 1.2
+
+
+def _conv_fused_takes(x, w, stride, groups, dilation, ow) -> bool:
+    """Whether the fused kernel runs a convolution whose output rows are ``ow`` wide."""
+    if not (stride == (1, 1) and groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
+        return False
+    _, c, kh, kw = w.shape
+    waste = (ow + (kw - 1) * dilation[1]) / max(ow, 1)
+    return c * kh * kw < FUSED_CONV_LONG_PATCH or waste <= FUSED_CONV_MAX_WASTE
 
 
 def _storage(x):
@@ -439,7 +452,7 @@ def _conv_plan(x, w, out_hw, dilation):
 def try_conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu=False):
     """The (O, N, OH, OW) C-contiguous output of the convolution (then a ReLU if ``relu``)
     by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded), or None."""
-    if not _conv_fused_takes(x, w, stride, groups):
+    if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
         _note("conv2d", "numpy")
         return None
     _note("conv2d", "numba")
@@ -461,7 +474,7 @@ def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None
     (O, N, OH, OW): gx as (C, N, H, W) (None unless ``want_x``), gw shaped like ``w``, gb
     the bias gradient; ``y`` the forward's output when it ended in a ReLU. None when the
     kernel cannot take them."""
-    if not _conv_fused_takes(gt, w, stride, groups):
+    if not _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3]):
         _note("conv2d_backward", "numpy")
         return None
     _note("conv2d_backward", "numba")

@@ -55,7 +55,7 @@ def _arrays(tensors: Mapping, fn: str) -> dict[str, np.ndarray]:
         if arr.dtype.newbyteorder("=") not in _FROM_NUMPY:
             raise TypeError(f"{fn}: {k!r} has dtype {arr.dtype}, which safetensors files "
                             "written by shendu do not hold")
-        out[k] = np.ascontiguousarray(arr, arr.dtype.newbyteorder("<"))
+        out[k] = np.asarray(arr, arr.dtype.newbyteorder("<"), order="C")  # keeps 0-d arrays 0-d
     return out
 
 

@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 32, "lr": None, "optimizer": "adam", "momentum": 0.9,
     "weight_decay": 0.0, "dropout": 0.3, "schedule": "cosine", "augment": True,
     "patience": None, "seed": 0, "device": None, "threads": 1, "width": None,
+    "resize": None,
 }
 # name -> (class name in shendu.optim, default learning rate)
 OPTIMIZERS = {"sgd": ("SGD", 0.05), "adam": ("Adam", 2e-3), "adamw": ("AdamW", 2e-3),
@@ -83,6 +84,24 @@ def _augmentations(dataset: str, size: int) -> list:
     return [T.RandomCrop(size, padding=4 if size >= 32 else 2), T.RandomHorizontalFlip()]
 
 
+def _resize(size: int):
+    """Bilinear resize of image batches to ``size`` x ``size`` (d2l enlarges Fashion-MNIST
+    so that AlexNet, VGG and NiN, built for 224 px, keep a pixel after their pools)."""
+    from ..data.transforms import Transform
+
+    class Resize(Transform):
+        def apply(self, x, generator=None):
+            from .. import no_grad, tensor
+            from ..nn.functional import interpolate
+            x4 = x if x.ndim == 4 else x[None]
+            with no_grad():
+                out = interpolate(tensor(x4), size=(size, size), mode="bilinear",
+                                  align_corners=False).numpy()
+            return out if x.ndim == 4 else out[0]
+
+    return Resize()
+
+
 def make_loaders(cfg: dict, train_full, test) -> dict[str, Any]:
     """Stratified train/dev split, normalisation fit on train, and the three loaders."""
     from ..data import DataLoader, Subset, stratified_split
@@ -101,8 +120,12 @@ def make_loaders(cfg: dict, train_full, test) -> dict[str, Any]:
     norm = T.Normalize.fit(images[tr], scale=1 / 255)
     size = images.shape[-1]
     aug = _augmentations(cfg["dataset"], size) if cfg["augment"] else []
-    train_tf = T.Compose([T.ToTensor(), *aug, norm])
-    eval_tf = T.Compose([T.ToTensor(), norm])
+    resize = [_resize(int(cfg["resize"]))] if cfg.get("resize") else []
+    train_tf = T.Compose([T.ToTensor(), *aug, *resize, norm])
+    eval_tf = T.Compose([T.ToTensor(), *resize, norm])
+    shape = tuple(images.shape[1:])
+    if resize:
+        shape = (shape[0], int(cfg["resize"]), int(cfg["resize"]))
     dev_ = cfg["device"]
     return {
         "train": DataLoader(Subset(train_full, tr), batch_size=cfg["batch_size"],
@@ -114,7 +137,7 @@ def make_loaders(cfg: dict, train_full, test) -> dict[str, Any]:
                                  transform=eval_tf, device=dev_),
         "test": DataLoader(Subset(test, test_idx), batch_size=500, transform=eval_tf,
                            device=dev_),
-        "shape": tuple(images.shape[1:]), "num_classes": int(labels.max()) + 1,
+        "shape": shape, "num_classes": int(labels.max()) + 1,
         "sizes": (len(tr), len(dev), len(test_idx)),
         "normalize": {"mean": norm.mean.tolist(), "std": norm.std.tolist()},
     }

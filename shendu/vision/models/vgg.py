@@ -102,8 +102,8 @@ def vgg11_bn(*, weights=None, **kwargs) -> VGG:
 
     Args as :func:`vgg11`.
 
-    >>> vgg11_bn().features[1]
-    BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+    >>> make_layers(CFGS["A"], batch_norm=True)[1]  # its trunk
+    BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
     """
     return _vgg("A", True, weights, kwargs)
 
@@ -115,7 +115,7 @@ def vgg13(*, weights=None, **kwargs) -> VGG:
 
     Args as :func:`vgg11`.
 
-    >>> len(vgg13().features)
+    >>> len(make_layers(CFGS["B"]))  # its trunk: 10 convs, 10 ReLUs, 5 pools
     25
     """
     return _vgg("B", False, weights, kwargs)
@@ -128,7 +128,7 @@ def vgg13_bn(*, weights=None, **kwargs) -> VGG:
 
     Args as :func:`vgg11`.
 
-    >>> len(vgg13_bn().features)
+    >>> len(make_layers(CFGS["B"], batch_norm=True))
     35
     """
     return _vgg("B", True, weights, kwargs)
@@ -141,7 +141,7 @@ def vgg16(*, weights=None, **kwargs) -> VGG:
 
     Args as :func:`vgg11`.
 
-    >>> vgg16().features[28]
+    >>> make_layers(CFGS["D"])[28]  # its trunk's last convolution
     Conv2d(512, 512, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
     """
     return _vgg("D", False, weights, kwargs)
@@ -154,7 +154,7 @@ def vgg16_bn(*, weights=None, **kwargs) -> VGG:
 
     Args as :func:`vgg11`.
 
-    >>> len(vgg16_bn().features)
+    >>> len(make_layers(CFGS["D"], batch_norm=True))
     44
     """
     return _vgg("D", True, weights, kwargs)
@@ -167,7 +167,7 @@ def vgg19(*, weights=None, **kwargs) -> VGG:
 
     Args as :func:`vgg11`.
 
-    >>> len(vgg19().features)
+    >>> len(make_layers(CFGS["E"]))
     37
     """
     return _vgg("E", False, weights, kwargs)
@@ -180,7 +180,7 @@ def vgg19_bn(*, weights=None, **kwargs) -> VGG:
 
     Args as :func:`vgg11`.
 
-    >>> len(vgg19_bn().features)
+    >>> len(make_layers(CFGS["E"], batch_norm=True))
     53
     """
     return _vgg("E", True, weights, kwargs)

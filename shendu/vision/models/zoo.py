@@ -39,15 +39,18 @@ def get_model(name: str, **kwargs):
 
 def for_images(name: str, shape: tuple[int, int, int], num_classes: int, **kwargs):
     """The zoo model ``name`` for images of ``shape`` (C, H, W): ``in_channels`` from C,
-    and for ResNets below 64 px the small-input stem (3x3 conv, no max-pool). Raises a
+    for ResNets below 64 px the small-input stem (3x3 conv, no max-pool), for GoogLeNet no
+    auxiliary classifiers. Raises a
     ValueError naming the smallest size when the images are too small for the model."""
     c, h, w = shape
     if name.startswith("resnet") and min(h, w) < 64:
         kwargs.setdefault("small_input", True)
+    if name == "googlenet":  # the training loop wants plain logits
+        kwargs.setdefault("aux_logits", False)
     model = get_model(name, num_classes=num_classes, in_channels=c, **kwargs)
     need = model.min_input_size
     if min(h, w) < need:
         raise ValueError(f"{name}: the images are {h}x{w} pixels but this model needs at "
-                         f"least {need}x{need}; choose resnet18/34/50/101 (small-input "
-                         "stem) or lenet5 for small images")
+                         f"least {need}x{need}; enlarge them (shendu train --resize {need}) or "
+                         "choose a ResNet (small-input stem), googlenet or lenet5")
     return model

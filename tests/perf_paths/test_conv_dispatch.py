@@ -1,0 +1,37 @@
+"""Which convolutions the fused kernel takes: stride 1 everywhere its wide-patch waste is
+small or its patches are short; long patches on small maps (ResNet's deep 3x3 layers) go to
+the NumPy path, where the GEMM does no wasted columns. Both give the same numbers."""
+import numpy as np
+import pytest
+
+import shendu as sd
+from shendu.backend import blas, jit, runtime
+
+
+@pytest.mark.parametrize("c,hw,fused", [(16, 8, True),     # short patches: 144 < 1024
+                                        (128, 16, True),   # waste 18/16 = 1.125
+                                        (128, 8, False),   # 1152 long, waste 10/8
+                                        (256, 4, False)])
+def test_fused_kernel_takes_only_convolutions_where_it_pays(c, hw, fused):
+    if not (jit.available() and blas.mkl_loaded()):
+        pytest.skip("the fused kernel needs numba and MKL")
+    rng = np.random.default_rng(0)
+    x = sd.tensor(rng.standard_normal((2, c, hw, hw), dtype=np.float32), requires_grad=True)
+    w = sd.tensor(rng.standard_normal((8, c, 3, 3), dtype=np.float32) * 0.05,
+                  requires_grad=True)
+    with runtime.trace_paths() as log:
+        y = sd.nn.functional.conv2d(x, w, None, 1, 1)
+        y.sum().backward()
+    if fused:
+        assert ("conv2d", "numba") in log and ("conv2d_backward", "numba") in log
+    else:
+        assert ("conv2d", "numpy") in log and ("conv2d_backward", "numba") not in log
+    with runtime.use(kernels=False):
+        x2 = sd.tensor(x.detach().numpy(), requires_grad=True)
+        y2 = sd.nn.functional.conv2d(x2, w.detach(), None, 1, 1)
+        y2.sum().backward()
+    scale = float(np.abs(y2.detach().numpy()).max())
+    np.testing.assert_allclose(y.detach().numpy(), y2.detach().numpy(), rtol=0,
+                               atol=1e-5 * scale)
+    np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=0,
+                               atol=1e-5 * float(np.abs(x2.grad.numpy()).max()))
