@@ -137,3 +137,44 @@ def test_checkpoint_errors(tmp_path):
         DistributedSampler(range(10), 2, 0, seed=1).load_state_dict(s.state_dict(position=9))
     with pytest.raises(RuntimeError, match="could not write"):
         checkpoint.save(tmp_path / "missing" / "c.sd", model)
+
+
+class _Jittered(sd.data.Dataset):
+    """A dataset with a random transform: it draws from the loader's per-batch stream."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        from shendu.data._rng import data_rng
+        return sd.tensor(float(i) + data_rng().standard_normal())
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_loader_resumes_mid_epoch_with_the_same_batches(tmp_path, workers):
+    path, model = tmp_path / "c.sd", sd.nn.Linear(1, 1)
+
+    def loader():
+        sampler = DistributedSampler(_Jittered(), num_replicas=1, rank=0, seed=1)
+        return sd.data.DataLoader(_Jittered(), batch_size=2, sampler=sampler,
+                                  num_workers=workers)
+
+    sd.manual_seed(3)
+    first = loader()
+    it = iter(first)
+    next(it), next(it)
+    checkpoint.save(path, model, position=4, loader=first)
+    rest = [b.numpy() for b in it]
+    after = sd.rand(3).numpy()                  # the global stream after this epoch
+
+    sd.manual_seed(99)
+    second = loader()
+    info = checkpoint.load(path, model, loader=second)
+    assert (info["epoch"], info["position"]) == (0, 4)
+    second.sampler.set_epoch(info["epoch"])
+    assert len(second) == 4
+    resumed = [b.numpy() for b in second]
+    assert len(resumed) == 4
+    for a, b in zip(rest, resumed):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(sd.rand(3).numpy(), after)
