@@ -354,7 +354,7 @@ class WorkerIter:
 
     def __init__(self, pool: WorkerPool, keys: Iterator | None, base_seed: int,
                  prefetch_factor: int, timeout: float, owns_pool: bool,
-                 finish: Callable | None = None):
+                 finish: Callable | None = None, first: int = 0):
         self._pool = pool
         self._epoch = pool.new_epoch()
         self._keys = keys            # None: an IterableDataset (each worker has its stream)
@@ -365,8 +365,8 @@ class WorkerIter:
         self._active = list(range(pool.num_workers))
         self._turn = itertools.cycle(range(pool.num_workers))
         self._capacity = prefetch_factor * pool.num_workers
-        self._sent = 0               # batches handed out
-        self._next = 0               # the batch to yield next
+        self._sent = first           # batches handed out (first > 0: a resumed epoch)
+        self._next = first           # the batch to yield next
         self._ready: dict = {}
         self._owner: dict = {}       # batch index -> worker id
         self._exhausted = False

@@ -124,6 +124,11 @@ class DataLoader:
         self.batch_size = batch_size
         self.drop_last = bool(drop_last)
         self.generator = generator
+        # (base seed, first batch index) for the next iter only: a checkpoint resuming
+        # mid-epoch sets it so batches keep their random streams and the generator is not
+        # drawn from twice for one epoch (see shendu.distributed.checkpoint)
+        self._resume: tuple[int, int] | None = None
+        self._base_seed: int | None = None   # the seed of the current/last epoch
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.timeout = timeout
@@ -162,22 +167,24 @@ class DataLoader:
     def __iter__(self) -> Iterator:
         # Everything random is drawn here, on the caller's thread, in a fixed order.
         workers = self.num_workers > 0
-        keys = None if workers and self._iterable else self._keys()  # (workers iterate)
-        base_seed = draw_seed(self.generator)
         try:
-            length = len(self)
+            length = len(self)   # before the keys: a resumed sampler's length is its rest
         except TypeError:
             length = None
+        keys = None if workers and self._iterable else self._keys()  # (workers iterate)
+        resume, self._resume = self._resume, None
+        base_seed, first = resume if resume is not None else (draw_seed(self.generator), 0)
+        self._base_seed = base_seed
         if workers:
-            return _LoaderIter(self._worker_iter(keys, base_seed), length)
-        source = self._produce(keys, base_seed)
+            return _LoaderIter(self._worker_iter(keys, base_seed, first), length)
+        source = self._produce(keys, base_seed, first)
         if self.prefetch > 0:
             source = Prefetcher(source, self.prefetch, self.timeout, self.worker_init_fn)
         elif self.worker_init_fn is not None:
             self.worker_init_fn(0)
         return _LoaderIter(source, length)
 
-    def _worker_iter(self, keys, base_seed: int) -> _workers.WorkerIter:
+    def _worker_iter(self, keys, base_seed: int, first: int = 0) -> _workers.WorkerIter:
         finish = None if self.device is None else functools.partial(_to_device,
                                                                      device=self.device)
         pool, owns = self._pool, not self.persistent_workers
@@ -187,7 +194,7 @@ class DataLoader:
             if self.persistent_workers:
                 self._pool = pool
         return _workers.WorkerIter(pool, keys, base_seed, self.prefetch_factor,
-                                   self.timeout, owns, finish)
+                                   self.timeout, owns, finish, first)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -204,9 +211,9 @@ class DataLoader:
             return self.batch_sampler._batches()
         return iter(self.batch_sampler)
 
-    def _produce(self, keys: Iterator, base_seed: int) -> Iterator:
+    def _produce(self, keys: Iterator, base_seed: int, first: int = 0) -> Iterator:
         fetcher = self._fetcher()
-        for i, key in enumerate(keys):
+        for i, key in enumerate(keys, first):
             with using_rng((base_seed, i)):
                 try:
                     batch = fetcher.fetch(key)

@@ -256,13 +256,38 @@ class DistributedSampler(_ArraySampler):
         else:
             self.num_samples = -(-n // self.num_replicas)
         self.total_size = self.num_samples * self.num_replicas
+        self._resume_at = 0   # samples of this epoch already consumed (set by a checkpoint)
 
     def set_epoch(self, epoch: int) -> None:
-        """Use this epoch's order (every rank must set the same epoch)."""
+        """Use this epoch's order (every rank must set the same epoch). Setting the epoch a
+        checkpoint was restored in keeps its resume position."""
+        if int(epoch) != self.epoch:
+            self._resume_at = 0
         self.epoch = int(epoch)
 
+    def state_dict(self, position: int = 0) -> dict:
+        """Plain data to resume from: the epoch, ``position`` (this rank's samples of that
+        epoch already consumed) and the settings that fix the order."""
+        return {"epoch": self.epoch, "position": int(position), "seed": self.seed,
+                "num_replicas": self.num_replicas, "shuffle": self.shuffle,
+                "drop_last": self.drop_last, "dataset_len": len(self.dataset)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next pass yields this epoch's order from ``position`` on (once)."""
+        mine = self.state_dict()
+        for key in ("seed", "num_replicas", "shuffle", "drop_last", "dataset_len"):
+            if key in state and state[key] != mine[key]:
+                raise ValueError(f"DistributedSampler.load_state_dict: saved {key}="
+                                 f"{state[key]!r} but this sampler has {mine[key]!r}; the "
+                                 "order would differ, so the position cannot be restored")
+        position = int(state.get("position", 0))
+        if not 0 <= position <= self.num_samples:
+            raise ValueError(f"DistributedSampler.load_state_dict: position {position} is "
+                             f"outside 0..{self.num_samples}")
+        self.epoch, self._resume_at = int(state["epoch"]), position
+
     def __len__(self) -> int:
-        return self.num_samples
+        return self.num_samples - self._resume_at
 
     def _index_array(self) -> np.ndarray:
         n = len(self.dataset)
@@ -273,4 +298,6 @@ class DistributedSampler(_ArraySampler):
         if self.total_size > n and n:
             order = np.resize(order, self.total_size)   # repeats the start as padding
         order = order[:self.total_size]
-        return order[self.rank:self.total_size:self.num_replicas]
+        mine = order[self.rank:self.total_size:self.num_replicas]
+        skip, self._resume_at = self._resume_at, 0
+        return mine[skip:]

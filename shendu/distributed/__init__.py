@@ -4,6 +4,7 @@ launcher and ``shendu.nn.parallel.DistributedDataParallel``; torch.distributed's
 Start a job with ``shendu run --nproc 2 train.py``; in the script call
 ``init_process_group(backend="mpi")``. Without a launcher the process is a world of one.
 """
+from . import checkpoint
 from .collectives import (
     all_gather,
     all_gather_into_tensor,
@@ -29,7 +30,7 @@ from .process_group import (
     is_mpi_available,
 )
 
-__all__ = ["ReduceOp", "Work", "init_process_group", "destroy_process_group",
+__all__ = ["checkpoint", "ReduceOp", "Work", "init_process_group", "destroy_process_group",
            "is_initialized", "is_available", "is_mpi_available", "get_rank", "get_world_size",
            "get_backend", "barrier", "all_reduce", "broadcast", "all_gather",
            "all_gather_into_tensor", "reduce_scatter", "send", "recv", "isend", "irecv"]

@@ -78,6 +78,16 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}): expected "
                              f"{self._shape_text} input with C={self.num_features}, got shape "
                              f"{input.shape}")
+        factor = self._momentum_factor()
+        # Batch statistics in training, and in eval too when no running ones are kept.
+        use_batch = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if track else None,
+                            self.running_var if track else None, self.weight, self.bias,
+                            use_batch, factor, self.eps)
+
+    def _momentum_factor(self) -> float:
+        """The running statistics' update weight for this forward (counts the batch)."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             nbt = self.num_batches_tracked
@@ -86,12 +96,7 @@ class _BatchNorm(Module):
                 nbt._version[0] += 1
                 if self.momentum is None:  # cumulative moving average of all batches so far
                     factor = 1.0 / float(nbt._data)
-        # Batch statistics in training, and in eval too when no running ones are kept.
-        use_batch = self.training or self.running_mean is None
-        track = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            use_batch, factor, self.eps)
+        return factor
 
     def _load_from_state_dict(self, state_dict: Mapping, prefix: str, missing_keys: list,
                               unexpected_keys: list, error_msgs: list, copies: list) -> None:
