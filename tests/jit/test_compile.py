@@ -1,5 +1,7 @@
 """sd.compile: the cache per signature, equality with eager (forward and gradients), and
 training through a compiled module."""
+import os
+
 import numpy as np
 import pytest
 
@@ -8,22 +10,35 @@ from shendu import nn
 from shendu.vision import models
 
 
+# Kept out of the default run for time (SHENDU_FULL_ZOO=1 runs them): AlexNet and the VGGs
+# (57-144 M parameters) use only ops the smaller models cover; ResNet-34 and ResNet-101
+# repeat the blocks ResNet-18 and ResNet-50 check.
+_HEAVY = {"alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
+          "vgg19_bn", "resnet34", "resnet101"}
+
+
 def _zoo():
     """Every model in sd.vision.models (list_models() when the zoo has it), plus the
-    recurrent and attention blocks; each with a small input."""
+    recurrent and attention blocks; each with the smallest input it accepts."""
     names = models.list_models() if hasattr(models, "list_models") else models.__all__
+    if not os.environ.get("SHENDU_FULL_ZOO"):
+        names = [n for n in names if n not in _HEAVY]
     known = {"LeNet5": (models.LeNet5, (2, 1, 28, 28)),
              "MLP": (lambda: models.MLP(784, (64, 32), num_classes=10), (3, 784))}
     out = []
     for name in names:
         if name in known:
             make, shape = known[name]
-        else:  # the zoo's image classifiers: CIFAR-size input, 10 classes
+        else:  # the zoo's image classifiers at their smallest input, 10 classes
             def make(name=name):
-                get = getattr(models, "get_model", None)
-                return get(name, num_classes=10) if get else getattr(models, name)(
-                    num_classes=10)
-            shape = (2, 3, 32, 32)
+                model = models.get_model(name, num_classes=10)
+                # dropout draws differ between two runs; eval() keeps both deterministic
+                has_dropout = any(isinstance(m, nn.Dropout) for m in model.modules())
+                return model.eval() if has_dropout else model
+            probe = models.get_model(name, num_classes=10)
+            size = max(getattr(probe, "min_input_size", 32), 32)
+            in_ch = 1 if name == "nin" else 3
+            shape = (2, in_ch, size, size)
         out.append((name, make, shape))
     out.append(("LSTM", lambda: nn.LSTM(6, 8, num_layers=2, batch_first=True), (2, 5, 6)))
     out.append(("TransformerEncoderLayer",
@@ -49,11 +64,18 @@ def test_compiled_equals_eager_float64(name, make, shape):
     np.testing.assert_allclose(got.detach().numpy(), ref.detach().numpy(), rtol=1e-10,
                                atol=1e-12)
     (ref * ref).sum().backward()
-    eager = [p.grad.numpy().copy() for p in model.parameters()]
-    model.zero_grad()
+    # parameters outside the forward (GoogLeNet's auxiliary heads in eval) get no grad
+    eager = [None if p.grad is None else p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
     (got * got).sum().backward()
     for p, g in zip(model.parameters(), eager):
-        np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-10, atol=1e-12)
+        if g is None:
+            assert p.grad is None
+        else:
+            # a sum reassociated by fusion errs relative to its terms, not its result: an
+            # entry that cancels to ~0 is held to the scale of the whole gradient
+            np.testing.assert_allclose(p.grad.numpy(), g, rtol=1e-10,
+                                       atol=1e-12 + 1e-13 * np.abs(g).max())
 
 
 def test_float32_within_documented_tolerance():
