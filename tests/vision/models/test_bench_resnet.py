@@ -5,17 +5,18 @@ import sys
 import numpy as np
 
 import shendu as sd
+import shendu.bench
 from shendu.vision.models import resnet18
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "..", "benchmarks")
 
 
-def test_bench_resnet18_is_the_zoo_model():
-    sys.path.insert(0, BENCH)
-    try:
-        import bench_resnet
-    finally:
-        sys.path.remove(BENCH)
+def test_bench_resnet18_is_the_zoo_model(monkeypatch):
+    # a registry of its own: `shendu bench` tests may have loaded the same file already
+    monkeypatch.setattr(shendu.bench, "REGISTRY", {})
+    monkeypatch.syspath_prepend(BENCH)
+    monkeypatch.delitem(sys.modules, "bench_resnet", raising=False)
+    import bench_resnet
     net = bench_resnet.resnet18_small(sd.nn)
     zoo = resnet18(num_classes=10, small_input=True)
     shapes = {k: tuple(v.shape) for k, v in zoo.state_dict().items()}
