@@ -5,6 +5,7 @@ Start a job with ``shendu run --nproc 2 train.py``; in the script call
 ``init_process_group(backend="mpi")``. Without a launcher the process is a world of one.
 """
 from . import checkpoint
+from ._heartbeat import heartbeat
 from .collectives import (
     all_gather,
     all_gather_into_tensor,
@@ -30,7 +31,8 @@ from .process_group import (
     is_mpi_available,
 )
 
-__all__ = ["checkpoint", "ReduceOp", "Work", "init_process_group", "destroy_process_group",
-           "is_initialized", "is_available", "is_mpi_available", "get_rank", "get_world_size",
-           "get_backend", "barrier", "all_reduce", "broadcast", "all_gather",
-           "all_gather_into_tensor", "reduce_scatter", "send", "recv", "isend", "irecv"]
+__all__ = ["checkpoint", "heartbeat", "ReduceOp", "Work", "init_process_group",
+           "destroy_process_group", "is_initialized", "is_available", "is_mpi_available",
+           "get_rank", "get_world_size", "get_backend", "barrier", "all_reduce", "broadcast",
+           "all_gather", "all_gather_into_tensor", "reduce_scatter", "send", "recv", "isend",
+           "irecv"]

@@ -69,12 +69,20 @@ def _write_pid(rank: int) -> None:
             f.write(str(os.getpid()))
 
 
+def _start_heartbeat(rank: int) -> None:
+    folder = os.environ.get("SHENDU_HEARTBEAT_DIR")
+    if folder and os.path.isdir(folder):   # not on another host, where it does not exist
+        from ._heartbeat import _start
+        _start(os.path.join(folder, f"rank{rank}.beat"))
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m shendu.distributed._rank script.py [args...]", file=sys.stderr)
         return 2
     rank, _ = _rank_env()
     _write_pid(rank)
+    _start_heartbeat(rank)
     prefix = f"[rank{rank}]: "
     sys.stdout = _Prefixed(sys.stdout, prefix)
     sys.stderr = _Prefixed(sys.stderr, prefix)
@@ -86,6 +94,8 @@ def main(argv: list[str]) -> int:
             runpy.run_path(script, run_name="__main__")
         finally:
             sys.stdout.flush()
+            from ._heartbeat import _finish
+            _finish()   # this rank is done: the launcher stops expecting its beats
     except SystemExit as exc:
         code = exc.code
         if code is None or code == 0:

@@ -30,6 +30,7 @@ from ..serialization import load as _load
 from ..serialization import save as _save
 from ..train.checkpoint import get_rng_states, set_rng_states
 from . import process_group as pg
+from ._heartbeat import _waiting
 
 __all__ = ["save", "load", "FORMAT"]
 
@@ -114,7 +115,8 @@ def save(path: str | os.PathLike, model: Module, optimizer=None, sampler=None, *
         except Exception as exc:   # tell the other ranks instead of leaving them waiting
             error = f"{type(exc).__name__}: {exc}"
     if world is not None and world.size > 1:
-        error = world.comm.bcast(error, root=0)   # also: nobody returns before the write
+        with _waiting():   # rank 0 may take long to write: the others wait for it
+            error = world.comm.bcast(error, root=0)   # also: nobody returns before the write
     if error is not None:
         raise RuntimeError(f"checkpoint.save: rank 0 could not write {os.fspath(path)!r} "
                            f"({error})")

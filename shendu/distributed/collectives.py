@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import runtime
+from ._heartbeat import _waiting
 from .process_group import ReduceOp, Work, _world
 
 __all__ = ["all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter",
@@ -61,7 +62,8 @@ def _check(comm, name, *sig):
     if comm.Get_size() == 1 or runtime._env("SHENDU_DISTRIBUTED_CHECK", "1") == "0":
         return
     mine = (name,) + tuple(sig)
-    everyone = comm.allgather(mine)
+    with _waiting():
+        everyone = comm.allgather(mine)
     if any(other != mine for other in everyone):
         lines = "; ".join(f"rank {r}: {s[0]}{tuple(s[1:])}" for r, s in enumerate(everyone))
         raise RuntimeError(f"{name}: the ranks disagree on the collective or its tensors "
@@ -262,7 +264,8 @@ def send(tensor, dst: int, group=None, tag: int = 0) -> None:
     if dst == w.rank:
         raise ValueError(f"send: dst={dst} is this rank; sending to oneself would deadlock")
     arr, _ = _buffer(tensor, "send")
-    w.comm.Send(arr, dest=dst, tag=tag)
+    with _waiting():
+        w.comm.Send(arr, dest=dst, tag=tag)
 
 
 def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
@@ -276,7 +279,9 @@ def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
         _rank_arg("recv", "src", src, w.size)
     arr, write_back = _buffer(tensor, "recv")
     status = MPI.Status()
-    w.comm.Recv(arr, source=MPI.ANY_SOURCE if src is None else src, tag=tag, status=status)
+    with _waiting():
+        w.comm.Recv(arr, source=MPI.ANY_SOURCE if src is None else src, tag=tag,
+                    status=status)
     if write_back is not None:
         write_back()
     return status.Get_source()

@@ -19,6 +19,7 @@ import contextlib
 import numpy as np
 
 from ..nn.module import Module
+from ._heartbeat import _waiting, heartbeat
 from .process_group import _world
 
 __all__ = ["DistributedDataParallel"]
@@ -179,6 +180,7 @@ class DistributedDataParallel(Module):
                 f"parameter(s) {missing[:8]} (indices into module.parameters()); every "
                 "trainable parameter must take part in the loss on every rank")
         self._reset()
+        heartbeat()  # a training step is progress, even one under no_sync()
         self._sync_now = self.require_backward_grad_sync and self._size > 1
         if self.broadcast_buffers and self.training and self._size > 1:
             for b in self.module.buffers():
@@ -226,7 +228,8 @@ class DistributedDataParallel(Module):
         from mpi4py import MPI
 
         from ..tensor import Tensor
-        MPI.Request.Waitall([b.request for b in self._buckets])
+        with _waiting():
+            MPI.Request.Waitall([b.request for b in self._buckets])
         replacement = None
         for bucket in self._buckets:
             np.divide(bucket.flat, self._size, out=bucket.flat)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ._heartbeat import _waiting, heartbeat
+
 __all__ = ["ReduceOp", "Work", "init_process_group", "destroy_process_group",
            "is_initialized", "is_available", "is_mpi_available", "get_rank",
            "get_world_size", "get_backend", "barrier"]
@@ -44,6 +46,7 @@ class Work:
         self._requests = list(requests)
         self._finish = finish
         self._done = False
+        heartbeat()  # an operation started is progress the launcher can see
 
     def is_completed(self) -> bool:
         """True once the operation has finished (tests without blocking)."""
@@ -59,12 +62,14 @@ class Work:
         if not self._done:
             if self._requests:
                 from mpi4py import MPI
-                MPI.Request.Waitall(self._requests)
+                with _waiting():
+                    MPI.Request.Waitall(self._requests)
             self._complete()
         return True
 
     def _complete(self):
         self._done = True
+        heartbeat()
         if self._finish is not None:
             finish, self._finish = self._finish, None
             finish()
@@ -179,7 +184,8 @@ def barrier(group=None, async_op: bool = False, device_ids=None):
     comm = _world().comm
     if async_op:
         return Work([comm.Ibarrier()])
-    comm.Barrier()
+    with _waiting():
+        comm.Barrier()
     return None
 
 

@@ -10,15 +10,16 @@ from mpijob import MPI_MISSING, ROOT
 
 @pytest.fixture
 def run_job(tmp_path):
-    """``run_job(code, nproc=2, args=(), timeout=60, launcher_args=())`` writes ``code``
-    to a script, runs it with ``shendu run`` and returns the CompletedProcess."""
+    """``run_job(code, nproc=2, args=(), timeout=60, launcher_args=(), env=None)`` writes
+    ``code`` to a script, runs it with ``shendu run`` (``env``: extra variables) and
+    returns the CompletedProcess."""
     if MPI_MISSING is not None:
         pytest.skip(MPI_MISSING)
 
-    def run(code, nproc=2, args=(), timeout=60, launcher_args=()):
+    def run(code, nproc=2, args=(), timeout=60, launcher_args=(), env=None):
         script = tmp_path / "job.py"
         script.write_text(textwrap.dedent(code))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        env = dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join(
             p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
         cmd = [sys.executable, "-m", "shendu.cli", "run", "--nproc", str(nproc),
                "--timeout", str(timeout), *launcher_args, str(script), *args]

@@ -5,6 +5,7 @@ launcher itself), so a hang fails its test instead of blocking the suite. The te
 with the reason shown, only when mpi4py or mpiexec is truly missing.
 """
 import os
+import subprocess
 
 import pytest
 
@@ -32,3 +33,9 @@ def rank_lines(out, rank):
     """The lines rank ``rank`` printed, without their prefix."""
     p = f"[rank{rank}]: "
     return [line[len(p):] for line in out.splitlines() if line.startswith(p)]
+
+
+def ps_has(marker):
+    """The command lines of running processes that contain ``marker``."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if marker in line]

@@ -4,6 +4,7 @@ import os
 import subprocess
 
 import pytest
+from mpijob import ps_has as _ps_has
 from mpijob import rank_lines
 
 ENV = """
@@ -23,11 +24,6 @@ def test_ranks_get_environment_args_and_prefixes(run_job):
     assert res.returncode == 0, res.stdout + res.stderr
     for r in (0, 1):
         assert rank_lines(res.stdout, r) == [f"{r} 2 {r} 1 {r} --lr 0.5", "partial line"]
-
-
-def _ps_has(marker):
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if marker in line]
 
 
 FAIL = """

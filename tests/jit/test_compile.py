@@ -9,7 +9,6 @@ import shendu as sd
 from shendu import nn
 from shendu.vision import models
 
-
 # Kept out of the default run for time (SHENDU_FULL_ZOO=1 runs them): AlexNet and the VGGs
 # (57-144 M parameters) use only ops the smaller models cover; ResNet-34 and ResNet-101
 # repeat the blocks ResNet-18 and ResNet-50 check.
