@@ -38,7 +38,7 @@ from .scratch import give, take
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "try_max_pool_tiled",
            "try_max_pool_tiled_backward", "try_conv2d", "try_conv2d_backward",
-           "step_kernel", "small_products", "try_update"]
+           "step_kernel", "small_products"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -523,19 +523,3 @@ def step_kernel(name: str, *arrays):
         return getattr(jit, name)
     _note(name, "numpy")
     return None
-
-
-# ---------------------------------------------------------------------- optimizers
-def try_update(kernel: str, arrays, *args) -> bool:
-    """Run the optimizer update ``jit.<kernel>`` over ``arrays`` (the parameter, its
-    gradient and its state buffers, flattened) and ``args`` (numbers become the arrays'
-    float type, booleans stay); False (nothing done) when the kernel cannot take them and
-    the optimizer runs its NumPy update."""
-    if not (jit.on_all(*arrays) and all(a.flags.c_contiguous for a in arrays)):
-        _note(kernel, "numpy")
-        return False
-    _note(kernel, "numba")
-    f = arrays[0].dtype.type
-    args = [a if isinstance(a, (bool, np.bool_, np.ndarray)) else f(a) for a in args]
-    getattr(jit, kernel)(*[a.reshape(-1) for a in arrays], *args)
-    return True
