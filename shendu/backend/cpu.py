@@ -36,8 +36,7 @@ from . import blas, jit, pool, runtime
 from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
-           "bias_relu", "exp_rows", "scale_rows", "try_max_pool_tiled",
-           "try_max_pool_tiled_backward", "try_conv2d", "try_conv2d_backward",
+           "bias_relu", "exp_rows", "scale_rows", "try_conv2d", "try_conv2d_backward",
            "step_kernel", "small_products"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
@@ -349,64 +348,6 @@ def scale_rows(e, c) -> None:
         e[a:b] *= c[a:b, None]
 
     pool.split_rows(rows, e.shape[0], e.size)
-
-
-# ---------------------------------------------------------------------- max pooling
-def _planes(a):
-    """(N, C, H, W) ``a`` as its (P, H, W) image planes in storage order, when it is
-    C-contiguous or channel-major; else None."""
-    n, c, h, w = a.shape
-    if a.flags.c_contiguous:
-        return a.reshape(n * c, h, w)
-    if a.transpose(1, 0, 2, 3).flags.c_contiguous:
-        return a.transpose(1, 0, 2, 3).reshape(c * n, h, w)
-    return None
-
-
-def try_max_pool_tiled(x, k, out_hw):
-    """``(out, code)`` of max pooling with non-overlapping ``k`` windows inside ``x`` by the
-    kernel (``code``: which window element held the first maximum), or None."""
-    planes = _planes(x) if jit.on(x) else None
-    if planes is None:
-        _note("max_pool2d", "numpy")
-        return None
-    _note("max_pool2d", "numba")
-    n, c = x.shape[:2]
-    cm = not x.flags.c_contiguous  # outputs in the input's layout: channel-major stays so
-    shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
-    out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
-    if tuple(k) == (2, 2):
-        jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads())
-    else:
-        jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
-    if cm:
-        out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
-    return out, code
-
-
-def try_max_pool_tiled_backward(g, code, k, out_hw, gx) -> bool:
-    """Fill ``gx`` (the input's shape, ``code``'s layout) with the gradient of tiled max
-    pooling by the kernel; False (nothing written) when the kernel cannot take it."""
-    if not jit.on(g):
-        _note("max_pool2d_backward", "numpy")
-        return False
-    cm = not code.flags.c_contiguous
-    if g.flags.c_contiguous != code.flags.c_contiguous:
-        # e.g. a flatten's C-contiguous gradient for a channel-major pooling: give it the
-        # code's plane order (it is the small, pooled array)
-        g = (np.ascontiguousarray(g.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-             if cm else np.ascontiguousarray(g))
-    gp, cp = _planes(g), _planes(code)
-    if gp is None or cp is None:
-        _note("max_pool2d_backward", "numpy")
-        return False
-    _note("max_pool2d_backward", "numba")
-    h, w = gx.shape[2:]
-    if tuple(k) == (2, 2) and (h, w) == (2 * out_hw[0], 2 * out_hw[1]):
-        jit.max_pool2x2_backward(gp, cp, _planes(gx), jit.num_threads())
-    else:
-        jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
-    return True
 
 
 # ---------------------------------------------------------------------- convolution
