@@ -36,7 +36,7 @@ from . import blas, jit, pool, runtime
 from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
-           "bias_relu", "exp_rows", "scale_rows", "try_conv2d", "try_conv2d_backward",
+           "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_backward",
            "step_kernel", "small_products"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
@@ -390,12 +390,15 @@ def _conv_plan(x, w, out_hw, dilation):
     return chunk, threads, size
 
 
-def try_conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu=False):
-    """The (O, N, OH, OW) C-contiguous output of the convolution (then a ReLU if ``relu``)
-    by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded), or None."""
+def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv, *args):
+    """``(out, fused)``: the (O, N, OH, OW) C-contiguous output of the convolution (then a
+    ReLU if ``relu``), by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded,
+    where its wide patches pay) with ``fused`` True, else by the op's NumPy reference
+    ``numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the
+    batch-chunked im2col + GEMM of ``ops/conv.py``, too long to live here)."""
     if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
         _note("conv2d", "numpy")
-        return None
+        return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), False
     _note("conv2d", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
@@ -407,17 +410,21 @@ def try_conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu=False):
     jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
                        pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
     give(scratch)
-    return out
+    return out, True
 
 
-def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None):
-    """``(gx, gw, gb)`` by the fused kernel from the channel-major output gradient ``gt``
-    (O, N, OH, OW): gx as (C, N, H, W) (None unless ``want_x``), gw shaped like ``w``, gb
-    the bias gradient; ``y`` the forward's output when it ended in a ReLU. None when the
-    kernel cannot take them."""
-    if not _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3]):
+def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, numpy_grads,
+                    *args):
+    """``(gx, gw, gb)`` of the convolution from the channel-major output gradient ``gt``
+    (O, N, OH, OW): gx as (C, N, H, W) (None unless ``needs[0]``), gw shaped like ``w``
+    (None unless ``needs[1]``), gb the bias gradient (the kernel always forms it; the
+    reference only when a third input needs it); ``y`` the forward's output when it ended in
+    a ReLU. By the fused kernel when the forward was ``fused`` and the kernel takes ``gt``,
+    else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads, dilation, groups,
+    needs, y, *args)``."""
+    if not (fused and _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3])):
         _note("conv2d_backward", "numpy")
-        return None
+        return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)
     _note("conv2d_backward", "numba")
     src, cm = _storage(x)
     n, c, h, wd = x.shape
@@ -426,6 +433,7 @@ def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None
     chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
     parts = np.empty((threads, o, c * kh * kw), x.dtype)
     bias_parts = np.empty((threads, o), x.dtype)
+    want_x = needs[0]
     gx = np.empty((c, n, h, wd) if want_x else (0, 0, 0, 0), x.dtype)
     mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
     w2 = np.ascontiguousarray(w.reshape(o, -1))
@@ -434,7 +442,7 @@ def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None
                         pads[1][0], *out_hw, chunk, scratch, parts, bias_parts, want_x, gx)
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
-    return (gx if want_x else None), gw, bias_parts.sum(axis=0)
+    return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
 
 
 # ---------------------------------------------------------------------- recurrent steps
