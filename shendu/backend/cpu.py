@@ -37,7 +37,7 @@ from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_backward",
-           "step_kernel", "small_products"]
+           "small_products"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -461,14 +461,3 @@ def small_products(xp):
     if xp is np and not runtime.mkl_loaded():
         return runtime.one_blas_thread()
     return contextlib.nullcontext()
-
-
-def step_kernel(name: str, *arrays):
-    """The compiled per-time-step kernel ``name`` of ``jit/rnn.py`` (``lstm_forward_step``,
-    ``lstm_backward_step``, ``gru_forward_step``, ``gru_backward_step``) when it takes
-    ``arrays`` (NumPy, one float dtype), else None: the layer then runs its NumPy step."""
-    if jit.on_all(*arrays):
-        _note(name, "numba")
-        return getattr(jit, name)
-    _note(name, "numpy")
-    return None
