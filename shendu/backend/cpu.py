@@ -6,14 +6,12 @@ path is made here and nowhere else, and reported to ``runtime.trace_paths()`` as
 ``(op, path)`` with ``path`` one of ``'numba'`` (a kernel of ``backend/jit``), ``'mkl'``
 (MKL through ctypes), ``'mkl-compiled'`` (MKL called from compiled code) or ``'numpy'``.
 
-Two kinds of function:
-
-* ``name(...)`` always returns the result: the kernel's, or the NumPy reference's written
-  beside it here (also what runs on CuPy arrays);
-* ``try_name(...)`` returns None (or False) when the kernel cannot take the arrays, and
-  the op then runs its own NumPy algorithm, which is too long to live here (the batch-
-  chunked convolution, the pooling views, the recurrent step loops, the optimizers'
-  threaded updates).
+Each function runs the op and returns its result: the kernel's, or the NumPy
+reference's (also what runs on CuPy arrays). The reference is written beside it here, in a
+sibling module when it is long (``maxpool.py``: tiled max pooling; ``rnn.py``: the LSTM's
+and GRU's time loops; ``updates.py``: the optimizers' updates), or, for the convolution,
+passed in by the op (``conv2d``, ``conv2d_backward``: the batch-chunked im2col + GEMM of
+``ops/conv.py``, which its derivatives share).
 
 The kernels apply to NumPy float32/float64 arrays when numba is importable and the
 kernels are on (``runtime.kernels_on``); those that call MKL also need MKL loaded.
