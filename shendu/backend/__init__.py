@@ -7,7 +7,8 @@ CuPy is imported lazily, the first time a CUDA device is asked for.
 Importing this package changes nothing process-wide: ``runtime`` applies the CPU fast
 paths' process settings (MKL, OpenMP, threads, the allocator) lazily, the first time they
 are needed; ``info()`` reports them and ``trace_paths()`` records which path each fast op
-took (``cpu`` is the one place that chooses it).
+took (``cpu`` and its sibling modules ``maxpool``, ``rnn`` and ``updates`` are the one
+place that chooses it).
 """
 from __future__ import annotations
 

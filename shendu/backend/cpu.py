@@ -6,14 +6,12 @@ path is made here and nowhere else, and reported to ``runtime.trace_paths()`` as
 ``(op, path)`` with ``path`` one of ``'numba'`` (a kernel of ``backend/jit``), ``'mkl'``
 (MKL through ctypes), ``'mkl-compiled'`` (MKL called from compiled code) or ``'numpy'``.
 
-Two kinds of function:
-
-* ``name(...)`` always returns the result: the kernel's, or the NumPy reference's written
-  beside it here (also what runs on CuPy arrays);
-* ``try_name(...)`` returns None (or False) when the kernel cannot take the arrays, and
-  the op then runs its own NumPy algorithm, which is too long to live here (the batch-
-  chunked convolution, the pooling views, the recurrent step loops, the optimizers'
-  threaded updates).
+Each function runs the op and returns its result: the kernel's, or the NumPy
+reference's (also what runs on CuPy arrays). The reference is written beside it here, in a
+sibling module when it is long (``maxpool.py``: tiled max pooling; ``rnn.py``: the LSTM's
+and GRU's time loops; ``updates.py``: the optimizers' updates), or, for the convolution,
+passed in by the op (``conv2d``, ``conv2d_backward``: the batch-chunked im2col + GEMM of
+``ops/conv.py``, which its derivatives share).
 
 The kernels apply to NumPy float32/float64 arrays when numba is importable and the
 kernels are on (``runtime.kernels_on``); those that call MKL also need MKL loaded.
@@ -36,9 +34,8 @@ from . import blas, jit, pool, runtime
 from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
-           "bias_relu", "exp_rows", "scale_rows", "try_max_pool_tiled",
-           "try_max_pool_tiled_backward", "try_conv2d", "try_conv2d_backward",
-           "step_kernel", "small_products", "try_update"]
+           "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_backward",
+           "small_products"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -351,64 +348,6 @@ def scale_rows(e, c) -> None:
     pool.split_rows(rows, e.shape[0], e.size)
 
 
-# ---------------------------------------------------------------------- max pooling
-def _planes(a):
-    """(N, C, H, W) ``a`` as its (P, H, W) image planes in storage order, when it is
-    C-contiguous or channel-major; else None."""
-    n, c, h, w = a.shape
-    if a.flags.c_contiguous:
-        return a.reshape(n * c, h, w)
-    if a.transpose(1, 0, 2, 3).flags.c_contiguous:
-        return a.transpose(1, 0, 2, 3).reshape(c * n, h, w)
-    return None
-
-
-def try_max_pool_tiled(x, k, out_hw):
-    """``(out, code)`` of max pooling with non-overlapping ``k`` windows inside ``x`` by the
-    kernel (``code``: which window element held the first maximum), or None."""
-    planes = _planes(x) if jit.on(x) else None
-    if planes is None:
-        _note("max_pool2d", "numpy")
-        return None
-    _note("max_pool2d", "numba")
-    n, c = x.shape[:2]
-    cm = not x.flags.c_contiguous  # outputs in the input's layout: channel-major stays so
-    shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
-    out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
-    if tuple(k) == (2, 2):
-        jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads())
-    else:
-        jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
-    if cm:
-        out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
-    return out, code
-
-
-def try_max_pool_tiled_backward(g, code, k, out_hw, gx) -> bool:
-    """Fill ``gx`` (the input's shape, ``code``'s layout) with the gradient of tiled max
-    pooling by the kernel; False (nothing written) when the kernel cannot take it."""
-    if not jit.on(g):
-        _note("max_pool2d_backward", "numpy")
-        return False
-    cm = not code.flags.c_contiguous
-    if g.flags.c_contiguous != code.flags.c_contiguous:
-        # e.g. a flatten's C-contiguous gradient for a channel-major pooling: give it the
-        # code's plane order (it is the small, pooled array)
-        g = (np.ascontiguousarray(g.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-             if cm else np.ascontiguousarray(g))
-    gp, cp = _planes(g), _planes(code)
-    if gp is None or cp is None:
-        _note("max_pool2d_backward", "numpy")
-        return False
-    _note("max_pool2d_backward", "numba")
-    h, w = gx.shape[2:]
-    if tuple(k) == (2, 2) and (h, w) == (2 * out_hw[0], 2 * out_hw[1]):
-        jit.max_pool2x2_backward(gp, cp, _planes(gx), jit.num_threads())
-    else:
-        jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
-    return True
-
-
 # ---------------------------------------------------------------------- convolution
 # The fused kernel computes Wp - OW wasted columns per output row ("wide" patches). Where
 # the patch rows are long (C*kh*kw >= FUSED_CONV_LONG_PATCH) the GEMM dominates and that
@@ -449,12 +388,15 @@ def _conv_plan(x, w, out_hw, dilation):
     return chunk, threads, size
 
 
-def try_conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu=False):
-    """The (O, N, OH, OW) C-contiguous output of the convolution (then a ReLU if ``relu``)
-    by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded), or None."""
+def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv, *args):
+    """``(out, fused)``: the (O, N, OH, OW) C-contiguous output of the convolution (then a
+    ReLU if ``relu``), by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded,
+    where its wide patches pay) with ``fused`` True, else by the op's NumPy reference
+    ``numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the
+    batch-chunked im2col + GEMM of ``ops/conv.py``, too long to live here)."""
     if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
         _note("conv2d", "numpy")
-        return None
+        return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), False
     _note("conv2d", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
@@ -466,17 +408,21 @@ def try_conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu=False):
     jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
                        pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
     give(scratch)
-    return out
+    return out, True
 
 
-def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None):
-    """``(gx, gw, gb)`` by the fused kernel from the channel-major output gradient ``gt``
-    (O, N, OH, OW): gx as (C, N, H, W) (None unless ``want_x``), gw shaped like ``w``, gb
-    the bias gradient; ``y`` the forward's output when it ended in a ReLU. None when the
-    kernel cannot take them."""
-    if not _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3]):
+def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, numpy_grads,
+                    *args):
+    """``(gx, gw, gb)`` of the convolution from the channel-major output gradient ``gt``
+    (O, N, OH, OW): gx as (C, N, H, W) (None unless ``needs[0]``), gw shaped like ``w``
+    (None unless ``needs[1]``), gb the bias gradient (the kernel always forms it; the
+    reference only when a third input needs it); ``y`` the forward's output when it ended in
+    a ReLU. By the fused kernel when the forward was ``fused`` and the kernel takes ``gt``,
+    else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads, dilation, groups,
+    needs, y, *args)``."""
+    if not (fused and _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3])):
         _note("conv2d_backward", "numpy")
-        return None
+        return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)
     _note("conv2d_backward", "numba")
     src, cm = _storage(x)
     n, c, h, wd = x.shape
@@ -485,6 +431,7 @@ def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None
     chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
     parts = np.empty((threads, o, c * kh * kw), x.dtype)
     bias_parts = np.empty((threads, o), x.dtype)
+    want_x = needs[0]
     gx = np.empty((c, n, h, wd) if want_x else (0, 0, 0, 0), x.dtype)
     mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
     w2 = np.ascontiguousarray(w.reshape(o, -1))
@@ -493,7 +440,7 @@ def try_conv2d_backward(x, w, gt, stride, pads, dilation, groups, want_x, y=None
                         pads[1][0], *out_hw, chunk, scratch, parts, bias_parts, want_x, gx)
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
-    return (gx if want_x else None), gw, bias_parts.sum(axis=0)
+    return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
 
 
 # ---------------------------------------------------------------------- recurrent steps
@@ -512,30 +459,3 @@ def small_products(xp):
     if xp is np and not runtime.mkl_loaded():
         return runtime.one_blas_thread()
     return contextlib.nullcontext()
-
-
-def step_kernel(name: str, *arrays):
-    """The compiled per-time-step kernel ``name`` of ``jit/rnn.py`` (``lstm_forward_step``,
-    ``lstm_backward_step``, ``gru_forward_step``, ``gru_backward_step``) when it takes
-    ``arrays`` (NumPy, one float dtype), else None: the layer then runs its NumPy step."""
-    if jit.on_all(*arrays):
-        _note(name, "numba")
-        return getattr(jit, name)
-    _note(name, "numpy")
-    return None
-
-
-# ---------------------------------------------------------------------- optimizers
-def try_update(kernel: str, arrays, *args) -> bool:
-    """Run the optimizer update ``jit.<kernel>`` over ``arrays`` (the parameter, its
-    gradient and its state buffers, flattened) and ``args`` (numbers become the arrays'
-    float type, booleans stay); False (nothing done) when the kernel cannot take them and
-    the optimizer runs its NumPy update."""
-    if not (jit.on_all(*arrays) and all(a.flags.c_contiguous for a in arrays)):
-        _note(kernel, "numpy")
-        return False
-    _note(kernel, "numba")
-    f = arrays[0].dtype.type
-    args = [a if isinstance(a, (bool, np.bool_, np.ndarray)) else f(a) for a in args]
-    getattr(jit, kernel)(*[a.reshape(-1) for a in arrays], *args)
-    return True

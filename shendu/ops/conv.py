@@ -210,6 +210,44 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
 
 
 # ---------------------------------------------------------------------- conv2d
+def _conv2d_numpy(x, w, bias, stride, pads, dilation, groups, out_hw, relu, ctx):
+    """``Conv2d.forward``'s NumPy reference (``cpu.conv2d`` runs it where the fused kernel
+    does not apply): the (O, N, OH, OW) output, then the ReLU if ``relu``. The patch matrix
+    is kept in ``ctx.cols`` for dW when backward will re-patch the input and it is small."""
+    needs = getattr(ctx, "needs_input_grad", None)  # None: not recording
+    keep = needs is not None and needs[1] and not (needs[0] and backward_method(
+        x.shape, w.shape, stride, pads, dilation, out_hw) == "correlate")
+    out, ctx.cols = conv2d_cm(x, w, bias, stride, pads, dilation, groups, keep)
+    if relu:
+        xp_of(out).maximum(out, 0, out=out)
+    return out
+
+
+def _conv2d_backward_numpy(x, w, gt, stride, pads, dilation, groups, needs, y, ctx):
+    """``Conv2d.backward``'s NumPy reference (``cpu.conv2d_backward``): ``(gx, gw, gb)``
+    from the channel-major output gradient ``gt``, gx channel-major, each None unless
+    needed; dX by correlation or col2im (``backward_method``)."""
+    if y is not None:  # through the fused ReLU
+        gt = relu_grad(gt, y)
+    gx = gw = gb = None
+    how = backward_method(x.shape, w.shape, stride, pads, dilation, gt.shape[2:])
+    if needs[0] and how == "correlate":
+        gx, gw = _grads_by_correlation(x, gt, w, pads, dilation, groups, needs[1])
+    else:
+        cols, ctx.cols = ctx.cols, None  # a second backward (retain_graph) re-patches
+        if needs[1] and cols is not None:
+            gw = _gemm_nt(gt.reshape(gt.shape[0], -1), cols, groups).reshape(w.shape)
+        elif needs[1]:
+            gw = _weight_grad(x, gt, w.shape, stride, pads, dilation, groups)
+        if cols is not None:
+            give_root(cols)
+        if needs[0]:
+            gx = _input_grad_col2im(gt, w, x.shape, stride, pads, dilation, groups)
+    if len(needs) > 2 and needs[2]:
+        gb = gt.reshape(gt.shape[0], -1).sum(axis=1)
+    return gx, gw, gb
+
+
 class Conv2d(Function):
     """conv2d, and with ``relu=True`` relu(conv2d) in one node (``nn.FusedConv2dReLU``, made
     by ``nn.utils.fuse``): the fused kernel applies the ReLU as it writes
@@ -218,25 +256,11 @@ class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, w, *bias, stride, pads, dilation, groups, relu=False):
         ctx.geom = (stride, pads, dilation, groups)
-        ctx.y = None
+        ctx.cols = None  # the NumPy path may keep its patch matrix here for dW
         out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
-        out = cpu.try_conv2d(x, w, bias[0] if bias else None, stride, pads, dilation, groups,
-                             out_hw, relu)
-        ctx.fused = out is not None
-        if ctx.fused:  # the compiled kernel (stride 1, one group)
-            ctx.cols = None
-            ctx.save_for_backward(x, w)
-            if relu:
-                ctx.y = out
-            return out.transpose(1, 0, 2, 3)
-        needs = getattr(ctx, "needs_input_grad", None)  # None: not recording
-        keep = needs is not None and needs[1] and not (needs[0] and backward_method(
-            x.shape, w.shape, stride, pads, dilation, out_hw) == "correlate")
-        out, ctx.cols = conv2d_cm(x, w, bias[0] if bias else None, stride, pads, dilation,
-                                  groups, keep)
-        if relu:
-            xp_of(out).maximum(out, 0, out=out)
-            ctx.y = out
+        out, ctx.fused = cpu.conv2d(x, w, bias[0] if bias else None, stride, pads, dilation,
+                                    groups, out_hw, relu, _conv2d_numpy, ctx)
+        ctx.y = out if relu else None  # the fused ReLU's output masks the gradient
         ctx.save_for_backward(x, w)  # the input is kept alive by its producer anyway
         return out.transpose(1, 0, 2, 3)
 
@@ -244,37 +268,13 @@ class Conv2d(Function):
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         stride, pads, dilation, groups = ctx.geom
-        xp = xp_of(g)
         needs = ctx.needs_input_grad
-        gt = xp.ascontiguousarray(g.transpose(1, 0, 2, 3))  # free when g is channel-major
-        gx = gw = gb = None
-        with_bias = len(needs) > 2
-        fast = ctx.fused and cpu.try_conv2d_backward(x, w, gt, stride, pads, dilation,
-                                                      groups, needs[0], ctx.y)
-        if fast:
-            gx, gw, gb = fast
-            gx = None if gx is None else gx.transpose(1, 0, 2, 3)
-            return (gx, gw if needs[1] else None) + ((gb,) if with_bias else ())
-        if ctx.y is not None:
-            gt = relu_grad(gt, ctx.y)
-        how = backward_method(x.shape, w.shape, stride, pads, dilation, gt.shape[2:])
-        if needs[0] and how == "correlate":
-            gx, gw = _grads_by_correlation(x, gt, w, pads, dilation, groups, needs[1])
-        else:
-            cols, ctx.cols = ctx.cols, None  # a second backward (retain_graph) re-patches
-            if needs[1] and cols is not None:
-                gw = _gemm_nt(gt.reshape(gt.shape[0], -1), cols, groups).reshape(w.shape)
-            elif needs[1]:
-                gw = _weight_grad(x, gt, w.shape, stride, pads, dilation, groups)
-            if cols is not None:
-                give_root(cols)
-            if needs[0]:
-                gx = _input_grad_col2im(gt, w, x.shape, stride, pads, dilation, groups)
+        gt = xp_of(g).ascontiguousarray(g.transpose(1, 0, 2, 3))  # free if g is channel-major
+        gx, gw, gb = cpu.conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs,
+                                         ctx.y, ctx.fused, _conv2d_backward_numpy, ctx)
         if gx is not None:
             gx = gx.transpose(1, 0, 2, 3)
-        if with_bias and needs[2]:
-            gb = gt.reshape(gt.shape[0], -1).sum(axis=1)
-        return (gx, gw, gb) if with_bias else (gx, gw)
+        return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
 
     @staticmethod
     def jvp(ctx, dx, dw, *db):

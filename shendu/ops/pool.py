@@ -9,7 +9,8 @@ a channel-major activation from a convolution stays channel-major.
 Max pooling with non-overlapping windows inside the input (the usual 2x2, stride 2) keeps
 a uint8 code per output (which view held the maximum) instead of the input: backward
 then writes each strided view of the gradient once, with no comparisons of the input and
-no index arrays, and the input can be freed after forward.
+no index arrays, and the input can be freed after forward. Both directions are one call
+to ``backend/maxpool.py``, which runs the compiled kernel or the NumPy reference.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from ..backend import cpu
+from ..backend import maxpool
 from ._util import is_channel_major, xp_of
 
 
@@ -76,17 +77,8 @@ class MaxPool2d(Function):
         """Non-overlapping windows inside the input (2x2 stride 2, the common case): the
         max of the ``kh*kw`` strided views, and per output a uint8 code of which view held
         the (first) maximum, so that backward needs neither the input nor index arrays."""
-        xp = xp_of(x)
         ctx.geom = (k, k, (0, 0), (1, 1), out_hw, x.shape)
-        fast = cpu.try_max_pool_tiled(x, k, out_hw)
-        if fast is not None:
-            out, ctx.code = fast
-            return out
-        views = [v for _, v in _windows(x, k, k, (1, 1), out_hw)]
-        out = xp.empty_like(views[0])  # order "K": a channel-major input stays channel-major
-        code = xp.empty_like(out, dtype=np.uint8)
-        _tiled_max(xp, views, out, code)
-        ctx.code = code
+        out, ctx.code = maxpool.max_pool_tiled(x, k, out_hw)
         return out
 
     @staticmethod
@@ -123,15 +115,7 @@ class MaxPool2d(Function):
         cm = is_channel_major(code)
         gx = xp.empty((c, n, h, w), g.dtype).transpose(1, 0, 2, 3) if cm \
             else xp.empty(x_shape, g.dtype)
-        if cpu.try_max_pool_tiled_backward(g, code, k, out_hw, gx):
-            return gx
-        ch, cw = out_hw[0] * k[0], out_hw[1] * k[1]
-        if ch < h:
-            gx[:, :, ch:] = 0
-        if cw < w:
-            gx[:, :, :ch, cw:] = 0
-        for t, (_, v) in enumerate(_windows(gx, k, k, (1, 1), out_hw)):
-            xp.multiply(g, code == t, out=v)
+        maxpool.max_pool_tiled_backward(g, code, k, out_hw, gx)
         return gx
 
     @staticmethod
@@ -151,69 +135,6 @@ class MaxPool2d(Function):
         for (i, j), v in _windows(dpd, k, stride, dilation, out_hw):
             t += xp.where(which == i * k[1] + j, v, 0)
         return t
-
-
-def _tiled_max(xp, views, out, code):
-    """``out`` = the elementwise max of ``views``, ``code`` = the index of the view that
-    held it (the first, if tied; a NaN wins, as in PyTorch)."""
-    maybe_nan = (_max4 if len(views) == 4 else _max_any)(xp, views, out, code)
-    if out.dtype.kind in "fc" and len(views) > 1 and maybe_nan:
-        # Like PyTorch, a NaN wins, and a later NaN replaces an earlier one.
-        code[...] = 0
-        xp.copyto(out, views[0])
-        for t, v in enumerate(views[1:], 1):
-            wins = (v > out) | xp.isnan(v)
-            xp.copyto(code, t, where=wins)
-            xp.copyto(out, v, where=wins)
-
-
-def _sum_is_nan(xp, arrays) -> bool:
-    """Whether the arrays may hold a NaN: one summing pass (a sum of +inf and -inf is a
-    false alarm, which only costs the exact recomputation)."""
-    if arrays[0].dtype.kind not in "fc":
-        return False
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is the false alarm
-        return bool(xp.isnan(sum(a.sum() for a in arrays)))
-
-
-def _max4(xp, views, out, code):
-    """Four views (2x2 windows). Ufuncs over two stride-2 views are much slower per element
-    than over contiguous arrays, a strided copy much less so: copy each view once,
-    then take max(max(v0, v1), max(v2, v3)) on the copies. Strict comparisons keep the
-    first maximum: code = 2 + (v3 > v2) if the second pair beats the first, else v1 > v0."""
-    v0, v1, v2, v3 = (xp.empty_like(out) for _ in range(4))
-    for dst, v in zip((v0, v1, v2, v3), views):
-        xp.copyto(dst, v)
-    maybe_nan = _sum_is_nan(xp, (v0, v1, v2, v3))
-    # (copyto where the comparison holds, not maximum: a tie of -0.0 and 0.0 keeps the
-    # first, as PyTorch does; NaNs are redone by the caller)
-    first = xp.greater(v1, v0)
-    xp.copyto(v0, v1, where=first)
-    second = xp.greater(v3, v2)
-    xp.copyto(v2, v3, where=second)
-    take2 = xp.greater(v2, v0)
-    xp.copyto(out, v0)
-    xp.copyto(out, v2, where=take2)
-    first, second, take2 = (a.view(np.uint8) for a in (first, second, take2))
-    # code = take2 ? 2 + second : first, in uint8 arithmetic (0 or 1 operands)
-    xp.subtract(second, first, out=second)  # wraps modulo 256; undone by the add below
-    xp.multiply(second, take2, out=second)
-    xp.add(first, second, out=code)
-    xp.add(code, take2 + take2, out=code)
-    return maybe_nan
-
-
-def _max_any(xp, views, out, code):
-    xp.copyto(out, views[0])
-    code[...] = 0
-    for t, v in enumerate(views[1:], 1):
-        # Strictly greater, so the first maximum wins; the running max only grows, so
-        # the last view that beat it is the argmax: code = max over t of t*(v_t > max).
-        beat = xp.greater(v, out)
-        xp.copyto(out, v, where=beat)  # not maximum: keeps the first of -0.0 and 0.0
-        beat = beat.view(np.uint8)
-        xp.maximum(code, xp.multiply(beat, t, out=beat), out=code)
-    return _sum_is_nan(xp, views)
 
 
 def _tiles(shape, k, stride, pad, dilation, out_hw):

@@ -21,21 +21,18 @@ recorded, the LSTM forward loop also forms the gate-derivative coefficients that
 while each step's arrays are still in cache, leaving the backward loop five small
 elementwise ops and one GEMM per step.
 
-Every product goes through ``backend.cpu.matmul`` (MKL when installed). When
-``backend.cpu.step_kernel`` hands out a compiled step, the LSTM's and GRU's per-step gate
-arithmetic, forward and backward, runs as one compiled pass per step (``backend/jit/rnn.py``)
-instead of a dozen NumPy passes; the NumPy loops stay as the reference and the fallback,
-and both keep the same arrays for BPTT.
+Every product goes through ``backend.cpu.matmul`` (MKL when installed). The LSTM's and
+GRU's time loops, forward and backward, are one call each to ``backend/rnn.py``, which
+runs every step's gate arithmetic as one compiled pass (``backend/jit/rnn.py``) or as the
+NumPy reference (a dozen NumPy passes); both keep the same arrays for BPTT.
 
 ``lstm_cell``/``gru_cell``/``rnn_cell`` compose one step from ordinary primitives: they
 serve the ``*Cell`` modules and are the reference the fused path is tested against.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..autograd.function import Function
-from ..backend import cpu
+from ..backend import cpu, rnn
 from ._util import xp_of
 from .nn_ops import Linear
 
@@ -209,81 +206,15 @@ class LSTMLayer(_Recurrence):
         grad = hasattr(ctx, "needs_input_grad")
         coef = xp.empty_like(a) if grad else None
         k = xp.empty_like(tc) if grad else None
-        buf_t, bufh = xp.empty((4 * h, n), x.dtype), xp.empty((n, h), x.dtype)
-        step = cpu.step_kernel("lstm_forward_step", a, cs, whh)
-        fast = step is not None
-        if fast and not grad:  # the kernel writes them anyway: one step's worth to reuse
-            coef_t, k_t = np.empty((n, 4 * h), x.dtype), np.empty((n, h), x.dtype)
-        with cpu.small_products(xp):
-            for t in ctx.order:
-                gt = a[t]
-                if fast:  # the step below, its gate arithmetic in one compiled pass
-                    cpu.matmul(hs[t + p], whh.T, gt, accumulate=True)  # into x's part
-                    if grad:
-                        coef_t, k_t = coef[t], k[t]
-                    step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t,
-                         scale, shift, dscale)
-                    continue
-                # (W h^T)^T rather than h W^T: the same product, but this shape (many rows,
-                # few columns) ran faster on OpenBLAS and MKL (benchmarks/README.md). (The
-                # compiled step adds h W^T straight into the gates
-                # instead, saving the pass below.)
-                cpu.matmul(whh, hs[t + p].T, buf_t)
-                gt += buf_t.T
-                xp.tanh(gt, out=gt)
-                if grad:
-                    d = coef[t]
-                    xp.multiply(gt, gt, out=d)
-                    d *= dscale
-                    d -= dscale
-                gt *= scale
-                gt += shift
-                i, f, g, o = gt[:, :h], gt[:, h:2 * h], gt[:, 2 * h:3 * h], gt[:, 3 * h:]
-                c, c_prev, h_new = cs[t + 1 - p], cs[t + p], hs[t + 1 - p]
-                xp.multiply(f, c_prev, out=c)
-                xp.multiply(i, g, out=bufh)
-                c += bufh
-                xp.tanh(c, out=tc[t])
-                xp.multiply(o, tc[t], out=h_new)
-                if grad:
-                    d[:, :h] *= g
-                    d[:, h:2 * h] *= c_prev
-                    d[:, 2 * h:3 * h] *= i
-                    d[:, 3 * h:] *= tc[t]
-                    xp.multiply(h_new, tc[t], out=k[t])
-                    xp.subtract(o, k[t], out=k[t])
+        rnn.lstm_forward(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, ctx.order, p)
         ctx.acts, ctx.cs, ctx.tc, ctx.coef, ctx.k = a, cs, tc, coef, k
         return (cs[0 if ctx.reverse else t_len].copy(),)
 
     @staticmethod
     def _bptt(ctx, xp, dout, dstates, w_hh):
-        a, coef, k = ctx.acts, ctx.coef, ctx.k
-        t_len, n, h4 = a.shape
-        h = h4 // 4
-        f = a[..., h:2 * h]
-        coef = coef.reshape(t_len, n, 4, h)
         dh, dc = dstates
-        dg = xp.empty_like(coef)
-        bufh = xp.empty_like(dh)
-        step = cpu.step_kernel("lstm_backward_step", dout, dh, dc, a)
-        fast = step is not None
-        if fast:
-            dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
-            coef2, dg2 = ctx.coef, dg.reshape(t_len, n, h4)
-        with cpu.small_products(xp):
-            for t in reversed(ctx.order):
-                if fast:  # the step below, its gate arithmetic in one compiled pass
-                    step(dh, dc, dout[t], k[t], coef2[t], a[t], dg2[t])
-                    cpu.matmul(dg2[t], w_hh, dh)
-                    continue
-                dh += dout[t]
-                xp.multiply(dh, k[t], out=bufh)
-                dc += bufh
-                xp.multiply(coef[t, :, :3], dc[:, None, :], out=dg[t, :, :3])
-                xp.multiply(coef[t, :, 3], dh, out=dg[t, :, 3])
-                dc *= f[t]
-                cpu.matmul(dg[t].reshape(n, h4), w_hh, dh)
-        return dg.reshape(t_len, n, h4), None, [dh, dc]
+        dg = rnn.lstm_backward(dout, dh, dc, ctx.acts, ctx.coef, ctx.k, w_hh, ctx.order)
+        return dg, None, [dh, dc]
 
     @staticmethod
     def _tangent(ctx, xp, dgx, dhs, states, w_hh, dw_hh, db_hh):
@@ -324,66 +255,16 @@ class GRULayer(_Recurrence):
         a = _project(x, _scaled(xp, w_ih, h, 2), b)
         whh_t = _scaled(xp, w_hh, h, 2).T
         hg = xp.empty((t_len, n, 3 * h), x.dtype)
-        bufh = xp.empty((n, h), x.dtype)
-        step = cpu.step_kernel("gru_forward_step", a, hg, whh_t,
-                               *(() if b_hh is None else (b_hh,)))
-        fast = step is not None
-        if fast:
-            b_hn = np.empty(0, x.dtype) if b_hh is None else np.ascontiguousarray(b_hh[2 * h:])
-        with cpu.small_products(xp):
-            for t in ctx.order:
-                at, ht = a[t], hg[t]
-                cpu.matmul(hs[t + p], whh_t, ht)
-                if fast:  # the step below in one compiled pass
-                    step(at, ht, hs[t + p], hs[t + 1 - p], b_hn)
-                    continue
-                if b_hh is not None:
-                    ht[:, 2 * h:] += b_hh[2 * h:]
-                rz, nn = at[:, :2 * h], at[:, 2 * h:]
-                rz += ht[:, :2 * h]
-                xp.tanh(rz, out=rz)
-                rz *= 0.5
-                rz += 0.5
-                xp.multiply(rz[:, :h], ht[:, 2 * h:], out=bufh)
-                nn += bufh
-                xp.tanh(nn, out=nn)
-                xp.subtract(hs[t + p], nn, out=bufh)  # h' = n + z * (h - n)
-                bufh *= rz[:, h:]
-                xp.add(nn, bufh, out=hs[t + 1 - p])
+        rnn.gru_forward(a, hg, hs, whh_t, b_hh, ctx.order, p)
         ctx.acts, ctx.hg = a, hg
         return ()
 
     @staticmethod
     def _bptt(ctx, xp, dout, dstates, w_hh):
-        a, hg, hs = ctx.acts, ctx.hg, ctx.hs
-        t_len, n, h3 = a.shape
-        h = h3 // 3
+        hs, t_len = ctx.hs, ctx.acts.shape[0]
         h_prev = hs[1:] if ctx.reverse else hs[:t_len]
-        dgx, dgh = xp.empty_like(a), xp.empty_like(a)
         dh = dstates[0]
-        step = cpu.step_kernel("gru_backward_step", dout, dh, a, hg)
-        if step is not None:
-            dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
-            with cpu.small_products(xp):
-                for t in reversed(ctx.order):  # the loop below, one compiled pass a step
-                    step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
-                    cpu.matmul(dgh[t], w_hh, dh, accumulate=True)
-            return dgx, dgh, [dh]
-        r, z, nn, hn = a[..., :h], a[..., h:2 * h], a[..., 2 * h:], hg[..., 2 * h:]
-        pn = (1 - z) * (1 - nn * nn)   # d(pre_n)/dh'
-        pz = (h_prev - nn) * z * (1 - z)  # d(pre_z)/dh'
-        pr = hn * r * (1 - r)            # d(pre_r)/d(pre_n)
-        with cpu.small_products(xp):
-            for t in reversed(ctx.order):
-                dh += dout[t]
-                gx, gh = dgx[t], dgh[t]
-                xp.multiply(dh, pn[t], out=gx[:, 2 * h:])
-                xp.multiply(dh, pz[t], out=gx[:, h:2 * h])
-                xp.multiply(gx[:, 2 * h:], pr[t], out=gx[:, :h])
-                gh[:, :2 * h] = gx[:, :2 * h]
-                xp.multiply(gx[:, 2 * h:], r[t], out=gh[:, 2 * h:])
-                dh *= z[t]
-                cpu.matmul(gh, w_hh, dh, accumulate=True)
+        dgx, dgh = rnn.gru_backward(dout, dh, ctx.acts, ctx.hg, h_prev, w_hh, ctx.order)
         return dgx, dgh, [dh]
 
     @staticmethod

@@ -3,33 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import cpu
-from ..backend import pool as _parallel
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from ..backend import updates
+from .optimizer import Optimizer, check_range, zeros_state
 
 __all__ = ["Adadelta"]
-
-
-def _kernel(xp, arrays, tmp, lr, rho, eps, weight_decay, maximize):
-    p, g, sq, acc = arrays
-    t, t2, delta = tmp
-    d = effective_grad(xp, p, g, t, weight_decay, maximize)
-    xp.multiply(d, 1 - rho, out=t2)              # sq = rho sq + (1 - rho) d²
-    xp.multiply(t2, d, out=t2)
-    xp.multiply(sq, rho, out=sq)
-    xp.add(sq, t2, out=sq)
-    xp.add(sq, eps, out=t2)                      # std = sqrt(sq + eps)
-    xp.sqrt(t2, out=t2)
-    xp.add(acc, eps, out=delta)                  # delta = sqrt(acc + eps) / std * d
-    xp.sqrt(delta, out=delta)
-    xp.divide(delta, t2, out=delta)
-    xp.multiply(delta, d, out=delta)
-    xp.multiply(delta, 1 - rho, out=t2)          # acc = rho acc + (1 - rho) delta²
-    xp.multiply(t2, delta, out=t2)
-    xp.multiply(acc, rho, out=acc)
-    xp.add(acc, t2, out=acc)
-    xp.multiply(delta, lr, out=t2)
-    xp.subtract(p, t2, out=p)
 
 
 class Adadelta(Optimizer):
@@ -73,9 +50,5 @@ class Adadelta(Optimizer):
             state["acc_delta"] = zeros_state(p)
         state["step"] += 1
         arrays = [p._data, grad, state["square_avg"]._data, state["acc_delta"]._data]
-        rho = group["rho"]
-        if cpu.try_update("adadelta", arrays, group["lr"], rho, 1 - rho, group["eps"],
-                          group["weight_decay"], group["maximize"]):
-            return
-        _parallel.apply(_kernel, arrays, 3, group["lr"], rho, group["eps"],
-                        group["weight_decay"], group["maximize"])
+        updates.adadelta(arrays, group["lr"], group["rho"], group["eps"],
+                         group["weight_decay"], group["maximize"])

@@ -3,24 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import cpu
-from ..backend import pool as _parallel
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from ..backend import updates
+from .optimizer import Optimizer, check_range, zeros_state
 
 __all__ = ["Adagrad"]
-
-
-def _kernel(xp, arrays, tmp, clr, eps, weight_decay, maximize):
-    p, g, acc = arrays
-    t, t2 = tmp
-    d = effective_grad(xp, p, g, t, weight_decay, maximize)
-    xp.multiply(d, d, out=t2)
-    xp.add(acc, t2, out=acc)
-    xp.sqrt(acc, out=t2)
-    xp.add(t2, eps, out=t2)
-    xp.multiply(d, -clr, out=t)
-    xp.divide(t, t2, out=t)
-    xp.add(p, t, out=p)
 
 
 class Adagrad(Optimizer):
@@ -66,8 +52,5 @@ class Adagrad(Optimizer):
             state["sum"] = zeros_state(p, group["initial_accumulator_value"])
         state["step"] = step = state["step"] + 1
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
-        if cpu.try_update("adagrad", [p._data, grad, state["sum"]._data], -clr, group["eps"],
-                          group["weight_decay"], group["maximize"]):
-            return
-        _parallel.apply(_kernel, [p._data, grad, state["sum"]._data], 2, clr, group["eps"],
+        updates.adagrad([p._data, grad, state["sum"]._data], clr, group["eps"],
                         group["weight_decay"], group["maximize"])

@@ -1,51 +1,13 @@
 """Adam: adaptive moment estimation (Kingma & Ba), with optional AMSGrad."""
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
-from ..backend import cpu
-from ..backend import pool as _parallel
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from ..backend import updates
+from ..backend.updates import lerp_  # noqa: F401  (importable from here, as before)
+from .optimizer import Optimizer, check_range, zeros_state
 
 __all__ = ["Adam"]
-
-
-def lerp_(xp, start, end, weight, tmp):
-    """``start += weight * (end - start)`` in place, rounded as PyTorch's ``lerp_``."""
-    xp.subtract(end, start, out=tmp)
-    if weight < 0.5:
-        xp.multiply(tmp, weight, out=tmp)
-        xp.add(start, tmp, out=start)
-    else:  # near weight 1 measure from ``end`` so the result lands on it exactly
-        xp.multiply(tmp, 1 - weight, out=tmp)
-        xp.subtract(end, tmp, out=start)
-
-
-def _kernel(xp, arrays, tmp, lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
-            bias1, bias2_sqrt):
-    p, g, m, v = arrays[:4]
-    t, t2 = tmp
-    if decoupled:  # AdamW shrinks the weights directly instead of through the gradient
-        if weight_decay:
-            xp.multiply(p, 1 - lr * weight_decay, out=p)
-        d = effective_grad(xp, p, g, t, 0, maximize)
-    else:
-        d = effective_grad(xp, p, g, t, weight_decay, maximize)
-    lerp_(xp, m, d, 1 - beta1, t2)               # first moment
-    xp.multiply(d, 1 - beta2, out=t2)            # second moment: v = b2 v + (1 - b2) d²
-    xp.multiply(t2, d, out=t2)
-    xp.multiply(v, beta2, out=v)
-    xp.add(v, t2, out=v)
-    if len(arrays) == 5:  # AMSGrad normalises by the largest second moment seen so far
-        v = xp.maximum(arrays[4], v, out=arrays[4])
-    xp.sqrt(v, out=t2)                           # denominator sqrt(v̂) + eps
-    xp.divide(t2, bias2_sqrt, out=t2)
-    xp.add(t2, eps, out=t2)
-    xp.multiply(m, -lr / bias1, out=t)           # d is dead now, so t is free
-    xp.divide(t, t2, out=t)
-    xp.add(p, t, out=p)
-
 
 
 def decayed_grad(x, grad, group: dict):
@@ -119,12 +81,5 @@ class Adam(Optimizer):
             arrays.append(state["max_exp_avg_sq"]._data)
         state["step"] = step = state["step"] + 1
         beta1, beta2 = group["betas"]
-        lr, wd, w1 = group["lr"], group["weight_decay"], 1 - beta1
-        vmax = arrays[4] if len(arrays) == 5 else p._data.reshape(-1)[:0]  # empty: no AMSGrad
-        if cpu.try_update("adam", arrays[:4] + [vmax], w1, 1 - w1, w1 < 0.5, beta2, 1 - beta2,
-                          group["eps"], wd, group["decoupled_weight_decay"], group["maximize"],
-                          -lr / (1 - beta1 ** step), math.sqrt(1 - beta2 ** step), 1 - lr * wd):
-            return
-        _parallel.apply(_kernel, arrays, 2, group["lr"], beta1, beta2, group["eps"],
-                        group["weight_decay"], group["decoupled_weight_decay"],
-                        group["maximize"], 1 - beta1 ** step, math.sqrt(1 - beta2 ** step))
+        updates.adam(arrays, group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                     group["decoupled_weight_decay"], group["maximize"], step)

@@ -19,6 +19,7 @@ import numpy as np
 from ..autograd.grad_mode import enable_grad
 from ..backend import as_device, get_array_module, to_device
 from ..backend import pool as _parallel
+from ..backend.updates import effective_grad  # noqa: F401  (importable from here)
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -281,17 +282,3 @@ def zeros_state(p: Tensor, fill: float = 0.0) -> Tensor:
     """A C-contiguous state buffer shaped like ``p`` on its device (``fill`` everywhere)."""
     xp = get_array_module(p._data)
     return Tensor._wrap(xp.full(p._data.shape, fill, p._data.dtype))
-
-
-def effective_grad(xp, p, g, out, weight_decay: float, maximize: bool):
-    """The gradient an update follows: ``±g + weight_decay * p`` (PyTorch's coupled decay).
-
-    Returns ``g`` itself when nothing changes it (it is never written), else ``out``.
-    """
-    if weight_decay:
-        xp.multiply(p, weight_decay, out=out)
-        (xp.subtract if maximize else xp.add)(out, g, out=out)
-        return out
-    if maximize:
-        return xp.negative(g, out=out)
-    return g

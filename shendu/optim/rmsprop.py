@@ -3,42 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import cpu
-from ..backend import pool as _parallel
-from .adam import lerp_
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from ..backend import updates
+from .optimizer import Optimizer, check_range, zeros_state
 
 __all__ = ["RMSprop"]
-
-
-def _kernel(xp, arrays, tmp, lr, alpha, eps, weight_decay, momentum, centered, maximize):
-    p, g, sq = arrays[:3]
-    t, t2 = tmp
-    d = effective_grad(xp, p, g, t, weight_decay, maximize)
-    xp.multiply(d, 1 - alpha, out=t2)            # sq = alpha sq + (1 - alpha) d²
-    xp.multiply(t2, d, out=t2)
-    xp.multiply(sq, alpha, out=sq)
-    xp.add(sq, t2, out=sq)
-    if centered:  # subtract the squared mean gradient: a variance, not a raw second moment
-        avg = arrays[3]
-        lerp_(xp, avg, d, 1 - alpha, t2)
-        xp.multiply(avg, avg, out=t2)
-        xp.subtract(sq, t2, out=t2)
-        xp.sqrt(t2, out=t2)
-    else:
-        xp.sqrt(sq, out=t2)
-    xp.add(t2, eps, out=t2)
-    if momentum > 0:
-        buf = arrays[-1]
-        xp.multiply(buf, momentum, out=buf)
-        xp.divide(d, t2, out=t)
-        xp.add(buf, t, out=buf)
-        xp.multiply(buf, lr, out=t)
-        xp.subtract(p, t, out=p)
-    else:
-        xp.multiply(d, -lr, out=t)
-        xp.divide(t, t2, out=t)
-        xp.add(p, t, out=p)
 
 
 class RMSprop(Optimizer):
@@ -90,13 +58,5 @@ class RMSprop(Optimizer):
         if momentum > 0:
             arrays.append(state.setdefault("momentum_buffer", zeros_state(p))._data)
         state["step"] += 1
-        none = p._data.reshape(-1)[:0]  # an empty state array switches its part off
-        avg = arrays[3] if centered else none
-        buf = arrays[-1] if momentum > 0 else none
-        w = 1 - group["alpha"]
-        if cpu.try_update("rmsprop", arrays[:3] + [avg, buf], group["lr"], group["alpha"], w,
-                          1 - w, w < 0.5, group["eps"], group["weight_decay"],
-                          group["maximize"], momentum):
-            return
-        _parallel.apply(_kernel, arrays, 2, group["lr"], group["alpha"], group["eps"],
+        updates.rmsprop(arrays, group["lr"], group["alpha"], group["eps"],
                         group["weight_decay"], momentum, centered, group["maximize"])

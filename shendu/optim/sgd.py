@@ -3,46 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..backend import cpu
-from ..backend import pool as _parallel
-from .optimizer import Optimizer, check_range, effective_grad, zeros_state
+from ..backend import updates
+from .optimizer import Optimizer, check_range, zeros_state
 
 __all__ = ["SGD"]
-
-
-def _plain(xp, arrays, tmp, lr, weight_decay, maximize):
-    p, g = arrays
-    t = tmp[0]
-    if maximize and not weight_decay:  # climb p += lr * g without negating g first
-        xp.multiply(g, lr, out=t)
-        xp.add(p, t, out=p)
-        return
-    d = effective_grad(xp, p, g, t, weight_decay, maximize)
-    xp.multiply(d, lr, out=t)
-    xp.subtract(p, t, out=p)
-
-
-def _momentum(xp, arrays, tmp, lr, weight_decay, maximize, momentum, dampening, nesterov,
-              first):
-    p, g, buf = arrays
-    t, t2 = tmp
-    d = effective_grad(xp, p, g, t, weight_decay, maximize)
-    if first:  # the buffer starts as the first gradient itself, not a decayed zero
-        xp.copyto(buf, d)
-    else:
-        xp.multiply(buf, momentum, out=buf)
-        if dampening:
-            xp.multiply(d, 1 - dampening, out=t2)
-            xp.add(buf, t2, out=buf)
-        else:
-            xp.add(buf, d, out=buf)
-    if nesterov:  # look ahead along the velocity: d + momentum * buf
-        xp.multiply(buf, momentum, out=t2)
-        d = xp.add(d, t2, out=t2)
-    else:
-        d = buf
-    xp.multiply(d, lr, out=t)
-    xp.subtract(p, t, out=p)
 
 
 class SGD(Optimizer):
@@ -95,16 +59,12 @@ class SGD(Optimizer):
         momentum = group["momentum"]
         lr, wd, maximize = group["lr"], group["weight_decay"], group["maximize"]
         if not momentum:
-            if not cpu.try_update("sgd", [p._data, grad], lr, wd, maximize):
-                _parallel.apply(_plain, [p._data, grad], 1, lr, wd, maximize)
+            updates.sgd([p._data, grad], lr, wd, maximize)
             return
         buf = state.get("momentum_buffer")
         first = buf is None
         if first:
             buf = state["momentum_buffer"] = zeros_state(p)
-        if cpu.try_update("sgd_momentum", [p._data, grad, buf._data], lr, wd, maximize,
-                          momentum, 1 - group["dampening"], group["nesterov"], first):
-            return
-        _parallel.apply(_momentum, [p._data, grad, buf._data], 2, lr, wd, maximize, momentum,
-                        group["dampening"], group["nesterov"], first)
+        updates.sgd_momentum([p._data, grad, buf._data], lr, wd, maximize, momentum,
+                             group["dampening"], group["nesterov"], first)
 

@@ -1,4 +1,4 @@
-"""The fused stride-1 convolution (``backend/jit/conv.py`` via ``backend/cpu.try_conv2d``) and
+"""The fused stride-1 convolution (``backend/jit/conv.py`` via ``backend/cpu.conv2d``) and
 the Conv2d/Linear + ReLU fusions, against the plain NumPy paths and PyTorch."""
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """Optimizer updates over flat parameter, gradient and state arrays, in place.
 
-Each is the NumPy kernel of its optimizer (``shendu/optim/*.py``) written as one loop,
+Each is the NumPy reference of its optimizer (``backend/updates.py``) written as one loop,
 with the same operations in the same order, so the results agree to rounding; scalars
 arrive already converted to the parameters' dtype, as NumPy would use them.
 """
@@ -15,7 +15,7 @@ from .elementwise import kernel
 
 @njit(inline="always")
 def _effective_grad(p, g, weight_decay, maximize):
-    """``±g + weight_decay * p``, as ``optimizer.effective_grad`` forms it."""
+    """``±g + weight_decay * p``, as ``updates.effective_grad`` forms it."""
     d = -g if maximize else g
     return p * weight_decay + d if weight_decay != 0 else d
 

@@ -1,0 +1,203 @@
+"""The time loops of the fused LSTM and GRU layers (``shendu/ops/rnn_ops.py``): one
+dispatch function per loop, which runs every step's gate arithmetic by the compiled step
+kernel of ``jit/rnn.py`` (one pass per step) or by the NumPy reference written here (a
+dozen NumPy passes per step), and reports which to ``runtime.trace_paths()`` as
+``(name, 'numba' | 'numpy')``, ``name`` the kernel (``'lstm_forward_step'``,
+``'lstm_backward_step'``, ``'gru_forward_step'``, ``'gru_backward_step'``).
+
+Both paths read and write the same arrays (the layer allocates those BPTT keeps), so
+either backward follows either forward. The kernels take NumPy arrays of one float dtype
+while the kernels are on. Each step's recurrent product goes through ``cpu.matmul`` inside
+``cpu.small_products`` on both paths.
+
+The loops run over ``order`` (the time steps in the direction of the layer); states are
+indexed by time: with ``hs`` of shape (T+1, N, H), step t reads ``hs[t + p]`` and writes
+``hs[t + 1 - p]`` (``p`` is 1 for a reversed layer, else 0).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import jit
+from .cpu import _note, _xp, matmul, small_products
+
+__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
+
+
+# ---------------------------------------------------------------------- LSTM
+def lstm_forward(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p) -> None:
+    """The LSTM's steps. ``a`` (T, N, 4H) holds the (scaled) input projections and is
+    overwritten by the gate activations; ``hs``/``cs`` (T+1, N, H) the hidden and cell
+    states, ``tc`` (T, N, H) ``tanh(c)``; ``coef`` (T, N, 4H) and ``k`` (T, N, H) what BPTT
+    needs (None when no graph is recorded); ``whh`` the scaled recurrent weight;
+    ``scale``/``shift``/``dscale`` the sigmoid-by-tanh constants of each gate row."""
+    if jit.on_all(a, cs, whh):
+        _note("lstm_forward_step", "numba")
+        _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
+        return
+    _note("lstm_forward_step", "numpy")
+    _lstm_forward_numpy(_xp(a), a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
+
+
+def _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
+    n, h = hs.shape[1:]
+    grad = coef is not None
+    step = jit.lstm_forward_step
+    if not grad:  # the kernel writes them anyway: one step's worth to reuse
+        coef_t, k_t = np.empty((n, 4 * h), a.dtype), np.empty((n, h), a.dtype)
+    with small_products(np):
+        for t in order:
+            gt = a[t]
+            matmul(hs[t + p], whh.T, gt, accumulate=True)  # into x's part
+            if grad:
+                coef_t, k_t = coef[t], k[t]
+            step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
+                 shift, dscale)
+
+
+def _lstm_forward_numpy(xp, a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
+    n, h = hs.shape[1:]
+    grad = coef is not None
+    buf_t, bufh = xp.empty((4 * h, n), a.dtype), xp.empty((n, h), a.dtype)
+    with small_products(xp):
+        for t in order:
+            gt = a[t]
+            # (W h^T)^T rather than h W^T: the same product, but this shape (many rows,
+            # few columns) ran faster on OpenBLAS and MKL (benchmarks/README.md). (The
+            # compiled step adds h W^T straight into the gates instead, saving the pass
+            # below.)
+            matmul(whh, hs[t + p].T, buf_t)
+            gt += buf_t.T
+            xp.tanh(gt, out=gt)
+            if grad:
+                d = coef[t]
+                xp.multiply(gt, gt, out=d)
+                d *= dscale
+                d -= dscale
+            gt *= scale
+            gt += shift
+            i, f, g, o = gt[:, :h], gt[:, h:2 * h], gt[:, 2 * h:3 * h], gt[:, 3 * h:]
+            c, c_prev, h_new = cs[t + 1 - p], cs[t + p], hs[t + 1 - p]
+            xp.multiply(f, c_prev, out=c)
+            xp.multiply(i, g, out=bufh)
+            c += bufh
+            xp.tanh(c, out=tc[t])
+            xp.multiply(o, tc[t], out=h_new)
+            if grad:
+                d[:, :h] *= g
+                d[:, h:2 * h] *= c_prev
+                d[:, 2 * h:3 * h] *= i
+                d[:, 3 * h:] *= tc[t]
+                xp.multiply(h_new, tc[t], out=k[t])
+                xp.subtract(o, k[t], out=k[t])
+
+
+def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
+    """BPTT through the LSTM's steps: the (T, N, 4H) gradients of the gate
+    pre-activations, from the output gradient ``dout`` (T, N, H); ``dh`` and ``dc`` (the
+    final states' gradients) are updated in place into the initial states'. ``a``,
+    ``coef`` and ``k`` are the forward's."""
+    dg = _xp(a).empty_like(coef)
+    if jit.on_all(dout, dh, dc, a):
+        _note("lstm_backward_step", "numba")
+        dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
+        step = jit.lstm_backward_step
+        with small_products(np):
+            for t in reversed(order):
+                step(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
+                matmul(dg[t], w_hh, dh)
+        return dg
+    _note("lstm_backward_step", "numpy")
+    xp = _xp(a)
+    t_len, n, h4 = a.shape
+    h = h4 // 4
+    f = a[..., h:2 * h]
+    coef4, dg4 = coef.reshape(t_len, n, 4, h), dg.reshape(t_len, n, 4, h)
+    bufh = xp.empty_like(dh)
+    with small_products(xp):
+        for t in reversed(order):
+            dh += dout[t]
+            xp.multiply(dh, k[t], out=bufh)
+            dc += bufh
+            xp.multiply(coef4[t, :, :3], dc[:, None, :], out=dg4[t, :, :3])
+            xp.multiply(coef4[t, :, 3], dh, out=dg4[t, :, 3])
+            dc *= f[t]
+            matmul(dg[t], w_hh, dh)
+    return dg
+
+
+# ---------------------------------------------------------------------- GRU
+def gru_forward(a, hg, hs, whh_t, b_hh, order, p) -> None:
+    """The GRU's steps. ``a`` (T, N, 3H) holds the (scaled) input projections, both
+    biases of r and z and the input bias of n, and is overwritten by the gate activations;
+    ``hg`` (T, N, 3H) receives each step's recurrent product (plus ``b_hh``'s n part, None
+    without biases), ``hs`` (T+1, N, H) the hidden states; ``whh_t`` the scaled recurrent
+    weight, transposed."""
+    if jit.on_all(a, hg, whh_t, *(() if b_hh is None else (b_hh,))):
+        _note("gru_forward_step", "numba")
+        h = hs.shape[2]
+        b_hn = np.empty(0, a.dtype) if b_hh is None else np.ascontiguousarray(b_hh[2 * h:])
+        step = jit.gru_forward_step
+        with small_products(np):
+            for t in order:
+                at, ht = a[t], hg[t]
+                matmul(hs[t + p], whh_t, ht)
+                step(at, ht, hs[t + p], hs[t + 1 - p], b_hn)
+        return
+    _note("gru_forward_step", "numpy")
+    xp = _xp(a)
+    n, h = hs.shape[1:]
+    bufh = xp.empty((n, h), a.dtype)
+    with small_products(xp):
+        for t in order:
+            at, ht = a[t], hg[t]
+            matmul(hs[t + p], whh_t, ht)
+            if b_hh is not None:
+                ht[:, 2 * h:] += b_hh[2 * h:]
+            rz, nn = at[:, :2 * h], at[:, 2 * h:]
+            rz += ht[:, :2 * h]
+            xp.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            xp.multiply(rz[:, :h], ht[:, 2 * h:], out=bufh)
+            nn += bufh
+            xp.tanh(nn, out=nn)
+            xp.subtract(hs[t + p], nn, out=bufh)  # h' = n + z * (h - n)
+            bufh *= rz[:, h:]
+            xp.add(nn, bufh, out=hs[t + 1 - p])
+
+
+def gru_backward(dout, dh, a, hg, h_prev, w_hh, order):
+    """BPTT through the GRU's steps: ``(dgx, dgh)``, the (T, N, 3H) gradients of the input
+    and recurrent pre-activations, from the output gradient ``dout``; ``dh`` (the final
+    state's gradient) is updated in place into the initial state's. ``a`` and ``hg`` are
+    the forward's, ``h_prev`` (T, N, H) the state each step read."""
+    xp = _xp(a)
+    dgx, dgh = xp.empty_like(a), xp.empty_like(a)
+    if jit.on_all(dout, dh, a, hg):
+        _note("gru_backward_step", "numba")
+        dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
+        step = jit.gru_backward_step
+        with small_products(np):
+            for t in reversed(order):
+                step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
+                matmul(dgh[t], w_hh, dh, accumulate=True)
+        return dgx, dgh
+    _note("gru_backward_step", "numpy")
+    h = a.shape[2] // 3
+    r, z, nn, hn = a[..., :h], a[..., h:2 * h], a[..., 2 * h:], hg[..., 2 * h:]
+    pn = (1 - z) * (1 - nn * nn)   # d(pre_n)/dh'
+    pz = (h_prev - nn) * z * (1 - z)  # d(pre_z)/dh'
+    pr = hn * r * (1 - r)            # d(pre_r)/d(pre_n)
+    with small_products(xp):
+        for t in reversed(order):
+            dh += dout[t]
+            gx, gh = dgx[t], dgh[t]
+            xp.multiply(dh, pn[t], out=gx[:, 2 * h:])
+            xp.multiply(dh, pz[t], out=gx[:, h:2 * h])
+            xp.multiply(gx[:, 2 * h:], pr[t], out=gx[:, :h])
+            gh[:, :2 * h] = gx[:, :2 * h]
+            xp.multiply(gx[:, 2 * h:], r[t], out=gh[:, 2 * h:])
+            dh *= z[t]
+            matmul(gh, w_hh, dh, accumulate=True)
+    return dgx, dgh
