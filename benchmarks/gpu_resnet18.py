@@ -8,8 +8,8 @@ steps (forward + backward + update) on a fixed random batch: median of ``--steps
 code on the CPU (a smoke test for machines without a GPU).
 
 The model is ``sd.vision.models.resnet18(small_input=True)`` when the model zoo has it, else
-the same network defined below against either library's ``nn`` (torchvision's key names, a
-3x3 stride-1 stem without max-pool for 32x32 images).
+the network of ``bench_resnet.py``, which PyTorch's side always uses (torchvision's key
+names, a 3x3 stride-1 stem without max-pool for 32x32 images).
 """
 from __future__ import annotations
 
@@ -26,53 +26,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_resnet import resnet18_small  # noqa: E402
 
 import shendu as sd  # noqa: E402
 
 
 def resnet18_cifar(lib, num_classes=10):
-    """ResNet-18 with a CIFAR stem, written against ``lib.nn`` (shendu or torch)."""
-    nn = lib.nn
-
-    class BasicBlock(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.relu = nn.ReLU()
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                                nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            out = self.relu(self.bn1(self.conv1(x)))
-            out = self.bn2(self.conv2(out))
-            return self.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-    class ResNet18(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
-            self.relu = nn.ReLU()
-            widths, cin = [64, 128, 256, 512], 64
-            for i, w in enumerate(widths):
-                stride = 1 if i == 0 else 2
-                setattr(self, f"layer{i + 1}",
-                        nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
-                cin = w
-            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(512, num_classes)
-
-        def forward(self, x):
-            x = self.relu(self.bn1(self.conv1(x)))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self.fc(self.avgpool(x).flatten(1))
-
-    return ResNet18()
+    """ResNet-18 with a CIFAR stem against ``lib.nn`` (shendu or torch): bench_resnet's."""
+    return resnet18_small(lib.nn, num_classes)
 
 
 def shendu_model():

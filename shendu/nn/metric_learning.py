@@ -22,6 +22,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from . import functional as F
+from .functional.loss import _reduce
 from .module import Module
 
 __all__ = ["contrastive_loss", "ContrastiveLoss", "BatchHardMiner", "SemiHardMiner",
@@ -49,14 +50,7 @@ def contrastive_loss(x1: Tensor, x2: Tensor, target: Tensor, margin: float = 1.0
     # d = sqrt(sq) only where the hinge needs it; eps keeps its gradient finite at d = 0
     d = (sq + 1e-12).sqrt()
     loss = 0.5 * (t * sq + (1 - t) * F.relu(margin - d) ** 2)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"contrastive_loss: reduction must be 'mean', 'sum' or 'none', got "
-                     f"{reduction!r}")
+    return _reduce(loss, reduction, "contrastive_loss")
 
 
 class ContrastiveLoss(Module):
