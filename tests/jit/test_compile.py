@@ -17,13 +17,13 @@ _HEAVY = {"alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn",
 
 
 def _zoo():
-    """Every model in sd.vision.models (list_models() when the zoo has it), plus the
-    recurrent and attention blocks; each with the smallest input it accepts."""
-    names = models.list_models() if hasattr(models, "list_models") else models.__all__
-    if not os.environ.get("SHENDU_FULL_ZOO"):
-        names = [n for n in names if n not in _HEAVY]
+    """LeNet-5, the MLP, every model of the zoo (list_models()), and the recurrent and
+    attention blocks; each with the smallest input it accepts."""
     known = {"LeNet5": (models.LeNet5, (2, 1, 28, 28)),
              "MLP": (lambda: models.MLP(784, (64, 32), num_classes=10), (3, 784))}
+    names = [*known, *models.list_models()]
+    if not os.environ.get("SHENDU_FULL_ZOO"):
+        names = [n for n in names if n not in _HEAVY]
     out = []
     for name in names:
         if name in known:
