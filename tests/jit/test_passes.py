@@ -73,6 +73,33 @@ def test_linear_and_conv_relu_fusion():
     assert "linear_relu" not in [n.op for n in passes.fuse_linear_activation(g)]
 
 
+def test_conv_relu_fusion_skipped_where_its_backward_holds_more_memory():
+    # 4 -> 4 channels, 'same': the input gradient is as big as the output, and fused the
+    # backward would hold the ReLU's output and gradient while it allocates it
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()).to(sd.float64)
+    x = sd.randn(2, 2, 6, 6, dtype=sd.float64)
+    g = sd.jit.trace(net, x).graph
+    assert g.grad_inputs == (False,)
+    # the first conv's input needs no gradient: fused; the second's does: not fused
+    assert [n.op for n in passes.fuse_linear_activation(g)] == ["conv2d_relu", "conv2d",
+                                                                "relu"]
+    with sd.no_grad():  # no backward: both fused
+        g = sd.jit.trace(net, x).graph
+    assert g.grad_inputs is None
+    assert [n.op for n in passes.fuse_linear_activation(g)] == ["conv2d_relu"] * 2
+    # the compiled training step still gives eager's results and gradients
+    c = sd.compile(net)
+    xg = x.detach().requires_grad_(True)
+    c(xg).sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()] + [xg.grad.numpy().copy()]
+    net.zero_grad()
+    xg.grad = None
+    net(xg).sum().backward()
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()] + [xg.grad.numpy()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def _chain(x, y):
     a = (x * y + 1.0).tanh()
     b = x.sigmoid() * 0.5 - a
