@@ -100,6 +100,46 @@ def test_conv_relu_fusion_skipped_where_its_backward_holds_more_memory():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_pool_before_relu_in_training_graphs():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(3 * 3 * 3, 2)).to(sd.float64)
+    # channel 0: mixed signs; 1: all zeros (ties at 0); 2: all negative (maxima below 0)
+    with sd.no_grad():
+        net[0].weight[1] = 0.0
+        net[0].bias[1] = 0.0
+        net[0].bias[2] = -100.0
+    x = sd.randn(4, 1, 8, 8, dtype=sd.float64)
+    g = sd.jit.trace(net, x).graph
+    out = passes.pool_before_relu(g)
+    assert [n.op for n in out] == ["conv2d", "max_pool2d", "relu", "reshape", "linear"]
+    assert [n.op for n in g][:3] == ["conv2d", "relu", "max_pool2d"]  # input graph kept
+    pool, relu = out[1], out[2]
+    assert pool.inputs[0] is out[0].outputs[0] and relu.inputs[0] is pool.outputs[0]
+    assert relu.outputs[0].shape == (4, 3, 3, 3) and out[3].inputs[0] is relu.outputs[0]
+    # then the convolution is not fused with a ReLU, and results match eager exactly
+    assert [n.op for n in passes.fuse_linear_activation(out)][0] == "conv2d"
+    xg = x.detach().requires_grad_(True)
+    y = _run(out, xg)
+    y.sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()] + [xg.grad.numpy().copy()]
+    net.zero_grad()
+    xg.grad = None
+    ref = net(xg)
+    ref.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()] + [xg.grad.numpy()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # no backward (no_grad trace), or the ReLU's result read elsewhere: left as it is
+    with sd.no_grad():
+        g = sd.jit.trace(net, x).graph
+    assert [n.op for n in passes.pool_before_relu(g)][:3] == ["conv2d", "relu", "max_pool2d"]
+    pool = nn.MaxPool2d(2)
+    g = sd.jit.trace(lambda a: (pool(a.relu()), a.relu()),
+                     sd.randn(1, 1, 4, 4, requires_grad=True)).graph
+    g = passes.eliminate_common_subexpressions(g)
+    assert [n.op for n in passes.pool_before_relu(g)] == ["relu", "max_pool2d"]
+
+
 def _chain(x, y):
     a = (x * y + 1.0).tanh()
     b = x.sigmoid() * 0.5 - a
