@@ -140,6 +140,66 @@ def test_pool_before_relu_in_training_graphs():
     assert [n.op for n in passes.pool_before_relu(g)] == ["relu", "max_pool2d"]
 
 
+def _pool_relu_case(k, kernels):
+    """A tiled max pooling fused with a ReLU against the two ops, values and gradients:
+    NaN, ties at 0, windows all negative, both layouts; kernels on or off."""
+    from shendu.autograd.forward_ad import jvp
+    from shendu.backend import runtime
+    from shendu.ops.pool import MaxPool2d
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 3 * k, 3 * k + 1))
+    x[0, 0] = np.minimum(x[0, 0], -0.5)  # every window negative
+    x[0, 1, :k, :k] = 0.0  # a window of ties at 0
+    x[1, 2, 0, 0] = np.nan
+    g = rng.standard_normal((2, 3, 3, 3))
+    geom = dict(k=(k, k), stride=(k, k), pad=(0, 0), dilation=(1, 1), out_hw=(3, 3))
+    for cm in (False, True):
+        xa = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3) if cm else x
+        with runtime.use(kernels=kernels):
+            a = sd.tensor(xa, requires_grad=True)
+            fused = MaxPool2d.apply(a, relu=True, **geom)
+            fused.backward(sd.tensor(g))
+            b = sd.tensor(xa, requires_grad=True)
+            ref = MaxPool2d.apply(b, **geom).relu()
+            ref.backward(sd.tensor(g))
+        np.testing.assert_array_equal(fused.detach().numpy(), ref.detach().numpy())
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+        # forward mode too: the tangent is 0 where the ReLU is off
+        t = sd.tensor(rng.standard_normal(x.shape))
+        _, d1 = jvp(lambda v: MaxPool2d.apply(v, relu=True, **geom), (sd.tensor(xa),), (t,))
+        _, d2 = jvp(lambda v: MaxPool2d.apply(v, **geom).relu(), (sd.tensor(xa),), (t,))
+        np.testing.assert_array_equal(d1.numpy(), d2.numpy())
+
+
+def test_max_pool_relu_op_matches_the_two_ops():
+    from shendu.backend import runtime
+
+    for k in (2, 3):  # the 2x2 kernel and the general one (and the NumPy reference)
+        _pool_relu_case(k, kernels=runtime.kernels_on())
+        _pool_relu_case(k, kernels=False)
+
+
+def test_max_pool_relu_fusion():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.ReLU(), nn.MaxPool2d(2, 1),
+                        nn.ReLU()).to(sd.float64)
+    x = sd.randn(2, 1, 10, 10, dtype=sd.float64, requires_grad=True)
+    out = passes.fuse_linear_activation(sd.jit.trace(net, x).graph)
+    # tiled windows fuse; overlapping ones (stride 1) do not
+    assert [n.op for n in out] == ["conv2d", "max_pool2d_relu", "max_pool2d", "relu"]
+    assert out[1].attrs["relu"] is True and out[1].meta["fused"] == ["relu_0"]
+    y = _run(out, x)
+    y.sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()] + [x.grad.numpy().copy()]
+    net.zero_grad()
+    x.grad = None
+    ref = net(x)
+    ref.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), ref.detach().numpy())
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()] + [x.grad.numpy()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def _chain(x, y):
     a = (x * y + 1.0).tanh()
     b = x.sigmoid() * 0.5 - a

@@ -1,15 +1,18 @@
-"""Linear/Conv2d + bias + ReLU as one op (what ``nn.utils.fuse`` does for ``Sequential``)."""
+"""Linear/Conv2d (+ bias) or tiled max pooling, then ReLU, as one op (what ``nn.utils.fuse``
+does for ``Sequential``'s Linear/Conv2d + ReLU pairs)."""
 from __future__ import annotations
 
-from ...ops import conv, nn_ops
+from ...ops import conv, nn_ops, pool
 from ..graph import Graph, Node
 from ._util import needs_grad
 
 
 def fuse_linear_activation(graph: Graph) -> Graph:
-    """Replace ``relu(linear(x, w, b))`` by ``linear_relu(x, w, b)`` and
-    ``relu(conv2d(x, w, b))`` by one ``conv2d_relu`` node (``Conv2d`` with ``relu=True``),
-    when the product has no other reader (the bias is already inside both ops).
+    """Replace ``relu(linear(x, w, b))`` by ``linear_relu(x, w, b)``,
+    ``relu(conv2d(x, w, b))`` by one ``conv2d_relu`` node (``Conv2d`` with ``relu=True``)
+    and ``relu(max_pool2d(x))`` with non-overlapping windows by ``max_pool2d_relu``
+    (``MaxPool2d`` with ``relu=True``: one pass, no saved ReLU output), when the first
+    op's result has no other reader (the bias is already inside the fused ops).
 
     A convolution whose input gradient will be computed stays unfused when that gradient
     is at least as big as its output (``_fused_backward_costs_memory``).
@@ -38,6 +41,10 @@ def fuse_linear_activation(graph: Graph) -> Graph:
               and not _fused_backward_costs_memory(p, grads)):
             p.attrs = dict(p.attrs, relu=True)
             p.op = "conv2d_relu"
+        elif (p.op == "max_pool2d" and p.function is pool.MaxPool2d
+              and not p.attrs.get("relu") and _tiled(p)):
+            p.attrs = dict(p.attrs, relu=True)
+            p.op = "max_pool2d_relu"
         else:
             continue
         # the product node now gives the ReLU's result: readers of the ReLU read it
@@ -61,3 +68,10 @@ def _fused_backward_costs_memory(p: Node, grads: set) -> bool:
     a CIFAR CNN's training step."""
     x, y = p.inputs[0], p.outputs[0]
     return id(x) in grads and x.nbytes >= y.nbytes
+
+
+def _tiled(p: Node) -> bool:
+    """Whether a max pooling's windows tile its input (what ``relu=True`` needs)."""
+    a = p.attrs
+    return pool._tiles(p.inputs[0].shape, a["k"], a["stride"], a["pad"], a["dilation"],
+                       a["out_hw"])

@@ -15,11 +15,11 @@ def pool_before_relu(graph: Graph) -> Graph:
     rectified values is the rectified largest value and both orders route the gradient
     to the same element (where the maximum is not positive, both give it 0). What it buys
     in training: the ReLU runs, forward and backward, on the pooled array (a quarter of
-    the elements for 2x2 windows); its saved output is that quarter-size array, while the
-    full-size pre-pooling result is freed right after the pooling (tiled pooling keeps
-    only a one-byte code per output); and the convolution before it stays unfused, so its
-    backward skips the ReLU mask. Without a backward the fused Conv2d+ReLU's in-kernel
-    ReLU is cheaper, so inference graphs are left as they are.
+    the elements for 2x2 windows; ``fuse_linear_activation`` then folds it into a tiled
+    pooling), while the full-size pre-pooling result is freed right after the pooling
+    (tiled pooling keeps only a one-byte code per output); and the convolution before it
+    stays unfused, so its backward skips the ReLU mask. Without a backward the fused
+    Conv2d+ReLU's in-kernel ReLU is cheaper, so inference graphs are left as they are.
 
     >>> import shendu as sd
     >>> net = sd.nn.Sequential(sd.nn.Conv2d(1, 2, 3), sd.nn.ReLU(), sd.nn.MaxPool2d(2))
