@@ -200,6 +200,72 @@ def test_max_pool_relu_fusion():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+def _conv_pool_case(dtype, relu, kernels, cm):
+    from shendu.backend import runtime
+    from shendu.ops.conv import Conv2d, Conv2dPool
+    from shendu.ops.pool import MaxPool2d
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 2, 9, 8)).astype(dtype)
+    if cm:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    x[0, 1, 2, 3] = np.nan
+    w = rng.standard_normal((4, 2, 3, 3)).astype(dtype)
+    b = np.array([0.1, -50.0, 0.0, 0.3], dtype)  # channel 1: every window negative
+    conv_geom = dict(stride=(1, 1), pads=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    pool_geom = dict(k=(2, 2), stride=(2, 2), pad=(0, 0), dilation=(1, 1), out_hw=(4, 4))
+    g = sd.tensor(rng.standard_normal((3, 4, 4, 4)).astype(dtype))
+    results = []
+    for fused in (True, False):
+        ts = [sd.tensor(a, requires_grad=True) for a in (x, w, b)]
+        with runtime.use(kernels=kernels):
+            if fused:
+                y = Conv2dPool.apply(*ts, pool_hw=(4, 4), relu=relu, **conv_geom)
+            else:
+                y = MaxPool2d.apply(Conv2d.apply(*ts, **conv_geom), **pool_geom)
+                y = y.relu() if relu else y
+            y.backward(g)
+        results.append([y.detach().numpy()] + [t.grad.numpy() for t in ts])
+    for a, r in zip(*results):
+        np.testing.assert_array_equal(a, r)
+
+
+def test_conv_pool_op_matches_the_two_ops():
+    from shendu.backend import runtime
+
+    for kernels in {runtime.kernels_on(), False}:
+        for dtype in (np.float32, np.float64):
+            for relu in (False, True):
+                for cm in (False, True):
+                    _conv_pool_case(dtype, relu, kernels, cm)
+
+
+def test_conv_pool_fusion():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, 1), nn.Flatten()).to(sd.float64)
+    x = sd.randn(2, 1, 8, 8, dtype=sd.float64)
+    g = sd.jit.trace(net, x).graph
+    out = passes.fuse_conv_pool(passes.fuse_linear_activation(passes.pool_before_relu(g)))
+    # 2x2 stride 2 fuses (the ReLU with it); the stride-1 pooling does not
+    assert [n.op for n in out] == ["conv2d_pool", "conv2d", "max_pool2d", "reshape"]
+    assert out[0].attrs["relu"] is True and out[0].attrs["pool_hw"] == (4, 4)
+    assert "relu" not in out[1].attrs or out[1].attrs["relu"] is False
+    c = sd.compile(net)
+    y = c(x)
+    y.sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()]
+    net.zero_grad()
+    ref = net(x)
+    ref.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    with sd.no_grad():  # inference: conv2d_relu then the pooling, fused all the same
+        g = sd.jit.trace(net, x).graph
+        assert [n.op for n in c._compiled.optimise(g)][0] == "conv2d_pool"
+        np.testing.assert_allclose(c(x).numpy(), ref.detach().numpy(), rtol=1e-12)
+
+
 def _chain(x, y):
     a = (x * y + 1.0).tanh()
     b = x.sigmoid() * 0.5 - a
