@@ -341,7 +341,7 @@ class Conv2dPool(Function):
         else:
             (out, code), ctx.fused = r, True
             out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
-        ctx.code, ctx.pool_hw = code, pool_hw
+        ctx.code, ctx.pool_hw, ctx.relu, ctx.bias = code, pool_hw, relu, b
         ctx.full_shape = (x.shape[0], w.shape[0]) + tuple(out_hw)
         ctx.save_for_backward(x, w)
         return out
@@ -353,6 +353,26 @@ class Conv2dPool(Function):
         g = MaxPool2d._tiled_backward(xp_of(g), g, ctx.code, (2, 2), ctx.pool_hw,
                                       ctx.full_shape)
         return Conv2d.backward(ctx, g)
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the convolution, the pooling and the ReLU as recorded
+        ops."""
+        from .pool import MaxPool2d
+
+        x, w = ctx.saved_tensors
+        inputs = [ctx.input_tensor(0, x), ctx.input_tensor(1, w)]
+        if ctx.bias is not None:
+            inputs.append(ctx.input_tensor(2, ctx.bias))
+        stride, pads, dilation, groups = ctx.geom
+
+        def fn(x, w, *b):
+            y = Conv2d.apply(x, w, *b, stride=stride, pads=pads, dilation=dilation,
+                             groups=groups)
+            y = MaxPool2d.apply(y, k=(2, 2), stride=(2, 2), pad=(0, 0), dilation=(1, 1),
+                                out_hw=ctx.pool_hw)
+            return y.relu() if ctx.relu else y
+        return inputs, fn
 
 
 # ---------------------------------------------------------------------- conv2d, second order

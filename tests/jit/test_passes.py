@@ -260,6 +260,13 @@ def test_conv_pool_fusion():
     np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
     for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()]):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # double backward goes through the fused node (its forward rebuilt from the two ops)
+    xg = x.detach().requires_grad_(True)
+    grads2 = []
+    for m in (c, net):
+        (gx,) = sd.autograd.grad(m(xg).pow(2).sum(), [xg], create_graph=True)
+        grads2.append(sd.autograd.grad(gx.sum(), [xg])[0].numpy())
+    np.testing.assert_allclose(grads2[0], grads2[1], rtol=1e-10, atol=1e-12)
     with sd.no_grad():  # inference: conv2d_relu then the pooling, fused all the same
         g = sd.jit.trace(net, x).graph
         assert [n.op for n in c._compiled.optimise(g)][0] == "conv2d_pool"
