@@ -34,7 +34,7 @@ from . import blas, jit, pool, runtime
 from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
-           "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_backward",
+           "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_pool", "conv2d_backward",
            "small_products"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
@@ -409,6 +409,29 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
                        pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
     give(scratch)
     return out, True
+
+
+def conv2d_pool(x, w, bias, stride, groups, pads, dilation, out_hw, pool_hw, relu):
+    """``(out, code)`` of the convolution followed by 2x2 max pooling (then a ReLU if
+    ``relu``), both (O, N, PH, PW) C-contiguous, by one kernel that pools each chunk of the
+    convolution's result as it leaves the thread's scratch; None where the fused
+    convolution kernel does not run (the caller then runs the two ops)."""
+    if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
+        return None
+    _note("conv2d_pool", "numba")
+    src, cm = _storage(x)
+    o, _, kh, kw = w.shape
+    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+    shape = (o, x.shape[0]) + tuple(pool_hw)
+    out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
+    b = bias if bias is not None else np.empty(0, x.dtype)
+    scratch = take(np, size, x.dtype)
+    w2 = np.ascontiguousarray(w.reshape(o, -1))
+    jit.conv2d_pool_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0], pads[1][0],
+                            *out_hw, chunk, threads, scratch, *pool_hw, out.reshape(o, -1),
+                            code.reshape(o, -1))
+    give(scratch)
+    return out, code
 
 
 def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, numpy_grads,

@@ -50,22 +50,27 @@ def _planes(a):
     return None
 
 
-def max_pool_tiled(x, k, out_hw):
+def max_pool_tiled(x, k, out_hw, relu=False):
     """``(out, code)`` of max pooling with non-overlapping ``k`` windows inside ``x``
-    (``code``: which window element held the first maximum; a NaN wins, as in PyTorch)."""
+    (``code``: which window element held the first maximum; a NaN wins, as in PyTorch).
+    With ``relu``, a ReLU of the result: where it is not positive, 0 (a NaN stays) and the
+    code ``kh*kw``, an element no window has, so that backward passes no gradient."""
     planes = _planes(x) if jit.on(x) else None
     if planes is None:
         _note("max_pool2d", "numpy")
-        return _max_pool_tiled_numpy(x, k, out_hw)
+        out, code = _max_pool_tiled_numpy(x, k, out_hw)
+        return _relu_after(_xp(x), out, code, k) if relu else (out, code)
     _note("max_pool2d", "numba")
     n, c = x.shape[:2]
     cm = not x.flags.c_contiguous  # outputs in the input's layout: channel-major stays so
     shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
     out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
     if tuple(k) == (2, 2):
-        jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads())
+        jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads(), relu)
     else:
         jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
+        if relu:
+            _relu_after(np, out, code, k)
     if cm:
         out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
     return out, code
@@ -98,6 +103,14 @@ def max_pool_tiled_backward(g, code, k, out_hw, gx) -> None:
 
 
 # ---------------------------------------------------------------------- NumPy reference
+def _relu_after(xp, out, code, k):
+    """The ReLU of ``max_pool_tiled(..., relu=True)`` applied to a pooling's result, in
+    place: the same values and codes as the 2x2 kernel gives."""
+    xp.copyto(code, k[0] * k[1], where=~(out > 0))  # off, or NaN: no gradient
+    xp.copyto(out, 0, where=out <= 0)  # (a NaN stays, as with the ReLU op)
+    return out, code
+
+
 def _max_pool_tiled_numpy(x, k, out_hw):
     """The max of the ``kh*kw`` strided views, and per output the uint8 code of the view
     that held it."""

@@ -38,6 +38,8 @@ def node_flops(n: Node) -> int:
         return 2 * _numel(out) * ins[1][1] + extra
     if n.op in ("conv2d", "conv2d_relu"):
         return 2 * _numel(out) * _numel(ins[1][1:]) + extra
+    if n.op == "conv2d_pool":  # the product is 4 times the pooled output
+        return 2 * 4 * _numel(out) * _numel(ins[1][1:]) + 4 * extra
     if n.op == "lstm_layer" and len(ins) >= 3:
         t_n = _numel(ins[0][:-1])
         gates = ins[1][0]

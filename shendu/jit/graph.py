@@ -26,8 +26,10 @@ The format (stable: later additions only add fields):
     module's class name) and ``source`` (``"file.py:42"``, the line that called the op).
 
 ``Graph`` — a list of nodes in execution order, plus ``inputs`` (the traced function's
-tensor arguments), ``outputs`` (the returned values) and ``output_spec`` (how to rebuild
-the returned structure: a ``Value``, or a tuple/list/dict of specs).
+tensor arguments), ``outputs`` (the returned values), ``output_spec`` (how to rebuild
+the returned structure: a ``Value``, or a tuple/list/dict of specs) and ``grad_inputs``
+(None when autograd was not recording as it was traced, else one ``requires_grad`` flag per
+input: what passes need to tell which values will have a backward).
 
 >>> import shendu as sd
 >>> gm = sd.jit.trace(lambda x: (x * 2).relu(), sd.ones(2, 3))
@@ -87,15 +89,16 @@ class Graph(list):
     """Nodes in execution order, with the graph's ``inputs``, ``outputs`` and
     ``output_spec``. ``print(graph)`` shows a table; see ``summary``, ``to_dot``, ``draw``."""
 
-    def __init__(self, nodes=(), inputs=(), outputs=(), output_spec=None):
+    def __init__(self, nodes=(), inputs=(), outputs=(), output_spec=None, grad_inputs=None):
         super().__init__(nodes)
         self.inputs: list[Value] = list(inputs)
         self.outputs: list[Value] = list(outputs)
         self.output_spec = output_spec
+        self.grad_inputs = grad_inputs
 
     def copy(self) -> Graph:
         """A shallow copy: a new node list; nodes and values are shared."""
-        return Graph(self, self.inputs, self.outputs, self.output_spec)
+        return Graph(self, self.inputs, self.outputs, self.output_spec, self.grad_inputs)
 
     def clone(self) -> Graph:
         """A deep copy of the structure: new ``Node`` and ``Value`` objects (parameters and
@@ -122,7 +125,7 @@ class Graph(list):
         from .trace import _spec_map
 
         return Graph(nodes, [cp(v) for v in self.inputs], [cp(v) for v in self.outputs],
-                     _spec_map(self.output_spec, cp))
+                     _spec_map(self.output_spec, cp), self.grad_inputs)
 
     def replace_uses(self, rename: dict) -> Graph:
         """Read ``rename[id(v)]`` wherever value ``v`` is read (in place; for passes

@@ -186,7 +186,8 @@ def place(graph, devices, cost_model=None, *, input_device=None, output_device=N
     outputs = {}
     for v in g.outputs:
         outputs[id(v)] = _copy_to(v, home_out, home(v), arrival(v, home_out), copies, order)
-    placed = Graph(order, g.inputs, [outputs[id(v)] for v in g.outputs], g.output_spec)
+    placed = Graph(order, g.inputs, [outputs[id(v)] for v in g.outputs], g.output_spec,
+                   g.grad_inputs)
     from .trace import _spec_map
 
     placed.output_spec = _spec_map(g.output_spec, lambda v: outputs.get(id(v), v))

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..autograd import tracing
 from ..autograd.function import Function
+from ..autograd.grad_mode import _State
 from ..backend import device_of
 from ..nn.module import Module
 from ..tensor import Tensor
@@ -375,6 +376,7 @@ def record(fn, example_inputs) -> Graph:
         names.update({id(t): ("param", n) for n, t in fn.named_parameters()})
         names.update({id(t): ("buffer", n) for n, t in fn.named_buffers()})
     tracer = Tracer(names)
+    recording = _State.enabled  # (the graph's grad_inputs: will it have a backward?)
     if isinstance(fn, Module):
         tracer.module_paths = {id(m): n for n, m in fn.named_modules()}
         tracer.module_paths[id(fn)] = ""
@@ -396,6 +398,8 @@ def record(fn, example_inputs) -> Graph:
         tracing._local.tracer = None
         _uninstall()
     g = tracer.graph
+    if recording:
+        g.grad_inputs = tuple(a.requires_grad for a in example_inputs)
     g.output_spec = _spec_map(spec, tracer.value_of)
     outs = []
     _spec_map(g.output_spec, outs.append)

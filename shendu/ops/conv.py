@@ -38,7 +38,8 @@ from ._conv_patches import (
 from ._util import xp_of
 from .elementwise import relu_grad
 
-__all__ = ["Conv2d", "ConvTranspose2d", "clear_buffer_pool", "out_size", "conv2d_cm"]
+__all__ = ["Conv2d", "Conv2dPool", "ConvTranspose2d", "clear_buffer_pool", "out_size",
+           "conv2d_cm"]
 
 
 # ---------------------------------------------------------------------- GEMM helpers
@@ -314,6 +315,64 @@ class Conv2d(Function):
         if len(needs) > 2:
             return gx, gw, (g.sum(dim=(0, 2, 3)) if needs[2] else None)
         return gx, gw
+
+
+class Conv2dPool(Function):
+    """conv2d, then 2x2 max pooling (then a ReLU if ``relu``) in one node: graph mode's
+    ``conv2d_pool`` (``shendu.jit.passes.fuse_conv_pool``). The fused kernel pools each
+    chunk of the convolution's result while it is in the thread's cache, so the
+    full-size output is never written, read back or kept; backward expands the pooled
+    gradient with the pooling's codes and runs ``Conv2d``'s backward on it."""
+
+    @staticmethod
+    def forward(ctx, x, w, *bias, stride, pads, dilation, groups, pool_hw, relu=False):
+        from ..backend import maxpool
+
+        ctx.geom = (stride, pads, dilation, groups)
+        ctx.cols, ctx.y = None, None
+        out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
+        b = bias[0] if bias else None
+        r = cpu.conv2d_pool(x, w, b, stride, groups, pads, dilation, out_hw, pool_hw, relu)
+        if r is None:  # no fused kernel for these arrays: the two ops
+            full, ctx.fused = cpu.conv2d(x, w, b, stride, pads, dilation, groups, out_hw,
+                                         False, _conv2d_numpy, ctx)
+            out, code = maxpool.max_pool_tiled(full.transpose(1, 0, 2, 3), (2, 2), pool_hw,
+                                               relu)
+        else:
+            (out, code), ctx.fused = r, True
+            out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
+        ctx.code, ctx.pool_hw, ctx.relu, ctx.bias = code, pool_hw, relu, b
+        ctx.full_shape = (x.shape[0], w.shape[0]) + tuple(out_hw)
+        ctx.save_for_backward(x, w)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        from .pool import MaxPool2d
+
+        g = MaxPool2d._tiled_backward(xp_of(g), g, ctx.code, (2, 2), ctx.pool_hw,
+                                      ctx.full_shape)
+        return Conv2d.backward(ctx, g)
+
+    @staticmethod
+    def forward_graph(ctx):
+        """For create_graph=True: the convolution, the pooling and the ReLU as recorded
+        ops."""
+        from .pool import MaxPool2d
+
+        x, w = ctx.saved_tensors
+        inputs = [ctx.input_tensor(0, x), ctx.input_tensor(1, w)]
+        if ctx.bias is not None:
+            inputs.append(ctx.input_tensor(2, ctx.bias))
+        stride, pads, dilation, groups = ctx.geom
+
+        def fn(x, w, *b):
+            y = Conv2d.apply(x, w, *b, stride=stride, pads=pads, dilation=dilation,
+                             groups=groups)
+            y = MaxPool2d.apply(y, k=(2, 2), stride=(2, 2), pad=(0, 0), dilation=(1, 1),
+                                out_hw=ctx.pool_hw)
+            return y.relu() if ctx.relu else y
+        return inputs, fn
 
 
 # ---------------------------------------------------------------------- conv2d, second order

@@ -58,9 +58,14 @@ class MaxPool2d(Function):
     linear_backward = True
 
     @staticmethod
-    def forward(ctx, x, k, stride, pad, dilation, out_hw):
+    def forward(ctx, x, k, stride, pad, dilation, out_hw, relu=False):
+        """``relu=True`` (graph mode's ``max_pool2d_relu``, tiled windows only): the ReLU
+        of the result in the same pass; its off outputs pass no gradient."""
         if _tiles(x.shape, k, stride, pad, dilation, out_hw):
-            return MaxPool2d._tiled_forward(ctx, x, k, out_hw)
+            return MaxPool2d._tiled_forward(ctx, x, k, out_hw, relu)
+        if relu:
+            raise ValueError("max_pool2d: relu=True needs non-overlapping windows inside "
+                             "the input (kernel size = stride, no padding, no dilation)")
         xp = xp_of(x)
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
         xpd = _padded(xp, x, pad, out_hw, k, stride, dilation, fill)
@@ -73,12 +78,13 @@ class MaxPool2d(Function):
         return out
 
     @staticmethod
-    def _tiled_forward(ctx, x, k, out_hw):
+    def _tiled_forward(ctx, x, k, out_hw, relu=False):
         """Non-overlapping windows inside the input (2x2 stride 2, the common case): the
         max of the ``kh*kw`` strided views, and per output a uint8 code of which view held
-        the (first) maximum, so that backward needs neither the input nor index arrays."""
+        the (first) maximum, so that backward needs neither the input nor index arrays
+        (with ``relu``, ``kh*kw`` where the ReLU is off: no element gets a gradient)."""
         ctx.geom = (k, k, (0, 0), (1, 1), out_hw, x.shape)
-        out, ctx.code = maxpool.max_pool_tiled(x, k, out_hw)
+        out, ctx.code = maxpool.max_pool_tiled(x, k, out_hw, relu)
         return out
 
     @staticmethod
@@ -127,6 +133,7 @@ class MaxPool2d(Function):
             t = views[0].copy(order="K")
             for i, v in enumerate(views[1:], 1):
                 xp.copyto(t, v, where=ctx.code == i)
+            xp.copyto(t, 0, where=ctx.code == len(views))  # a fused ReLU's off outputs
             return t
         x, out = ctx.saved
         which = MaxPool2d.offsets(x, out, ctx.geom)

@@ -73,6 +73,206 @@ def test_linear_and_conv_relu_fusion():
     assert "linear_relu" not in [n.op for n in passes.fuse_linear_activation(g)]
 
 
+def test_conv_relu_fusion_skipped_where_its_backward_holds_more_memory():
+    # 4 -> 4 channels, 'same': the input gradient is as big as the output, and fused the
+    # backward would hold the ReLU's output and gradient while it allocates it
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()).to(sd.float64)
+    x = sd.randn(2, 2, 6, 6, dtype=sd.float64)
+    g = sd.jit.trace(net, x).graph
+    assert g.grad_inputs == (False,)
+    # the first conv's input needs no gradient: fused; the second's does: not fused
+    assert [n.op for n in passes.fuse_linear_activation(g)] == ["conv2d_relu", "conv2d",
+                                                                "relu"]
+    with sd.no_grad():  # no backward: both fused
+        g = sd.jit.trace(net, x).graph
+    assert g.grad_inputs is None
+    assert [n.op for n in passes.fuse_linear_activation(g)] == ["conv2d_relu"] * 2
+    # the compiled training step still gives eager's results and gradients
+    c = sd.compile(net)
+    xg = x.detach().requires_grad_(True)
+    c(xg).sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()] + [xg.grad.numpy().copy()]
+    net.zero_grad()
+    xg.grad = None
+    net(xg).sum().backward()
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()] + [xg.grad.numpy()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_pool_before_relu_in_training_graphs():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(3 * 3 * 3, 2)).to(sd.float64)
+    # channel 0: mixed signs; 1: all zeros (ties at 0); 2: all negative (maxima below 0)
+    with sd.no_grad():
+        net[0].weight[1] = 0.0
+        net[0].bias[1] = 0.0
+        net[0].bias[2] = -100.0
+    x = sd.randn(4, 1, 8, 8, dtype=sd.float64)
+    g = sd.jit.trace(net, x).graph
+    out = passes.pool_before_relu(g)
+    assert [n.op for n in out] == ["conv2d", "max_pool2d", "relu", "reshape", "linear"]
+    assert [n.op for n in g][:3] == ["conv2d", "relu", "max_pool2d"]  # input graph kept
+    pool, relu = out[1], out[2]
+    assert pool.inputs[0] is out[0].outputs[0] and relu.inputs[0] is pool.outputs[0]
+    assert relu.outputs[0].shape == (4, 3, 3, 3) and out[3].inputs[0] is relu.outputs[0]
+    # then the convolution is not fused with a ReLU, and results match eager exactly
+    assert [n.op for n in passes.fuse_linear_activation(out)][0] == "conv2d"
+    xg = x.detach().requires_grad_(True)
+    y = _run(out, xg)
+    y.sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()] + [xg.grad.numpy().copy()]
+    net.zero_grad()
+    xg.grad = None
+    ref = net(xg)
+    ref.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()] + [xg.grad.numpy()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # no backward (no_grad trace), or the ReLU's result read elsewhere: left as it is
+    with sd.no_grad():
+        g = sd.jit.trace(net, x).graph
+    assert [n.op for n in passes.pool_before_relu(g)][:3] == ["conv2d", "relu", "max_pool2d"]
+    pool = nn.MaxPool2d(2)
+    g = sd.jit.trace(lambda a: (pool(a.relu()), a.relu()),
+                     sd.randn(1, 1, 4, 4, requires_grad=True)).graph
+    g = passes.eliminate_common_subexpressions(g)
+    assert [n.op for n in passes.pool_before_relu(g)] == ["relu", "max_pool2d"]
+
+
+def _pool_relu_case(k, kernels):
+    """A tiled max pooling fused with a ReLU against the two ops, values and gradients:
+    NaN, ties at 0, windows all negative, both layouts; kernels on or off."""
+    from shendu.autograd.forward_ad import jvp
+    from shendu.backend import runtime
+    from shendu.ops.pool import MaxPool2d
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 3 * k, 3 * k + 1))
+    x[0, 0] = np.minimum(x[0, 0], -0.5)  # every window negative
+    x[0, 1, :k, :k] = 0.0  # a window of ties at 0
+    x[1, 2, 0, 0] = np.nan
+    g = rng.standard_normal((2, 3, 3, 3))
+    geom = dict(k=(k, k), stride=(k, k), pad=(0, 0), dilation=(1, 1), out_hw=(3, 3))
+    for cm in (False, True):
+        xa = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3) if cm else x
+        with runtime.use(kernels=kernels):
+            a = sd.tensor(xa, requires_grad=True)
+            fused = MaxPool2d.apply(a, relu=True, **geom)
+            fused.backward(sd.tensor(g))
+            b = sd.tensor(xa, requires_grad=True)
+            ref = MaxPool2d.apply(b, **geom).relu()
+            ref.backward(sd.tensor(g))
+        np.testing.assert_array_equal(fused.detach().numpy(), ref.detach().numpy())
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+        # forward mode too: the tangent is 0 where the ReLU is off
+        t = sd.tensor(rng.standard_normal(x.shape))
+        _, d1 = jvp(lambda v: MaxPool2d.apply(v, relu=True, **geom), (sd.tensor(xa),), (t,))
+        _, d2 = jvp(lambda v: MaxPool2d.apply(v, **geom).relu(), (sd.tensor(xa),), (t,))
+        np.testing.assert_array_equal(d1.numpy(), d2.numpy())
+
+
+def test_max_pool_relu_op_matches_the_two_ops():
+    from shendu.backend import runtime
+
+    for k in (2, 3):  # the 2x2 kernel and the general one (and the NumPy reference)
+        _pool_relu_case(k, kernels=runtime.kernels_on())
+        _pool_relu_case(k, kernels=False)
+
+
+def test_max_pool_relu_fusion():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.ReLU(), nn.MaxPool2d(2, 1),
+                        nn.ReLU()).to(sd.float64)
+    x = sd.randn(2, 1, 10, 10, dtype=sd.float64, requires_grad=True)
+    out = passes.fuse_linear_activation(sd.jit.trace(net, x).graph)
+    # tiled windows fuse; overlapping ones (stride 1) do not
+    assert [n.op for n in out] == ["conv2d", "max_pool2d_relu", "max_pool2d", "relu"]
+    assert out[1].attrs["relu"] is True and out[1].meta["fused"] == ["relu_0"]
+    y = _run(out, x)
+    y.sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()] + [x.grad.numpy().copy()]
+    net.zero_grad()
+    x.grad = None
+    ref = net(x)
+    ref.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), ref.detach().numpy())
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()] + [x.grad.numpy()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def _conv_pool_case(dtype, relu, kernels, cm):
+    from shendu.backend import runtime
+    from shendu.ops.conv import Conv2d, Conv2dPool
+    from shendu.ops.pool import MaxPool2d
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 2, 9, 8)).astype(dtype)
+    if cm:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    x[0, 1, 2, 3] = np.nan
+    w = rng.standard_normal((4, 2, 3, 3)).astype(dtype)
+    b = np.array([0.1, -50.0, 0.0, 0.3], dtype)  # channel 1: every window negative
+    conv_geom = dict(stride=(1, 1), pads=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    pool_geom = dict(k=(2, 2), stride=(2, 2), pad=(0, 0), dilation=(1, 1), out_hw=(4, 4))
+    g = sd.tensor(rng.standard_normal((3, 4, 4, 4)).astype(dtype))
+    results = []
+    for fused in (True, False):
+        ts = [sd.tensor(a, requires_grad=True) for a in (x, w, b)]
+        with runtime.use(kernels=kernels):
+            if fused:
+                y = Conv2dPool.apply(*ts, pool_hw=(4, 4), relu=relu, **conv_geom)
+            else:
+                y = MaxPool2d.apply(Conv2d.apply(*ts, **conv_geom), **pool_geom)
+                y = y.relu() if relu else y
+            y.backward(g)
+        results.append([y.detach().numpy()] + [t.grad.numpy() for t in ts])
+    for a, r in zip(*results):
+        np.testing.assert_array_equal(a, r)
+
+
+def test_conv_pool_op_matches_the_two_ops():
+    from shendu.backend import runtime
+
+    for kernels in {runtime.kernels_on(), False}:
+        for dtype in (np.float32, np.float64):
+            for relu in (False, True):
+                for cm in (False, True):
+                    _conv_pool_case(dtype, relu, kernels, cm)
+
+
+def test_conv_pool_fusion():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(3, 4, 3), nn.MaxPool2d(2, 1), nn.Flatten()).to(sd.float64)
+    x = sd.randn(2, 1, 8, 8, dtype=sd.float64)
+    g = sd.jit.trace(net, x).graph
+    out = passes.fuse_conv_pool(passes.fuse_linear_activation(passes.pool_before_relu(g)))
+    # 2x2 stride 2 fuses (the ReLU with it); the stride-1 pooling does not
+    assert [n.op for n in out] == ["conv2d_pool", "conv2d", "max_pool2d", "reshape"]
+    assert out[0].attrs["relu"] is True and out[0].attrs["pool_hw"] == (4, 4)
+    assert "relu" not in out[1].attrs or out[1].attrs["relu"] is False
+    c = sd.compile(net)
+    y = c(x)
+    y.sum().backward()
+    grads = [p.grad.numpy().copy() for p in net.parameters()]
+    net.zero_grad()
+    ref = net(x)
+    ref.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
+    for a, b in zip(grads, [p.grad.numpy() for p in net.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    # double backward goes through the fused node (its forward rebuilt from the two ops)
+    xg = x.detach().requires_grad_(True)
+    grads2 = []
+    for m in (c, net):
+        (gx,) = sd.autograd.grad(m(xg).pow(2).sum(), [xg], create_graph=True)
+        grads2.append(sd.autograd.grad(gx.sum(), [xg])[0].numpy())
+    np.testing.assert_allclose(grads2[0], grads2[1], rtol=1e-10, atol=1e-12)
+    with sd.no_grad():  # inference: conv2d_relu then the pooling, fused all the same
+        g = sd.jit.trace(net, x).graph
+        assert [n.op for n in c._compiled.optimise(g)][0] == "conv2d_pool"
+        np.testing.assert_allclose(c(x).numpy(), ref.detach().numpy(), rtol=1e-12)
+
+
 def _chain(x, y):
     a = (x * y + 1.0).tanh()
     b = x.sigmoid() * 0.5 - a

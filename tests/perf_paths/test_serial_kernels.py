@@ -50,8 +50,10 @@ def test_pool_kernels_agree():
     x = f32(12, 8, 10)
     out, code = np.empty((12, 4, 5), np.float32), np.empty((12, 4, 5), np.uint8)
     serial, parallel = both(jit.max_pool2x2_forward,
-                            lambda: (x.copy(), out.copy(), code.copy(), 2))
+                            lambda: (x.copy(), out.copy(), code.copy(), 2, False))
     assert_same_bits(serial, parallel)
+    assert_same_bits(*both(jit.max_pool2x2_forward,
+                           lambda: (x.copy(), out.copy(), code.copy(), 2, True)))
     g = f32(12, 4, 5)
     assert_same_bits(*both(jit.max_pool2x2_backward,
                            lambda: (g.copy(), serial[2].copy(), np.empty_like(x), 2)))

@@ -149,6 +149,62 @@ def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh,
 
 
 @kernel
+def conv2d_pool_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh, ow,
+                        chunk, threads, scratch, ph, pw, out, code):
+    """``conv2d_forward`` followed by 2x2 max pooling (then a ReLU if ``relu``), pooled
+    as each chunk's result leaves the scratch: ``out`` and ``code`` (O, N*PH*PW) are what
+    ``max_pool2x2_forward`` gives on the convolution's output, which is never written."""
+    n_img = x.shape[1] if channel_major else x.shape[0]
+    c_ = x.shape[0] if channel_major else x.shape[1]
+    o_, k = w2.shape
+    hp, wp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
+    ln = oh * wp
+    for t in prange(threads):
+        before = _mkl_threads_here(1)
+        for n0 in range(t * chunk, n_img, threads * chunk):
+            m = min(chunk, n_img - n0)
+            xp, cols, res = _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln)
+            _pad_chunk(x, channel_major, n0, m, pt, pl, xp)
+            _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols)
+            _gemm(_N, _N, o_, m * ln, k, w2, k, cols, m * ln, 0.0, res, m * ln)
+            _pool_rows(res, bias, relu, n0, m, wp, ln, ph, pw, out, code)
+        _mkl_threads_here(before)
+
+
+@njit(**HELPER)
+def _pool_rows(res, bias, relu, n0, m, wp, ln, ph, pw, out, code):
+    """The 2x2 max pooling of a chunk's wide result rows plus the bias (as
+    ``max_pool2x2_forward``: the first maximum, a NaN wins and a later one replaces it)."""
+    for o in range(res.shape[0]):
+        b = bias[o] if bias.size else res.dtype.type(0)
+        for n in range(m):
+            for i in range(ph):
+                top = res[o, n * ln + 2 * i * wp:]
+                bottom = res[o, n * ln + (2 * i + 1) * wp:]
+                at0 = ((n0 + n) * ph + i) * pw
+                orow, crow = out[o, at0:at0 + pw], code[o, at0:at0 + pw]
+                for j in range(pw):
+                    best = top[2 * j] + b
+                    v = top[2 * j + 1] + b
+                    take = (v > best) | (v != v)
+                    best = v if take else best
+                    at = np.uint8(1) if take else np.uint8(0)
+                    v = bottom[2 * j] + b
+                    take = (v > best) | (v != v)
+                    best = v if take else best
+                    at = np.uint8(2) if take else at
+                    v = bottom[2 * j + 1] + b
+                    take = (v > best) | (v != v)
+                    orow[j] = v if take else best
+                    crow[j] = np.uint8(3) if take else at
+                if relu:
+                    for j in range(pw):
+                        best = orow[j]
+                        crow[j] = crow[j] if best > 0 else np.uint8(4)
+                        orow[j] = 0 if best <= 0 else best
+
+
+@kernel
 def conv2d_backward(x, channel_major, w2, g, relu_out, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                     scratch, gw_parts, gb_parts, want_x, gx):
     """Gradients of ``conv2d_forward`` from ``g`` (O, N*OH*OW): ``gw_parts[t]`` (O, K) and

@@ -32,11 +32,13 @@ def max_pool_tiled_forward(x, kh, kw, out, code):
 
 
 @kernel
-def max_pool2x2_forward(x, out, code, threads):
+def max_pool2x2_forward(x, out, code, threads, relu):
     """``max_pool_tiled_forward`` for 2x2 windows (the common case), on ``threads``
     threads. Each pair of input rows is first split into its even and odd columns, so the
     comparisons run on contiguous vectors as selects (much faster than loading the
-    stride-2 pairs inside the comparison loop)."""
+    stride-2 pairs inside the comparison loop). With ``relu``, a ReLU after the max:
+    windows whose max is not positive give 0 (a NaN stays) and code 4 (no element: no
+    gradient)."""
     planes, oh, ow = out.shape
     for t in prange(threads):
         a0, a1 = np.empty(ow, x.dtype), np.empty(ow, x.dtype)
@@ -62,6 +64,11 @@ def max_pool2x2_forward(x, out, code, threads):
                     take = (v > best) | (v != v)
                     orow[j] = v if take else best
                     crow[j] = np.uint8(3) if take else at
+                if relu:  # a loop of its own: inside the one above it stopped vectorising
+                    for j in range(ow):
+                        best = orow[j]
+                        crow[j] = crow[j] if best > 0 else np.uint8(4)
+                        orow[j] = 0 if best <= 0 else best
 
 
 @kernel

@@ -16,3 +16,18 @@ def has_effect(n: Node) -> bool:
 
 def pure(n: Node) -> bool:
     return not has_effect(n) and n.op not in RANDOM
+
+
+def needs_grad(graph) -> set:
+    """``id`` of every value that autograd will send a gradient to when the graph runs:
+    inputs flagged in ``graph.grad_inputs``, parameters and constants that require grad,
+    and whatever a node computes from them. Empty when the graph was traced without
+    recording (``graph.grad_inputs`` is None)."""
+    if graph.grad_inputs is None:
+        return set()
+    need = {id(v) for v, rg in zip(graph.inputs, graph.grad_inputs) if rg}
+    for n in graph:
+        if any(id(v) in need or (v.tensor is not None and v.tensor.requires_grad)
+               for v in n.inputs):
+            need.update(id(v) for v in n.outputs)
+    return need

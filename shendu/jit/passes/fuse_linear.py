@@ -1,14 +1,21 @@
-"""Linear/Conv2d + bias + ReLU as one op (what ``nn.utils.fuse`` does for ``Sequential``)."""
+"""Linear/Conv2d (+ bias) or tiled max pooling, then ReLU, as one op (what ``nn.utils.fuse``
+does for ``Sequential``'s Linear/Conv2d + ReLU pairs)."""
 from __future__ import annotations
 
-from ...ops import conv, nn_ops
-from ..graph import Graph
+from ...ops import conv, nn_ops, pool
+from ..graph import Graph, Node
+from ._util import needs_grad
 
 
 def fuse_linear_activation(graph: Graph) -> Graph:
-    """Replace ``relu(linear(x, w, b))`` by ``linear_relu(x, w, b)`` and
-    ``relu(conv2d(x, w, b))`` by one ``conv2d_relu`` node (``Conv2d`` with ``relu=True``),
-    when the product has no other reader (the bias is already inside both ops).
+    """Replace ``relu(linear(x, w, b))`` by ``linear_relu(x, w, b)``,
+    ``relu(conv2d(x, w, b))`` by one ``conv2d_relu`` node (``Conv2d`` with ``relu=True``)
+    and ``relu(max_pool2d(x))`` with non-overlapping windows by ``max_pool2d_relu``
+    (``MaxPool2d`` with ``relu=True``: one pass, no saved ReLU output), when the first
+    op's result has no other reader (the bias is already inside the fused ops).
+
+    A convolution whose input gradient will be computed stays unfused when that gradient
+    is at least as big as its output (``_fused_backward_costs_memory``).
 
     >>> import shendu as sd
     >>> net = sd.nn.Sequential(sd.nn.Linear(3, 4), sd.nn.ReLU(), sd.nn.Linear(4, 2))
@@ -17,6 +24,7 @@ def fuse_linear_activation(graph: Graph) -> Graph:
     ['linear_relu', 'linear']
     """
     g = graph.clone()
+    grads = needs_grad(g)
     users = g.users()
     outputs = {id(v) for v in g.outputs}
     dropped = set()     # id(relu node)
@@ -29,9 +37,14 @@ def fuse_linear_activation(graph: Graph) -> Graph:
             continue
         if p.op == "linear" and p.function is nn_ops.Linear:
             p.function, p.op = nn_ops.LinearReLU, "linear_relu"
-        elif p.op == "conv2d" and p.function is conv.Conv2d and not p.attrs.get("relu"):
+        elif (p.op == "conv2d" and p.function is conv.Conv2d and not p.attrs.get("relu")
+              and not _fused_backward_costs_memory(p, grads)):
             p.attrs = dict(p.attrs, relu=True)
             p.op = "conv2d_relu"
+        elif (p.op == "max_pool2d" and p.function is pool.MaxPool2d
+              and not p.attrs.get("relu") and _tiled(p)):
+            p.attrs = dict(p.attrs, relu=True)
+            p.op = "max_pool2d_relu"
         else:
             continue
         # the product node now gives the ReLU's result: readers of the ReLU read it
@@ -42,3 +55,23 @@ def fuse_linear_activation(graph: Graph) -> Graph:
         dropped.add(id(n))
     g[:] = [n for n in g if id(n) not in dropped]
     return g
+
+
+def _fused_backward_costs_memory(p: Node, grads: set) -> bool:
+    """True when the fused Conv2d+ReLU backward would hold more memory than the unfused pair.
+
+    Unfused, the ReLU's backward masks the output gradient g into a new array; then the
+    ReLU's output y and g are freed before the convolution's backward allocates dX. Fused,
+    the convolution masks g as it reads it, so y and g stay alive while dX (and the
+    per-thread dW shares) are allocated. That is more, not less, when dX is needed and is
+    at least as big as y: 3x3 'same' layers with as many channels out as in, the peak of
+    a CIFAR CNN's training step."""
+    x, y = p.inputs[0], p.outputs[0]
+    return id(x) in grads and x.nbytes >= y.nbytes
+
+
+def _tiled(p: Node) -> bool:
+    """Whether a max pooling's windows tile its input (what ``relu=True`` needs)."""
+    a = p.attrs
+    return pool._tiles(p.inputs[0].shape, a["k"], a["stride"], a["pad"], a["dilation"],
+                       a["out_hw"])
