@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,17 +38,6 @@ def step_time(x, w, b, k, algorithm, reps):
         F.conv2d(x, w, b, padding=k // 2, algorithm=algorithm).sum().backward()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def _commit():
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty.strip() else "")
 
 
 def main(argv=None):
@@ -87,7 +75,6 @@ def main(argv=None):
             crossover = row["kernel"]
             break
     machine = machine_info()
-    machine["git_commit"] = machine.get("git_commit") or _commit()
     report = {
         "schema": "shendu-bench-conv-fft/1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine, "command": "nice -n 10 python benchmarks/conv_fft.py",

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 
 import numpy as np
+
+from ._bench_report import _git_commit
 
 __all__ = ["main", "build_parser"]
 
@@ -74,18 +75,6 @@ def evaluate(model, dataset, batch_size: int = 32) -> tuple[dict, float]:
     return {k: float(v) for k, v in result.items() if k != "classes"}, len(dataset) / seconds
 
 
-def _commit() -> str | None:
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (head + ("+dirty" if dirty.strip() else "")) or None
-
-
 def train(args) -> dict:
     import shendu as sd
     from shendu.vision.datasets import CanvasDetection, detection_collate
@@ -100,7 +89,7 @@ def train(args) -> dict:
     steps_per_epoch = max(1, len(train_set) // args.batch_size)
     total = steps_per_epoch * args.epochs
     rng = np.random.default_rng(args.seed)
-    commit = _commit()  # of the code that trains, even if the checkout moves on meanwhile
+    commit = _git_commit()  # of the code that trains, even if the checkout moves on meanwhile
     history, step, t_start, cpu_start = [], 0, time.perf_counter(), time.process_time()
     deadline = t_start + 60 * args.time_limit if args.time_limit else None
     for epoch in range(args.epochs):

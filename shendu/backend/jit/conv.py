@@ -113,6 +113,22 @@ def _add_wide_patches(cols, kh, kw, dh, dw, oh, ow, xp):
                         part[q] += src[q]
 
 
+@njit(**HELPER)
+def _chunk_product(x, channel_major, w2, kh, kw, dh, dw, pt, pl, oh, ow, chunk, scratch, t,
+                   n0, m):
+    """Thread ``t``'s product for images ``n0 .. n0+m``: (O, m*OH*Wp) "wide" rows in its
+    scratch (each output row followed by the ``Wp - OW`` columns a caller drops)."""
+    c_ = x.shape[0] if channel_major else x.shape[1]
+    o_, k = w2.shape
+    hp, wp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
+    ln = oh * wp
+    xp, cols, res = _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln)
+    _pad_chunk(x, channel_major, n0, m, pt, pl, xp)
+    _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols)
+    _gemm(_N, _N, o_, m * ln, k, w2, k, cols, m * ln, 0.0, res, m * ln)
+    return res
+
+
 @kernel
 def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                    threads, scratch, out):
@@ -120,18 +136,15 @@ def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh,
     plus ``bias`` unless it is empty, then a ReLU if ``relu``, on up to ``threads``
     threads. ``scratch``: flat, ``scratch_size`` elements for ``threads``."""
     n_img = x.shape[1] if channel_major else x.shape[0]
-    c_ = x.shape[0] if channel_major else x.shape[1]
-    o_, k = w2.shape
-    hp, wp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
+    o_ = w2.shape[0]
+    wp = ow + (kw - 1) * dw
     ln = oh * wp
     for t in prange(threads):
         before = _mkl_threads_here(1)
         for n0 in range(t * chunk, n_img, threads * chunk):
             m = min(chunk, n_img - n0)
-            xp, cols, res = _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln)
-            _pad_chunk(x, channel_major, n0, m, pt, pl, xp)
-            _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols)
-            _gemm(_N, _N, o_, m * ln, k, w2, k, cols, m * ln, 0.0, res, m * ln)
+            res = _chunk_product(x, channel_major, w2, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
+                                 scratch, t, n0, m)
             for o in range(o_):  # compact OH x Wp -> OH x OW, adding the bias
                 b = bias[o] if bias.size else 0
                 for n in range(m):
@@ -155,18 +168,14 @@ def conv2d_pool_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl
     as each chunk's result leaves the scratch: ``out`` and ``code`` (O, N*PH*PW) are what
     ``max_pool2x2_forward`` gives on the convolution's output, which is never written."""
     n_img = x.shape[1] if channel_major else x.shape[0]
-    c_ = x.shape[0] if channel_major else x.shape[1]
-    o_, k = w2.shape
-    hp, wp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
+    wp = ow + (kw - 1) * dw
     ln = oh * wp
     for t in prange(threads):
         before = _mkl_threads_here(1)
         for n0 in range(t * chunk, n_img, threads * chunk):
             m = min(chunk, n_img - n0)
-            xp, cols, res = _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln)
-            _pad_chunk(x, channel_major, n0, m, pt, pl, xp)
-            _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols)
-            _gemm(_N, _N, o_, m * ln, k, w2, k, cols, m * ln, 0.0, res, m * ln)
+            res = _chunk_product(x, channel_major, w2, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
+                                 scratch, t, n0, m)
             _pool_rows(res, bias, relu, n0, m, wp, ln, ph, pw, out, code)
         _mkl_threads_here(before)
 
