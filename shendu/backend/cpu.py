@@ -411,13 +411,20 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
     return out, True
 
 
-def conv2d_pool(x, w, bias, stride, groups, pads, dilation, out_hw, pool_hw, relu):
-    """``(out, code)`` of the convolution followed by 2x2 max pooling (then a ReLU if
-    ``relu``), both (O, N, PH, PW) C-contiguous, by one kernel that pools each chunk of the
-    convolution's result as it leaves the thread's scratch; None where the fused
-    convolution kernel does not run (the caller then runs the two ops)."""
+def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, relu,
+                numpy_conv, *args):
+    """``(out, code, fused)``: the convolution followed by 2x2 max pooling (then a ReLU if
+    ``relu``), ``out`` and the pooling's ``code`` as (N, O, PH, PW) views. Where the fused
+    convolution kernel runs, one kernel pools each chunk of the convolution's result as it
+    leaves the thread's scratch (the full-size output is never written); else the two ops,
+    :func:`conv2d` (with ``numpy_conv`` and ``args``) and tiled max pooling."""
     if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
-        return None
+        from .maxpool import max_pool_tiled  # maxpool imports this module
+
+        full, fused = conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, False,
+                             numpy_conv, *args)
+        out, code = max_pool_tiled(full.transpose(1, 0, 2, 3), (2, 2), pool_hw, relu)
+        return out, code, fused
     _note("conv2d_pool", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
@@ -431,7 +438,7 @@ def conv2d_pool(x, w, bias, stride, groups, pads, dilation, out_hw, pool_hw, rel
                             *out_hw, chunk, threads, scratch, *pool_hw, out.reshape(o, -1),
                             code.reshape(o, -1))
     give(scratch)
-    return out, code
+    return out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3), True
 
 
 def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, numpy_grads,

@@ -326,21 +326,12 @@ class Conv2dPool(Function):
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride, pads, dilation, groups, pool_hw, relu=False):
-        from ..backend import maxpool
-
         ctx.geom = (stride, pads, dilation, groups)
         ctx.cols, ctx.y = None, None
         out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
         b = bias[0] if bias else None
-        r = cpu.conv2d_pool(x, w, b, stride, groups, pads, dilation, out_hw, pool_hw, relu)
-        if r is None:  # no fused kernel for these arrays: the two ops
-            full, ctx.fused = cpu.conv2d(x, w, b, stride, pads, dilation, groups, out_hw,
-                                         False, _conv2d_numpy, ctx)
-            out, code = maxpool.max_pool_tiled(full.transpose(1, 0, 2, 3), (2, 2), pool_hw,
-                                               relu)
-        else:
-            (out, code), ctx.fused = r, True
-            out, code = out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3)
+        out, code, ctx.fused = cpu.conv2d_pool(x, w, b, stride, pads, dilation, groups,
+                                               out_hw, pool_hw, relu, _conv2d_numpy, ctx)
         ctx.code, ctx.pool_hw, ctx.relu, ctx.bias = code, pool_hw, relu, b
         ctx.full_shape = (x.shape[0], w.shape[0]) + tuple(out_hw)
         ctx.save_for_backward(x, w)
