@@ -274,7 +274,7 @@ class Pipe(Module):
                 f"rank {self.stage_index - 1}'s activation"
             raise RuntimeError(
                 f"Pipe: stage {self.stage_index} (layers {self.layers[0]}..{self.layers[1] - 1})"
-                f" failed on micro-batch {i} of shape {tuple(x.shape)} {x.dtype} from {came}: "
+                f" failed on micro-batch {i} of shape {tuple(x.shape)} {x._data.dtype} from {came}: "
                 f"{exc}") from exc
 
     def _split_first(self, input, what):

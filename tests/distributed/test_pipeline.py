@@ -105,10 +105,8 @@ pipe.step(sd.ones(4, 3) if r == 0 else None, target=sd.zeros(4, 2) if r == 1 els
 def test_pipe_names_the_stage_that_got_a_wrong_shape(run_job):
     res = run_job(STAGE_MISMATCH)
     assert res.returncode != 0
-    assert "Pipe: stage 1 (layers 1..1) failed on micro-batch 0 of shape (2, 4) float64 " \
-           "from rank 0's activation" in res.stderr or \
-           "Pipe: stage 1 (layers 1..1) failed on micro-batch 0 of shape (2, 4) float32 " \
-           "from rank 0's activation" in res.stderr, res.stderr
+    assert "Pipe: stage 1 (layers 1..1) failed on micro-batch 0 of shape (2, 4) float32 " \
+           "from rank 0's activation: linear: input of shape (2, 4)" in res.stderr, res.stderr
 
 
 def _net():
@@ -181,7 +179,7 @@ def test_world_of_one_pipe_is_gradient_accumulation_and_reports_errors():
         with pytest.raises(ValueError, match=r"balance=\[2, 3\] has 2 stages but the world has "
                                              "1 ranks; launch with 'shendu run --nproc 2'"):
             Pipe(_net(), balance=[2, 3])
-        with pytest.raises(ValueError, match="micro-batch 2 reaches the loss with 3 rows "
+        with pytest.raises(ValueError, match="micro-batch 1 reaches the loss with 3 rows "
                                              r"\(output \(3, 2\)\) but its share of the target "
                                              "has 2 rows"):
             pipe.step(x, target=sd.zeros(7, 2).double())
