@@ -272,10 +272,10 @@ class Pipe(Module):
         except Exception as exc:
             came = "the input" if self.stage_index == 0 else \
                 f"rank {self.stage_index - 1}'s activation"
+            lo, hi = self.layers
             raise RuntimeError(
-                f"Pipe: stage {self.stage_index} (layers {self.layers[0]}..{self.layers[1] - 1})"
-                f" failed on micro-batch {i} of shape {tuple(x.shape)} {x._data.dtype} from {came}: "
-                f"{exc}") from exc
+                f"Pipe: stage {self.stage_index} (layers {lo}..{hi - 1}) failed on micro-batch "
+                f"{i} of shape {tuple(x.shape)} {x._data.dtype} from {came}: {exc}") from exc
 
     def _split_first(self, input, what):
         from ..tensor import Tensor
