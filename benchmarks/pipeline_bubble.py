@@ -128,7 +128,7 @@ def summarise(raw: list[dict], cpus: int) -> list[dict]:
 
         def mean(xs):
             return round(sum(sum(x) / len(x) for x in xs) / len(xs), 4)
-        def op_ms(kind, s):
+        def op_ms(kind, s, per_step=per_step):
             xs = [e[4] for tl in per_step for e in tl[s] if e[0] == kind]
             return round(1e3 * sum(xs) / len(xs), 2)
         out.append({
