@@ -204,6 +204,14 @@ class Pipe(Module):
                              f"world has {w.size} ranks; launch with 'shendu run --nproc "
                              f"{len(balance)}' or give one stage per rank")
         stages = split_sequential(module, balance)
+        if w.size > 1:   # ranks that disagree here would wait for each other forever
+            mine = ([len(s) for s in stages], int(chunks), schedule)
+            everyone = w.comm.allgather(mine)
+            for r, theirs in enumerate(everyone):
+                if theirs != mine:
+                    raise ValueError(f"Pipe: rank {r} has (balance, chunks, schedule) = "
+                                     f"{theirs} but rank {w.rank} has {mine}; every rank must "
+                                     "build the same Pipe")
         self.balance = [len(s) for s in stages]
         self.chunks, self.schedule, self.loss_fn = int(chunks), schedule, loss_fn
         self.stage_index, self.num_stages = w.rank, w.size

@@ -102,6 +102,27 @@ pipe.step(sd.ones(4, 3) if r == 0 else None, target=sd.zeros(4, 2) if r == 1 els
 """
 
 
+DISAGREE = """
+import shendu.distributed as dist
+from shendu import nn
+from shendu.distributed.pipeline import Pipe
+
+dist.init_process_group("mpi")
+try:
+    Pipe(nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)), chunks=2 + dist.get_rank())
+except ValueError as e:
+    print(e)
+"""
+
+
+def test_pipe_ranks_must_agree_on_chunks(run_job):
+    res = run_job(DISAGREE)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert rank_lines(res.stdout, 0) == [
+        "Pipe: rank 1 has (balance, chunks, schedule) = ([1, 1], 3, 'gpipe') but rank 0 has "
+        "([1, 1], 2, 'gpipe'); every rank must build the same Pipe"]
+
+
 def test_pipe_names_the_stage_that_got_a_wrong_shape(run_job):
     res = run_job(STAGE_MISMATCH)
     assert res.returncode != 0
