@@ -135,12 +135,20 @@ def run_ps(args):
         print(f"server: {stats['version']} updates, staleness mean {stale.mean():.2f} "
               f"max {stale.max()}, pushes {stats['pushes']}")
     else:
+        spent = {"pull": 0.0, "compute": 0.0, "push": 0.0}
         for xb, yb in batches(x, y, args.epochs, dist.get_rank() - 1, 2):
+            t0 = time.perf_counter()
             ps.pull()
+            t1 = time.perf_counter()
             model.zero_grad()
             sd.nn.functional.cross_entropy(model(xb), yb).backward()
+            t2 = time.perf_counter()
             ps.push()
+            spent["pull"] += t1 - t0
+            spent["compute"] += t2 - t1
+            spent["push"] += time.perf_counter() - t2
         ps.close()
+        Path(f"{args.record}.worker{dist.get_rank()}.json").write_text(json.dumps(spent))
     dist.destroy_process_group()
 
 
@@ -234,6 +242,10 @@ def main() -> None:
                  "train_loss": [round(v, 4) for v in losses],
                  "test_accuracy": [round(v, 4) for v in accs],
                  "job_seconds_with_startup": round(wall, 1)}
+            workers = sorted(Path(tmp).glob(f"{key}.npz.worker*.json"))
+            if workers:   # where a worker's time went: waiting for parameters, computing
+                c["worker_seconds"] = [{k: round(v, 2) for k, v in
+                                        json.loads(w.read_text()).items()} for w in workers]
             if "staleness" in record:
                 s = record["staleness"]
                 c["staleness"] = {"mean": round(float(s.mean()), 3), "max": int(s.max()),

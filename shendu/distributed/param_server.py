@@ -34,13 +34,14 @@ __all__ = ["ParameterServer"]
 _TAG_PULL, _TAG_VERSION, _TAG_PARAMS, _TAG_PUSH, _TAG_GRAD, _TAG_DONE = range(201, 207)
 
 
-def _sleepy_wait(test):
-    """Call ``test()`` until it is true: spin for 100 us, then sleep in growing steps (at
-    most 0.2 ms) so that a waiting process does not take a core from one that computes."""
+def _sleepy_wait(test, spin: float = 1e-4):
+    """Call ``test()`` until it is true: spin for ``spin`` seconds, then sleep in growing
+    steps (at most 0.2 ms) so that a waiting process does not take a core from one that
+    computes."""
     start, pause = time.perf_counter(), 2e-5
     with _waiting():
         while not test():
-            if time.perf_counter() - start > 1e-4:
+            if time.perf_counter() - start > spin:
                 time.sleep(pause)
                 pause = min(2 * pause, 2e-4)
 
@@ -155,7 +156,8 @@ class ParameterServer:
         reqs = [self._comm.Irecv(head, source=src, tag=_TAG_VERSION),
                 self._comm.Irecv(flat, source=src, tag=_TAG_PARAMS)]
         self._comm.Send(np.array([self._pushes], dtype=np.int64), dest=src, tag=_TAG_PULL)
-        _sleepy_wait(lambda: MPI.Request.Testall(reqs))
+        # a large reply moves only while this side polls: spin a little longer here
+        _sleepy_wait(lambda: MPI.Request.Testall(reqs), spin=2e-3)
         for p, lo, hi in zip(self._params, self._offsets[:-1], self._offsets[1:]):
             p._data[...] = flat[lo:hi].reshape(p._data.shape)
         self._finish_pushes()
@@ -222,10 +224,18 @@ class ParameterServer:
         return n <= k and all(self.version - v + n <= k for v in computing.values())
 
     def _grant(self, worker, computing):
+        # non-blocking: a large message moves only as fast as the (sleepy) worker polls, and
+        # meanwhile the server can take other workers' messages
+        head = np.array([self.version], dtype=np.int64)
         flat = self._flat()
-        self._comm.Send(np.array([self.version], dtype=np.int64), dest=worker, tag=_TAG_VERSION)
-        self._comm.Send(flat, dest=worker, tag=_TAG_PARAMS)
+        self._sending += [(self._comm.Isend(head, dest=worker, tag=_TAG_VERSION), head),
+                          (self._comm.Isend(flat, dest=worker, tag=_TAG_PARAMS), flat)]
         computing[worker] = self.version
+
+    def _sent(self) -> bool:
+        """Drop the replies that have gone; True when none is left."""
+        self._sending = [(r, b) for r, b in self._sending if not r.Test()]
+        return not self._sending
 
     def _apply(self, worker, grad):
         from ..tensor import Tensor
@@ -255,11 +265,14 @@ class ParameterServer:
         waiting: deque[int] = deque()      # workers whose pull waits for max_staleness
         pushes = {r: 0 for r in open_workers}
         waited = 0
+        self._sending: list = []           # replies to pulls still on their way, with buffers
         head = np.empty(2, dtype=np.int64)
         grad = np.empty(int(self._offsets[-1]), dtype=self._dtype)
         while open_workers:
-            _sleepy_wait(lambda: comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG,
-                                             status=status))
+            def arrived():
+                self._sent()   # each test also moves the replies along
+                return comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status)
+            _sleepy_wait(arrived)
             src, tag = status.Get_source(), status.Get_tag()
             if tag == _TAG_PULL:
                 comm.Recv(head[:1], source=src, tag=_TAG_PULL)
@@ -295,6 +308,7 @@ class ParameterServer:
             while waiting and self._may_start(computing):
                 self._grant(waiting.popleft(), computing)
             heartbeat()
+        _sleepy_wait(self._sent)
         stale = [s for *_, s in self.log]
         return {"version": self.version, "pushes": pushes,
                 "max_staleness_seen": max(stale, default=0),
