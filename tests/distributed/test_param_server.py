@@ -199,3 +199,31 @@ def test_world_of_one_has_no_workers():
         dist.destroy_process_group()
     with pytest.raises(ValueError, match="max_staleness must be None or an integer >= 0"):
         dist.ParameterServer(sd.nn.Linear(2, 1), max_staleness=-1)
+
+
+RAW_PUSH = """
+import numpy as np
+import shendu as sd
+import shendu.distributed as dist
+from shendu import nn
+from shendu.distributed import ParameterServer, param_server
+
+dist.init_process_group("mpi")
+model = nn.Linear(3, 2)
+ps = ParameterServer(model, sd.optim.SGD(model.parameters(), lr=0.1))
+if ps.is_server:
+    ps.serve()
+else:
+    ps.pull()
+    # bypass push()'s own check, as a foreign client could: 3 values instead of 8
+    ps._comm.Send(np.array([ps.version, 0], dtype=np.int64), dest=0, tag=param_server._TAG_PUSH)
+    ps._comm.Send(np.zeros(3, dtype=np.float32), dest=0, tag=param_server._TAG_GRAD)
+    ps.pull()
+"""
+
+
+def test_server_rejects_a_gradient_of_the_wrong_size(run_job):
+    res = run_job(RAW_PUSH)
+    assert res.returncode != 0
+    assert ("ParameterServer.serve: worker rank 1 pushed 12 bytes (3 float32 values) but the "
+            "model has 8 parameters (32 bytes)") in res.stderr, res.stderr
