@@ -35,7 +35,8 @@ from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_pool", "conv2d_backward",
-           "small_products"]
+           "small_products", "gelu", "gelu_grad", "layer_norm", "layer_norm_backward",
+           "attention", "attention_backward"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -346,6 +347,42 @@ def scale_rows(e, c) -> None:
         e[a:b] *= c[a:b, None]
 
     pool.split_rows(rows, e.shape[0], e.size)
+
+
+# ---------------------------------------------------------------------- GELU
+def _gelu_takes(*arrays) -> bool:
+    return (jit.on_all(*arrays) and runtime.mkl_loaded()
+            and all(a.flags.c_contiguous for a in arrays))
+
+
+def _threads_for(size: int) -> int:
+    """Threads for an elementwise kernel: one for a small array (starting the others costs
+    more than they save)."""
+    return 1 if size < KERNEL_MIN else jit.num_threads()
+
+
+def gelu(x, reference):
+    """Exact GELU ``x * Phi(x)``: the compiled kernel (``jit/activation.py``, MKL's vector
+    ``erf`` on every thread) for contiguous NumPy floats when MKL is loaded, else the op's
+    NumPy reference ``reference(x)`` (its ``erf`` is SciPy's, where it is installed)."""
+    if not _gelu_takes(x):
+        _note("gelu", "numpy")
+        return reference(x)
+    _note("gelu", "numba")
+    out = np.empty_like(x)
+    jit.gelu_forward(x.reshape(-1), out.reshape(-1), _threads_for(x.size))
+    return out
+
+
+def gelu_grad(g, x, reference):
+    """``g * GELU'(x)``, by the kernel as :func:`gelu`, else ``g * reference(x)``."""
+    if not (_gelu_takes(g, x) and g.shape == x.shape):
+        _note("gelu_grad", "numpy")
+        return g * reference(x)
+    _note("gelu_grad", "numba")
+    out = np.empty_like(x)
+    jit.gelu_backward(g.reshape(-1), x.reshape(-1), out.reshape(-1), _threads_for(x.size))
+    return out
 
 
 # ---------------------------------------------------------------------- convolution
