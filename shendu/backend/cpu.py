@@ -510,9 +510,10 @@ def attention(q, k, v, mask, causal: bool, scale: float):
     return o, p
 
 
-def attention_backward(go, q, k, v, p, scale: float, needs):
+def attention_backward(go, q, k, v, p, causal: bool, scale: float, needs):
     """``(dq, dk, dv)`` of :func:`attention` from the output gradient ``go`` and the kept
-    probabilities ``p`` (None where ``needs`` says no gradient is wanted):
+    probabilities ``p`` (None where ``needs`` says no gradient is wanted; ``causal``: ``p``
+    is 0 above the diagonal, which the kernel's products skip):
     ``dv = p^T go``, ``ds = p * (dp - rowsum(dp * p))`` with ``dp = go v^T``,
     ``dq = scale * ds k``, ``dk = scale * ds^T q``."""
     needs = tuple(needs[:3]) + (False,) * (3 - len(needs[:3]))
@@ -532,7 +533,7 @@ def attention_backward(go, q, k, v, p, scale: float, needs):
     grads = [_heads_last(a.shape, a.dtype) if need else a[:0, :0]
              for a, need in zip((q, k, v), needs)]
     threads = min(_threads_for(p.size), q.shape[0] * q.shape[1])
-    jit.attention_backward(go, q, k, v, p, scale, *grads, *needs, threads)
+    jit.attention_backward(go, q, k, v, p, causal, scale, *grads, *needs, threads)
     return tuple(g if need else None for g, need in zip(grads, needs))
 
 

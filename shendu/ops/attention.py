@@ -16,6 +16,17 @@ def _as_4d(a):
     return a.reshape((1,) * (4 - a.ndim) + a.shape)
 
 
+def _is_causal_mask(mask) -> bool:
+    """Whether a (B, H, L, S) additive mask is one (L, S) matrix broadcast, 0 on and below
+    the diagonal and -inf above it (``nn.Transformer.generate_square_subsequent_mask``)."""
+    if mask.strides[0] or mask.strides[1]:
+        return False
+    xp = xp_of(mask)
+    m = mask[0, 0]
+    hidden = xp.triu(xp.ones(m.shape, bool), 1)
+    return bool(xp.all(m[hidden] == -xp.inf)) and not bool(xp.any(m[~hidden]))
+
+
 class ScaledDotProductAttention(Function):
     """``softmax(scale * q k^T + mask) v`` over the last two dims of q (..., L, D), k
     (..., S, D), v (..., S, Dv) with the same leading dims (at most two); ``mask`` an
@@ -27,6 +38,9 @@ class ScaledDotProductAttention(Function):
         q4, k4, v4 = _as_4d(q), _as_4d(k), _as_4d(v)
         m4 = None if mask is None else _as_4d(xp_of(q).broadcast_to(
             mask, q.shape[:-2] + (q.shape[-2], k.shape[-2])))
+        if m4 is not None and not causal and _is_causal_mask(m4):
+            m4, mask, causal = None, None, True  # the same result; the kernel skips the
+            # hidden positions
         o, p = cpu.attention(q4, k4, v4, m4, causal, scale)
         ctx.save_for_backward(q4, k4, v4, p)
         ctx.mask, ctx.causal, ctx.scale, ctx.shapes = mask, causal, scale, (q.shape, k.shape,
@@ -36,7 +50,7 @@ class ScaledDotProductAttention(Function):
     @staticmethod
     def backward(ctx, g):
         q4, k4, v4, p = ctx.saved_tensors
-        grads = cpu.attention_backward(_as_4d(g), q4, k4, v4, p, ctx.scale,
+        grads = cpu.attention_backward(_as_4d(g), q4, k4, v4, p, ctx.causal, ctx.scale,
                                        ctx.needs_input_grad)
         return tuple(None if d is None else d.reshape(s) for d, s in zip(grads, ctx.shapes))
 
