@@ -341,7 +341,11 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if attn_mask is not None:
         mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(_asarray(attn_mask))
         scores_shape = query.shape[:-2] + (query.shape[-2], key.shape[-2])
-        if np.broadcast_shapes(mask.shape, scores_shape) != scores_shape:
+        try:
+            fits = np.broadcast_shapes(mask.shape, scores_shape) == scores_shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise ShapeError(f"scaled_dot_product_attention: attn_mask of shape {mask.shape} "
                              f"does not broadcast to the scores' shape {scores_shape}")
         if mask.dtype == np.bool_:
