@@ -91,7 +91,7 @@ def test_attention_kernel_matches_reference(dtype, lq, lk):
         rng.standard_normal((2, 3, lk, 8)).astype(dtype)
     v = rng.standard_normal((2, 3, lk, 5)).astype(dtype)
     for causal in (False, True):
-        _compare(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
+        _compare(lambda q, k, v, c=causal: F.scaled_dot_product_attention(q, k, v, is_causal=c),
                  [q, k, v], dtype, ["attention", "attention_backward"])
     mask = rng.standard_normal((lq, lk)).astype(dtype)
     mask[rng.random((lq, lk)) < 0.3] = -np.inf

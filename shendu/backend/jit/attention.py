@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from .elementwise import HELPER, kernel
 from .elementwise import vector_sum as _sum
-from .mkl import N, T, _dgemm, _layout, _ROW, _sgemm, exp_into
+from .mkl import _ROW, N, T, _dgemm, _layout, _sgemm, exp_into
 from .mkl import threads_here as _mkl_threads_here
 
 
