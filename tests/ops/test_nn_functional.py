@@ -367,6 +367,15 @@ def test_scaled_dot_product_attention_fused_shapes():
                  q, k, v, attn_mask=torch.from_numpy(add))))
 
 
+def test_scaled_dot_product_attention_double_backward():
+    """The fused node's second derivatives (through its forward written with Tensor ops)."""
+    q, k, v = (sd.tensor(r(2, 2, 5, 3), requires_grad=True) for _ in range(3))
+    tri = sd.tensor(np.triu(np.full((5, 5), -np.inf), 1))
+    for kw in ({"is_causal": True}, {"attn_mask": tri}, {}):
+        assert sd.autograd.gradgradcheck(
+            lambda q, k, v, kw=kw: F.scaled_dot_product_attention(q, k, v, **kw), (q, k, v))
+
+
 def _sdpa_additive_ref(q, k, v, add):
     s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]) + add
     e = np.exp(s - s.max(-1, keepdims=True))
