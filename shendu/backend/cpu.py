@@ -35,7 +35,8 @@ from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_pool", "conv2d_backward",
-           "small_products"]
+           "small_products", "gelu", "gelu_grad", "layer_norm", "layer_norm_backward",
+           "attention", "attention_backward"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -346,6 +347,194 @@ def scale_rows(e, c) -> None:
         e[a:b] *= c[a:b, None]
 
     pool.split_rows(rows, e.shape[0], e.size)
+
+
+# ---------------------------------------------------------------------- GELU
+def _gelu_takes(*arrays) -> bool:
+    return (jit.on_all(*arrays) and runtime.mkl_loaded()
+            and all(a.flags.c_contiguous for a in arrays))
+
+
+def _threads_for(size: int) -> int:
+    """Threads for an elementwise kernel: one for a small array (starting the others costs
+    more than they save)."""
+    return 1 if size < KERNEL_MIN else jit.num_threads()
+
+
+def gelu(x, reference):
+    """Exact GELU ``x * Phi(x)``: the compiled kernel (``jit/activation.py``, MKL's vector
+    ``erf`` on every thread) for contiguous NumPy floats when MKL is loaded, else the op's
+    NumPy reference ``reference(x)`` (its ``erf`` is SciPy's, where it is installed)."""
+    if not _gelu_takes(x):
+        _note("gelu", "numpy")
+        return reference(x)
+    _note("gelu", "numba")
+    out = np.empty_like(x)
+    jit.gelu_forward(x.reshape(-1), out.reshape(-1), _threads_for(x.size))
+    return out
+
+
+def gelu_grad(g, x, reference):
+    """``g * GELU'(x)``, by the kernel as :func:`gelu`, else ``g * reference(x)``."""
+    if not (_gelu_takes(g, x) and g.shape == x.shape):
+        _note("gelu_grad", "numpy")
+        return g * reference(x)
+    _note("gelu_grad", "numba")
+    out = np.empty_like(x)
+    jit.gelu_backward(g.reshape(-1), x.reshape(-1), out.reshape(-1), _threads_for(x.size))
+    return out
+
+
+# ---------------------------------------------------------------------- layer norm
+def _layer_norm_takes(x, w) -> bool:
+    return jit.on_all(x, *(() if w is None else (w,))) and x.size > 0
+
+
+def layer_norm(x, w, b, n_axes: int, eps: float):
+    """``(out, xhat, invstd)`` of LayerNorm over the last ``n_axes`` dims of ``x``:
+    ``xhat = (x - mean) * invstd``, ``invstd = 1 / sqrt(var + eps)`` (kept dims), ``out =
+    xhat * w + b`` (``xhat`` itself when ``w`` is None).
+
+    The kernel (``jit/norm.py``: rows split between threads, each row's passes in cache)
+    takes NumPy floats; else the NumPy reference, a pass per operation."""
+    lead, n = x.shape[:x.ndim - n_axes], math.prod(x.shape[x.ndim - n_axes:])
+    kept = lead + (1,) * n_axes
+    if not _layer_norm_takes(x, w):
+        _note("layer_norm", "numpy")
+        xp = _xp(x)
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        xc = x - x.mean(axis=axes, keepdims=True)
+        invstd = 1 / xp.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
+        xhat = xc * invstd
+        return (xhat if w is None else xhat * w + b), xhat, invstd
+    _note("layer_norm", "numba")
+    x2 = np.ascontiguousarray(x).reshape(-1, n)
+    xhat, invstd = np.empty_like(x2), np.empty(x2.shape[0], x.dtype)
+    affine = w is not None
+    out = np.empty_like(x2) if affine else xhat
+    wf = w.reshape(-1) if affine else x2[0, :0]
+    bf = b.reshape(-1) if affine else x2[0, :0]
+    jit.layer_norm_forward(x2, wf, bf, affine, eps, out, xhat, invstd)
+    return out.reshape(x.shape), xhat.reshape(x.shape), invstd.reshape(kept)
+
+
+def layer_norm_backward(g, xhat, invstd, w, n_axes: int, needs):
+    """``(gx, gw, gb)`` of :func:`layer_norm` from the output gradient ``g`` (only ``gx``'s
+    place filled when there is no ``w``; None where ``needs`` says no gradient is wanted):
+    ``gx = (gh - mean(gh) - xhat * mean(gh * xhat)) * invstd`` with ``gh = g * w``,
+    ``gw = sum(g * xhat)``, ``gb = sum(g)`` over the leading dims."""
+    needs = tuple(needs) + (False,) * (3 - len(needs))
+    if not _layer_norm_takes(g, w) or g.shape != xhat.shape or not jit.on(xhat):
+        _note("layer_norm_backward", "numpy")
+        axes = tuple(range(g.ndim - n_axes, g.ndim))
+        gh = g if w is None else g * w
+        gx = None
+        if needs[0]:
+            gx = (gh - gh.mean(axis=axes, keepdims=True)
+                  - xhat * (gh * xhat).mean(axis=axes, keepdims=True)) * invstd
+        lead = tuple(range(g.ndim - n_axes))
+        gw = (g * xhat).sum(axis=lead) if needs[1] else None
+        gb = g.sum(axis=lead) if needs[2] else None
+        return gx, gw, gb
+    _note("layer_norm_backward", "numba")
+    n = math.prod(g.shape[g.ndim - n_axes:])
+    g2 = np.ascontiguousarray(g).reshape(-1, n)
+    h2 = xhat.reshape(-1, n)
+    affine = w is not None
+    threads = max(1, min(_threads_for(g.size), g2.shape[0]))
+    gx = np.empty_like(g2)
+    gw, gb = np.empty((threads, n), g.dtype), np.empty((threads, n), g.dtype)
+    jit.layer_norm_backward(g2, h2, invstd.reshape(-1), w.reshape(-1) if affine else h2[0, :0],
+                            affine, gx, gw, gb, threads)
+    shape = g.shape[g.ndim - n_axes:]
+    gw = gw[0] if threads == 1 else gw.sum(axis=0)
+    gb = gb[0] if threads == 1 else gb.sum(axis=0)
+    return ((gx.reshape(g.shape) if needs[0] else None),
+            (gw.reshape(shape) if needs[1] else None), (gb.reshape(shape) if needs[2] else None))
+
+
+# ---------------------------------------------------------------------- attention
+def _swap(a):
+    return a.swapaxes(-1, -2)
+
+
+def _attention_reference(q, k, v, mask, causal, scale):
+    xp = _xp(q)
+    s = (q @ _swap(k)) * q.dtype.type(scale)
+    if mask is not None:
+        s = s + mask
+    if causal:
+        s = xp.where(xp.tril(xp.ones(s.shape[-2:], bool)), s, q.dtype.type(-np.inf))
+    p = xp.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    return p @ v, p
+
+
+def _unit_rows(*arrays) -> bool:
+    return all(a.strides[-1] == a.itemsize for a in arrays)
+
+
+def _attention_takes(q, k, v, mask) -> bool:
+    return (jit.on_all(q, k, v, *(() if mask is None else (mask,))) and runtime.mkl_loaded()
+            and _unit_rows(q, k, v) and min(q.shape[2], k.shape[2], q.shape[3]) > 0)
+
+
+def _heads_last(shape, dtype):
+    """An uninitialised (B, H, L, D) array stored as (B, L, H, D): heads side by side, as
+    ``MultiheadAttention`` joins them afterwards (a free reshape)."""
+    b, h, n, d = shape
+    return np.empty((b, n, h, d), dtype).transpose(0, 2, 1, 3)
+
+
+def attention(q, k, v, mask, causal: bool, scale: float):
+    """``(o, p)`` of scaled dot-product attention on (B, H, L, D) ``q``, (B, H, S, D) ``k``
+    and (B, H, S, Dv) ``v``: ``p = softmax(scale * q k^T + mask)`` over S (``mask`` None or
+    an array broadcastable to (B, H, L, S); ``causal`` hides the positions after the
+    diagonal) and ``o = p v``.
+
+    The kernel (``jit/attention.py``: per (batch, head) pair, single-threaded MKL products
+    on blocks read in place, pairs split between the threads) takes NumPy floats whose
+    rows have unit stride, when MKL is loaded; its ``o`` is stored heads-last. Else the
+    NumPy reference: batched products and softmax over the whole score array."""
+    if not _attention_takes(q, k, v, mask):
+        _note("attention", "numpy")
+        return _attention_reference(q, k, v, mask, causal, scale)
+    _note("attention", "numba")
+    b, h, lq, _ = q.shape
+    lk = k.shape[2]
+    p = np.empty((b, h, lq, lk), q.dtype)
+    o = _heads_last((b, h, lq, v.shape[3]), q.dtype)
+    m = np.broadcast_to(q.dtype.type(0) if mask is None else mask, p.shape)
+    threads = min(_threads_for(p.size), b * h)
+    jit.attention_forward(q, k, v, m, mask is not None, causal, scale, p, o, threads)
+    return o, p
+
+
+def attention_backward(go, q, k, v, p, causal: bool, scale: float, needs):
+    """``(dq, dk, dv)`` of :func:`attention` from the output gradient ``go`` and the kept
+    probabilities ``p`` (None where ``needs`` says no gradient is wanted; ``causal``: ``p``
+    is 0 above the diagonal, which the kernel's products skip):
+    ``dv = p^T go``, ``ds = p * (dp - rowsum(dp * p))`` with ``dp = go v^T``,
+    ``dq = scale * ds k``, ``dk = scale * ds^T q``."""
+    needs = tuple(needs[:3]) + (False,) * (3 - len(needs[:3]))
+    if not (_attention_takes(q, k, v, None) and jit.on_all(q, go, p)):
+        _note("attention_backward", "numpy")
+        dv = _swap(p) @ go if needs[2] else None
+        dq = dk = None
+        if needs[0] or needs[1]:
+            dp = go @ _swap(v)
+            ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+            dq = (ds @ k) * q.dtype.type(scale) if needs[0] else None
+            dk = (_swap(ds) @ q) * q.dtype.type(scale) if needs[1] else None
+        return dq, dk, dv
+    _note("attention_backward", "numba")
+    if not _unit_rows(go):
+        go = np.ascontiguousarray(go)
+    grads = [_heads_last(a.shape, a.dtype) if need else a[:0, :0]
+             for a, need in zip((q, k, v), needs)]
+    threads = min(_threads_for(p.size), q.shape[0] * q.shape[1])
+    jit.attention_backward(go, q, k, v, p, causal, scale, *grads, *needs, threads)
+    return tuple(g if need else None for g, need in zip(grads, needs))
 
 
 # ---------------------------------------------------------------------- convolution

@@ -242,6 +242,32 @@ def _pad(b, node):
     _emit(b, node, "Pad", ins, mode=mode)
 
 
+@exporter("split")
+def _split(b, node):
+    outs = [o.name for o in node.outputs]
+    b.add("Split", [b.name(_in(node)), b.ints(node.attrs["sizes"], "split")], outputs=outs,
+          axis=int(node.attrs["axis"]))
+    for o, name in zip(node.outputs, outs):
+        b.bind(o, name)
+
+
+@exporter("scaled_dot_product_attention")
+def _attention(b, node):
+    """``Softmax(q k^T * scale + mask) v`` (a causal mask as a constant of 0 and -inf)."""
+    q, k, v = _pos(node)[:3]
+    dt, rank = _dtype(q), len(q.shape)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    kt = b.add("Transpose", [b.name(k)], perm=perm)
+    s = b.add("Mul", [b.add("MatMul", [b.name(q), kt]), _scalar(b, node.attrs["scale"], dt)])
+    lq, lk = q.shape[-2], k.shape[-2]
+    masks = [] if node.attrs["mask"] is None else [np.asarray(host(node.attrs["mask"]), dt)]
+    if node.attrs["causal"]:
+        masks.append(np.where(np.tril(np.ones((lq, lk), bool)), 0, -np.inf).astype(dt))
+    for m in masks:
+        s = b.add("Add", [s, b.const(m, "attn_mask")])
+    _emit(b, node, "MatMul", [b.add("Softmax", [s], axis=-1), b.name(v)])
+
+
 @exporter("get_item")
 def _get_item(b, node):
     """Basic indexing (ints, slices, None, ...) as Slice/Squeeze/Unsqueeze; one index

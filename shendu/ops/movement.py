@@ -107,6 +107,47 @@ class Tile(Function):
         return xp_of(da).tile(da, ctx.reps)
 
 
+class Split(Function):
+    """Consecutive pieces of ``a`` along ``axis`` with the given ``sizes``, as views: one
+    node with an output per piece, whose backward writes the pieces' gradients side by
+    side into one array (a node per piece would each fill an input-sized array with
+    zeros, to be summed)."""
+
+    @staticmethod
+    def _slices(ctx):
+        pre, start = (slice(None),) * ctx.axis, 0
+        for s in ctx.sizes:
+            yield pre + (slice(start, start + s),)
+            start += s
+
+    @staticmethod
+    def forward(ctx, a, axis, sizes):
+        ctx.in_shape, ctx.axis, ctx.sizes = a.shape, axis, sizes
+        return tuple(a[idx] for idx in Split._slices(ctx))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        g0 = next(g for g in grads if g is not None)
+        gx = xp_of(g0).empty(ctx.in_shape, g0.dtype)
+        for g, idx in zip(grads, Split._slices(ctx)):
+            gx[idx] = 0 if g is None else g
+        return gx
+
+    @staticmethod
+    def backward_graph(ctx, *grads):
+        from ..tensor import Tensor as _T
+
+        like = next(g for g in grads if g is not None)
+        parts = [g if g is not None else _T._wrap(xp_of(like._data).zeros(
+            ctx.in_shape[:ctx.axis] + (s,) + ctx.in_shape[ctx.axis + 1:], like.dtype))
+            for g, s in zip(grads, ctx.sizes)]
+        return cat(parts, ctx.axis)
+
+    @staticmethod
+    def jvp(ctx, da):
+        return tuple(da[idx] for idx in Split._slices(ctx))
+
+
 class GetItem(Function):
     linear_backward = True
 
@@ -866,12 +907,7 @@ def split(input, split_size_or_sections, dim=0):
         if sum(sizes) != n:
             raise ShapeError(f"split: sizes {sizes} sum to {sum(sizes)} but dimension {d} has "
                              f"size {n} (shape {input.shape})")
-    out, start = [], 0
-    pre = (slice(None),) * d
-    for s in sizes:
-        out.append(getitem(input, pre + (slice(start, start + s),)))
-        start += s
-    return tuple(out)
+    return tuple(_view_of(t, input) for t in Split.apply(input, axis=d, sizes=tuple(sizes)))
 
 
 def chunk(input, chunks, dim=0):

@@ -538,13 +538,8 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, *wb, n_axes, eps):
-        xp = xp_of(x)
+        out, xhat, invstd = cpu.layer_norm(x, *(wb or (None, None)), n_axes, eps)
         axes = tuple(range(x.ndim - n_axes, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        xc = x - mean
-        invstd = 1 / xp.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
-        xhat = xc * invstd
-        out = xhat * wb[0] + wb[1] if wb else xhat
         ctx.save_for_backward(*wb[:1])
         ctx.xhat, ctx.invstd, ctx.axes, ctx.eps = xhat, invstd, axes, eps
         return out
@@ -569,19 +564,9 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, g):
         saved = ctx.saved_tensors
-        xhat, invstd, axes = ctx.xhat, ctx.invstd, ctx.axes
-        needs = ctx.needs_input_grad
-        gh = g * saved[0] if saved else g
-        gx = None
-        if needs[0]:
-            gx = (gh - gh.mean(axis=axes, keepdims=True)
-                  - xhat * (gh * xhat).mean(axis=axes, keepdims=True)) * invstd
-        if len(needs) == 1:
-            return gx
-        lead = tuple(range(g.ndim - len(axes)))
-        gw = (g * xhat).sum(axis=lead) if needs[1] else None
-        gb = g.sum(axis=lead) if needs[2] else None
-        return gx, gw, gb
+        grads = cpu.layer_norm_backward(g, ctx.xhat, ctx.invstd, saved[0] if saved else None,
+                                        len(ctx.axes), ctx.needs_input_grad)
+        return grads[0] if len(ctx.needs_input_grad) == 1 else grads
 
     @staticmethod
     def jvp(ctx, dx, *dwb):

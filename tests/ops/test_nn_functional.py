@@ -6,6 +6,7 @@ from references import interpolate_ref
 
 import shendu as sd
 import shendu.nn.functional as F
+from shendu.errors import ShapeError
 
 rng = np.random.default_rng(0)
 TF = torch and torch.nn.functional
@@ -339,6 +340,60 @@ def test_scaled_dot_product_attention():
              [r(2, 4, 4), r(2, 4, 4), r(2, 4, 3)],
              lambda q, k, v: sdpa_ref(q, k, v, causal=True),
              TF and (lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True)))
+
+
+def test_scaled_dot_product_attention_fused_shapes():
+    """The fused node: causal rows past one block of 32 (the kernel's blocks), more or fewer
+    keys than queries, 2-D and 3-D inputs, and a float causal mask (run as is_causal)."""
+    causal = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
+    t_causal = TF and (lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True))
+    for lq, lk in ((40, 40), (37, 9), (9, 37)):
+        check_op(causal, [r(1, 2, lq, 3), r(1, 2, lk, 3), r(1, 2, lk, 2)],
+                 lambda q, k, v: sdpa_ref(q, k, v, causal=True), t_causal,
+                 full_jacobian_max=0)
+    check_op(causal, [r(6, 3), r(6, 3), r(6, 4)], lambda q, k, v: sdpa_ref(q, k, v, causal=True),
+             t_causal)
+    tri = np.triu(np.full((35, 35), -np.inf), 1)
+    check_op(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=on(q, tri)),
+             [r(2, 35, 3), r(2, 35, 3), r(2, 35, 2)],
+             lambda q, k, v: sdpa_ref(q, k, v, causal=True),
+             TF and (lambda q, k, v: TF.scaled_dot_product_attention(
+                 q, k, v, attn_mask=torch.from_numpy(tri))), full_jacobian_max=0)
+    add = rng.standard_normal((2, 1, 4, 5))  # an additive mask broadcast over the heads
+    check_op(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=on(q, add)),
+             [r(2, 3, 4, 3), r(2, 3, 5, 3), r(2, 3, 5, 2)],
+             lambda q, k, v: _sdpa_additive_ref(q, k, v, add),
+             TF and (lambda q, k, v: TF.scaled_dot_product_attention(
+                 q, k, v, attn_mask=torch.from_numpy(add))))
+
+
+def test_scaled_dot_product_attention_double_backward():
+    """The fused node's second derivatives (through its forward written with Tensor ops)."""
+    q, k, v = (sd.tensor(r(2, 2, 5, 3), requires_grad=True) for _ in range(3))
+    tri = sd.tensor(np.triu(np.full((5, 5), -np.inf), 1))
+    for kw in ({"is_causal": True}, {"attn_mask": tri}, {}):
+        assert sd.autograd.gradgradcheck(
+            lambda q, k, v, kw=kw: F.scaled_dot_product_attention(q, k, v, **kw), (q, k, v))
+
+
+def _sdpa_additive_ref(q, k, v, add):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]) + add
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)) @ v
+
+
+def test_scaled_dot_product_attention_composite_cases():
+    """Broadcast leading dims and a mask that needs a gradient take the composition."""
+    check_op(F.scaled_dot_product_attention, [r(2, 3, 4, 3), r(1, 3, 5, 3), r(1, 3, 5, 2)],
+             sdpa_ref, TF and TF.scaled_dot_product_attention)
+    check_op(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m),
+             [r(2, 4, 3), r(2, 5, 3), r(2, 5, 2), r(4, 5)], _sdpa_additive_ref,
+             TF and (lambda q, k, v, m: TF.scaled_dot_product_attention(q, k, v, attn_mask=m)))
+    q = sd.randn(2, 4, 3)
+    with pytest.raises(ShapeError, match="does not broadcast"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=sd.zeros(3, 4))
+    with pytest.raises(ShapeError, match="key has 4 positions but value has 5"):
+        F.scaled_dot_product_attention(q, q, sd.randn(2, 5, 3))
 
 
 def test_interpolate():

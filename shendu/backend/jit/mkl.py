@@ -32,6 +32,9 @@ threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
 # MKL's vector math: exp of n values (in place allowed), to half an ulp or so
 vsexp = types.ExternalFunction("vsExp", types.void(_i, _p, _p))
 vdexp = types.ExternalFunction("vdExp", types.void(_i, _p, _p))
+# and erf (GELU)
+vserf = types.ExternalFunction("vsErf", types.void(_i, _p, _p))
+vderf = types.ExternalFunction("vdErf", types.void(_i, _p, _p))
 
 
 @njit(**HELPER)
@@ -43,6 +46,15 @@ def exp_into(a, out):
         vdexp(a.size, a.ctypes.data, out.ctypes.data)
     else:
         vsexp(a.size, a.ctypes.data, out.ctypes.data)
+
+
+@njit(**HELPER)
+def erf_into(a, out):
+    """``out = erf(a)``, as :func:`exp_into` (MKL's vector math; ``out`` may be ``a``)."""
+    if a.itemsize == 8:
+        vderf(a.size, a.ctypes.data, out.ctypes.data)
+    else:
+        vserf(a.size, a.ctypes.data, out.ctypes.data)
 
 
 def mkl_gemm_available() -> bool:

@@ -9,6 +9,7 @@ from ...autograd.grad_mode import no_grad
 from ...autograd.tracing import leaf
 from ...backend import get_array_module
 from ...errors import DeviceError, DTypeError, ShapeError
+from ...ops import attention as attention_ops
 from ...ops import nn_ops
 from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
 from ...random import _rng
@@ -312,28 +313,72 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     """``softmax(q k^T / sqrt(d) + mask) v`` over the last two dims.
 
     A bool ``attn_mask`` marks positions that may be attended (True) as in PyTorch; a float
-    mask is added to the scores.
-    """
-    from .activation import softmax
+    mask is added to the scores. ``is_causal`` hides the positions after the diagonal.
 
+    One fused node (``ops.attention``) when q, k and v share their leading dims (at most
+    two), no dropout is applied and the mask needs no gradient; else the composition of
+    primitives.
+
+    >>> import shendu as sd
+    >>> q = sd.randn(2, 4, 8)
+    >>> sd.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True).shape
+    (2, 4, 8)
+    """
     d = query.shape[-1]
+    if query.ndim < 2 or key.ndim != query.ndim or value.ndim != query.ndim:
+        raise ShapeError(f"scaled_dot_product_attention: query, key and value must have the "
+                         f"same number of dims (at least 2), got shapes {query.shape}, "
+                         f"{key.shape}, {value.shape}")
     if key.shape[-1] != d:
         raise ShapeError(f"scaled_dot_product_attention: query has {d} features but key has "
                          f"{key.shape[-1]}")
-    scores = (query @ key.transpose(-2, -1)) * (scale if scale is not None else 1 / math.sqrt(d))
-    lq, lk = scores.shape[-2:]
-    if is_causal:
-        xp = get_array_module(scores._data)
-        causal = xp.tril(xp.ones((lq, lk), dtype=bool))
-        scores = scores.masked_fill(Tensor._wrap(~causal), float("-inf"))
+    if key.shape[-2] != value.shape[-2]:
+        raise ShapeError(f"scaled_dot_product_attention: key has {key.shape[-2]} positions "
+                         f"but value has {value.shape[-2]} (shapes {key.shape}, "
+                         f"{value.shape})")
+    scale = scale if scale is not None else 1 / math.sqrt(d)
+    mask = None
     if attn_mask is not None:
-        m = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(_asarray(attn_mask))
-        if m.dtype == np.bool_:
-            scores = scores.masked_fill(~m, float("-inf"))
-        else:
-            scores = scores + m
+        mask = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(_asarray(attn_mask))
+        scores_shape = query.shape[:-2] + (query.shape[-2], key.shape[-2])
+        try:
+            fits = np.broadcast_shapes(mask.shape, scores_shape) == scores_shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(f"scaled_dot_product_attention: attn_mask of shape {mask.shape} "
+                             f"does not broadcast to the scores' shape {scores_shape}")
+        if mask.dtype == np.bool_:
+            xp = get_array_module(mask._data)
+            mask = Tensor._wrap(xp.where(mask._data, query.dtype.type(0),
+                                         query.dtype.type(-np.inf)))
+    fused = (not (dropout_p > 0 and training) and query.ndim <= 4
+             and query.shape[:-2] == key.shape[:-2] == value.shape[:-2]
+             and query.dtype == key.dtype == value.dtype and query.dtype.kind == "f"
+             and (mask is None or not mask.requires_grad))
+    if not fused:
+        return _sdpa_composite(query, key, value, mask, is_causal, scale,
+                               dropout_p if training else 0.0)
+    m = None if mask is None else mask._data.astype(query.dtype, copy=False)
+    return attention_ops.ScaledDotProductAttention.apply(query, key, value, mask=m,
+                                                         causal=is_causal, scale=scale)
+
+
+def _sdpa_composite(query, key, value, mask, causal, scale, dropout_p=0.0):
+    """Attention composed from primitives: for dropout, broadcasting leading dims and masks
+    that need a gradient (and the fused node's double backward). ``mask`` is additive."""
+    from .activation import softmax
+
+    scores = (query @ key.transpose(-2, -1)) * scale
+    lq, lk = scores.shape[-2:]
+    if causal:
+        xp = get_array_module(scores._data)
+        scores = scores.masked_fill(Tensor._wrap(~xp.tril(xp.ones((lq, lk), dtype=bool))),
+                                    float("-inf"))
+    if mask is not None:
+        scores = scores + mask
     attn = softmax(scores, dim=-1)
-    if dropout_p > 0 and training:
+    if dropout_p > 0:
         attn = dropout(attn, dropout_p)
     return attn @ value
 

@@ -213,6 +213,15 @@ class MultiheadAttention(Module):
             am = None if am is None else F.pad(am, (0, len(extra)))
             kpm = None if kpm is None else F.pad(kpm, (0, len(extra)))
         q, k, v = (t.reshape(n, t.shape[1], h, d).transpose(1, 2) for t in (q, k, v))
+        if not need_weights:
+            # PyTorch's route too: one fused attention node, the heads read in place
+            mask = am if kpm is None else (kpm if am is None else am + kpm)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+            out = self.out_proj(out.transpose(1, 2).reshape(n, lq, self.embed_dim))
+            if not batched:
+                return out.squeeze(0), None
+            return (out if self.batch_first else out.transpose(0, 1)), None
         scores = (q * (1.0 / math.sqrt(d))) @ k.transpose(-2, -1)  # (N, h, L, S)
         if am is not None:
             scores = scores + am
