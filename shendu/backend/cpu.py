@@ -35,7 +35,7 @@ from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_pool", "conv2d_backward",
-           "small_products"]
+           "batch_norm_stats", "batch_norm_forward", "batch_norm_backward", "small_products"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -471,6 +471,105 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, n
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
     return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
+
+
+# ---------------------------------------------------------------------- batch norm
+# Arrays with fewer values per channel than this stay on NumPy: one kernel call per channel
+# block costs more than NumPy's passes over so little (BatchNorm1d on (N, C) inputs).
+BN_KERNEL_MIN_PER_CHANNEL = 16
+
+
+def _channel_blocks(a):
+    """An (A, C, B) C-contiguous view of an (N, C, ...) array, channel c's values being A
+    runs of B: (1, C, N*...) when it is stored channel-major (as convolutions hand over
+    their outputs), (N, C, ...) when C-contiguous; else None."""
+    if a.ndim < 3:
+        return None
+    c = a.shape[1]
+    if np.moveaxis(a, 1, 0).flags.c_contiguous:
+        return np.moveaxis(a, 1, 0).reshape(1, c, -1)
+    if a.flags.c_contiguous:
+        return a.reshape(a.shape[0], c, -1)
+    return None
+
+
+def _bn_blocks(x):
+    """``x``'s channel blocks when the batch-norm kernels take it, else None."""
+    if not jit.on(x) or x.size < BN_KERNEL_MIN_PER_CHANNEL * max(x.shape[1], 1):
+        return None
+    return _channel_blocks(x)
+
+
+def batch_norm_stats(x, axes):
+    """``(mean, var)`` of each channel of ``x`` over ``axes`` (every axis but 1), the
+    variance biased, both of ``x``'s dtype: one kernel pass per channel block, or NumPy's
+    ``mean`` and ``var``."""
+    x3 = _bn_blocks(x)
+    if x3 is None:
+        _note("batch_norm_stats", "numpy")
+        return x.mean(axis=axes), x.var(axis=axes)
+    _note("batch_norm_stats", "numba")
+    mean, var = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    jit.batch_norm_stats(x3, mean, var)
+    return mean, var
+
+
+def batch_norm_forward(x, mean, invstd, weight, bias):
+    """``(x - mean) * invstd * weight + bias`` per channel (axis 1; ``weight`` and ``bias``
+    None for no affine), in ``x``'s layout: one kernel pass, or NumPy's three."""
+    x3 = _bn_blocks(x)
+    if x3 is None:
+        _note("batch_norm_forward", "numpy")
+        shape = [1] * x.ndim
+        shape[1] = x.shape[1]
+        out = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        if weight is not None:
+            out = out * weight.reshape(shape) + bias.reshape(shape)
+        return out
+    _note("batch_norm_forward", "numba")
+    out = np.empty_like(x)  # same layout, so its blocks line up with x3's
+    scale = invstd if weight is None else invstd * weight
+    shift = np.zeros_like(mean) if bias is None else bias
+    jit.channel_affine(x3, mean, scale, shift, _channel_blocks(out))
+    return out
+
+
+def batch_norm_backward(g, x, mean, invstd, weight, training, want_x):
+    """``(gx, gsum, gxhat_sum)`` of batch norm from the output gradient ``g`` and the input
+    ``x``: ``gsum`` and ``gxhat_sum`` (sum of ``g * xhat``, ``xhat = (x - mean) * invstd``)
+    per channel are the bias and weight gradients, ``gx`` the input's (None unless
+    ``want_x``; through the batch statistics when ``training``). One kernel pass per
+    channel for the sums and one for ``gx``, or the NumPy reference."""
+    x3 = _bn_blocks(x)
+    scale = invstd if weight is None else invstd * weight
+    if x3 is None or not jit.on_all(g, x):
+        _note("batch_norm_backward", "numpy")
+        shape = [1] * x.ndim
+        shape[1] = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        gsum = g.sum(axis=axes)
+        gxhat_sum = (g * xhat).sum(axis=axes)
+        gx = None
+        if want_x and training:
+            n = g.size // g.shape[1]
+            gx = (g - (gsum / n).reshape(shape) - xhat * (gxhat_sum / n).reshape(shape)) \
+                * scale.reshape(shape)
+        elif want_x:
+            gx = g * scale.reshape(shape)
+        return gx, gsum, gxhat_sum
+    _note("batch_norm_backward", "numba")
+    g3 = _channel_blocks(g)
+    if g3 is None or g3.shape != x3.shape:  # another layout (or a broadcast): x's
+        gc = np.empty_like(x)
+        gc[...] = g
+        g3 = _channel_blocks(gc)
+    gx = np.empty_like(x) if want_x else np.empty((0, 0, 0), x.dtype)
+    c = x.shape[1]
+    gsum, gxhat_sum = np.empty(c, x.dtype), np.empty(c, x.dtype)
+    jit.batch_norm_backward(g3, x3, mean, invstd, scale, training,
+                            _channel_blocks(gx) if want_x else gx, gsum, gxhat_sum)
+    return (gx if want_x else None), gsum, gxhat_sum
 
 
 # ---------------------------------------------------------------------- recurrent steps
