@@ -349,22 +349,36 @@ def scale_rows(e, c) -> None:
 
 
 # ---------------------------------------------------------------------- convolution
-# The fused kernel computes Wp - OW wasted columns per output row ("wide" patches). Where
-# the patch rows are long (C*kh*kw >= FUSED_CONV_LONG_PATCH) the GEMM dominates and that
-# waste is no longer repaid by the copies saved: ResNet's 3x3 convolutions on 8x8 and 4x4
-# maps (waste 1.25x and 1.5x) ran faster on the NumPy path
-# (benchmarks/results/resnet18-conv-dispatch.txt).
+# Two kernels: "wide" (``jit/conv.py``, stride 1) and "compact" (``jit/conv_compact.py``,
+# any stride). The wide kernel computes Wp - OW wasted columns per output row, which its
+# contiguous copies repay where the patch rows are short (C*kh*kw < FUSED_CONV_LONG_PATCH)
+# or the waste is small; elsewhere (ResNet's 3x3 layers on 8x8 and 4x4 maps, waste 1.25x
+# and 1.5x, and every strided convolution) the compact kernel, whose GEMM does no wasted
+# work (benchmarks/results/resnet18-layers-*.json).
 FUSED_CONV_LONG_PATCH = 1024
 FUSED_CONV_MAX_WASTE = 1.2
+# Compact kernel: columns (output pixels) per chunk at least this many, so that MKL's GEMM
+# runs at full speed on 4x4 maps, and patches of at most COMPACT_CONV_CHUNK_BYTES beyond that.
+COMPACT_CONV_MIN_COLUMNS = 512
+COMPACT_CONV_CHUNK_BYTES = 1 << 20
+
+
+def _conv_kernel(x, w, stride, groups, dilation, ow) -> str | None:
+    """Which kernel runs a convolution whose output rows are ``ow`` wide: ``'wide'``,
+    ``'compact'``, or None (the NumPy reference)."""
+    if not (groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
+        return None
+    if stride != (1, 1):
+        return "compact"
+    _, c, kh, kw = w.shape
+    waste = (ow + (kw - 1) * dilation[1]) / max(ow, 1)
+    return "wide" if c * kh * kw < FUSED_CONV_LONG_PATCH or waste <= FUSED_CONV_MAX_WASTE \
+        else "compact"
 
 
 def _conv_fused_takes(x, w, stride, groups, dilation, ow) -> bool:
-    """Whether the fused kernel runs a convolution whose output rows are ``ow`` wide."""
-    if not (stride == (1, 1) and groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
-        return False
-    _, c, kh, kw = w.shape
-    waste = (ow + (kw - 1) * dilation[1]) / max(ow, 1)
-    return c * kh * kw < FUSED_CONV_LONG_PATCH or waste <= FUSED_CONV_MAX_WASTE
+    """Whether the wide kernel runs a convolution whose output rows are ``ow`` wide."""
+    return _conv_kernel(x, w, stride, groups, dilation, ow) == "wide"
 
 
 def _storage(x):
@@ -388,43 +402,67 @@ def _conv_plan(x, w, out_hw, dilation):
     return chunk, threads, size
 
 
+def _compact_plan(x, w, out_hw, backward):
+    """``(chunk, threads, scratch size)`` of the compact kernel: chunks of at least
+    COMPACT_CONV_MIN_COLUMNS output pixels, up to COMPACT_CONV_CHUNK_BYTES of patches, and
+    no bigger than a thread's share of the batch."""
+    n = x.shape[0]
+    o, c, kh, kw = w.shape
+    p = out_hw[0] * out_hw[1]
+    k = c * kh * kw
+    chunk = max(-(-COMPACT_CONV_MIN_COLUMNS // p), COMPACT_CONV_CHUNK_BYTES // (k * p * x.itemsize))
+    threads = max(1, min(jit.num_threads(), n))
+    chunk = max(1, min(chunk, -(-n // threads)))
+    threads = max(1, min(threads, -(-n // chunk)))
+    return chunk, threads, jit.compact_scratch_size(k, o, chunk, p, threads, backward)
+
+
 def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv, *args):
-    """``(out, fused)``: the (O, N, OH, OW) C-contiguous output of the convolution (then a
-    ReLU if ``relu``), by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded,
-    where its wide patches pay) with ``fused`` True, else by the op's NumPy reference
-    ``numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the
-    batch-chunked im2col + GEMM of ``ops/conv.py``, too long to live here)."""
-    if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
+    """``(out, kernel)``: the (O, N, OH, OW) C-contiguous output of the convolution (then a
+    ReLU if ``relu``), by the wide kernel (``jit/conv.py``: stride 1, where its wide patches
+    pay) or the compact one (``jit/conv_compact.py``: any stride), both for one group with
+    MKL loaded, ``kernel`` naming it; else by the op's NumPy reference ``numpy_conv(x, w,
+    bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the batch-chunked im2col
+    + GEMM of ``ops/conv.py``, too long to live here), ``kernel`` None."""
+    kind = _conv_kernel(x, w, stride, groups, dilation, out_hw[1])
+    if kind is None:
         _note("conv2d", "numpy")
-        return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), False
+        return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), None
     _note("conv2d", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
-    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
     out = np.empty((o, x.shape[0]) + tuple(out_hw), x.dtype)
     b = bias if bias is not None else np.empty(0, x.dtype)
-    scratch = take(np, size, x.dtype)
     w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
-    jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
-                       pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
+    if kind == "compact":
+        chunk, threads, size = _compact_plan(x, w, out_hw, False)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_forward_compact(src, cm, w2, b, relu, kh, kw, *stride, *dilation,
+                                   pads[0][0], pads[1][0], *out_hw, chunk, threads, scratch,
+                                   out.reshape(o, -1))
+    else:
+        chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
+                           pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
     give(scratch)
-    return out, True
+    return out, kind
 
 
 def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, relu,
                 numpy_conv, *args):
-    """``(out, code, fused)``: the convolution followed by 2x2 max pooling (then a ReLU if
-    ``relu``), ``out`` and the pooling's ``code`` as (N, O, PH, PW) views. Where the fused
+    """``(out, code, kernel)``: the convolution followed by 2x2 max pooling (then a ReLU if
+    ``relu``), ``out`` and the pooling's ``code`` as (N, O, PH, PW) views. Where the wide
     convolution kernel runs, one kernel pools each chunk of the convolution's result as it
     leaves the thread's scratch (the full-size output is never written); else the two ops,
     :func:`conv2d` (with ``numpy_conv`` and ``args``) and tiled max pooling."""
     if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
         from .maxpool import max_pool_tiled  # maxpool imports this module
 
-        full, fused = conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, False,
-                             numpy_conv, *args)
+        full, kind = conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, False,
+                            numpy_conv, *args)
         out, code = max_pool_tiled(full.transpose(1, 0, 2, 3), (2, 2), pool_hw, relu)
-        return out, code, fused
+        return out, code, kind
     _note("conv2d_pool", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
@@ -438,19 +476,19 @@ def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, rel
                             *out_hw, chunk, threads, scratch, *pool_hw, out.reshape(o, -1),
                             code.reshape(o, -1))
     give(scratch)
-    return out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3), True
+    return out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3), "wide"
 
 
-def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, numpy_grads,
+def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, numpy_grads,
                     *args):
     """``(gx, gw, gb)`` of the convolution from the channel-major output gradient ``gt``
     (O, N, OH, OW): gx as (C, N, H, W) (None unless ``needs[0]``), gw shaped like ``w``
-    (None unless ``needs[1]``), gb the bias gradient (the kernel always forms it; the
+    (None unless ``needs[1]``), gb the bias gradient (the kernels always form it; the
     reference only when a third input needs it); ``y`` the forward's output when it ended in
-    a ReLU. By the fused kernel when the forward was ``fused`` and the kernel takes ``gt``,
-    else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads, dilation, groups,
-    needs, y, *args)``."""
-    if not (fused and _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3])):
+    a ReLU. By the kernel the forward ran (``kind``, ``'wide'`` or ``'compact'``) when it
+    takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
+    dilation, groups, needs, y, *args)``."""
+    if not (kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3]) == kind):
         _note("conv2d_backward", "numpy")
         return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)
     _note("conv2d_backward", "numba")
@@ -458,7 +496,10 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, n
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     out_hw = gt.shape[2:]
-    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+    if kind == "compact":
+        chunk, threads, size = _compact_plan(x, w, out_hw, True)
+    else:
+        chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
     parts = np.empty((threads, o, c * kh * kw), x.dtype)
     bias_parts = np.empty((threads, o), x.dtype)
     want_x = needs[0]
@@ -466,8 +507,14 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, n
     mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
     w2 = np.ascontiguousarray(w.reshape(o, -1))
     scratch = take(np, size, x.dtype)
-    jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *dilation, pads[0][0],
-                        pads[1][0], *out_hw, chunk, scratch, parts, bias_parts, want_x, gx)
+    if kind == "compact":
+        jit.conv2d_backward_compact(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *stride,
+                                    *dilation, pads[0][0], pads[1][0], *out_hw, chunk,
+                                    scratch, parts, bias_parts, want_x, gx)
+    else:
+        jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *dilation,
+                            pads[0][0], pads[1][0], *out_hw, chunk, scratch, parts,
+                            bias_parts, want_x, gx)
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
     return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)

@@ -1,6 +1,7 @@
-"""Which convolutions the fused kernel takes: stride 1 everywhere its wide-patch waste is
-small or its patches are short; long patches on small maps (ResNet's deep 3x3 layers) go to
-the NumPy path, where the GEMM does no wasted columns. Both give the same numbers."""
+"""Which convolutions each kernel takes: the wide-patch kernel stride 1 everywhere its
+waste is small or its patches are short; long patches on small maps (ResNet's deep 3x3
+layers) and strided convolutions go to the compact kernel, whose GEMM does no wasted
+columns. Both give the numbers of the NumPy path."""
 import numpy as np
 import pytest
 
@@ -8,27 +9,32 @@ import shendu as sd
 from shendu.backend import blas, jit, runtime
 
 
-@pytest.mark.parametrize("c,hw,fused", [(16, 8, True),     # short patches: 144 < 1024
-                                        (128, 16, True),   # waste 18/16 = 1.125
-                                        (128, 8, False),   # 1152 long, waste 10/8
-                                        (256, 4, False)])
-def test_fused_kernel_takes_only_convolutions_where_it_pays(c, hw, fused):
+@pytest.mark.parametrize("c,hw,stride,fused", [(16, 8, 1, True),     # short patches: 144 < 1024
+                                               (128, 16, 1, True),   # waste 18/16 = 1.125
+                                               (128, 8, 1, False),   # 1152 long, waste 10/8
+                                               (256, 4, 1, False),
+                                               (16, 8, 2, False)])   # strided
+def test_fused_kernel_takes_only_convolutions_where_it_pays(c, hw, stride, fused,
+                                                            kernel_spy):
     if not (jit.available() and blas.mkl_loaded()):
         pytest.skip("the fused kernel needs numba and MKL")
     rng = np.random.default_rng(0)
     x = sd.tensor(rng.standard_normal((2, c, hw, hw), dtype=np.float32), requires_grad=True)
     w = sd.tensor(rng.standard_normal((8, c, 3, 3), dtype=np.float32) * 0.05,
                   requires_grad=True)
+    calls = kernel_spy("conv2d_forward", "conv2d_backward", "conv2d_forward_compact",
+                       "conv2d_backward_compact")
     with runtime.trace_paths() as log:
-        y = sd.nn.functional.conv2d(x, w, None, 1, 1)
+        y = sd.nn.functional.conv2d(x, w, None, stride, 1)
         y.sum().backward()
+    assert ("conv2d", "numba") in log and ("conv2d_backward", "numba") in log
     if fused:
-        assert ("conv2d", "numba") in log and ("conv2d_backward", "numba") in log
+        assert calls == ["conv2d_forward", "conv2d_backward"]
     else:
-        assert ("conv2d", "numpy") in log and ("conv2d_backward", "numba") not in log
+        assert calls == ["conv2d_forward_compact", "conv2d_backward_compact"]
     with runtime.use(kernels=False):
         x2 = sd.tensor(x.detach().numpy(), requires_grad=True)
-        y2 = sd.nn.functional.conv2d(x2, w.detach(), None, 1, 1)
+        y2 = sd.nn.functional.conv2d(x2, w.detach(), None, stride, 1)
         y2.sum().backward()
     scale = float(np.abs(y2.detach().numpy()).max())
     np.testing.assert_allclose(y.detach().numpy(), y2.detach().numpy(), rtol=0,
