@@ -70,13 +70,33 @@ def _patches(x, channel_major, n0, m, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, co
     p = oh * ow
     mp = m * p
     zero = cols.dtype.type(0)
+    # Stride 1 with rows as long as the input's ('same' width): a tap's patch is the image
+    # plane read from one offset on, so one copy per plane, and the columns that wrapped
+    # around to a neighbouring row zeroed after it.
+    flat = sh == 1 and sw == 1 and ow == w
     for c in range(c_):
         for i in range(kh):
             for j in range(kw):
                 lo, hi, base = _valid_columns(j, kw, sw, dw, pl, w, ow)
+                shift = (i * dh - pt) * w + base
                 d = ((c * kh + i) * kw + j) * mp
                 for n in range(m):
                     plane = _plane_at(x, channel_major, c, n0 + n)
+                    if flat:
+                        q0, q1 = min(max(0, -shift), p), max(min(p, h * w - shift), 0)
+                        for q in range(q0):
+                            cols[d + q] = zero
+                        for q in range(q0, q1):
+                            cols[d + q] = xf[plane + shift + q]
+                        for q in range(max(q0, q1), p):
+                            cols[d + q] = zero
+                        for y in range(oh):
+                            for q in range(lo):
+                                cols[d + y * ow + q] = zero
+                            for q in range(hi, ow):
+                                cols[d + y * ow + q] = zero
+                        d += p
+                        continue
                     for y in range(oh):
                         r = y * sh + i * dh - pt
                         if r < 0 or r >= h:
@@ -100,11 +120,13 @@ def _patches(x, channel_major, n0, m, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, co
 @njit(**HELPER)
 def _add_patches(cols, n0, m, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, gx):
     """The adjoint of ``_patches``: images ``n0 .. n0+m`` of ``gx`` (C, N, H, W) = the sum
-    of the patch entries that read each pixel (taps in the padding are dropped)."""
+    of the patch entries that read each pixel (taps in the padding are dropped). Zeroes
+    the entries of ``cols`` that read padding columns (it is scratch)."""
     c_, n_, h, w = gx.shape
     gf = gx.reshape(-1)
     p = oh * ow
     mp = m * p
+    flat = sh == 1 and sw == 1 and ow == w  # as in _patches: one run per plane
     for c in range(c_):
         for n in range(m):
             plane = (c * n_ + n0 + n) * h * w
@@ -113,6 +135,18 @@ def _add_patches(cols, n0, m, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, gx):
                 for j in range(kw):
                     lo, hi, base = _valid_columns(j, kw, sw, dw, pl, w, ow)
                     src = ((c * kh + i) * kw + j) * mp + n * p
+                    if flat:
+                        shift = (i * dh - pt) * w + base
+                        for y in range(oh):  # entries that wrapped to another row add 0
+                            for q in range(lo):
+                                cols[src + y * ow + q] = 0
+                            for q in range(hi, ow):
+                                cols[src + y * ow + q] = 0
+                        q0, q1 = min(max(0, -shift), p), max(min(p, h * w - shift), 0)
+                        d = plane + shift
+                        for q in range(q0, q1):
+                            gf[d + q] += cols[src + q]
+                        continue
                     for y in range(oh):
                         r = y * sh + i * dh - pt
                         if 0 <= r < h:
