@@ -349,36 +349,49 @@ def scale_rows(e, c) -> None:
 
 
 # ---------------------------------------------------------------------- convolution
-# Two kernels: "wide" (``jit/conv.py``, stride 1) and "compact" (``jit/conv_compact.py``,
-# any stride). The wide kernel computes Wp - OW wasted columns per output row, which its
-# contiguous copies repay where the patch rows are short (C*kh*kw < FUSED_CONV_LONG_PATCH)
-# or the waste is small; elsewhere (ResNet's 3x3 layers on 8x8 and 4x4 maps, waste 1.25x
-# and 1.5x, and every strided convolution) the compact kernel, whose GEMM does no wasted
-# work (benchmarks/results/resnet18-layers-*.json).
+# Three kernels: "wide" (``jit/conv.py``, stride 1), "taps" (``jit/conv_taps.py``, stride
+# 1, one GEMM per tap over the padded image) and "compact" (``jit/conv_compact.py``, any
+# stride). The wide and taps kernels compute Wp - OW wasted columns per output row, which
+# their contiguous patches repay where the waste is small (or, for the wide kernel, the
+# patch rows are short: C*kh*kw < FUSED_CONV_LONG_PATCH); taps where there are enough
+# channels for its K = C products to run at full speed, so no patch matrix is written.
+# Elsewhere (ResNet's 3x3 layers on 8x8 and 4x4 maps, waste 1.25x and 1.5x, and every
+# strided convolution) the compact kernel, whose GEMM does no wasted work
+# (benchmarks/results/resnet18-layers-*.json).
 FUSED_CONV_LONG_PATCH = 1024
 FUSED_CONV_MAX_WASTE = 1.2
+TAPS_CONV_MIN_CHANNELS = 64
 # Compact kernel: columns (output pixels) per chunk at least this many, so that MKL's GEMM
 # runs at full speed on 4x4 maps, and patches of at most COMPACT_CONV_CHUNK_BYTES beyond that.
 COMPACT_CONV_MIN_COLUMNS = 512
 COMPACT_CONV_CHUNK_BYTES = 1 << 20
 
 
-def _conv_kernel(x, w, stride, groups, dilation, ow) -> str | None:
+def _conv_kernel(x, w, stride, groups, dilation, ow, pads) -> str | None:
     """Which kernel runs a convolution whose output rows are ``ow`` wide: ``'wide'``,
-    ``'compact'``, or None (the NumPy reference)."""
+    ``'taps'``, ``'compact'``, or None (the NumPy reference)."""
     if not (groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
         return None
     if stride != (1, 1):
         return "compact"
     _, c, kh, kw = w.shape
     waste = (ow + (kw - 1) * dilation[1]) / max(ow, 1)
+    # (taps: the last tap's reads past a plane's end land in the next plane's padding)
+    if (c >= TAPS_CONV_MIN_CHANNELS and waste <= FUSED_CONV_MAX_WASTE
+            and (pads[0][0] > 0 or pads[1][0] >= (kw - 1) * dilation[1])):
+        return "taps"
     return "wide" if c * kh * kw < FUSED_CONV_LONG_PATCH or waste <= FUSED_CONV_MAX_WASTE \
         else "compact"
 
 
-def _conv_fused_takes(x, w, stride, groups, dilation, ow) -> bool:
-    """Whether the wide kernel runs a convolution whose output rows are ``ow`` wide."""
-    return _conv_kernel(x, w, stride, groups, dilation, ow) == "wide"
+def _conv_pool_fused_takes(x, w, stride, groups, dilation, ow) -> bool:
+    """Whether the wide kernel's conv + pool runs a convolution whose output rows are
+    ``ow`` wide."""
+    if not (stride == (1, 1) and groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
+        return False
+    _, c, kh, kw = w.shape
+    waste = (ow + (kw - 1) * dilation[1]) / max(ow, 1)
+    return c * kh * kw < FUSED_CONV_LONG_PATCH or waste <= FUSED_CONV_MAX_WASTE
 
 
 def _storage(x):
@@ -417,6 +430,21 @@ def _compact_plan(x, w, out_hw, backward):
     return chunk, threads, jit.compact_scratch_size(k, o, chunk, p, threads, backward)
 
 
+def _taps_plan(x, w, out_hw, dilation, backward):
+    """``(threads, scratch size)`` of the taps kernel: whole images per thread."""
+    o, c, kh, kw = w.shape
+    oh, ow = out_hw
+    hp, wp = oh + (kh - 1) * dilation[0], ow + (kw - 1) * dilation[1]
+    threads = max(1, min(jit.num_threads(), x.shape[0]))
+    return threads, jit.taps_scratch_size(c, o, hp, wp, oh, kw, dilation[1], threads, backward)
+
+
+def _tap_major(w):
+    """(O, C, kh, kw) weights as (kh*kw, O, C): one (O, C) matrix per tap."""
+    o, c, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw, o, c)
+
+
 def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv, *args):
     """``(out, kernel)``: the (O, N, OH, OW) C-contiguous output of the convolution (then a
     ReLU if ``relu``), by the wide kernel (``jit/conv.py``: stride 1, where its wide patches
@@ -424,7 +452,7 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
     MKL loaded, ``kernel`` naming it; else by the op's NumPy reference ``numpy_conv(x, w,
     bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the batch-chunked im2col
     + GEMM of ``ops/conv.py``, too long to live here), ``kernel`` None."""
-    kind = _conv_kernel(x, w, stride, groups, dilation, out_hw[1])
+    kind = _conv_kernel(x, w, stride, groups, dilation, out_hw[1], pads)
     if kind is None:
         _note("conv2d", "numpy")
         return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), None
@@ -434,7 +462,12 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
     out = np.empty((o, x.shape[0]) + tuple(out_hw), x.dtype)
     b = bias if bias is not None else np.empty(0, x.dtype)
     w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
-    if kind == "compact":
+    if kind == "taps":
+        threads, size = _taps_plan(x, w, out_hw, dilation, False)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_forward_taps(src, cm, _tap_major(w), b, relu, kh, kw, *dilation, pads[0][0],
+                                pads[1][0], *out_hw, threads, scratch, out.reshape(o, -1))
+    elif kind == "compact":
         chunk, threads, size = _compact_plan(x, w, out_hw, False)
         scratch = take(np, size, x.dtype)
         jit.conv2d_forward_compact(src, cm, w2, b, relu, kh, kw, *stride, *dilation,
@@ -456,7 +489,7 @@ def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, rel
     convolution kernel runs, one kernel pools each chunk of the convolution's result as it
     leaves the thread's scratch (the full-size output is never written); else the two ops,
     :func:`conv2d` (with ``numpy_conv`` and ``args``) and tiled max pooling."""
-    if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
+    if not _conv_pool_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
         from .maxpool import max_pool_tiled  # maxpool imports this module
 
         full, kind = conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, False,
@@ -488,7 +521,7 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     a ReLU. By the kernel the forward ran (``kind``, ``'wide'`` or ``'compact'``) when it
     takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
     dilation, groups, needs, y, *args)``."""
-    if not (kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3]) == kind):
+    if not (kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind):
         _note("conv2d_backward", "numpy")
         return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)
     _note("conv2d_backward", "numba")
@@ -496,15 +529,27 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     out_hw = gt.shape[2:]
+    want_x = needs[0]
+    gx = np.empty((c, n, h, wd) if want_x else (0, 0, 0, 0), x.dtype)
+    mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
+    if kind == "taps":
+        threads, size = _taps_plan(x, w, out_hw, dilation, True)
+        parts = np.empty((threads, kh * kw, o, c), x.dtype)
+        bias_parts = np.empty((threads, o), x.dtype)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_backward_taps(src, cm, _tap_major(w), gt.reshape(o, -1), mask, kh, kw,
+                                 *dilation, pads[0][0], pads[1][0], *out_hw, scratch, parts,
+                                 bias_parts, want_x, gx)
+        give(scratch)
+        gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(kh, kw, o, c)
+        gw = np.ascontiguousarray(gw.transpose(2, 3, 0, 1))
+        return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
     if kind == "compact":
         chunk, threads, size = _compact_plan(x, w, out_hw, True)
     else:
         chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
     parts = np.empty((threads, o, c * kh * kw), x.dtype)
     bias_parts = np.empty((threads, o), x.dtype)
-    want_x = needs[0]
-    gx = np.empty((c, n, h, wd) if want_x else (0, 0, 0, 0), x.dtype)
-    mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
     w2 = np.ascontiguousarray(w.reshape(o, -1))
     scratch = take(np, size, x.dtype)
     if kind == "compact":

@@ -1,7 +1,8 @@
-"""Which convolutions each kernel takes: the wide-patch kernel stride 1 everywhere its
-waste is small or its patches are short; long patches on small maps (ResNet's deep 3x3
-layers) and strided convolutions go to the compact kernel, whose GEMM does no wasted
-columns. Both give the numbers of the NumPy path."""
+"""Which convolutions each kernel takes: stride 1 where the wide-column waste is small,
+the taps kernel with 64 channels or more, else the wide-patch kernel (also wherever its
+patches are short); long patches on small maps (ResNet's deep 3x3 layers) and strided
+convolutions go to the compact kernel, whose GEMM does no wasted columns. All give the
+numbers of the NumPy path."""
 import numpy as np
 import pytest
 
@@ -9,13 +10,13 @@ import shendu as sd
 from shendu.backend import blas, jit, runtime
 
 
-@pytest.mark.parametrize("c,hw,stride,fused", [(16, 8, 1, True),     # short patches: 144 < 1024
-                                               (128, 16, 1, True),   # waste 18/16 = 1.125
-                                               (128, 8, 1, False),   # 1152 long, waste 10/8
-                                               (256, 4, 1, False),
-                                               (16, 8, 2, False)])   # strided
-def test_fused_kernel_takes_only_convolutions_where_it_pays(c, hw, stride, fused,
-                                                            kernel_spy):
+@pytest.mark.parametrize("c,hw,stride,kind", [(16, 8, 1, "wide"),     # short: 144 < 1024
+                                              (32, 16, 1, "wide"),     # too few channels
+                                              (128, 16, 1, "taps"),    # waste 18/16
+                                              (128, 8, 1, "compact"),  # waste 10/8, long
+                                              (256, 4, 1, "compact"),
+                                              (16, 8, 2, "compact")])  # strided
+def test_each_kernel_takes_the_convolutions_where_it_pays(c, hw, stride, kind, kernel_spy):
     if not (jit.available() and blas.mkl_loaded()):
         pytest.skip("the fused kernel needs numba and MKL")
     rng = np.random.default_rng(0)
@@ -23,15 +24,13 @@ def test_fused_kernel_takes_only_convolutions_where_it_pays(c, hw, stride, fused
     w = sd.tensor(rng.standard_normal((8, c, 3, 3), dtype=np.float32) * 0.05,
                   requires_grad=True)
     calls = kernel_spy("conv2d_forward", "conv2d_backward", "conv2d_forward_compact",
-                       "conv2d_backward_compact")
+                       "conv2d_backward_compact", "conv2d_forward_taps", "conv2d_backward_taps")
     with runtime.trace_paths() as log:
         y = sd.nn.functional.conv2d(x, w, None, stride, 1)
         y.sum().backward()
     assert ("conv2d", "numba") in log and ("conv2d_backward", "numba") in log
-    if fused:
-        assert calls == ["conv2d_forward", "conv2d_backward"]
-    else:
-        assert calls == ["conv2d_forward_compact", "conv2d_backward_compact"]
+    suffix = "" if kind == "wide" else "_" + kind
+    assert calls == ["conv2d_forward" + suffix, "conv2d_backward" + suffix]
     with runtime.use(kernels=False):
         x2 = sd.tensor(x.detach().numpy(), requires_grad=True)
         y2 = sd.nn.functional.conv2d(x2, w.detach(), None, stride, 1)

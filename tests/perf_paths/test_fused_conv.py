@@ -1,4 +1,5 @@
-"""The fused convolution kernels (``backend/jit/conv.py``, stride 1 with wide patches, and
+"""The fused convolution kernels (``backend/jit/conv.py``, stride 1 with wide patches,
+``backend/jit/conv_taps.py``, stride 1 as one GEMM per tap, and
 ``backend/jit/conv_compact.py``, any stride, via ``backend/cpu.conv2d``) and the
 Conv2d/Linear + ReLU fusions, against the plain NumPy paths and PyTorch."""
 import numpy as np
@@ -96,11 +97,17 @@ COMPACT_CASES = [  # (n, c, h, w, o, k, stride, padding, dilation): what the com
 ]
 
 
-@pytest.mark.parametrize("case", COMPACT_CASES, ids=[str(c) for c in COMPACT_CASES])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
-def test_compact_conv_matches_plain_path(case, dtype, relu, layout, kernel_spy):
+TAPS_CASES = [  # (n, c, h, w, o, k, stride, padding, dilation): what the taps kernel takes
+    (3, 64, 10, 10, 5, 3, 1, 1, 1),      # ResNet's 3x3 'same' (waste 12/10)
+    (2, 64, 7, 24, 4, 3, 1, 2, 2),       # dilation
+    (3, 64, 6, 12, 4, (3, 2), 1, (1, 1), 1),  # rectangular kernel, taller output
+    (2, 64, 6, 7, 3, 1, 1, 0, 1),        # 1x1 (no padding needed: kw - 1 = 0)
+    (2, 64, 9, 13, 3, 3, 1, (1, 0), 1),  # padded rows only: rows, not columns, of zeros
+    (2, 80, 5, 16, 6, 3, 1, (2, 1), 1),  # wider padding on top than the kernel reaches
+]
+
+
+def _check_kernel_against_plain_path(case, dtype, relu, layout, kernel_spy, names):
     n, c, h, wd, o, k, stride, pad, dil = case
     kh, kw = (k, k) if isinstance(k, int) else k
     x = RNG.standard_normal((n, c, h, wd)).astype(dtype)
@@ -113,12 +120,41 @@ def test_compact_conv_matches_plain_path(case, dtype, relu, layout, kernel_spy):
     with sd.no_grad():
         shape = F.conv2d(sd.from_numpy(x), sd.from_numpy(w), None, **kwargs).shape
     g = RNG.standard_normal(shape).astype(dtype)
-    calls = kernel_spy("conv2d_forward_compact", "conv2d_backward_compact")
+    calls = kernel_spy(*names)
     fused = _run(fn, x, w, b, g, kwargs)
-    assert calls == ["conv2d_forward_compact", "conv2d_backward_compact"]
+    assert calls == list(names)
     with jit.use(False):
         plain = _run(fn, x, w, b, g, kwargs)
     _assert_same_sums(fused, plain, x, w, b, g, kwargs)
+
+
+@pytest.mark.parametrize("case", TAPS_CASES, ids=[str(c) for c in TAPS_CASES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_taps_conv_matches_plain_path(case, dtype, relu, layout, kernel_spy):
+    _check_kernel_against_plain_path(case, dtype, relu, layout, kernel_spy,
+                                     ("conv2d_forward_taps", "conv2d_backward_taps"))
+
+
+def test_taps_conv_keeps_non_finite_inputs_in_their_own_channel():
+    """The last tap's reads past a plane's end land in the next plane's padding: an inf
+    in channel 1 must not reach channel 0's weight gradient (0 * inf would be NaN)."""
+    x = np.zeros((1, 64, 4, 8), np.float32)
+    x[0, 1, 0, :2] = np.inf
+    tx, tw = sd.from_numpy(x), sd.from_numpy(np.ones((2, 64, 3, 3), np.float32))
+    tw.requires_grad_(True)
+    F.conv2d(tx, tw, padding=1).sum().backward()
+    assert np.isfinite(tw.grad.numpy()[:, 0]).all()
+
+
+@pytest.mark.parametrize("case", COMPACT_CASES, ids=[str(c) for c in COMPACT_CASES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_compact_conv_matches_plain_path(case, dtype, relu, layout, kernel_spy):
+    _check_kernel_against_plain_path(case, dtype, relu, layout, kernel_spy,
+                                     ("conv2d_forward_compact", "conv2d_backward_compact"))
 
 
 def test_compact_conv_with_many_chunks_per_thread(monkeypatch):
