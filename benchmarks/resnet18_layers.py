@@ -87,10 +87,11 @@ def run(threads, repeat):
                     b = best_time(theirs, repeat, clock)
                 row[mode] = {"shendu_ms": a * 1e3, "torch_ms": b * 1e3, "ratio": b / a}
             rows.append(row)
-            print(f"{kind:8s} {str(tuple(args)):22s} x{count}  train {row['train']['shendu_ms']:7.1f} "
-                  f"/ {row['train']['torch_ms']:7.1f} ms ({row['train']['ratio']:.2f})   "
-                  f"infer {row['infer']['shendu_ms']:6.1f} / {row['infer']['torch_ms']:6.1f} ms "
-                  f"({row['infer']['ratio']:.2f})", flush=True)
+            tr, inf = row["train"], row["infer"]
+            print(f"{kind:8s} {str(tuple(args)):22s} x{count}  train {tr['shendu_ms']:7.1f} "
+                  f"/ {tr['torch_ms']:7.1f} ms ({tr['ratio']:.2f})   "
+                  f"infer {inf['shendu_ms']:6.1f} / {inf['torch_ms']:6.1f} ms "
+                  f"({inf['ratio']:.2f})", flush=True)
     totals = {}
     for mode in ("train", "infer"):
         for kind in ("conv", "bn", "add_relu", "all"):

@@ -40,7 +40,8 @@ __all__ = ["available", "enabled", "set_enabled", "use", "on", "on_all", "set_nu
            "num_threads", "parallel"]
 
 # Modules holding the kernels; their public names become attributes of this package.
-_KERNEL_MODULES = ("elementwise", "pool", "conv", "conv_compact", "conv_taps", "norm", "optim", "mkl", "rnn", "loss")
+_KERNEL_MODULES = ("elementwise", "pool", "conv", "conv_compact", "conv_taps", "norm", "optim",
+                   "mkl", "rnn", "loss")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 available = runtime.numba_available
