@@ -380,13 +380,12 @@ def _conv_kernel(x, w, stride, groups, dilation, ow, pads) -> str | None:
     if (c >= TAPS_CONV_MIN_CHANNELS and waste <= FUSED_CONV_MAX_WASTE
             and (pads[0][0] > 0 or pads[1][0] >= (kw - 1) * dilation[1])):
         return "taps"
-    return "wide" if c * kh * kw < FUSED_CONV_LONG_PATCH or waste <= FUSED_CONV_MAX_WASTE \
-        else "compact"
+    return "wide" if _wide_takes(x, w, stride, groups, dilation, ow) else "compact"
 
 
-def _conv_pool_fused_takes(x, w, stride, groups, dilation, ow) -> bool:
-    """Whether the wide kernel's conv + pool runs a convolution whose output rows are
-    ``ow`` wide."""
+def _wide_takes(x, w, stride, groups, dilation, ow) -> bool:
+    """Whether the wide kernel (and its conv + pool) may run a convolution whose output
+    rows are ``ow`` wide."""
     if not (stride == (1, 1) and groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
         return False
     _, c, kh, kw = w.shape
@@ -489,7 +488,7 @@ def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, rel
     convolution kernel runs, one kernel pools each chunk of the convolution's result as it
     leaves the thread's scratch (the full-size output is never written); else the two ops,
     :func:`conv2d` (with ``numpy_conv`` and ``args``) and tiled max pooling."""
-    if not _conv_pool_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
+    if not _wide_takes(x, w, stride, groups, dilation, out_hw[1]):
         from .maxpool import max_pool_tiled  # maxpool imports this module
 
         full, kind = conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, False,
@@ -521,7 +520,9 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     a ReLU. By the kernel the forward ran (``kind``, ``'wide'`` or ``'compact'``) when it
     takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
     dilation, groups, needs, y, *args)``."""
-    if not (kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind):
+    takes = (_wide_takes(gt, w, stride, groups, dilation, gt.shape[3]) if kind == "wide" else
+             kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind)
+    if not takes:
         _note("conv2d_backward", "numpy")
         return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)
     _note("conv2d_backward", "numba")

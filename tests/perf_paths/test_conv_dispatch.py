@@ -40,3 +40,20 @@ def test_each_kernel_takes_the_convolutions_where_it_pays(c, hw, stride, kind, k
                                atol=1e-5 * scale)
     np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=0,
                                atol=1e-5 * float(np.abs(x2.grad.numpy()).max()))
+
+
+def test_conv_pool_backward_follows_its_wide_forward(kernel_spy):
+    """Conv2dPool pools inside the wide kernel; its backward must take that kernel too,
+    although a plain convolution of 64 channels would run on the taps kernel."""
+    if not (jit.available() and blas.mkl_loaded()):
+        pytest.skip("the fused kernels need numba and MKL")
+    from shendu.ops.conv import Conv2dPool
+
+    rng = np.random.default_rng(0)
+    ts = [sd.tensor(rng.standard_normal(s, dtype=np.float32), requires_grad=True)
+          for s in ((2, 64, 8, 8), (4, 64, 3, 3), (4,))]
+    calls = kernel_spy("conv2d_pool_forward", "conv2d_backward", "conv2d_backward_taps")
+    y = Conv2dPool.apply(*ts, pool_hw=(4, 4), stride=(1, 1), pads=((1, 1), (1, 1)),
+                         dilation=(1, 1), groups=1)
+    y.sum().backward()
+    assert calls == ["conv2d_pool_forward", "conv2d_backward"]
