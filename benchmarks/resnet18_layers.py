@@ -1,6 +1,8 @@
-"""ResNet-18's (small input, batch 64) layer kinds, shendu vs PyTorch in one process: each
-layer's training (forward + backward) and eval-mode forward, best of ``--repeat`` runs,
-and the sum over the network (each layer times how often ResNet-18 has it).
+"""ResNet-18's (small input, batch 64) layer kinds, shendu vs PyTorch in one process: the
+whole network's training step and eval-mode inference (``shendu bench``'s resnet18_train
+and resnet18_infer), each layer's training (forward + backward) and eval-mode forward,
+best of ``--repeat`` runs, and the sum over the layers (each layer times how often
+ResNet-18 has it).
 
 Run: ``python benchmarks/resnet18_layers.py [--threads N] [--json PATH]``. At one thread
 the times are process CPU time (less disturbed by other work on a shared machine), at more
@@ -71,9 +73,41 @@ def add_relu_case(c, hw):
     return train, infer
 
 
+def whole_network():
+    """The training step and eval-mode inference of ``shendu bench``'s resnet18_train and
+    resnet18_infer (``bench_resnet.py``), built for each library."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _bench_util as u
+    from bench_resnet import resnet18_small
+
+    steps = {}
+    for fw in (u.shendu_fw(), u.torch_fw()):
+        fw.seed(0)
+        x, y = u.rand(fw, BATCH, 3, 32, 32), u.labels(fw, BATCH, classes=10)
+        steps[fw.name] = (u.train_step(fw, resnet18_small(fw.nn), x, y),
+                          u.infer_step(fw, resnet18_small(fw.nn), x))
+    return ((steps["shendu"][0], steps["torch"][0]), (steps["shendu"][1], steps["torch"][1]))
+
+
 def run(threads, repeat):
     clock = time.process_time if threads == 1 else time.perf_counter
     rows = []
+    train, infer = whole_network()
+    row = {"kind": "network", "case": "resnet18 step", "count": 0}
+    for mode, (mine, theirs) in (("train", train), ("infer", infer)):
+        a = b = float("inf")
+        for _ in range(repeat):  # interleaved, so that both see the same machine
+            a = min(a, best_time(mine, 1, clock))
+            b = min(b, best_time(theirs, 1, clock))
+        row[mode] = {"shendu_ms": a * 1e3, "torch_ms": b * 1e3, "ratio": b / a}
+    rows.append(row)
+    print(f"network  resnet18 step  train {row['train']['shendu_ms']:7.1f} / "
+          f"{row['train']['torch_ms']:7.1f} ms ({row['train']['ratio']:.2f})   infer "
+          f"{row['infer']['shendu_ms']:6.1f} / {row['infer']['torch_ms']:6.1f} ms "
+          f"({row['infer']['ratio']:.2f})", flush=True)
     for kind, cases, fn in (("conv", CONVS, conv_case), ("bn", NORMS, norm_case),
                             ("add_relu", ADDS, add_relu_case)):
         for case in cases:
@@ -95,7 +129,7 @@ def run(threads, repeat):
     totals = {}
     for mode in ("train", "infer"):
         for kind in ("conv", "bn", "add_relu", "all"):
-            sel = [r for r in rows if kind in ("all", r["kind"])]
+            sel = [r for r in rows if kind in ("all", r["kind"]) and r["count"]]
             a = sum(r[mode]["shendu_ms"] * r["count"] for r in sel)
             b = sum(r[mode]["torch_ms"] * r["count"] for r in sel)
             totals[f"{mode}/{kind}"] = {"shendu_ms": a, "torch_ms": b, "ratio": b / a}
@@ -115,7 +149,7 @@ class _nothing:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--json", help="write the rows, totals, commit and machine here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
