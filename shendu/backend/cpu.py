@@ -36,7 +36,8 @@ from .scratch import give, take
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_pool", "conv2d_backward",
            "small_products", "gelu", "gelu_grad", "layer_norm", "layer_norm_backward",
-           "attention", "attention_backward"]
+           "attention", "attention_backward", "batch_norm_stats", "batch_norm_forward",
+           "batch_norm_backward"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -538,17 +539,43 @@ def attention_backward(go, q, k, v, p, causal: bool, scale: float, needs):
 
 
 # ---------------------------------------------------------------------- convolution
-# The fused kernel computes Wp - OW wasted columns per output row ("wide" patches). Where
-# the patch rows are long (C*kh*kw >= FUSED_CONV_LONG_PATCH) the GEMM dominates and that
-# waste is no longer repaid by the copies saved: ResNet's 3x3 convolutions on 8x8 and 4x4
-# maps (waste 1.25x and 1.5x) ran faster on the NumPy path
-# (benchmarks/results/resnet18-conv-dispatch.txt).
+# Three kernels: "wide" (``jit/conv.py``, stride 1), "taps" (``jit/conv_taps.py``, stride
+# 1, one GEMM per tap over the padded image) and "compact" (``jit/conv_compact.py``, any
+# stride). The wide and taps kernels compute Wp - OW wasted columns per output row, which
+# their contiguous patches repay where the waste is small (or, for the wide kernel, the
+# patch rows are short: C*kh*kw < FUSED_CONV_LONG_PATCH); taps where there are enough
+# channels for its K = C products to run at full speed, so no patch matrix is written.
+# Elsewhere (ResNet's 3x3 layers on 8x8 and 4x4 maps, waste 1.25x and 1.5x, and every
+# strided convolution) the compact kernel, whose GEMM does no wasted work
+# (benchmarks/results/resnet18-layers-*.json).
 FUSED_CONV_LONG_PATCH = 1024
 FUSED_CONV_MAX_WASTE = 1.2
+TAPS_CONV_MIN_CHANNELS = 64
+# Compact kernel: columns (output pixels) per chunk at least this many, so that MKL's GEMM
+# runs at full speed on 4x4 maps, and patches of at most COMPACT_CONV_CHUNK_BYTES beyond that.
+COMPACT_CONV_MIN_COLUMNS = 512
+COMPACT_CONV_CHUNK_BYTES = 1 << 20
 
 
-def _conv_fused_takes(x, w, stride, groups, dilation, ow) -> bool:
-    """Whether the fused kernel runs a convolution whose output rows are ``ow`` wide."""
+def _conv_kernel(x, w, stride, groups, dilation, ow, pads) -> str | None:
+    """Which kernel runs a convolution whose output rows are ``ow`` wide: ``'wide'``,
+    ``'taps'``, ``'compact'``, or None (the NumPy reference)."""
+    if not (groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
+        return None
+    if stride != (1, 1):
+        return "compact"
+    _, c, kh, kw = w.shape
+    waste = (ow + (kw - 1) * dilation[1]) / max(ow, 1)
+    # (taps: the last tap's reads past a plane's end land in the next plane's padding)
+    if (c >= TAPS_CONV_MIN_CHANNELS and waste <= FUSED_CONV_MAX_WASTE
+            and (pads[0][0] > 0 or pads[1][0] >= (kw - 1) * dilation[1])):
+        return "taps"
+    return "wide" if _wide_takes(x, w, stride, groups, dilation, ow) else "compact"
+
+
+def _wide_takes(x, w, stride, groups, dilation, ow) -> bool:
+    """Whether the wide kernel (and its conv + pool) may run a convolution whose output
+    rows are ``ow`` wide."""
     if not (stride == (1, 1) and groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
         return False
     _, c, kh, kw = w.shape
@@ -577,43 +604,87 @@ def _conv_plan(x, w, out_hw, dilation):
     return chunk, threads, size
 
 
+def _compact_plan(x, w, out_hw, backward):
+    """``(chunk, threads, scratch size)`` of the compact kernel: chunks of at least
+    COMPACT_CONV_MIN_COLUMNS output pixels, up to COMPACT_CONV_CHUNK_BYTES of patches, and
+    no bigger than a thread's share of the batch."""
+    n = x.shape[0]
+    o, c, kh, kw = w.shape
+    p = out_hw[0] * out_hw[1]
+    k = c * kh * kw
+    chunk = max(-(-COMPACT_CONV_MIN_COLUMNS // p), COMPACT_CONV_CHUNK_BYTES // (k * p * x.itemsize))
+    threads = max(1, min(jit.num_threads(), n))
+    chunk = max(1, min(chunk, -(-n // threads)))
+    threads = max(1, min(threads, -(-n // chunk)))
+    return chunk, threads, jit.compact_scratch_size(k, o, chunk, p, threads, backward)
+
+
+def _taps_plan(x, w, out_hw, dilation, backward):
+    """``(threads, scratch size)`` of the taps kernel: whole images per thread."""
+    o, c, kh, kw = w.shape
+    oh, ow = out_hw
+    hp, wp = oh + (kh - 1) * dilation[0], ow + (kw - 1) * dilation[1]
+    threads = max(1, min(jit.num_threads(), x.shape[0]))
+    return threads, jit.taps_scratch_size(c, o, hp, wp, oh, kw, dilation[1], threads, backward)
+
+
+def _tap_major(w):
+    """(O, C, kh, kw) weights as (kh*kw, O, C): one (O, C) matrix per tap."""
+    o, c, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(2, 3, 0, 1)).reshape(kh * kw, o, c)
+
+
 def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv, *args):
-    """``(out, fused)``: the (O, N, OH, OW) C-contiguous output of the convolution (then a
-    ReLU if ``relu``), by the fused kernel (``jit/conv.py``: stride 1, one group, MKL loaded,
-    where its wide patches pay) with ``fused`` True, else by the op's NumPy reference
-    ``numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the
-    batch-chunked im2col + GEMM of ``ops/conv.py``, too long to live here)."""
-    if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
+    """``(out, kernel)``: the (O, N, OH, OW) C-contiguous output of the convolution (then a
+    ReLU if ``relu``), by the wide kernel (``jit/conv.py``: stride 1, where its wide patches
+    pay) or the compact one (``jit/conv_compact.py``: any stride), both for one group with
+    MKL loaded, ``kernel`` naming it; else by the op's NumPy reference ``numpy_conv(x, w,
+    bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the batch-chunked im2col
+    + GEMM of ``ops/conv.py``, too long to live here), ``kernel`` None."""
+    kind = _conv_kernel(x, w, stride, groups, dilation, out_hw[1], pads)
+    if kind is None:
         _note("conv2d", "numpy")
-        return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), False
+        return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), None
     _note("conv2d", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
-    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
     out = np.empty((o, x.shape[0]) + tuple(out_hw), x.dtype)
     b = bias if bias is not None else np.empty(0, x.dtype)
-    scratch = take(np, size, x.dtype)
     w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
-    jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
-                       pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
+    if kind == "taps":
+        threads, size = _taps_plan(x, w, out_hw, dilation, False)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_forward_taps(src, cm, _tap_major(w), b, relu, kh, kw, *dilation, pads[0][0],
+                                pads[1][0], *out_hw, threads, scratch, out.reshape(o, -1))
+    elif kind == "compact":
+        chunk, threads, size = _compact_plan(x, w, out_hw, False)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_forward_compact(src, cm, w2, b, relu, kh, kw, *stride, *dilation,
+                                   pads[0][0], pads[1][0], *out_hw, chunk, threads, scratch,
+                                   out.reshape(o, -1))
+    else:
+        chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
+                           pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
     give(scratch)
-    return out, True
+    return out, kind
 
 
 def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, relu,
                 numpy_conv, *args):
-    """``(out, code, fused)``: the convolution followed by 2x2 max pooling (then a ReLU if
-    ``relu``), ``out`` and the pooling's ``code`` as (N, O, PH, PW) views. Where the fused
+    """``(out, code, kernel)``: the convolution followed by 2x2 max pooling (then a ReLU if
+    ``relu``), ``out`` and the pooling's ``code`` as (N, O, PH, PW) views. Where the wide
     convolution kernel runs, one kernel pools each chunk of the convolution's result as it
     leaves the thread's scratch (the full-size output is never written); else the two ops,
     :func:`conv2d` (with ``numpy_conv`` and ``args``) and tiled max pooling."""
-    if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
+    if not _wide_takes(x, w, stride, groups, dilation, out_hw[1]):
         from .maxpool import max_pool_tiled  # maxpool imports this module
 
-        full, fused = conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, False,
-                             numpy_conv, *args)
+        full, kind = conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, False,
+                            numpy_conv, *args)
         out, code = max_pool_tiled(full.transpose(1, 0, 2, 3), (2, 2), pool_hw, relu)
-        return out, code, fused
+        return out, code, kind
     _note("conv2d_pool", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
@@ -627,19 +698,21 @@ def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, rel
                             *out_hw, chunk, threads, scratch, *pool_hw, out.reshape(o, -1),
                             code.reshape(o, -1))
     give(scratch)
-    return out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3), True
+    return out.transpose(1, 0, 2, 3), code.transpose(1, 0, 2, 3), "wide"
 
 
-def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, numpy_grads,
+def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, numpy_grads,
                     *args):
     """``(gx, gw, gb)`` of the convolution from the channel-major output gradient ``gt``
     (O, N, OH, OW): gx as (C, N, H, W) (None unless ``needs[0]``), gw shaped like ``w``
-    (None unless ``needs[1]``), gb the bias gradient (the kernel always forms it; the
+    (None unless ``needs[1]``), gb the bias gradient (the kernels always form it; the
     reference only when a third input needs it); ``y`` the forward's output when it ended in
-    a ReLU. By the fused kernel when the forward was ``fused`` and the kernel takes ``gt``,
-    else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads, dilation, groups,
-    needs, y, *args)``."""
-    if not (fused and _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3])):
+    a ReLU. By the kernel the forward ran (``kind``, ``'wide'`` or ``'compact'``) when it
+    takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
+    dilation, groups, needs, y, *args)``."""
+    takes = (_wide_takes(gt, w, stride, groups, dilation, gt.shape[3]) if kind == "wide" else
+             kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind)
+    if not takes:
         _note("conv2d_backward", "numpy")
         return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)
     _note("conv2d_backward", "numba")
@@ -647,19 +720,139 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, n
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     out_hw = gt.shape[2:]
-    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
-    parts = np.empty((threads, o, c * kh * kw), x.dtype)
-    bias_parts = np.empty((threads, o), x.dtype)
     want_x = needs[0]
     gx = np.empty((c, n, h, wd) if want_x else (0, 0, 0, 0), x.dtype)
     mask = np.empty((0, 0), x.dtype) if y is None else y.reshape(o, -1)
+    if kind == "taps":
+        threads, size = _taps_plan(x, w, out_hw, dilation, True)
+        parts = np.empty((threads, kh * kw, o, c), x.dtype)
+        bias_parts = np.empty((threads, o), x.dtype)
+        scratch = take(np, size, x.dtype)
+        jit.conv2d_backward_taps(src, cm, _tap_major(w), gt.reshape(o, -1), mask, kh, kw,
+                                 *dilation, pads[0][0], pads[1][0], *out_hw, scratch, parts,
+                                 bias_parts, want_x, gx)
+        give(scratch)
+        gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(kh, kw, o, c)
+        gw = np.ascontiguousarray(gw.transpose(2, 3, 0, 1))
+        return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
+    if kind == "compact":
+        chunk, threads, size = _compact_plan(x, w, out_hw, True)
+    else:
+        chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+    parts = np.empty((threads, o, c * kh * kw), x.dtype)
+    bias_parts = np.empty((threads, o), x.dtype)
     w2 = np.ascontiguousarray(w.reshape(o, -1))
     scratch = take(np, size, x.dtype)
-    jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *dilation, pads[0][0],
-                        pads[1][0], *out_hw, chunk, scratch, parts, bias_parts, want_x, gx)
+    if kind == "compact":
+        jit.conv2d_backward_compact(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *stride,
+                                    *dilation, pads[0][0], pads[1][0], *out_hw, chunk,
+                                    scratch, parts, bias_parts, want_x, gx)
+    else:
+        jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *dilation,
+                            pads[0][0], pads[1][0], *out_hw, chunk, scratch, parts,
+                            bias_parts, want_x, gx)
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
     return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
+
+
+# ---------------------------------------------------------------------- batch norm
+# Arrays with fewer values per channel than this stay on NumPy: one kernel call per channel
+# block costs more than NumPy's passes over so little (BatchNorm1d on (N, C) inputs).
+BN_KERNEL_MIN_PER_CHANNEL = 16
+
+
+def _channel_blocks(a):
+    """An (A, C, B) C-contiguous view of an (N, C, ...) array, channel c's values being A
+    runs of B: (1, C, N*...) when it is stored channel-major (as convolutions hand over
+    their outputs), (N, C, ...) when C-contiguous; else None."""
+    if a.ndim < 3:
+        return None
+    c = a.shape[1]
+    if np.moveaxis(a, 1, 0).flags.c_contiguous:
+        return np.moveaxis(a, 1, 0).reshape(1, c, -1)
+    if a.flags.c_contiguous:
+        return a.reshape(a.shape[0], c, -1)
+    return None
+
+
+def _bn_blocks(x):
+    """``x``'s channel blocks when the batch-norm kernels take it, else None."""
+    if not jit.on(x) or x.size < BN_KERNEL_MIN_PER_CHANNEL * max(x.shape[1], 1):
+        return None
+    return _channel_blocks(x)
+
+
+def batch_norm_stats(x, axes):
+    """``(mean, var)`` of each channel of ``x`` over ``axes`` (every axis but 1), the
+    variance biased, both of ``x``'s dtype: one kernel pass per channel block, or NumPy's
+    ``mean`` and ``var``."""
+    x3 = _bn_blocks(x)
+    if x3 is None:
+        _note("batch_norm_stats", "numpy")
+        return x.mean(axis=axes), x.var(axis=axes)
+    _note("batch_norm_stats", "numba")
+    mean, var = np.empty(x.shape[1], x.dtype), np.empty(x.shape[1], x.dtype)
+    jit.batch_norm_stats(x3, mean, var)
+    return mean, var
+
+
+def batch_norm_forward(x, mean, invstd, weight, bias):
+    """``(x - mean) * invstd * weight + bias`` per channel (axis 1; ``weight`` and ``bias``
+    None for no affine), in ``x``'s layout: one kernel pass, or NumPy's three."""
+    x3 = _bn_blocks(x)
+    if x3 is None:
+        _note("batch_norm_forward", "numpy")
+        shape = [1] * x.ndim
+        shape[1] = x.shape[1]
+        out = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        if weight is not None:
+            out = out * weight.reshape(shape) + bias.reshape(shape)
+        return out
+    _note("batch_norm_forward", "numba")
+    out = np.empty_like(x)  # same layout, so its blocks line up with x3's
+    scale = invstd if weight is None else invstd * weight
+    shift = np.zeros_like(mean) if bias is None else bias
+    jit.channel_affine(x3, mean, scale, shift, _channel_blocks(out))
+    return out
+
+
+def batch_norm_backward(g, x, mean, invstd, weight, training, want_x):
+    """``(gx, gsum, gxhat_sum)`` of batch norm from the output gradient ``g`` and the input
+    ``x``: ``gsum`` and ``gxhat_sum`` (sum of ``g * xhat``, ``xhat = (x - mean) * invstd``)
+    per channel are the bias and weight gradients, ``gx`` the input's (None unless
+    ``want_x``; through the batch statistics when ``training``). One kernel pass per
+    channel for the sums and one for ``gx``, or the NumPy reference."""
+    x3 = _bn_blocks(x)
+    scale = invstd if weight is None else invstd * weight
+    if x3 is None or not jit.on_all(g, x):
+        _note("batch_norm_backward", "numpy")
+        shape = [1] * x.ndim
+        shape[1] = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))
+        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
+        gsum = g.sum(axis=axes)
+        gxhat_sum = (g * xhat).sum(axis=axes)
+        gx = None
+        if want_x and training:
+            n = g.size // g.shape[1]
+            gx = (g - (gsum / n).reshape(shape) - xhat * (gxhat_sum / n).reshape(shape)) \
+                * scale.reshape(shape)
+        elif want_x:
+            gx = g * scale.reshape(shape)
+        return gx, gsum, gxhat_sum
+    _note("batch_norm_backward", "numba")
+    g3 = _channel_blocks(g)
+    if g3 is None or g3.shape != x3.shape:  # another layout (or a broadcast): x's
+        gc = np.empty_like(x)
+        gc[...] = g
+        g3 = _channel_blocks(gc)
+    gx = np.empty_like(x) if want_x else np.empty((0, 0, 0), x.dtype)
+    c = x.shape[1]
+    gsum, gxhat_sum = np.empty(c, x.dtype), np.empty(c, x.dtype)
+    jit.batch_norm_backward(g3, x3, mean, invstd, scale, training,
+                            _channel_blocks(gx) if want_x else gx, gsum, gxhat_sum)
+    return (gx if want_x else None), gsum, gxhat_sum
 
 
 # ---------------------------------------------------------------------- recurrent steps

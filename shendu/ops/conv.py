@@ -259,7 +259,7 @@ class Conv2d(Function):
         ctx.geom = (stride, pads, dilation, groups)
         ctx.cols = None  # the NumPy path may keep its patch matrix here for dW
         out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
-        out, ctx.fused = cpu.conv2d(x, w, bias[0] if bias else None, stride, pads, dilation,
+        out, ctx.kernel = cpu.conv2d(x, w, bias[0] if bias else None, stride, pads, dilation,
                                     groups, out_hw, relu, _conv2d_numpy, ctx)
         ctx.y = out if relu else None  # the fused ReLU's output masks the gradient
         ctx.save_for_backward(x, w)  # the input is kept alive by its producer anyway
@@ -272,7 +272,7 @@ class Conv2d(Function):
         needs = ctx.needs_input_grad
         gt = xp_of(g).ascontiguousarray(g.transpose(1, 0, 2, 3))  # free if g is channel-major
         gx, gw, gb = cpu.conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs,
-                                         ctx.y, ctx.fused, _conv2d_backward_numpy, ctx)
+                                         ctx.y, ctx.kernel, _conv2d_backward_numpy, ctx)
         if gx is not None:
             gx = gx.transpose(1, 0, 2, 3)
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
@@ -330,7 +330,7 @@ class Conv2dPool(Function):
         ctx.cols, ctx.y = None, None
         out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
         b = bias[0] if bias else None
-        out, code, ctx.fused = cpu.conv2d_pool(x, w, b, stride, pads, dilation, groups,
+        out, code, ctx.kernel = cpu.conv2d_pool(x, w, b, stride, pads, dilation, groups,
                                                out_hw, pool_hw, relu, _conv2d_numpy, ctx)
         ctx.code, ctx.pool_hw, ctx.relu, ctx.bias = code, pool_hw, relu, b
         ctx.full_shape = (x.shape[0], w.shape[0]) + tuple(out_hw)

@@ -447,34 +447,38 @@ class BCEWithLogits(Function):
 
 # ---------------------------------------------------------------------- normalisation
 class BatchNorm(Function):
-    """Batch normalisation over every axis but 1 (channels), training or eval statistics."""
+    """Batch normalisation over every axis but 1 (channels), training or eval statistics.
+
+    Saves the input (not the normalised ``xhat``, which backward recomputes as it reads
+    the input: one array less written in forward); ``cpu.batch_norm_*`` run each pass."""
 
     @staticmethod
     def forward(ctx, x, *wb, mean, invstd, axes, training):
         # mean/invstd are the batch statistics (training) or the running ones (eval)
         shape = [1] * x.ndim
         shape[1] = x.shape[1]
-        xhat = (x - mean.reshape(shape)) * invstd.reshape(shape)
-        out = xhat
-        if wb:
-            out = xhat * wb[0].reshape(shape) + wb[1].reshape(shape)
-        ctx.save_for_backward(*wb[:1])
-        ctx.xhat, ctx.invstd, ctx.axes, ctx.training, ctx.shape = xhat, invstd, axes, training, \
-            shape
+        out = cpu.batch_norm_forward(x, mean, invstd, *(wb or (None, None)))
+        ctx.save_for_backward(x, *wb[:1])
+        ctx.invstd, ctx.axes, ctx.training, ctx.shape = invstd, axes, training, shape
         ctx.mean = mean
         return out
 
     @staticmethod
+    def _xhat(ctx, x):
+        return (x - ctx.mean.reshape(ctx.shape)) * ctx.invstd.reshape(ctx.shape)
+
+    @staticmethod
     def forward_graph(ctx):
-        """For create_graph=True: the forward in Tensor ops, from x rebuilt out of xhat."""
+        """For create_graph=True: the forward in Tensor ops."""
         saved = ctx.saved_tensors
-        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
+        invstd, axes, shape = ctx.invstd, ctx.axes, ctx.shape
         istd = invstd.reshape(shape)
-        x = ctx.input_tensor(0, xhat / istd + ctx.mean.reshape(shape))
+        xhat = BatchNorm._xhat(ctx, saved[0])
+        x = ctx.input_tensor(0, saved[0])
         inputs = [x]
-        if saved:
+        if len(saved) > 1:
             c = shape[1]
-            inputs += [ctx.input_tensor(1, saved[0]),
+            inputs += [ctx.input_tensor(1, saved[1]),
                        ctx.input_tensor(2, xp_of(xhat).zeros(c, xhat.dtype))]  # (bias: linear)
         # eps from the saved statistics: invstd = 1 / sqrt(var + eps), var = mean(xc^2)
         eps = ((1 - (xhat * xhat).mean(axis=axes, keepdims=True)) / (istd * istd)) \
@@ -493,27 +497,19 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, g):
         saved = ctx.saved_tensors
-        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
         needs = ctx.needs_input_grad
-        gsum = g.sum(axis=axes)
-        gxhat_sum = (g * xhat).sum(axis=axes)
-        scale = invstd if not saved else invstd * saved[0]
-        gx = None
-        if needs[0]:
-            if ctx.training:
-                n = g.size // g.shape[1]
-                gx = (g - (gsum / n).reshape(shape) - xhat * (gxhat_sum / n).reshape(shape)) \
-                    * scale.reshape(shape)
-            else:
-                gx = g * scale.reshape(shape)
+        w = saved[1] if len(saved) > 1 else None
+        gx, gsum, gxhat_sum = cpu.batch_norm_backward(g, saved[0], ctx.mean, ctx.invstd, w,
+                                                      ctx.training, needs[0])
         if len(needs) == 1:
             return gx
         return gx, (gxhat_sum if needs[1] else None), (gsum if needs[2] else None)
 
     @staticmethod
     def jvp(ctx, dx, *dwb):
-        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
-        w = ctx.saved[0] if ctx.saved else None
+        invstd, axes, shape = ctx.invstd, ctx.axes, ctx.shape
+        xhat = BatchNorm._xhat(ctx, ctx.saved[0])
+        w = ctx.saved[1] if len(ctx.saved) > 1 else None
         out = None
         if dx is not None:
             if ctx.training:

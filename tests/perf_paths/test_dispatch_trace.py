@@ -75,8 +75,13 @@ def test_conv_takes_the_fused_kernel_and_the_numpy_reference_agrees():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_takes_numpy_where_the_kernel_does_not_apply(dtype):
-    # stride 2: the fused kernel is stride 1 only; its backward follows the forward
+    # stride 2: the compact kernel when numba and MKL are on, else NumPy; the backward
+    # follows the forward
     paths, _, _ = _conv(2, dtype)
+    want = "numba" if runtime.kernels_on() and runtime.mkl_loaded() else "numpy"
+    assert paths == {"conv2d": {want}, "conv2d_backward": {want}}
+    with runtime.use(mkl=False):  # the kernels call MKL's GEMM
+        paths, _, _ = _conv(2, dtype)
     assert paths == {"conv2d": {"numpy"}, "conv2d_backward": {"numpy"}}
 
 

@@ -1,5 +1,7 @@
-"""The fused stride-1 convolution (``backend/jit/conv.py`` via ``backend/cpu.conv2d``) and
-the Conv2d/Linear + ReLU fusions, against the plain NumPy paths and PyTorch."""
+"""The fused convolution kernels (``backend/jit/conv.py``, stride 1 with wide patches,
+``backend/jit/conv_taps.py``, stride 1 as one GEMM per tap, and
+``backend/jit/conv_compact.py``, any stride, via ``backend/cpu.conv2d``) and the
+Conv2d/Linear + ReLU fusions, against the plain NumPy paths and PyTorch."""
 import numpy as np
 import pytest
 from tolerance import assert_matmul_close, assert_sums_close, matmul_scale, sum_bound
@@ -82,6 +84,112 @@ def test_fused_conv_matches_plain_path(case, dtype, relu, layout):
     with jit.use(False):
         plain = _run(fn, x, w, b, g, kwargs)
     _assert_same_sums(fused, plain, x, w, b, g, kwargs)
+
+
+COMPACT_CASES = [  # (n, c, h, w, o, k, stride, padding, dilation): what the compact kernel takes
+    (5, 3, 9, 7, 4, 3, 2, 1, 1),         # ResNet's 3x3 stride 2, odd sizes
+    (4, 8, 8, 8, 6, 1, 2, 0, 1),         # the 1x1 stride-2 downsample
+    (3, 4, 7, 9, 5, 3, 2, 2, 2),         # dilation, padding wider than the kernel reach
+    (2, 2, 6, 6, 3, (3, 2), (2, 3), (1, 0), 1),  # rectangular kernel, strides, padding
+    (3, 5, 5, 6, 4, 3, 3, 0, 1),         # stride 3, no padding
+    (6, 128, 4, 4, 8, 3, 1, 1, 1),       # stride 1, long patches on a small map
+    (40, 2, 5, 5, 3, 3, 2, 1, 1),        # 9 pixels an image: 40 images in a chunk
+]
+
+
+TAPS_CASES = [  # (n, c, h, w, o, k, stride, padding, dilation): what the taps kernel takes
+    (3, 64, 10, 10, 5, 3, 1, 1, 1),      # ResNet's 3x3 'same' (waste 12/10)
+    (2, 64, 7, 24, 4, 3, 1, 2, 2),       # dilation
+    (3, 64, 6, 12, 4, (3, 2), 1, (1, 1), 1),  # rectangular kernel, taller output
+    (2, 64, 6, 7, 3, 1, 1, 0, 1),        # 1x1 (no padding needed: kw - 1 = 0)
+    (2, 64, 9, 13, 3, 3, 1, (1, 0), 1),  # padded rows only: rows, not columns, of zeros
+    (2, 80, 5, 16, 6, 3, 1, (2, 1), 1),  # wider padding on top than the kernel reaches
+]
+
+
+def _check_kernel_against_plain_path(case, dtype, relu, layout, kernel_spy, names):
+    n, c, h, wd, o, k, stride, pad, dil = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = RNG.standard_normal((n, c, h, wd)).astype(dtype)
+    if layout == "channel_major":
+        x = _channel_major(x)
+    w = RNG.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = RNG.standard_normal(o).astype(dtype)
+    fn = F.conv2d_relu if relu else F.conv2d
+    kwargs = dict(stride=stride, padding=pad, dilation=dil)
+    with sd.no_grad():
+        shape = F.conv2d(sd.from_numpy(x), sd.from_numpy(w), None, **kwargs).shape
+    g = RNG.standard_normal(shape).astype(dtype)
+    calls = kernel_spy(*names)
+    fused = _run(fn, x, w, b, g, kwargs)
+    assert calls == list(names)
+    with jit.use(False):
+        plain = _run(fn, x, w, b, g, kwargs)
+    _assert_same_sums(fused, plain, x, w, b, g, kwargs)
+
+
+@pytest.mark.parametrize("case", TAPS_CASES, ids=[str(c) for c in TAPS_CASES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_taps_conv_matches_plain_path(case, dtype, relu, layout, kernel_spy):
+    _check_kernel_against_plain_path(case, dtype, relu, layout, kernel_spy,
+                                     ("conv2d_forward_taps", "conv2d_backward_taps"))
+
+
+def test_taps_conv_keeps_non_finite_inputs_in_their_own_channel():
+    """The last tap's reads past a plane's end land in the next plane's padding: an inf
+    in channel 1 must not reach channel 0's weight gradient (0 * inf would be NaN)."""
+    x = np.zeros((1, 64, 4, 8), np.float32)
+    x[0, 1, 0, :2] = np.inf
+    tx, tw = sd.from_numpy(x), sd.from_numpy(np.ones((2, 64, 3, 3), np.float32))
+    tw.requires_grad_(True)
+    F.conv2d(tx, tw, padding=1).sum().backward()
+    assert np.isfinite(tw.grad.numpy()[:, 0]).all()
+
+
+@pytest.mark.parametrize("case", COMPACT_CASES, ids=[str(c) for c in COMPACT_CASES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_compact_conv_matches_plain_path(case, dtype, relu, layout, kernel_spy):
+    _check_kernel_against_plain_path(case, dtype, relu, layout, kernel_spy,
+                                     ("conv2d_forward_compact", "conv2d_backward_compact"))
+
+
+def test_compact_conv_with_many_chunks_per_thread(monkeypatch):
+    from shendu.backend import cpu
+
+    monkeypatch.setattr(cpu, "COMPACT_CONV_MIN_COLUMNS", 1)  # one image a chunk
+    monkeypatch.setattr(cpu, "COMPACT_CONV_CHUNK_BYTES", 1)
+    x = _channel_major(RNG.standard_normal((7, 3, 6, 5)).astype(np.float32))
+    w, b = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32), np.zeros(4, np.float32)
+    kwargs = dict(stride=2, padding=1)
+    g = RNG.standard_normal((7, 4, 3, 3)).astype(np.float32)
+    fused = _run(F.conv2d, x, w, b, g, kwargs)
+    with jit.use(False):
+        plain = _run(F.conv2d, x, w, b, g, kwargs)
+    _assert_same_sums(fused, plain, x, w, b, g, kwargs)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch not installed")
+def test_compact_conv_matches_pytorch():
+    x, w, b = RNG.standard_normal((3, 4, 9, 8)), RNG.standard_normal((5, 4, 3, 3)), \
+        RNG.standard_normal(5)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=2, padding=1)
+    g = RNG.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(g))
+    got = _run(F.conv2d, x, w, b, g, dict(stride=2, padding=1))
+    for mine, theirs in zip(got, [ty.detach(), tx.grad, tw.grad, tb.grad]):
+        np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_compact_conv_passes_gradcheck():
+    x = sd.randn(2, 2, 5, 6, dtype=sd.float64, requires_grad=True)
+    w = sd.randn(3, 2, 3, 3, dtype=sd.float64, requires_grad=True)
+    b = sd.randn(3, dtype=sd.float64, requires_grad=True)
+    assert sd.autograd.gradcheck(lambda *a: F.conv2d(*a, stride=2, padding=1), (x, w, b))
 
 
 def test_fused_conv_without_bias_and_without_input_grad():

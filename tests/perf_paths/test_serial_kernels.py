@@ -79,6 +79,51 @@ def test_convolution_kernels_agree():
     assert_same_bits([a for a in bwd[0] if a.ndim != 1], [a for a in bwd[1] if a.ndim != 1])
 
 
+def test_batch_norm_kernels_agree():
+    x, g = f32(3, 5, 40), f32(3, 5, 40)
+    mean, var, shift = f32(5), np.abs(f32(5)) + 0.5, f32(5)
+    assert_same_bits(*both(jit.batch_norm_stats, lambda: (
+        x.copy(), np.empty(5, np.float32), np.empty(5, np.float32))))
+    assert_same_bits(*both(jit.channel_affine, lambda: (
+        x.copy(), mean.copy(), var.copy(), shift.copy(), np.empty_like(x))))
+    for training in (True, False):
+        assert_same_bits(*both(jit.batch_norm_backward, lambda training=training: (
+            g.copy(), x.copy(), mean.copy(), var.copy(), var * 2, training, np.empty_like(x),
+            np.empty(5, np.float32), np.empty(5, np.float32))))
+
+
+@pytest.mark.skipif(not jit.mkl_gemm_available(), reason="the convolution kernels need MKL")
+def test_compact_and_taps_convolution_kernels_agree():
+    n, c, o, hw, k = 9, 64, 3, 8, 3
+    x = f32(c, n, hw, hw)  # channel-major storage
+    oh = hw // 2  # stride 2, padding 1
+    chunk, threads = 2, 2
+    size = jit.compact_scratch_size(c * k * k, o, chunk, oh * oh, threads, True)
+    w2 = f32(o, c * k * k)
+    fwd = both(jit.conv2d_forward_compact, lambda: (
+        x.copy(), True, w2.copy(), f32(o) * 0, True, k, k, 2, 2, 1, 1, 1, 1, oh, oh, chunk,
+        threads, np.zeros(size, np.float32), np.empty((o, n * oh * oh), np.float32)))
+    np.testing.assert_array_equal(fwd[0][-1], fwd[1][-1])
+    g = f32(o, n * oh * oh)
+    bwd = both(jit.conv2d_backward_compact, lambda: (
+        x.copy(), True, w2.copy(), g.copy(), fwd[0][-1].copy(), k, k, 2, 2, 1, 1, 1, 1, oh,
+        oh, chunk, np.zeros(size, np.float32), np.empty((threads, o, c * k * k), np.float32),
+        np.empty((threads, o), np.float32), True, np.empty_like(x)))
+    assert_same_bits([a for a in bwd[0] if a.ndim != 1], [a for a in bwd[1] if a.ndim != 1])
+    wt = f32(k * k, o, c)
+    size = jit.taps_scratch_size(c, o, hw + 2, hw + 2, hw, k, 1, threads, True)
+    fwd = both(jit.conv2d_forward_taps, lambda: (
+        x.copy(), True, wt.copy(), f32(o) * 0, False, k, k, 1, 1, 1, 1, hw, hw, threads,
+        np.zeros(size, np.float32), np.empty((o, n * hw * hw), np.float32)))
+    np.testing.assert_array_equal(fwd[0][-1], fwd[1][-1])
+    g = f32(o, n * hw * hw)
+    bwd = both(jit.conv2d_backward_taps, lambda: (
+        x.copy(), True, wt.copy(), g.copy(), np.empty((0, 0), np.float32), k, k, 1, 1, 1, 1,
+        hw, hw, np.zeros(size, np.float32), np.empty((threads, k * k, o, c), np.float32),
+        np.empty((threads, o), np.float32), True, np.empty_like(x)))
+    assert_same_bits([a for a in bwd[0] if a.ndim != 1], [a for a in bwd[1] if a.ndim != 1])
+
+
 def test_one_thread_runs_the_serial_versions():
     before = sd.get_num_threads()
     try:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...autograd.grad_mode import no_grad
 from ...autograd.tracing import leaf
-from ...backend import get_array_module
+from ...backend import cpu, get_array_module
 from ...errors import DeviceError, DTypeError, ShapeError
 from ...ops import attention as attention_ops
 from ...ops import nn_ops
@@ -165,14 +165,14 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input of shape {x.shape}; use a batch size > 1, "
                              "eval mode, or LayerNorm/GroupNorm")
-        mean = xa.mean(axis=axes)
-        var = xa.var(axis=axes)
+        mean, var = cpu.batch_norm_stats(xa, axes)
         if training and running_mean is not None:
             with no_grad():
                 _ema(running_mean, mean, momentum)
                 _ema(running_var, var * (n / (n - 1)), momentum)
     else:
-        mean, var = running_mean._data, running_var._data
+        # a copy: backward reads the mean, and the buffer may change before it runs
+        mean, var = running_mean._data.copy(), running_var._data
     invstd = (1.0 / xp.sqrt(var + eps)).astype(xa.dtype, copy=False)
     wb = () if weight is None else (weight, bias if bias is not None else weight * 0)
     return nn_ops.BatchNorm.apply(x, *wb, mean=mean.astype(xa.dtype, copy=False), invstd=invstd,
