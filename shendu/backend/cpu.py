@@ -396,7 +396,7 @@ def layer_norm(x, w, b, n_axes: int, eps: float):
     ``xhat = (x - mean) * invstd``, ``invstd = 1 / sqrt(var + eps)`` (kept dims), ``out =
     xhat * w + b`` (``xhat`` itself when ``w`` is None).
 
-    The kernel (``jit/norm.py``: rows split between threads, each row's passes in cache)
+    The kernel (``jit/layer_norm.py``: rows split between threads, each row's passes in cache)
     takes NumPy floats; else the NumPy reference, a pass per operation."""
     lead, n = x.shape[:x.ndim - n_axes], math.prod(x.shape[x.ndim - n_axes:])
     kept = lead + (1,) * n_axes
