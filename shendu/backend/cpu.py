@@ -85,6 +85,7 @@ def matmul(a, b, out=None, accumulate: bool = False):
     if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
             or a.dtype not in _FLOATS or b.dtype != a.dtype):
         return _numpy_matmul(a, b, out, accumulate)
+    runtime.tick()  # a unit of CPU work: the thread count may follow the load here
     m, k = a.shape
     n = b.shape[1]
     if b.shape[0] != k:
@@ -394,6 +395,7 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
     where its wide patches pay) with ``fused`` True, else by the op's NumPy reference
     ``numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the
     batch-chunked im2col + GEMM of ``ops/conv.py``, too long to live here)."""
+    runtime.tick()
     if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
         _note("conv2d", "numpy")
         return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), False
@@ -418,6 +420,7 @@ def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, rel
     convolution kernel runs, one kernel pools each chunk of the convolution's result as it
     leaves the thread's scratch (the full-size output is never written); else the two ops,
     :func:`conv2d` (with ``numpy_conv`` and ``args``) and tiled max pooling."""
+    runtime.tick()
     if not _conv_fused_takes(x, w, stride, groups, dilation, out_hw[1]):
         from .maxpool import max_pool_tiled  # maxpool imports this module
 
@@ -450,6 +453,7 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, fused, n
     a ReLU. By the fused kernel when the forward was ``fused`` and the kernel takes ``gt``,
     else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads, dilation, groups,
     needs, y, *args)``."""
+    runtime.tick()
     if not (fused and _conv_fused_takes(gt, w, stride, groups, dilation, gt.shape[3])):
         _note("conv2d_backward", "numpy")
         return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)
