@@ -305,3 +305,19 @@ def test_busy_cores_start_and_stop():
         time.sleep(0.2)
         assert all(p.poll() is None for p in procs)  # still spinning
     assert all(p.poll() is not None for p in procs)  # stopped when the block ended
+
+
+def test_contend_busy_per_core_option(capsys):
+    from shendu._bench_loop import format_loop
+    from shendu._bench_report import _parser
+
+    assert _parser().parse_args(["--contend"]).busy_per_core == 1
+    assert _parser().parse_args(["--contend", "--busy-per-core", "2"]).busy_per_core == 2
+    assert bench.main(["--contend", "--busy-per-core", "0"]) == 2
+    assert "--busy-per-core must be at least 1" in capsys.readouterr().err
+    run = {"lib": "shendu", "requested_threads": 0, "threads": 2, "import_s": 0.5,
+           "first_step_s": 1.0, "median_ms": 20.0, "q1_ms": 19.0, "q3_ms": 22.0,
+           "min_ms": 18.0, "max_ms": 30.0, "spread": 0.15}
+    text = format_loop({"steps": 30, "data": "x", "contended": True, "busy_per_core": 2,
+                        "runs": [run]})
+    assert "beside 2 busy processes per core" in text.splitlines()[0]

@@ -14,6 +14,11 @@ and nowhere else in shendu's fast paths):
   to ``OMP_SPIN_COUNT`` just while libgomp loads, before MKL or the kernels first need it
   (``openmp_wait_policy``). Opt-out: ``SHENDU_OMP_WAIT=spin`` (libgomp's default) or
   ``=passive`` (sleep at once), or set ``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` yourself.
+* The thread count of MKL, the kernels and shendu's pool follows the load: from the first
+  fast op, ``backend/thread_tuner.py`` times the step at the default count and at fewer
+  threads now and then, and keeps the faster (``threads_follow_load``). Off once the user
+  sets a count (``sd.set_num_threads``, or ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
+  ``NUMBA_NUM_THREADS`` in the environment). Opt-out: ``SHENDU_THREADS_FOLLOW_LOAD=0``.
 * A ``fork()`` handler is registered when MKL or the kernels are first set up: the child
   runs products on one MKL thread and no kernels (it would hang otherwise). No opt-out.
 * glibc keeps freed memory (``mallopt``): opt-in, ``keep_freed_memory(True)`` or

@@ -20,7 +20,7 @@ is proportional to steps per second at any thread count. The tuner:
 * runs a *trial*: ``PAIRS`` pairs of windows, one at the current count and one at the
   other count (a neighbour on the ladder ``n, n/2, ..., 1``), in alternating order so that
   a load that drifts during the trial hits both sides alike; each window lasts at least
-  ``WINDOW_S`` seconds and ``MIN_TICKS`` ticks;
+  ``WINDOW_S`` seconds, and every window of the tuner at least ``MIN_TICKS`` ticks;
 * switches when the other count's pooled rate beats the current one's by ``MARGIN`` and
   won at least ``PAIRS - 1`` of the pairs (hysteresis: noise does not make it flap);
 * abandons a trial after its first pair when the other count ran under ``ABANDON`` of the
@@ -55,7 +55,8 @@ WARMUP_S = 2.0           # no trial before this (compilation, first-use costs) .
 WARMUP_WINDOW_S = 0.5    # ... nor before two windows this long ran at about one rate ...
 WARMUP_MAX_S = 30.0      # ... unless the rate never settles
 WINDOW_S = 0.25          # a trial window's least length
-MIN_TICKS = 20           # ... and least number of ticks
+MIN_TICKS = 20           # ... and least number of ticks (any window: a compilation is a
+                         # few ticks far apart, and must share a window with normal ones)
 PAIRS = 3                # windows per count in a trial
 MARGIN = 0.10            # the other count must be this much faster to switch to it
 ABANDON = 0.6            # other/current rate below this after one window: stop the trial
@@ -119,7 +120,7 @@ class ThreadTuner:
             self.started = now
             self._open(now, WARMUP_WINDOW_S)
             return
-        if now < self.window_end or (self.state == "trial" and self.ticks < MIN_TICKS):
+        if now < self.window_end or self.ticks < MIN_TICKS:
             return
         ticks, seconds = self.ticks, now - self.window_start
         if self.state == "trial":
