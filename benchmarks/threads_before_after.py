@@ -7,7 +7,9 @@ Used to measure the OpenMP wait policy and the thread count that follows the loa
 (``backend/runtime.py``, ``backend/thread_tuner.py``):
 
     git archive <old commit> shendu | tar -x -C /tmp/before
+    git archive <new commit> shendu | tar -x -C /tmp/after    # or leave --after out
     python benchmarks/threads_before_after.py --before /tmp/before --before-commit <old> \\
+        --after /tmp/after --after-commit <new> \\
         --modes quiet,busy1,busy2 --rounds 3 --steps 300 \\
         --json benchmarks/results/threads-follow-load.json
 
@@ -61,6 +63,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--before", required=True, help="folder holding the old shendu/")
     p.add_argument("--before-commit", help="the commit the old shendu/ came from")
+    p.add_argument("--after", default=str(ROOT),
+                   help="folder holding the new shendu/ (default: this checkout)")
+    p.add_argument("--after-commit", help="the commit the new shendu/ came from (default: "
+                   "this checkout's HEAD)")
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--modes", default="contended,quiet",
                    help="comma-separated: quiet, busy1 (= contended), busy2, ...")
@@ -68,7 +74,7 @@ def main(argv=None) -> int:
     p.add_argument("--torch", action="store_true", help="PyTorch runs too, as reference")
     p.add_argument("--json", help="write the runs here")
     args = p.parse_args(argv)
-    sides = [("before", "shendu", args.before), ("after", "shendu", str(ROOT))]
+    sides = [("before", "shendu", args.before), ("after", "shendu", args.after)]
     runs = []
     with tempfile.TemporaryDirectory(prefix="shendu-threads-") as tmp:
         data = L.prepare_data(tmp)
@@ -95,12 +101,13 @@ def main(argv=None) -> int:
               f"median of {s['runs']} run medians {s['median_ms']:6.1f} ms  "
               f"{s['medians_ms']}  spreads {s['spreads']}")
     if args.json:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
+        commit = args.after_commit or subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+            text=True).stdout.strip()
         doc = {"command": "python " + " ".join([sys.argv[0]] + sys.argv[1:]),
                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit,
                "before_commit": args.before_commit, "machine": machine_info(),
-               "data": data, "steps": args.steps, "before": args.before,
+               "data": data, "steps": args.steps, "before": args.before, "after": args.after,
                "summary": summary, "runs": runs}
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     return 0

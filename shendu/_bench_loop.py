@@ -97,8 +97,9 @@ def run_one(lib: str, data: str | Path, steps: int, threads: int = 0,
         return {"lib": lib, "error": f"exit {proc.returncode}: {tail[0]}"}
     raw = json.loads(line[len("RESULT "):])
     out = {k: raw[k] for k in ("lib", "version", "threads", "import_s", "total_s", "losses")}
-    if raw.get("threads_follow_load"):
-        out["threads_follow_load"] = raw["threads_follow_load"]
+    for key in ("threads_follow_load", "thread_trials"):  # shendu's tuner, when on
+        if raw.get(key):
+            out[key] = raw[key]
     out.update(step_stats(raw["step_s"]))
     return out
 

@@ -37,6 +37,21 @@ class Workload:
         return self.tuner
 
 
+class Steps(Workload):
+    """A training loop: ``ops`` ticks per step, the last one the step's end; the first op
+    takes half the step (ops are not alike), ``speeds`` are steps per second."""
+
+    def run(self, seconds, ops=12):
+        end = self.now + seconds
+        while self.now < end:
+            step = 1 / self.speeds(self.now)[self.tuner.count]
+            step *= 1 + self.noise * (2 * self.rng.random() - 1)
+            for i in range(ops):
+                self.now += step / 2 if i == 0 else step / 2 / (ops - 1)
+                self.tuner.tick(step_end=i == ops - 1)
+        return self.tuner
+
+
 def test_ladder_halves_down_to_one():
     assert ladder(1) == [1]
     assert ladder(2) == [2, 1]
@@ -65,7 +80,7 @@ def test_switches_to_one_thread_when_it_is_faster():
 
 
 def test_no_switch_within_the_margin_even_with_noise():
-    # 5% apart (below MARGIN) and each op's time jittering by +-30%: never flaps
+    # 5% apart (below either margin) and each op's time jittering by +-30%: never flaps
     w = Workload({2: 1000, 1: 950}, noise=0.3, seed=1)
     t = w.run(300)
     assert t.switches == 0 and t.trials > 10
@@ -197,3 +212,49 @@ def test_runtime_tuner_sets_every_library_and_the_user_turns_it_off():
 def test_runtime_tuner_off_when_the_environment_chose():
     assert _child(OMP_NUM_THREADS="2")["started"] == "off: OMP_NUM_THREADS=2 in the environment"
     assert _child(SHENDU_THREADS_FOLLOW_LOAD="0")["info"] == "off (SHENDU_THREADS_FOLLOW_LOAD=0)"
+
+
+def test_a_training_loop_is_timed_in_steps_from_step_end_to_step_end():
+    w = Steps({2: 40, 1: 20})
+    t = w.run(30)
+    assert t.count == 2 and t.stepped and t.last_trial["unit"] == "steps"
+    # each window holds whole steps: its rate is the count's step rate exactly
+    for count, steps, seconds in t.last_trial["seen"]:
+        assert steps >= tt.MIN_STEPS and steps / seconds == pytest.approx(
+            {2: 40, 1: 20}[count], rel=1e-6)
+    w = Steps({2: 20, 1: 30})
+    t = w.run(30)
+    assert t.count == 1 and t.switches == 1
+
+
+def test_going_down_needs_more_than_going_up():
+    # 15% faster at one thread: above the margin up, below the margin down: stays at two
+    t = Steps({2: 100, 1: 115}).run(120)
+    assert t.count == 2 and t.switches == 0
+    # the same 15% the other way, starting from one thread: goes up to two
+    w = Steps({2: 115, 1: 100})
+    w.tuner._set_level(1)
+    t = w.run(60)
+    assert t.count == 2 and t.switches == 1
+
+
+def test_one_stalled_window_does_not_decide():
+    # from one thread, two are 30% faster, but the machine stalls for 0.5 s in one of the
+    # two-thread windows (the trial's fourth): the medians still pick two threads, at once
+    stalled = []
+    w = Steps({2: 65, 1: 50})
+    tuner = w.tuner
+    tuner._set_level(1)
+    real_tick = tuner.tick
+
+    def tick(step_end=False):
+        if (tuner.state == "trial" and tuner.count == 2 and len(tuner.trial_seen) == 3
+                and not stalled):
+            stalled.append(w.now)
+            w.now += 0.5
+        real_tick(step_end)
+
+    tuner.tick = tick
+    t = w.run(8)
+    assert stalled and t.count == 2 and t.trials == 1
+    assert min(n / s for c, n, s in t.last_trial["seen"] if c == 2) < 20  # the stall

@@ -171,7 +171,7 @@ def batch():
         yield
     finally:
         _local.tasks = None
-        runtime.tick()  # one optimizer step: a unit of work for the thread tuner
+        runtime.tick(step_end=True)  # an optimizer step: the thread tuner times steps
         if tasks:
             _run_tasks(tasks)
 

@@ -505,13 +505,14 @@ _tuner_thread = None   # the thread it measures and sets counts in (numba's are 
 _tuner_paused = 0      # blas_threads blocks open: the caller holds the counts
 
 
-def tick() -> None:
-    """One unit of work: the fast paths call this once per dispatched op. It costs a clock
-    read; at the end of a measuring window the thread count may change."""
+def tick(step_end: bool = False) -> None:
+    """One unit of work: the fast paths call this once per dispatched op, the optimizers
+    with ``step_end`` once per step. It costs a clock read; at the end of a measuring window
+    the thread count may change."""
     t = _tuner
     if t is not None:
         if not _tuner_paused and threading.get_ident() == _tuner_thread:
-            t.tick()
+            t.tick(step_end)
     elif not _tuner_off:
         _start_tuner()
 
@@ -582,6 +583,11 @@ def _tuner_reapply() -> None:
     if (_tuner is not None and _tuner.level != 0
             and threading.get_ident() == _tuner_thread):
         _apply_count(_tuner.count)
+
+
+def threads_follow_load_log() -> list[dict]:
+    """The tuner's last trials (counts, rates, windows), for benchmarks; [] when off."""
+    return list(_tuner.log) if _tuner is not None else []
 
 
 def threads_follow_load() -> str:

@@ -10,9 +10,11 @@ engineers' training jobs on the same machine instead, two threads took 44 ms and
 34 ms. A rule "run as many threads as cores are idle" picks one thread in both cases,
 ten times slower in the first. So the tuner tries the counts and keeps the faster one.
 
-How. The fast paths call ``tick()`` once per dispatched op (``backend/cpu.py``) and once
-per optimizer step. A training or inference loop repeats the same ops, so ticks per second
-is proportional to steps per second at any thread count. The tuner:
+How. The fast paths call ``tick()`` once per dispatched op (``backend/cpu.py``), and
+``tick(step_end=True)`` at each optimizer step. Once steps are seen, every window starts
+and ends at a step's end and its rate is steps per second; without an optimizer (an
+inference loop) it is ops per second, which a loop repeating the same ops makes
+proportional to its steps per second at any thread count. The tuner:
 
 * waits ``WARMUP_S``, and until two ``WARMUP_WINDOW_S`` windows in a row ran at about the
   same rate (first-use compilation makes early steps slow at any count: a window holding
@@ -20,9 +22,15 @@ is proportional to steps per second at any thread count. The tuner:
 * runs a *trial*: ``PAIRS`` pairs of windows, one at the current count and one at the
   other count (a neighbour on the ladder ``n, n/2, ..., 1``), in alternating order so that
   a load that drifts during the trial hits both sides alike; each window lasts at least
-  ``WINDOW_S`` seconds, and every window of the tuner at least ``MIN_TICKS`` ticks;
-* switches when the other count's pooled rate beats the current one's by ``MARGIN`` and
-  won at least ``PAIRS - 1`` of the pairs (hysteresis: noise does not make it flap);
+  ``WINDOW_S`` seconds, and every window of the tuner at least ``MIN_STEPS`` steps (or
+  ``MIN_TICKS`` ops);
+* compares the median window rate of each count (a window that caught a stall of the
+  whole machine does not decide) and switches to fewer threads when they beat the current
+  count by ``MARGIN_DOWN`` and won every pair, to more threads when those beat it by
+  ``MARGIN_UP`` and won ``PAIRS - 1`` pairs (hysteresis: noise does not make it flap). The
+  bar is higher going down because the costs are lopsided: beside busy processes two
+  threads were measured up to ten times faster than one, while one beat two by 1.3-1.6x
+  where it did;
 * abandons a trial after its first pair when the other count ran under ``ABANDON`` of the
   current rate: a clearly worse count costs one short window, not a whole trial;
 * between trials watches the current count's rate in ``WATCH_S`` windows and runs the next
@@ -46,6 +54,7 @@ its logic is tested with a fake clock.
 """
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -57,8 +66,10 @@ WARMUP_MAX_S = 30.0      # ... unless the rate never settles
 WINDOW_S = 0.25          # a trial window's least length
 MIN_TICKS = 20           # ... and least number of ticks (any window: a compilation is a
                          # few ticks far apart, and must share a window with normal ones)
+MIN_STEPS = 4            # ... or of steps, once steps are seen
 PAIRS = 3                # windows per count in a trial
-MARGIN = 0.10            # the other count must be this much faster to switch to it
+MARGIN_DOWN = 0.20       # fewer threads must be this much faster to switch to them ...
+MARGIN_UP = 0.10         # ... more threads this much
 ABANDON = 0.6            # other/current rate below this after one window: stop the trial
 CLEAR_WIN = 0.25         # current beats the other by this much: wait longer next time
 TRIAL_EVERY_S = 10.0     # gap between trials (doubles while the current count clearly wins)
@@ -66,6 +77,11 @@ TRIAL_EVERY_MAX_S = 80.0
 WATCH_S = 1.0            # between trials, the current rate is read over windows this long
 MOVED = 0.35             # a watched rate this far from the trial's: load changed, try again
 TRIAL_GAP_MIN_S = 4.0    # ... but never sooner than this after the last trial ended
+STEP_WAIT_MAX_S = 5.0    # a window waiting this long for a step's end starts again (the
+                         # loop does something else meanwhile, such as evaluating)
+
+
+LOG_TRIALS = 40           # trials kept in ``ThreadTuner.log``
 
 
 def ladder(n: int) -> list[int]:
@@ -92,6 +108,8 @@ class ThreadTuner:
         self.level = 0                  # index into levels of the count in use
         self.state = "warmup"           # warmup -> trial <-> watch
         self.ticks = 0                  # ticks in the current window
+        self.steps = 0                  # ... and step ends among them
+        self.stepped = False            # step ends seen: windows are measured in steps
         self.window_end: float | None = None  # the clock when the current window may end
         self.window_start = 0.0
         self.trial_every = TRIAL_EVERY_S
@@ -106,23 +124,38 @@ class ThreadTuner:
         self.trials = self.switches = 0
         self.last_trial: dict | None = None
         self.history: list[tuple[float, int]] = []  # (clock, count) at each switch
+        self.log: list[dict] = []       # the last LOG_TRIALS trials (info, benchmarks)
 
     @property
     def count(self) -> int:
         """The thread count in use."""
         return self.levels[self.level]
 
-    def tick(self) -> None:
-        """One unit of work done; at a window's end, decide."""
+    def tick(self, step_end: bool = False) -> None:
+        """One unit of work done (``step_end``: a training step's last); at a window's
+        end, decide."""
         self.ticks += 1
         now = self.clock()
+        if step_end:
+            self.steps += 1
+            if not self.stepped:         # from now on windows run from step to step
+                self.stepped = True
+                if self.window_end is not None:
+                    self._open(now, self.window_end - self.window_start)
+                    return
         if self.window_end is None:      # the first tick: start the warm-up
             self.started = now
             self._open(now, WARMUP_WINDOW_S)
             return
-        if now < self.window_end or self.ticks < MIN_TICKS:
+        if now < self.window_end or (self.steps < MIN_STEPS if self.stepped
+                                     else self.ticks < MIN_TICKS):
             return
-        ticks, seconds = self.ticks, now - self.window_start
+        if self.stepped and not step_end:
+            if now > self.window_end + STEP_WAIT_MAX_S:
+                self.resume()
+            return
+        ticks = self.steps if self.stepped else self.ticks
+        seconds = now - self.window_start
         if self.state == "trial":
             self._trial_window(now, ticks, seconds)
         elif self.state == "watch":
@@ -140,7 +173,7 @@ class ThreadTuner:
 
     # ------------------------------------------------------------------ windows
     def _open(self, now: float, length: float) -> None:
-        self.window_start, self.window_end, self.ticks = now, now + length, 0
+        self.window_start, self.window_end, self.ticks, self.steps = now, now + length, 0, 0
 
     def _set_level(self, level: int) -> None:
         if level != self.level:
@@ -192,12 +225,11 @@ class ThreadTuner:
             self._end_trial(now, switch=self._other_wins())
 
     def _rates(self) -> tuple[float, float, int]:
-        """(current's pooled rate, other's pooled rate, pairs the other won)."""
-        home = [(t, s) for lv, t, s in self.trial_seen if lv == self.home]
-        other = [(t, s) for lv, t, s in self.trial_seen if lv != self.home]
-        rate = lambda ws: sum(t for t, _ in ws) / max(sum(s for _, s in ws), 1e-9)  # noqa: E731
-        wins = sum(o[0] / max(o[1], 1e-9) > h[0] / max(h[1], 1e-9) for h, o in zip(home, other))
-        return rate(home), rate(other), wins
+        """(current's median window rate, the other's, pairs the other won)."""
+        home = [t / max(s, 1e-9) for lv, t, s in self.trial_seen if lv == self.home]
+        other = [t / max(s, 1e-9) for lv, t, s in self.trial_seen if lv != self.home]
+        wins = sum(o > h for h, o in zip(home, other))
+        return statistics.median(home), statistics.median(other), wins
 
     def _abandon(self) -> bool:
         here, other, _ = self._rates()
@@ -205,15 +237,23 @@ class ThreadTuner:
 
     def _other_wins(self) -> bool:
         here, other, wins = self._rates()
-        return other > (1 + MARGIN) * here and wins >= PAIRS - 1
+        fewer = self.trial_seen[0][0] > self.home  # the other count is further down the ladder
+        if fewer:
+            return other > (1 + MARGIN_DOWN) * here and wins == PAIRS
+        return other > (1 + MARGIN_UP) * here and wins >= PAIRS - 1
 
     def _end_trial(self, now: float, switch: bool) -> None:
         here, other, wins = self._rates()
         other_level = next(lv for lv, _, _ in self.trial_seen if lv != self.home)
         self.trials += 1
-        self.last_trial = {"counts": (self.levels[self.home], self.levels[other_level]),
-                           "rates": (here, other), "other_won_pairs": wins,
-                           "windows": len(self.trial_seen), "switched": switch}
+        self.last_trial = {"at_s": round(now - self.started, 2),
+                           "counts": (self.levels[self.home], self.levels[other_level]),
+                           "rates": (round(here, 2), round(other, 2)),
+                           "other_won_pairs": wins, "windows": len(self.trial_seen),
+                           "switched": switch, "unit": "steps" if self.stepped else "ops",
+                           "seen": [(self.levels[lv], t, round(s, 3))
+                                    for lv, t, s in self.trial_seen]}
+        self.log = (self.log + [self.last_trial])[-LOG_TRIALS:]
         if switch:
             self._set_level(other_level)
             self.switches += 1
@@ -247,8 +287,9 @@ class ThreadTuner:
         text = f"{self.count} of {self.levels[0]} threads ({self.state}"
         if self.last_trial:
             (a, b), (ra, rb) = self.last_trial["counts"], self.last_trial["rates"]
-            text += (f"; last trial: {_threads(a)} {ra:.0f} ops/s, {_threads(b)} {rb:.0f} "
-                     f"ops/s; {self.trials} trials, {self.switches} switches")
+            unit = self.last_trial["unit"]
+            text += (f"; last trial: {_threads(a)} {ra:.1f} {unit}/s, {_threads(b)} {rb:.1f} "
+                     f"{unit}/s; {self.trials} trials, {self.switches} switches")
         return text + ")"
 
 
