@@ -258,3 +258,26 @@ def test_one_stalled_window_does_not_decide():
     t = w.run(8)
     assert stalled and t.count == 2 and t.trials == 1
     assert min(n / s for c, n, s in t.last_trial["seen"] if c == 2) < 20  # the stall
+
+
+def test_a_much_slower_count_costs_a_short_window_only():
+    # beside busy processes: one thread 8x slower. Its trial window is cut when it has
+    # taken longer than MIN_STEPS would at ABANDON of the two-thread rate, not after
+    # MIN_STEPS of its own slow steps
+    t = Steps({2: 40, 1: 5}).run(30)
+    assert t.count == 2 and t.switches == 0
+    cut = t.log[0]["seen"][0]
+    assert cut[0] == 1 and cut[1] < tt.MIN_STEPS and t.log[0]["windows"] == 1
+    assert cut[2] < tt.MIN_STEPS / (tt.ABANDON * 40) + 0.5  # not MIN_STEPS / 5 = 0.8 s
+
+
+def test_watching_starts_a_trial_only_for_a_lasting_move():
+    # at the top count, the rate doubling for a while is no reason to try fewer threads
+    def speeds(now):
+        return {2: 80, 1: 10} if 30 < now < 50 else {2: 40, 1: 10}
+
+    w = Steps(speeds)
+    w.run(30)
+    trials = w.tuner.trials
+    t = w.run(15)
+    assert t.trials == trials  # no trial while faster: the gap had grown past 15 s

@@ -32,11 +32,15 @@ proportional to its steps per second at any thread count. The tuner:
   threads were measured up to ten times faster than one, while one beat two by 1.3-1.6x
   where it did;
 * abandons a trial after its first pair when the other count ran under ``ABANDON`` of the
-  current rate: a clearly worse count costs one short window, not a whole trial;
+  current rate, and cuts a window of fewer threads short as soon as it has taken longer
+  than its least number of steps would at ``ABANDON`` of the current rate: beside busy
+  processes one thread took 130-230 ms a step where two took 15-40, and a trial must not
+  cost seconds of such steps;
 * between trials watches the current count's rate in ``WATCH_S`` windows and runs the next
   trial ``TRIAL_EVERY_S`` later, doubling that gap (up to ``TRIAL_EVERY_MAX_S``) each time
   the current count clearly wins, and trying again at once (after ``TRIAL_GAP_MIN_S``)
-  when the rate moves by more than ``MOVED``, which is what a change of load looks like.
+  when the rate moves by more than ``MOVED`` for two windows in a row, down (or up, below
+  the top count), which is what a change of load looks like.
 
 Everything process-wide (the thread counts themselves) happens in ``apply``, a function
 given by ``backend/runtime.py``; this module only decides, from a clock and the ticks, so
@@ -116,6 +120,8 @@ class ThreadTuner:
         self.next_trial = 0.0
         self.started = 0.0              # the clock at the first tick
         self.warmup_rate: float | None = None  # the last warm-up window's rate
+        self.current_rate: float | None = None  # the count in use, last measured
+        self.moved = 0                  # watch windows in a row whose rate moved
         self.home = 0                   # the level a running trial started from
         self.trial_ended = 0.0
         self.trial_plan: list[int] = []  # levels of the windows still to run
@@ -147,8 +153,17 @@ class ThreadTuner:
             self.started = now
             self._open(now, WARMUP_WINDOW_S)
             return
-        if now < self.window_end or (self.steps < MIN_STEPS if self.stepped
-                                     else self.ticks < MIN_TICKS):
+        if now < self.window_end:
+            return
+        done, need = (self.steps, MIN_STEPS) if self.stepped else (self.ticks, MIN_TICKS)
+        if done < need:
+            if (self.state == "trial" and self.level > self.home and self.current_rate
+                    and (now - self.window_start) * ABANDON * self.current_rate >= need):
+                # fewer threads have not done in this time what ABANDON of the current
+                # rate would have: stop now, not after their slow steps (trying more
+                # threads always runs whole windows: a stall must not keep fewer)
+                self.trial_seen.append((self.level, done, now - self.window_start))
+                self._end_trial(now, switch=False)
             return
         if self.stepped and not step_end:
             if now > self.window_end + STEP_WAIT_MAX_S:
@@ -190,7 +205,7 @@ class ThreadTuner:
 
     def _warmup_window(self, now: float, ticks: int, seconds: float) -> None:
         rate, before = ticks / max(seconds, 1e-9), self.warmup_rate
-        self.warmup_rate = rate
+        self.warmup_rate = self.current_rate = rate
         steady = before is not None and abs(rate - before) <= MOVED * max(rate, before)
         if (now - self.started >= WARMUP_S and steady) or now - self.started >= WARMUP_MAX_S:
             self._start_trial(now)
@@ -228,6 +243,7 @@ class ThreadTuner:
         """(current's median window rate, the other's, pairs the other won)."""
         home = [t / max(s, 1e-9) for lv, t, s in self.trial_seen if lv == self.home]
         other = [t / max(s, 1e-9) for lv, t, s in self.trial_seen if lv != self.home]
+        home = home or [self.current_rate or 0.0]  # a trial cut in its first window
         wins = sum(o > h for h, o in zip(home, other))
         return statistics.median(home), statistics.median(other), wins
 
@@ -258,11 +274,11 @@ class ThreadTuner:
             self._set_level(other_level)
             self.switches += 1
             self.history.append((now, self.count))
-            self.reference_rate = other
+            self.reference_rate = self.current_rate = other
             self.trial_every = TRIAL_EVERY_S
         else:
             self._set_level(self.home)
-            self.reference_rate = here
+            self.reference_rate = self.current_rate = here
             clear = other < (1 - CLEAR_WIN) * here
             self.trial_every = (min(2 * self.trial_every, TRIAL_EVERY_MAX_S) if clear
                                 else TRIAL_EVERY_S)
@@ -272,10 +288,15 @@ class ThreadTuner:
         self._open(now, WATCH_S)
 
     def _watch_window(self, now: float, ticks: int, seconds: float) -> None:
-        rate = ticks / max(seconds, 1e-9)
+        rate = self.current_rate = ticks / max(seconds, 1e-9)
         ref = self.reference_rate or rate
-        moved = abs(rate - ref) > MOVED * ref
+        # slower than at the last trial: another count may do better now; faster: only
+        # worth a look below the top count (the load that made fewer threads win may be gone)
+        self.moved = (self.moved + 1 if rate < (1 - MOVED) * ref
+                      or (self.level > 0 and rate > (1 + MOVED) * ref) else 0)
+        moved = self.moved >= 2
         if now >= self.next_trial or (moved and now >= self.trial_ended + TRIAL_GAP_MIN_S):
+            self.moved = 0
             if moved:
                 self.trial_every = TRIAL_EVERY_S  # the load changed: the gap starts short
             self._start_trial(now)
