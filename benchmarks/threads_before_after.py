@@ -14,7 +14,9 @@ Used to measure the OpenMP wait policy and the thread count that follows the loa
         --json benchmarks/results/threads-follow-load.json
 
 ``busyK``: K busy processes per core beside the loop (``busy1`` is ``shendu bench
---contend``); ``contended`` is ``busy1`` (older name).
+--contend``); ``contended`` is ``busy1`` (older name); ``torchK``: K PyTorch processes
+multiplying 512x512 matrices on all cores with PyTorch's default (spinning) OpenMP
+threads, the kind of load other people's training runs put on a shared machine.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +37,36 @@ sys.path.insert(0, str(ROOT))
 from shendu import _bench_loop as L  # noqa: E402
 from shendu._bench_report import machine_info  # noqa: E402
 
+TORCH_LOAD = ("import torch\ntorch.set_num_threads({n})\na = torch.randn(512, 512)\n"
+              "while True:\n    a @ a")
+
+
+def _load(mode: str):
+    """The load beside the loop for ``mode``: busy Python processes or PyTorch ones."""
+    if mode.startswith("torch"):
+        n = int(mode.removeprefix("torch"))
+        return _torch_load(n)
+    return L.busy_cores(_busy(mode))
+
+
+@contextmanager
+def _torch_load(n: int):
+    code = TORCH_LOAD.format(n=os.cpu_count() or 1)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+    try:
+        time.sleep(3)  # torch imports
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
 
 def _busy(mode: str) -> int:
     """Busy processes for a mode: quiet 0, contended / busy1 one per core, busyK K."""
+    if mode.startswith("torch"):
+        return 0
     per_core = {"quiet": 0, "contended": 1}.get(mode)
     if per_core is None:
         per_core = int(mode.removeprefix("busy"))
@@ -80,7 +110,7 @@ def main(argv=None) -> int:
         data = L.prepare_data(tmp)
         for r in range(args.rounds):
             for mode in args.modes.split(","):
-                with L.busy_cores(_busy(mode)):
+                with _load(mode):
                     time.sleep(0.5)  # the busy processes start
                     for threads in (0, 1):
                         order = sides if r % 2 == 0 else sides[::-1]

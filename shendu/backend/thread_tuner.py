@@ -2,7 +2,7 @@
 
 Why measure rather than estimate. On a shared machine neither the core count nor the
 cores left idle predicts which thread count is fastest. ``shendu bench --contend`` on a
-2-core VM (``benchmarks/results/thread-counts-probe.json``): beside two busy processes,
+2-core VM (``benchmarks/results/thread-counts-probe.txt``): beside two busy processes,
 two threads ran the LeNet-5/Adam step in 11-19 ms and one thread in 127-148 ms (the
 scheduler gives a process with more runnable threads more of the cores, and threads that
 sleep between parallel regions get the core back quickly when they wake); with other
