@@ -213,13 +213,15 @@ def _result_dict(r: bench.Result) -> dict:
 
 
 def write_json(path: str | Path, results: Sequence[bench.Result], cfg: bench.Config,
-               machine: dict, loop: dict | None = None) -> None:
-    """Write every result (and the user-loop runs) with the commit, the machine and the
-    configuration; atomic (temp file, rename)."""
+               machine: dict, loop: dict | None = None, command: str | None = None) -> None:
+    """Write every result (and the user-loop runs) with the commit, the command (default:
+    this process's arguments), the machine and the configuration; atomic (temp file,
+    rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"schema": bench.SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "commit": machine.get("git_commit") or f"shendu {machine.get('shendu')}",
+           "command": "shendu bench " + " ".join(sys.argv[1:]) if command is None else command,
            "config": asdict(cfg), "machine": machine,
            "results": [_result_dict(r) for r in results]}
     if loop is not None:
@@ -368,7 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop_res = _run_user_loop(args, threads_given)
         print(("\n" if results else "") + format_loop(loop_res))
     if args.json:
-        write_json(args.json, results, cfg, machine, loop_res)
+        given = list(sys.argv[1:] if argv is None else argv)
+        write_json(args.json, results, cfg, machine, loop_res,
+                   command="shendu bench " + " ".join(given))
         print(f"\nwrote {args.json}")
     loop_failed = loop_res is not None and any("error" in r for r in loop_res["runs"])
     return 1 if any(r.error for r in results) or loop_failed else 0

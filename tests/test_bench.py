@@ -186,6 +186,7 @@ def test_json_schema_and_exit_code(bench_dir, tmp_path, capsys):
     doc = json.loads(path.read_text())
     assert doc["schema"] == bench.SCHEMA
     assert {"created", "config", "machine", "results"} <= set(doc)
+    assert doc["command"] == f"shendu bench --dir {bench_dir} --quick --json {path} fake"
     assert doc["config"]["blocks"] == 3 and doc["config"]["threads"] == 2
     machine = doc["machine"]
     assert machine["cpu_count"] >= 1 and machine["numpy"] and "threads" in machine
