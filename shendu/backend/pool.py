@@ -78,6 +78,9 @@ def _active() -> int:
     return _threads if _limit is None else max(1, min(_threads, _limit))
 
 
+runtime.pool_controls(get_num_threads, limit_threads)  # the thread tuner's handles
+
+
 def _scratch(dtype, n: int, k: int) -> list:
     """``k`` flat temporaries of ``n`` elements, from this thread's cache (grown on demand)."""
     cache = getattr(_local, "cache", None)

@@ -503,6 +503,16 @@ _tuner = None          # the ThreadTuner once the first op ticked (None: not sta
 _tuner_off = ""        # why the count does not follow the load ("" = on, or not started)
 _tuner_thread = None   # the thread it measures and sets counts in (numba's are per thread)
 _tuner_paused = 0      # blas_threads blocks open: the caller holds the counts
+# shendu's pool (backend/pool.py, which imports this module) hands in how to read its
+# thread count and limit it: runtime imports nothing of shendu but the tuner's logic
+_pool_threads = None   # () -> the pool's thread count
+_pool_limit = None     # (n or None) -> use at most n of the pool's threads for now
+
+
+def pool_controls(threads, limit) -> None:
+    """Called by ``backend/pool.py`` at import: how the tuner reads and limits its threads."""
+    global _pool_threads, _pool_limit
+    _pool_threads, _pool_limit = threads, limit
 
 
 def tick(step_end: bool = False) -> None:
@@ -519,8 +529,9 @@ def tick(step_end: bool = False) -> None:
 
 def _start_tuner() -> None:
     global _tuner, _tuner_off, _tuner_thread
-    from . import pool
-    from .thread_tuner import ThreadTuner
+    from .thread_tuner import ThreadTuner  # a leaf: it imports nothing of shendu
+
+    top = _pool_threads() if _pool_threads is not None else 1
 
     chosen = [k for k in _USER_THREAD_ENV if k in os.environ]
     if _env("SHENDU_THREADS_FOLLOW_LOAD", "1") == "0":
@@ -529,11 +540,11 @@ def _start_tuner() -> None:
         _tuner_off = f"off: {chosen[0]}={os.environ[chosen[0]]} in the environment"
     elif _forked:
         _tuner_off = "off in a fork() child (one thread)"
-    elif pool.get_num_threads() < 2:
+    elif top < 2:
         _tuner_off = "off: one thread to start with"
     else:
         _tuner_thread = threading.get_ident()
-        _tuner = ThreadTuner(pool.get_num_threads(), _apply_count)
+        _tuner = ThreadTuner(top, _apply_count)
 
 
 def threads_chosen(why: str) -> None:
@@ -563,10 +574,9 @@ def tuner_paused() -> Iterator[None]:
 def _apply_count(n: int) -> None:
     """Run ``n`` threads in MKL, the kernels (this thread's) and shendu's pool; the top of
     the ladder gives each library back its untuned count."""
-    from . import pool
-
     top = _tuner is None or n >= _tuner.levels[0]
-    pool.limit_threads(None if top else n)
+    if _pool_limit is not None:
+        _pool_limit(None if top else n)
     if _mkl is not None and not _forked:
         _mkl.MKL_Set_Num_Threads(_mkl_default_threads if top
                                  else min(n, _mkl_default_threads))
