@@ -97,6 +97,9 @@ def run_one(lib: str, data: str | Path, steps: int, threads: int = 0,
         return {"lib": lib, "error": f"exit {proc.returncode}: {tail[0]}"}
     raw = json.loads(line[len("RESULT "):])
     out = {k: raw[k] for k in ("lib", "version", "threads", "import_s", "total_s", "losses")}
+    for key in ("threads_follow_load", "thread_trials"):  # shendu's tuner, when on
+        if raw.get(key):
+            out[key] = raw[key]
     out.update(step_stats(raw["step_s"]))
     return out
 
@@ -123,20 +126,21 @@ def _torch_installed() -> bool:
 
 
 def run_loop(steps: int = 300, *, threads: list[int] | None = None, contend: bool = False,
-             torch: bool = True, rounds: int = 1, log=print) -> dict:
+             torch: bool = True, rounds: int = 1, busy_per_core: int = 1, log=print) -> dict:
     """The user loop for shendu (and PyTorch when installed), each run in its own process.
 
-    ``threads``: thread counts to run (0 = the library's default); ``contend``: beside one
-    busy process per core. Returns the runs and the data used.
+    ``threads``: thread counts to run (0 = the library's default); ``contend``: beside
+    ``busy_per_core`` busy processes per core. Returns the runs and the data used.
     """
     libs = ["shendu"] + (["torch"] if torch and _torch_installed() else [])
     threads = threads or [0]
     runs = []
     with tempfile.TemporaryDirectory(prefix="shendu-loop-") as tmp:
         source = prepare_data(tmp)
+        busy = busy_per_core * (os.cpu_count() or 1) if contend else 0
         log(f"user loop: {steps} steps of LeNet-5/Adam/batch 128 on {source}"
-            + ("; one busy process per core beside it" if contend else ""))
-        with busy_cores() if contend else _nothing():
+            + (f"; {_busy_label(busy_per_core)} beside it" if contend else ""))
+        with busy_cores(busy) if contend else _nothing():
             for r in range(rounds):
                 order = libs if r % 2 == 0 else libs[::-1]  # alternate who goes first
                 for n in threads:
@@ -146,7 +150,13 @@ def run_loop(steps: int = 300, *, threads: list[int] | None = None, contend: boo
                         runs.append(res)
                         log("  " + _line(res))
     return {"data": source, "steps": steps, "contended": contend, "runs": runs,
+            "busy_processes": busy, "busy_per_core": busy_per_core if contend else 0,
             "torch": "torch" in libs}
+
+
+def _busy_label(per_core: int) -> str:
+    return ("one busy process per core" if per_core == 1
+            else f"{per_core} busy processes per core")
 
 
 @contextmanager
@@ -170,7 +180,8 @@ def _line(r: dict) -> str:
 def format_loop(res: dict) -> str:
     """The user-loop runs as a table, with shendu / PyTorch speed ratios per thread count."""
     out = [f"user loop ({res['steps']} steps, data: {res['data']}"
-           + (", beside one busy process per core" if res["contended"] else "") + ")",
+           + (", beside " + _busy_label(res.get("busy_per_core", 1)) if res["contended"]
+              else "") + ")",
            "  lib     threads      import  first step  median ms  IQR ms        range ms"
            "        spread"]
     for r in res["runs"]:

@@ -25,6 +25,7 @@ examples:
   shendu bench --json benchmarks/results/latest.json
   shendu bench user_loop --quick        the user loop alone, a minute
   shendu bench --contend                the user loop beside one busy process per core
+  shendu bench --contend --busy-per-core 2   ... beside two per core (a heavier load)
   shendu bench --check benchmarks/results/latest.json   which targets a results file meets
 
 ratio = shendu speed / baseline speed: above 1 shendu is faster. Compare ratios from the
@@ -212,13 +213,15 @@ def _result_dict(r: bench.Result) -> dict:
 
 
 def write_json(path: str | Path, results: Sequence[bench.Result], cfg: bench.Config,
-               machine: dict, loop: dict | None = None) -> None:
-    """Write every result (and the user-loop runs) with the commit, the machine and the
-    configuration; atomic (temp file, rename)."""
+               machine: dict, loop: dict | None = None, command: str | None = None) -> None:
+    """Write every result (and the user-loop runs) with the commit, the command (default:
+    this process's arguments), the machine and the configuration; atomic (temp file,
+    rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"schema": bench.SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "commit": machine.get("git_commit") or f"shendu {machine.get('shendu')}",
+           "command": "shendu bench " + " ".join(sys.argv[1:]) if command is None else command,
            "config": asdict(cfg), "machine": machine,
            "results": [_result_dict(r) for r in results]}
     if loop is not None:
@@ -252,6 +255,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--contend", action="store_true",
                    help="run only the user loop, beside one busy process per core, at each "
                    "library's default threading and at 1 thread; median and spread per run")
+    g.add_argument("--busy-per-core", type=int, default=1, metavar="K",
+                   help="with --contend: K busy processes per core (default 1; 2 is a "
+                   "heavier load)")
     g.add_argument("--loop-steps", type=int, metavar="N",
                    help="training steps per user-loop run (default 300; 30 with --quick)")
     g.add_argument("--no-loop", action="store_true", help="skip the user loop")
@@ -287,7 +293,7 @@ def _run_user_loop(args, threads_given: bool) -> dict:
     if args.contend:
         counts = list(dict.fromkeys(counts + [1]))
     res = _bench_loop.run_loop(steps, threads=counts, contend=args.contend,
-                               torch=not args.no_torch,
+                               torch=not args.no_torch, busy_per_core=args.busy_per_core,
                                log=lambda line: print(line, file=sys.stderr, flush=True))
     return res
 
@@ -302,6 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench_check.main(args.check)
     if args.blocks is not None and args.blocks < 1:
         print("shendu bench: --blocks must be at least 1", file=sys.stderr)
+        return 2
+    if args.busy_per_core < 1:
+        print("shendu bench: --busy-per-core must be at least 1", file=sys.stderr)
         return 2
     if args.loop_steps is not None and args.loop_steps < 2:
         print("shendu bench: --loop-steps must be at least 2", file=sys.stderr)
@@ -361,7 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop_res = _run_user_loop(args, threads_given)
         print(("\n" if results else "") + format_loop(loop_res))
     if args.json:
-        write_json(args.json, results, cfg, machine, loop_res)
+        given = list(sys.argv[1:] if argv is None else argv)
+        write_json(args.json, results, cfg, machine, loop_res,
+                   command="shendu bench " + " ".join(given))
         print(f"\nwrote {args.json}")
     loop_failed = loop_res is not None and any("error" in r for r in loop_res["runs"])
     return 1 if any(r.error for r in results) or loop_failed else 0

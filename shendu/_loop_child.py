@@ -55,8 +55,14 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
         if step % 50 == 0 or step == steps - 1:
             losses.append(float(loss.item()))
+    # what shendu's thread count did while the load changed (older shendu: no such report)
+    rt = getattr(getattr(fw, "backend", None), "runtime", None) if lib == "shendu" else None
+    follow = getattr(rt, "threads_follow_load", None)
+    trials = getattr(rt, "threads_follow_load_log", None)
     print("RESULT " + json.dumps({
         "lib": lib, "version": fw.__version__, "threads": fw.get_num_threads(),
+        "threads_follow_load": follow() if follow else None,
+        "thread_trials": trials() if trials else None,
         "import_s": import_s, "step_s": times, "losses": losses,
         "total_s": time.perf_counter() - t_start}))
 

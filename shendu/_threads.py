@@ -46,6 +46,7 @@ def set_num_threads(n: int) -> None:
     ValueError: set_num_threads: expected an int >= 1, got 0
     """
     _check(n, "set_num_threads", 1)
+    runtime.threads_chosen(f"set by sd.set_num_threads({n})")  # no longer follows the load
     pool.set_num_threads(n)
     runtime.set_mkl_threads(n)
     runtime.set_kernel_threads(n)
@@ -84,15 +85,8 @@ def blas_threads(n: int | None) -> Iterator[int | None]:
     if blas is None:
         yield None
         return
-    kernels = runtime.kernel_threads() if runtime.kernels_on() else None
-    with blas.limit(limits=n):
-        if kernels is not None:
-            runtime.set_kernel_threads(min(n, kernels))
-        try:
-            yield n
-        finally:
-            if kernels is not None:
-                runtime.set_kernel_threads(kernels)
+    with runtime.tuner_paused(), blas.limit(limits=n), runtime.kernel_threads_at_most(n):
+        yield n
 
 
 one_blas_thread = runtime.one_blas_thread  # ``blas_threads(1)`` for hot loops, no rescan

@@ -186,6 +186,7 @@ def test_json_schema_and_exit_code(bench_dir, tmp_path, capsys):
     doc = json.loads(path.read_text())
     assert doc["schema"] == bench.SCHEMA
     assert {"created", "config", "machine", "results"} <= set(doc)
+    assert doc["command"] == f"shendu bench --dir {bench_dir} --quick --json {path} fake"
     assert doc["config"]["blocks"] == 3 and doc["config"]["threads"] == 2
     machine = doc["machine"]
     assert machine["cpu_count"] >= 1 and machine["numpy"] and "threads" in machine
@@ -305,3 +306,19 @@ def test_busy_cores_start_and_stop():
         time.sleep(0.2)
         assert all(p.poll() is None for p in procs)  # still spinning
     assert all(p.poll() is not None for p in procs)  # stopped when the block ended
+
+
+def test_contend_busy_per_core_option(capsys):
+    from shendu._bench_loop import format_loop
+    from shendu._bench_report import _parser
+
+    assert _parser().parse_args(["--contend"]).busy_per_core == 1
+    assert _parser().parse_args(["--contend", "--busy-per-core", "2"]).busy_per_core == 2
+    assert bench.main(["--contend", "--busy-per-core", "0"]) == 2
+    assert "--busy-per-core must be at least 1" in capsys.readouterr().err
+    run = {"lib": "shendu", "requested_threads": 0, "threads": 2, "import_s": 0.5,
+           "first_step_s": 1.0, "median_ms": 20.0, "q1_ms": 19.0, "q3_ms": 22.0,
+           "min_ms": 18.0, "max_ms": 30.0, "spread": 0.15}
+    text = format_loop({"steps": 30, "data": "x", "contended": True, "busy_per_core": 2,
+                        "runs": [run]})
+    assert "beside 2 busy processes per core" in text.splitlines()[0]

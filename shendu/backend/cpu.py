@@ -87,6 +87,7 @@ def matmul(a, b, out=None, accumulate: bool = False):
     if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
             or a.dtype not in _FLOATS or b.dtype != a.dtype):
         return _numpy_matmul(a, b, out, accumulate)
+    runtime.tick()  # a unit of CPU work: the thread count may follow the load here
     m, k = a.shape
     n = b.shape[1]
     if b.shape[0] != k:
@@ -641,6 +642,7 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
     MKL loaded, ``kernel`` naming it; else by the op's NumPy reference ``numpy_conv(x, w,
     bias, stride, pads, dilation, groups, out_hw, relu, *args)`` (the batch-chunked im2col
     + GEMM of ``ops/conv.py``, too long to live here), ``kernel`` None."""
+    runtime.tick()
     kind = _conv_kernel(x, w, stride, groups, dilation, out_hw[1], pads)
     if kind is None:
         _note("conv2d", "numpy")
@@ -678,6 +680,7 @@ def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, rel
     convolution kernel runs, one kernel pools each chunk of the convolution's result as it
     leaves the thread's scratch (the full-size output is never written); else the two ops,
     :func:`conv2d` (with ``numpy_conv`` and ``args``) and tiled max pooling."""
+    runtime.tick()
     if not _wide_takes(x, w, stride, groups, dilation, out_hw[1]):
         from .maxpool import max_pool_tiled  # maxpool imports this module
 
@@ -710,6 +713,7 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     a ReLU. By the kernel the forward ran (``kind``, ``'wide'`` or ``'compact'``) when it
     takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
     dilation, groups, needs, y, *args)``."""
+    runtime.tick()
     takes = (_wide_takes(gt, w, stride, groups, dilation, gt.shape[3]) if kind == "wide" else
              kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind)
     if not takes:

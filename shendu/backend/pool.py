@@ -36,6 +36,7 @@ _ALIGN = 64              # split points on 64-element multiples: whole cache lin
 _pool: ThreadPoolExecutor | None = None
 _threads = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else (os.cpu_count() or 1)))
+_limit: int | None = None  # fewer threads for now, chosen from the load (runtime's tuner)
 _local = threading.local()
 
 
@@ -54,14 +55,30 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for optimizer updates (1 runs everything in the caller)."""
+    """Use ``n`` threads for optimizer updates (1 runs everything in the caller). A
+    choice: the count stops following the load (``runtime.threads_follow_load``)."""
     global _threads, _pool
     if int(n) < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n!r}")
+    runtime.threads_chosen("a thread count was set (set_num_threads)")
     _threads = int(n)
     if _pool is not None:
         _pool.shutdown(wait=True)
         _pool = None
+
+
+def limit_threads(n: int | None) -> None:
+    """Use at most ``n`` of the threads for now (None: all); the pool stays up, so a
+    changing limit costs nothing. Set by ``runtime``'s tuner, from the measured speed."""
+    global _limit
+    _limit = n
+
+
+def _active() -> int:
+    return _threads if _limit is None else max(1, min(_threads, _limit))
+
+
+runtime.pool_controls(get_num_threads, limit_threads)  # the thread tuner's handles
 
 
 def _scratch(dtype, n: int, k: int) -> list:
@@ -131,11 +148,12 @@ def _get_pool() -> ThreadPoolExecutor:
 
 def _run_tasks(tasks: list) -> None:
     total = sum(t[1][0].size for t in tasks)
-    if _threads == 1 or total < MIN_PARALLEL:
+    threads = _active()
+    if threads == 1 or total < MIN_PARALLEL:
         for kernel, arrays, n_scratch, args in tasks:
             _run_whole(kernel, arrays, n_scratch, args)
         return
-    shares = _shares(tasks, _threads)
+    shares = _shares(tasks, threads)
     futures = [_get_pool().submit(_run_share, s) for s in shares[1:]]
     try:
         _run_share(shares[0])  # the caller works too instead of waiting idle
@@ -156,6 +174,7 @@ def batch():
         yield
     finally:
         _local.tasks = None
+        runtime.tick(step_end=True)  # an optimizer step: the thread tuner times steps
         if tasks:
             _run_tasks(tasks)
 
@@ -169,7 +188,7 @@ def apply(kernel, arrays: list, n_scratch: int, *args) -> None:
         kernel(xp, arrays, [xp.empty_like(p) for _ in range(n_scratch)], *args)
         return
     tasks = getattr(_local, "tasks", None)
-    if tasks is None or p.size < SMALL or _threads == 1:
+    if tasks is None or p.size < SMALL or _active() == 1:
         _run_whole(kernel, arrays, n_scratch, args)
     else:
         tasks.append((kernel, arrays, n_scratch, args))
@@ -200,7 +219,7 @@ def split_rows(fn, n_rows: int, size: int) -> None:
     but some steps took much longer).
     """
     split = size >= SPLIT_MIN and not runtime.kernels_parallel()
-    parts = min(_threads, n_rows, _blas_threads()) if split else 1
+    parts = min(_active(), n_rows, _blas_threads()) if split else 1
     if parts <= 1 or threading.current_thread().name.startswith("shendu-optim"):
         fn(0, n_rows)
         return

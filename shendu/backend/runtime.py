@@ -14,6 +14,12 @@ and nowhere else in shendu's fast paths):
   to ``OMP_SPIN_COUNT`` just while libgomp loads, before MKL or the kernels first need it
   (``openmp_wait_policy``). Opt-out: ``SHENDU_OMP_WAIT=spin`` (libgomp's default) or
   ``=passive`` (sleep at once), or set ``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` yourself.
+* The thread count of MKL, the kernels and shendu's pool can follow the load: from the first
+  fast op, ``backend/thread_tuner.py`` times the step at the default count and at fewer
+  threads now and then, and keeps the faster (``threads_follow_load``). Opt-in:
+  ``SHENDU_THREADS_FOLLOW_LOAD=1`` (timing-chosen counts make runs differ in the last bits);
+  never once the user sets a count (``sd.set_num_threads``, or ``OMP_NUM_THREADS``,
+  ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS`` in the environment).
 * A ``fork()`` handler is registered when MKL or the kernels are first set up: the child
   runs products on one MKL thread and no kernels (it would hang otherwise). No opt-out.
 * glibc keeps freed memory (``mallopt``): opt-in, ``keep_freed_memory(True)`` or
@@ -48,6 +54,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +62,8 @@ from pathlib import Path
 __all__ = ["info", "trace_paths", "keep_freed_memory", "mkl", "mkl_loaded", "kernels_on",
            "set_kernels", "use", "kernel_threads", "kernels_parallel", "set_kernel_threads",
            "set_mkl_threads", "mkl_threads", "blas_controller", "one_blas_thread", "record",
-           "openmp_wait_policy", "openmp_wait_state"]
+           "openmp_wait_policy", "openmp_wait_state", "tick", "threads_chosen",
+           "threads_follow_load", "tuner_paused"]
 
 
 def _env(name: str, default: str = "") -> str:
@@ -116,6 +124,7 @@ _mkl_path: str | None = None
 _mkl_tried = False
 _mkl_why = "not looked for yet"
 _mkl_on = True      # use(mkl=False) turns MKL's products off without unloading it
+_mkl_default_threads = 1  # MKL's own thread count when it loaded
 _forked = False     # this process is a fork() child of one that may have used OpenMP
 
 
@@ -154,9 +163,12 @@ def _load_mkl() -> None:
         lib.MKL_Set_Num_Threads.argtypes = [ctypes.c_int]
         lib.MKL_Get_Max_Threads.restype = ctypes.c_int
         _mkl, _mkl_path, _mkl_why = lib, str(path), ""
+        global _mkl_default_threads
+        _mkl_default_threads = lib.MKL_Get_Max_Threads()
         _watch_fork()
         if _forked:
             _mkl_one_thread()
+        _tuner_reapply()
         return
 
 
@@ -185,7 +197,9 @@ def _mkl_one_thread() -> None:
 
 
 def set_mkl_threads(n: int) -> None:
-    """MKL's thread count (nothing without MKL; always 1 in a ``fork()`` child)."""
+    """MKL's thread count (nothing without MKL; always 1 in a ``fork()`` child). A choice:
+    the thread count stops following the load (``threads_follow_load``)."""
+    threads_chosen("a thread count was set (set_mkl_threads)")
     if mkl_loaded() and not _forked:
         _mkl.MKL_Set_Num_Threads(int(n))
 
@@ -223,6 +237,8 @@ def _after_fork() -> None:
         _mkl_one_thread()
     # numba's OpenMP kernels would kill this process: plain NumPy paths from here on
     _kernels_on, _kernels_why = False, "off in a fork() child (GNU OpenMP cannot be reused)"
+    global _tuner, _tuner_off
+    _tuner, _tuner_off = None, "off in a fork() child (one thread)"
 
 
 def _watch_fork() -> None:
@@ -367,9 +383,10 @@ def setup_kernels() -> None:
         openmp_wait_policy()  # before numba's OpenMP layer starts (if MKL has not)
         numba.config.THREADING_LAYER = "omp"  # MKL's layer: one pool for both
     _watch_fork()
-    set_kernel_threads(_kernel_threads or (numba.config.NUMBA_NUM_THREADS if _parallel else 1))
+    _set_kernel_threads(_kernel_threads or (numba.config.NUMBA_NUM_THREADS if _parallel else 1))
     if _parallel and _env("SHENDU_OMP_NESTING") != "keep":
         _no_nested_openmp()
+    _tuner_reapply()
 
 
 def _no_nested_openmp() -> None:
@@ -387,7 +404,13 @@ kernels_serial = True  # the kernels run their serial versions (one thread; jit.
 def set_kernel_threads(n: int) -> None:
     """Threads for the kernels started from this thread (1 beside OpenBLAS's threads).
     At one thread the kernels run their serial versions, which compile several times
-    faster than the parallel ones (see ``backend/jit/elementwise.py``)."""
+    faster than the parallel ones (see ``backend/jit/elementwise.py``). A choice: the
+    thread count stops following the load (``threads_follow_load``)."""
+    threads_chosen("a thread count was set (jit.set_num_threads)")
+    _set_kernel_threads(n)
+
+
+def _set_kernel_threads(n: int) -> None:
     global _kernel_threads, kernels_serial
     _kernel_threads = int(n)
     if _parallel is None:
@@ -397,6 +420,23 @@ def set_kernel_threads(n: int) -> None:
     count = max(1, min(_kernel_threads, numba.config.NUMBA_NUM_THREADS)) if _parallel else 1
     numba.set_num_threads(count)
     kernels_serial = count == 1
+
+
+@contextlib.contextmanager
+def kernel_threads_at_most(n: int) -> Iterator[None]:
+    """The kernels started from this thread use at most ``n`` threads inside the block;
+    after it, the count set before (and the tuner's, ``threads_follow_load``) again."""
+    if not kernels_on():
+        yield
+        return
+    now = kernel_threads()  # sets the kernels up first
+    configured = _kernel_threads
+    _set_kernel_threads(min(n, now))
+    try:
+        yield
+    finally:
+        _set_kernel_threads(configured)
+        _tuner_reapply()
 
 
 def kernel_threads() -> int:
@@ -454,6 +494,122 @@ def blas_threads() -> int | None:
     blas = first_blas_controller()
     libs = blas.lib_controllers if blas is not None else ()
     return max((lib.num_threads for lib in libs), default=None)
+
+
+# ---------------------------------------------------------------------- threads under load
+# Which thread count is fastest on a shared machine is measured, not estimated: see
+# ``backend/thread_tuner.py`` for why and how. Here: when it runs, and what a count sets.
+_USER_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+_tuner = None          # the ThreadTuner once the first op ticked (None: not started / off)
+# Why the count does not follow the load ("" = on, or not started). Opt-in: a count chosen
+# from timings differs between runs, and with it the order of the threads' partial sums,
+# so two runs of the same seeded script would no longer give the same numbers.
+_tuner_off = ("" if os.environ.get("SHENDU_THREADS_FOLLOW_LOAD") == "1"
+              else "off (opt in: SHENDU_THREADS_FOLLOW_LOAD=1)")
+_tuner_thread = None   # the thread it measures and sets counts in (numba's are per thread)
+_tuner_paused = 0      # blas_threads blocks open: the caller holds the counts
+# shendu's pool (backend/pool.py, which imports this module) hands in how to read its
+# thread count and limit it: runtime imports nothing of shendu but the tuner's logic
+_pool_threads = None   # () -> the pool's thread count
+_pool_limit = None     # (n or None) -> use at most n of the pool's threads for now
+
+
+def pool_controls(threads, limit) -> None:
+    """Called by ``backend/pool.py`` at import: how the tuner reads and limits its threads."""
+    global _pool_threads, _pool_limit
+    _pool_threads, _pool_limit = threads, limit
+
+
+def tick(step_end: bool = False) -> None:
+    """One unit of work: the fast paths call this once per dispatched op, the optimizers
+    with ``step_end`` once per step. It costs a clock read; at the end of a measuring window
+    the thread count may change."""
+    t = _tuner
+    if t is not None:
+        if not _tuner_paused and threading.get_ident() == _tuner_thread:
+            t.tick(step_end)
+    elif not _tuner_off:
+        _start_tuner()
+
+
+def _start_tuner() -> None:
+    global _tuner, _tuner_off, _tuner_thread
+    from .thread_tuner import ThreadTuner  # a leaf: it imports nothing of shendu
+
+    top = _pool_threads() if _pool_threads is not None else 1
+
+    chosen = [k for k in _USER_THREAD_ENV if k in os.environ]
+    if chosen:
+        _tuner_off = f"off: {chosen[0]}={os.environ[chosen[0]]} in the environment"
+    elif _forked:
+        _tuner_off = "off in a fork() child (one thread)"
+    elif top < 2:
+        _tuner_off = "off: one thread to start with"
+    else:
+        _tuner_thread = threading.get_ident()
+        _tuner = ThreadTuner(top, _apply_count)
+
+
+def threads_chosen(why: str) -> None:
+    """The user set a thread count: from now on the counts are theirs. Puts every library
+    back to its untuned count first, so the caller's setting applies to a whole team."""
+    global _tuner, _tuner_off
+    if _tuner_off:
+        return
+    if _tuner is not None and _tuner.level != 0:
+        _apply_count(_tuner.levels[0])
+    _tuner, _tuner_off = None, f"off: {why}"
+
+
+@contextlib.contextmanager
+def tuner_paused() -> Iterator[None]:
+    """Hold the tuner inside the block (``blas_threads`` sets counts for a while)."""
+    global _tuner_paused
+    _tuner_paused += 1
+    try:
+        yield
+    finally:
+        _tuner_paused -= 1
+        if not _tuner_paused and _tuner is not None:
+            _tuner.resume()
+
+
+def _apply_count(n: int) -> None:
+    """Run ``n`` threads in MKL, the kernels (this thread's) and shendu's pool; the top of
+    the ladder gives each library back its untuned count."""
+    top = _tuner is None or n >= _tuner.levels[0]
+    if _pool_limit is not None:
+        _pool_limit(None if top else n)
+    if _mkl is not None and not _forked:
+        _mkl.MKL_Set_Num_Threads(_mkl_default_threads if top
+                                 else min(n, _mkl_default_threads))
+    if _parallel:
+        import numba
+
+        most = max(1, min(_kernel_threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(most if top else min(n, most))  # kernels_serial unchanged:
+        # the parallel versions run on fewer threads; the serial ones would compile first
+
+
+def _tuner_reapply() -> None:
+    """MKL or the kernels started after the tuner chose a count: give them that count."""
+    if (_tuner is not None and _tuner.level != 0
+            and threading.get_ident() == _tuner_thread):
+        _apply_count(_tuner.count)
+
+
+def threads_follow_load_log() -> list[dict]:
+    """The tuner's last trials (counts, rates, windows), for benchmarks; [] when off."""
+    return list(_tuner.log) if _tuner is not None else []
+
+
+def threads_follow_load() -> str:
+    """Whether the thread count follows the load, and what it chose (``info()``)."""
+    if _tuner_off:
+        return _tuner_off
+    if _tuner is None:
+        return "on (starts with the first fast op)"
+    return "on: " + _tuner.describe()
 
 
 # ---------------------------------------------------------------------- allocator
@@ -557,6 +713,7 @@ def info() -> Info:
         kernel_threads=kernel_threads() if on else 0,
         kernel_layer=("OpenMP, shared with MKL" if _parallel else "one thread") if on else "-",
         openmp_wait=_wait_state,
+        threads_follow_load=threads_follow_load(),
         openmp_nesting=("left as numba set it (SHENDU_OMP_NESTING=keep)"
                         if _env("SHENDU_OMP_NESTING") == "keep" else "one active level"),
         keep_freed_memory=_keeping,
