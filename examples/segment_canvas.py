@@ -77,6 +77,7 @@ def main(argv=None):
     p.add_argument("--out", default="examples/results/segment_canvas.json")
     args = p.parse_args(argv)
     sd.manual_seed(args.seed)
+    threads_before = sd.get_num_threads()
     sd.set_num_threads(args.threads)
     kw = {"sources": tuple(args.sources.split(",")), "canvas_size": args.canvas_size,
           "seed": args.seed}
@@ -137,6 +138,7 @@ def main(argv=None):
               "test_miou": metric.compute(), "test_pixel_accuracy": metric.pixel_accuracy(),
               "per_class_iou": [None if np.isnan(v) else float(v) for v in metric.per_class()],
               "history": history, "commit": commit, "machine": machine_info()}
+    sd.set_num_threads(threads_before)  # leave the process as found (tests call main)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
