@@ -168,7 +168,7 @@ def ssd_canvas(num_classes: int = 21, in_channels: int = 1, widths=(16, 32, 64, 
     ``CanvasBackbone``, anchors of 10-64 pixels on a 128-pixel canvas (scaled with
     ``canvas_size``) at aspect ratios 1/2, 1, 2 and 3, centred in their cells.
 
-    Why these: the objects' boxes are 3-56 pixels a side on a 128 canvas (tight around
+    Why these: the objects' boxes are about 4-56 pixels a side on a 128 canvas (tight around
     the ink: a trouser is a third as wide as tall), so the levels stop at stride 16; a
     stride-32 level would be a 4x4 (on 64 pixels 2x2) grid whose corner-centred anchors
     overlap few objects well."""
