@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=float, default=None, metavar="MIN",
                    help="stop training after this many minutes (the learning-rate schedule "
                    "follows the time then, so it still ends at zero)")
+    t.add_argument("--threads", type=int, default=1, help="BLAS threads; 0 keeps the "
+                   "library's default (default: 1: the products are small and the cores "
+                   "are often shared)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST files")
     t.add_argument("--out", default=None, help="output folder (default: runs/detect-<time>)")
@@ -80,6 +83,8 @@ def train(args) -> dict:
     from shendu.vision.datasets import CanvasDetection, detection_collate
 
     sd.manual_seed(args.seed)
+    if args.threads:
+        sd.set_num_threads(args.threads)
     kw = {"sources": tuple(args.sources.split(",")), "canvas_size": args.canvas_size,
           "seed": args.seed, "root": args.data_dir}
     train_set = CanvasDetection("train", args.train_images, **kw)
@@ -163,8 +168,13 @@ def main(argv=None) -> int:
     args.argv = argv
     out = args.out or os.path.join("runs", time.strftime("detect-%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
-    result, model = train(args)
     import shendu as sd
+
+    before = sd.get_num_threads()
+    try:
+        result, model = train(args)
+    finally:  # the thread count is the process's: leave it as found (tests share one)
+        sd.set_num_threads(before)
     from shendu.vision.datasets import CanvasDetection
 
     with open(os.path.join(out, "results.json"), "w") as f:

@@ -41,13 +41,21 @@ class AnchorGenerator(Module):
     Args:
         sizes: one tuple of sizes (anchor side for ratio 1, in image pixels) per level.
         aspect_ratios: one tuple of ratios ``h / w`` per level (or one tuple for all).
+        offset: where in its cell an anchor is centred, in strides: 0 the cell's top-left
+            corner (torchvision's ``AnchorGenerator``), 0.5 its centre (SSD's default boxes;
+            with a coarse grid it keeps the anchors of the border cells inside the image).
 
     ``forward(images, feature_maps)`` returns one ``(sum over levels of H*W*A, 4)`` xyxy
     tensor per image, ``images`` being an ``(N, C, H, W)`` batch.
     """
 
-    def __init__(self, sizes=((128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),)):
+    def __init__(self, sizes=((128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),),
+                 offset: float = 0.0):
         super().__init__()
+        if not 0 <= offset < 1:
+            raise ValueError(f"AnchorGenerator: offset must lie in [0, 1) (a fraction of the "
+                             f"stride), got {offset}")
+        self.offset = float(offset)
         if not isinstance(sizes[0], (list, tuple)):
             sizes = tuple((s,) for s in sizes)  # torchvision: one size per level
         if not isinstance(aspect_ratios[0], (list, tuple)):
@@ -71,7 +79,8 @@ class AnchorGenerator(Module):
         """Per level, the base anchors shifted to every cell: ``(H * W * A, 4)``."""
         out = []
         for (gh, gw), (sh, sw), base in zip(grid_sizes, strides, self.cell_anchors):
-            sy, sx = np.meshgrid(np.arange(gh) * sh, np.arange(gw) * sw, indexing="ij")
+            sy, sx = np.meshgrid((np.arange(gh) + self.offset) * sh,
+                                 (np.arange(gw) + self.offset) * sw, indexing="ij")
             shifts = np.stack([sx, sy, sx, sy], -1).reshape(-1, 1, 4)
             out.append((shifts + base[None]).reshape(-1, 4))
         return out
@@ -89,4 +98,5 @@ class AnchorGenerator(Module):
         return [sd.tensor(anchors, dtype=dtype) for _ in range(tensors.shape[0])]
 
     def extra_repr(self) -> str:
-        return f"sizes={self.sizes}, aspect_ratios={self.aspect_ratios}"
+        extra = f", offset={self.offset}" if self.offset else ""
+        return f"sizes={self.sizes}, aspect_ratios={self.aspect_ratios}{extra}"

@@ -70,15 +70,17 @@ def _rois(op, input, boxes):
 
 # ---------------------------------------------------------------------------- roi_align
 def _axis_weights(start, size, bins, grid, length, dtype):
-    """``(bins, length)`` summed bilinear weights of the ``grid`` samples per bin along one
-    axis (torchvision's ``bilinear_interpolate``, split by axis)."""
-    w = np.zeros((bins, length), dtype)
-    if grid <= 0:
+    """``(K, bins, length)`` summed bilinear weights of the ``grid`` samples per bin along
+    one axis for ``K`` RoIs starting at ``start`` ``(K,)`` of extent ``size`` ``(K,)``
+    (torchvision's ``bilinear_interpolate``, split by axis)."""
+    k = len(start)
+    w = np.zeros((k, bins, length), dtype)
+    if grid <= 0 or k == 0:
         return w
-    bin_size = size / bins
-    p = np.arange(bins)[:, None]
-    i = np.arange(grid)[None, :]
-    pos = (start + p * bin_size + (i + 0.5) * bin_size / grid).astype(dtype)
+    bin_size = (size / dtype.type(bins))[:, None, None]
+    p = np.arange(bins)[None, :, None]
+    i = np.arange(grid)[None, None, :]
+    pos = (start[:, None, None] + p * bin_size + (i + 0.5) * bin_size / grid).astype(dtype)
     inside = (pos >= -1.0) & (pos <= length)
     pos = np.maximum(pos, 0)
     low = pos.astype(np.int64)
@@ -87,30 +89,40 @@ def _axis_weights(start, size, bins, grid, length, dtype):
     high = np.where(top, length - 1, low + 1)
     pos = np.where(top, low.astype(dtype), pos)
     frac = pos - low
-    rows = np.broadcast_to(p, pos.shape)
-    np.add.at(w, (rows[inside], low[inside]), (1 - frac)[inside])
-    np.add.at(w, (rows[inside], high[inside]), frac[inside])
+    roi, rows = np.broadcast_to(np.arange(k)[:, None, None], pos.shape), \
+        np.broadcast_to(p, pos.shape)
+    np.add.at(w, (roi[inside], rows[inside], low[inside]), (1 - frac)[inside])
+    np.add.at(w, (roi[inside], rows[inside], high[inside]), frac[inside])
     return w
 
 
 def _align_plan(rois, out_hw, scale, sampling_ratio, aligned, hw, dtype, like):
-    """Per RoI: its image and the row/column weight matrices (built on the host, then
-    moved to the device of ``like``)."""
+    """The RoIs' images ``(K,)`` and their row ``(K, out_h, H)`` and column
+    ``(K, out_w, W)`` weight matrices (built on the host for all RoIs at once, then moved
+    to the device of ``like``)."""
     offset = 0.5 if aligned else 0.0
-    plan = []
     xp = xp_of(like)
-    for r in rois:
-        x1, y1, x2, y2 = (r[1:] * dtype.type(scale)).astype(dtype) - dtype.type(offset)
-        w, h = x2 - x1, y2 - y1
-        if not aligned:  # torchvision forces malformed RoIs to 1x1
-            w, h = max(w, dtype.type(1)), max(h, dtype.type(1))
-        gh = sampling_ratio if sampling_ratio > 0 else math.ceil(h / out_hw[0])
-        gw = sampling_ratio if sampling_ratio > 0 else math.ceil(w / out_hw[1])
-        count = max(gh * gw, 1)
-        wy = _axis_weights(y1, h, out_hw[0], gh, hw[0], dtype)
-        wx = _axis_weights(x1, w, out_hw[1], gw, hw[1], dtype)
-        plan.append((int(r[0]), xp.asarray(wy / dtype.type(count)), xp.asarray(wx)))
-    return plan
+    corners = (rois[:, 1:] * dtype.type(scale)).astype(dtype) - dtype.type(offset)
+    x1, y1 = corners[:, 0], corners[:, 1]
+    w, h = corners[:, 2] - x1, corners[:, 3] - y1
+    if not aligned:  # torchvision forces malformed RoIs to 1x1
+        w, h = np.maximum(w, dtype.type(1)), np.maximum(h, dtype.type(1))
+    if sampling_ratio > 0:
+        gh = gw = np.full(len(rois), sampling_ratio)
+    else:  # an adaptive grid: ceil(roi size / bins) samples per bin, RoI by RoI
+        gh = np.ceil(h / out_hw[0]).astype(np.int64)
+        gw = np.ceil(w / out_hw[1]).astype(np.int64)
+    wy = np.zeros((len(rois), out_hw[0], hw[0]), dtype)
+    wx = np.zeros((len(rois), out_hw[1], hw[1]), dtype)
+    for grid in np.unique(gh):
+        sel = np.flatnonzero(gh == grid)
+        wy[sel] = _axis_weights(y1[sel], h[sel], out_hw[0], int(grid), hw[0], dtype)
+    for grid in np.unique(gw):
+        sel = np.flatnonzero(gw == grid)
+        wx[sel] = _axis_weights(x1[sel], w[sel], out_hw[1], int(grid), hw[1], dtype)
+    count = np.maximum(gh * gw, 1).astype(dtype)
+    wy /= count[:, None, None]
+    return xp.asarray(rois[:, 0].astype(np.int64)), xp.asarray(wy), xp.asarray(wx)
 
 
 class _RoIAlign(Function):
@@ -126,9 +138,17 @@ class _RoIAlign(Function):
     @staticmethod
     def backward(ctx, g):
         xp = xp_of(g)
+        images, wy, wx = ctx.plan
         gx = xp.zeros(ctx.shape, g.dtype)
-        for k, (b, wy, wx) in enumerate(ctx.plan):
-            gx[b] += wy.T @ g[k] @ wx
+        if len(images) == 0:
+            return gx
+        # per RoI Wy.T @ G[c] @ Wx, summed into its image (image by image: a batch of all
+        # RoIs' full-size maps could be large)
+        for b in xp.unique(images).tolist():
+            sel = xp.flatnonzero(images == b)
+            part = xp.matmul(xp.matmul(wy[sel].transpose(0, 2, 1)[:, None], g[sel]),
+                             wx[sel][:, None])
+            gx[b] += part.sum(0)
         return gx
 
     @staticmethod
@@ -138,9 +158,15 @@ class _RoIAlign(Function):
 
 def _align_apply(x, plan, out_hw):
     xp = xp_of(x)
-    out = xp.zeros((len(plan), x.shape[1]) + tuple(out_hw), x.dtype)
-    for k, (b, wy, wx) in enumerate(plan):
-        out[k] = wy @ x[b] @ wx.T
+    images, wy, wx = plan
+    if len(images) == 0:
+        return xp.zeros((0, x.shape[1]) + tuple(out_hw), x.dtype)
+    # per RoI Wy @ F[c] @ Wx.T, batched over the RoIs and channels of each image
+    out = xp.zeros((len(images), x.shape[1]) + tuple(out_hw), x.dtype)
+    for b in xp.unique(images).tolist():
+        sel = xp.flatnonzero(images == b)
+        out[sel] = xp.matmul(xp.matmul(wy[sel][:, None], x[b]),
+                             wx[sel].transpose(0, 2, 1)[:, None])
     return out
 
 

@@ -58,6 +58,17 @@ def test_anchor_rounding_is_half_to_even():
     assert "sizes=((5,),)" in repr(AnchorGenerator(((5,),), ((1.0,),)))
 
 
+def test_anchor_offset_centres_anchors_in_their_cells():
+    # a 2x2 grid of stride 16 on a 32-pixel image: centres at 8 and 24, not 0 and 16
+    gen = AnchorGenerator(((8,),), ((1.0,),), offset=0.5)
+    got = gen(sd.zeros(1, 1, 32, 32), [sd.zeros(1, 1, 2, 2)])[0].numpy()
+    assert got.tolist() == [[4, 4, 12, 12], [20, 4, 28, 12], [4, 20, 12, 28],
+                            [20, 20, 28, 28]]
+    assert "offset=0.5" in repr(gen)
+    with pytest.raises(ValueError, match=r"AnchorGenerator: offset must lie in \[0, 1\)"):
+        AnchorGenerator(((8,),), ((1.0,),), offset=1.0)
+
+
 def test_anchor_generator_errors():
     with pytest.raises(ValueError, match="AnchorGenerator: 2 levels of sizes but 3"):
         AnchorGenerator(((8,), (16,)), ((1.0,), (1.0,), (2.0,)))

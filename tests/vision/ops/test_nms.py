@@ -58,6 +58,19 @@ def test_nms_matches_the_loop_reference(dtype, thr):
         assert got.numpy().tolist() == ref_nms(boxes, scores, thr)
 
 
+def test_nms_many_boxes_uses_the_rowwise_pass(monkeypatch):
+    # above _PAIRWISE_MAX boxes NMS stops building the IoU matrix; both passes must agree
+    # with the reference (a small limit keeps the reference loop fast)
+    import importlib
+
+    nms_module = importlib.import_module("shendu.vision.ops.nms")
+
+    boxes, scores = clustered_boxes(60), rng.random(60)
+    want = ref_nms(boxes, scores, 0.4)
+    monkeypatch.setattr(nms_module, "_PAIRWISE_MAX", 10)
+    assert ops.nms(sd.tensor(boxes), sd.tensor(scores), 0.4).numpy().tolist() == want
+
+
 def test_nms_hand_cases():
     b = sd.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
     # IoU exactly 0.5 is not "above" 0.5: both kept
