@@ -56,8 +56,9 @@ class _SyncBatchNormOp(_BatchNormOp):
     @staticmethod
     def backward(ctx, g):
         from mpi4py import MPI
-        saved = ctx.saved_tensors
-        xhat, invstd, axes, shape = ctx.xhat, ctx.invstd, ctx.axes, ctx.shape
+        saved = ctx.saved_tensors           # (x,) or (x, weight): BatchNorm keeps its input
+        invstd, axes, shape = ctx.invstd, ctx.axes, ctx.shape
+        xhat = _BatchNormOp._xhat(ctx, saved[0])
         xp = xp_of(g)
         gsum = g.sum(axis=axes)
         gxhat_sum = (g * xhat).sum(axis=axes)
@@ -68,7 +69,7 @@ class _SyncBatchNormOp(_BatchNormOp):
         n = ctx.count
         tot_g = xp.asarray(both[:c] / n, dtype=g.dtype).reshape(shape)
         tot_gx = xp.asarray(both[c:] / n, dtype=g.dtype).reshape(shape)
-        scale = invstd if not saved else invstd * saved[0]
+        scale = invstd if len(saved) == 1 else invstd * saved[1]
         gx = (g - tot_g - xhat * tot_gx) * scale.reshape(shape)
         needs = ctx.needs_input_grad
         if len(needs) == 1:
