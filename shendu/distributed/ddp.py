@@ -26,10 +26,10 @@ __all__ = ["DistributedDataParallel"]
 
 
 class _Bucket:
-    def __init__(self, indices, dtype, sizes):
+    def __init__(self, indices, dtype, sizes, xp=np):
         self.indices = list(indices)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        self.flat = np.zeros(int(self.offsets[-1]), dtype=dtype)
+        self.flat = xp.zeros(int(self.offsets[-1]), dtype=dtype)
         self.ready = 0
         self.request = None
 
@@ -84,6 +84,10 @@ class DistributedDataParallel(Module):
                 seen.add(id(p))
                 params.append(p)
         self._params = params
+        # backend 'nccl' with the model on the GPU: buckets live there and NCCL reduces
+        # them on the stream; otherwise NumPy buckets and MPI
+        self._nccl = w.nccl if (w.nccl is not None and params
+                                and w.nccl.is_device_array(params[0]._data)) else None
         self._check_replicas(module)
         self._broadcast_state(module, params)
         self._buckets, self._where = self._make_buckets(params, bucket_cap_mb * 2 ** 20)
@@ -113,6 +117,9 @@ class DistributedDataParallel(Module):
 
     def _bcast(self, t):
         data = t._data
+        if self._nccl is not None and self._nccl.is_device_array(data):
+            self._nccl.broadcast(data, 0)
+            return
         if isinstance(data, np.ndarray) and data.flags.c_contiguous and data.flags.writeable:
             self._comm.Bcast(data, root=0)
         else:
@@ -120,8 +127,7 @@ class DistributedDataParallel(Module):
             self._comm.Bcast(arr, root=0)
             t._data[...] = arr if isinstance(t._data, np.ndarray) else type(t._data)(arr)
 
-    @staticmethod
-    def _make_buckets(params, cap_bytes):
+    def _make_buckets(self, params, cap_bytes):
         # gradients arrive roughly from the last layer to the first: fill buckets that way
         buckets, where = [], {}
         current, size, dtype = [], 0, None
@@ -140,7 +146,8 @@ class DistributedDataParallel(Module):
             buckets.append(current)
         out = []
         for b, idx in enumerate(buckets):
-            bucket = _Bucket(idx, params[idx[0]]._data.dtype, [params[i]._data.size for i in idx])
+            bucket = _Bucket(idx, params[idx[0]]._data.dtype, [params[i]._data.size for i in idx],
+                             self._nccl.cupy if self._nccl is not None else np)
             for k, i in enumerate(idx):
                 where[i] = (b, k)
             out.append(bucket)
@@ -208,17 +215,22 @@ class DistributedDataParallel(Module):
         b, k = self._where[i]
         bucket = self._buckets[b]
         lo, hi = bucket.offsets[k], bucket.offsets[k + 1]
-        g = np.asarray(grad._data).reshape(-1)
+        g = grad._data.reshape(-1)
         if p.grad is not None:   # accumulated under no_sync(): averaged with this one
-            bucket.flat[lo:hi] = np.asarray(p.grad._data).reshape(-1) + g
+            bucket.flat[lo:hi] = p.grad._data.reshape(-1) + g
         else:
             bucket.flat[lo:hi] = g
         self._got[i] = True
         self._seen += 1
         bucket.ready += 1
         if bucket.ready == len(bucket.indices):
-            from mpi4py import MPI
-            bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat, op=MPI.SUM)
+            if self._nccl is not None:   # enqueued on the stream, ordered before _finish
+                from .process_group import ReduceOp
+                self._nccl.all_reduce(bucket.flat, ReduceOp.SUM, "DistributedDataParallel")
+            else:
+                from mpi4py import MPI
+                bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat,
+                                                       op=MPI.SUM)
         if self._seen < len(self._params):
             return None
         return self._finish(i)
@@ -228,11 +240,13 @@ class DistributedDataParallel(Module):
         from mpi4py import MPI
 
         from ..tensor import Tensor
-        with _waiting():
-            MPI.Request.Waitall([b.request for b in self._buckets])
+        requests = [b.request for b in self._buckets if b.request is not None]
+        if requests:
+            with _waiting():
+                MPI.Request.Waitall(requests)
         replacement = None
         for bucket in self._buckets:
-            np.divide(bucket.flat, self._size, out=bucket.flat)
+            bucket.flat /= self._size
             for k, i in enumerate(bucket.indices):
                 p = self._params[i]
                 avg = bucket.flat[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(p._data.shape)

@@ -76,10 +76,12 @@ class Work:
 
 
 class _Group:
-    def __init__(self, comm):
+    def __init__(self, comm, backend: str = "mpi"):
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        self.backend = backend
+        self.nccl = None   # the NcclBackend of backend "nccl" (GPU tensors go through it)
 
 
 _WORLD: _Group | None = None
@@ -113,7 +115,9 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
     """Join the job's process group; every rank must call it.
 
     Args:
-        backend: ``"mpi"`` (the only backend; the ranks are those ``mpiexec`` started).
+        backend: ``"mpi"`` (the ranks are those ``mpiexec`` started), or ``"nccl"``: the
+            same MPI group, plus an NCCL communicator (CuPy) that carries the collectives
+            on GPU tensors; CPU tensors still go through MPI (see ``_nccl``).
         init_method: accepted for torch compatibility; only ``None`` or ``"env://"``.
         timeout: accepted for torch compatibility (MPI has no collective timeout).
         world_size, rank: if given, checked against what MPI reports.
@@ -128,9 +132,13 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
     global _WORLD
     if backend is None:
         backend = "mpi"
-    if str(backend).lower() != "mpi":
+    backend = str(backend).lower()
+    if backend not in ("mpi", "nccl"):
         raise ValueError(f"init_process_group: backend {backend!r} is not supported; "
-                         "expected 'mpi'")
+                         "expected 'mpi' or 'nccl'")
+    if backend == "nccl":   # fail before touching MPI when CuPy, NCCL or a GPU is missing
+        from ._nccl import require
+        require()
     if init_method not in (None, "env://"):
         raise ValueError(f"init_process_group: init_method {init_method!r} is not supported "
                          "with the MPI backend (mpiexec places the ranks); expected None")
@@ -138,7 +146,7 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
         raise RuntimeError("init_process_group: the default process group is already "
                            "initialised; call destroy_process_group() first")
     MPI = _mpi()
-    world = _Group(MPI.COMM_WORLD.Dup())
+    world = _Group(MPI.COMM_WORLD.Dup(), backend)
     if world_size not in (-1, None) and int(world_size) != world.size:
         world.comm.Free()
         raise RuntimeError(f"init_process_group: world_size={world_size} but MPI started "
@@ -148,6 +156,13 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
         world.comm.Free()
         raise RuntimeError(f"init_process_group: rank={rank} but MPI gave this process "
                            f"rank {world.rank}")
+    if backend == "nccl":
+        from ._nccl import NcclBackend
+        try:
+            world.nccl = NcclBackend(world.comm, world.rank, world.size)
+        except BaseException:
+            world.comm.Free()
+            raise
     _WORLD = world
 
 
@@ -164,9 +179,8 @@ def is_initialized() -> bool:
 
 
 def get_backend(group=None) -> str:
-    """The backend's name: ``"mpi"``."""
-    _world()
-    return "mpi"
+    """The backend's name: ``"mpi"`` or ``"nccl"``."""
+    return _world().backend
 
 
 def get_rank(group=None) -> int:
@@ -195,4 +209,6 @@ def destroy_process_group(group=None) -> None:
     if _WORLD is None:
         return
     world, _WORLD = _WORLD, None
+    if world.nccl is not None:
+        world.nccl.destroy()
     world.comm.Free()
