@@ -245,17 +245,22 @@ class DistributedDataParallel(Module):
             with _waiting():
                 MPI.Request.Waitall(requests)
         replacement = None
+        size = self._size
         for bucket in self._buckets:
-            bucket.flat /= self._size
+            xp = np if isinstance(bucket.flat, np.ndarray) else self._nccl.cupy
             for k, i in enumerate(bucket.indices):
                 p = self._params[i]
-                avg = bucket.flat[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(p._data.shape)
+                total = bucket.flat[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(
+                    p._data.shape)
                 if i == last:
                     # the engine adds what this hook returns to an existing .grad
-                    value = avg - p.grad._data if p.grad is not None else avg.copy()
-                    replacement = Tensor._wrap(value)
+                    avg = total / size
+                    replacement = Tensor._wrap(avg - p.grad._data if p.grad is not None
+                                               else avg)
+                elif p.grad._data.flags.writeable:
+                    xp.divide(total, size, out=p.grad._data)   # average and write: one pass
                 else:
-                    p.grad._data[...] = avg
+                    p.grad._data = total / size
         self._sync_now = False
         self._seen = 0
         return replacement
