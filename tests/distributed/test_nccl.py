@@ -133,6 +133,7 @@ def fake_world(request):
              get_version=lambda: request.param, NcclCommunicator=FakeComm)
     cp = fakecupy.module
     fake_cp = NS(ndarray=fakecupy.ndarray, empty=cp.empty, zeros=cp.zeros, stack=cp.stack,
+                 divide=cp.divide,
                  ascontiguousarray=cp.ascontiguousarray,
                  cuda=NS(Device=lambda i: NS(use=lambda: None),
                          runtime=NS(getDeviceCount=lambda: 1),
