@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import runtime
 from ._heartbeat import _waiting
-from .process_group import ReduceOp, Work, _world
+from .process_group import ReduceOp, Work, _wait_all, _world
 
 __all__ = ["all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter",
            "send", "recv", "isend", "irecv"]
@@ -339,7 +339,7 @@ def send(tensor, dst: int, group=None, tag: int = 0) -> None:
         return None
     arr, _ = _buffer(tensor, "send")
     with _waiting():
-        w.comm.Send(arr, dest=dst, tag=tag)
+        _wait_all([w.comm.Isend(arr, dest=dst, tag=tag)])
 
 
 def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
@@ -357,8 +357,8 @@ def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
     arr, write_back = _buffer(tensor, "recv")
     status = MPI.Status()
     with _waiting():
-        w.comm.Recv(arr, source=MPI.ANY_SOURCE if src is None else src, tag=tag,
-                    status=status)
+        _wait_all([w.comm.Irecv(arr, source=MPI.ANY_SOURCE if src is None else src,
+                                tag=tag)], [status])
     if write_back is not None:
         write_back()
     return status.Get_source()

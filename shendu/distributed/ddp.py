@@ -20,7 +20,7 @@ import numpy as np
 
 from ..nn.module import Module
 from ._heartbeat import _waiting, heartbeat
-from .process_group import _world
+from .process_group import _wait_all, _world
 
 __all__ = ["DistributedDataParallel"]
 
@@ -237,13 +237,11 @@ class DistributedDataParallel(Module):
 
     def _finish(self, last):
         """All gradients are in: wait for the buckets and write the averages."""
-        from mpi4py import MPI
-
         from ..tensor import Tensor
         requests = [b.request for b in self._buckets if b.request is not None]
         if requests:
             with _waiting():
-                MPI.Request.Waitall(requests)
+                _wait_all(requests)
         replacement = None
         size = self._size
         for bucket in self._buckets:

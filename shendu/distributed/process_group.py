@@ -61,9 +61,8 @@ class Work:
         """Block until the operation is done; its results are in place afterwards."""
         if not self._done:
             if self._requests:
-                from mpi4py import MPI
                 with _waiting():
-                    MPI.Request.Waitall(self._requests)
+                    _wait_all(self._requests)
             self._complete()
         return True
 
@@ -73,6 +72,37 @@ class Work:
         if self._finish is not None:
             finish, self._finish = self._finish, None
             finish()
+
+
+# How a rank waits for its requests: it polls for SPIN_S seconds (a partner that is in step
+# answers within microseconds), then sleeps between polls, from NAP_S doubling up to
+# NAP_MAX_S. MPICH's own blocking wait spins a core all along; on a machine with more
+# runnable processes than cores that core is then missing to the rank being waited for.
+SPIN_S = 50e-6
+NAP_S = 20e-6
+NAP_MAX_S = 200e-6
+
+
+def _wait_all(requests, statuses=None) -> None:
+    """``MPI.Request.Waitall(requests, statuses)``, spinning briefly, then sleeping
+    between polls."""
+    import time
+
+    from mpi4py import MPI
+
+    def test():
+        return MPI.Request.Testall(requests, statuses)
+    if test():
+        return
+    clock = time.perf_counter
+    deadline = clock() + SPIN_S
+    while clock() < deadline:
+        if test():
+            return
+    nap = NAP_S
+    while not test():
+        time.sleep(nap)
+        nap = min(2 * nap, NAP_MAX_S)
 
 
 class _Group:
@@ -199,7 +229,7 @@ def barrier(group=None, async_op: bool = False, device_ids=None):
     if async_op:
         return Work([comm.Ibarrier()])
     with _waiting():
-        comm.Barrier()
+        _wait_all([comm.Ibarrier()])   # not MPI_Barrier: it would spin a core meanwhile
     return None
 
 
