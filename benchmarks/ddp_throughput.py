@@ -11,9 +11,11 @@ rank steps alike), then times ``--blocks`` blocks between barriers. A step is fo
 cross-entropy, backward (DDP's gradient all-reduce inside it on 2 ranks) and SGD-momentum
 on a fixed random batch of ``--batch`` samples *per rank* (weak scaling: 2 ranks process
 twice the samples per step). One process without DDP is the 1-rank baseline of each
-framework. Jobs run in rounds, each round every (workload, framework, ranks) once, so a
-change in the machine's load reaches all of them alike; the summary is the median over
-all blocks with the quartiles, and each ratio's spread over the rounds.
+framework. The ceiling is shendu on 2 ranks without DDP (no communication at all): what
+two processes computing side by side get from this machine's cores and memory. Jobs run
+in rounds, each round every (workload, framework, ranks) once, so a change in the
+machine's load reaches all of them alike; the summary is the median over all blocks with
+the quartiles, and each ratio's spread over the rounds.
 
 The shendu bench registry times one step function in its own process beside its twin, which
 a multi-process job does not fit; hence this script.
@@ -43,9 +45,8 @@ WORKLOADS = {   # name: (model builder in _bench_util, input shape per sample)
 def _job(args) -> None:
     """Runs on every rank of a job started by ``shendu run``."""
     sys.path.insert(0, str(HERE))
-    import numpy as np
-
     import _bench_util as u
+    import numpy as np
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     builder, shape = WORKLOADS[args.workload]
     rng = np.random.default_rng(rank)
@@ -80,7 +81,7 @@ def _job(args) -> None:
         dist.init_process_group("mpi")
         fw.seed(0)
         model = fw.fuse(getattr(u, builder)(fw.nn))
-        if world > 1:
+        if world > 1 and not args.no_comm:
             model = sd.nn.parallel.DistributedDataParallel(model)
 
         def barrier():
@@ -132,8 +133,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(framework, workload, nproc, args, tmp) -> dict:
-    result = Path(tmp) / f"{framework}-{workload}-{nproc}.json"
+def _run(framework, workload, nproc, args, tmp, no_comm=False) -> dict:
+    result = Path(tmp) / f"{framework}-{workload}-{nproc}{'-nocomm' if no_comm else ''}.json"
     result.unlink(missing_ok=True)
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
                PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
@@ -143,6 +144,8 @@ def _run(framework, workload, nproc, args, tmp) -> dict:
            "--framework", framework, "--workload", workload, "--batch", str(args.batch),
            "--blocks", str(args.blocks), "--block-s", str(args.block_s),
            "--warmup-s", str(args.warmup_s), "--result", str(result)]
+    if no_comm:
+        cmd.append("--no-comm")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{framework} {workload} x{nproc} failed ({proc.returncode}):\n"
@@ -174,6 +177,10 @@ def main(argv=None) -> int:
     p.add_argument("--block-s", type=float, default=0.5)
     p.add_argument("--warmup-s", type=float, default=1.0)
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--no-ceiling", action="store_true", help="skip the compute ceiling: "
+                   "shendu on 2 ranks with no DDP (no communication), the most 2 ranks can "
+                   "give on this machine")
+    p.add_argument("--no-comm", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--job", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--framework", help=argparse.SUPPRESS)
     p.add_argument("--workload", help=argparse.SUPPRESS)
@@ -198,6 +205,13 @@ def main(argv=None) -> int:
                         medians[key] = statistics.median(rates)
                         print(f"round {rnd + 1} {key:18} {medians[key]:9.0f} samples/s "
                               f"(blocks {', '.join(f'{r:.0f}' for r in rates)})", flush=True)
+                if not args.no_ceiling and "shendu" in frameworks:
+                    key = f"shendu/{w}/2-nocomm"
+                    rates = _run("shendu", w, 2, args, tmp, no_comm=True)["samples_per_s"]
+                    blocks.setdefault(key, []).extend(rates)
+                    medians[key] = statistics.median(rates)
+                    print(f"round {rnd + 1} {key:18} {medians[key]:9.0f} samples/s "
+                          f"(no communication: the ceiling)", flush=True)
             per_round.append(medians)
     summary = {key: _stats(v) for key, v in blocks.items()}
     ratios = {}
@@ -205,16 +219,19 @@ def main(argv=None) -> int:
         for fw in frameworks:
             a, b = f"{fw}/{w}/2", f"{fw}/{w}/1"
             ratios[f"{fw} {w} 2 ranks / 1 rank"] = _ratio(summary, per_round, a, b)
+        if f"shendu/{w}/2-nocomm" in summary:
+            ratios[f"ceiling {w}: 2 ranks without communication / 1 rank"] = _ratio(
+                summary, per_round, f"shendu/{w}/2-nocomm", f"shendu/{w}/1")
         if {"shendu", "torch"} <= set(frameworks):
             for n in (1, 2):
                 ratios[f"{w} shendu / torch, {n} rank(s)"] = _ratio(
                     summary, per_round, f"shendu/{w}/{n}", f"torch/{w}/{n}")
     print("\nmedian samples/s over all blocks (IQR / median):")
     for key, s in summary.items():
-        print(f"  {key:18} {s['median']:9.0f}  ±{100 * s['spread']:.0f}%")
-    print("ratios (median of medians; per-round range):")
+        print(f"  {key:20} {s['median']:9.0f}  ±{100 * s['spread']:.0f}%")
+    print("ratios of the all-block medians [range of the per-round ratios]:")
     for name, r in ratios.items():
-        print(f"  {name:34} {r['ratio']:.2f}x  [{r['round_min']:.2f}-{r['round_max']:.2f}]")
+        print(f"  {name:52} {r['ratio']:.2f}x  [{r['round_min']:.2f}-{r['round_max']:.2f}]")
     load_after = _uptime()
     print(f"load: before {load_before!r}; after {load_after!r}")
     if args.json:

@@ -72,11 +72,11 @@ def measure_compute(batch: int, steps: int) -> dict:
     """Seconds per training step (forward, loss, backward, SGD-momentum), 1 thread."""
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(ROOT))
-    import numpy as np
-
     import _bench_util as u
-    import shendu as sd
+    import numpy as np
     from bench_resnet import resnet18_small
+
+    import shendu as sd
     sd.set_num_threads(1)
     fw = u.shendu_fw()
     out = {}
@@ -89,7 +89,7 @@ def measure_compute(batch: int, steps: int) -> dict:
         y = sd.tensor(rng.integers(0, 10, batch))
         opt = sd.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-        def step():
+        def step(opt=opt, model=model, x=x, y=y):
             opt.zero_grad()
             sd.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
