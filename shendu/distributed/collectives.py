@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import runtime
 from ._heartbeat import _waiting
-from .process_group import ReduceOp, Work, _wait_all, _world
+from .process_group import ReduceOp, Work, _world
 
 __all__ = ["all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter",
            "send", "recv", "isend", "irecv"]
@@ -97,6 +97,7 @@ def _gpu(w, name, *tensors):
 def _done(work, async_op):
     if async_op:
         return work
+    work._comm = _world().comm   # every rank waits on it now: see process_group._wait_all
     work.wait()
     return None
 
@@ -339,7 +340,7 @@ def send(tensor, dst: int, group=None, tag: int = 0) -> None:
         return None
     arr, _ = _buffer(tensor, "send")
     with _waiting():
-        _wait_all([w.comm.Isend(arr, dest=dst, tag=tag)])
+        w.comm.Send(arr, dest=dst, tag=tag)
 
 
 def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
@@ -357,8 +358,8 @@ def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
     arr, write_back = _buffer(tensor, "recv")
     status = MPI.Status()
     with _waiting():
-        _wait_all([w.comm.Irecv(arr, source=MPI.ANY_SOURCE if src is None else src,
-                                tag=tag)], [status])
+        w.comm.Recv(arr, source=MPI.ANY_SOURCE if src is None else src, tag=tag,
+                    status=status)
     if write_back is not None:
         write_back()
     return status.Get_source()

@@ -240,8 +240,8 @@ class DistributedDataParallel(Module):
         from ..tensor import Tensor
         requests = [b.request for b in self._buckets if b.request is not None]
         if requests:
-            with _waiting():
-                _wait_all(requests)
+            with _waiting():   # every rank is here for the same buckets
+                _wait_all(requests, comm=self._comm)
         replacement = None
         size = self._size
         for bucket in self._buckets:

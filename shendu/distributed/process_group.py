@@ -46,6 +46,7 @@ class Work:
         self._requests = list(requests)
         self._finish = finish
         self._done = False
+        self._comm = None   # set for a synchronous collective: every rank waits right away
         heartbeat()  # an operation started is progress the launcher can see
 
     def is_completed(self) -> bool:
@@ -62,7 +63,7 @@ class Work:
         if not self._done:
             if self._requests:
                 with _waiting():
-                    _wait_all(self._requests)
+                    _wait_all(self._requests, comm=self._comm)
             self._complete()
         return True
 
@@ -74,26 +75,20 @@ class Work:
             finish()
 
 
-# How a rank waits for its requests: it polls for SPIN_S seconds (a partner that is in step
-# answers within microseconds), then sleeps between polls, from NAP_S doubling up to
-# NAP_MAX_S. MPICH's own blocking wait spins a core all along; on a machine with more
-# runnable processes than cores that core is then missing to the rank being waited for.
+# How a rank waits for the others. MPICH's blocking wait spins its core all along; on a
+# machine with more runnable processes than cores, a rank spinning while its partner is
+# still computing holds the core that partner needs. So a rank first polls for SPIN_S
+# seconds (a partner in step answers within microseconds), then sleeps between polls (from
+# NAP_S doubling up to NAP_MAX_S) until every rank has arrived, and only then waits in MPI
+# for the data itself: moving a large message takes many exchanges, each of which a
+# sleeping partner would delay by a wake-up (milliseconds on a busy machine).
 SPIN_S = 50e-6
 NAP_S = 20e-6
 NAP_MAX_S = 200e-6
 
 
-def _wait_all(requests, statuses=None) -> None:
-    """``MPI.Request.Waitall(requests, statuses)``, spinning briefly, then sleeping
-    between polls."""
+def _nap_until(test) -> None:
     import time
-
-    from mpi4py import MPI
-
-    def test():
-        return MPI.Request.Testall(requests, statuses)
-    if test():
-        return
     clock = time.perf_counter
     deadline = clock() + SPIN_S
     while clock() < deadline:
@@ -103,6 +98,27 @@ def _wait_all(requests, statuses=None) -> None:
     while not test():
         time.sleep(nap)
         nap = min(2 * nap, NAP_MAX_S)
+
+
+def _wait_all(requests, statuses=None, comm=None) -> None:
+    """``MPI.Request.Waitall(requests, statuses)`` without spinning while others compute.
+
+    ``comm``: every rank of it is waiting on the same operations right now (a synchronous
+    collective, DDP's buckets): the ranks meet at a barrier, sleeping between polls, and then
+    finish the transfer in MPI's own wait at full speed. Without it, sleep between polls
+    to the end (a barrier, a single exchange)."""
+    from mpi4py import MPI
+
+    def test():
+        return MPI.Request.Testall(requests, statuses)
+    if test():
+        return
+    if comm is None or comm.Get_size() == 1:
+        _nap_until(test)
+        return
+    arrived = comm.Ibarrier()
+    _nap_until(arrived.Test)
+    MPI.Request.Waitall(requests, statuses)
 
 
 class _Group:
