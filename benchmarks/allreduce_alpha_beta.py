@@ -9,8 +9,9 @@ median of many repetitions per size; and ``shendu.distributed.all_reduce`` on a 
 which adds the check that every rank called the same collective. γ, the time per byte of
 the reduction itself, is timed on one rank (``np.add`` in place on float32). With the
 reduction's (N-1)/N · n·γ taken out, α is fitted on the sizes up to 64 KiB and β on those
-of 4 MiB and more (least squares on relative error): one line does not fit both, since
-small messages stay in cache (4 MiB of L2 per core here) and large ones do not.
+of 16 MiB and more (least squares on relative error): one line does not fit both. Messages
+of 1-4 MiB ran at 5-20 GB/s (in cache, and varying from run to run), those of 16-64 MiB at
+about 1 GB/s; β is the latter, so the model is pessimistic for a 2.7 MB gradient.
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def reduction_gamma(max_bytes: int) -> float:
     return statistics.median(times) / (4 * n)
 
 
-SMALL, LARGE = 64 * 1024, 4 << 20   # this machine: 4 MiB of L2 per core
+SMALL, LARGE = 64 * 1024, 16 << 20   # beyond this machine's caches in every run seen
 
 
 def fit(rows, gamma: float, nranks: int = 2) -> dict:
