@@ -5,7 +5,8 @@ to MPI as it is (no copy); other layouts and GPU arrays pass through a contiguou
 copy that is written back into the tensor afterwards. Before each collective the ranks
 compare the op's name, shape and dtype (one small allgather), so a shape mismatch or a
 rank calling a different collective raises a clear error on every rank instead of giving
-wrong numbers; ``SHENDU_DISTRIBUTED_CHECK=0`` skips that check.
+wrong numbers; ``SHENDU_DISTRIBUTED_CHECK=0`` skips that check. Under backend ``"nccl"``
+GPU tensors go through NCCL instead (``_nccl``), enqueued on the current CUDA stream.
 """
 from __future__ import annotations
 

@@ -5,9 +5,12 @@ broadcast to every rank. During backward a hook on each parameter copies that pa
 gradient (plus any gradient accumulated under ``no_sync()``) into its bucket, a flat
 buffer of about ``bucket_cap_mb``; a full bucket starts its non-blocking all-reduce at
 once, while the remaining gradients are still being produced. When the last parameter's
-gradient arrives, all buckets are waited for, divided by the world size and written into
-every ``.grad``, so after ``loss.backward()`` each rank holds the gradient of the mean
-loss over all ranks' data and ``optimizer.step()`` keeps the replicas identical.
+gradient arrives, all buckets are waited for (see ``process_group._wait_all``: no core
+spun while another rank still computes), and each ``.grad`` gets its bucket slice divided
+by the world size in one pass, so after ``loss.backward()`` each rank holds the gradient
+of the mean loss over all ranks' data and ``optimizer.step()`` keeps the replicas
+identical. Under ``init_process_group("nccl")`` with the model on the GPU the buckets are
+CuPy arrays reduced by NCCL on the current stream.
 
 shendu's engine calls leaf hooks as it finishes the sweep, so communication overlaps the
 end of backward rather than all of it.

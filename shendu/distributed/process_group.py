@@ -5,6 +5,8 @@ never mix with the user's own mpi4py traffic; ``destroy_process_group`` frees th
 duplicate (MPI itself stays initialised until the interpreter exits, as mpi4py arranges),
 so a later ``init_process_group`` works again. Started without ``mpiexec`` the process is
 an MPI singleton: world size 1, every collective a local no-op with the same semantics.
+``init_process_group(backend="nccl")`` adds an NCCL communicator (CuPy) over the same ranks
+for GPU tensors (see ``_nccl``).
 """
 from __future__ import annotations
 
