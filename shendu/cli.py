@@ -250,7 +250,10 @@ def _launch_ranks(args: argparse.Namespace, argv: list[str]) -> int:
         out = args.out or _default_out()
     else:
         out = args.out or os.path.dirname(os.path.abspath(args.resume))
-    rest = _without(argv, ("--nproc", "--hosts", "--out"))
+    out = os.path.abspath(out)   # the ranks' working folder may differ (other hosts)
+    rest = _without(argv, ("--nproc", "--hosts", "--out", "--resume"))
+    if args.resume is not None:
+        rest += ["--resume", os.path.abspath(args.resume)]
     threads = args.threads if args.threads else max(1, (os.cpu_count() or 1) // args.nproc)
     entry = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train",
                          "_rank_entry.py")
