@@ -12,6 +12,11 @@ of the mean loss over all ranks' data and ``optimizer.step()`` keeps the replica
 identical. Under ``init_process_group("nccl")`` with the model on the GPU the buckets are
 CuPy arrays reduced by NCCL on the current stream.
 
+When every rank runs on one machine the buckets live in MPI shared memory (one window per
+bucket, a row per rank) and the all-reduce is two barriers and a column-wise sum per rank,
+instead of MPI's message exchanges, each of which needs both ranks on a core at once
+(``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce).
+
 shendu's engine calls leaf hooks as it finishes the sweep, so communication overlaps the
 end of backward rather than all of it.
 """
@@ -94,11 +99,58 @@ class DistributedDataParallel(Module):
         self._check_replicas(module)
         self._broadcast_state(module, params)
         self._buckets, self._where = self._make_buckets(params, bucket_cap_mb * 2 ** 20)
+        self._node = self._share_buckets() if self._nccl is None and self._size > 1 else None
         self._hook_handles = [p.register_hook(self._hook(i)) for i, p in enumerate(params)]
         self._sync_now = False   # decided at forward time, as PyTorch does
         self._reset()
 
     # ------------------------------------------------------------------ setup
+    def _share_buckets(self):
+        """When every rank runs on this machine, put the buckets in MPI shared memory:
+        rank r's bucket is row r of a (world + 1, n) array all ranks can read, so the
+        all-reduce is two barriers and each rank adding up its share of the columns into
+        the last row (see ``_reduce_shared``), instead of MPI's message exchanges. None
+        (MPI's all-reduce) across machines or with ``SHENDU_DDP_SHARED_MEMORY=0``."""
+        from mpi4py import MPI
+
+        from ..backend import runtime
+        if runtime._env("SHENDU_DDP_SHARED_MEMORY", "1") == "0":
+            return None
+        node = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
+        if node.Get_size() != self._size:
+            node.Free()
+            return None
+        me, ranks = node.Get_rank(), node.Get_size()
+        for bucket in self._buckets:
+            dtype, n = bucket.flat.dtype, bucket.flat.size
+            nbytes = (ranks + 1) * n * dtype.itemsize if me == 0 else 0
+            win = MPI.Win.Allocate_shared(nbytes, dtype.itemsize, comm=node)
+            buf, _ = win.Shared_query(0)
+            rows = np.ndarray((ranks + 1, n), dtype=dtype, buffer=buf)
+            rows[me] = 0
+            win.Lock_all(MPI.MODE_NOCHECK)   # passive target: Sync() orders the stores
+            bucket.win, bucket.rows, bucket.flat = win, rows, rows[me]
+            cut = np.linspace(0, n, ranks + 1).astype(int)
+            bucket.mine = slice(int(cut[me]), int(cut[me + 1]))
+        return node
+
+    def _reduce_shared(self):
+        """Every rank's buckets are written: sum the columns this rank owns into the last
+        row, then wait until every rank has (the barriers sleep between polls)."""
+        from .process_group import _wait_all
+
+        for bucket in self._buckets:
+            bucket.win.Sync()
+        _wait_all([self._node.Ibarrier()])
+        for bucket in self._buckets:
+            bucket.win.Sync()
+            rows, cols = bucket.rows, bucket.mine
+            np.sum(rows[:-1, cols], axis=0, out=rows[-1, cols])
+            bucket.win.Sync()
+        _wait_all([self._node.Ibarrier()])
+        for bucket in self._buckets:
+            bucket.win.Sync()
+
     def _check_replicas(self, module):
         if self._size == 1:
             return
@@ -230,7 +282,7 @@ class DistributedDataParallel(Module):
             if self._nccl is not None:   # enqueued on the stream, ordered before _finish
                 from .process_group import ReduceOp
                 self._nccl.all_reduce(bucket.flat, ReduceOp.SUM, "DistributedDataParallel")
-            else:
+            elif self._node is None:     # (shared-memory buckets are reduced in _finish)
                 from mpi4py import MPI
                 bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat,
                                                        op=MPI.SUM)
@@ -245,13 +297,17 @@ class DistributedDataParallel(Module):
         if requests:
             with _waiting():   # every rank is here for the same buckets
                 _wait_all(requests, comm=self._comm)
+        if self._node is not None:
+            with _waiting():
+                self._reduce_shared()
         replacement = None
         size = self._size
         for bucket in self._buckets:
             xp = np if isinstance(bucket.flat, np.ndarray) else self._nccl.cupy
+            summed = bucket.rows[-1] if self._node is not None else bucket.flat
             for k, i in enumerate(bucket.indices):
                 p = self._params[i]
-                total = bucket.flat[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(
+                total = summed[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(
                     p._data.shape)
                 if i == last:
                     # the engine adds what this hook returns to an existing .grad
