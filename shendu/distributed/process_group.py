@@ -113,11 +113,12 @@ def _wait_all(requests, statuses=None, comm=None) -> None:
 
     def test():
         return MPI.Request.Testall(requests, statuses)
-    if test():
-        return
     if comm is None or comm.Get_size() == 1:
-        _nap_until(test)
+        if not test():
+            _nap_until(test)
         return
+    # every rank must enter this barrier, even one whose part is already done (a
+    # broadcast's root): no shortcut before it
     arrived = comm.Ibarrier()
     _nap_until(arrived.Test)
     MPI.Request.Waitall(requests, statuses)
