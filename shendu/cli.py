@@ -53,7 +53,7 @@ _EPILOG_TRAIN = """examples:
   shendu train --model mlp --optimizer sgd --lr 0.05 --momentum 0.9
   shendu train --resume runs/20250101-120000/checkpoint.sd
                                                continue an interrupted run
-  shendu train --nproc 2 --model mlp           data-parallel on 2 processes (MPI)
+  shendu train --nproc 2 --model mlp           data-parallel on 2 processes
 """
 _EPILOG_SEARCH = """value syntax for the searchable options:
   0.01              a fixed value
