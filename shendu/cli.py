@@ -53,6 +53,7 @@ _EPILOG_TRAIN = """examples:
   shendu train --model mlp --optimizer sgd --lr 0.05 --momentum 0.9
   shendu train --resume runs/20250101-120000/checkpoint.sd
                                                continue an interrupted run
+  shendu train --nproc 2 --model mlp           data-parallel on 2 processes
 """
 _EPILOG_SEARCH = """value syntax for the searchable options:
   0.01              a fixed value
@@ -148,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: runs/<date>-<time>)")
     p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint.sd: its "
                    "saved settings are reused unless given again (e.g. more --epochs)")
+    g = p.add_argument_group("data-parallel training (MPI; see 'shendu run --help')")
+    g.add_argument("--nproc", type=int, metavar="N", help="train on N processes with "
+                   "DistributedDataParallel, started through 'shendu run' (mpiexec). "
+                   "--batch-size stays the global batch: each rank takes batch-size/N "
+                   "samples per step, so the training is the same as with --nproc 1 and "
+                   "only the speed changes. Rank 0 prints and writes the files")
+    g.add_argument("--hosts", metavar="FILE", help="with --nproc: mpiexec hostfile "
+                   "(one host[:slots] per line)")
+    g.add_argument("--rank-of-job", action="store_true", help=argparse.SUPPRESS)
 
     p = sub.add_parser("diagnose", help="bias/variance report or training-curve checks",
                        description=_wrap("Tell which problem to fix first. Give error "
@@ -223,10 +233,63 @@ def _default_out(prefix: str = "") -> str:
     return path
 
 
-def _train(args: argparse.Namespace) -> int:
+def _launch_ranks(args: argparse.Namespace, argv: list[str]) -> int:
+    """``shendu train --nproc N``: run this same command on N ranks through ``shendu run``
+    (its mpiexec, rank prefixes, heartbeats and clean-up), each rank marked as one."""
+    from .distributed import launcher
+
+    if args.nproc < 1:
+        print(f"shendu train: error: --nproc must be at least 1, got {args.nproc}",
+              file=sys.stderr)
+        return 2
+    batch = args.batch_size or DEFAULTS["batch_size"]
+    if args.resume is None and batch % args.nproc:   # fail before starting any rank
+        print(f"shendu train: error: --batch-size {batch} is the global batch and must "
+              f"split evenly over --nproc {args.nproc} ranks", file=sys.stderr)
+        return 2
+    if args.resume is None:   # chosen once, here: the ranks' clocks may tick apart
+        out = args.out or _default_out()
+    else:
+        out = args.out or os.path.dirname(os.path.abspath(args.resume))
+    out = os.path.abspath(out)   # the ranks' working folder may differ (other hosts)
+    rest = _without(argv, ("--nproc", "--hosts", "--out", "--resume"))
+    if args.resume is not None:
+        rest += ["--resume", os.path.abspath(args.resume)]
+    threads = args.threads if args.threads else max(1, (os.cpu_count() or 1) // args.nproc)
+    entry = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train",
+                         "_rank_entry.py")
+    cmd = ["--nproc", str(args.nproc), "--threads", str(threads)]
+    if args.hosts:
+        cmd += ["--hosts", args.hosts]
+    return launcher.main([*cmd, entry, "train", *rest, "--out", out,
+                          "--nproc", str(args.nproc), "--rank-of-job"])
+
+
+def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """``argv`` less the given options and their values (``--opt v`` or ``--opt=v``).
+
+    >>> _without(["--epochs", "2", "--nproc=2", "--out", "x"], ("--nproc", "--out"))
+    ['--epochs', '2']
+    """
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in options:
+            skip = True
+        elif not a.startswith(tuple(o + "=" for o in options)):
+            out.append(a)
+    return out
+
+
+def _train(args: argparse.Namespace, argv: list[str] = ()) -> int:
     from .serialization import load
     from .train.recipe import resolve_config, run_training
 
+    if args.nproc is not None and args.nproc != 1 and not args.rank_of_job:
+        return _launch_ranks(args, list(argv))
+    data_parallel = args.nproc is not None
+    speaks = not args.rank_of_job or os.environ.get("RANK", "0") == "0"
     given = _overrides(args)
     out = args.out
     if args.resume is not None:
@@ -247,9 +310,10 @@ def _train(args: argparse.Namespace) -> int:
                 " may differ")
         cfg.update({k: v for k, v in given.items() if v is not None})
         out = out or os.path.dirname(os.path.abspath(args.resume))
-        print(f"Resuming from {args.resume} (epoch {saved['epoch']})")
+        if speaks:
+            print(f"Resuming from {args.resume} (epoch {saved['epoch']})")
         planned = (saved["extra"].get("config") or {}).get("epochs")
-        if planned is not None and cfg.get("epochs") != planned \
+        if speaks and planned is not None and cfg.get("epochs") != planned \
                 and cfg.get("schedule", DEFAULTS["schedule"]) != "none":
             print(f"Note: the saved run planned its learning-rate schedule for {planned} "
                   "epochs; optimizer and schedule state are restored as saved, so epochs "
@@ -260,14 +324,22 @@ def _train(args: argparse.Namespace) -> int:
     out = out or _default_out()
     try:
         res = run_training(cfg, out, resume=args.resume,
-                           progress="line" if args.no_progress else True)
+                           progress="line" if args.no_progress else True,
+                           data_parallel=data_parallel)
     except KeyboardInterrupt:
         ckpt = os.path.join(out, "checkpoint.sd")
         hint = (f"; continue with: shendu train --resume {ckpt}" if os.path.exists(ckpt)
                 else " before the first checkpoint")
         print(f"\nshendu train: interrupted{hint}", file=sys.stderr)
         return 130
+    if not speaks:   # rank 0 reports for the data-parallel job
+        return 0
     test, paths = res["test"], res["paths"]
+    if "data_parallel" in res:
+        dp = res["data_parallel"]
+        print(f"Data parallel: {dp['world_size']} rank(s) x batch {dp['per_rank_batch']}; "
+              "replicas " + ("identical" if dp["replicas_identical"] else
+                             "DIFFER: " + ", ".join(d[:12] for d in dp["replica_digests"])))
     print(f"Test accuracy: {test['acc']:.4f} (loss {test['loss']:.4f}) on "
           f"{res['data']['sizes']['test']} test images")
     print(f"Checkpoint:      {paths.get('checkpoint')}")
@@ -465,7 +537,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     try:
         if args.command == "train":
-            return _train(args)
+            return _train(args, argv[1:])
         if args.command == "diagnose":
             return _diagnose(args)
         return _search(args)

@@ -5,7 +5,8 @@ to MPI as it is (no copy); other layouts and GPU arrays pass through a contiguou
 copy that is written back into the tensor afterwards. Before each collective the ranks
 compare the op's name, shape and dtype (one small allgather), so a shape mismatch or a
 rank calling a different collective raises a clear error on every rank instead of giving
-wrong numbers; ``SHENDU_DISTRIBUTED_CHECK=0`` skips that check.
+wrong numbers; ``SHENDU_DISTRIBUTED_CHECK=0`` skips that check. Under backend ``"nccl"``
+GPU tensors go through NCCL instead (``_nccl``), enqueued on the current CUDA stream.
 """
 from __future__ import annotations
 
@@ -75,9 +76,29 @@ def _sig(arr):
     return (tuple(arr.shape), str(arr.dtype))
 
 
+def _gpu(w, name, *tensors):
+    """The group's NCCL backend when these are GPU tensors under backend 'nccl', else None
+    (MPI carries them). A mix of GPU and CPU tensors in one call is refused."""
+    if w.nccl is None:
+        return None
+    from ..tensor import Tensor
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected a shendu Tensor, got {type(t).__name__}")
+    on_gpu = [w.nccl.is_device_array(t._data) for t in tensors]
+    if all(on_gpu):
+        return w.nccl
+    if any(on_gpu):
+        raise ValueError(f"{name}: the tensors are partly on the GPU and partly on the CPU; "
+                         "with backend 'nccl' give all of them on the GPU (NCCL) or all on "
+                         "the CPU (MPI)")
+    return None
+
+
 def _done(work, async_op):
     if async_op:
         return work
+    work._comm = _world().comm   # every rank waits on it now: see process_group._wait_all
     work.wait()
     return None
 
@@ -102,6 +123,10 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     from mpi4py import MPI
     w = _world()
     mpi_op = _op(op, "all_reduce")
+    if (gpu := _gpu(w, "all_reduce", tensor)) is not None:
+        _check(w.comm, "all_reduce", *_sig(tensor._data), str(op))
+        gpu.all_reduce(tensor._data, op)
+        return _done(Work(), async_op)
     arr, write_back = _buffer(tensor, "all_reduce")
     if op == ReduceOp.AVG and not np.issubdtype(arr.dtype, np.inexact):
         raise TypeError(f"all_reduce: ReduceOp.AVG needs a floating-point tensor, got "
@@ -131,6 +156,10 @@ def broadcast(tensor, src: int = 0, group=None, async_op: bool = False):
     """
     w = _world()
     _rank_arg("broadcast", "src", src, w.size)
+    if (gpu := _gpu(w, "broadcast", tensor)) is not None:
+        _check(w.comm, "broadcast", *_sig(tensor._data), src)
+        gpu.broadcast(tensor._data, src)
+        return _done(Work(), async_op)
     arr, write_back = _buffer(tensor, "broadcast")
     _check(w.comm, "broadcast", *_sig(arr), src)
     req = w.comm.Ibcast(arr, root=src)
@@ -153,6 +182,19 @@ def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
     if len(tensor_list) != w.size:
         raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors but the "
                          f"world size is {w.size}; expected one per rank")
+    if (gpu := _gpu(w, "all_gather", tensor, *tensor_list)) is not None:
+        data = tensor._data
+        for i, t in enumerate(tensor_list):
+            if tuple(t.shape) != data.shape or t._data.dtype != data.dtype:
+                raise ValueError(f"all_gather: tensor_list[{i}] is {tuple(t.shape)} "
+                                 f"{t._data.dtype} but the input is {data.shape} "
+                                 f"{data.dtype}; expected the same")
+        _check(w.comm, "all_gather", *_sig(data))
+        out = gpu.cupy.empty((w.size,) + data.shape, dtype=data.dtype)
+        gpu.all_gather(out, gpu.cupy.ascontiguousarray(data))
+        for i, t in enumerate(tensor_list):
+            t._data[...] = out[i]
+        return _done(Work(), async_op)
     src, _ = _buffer(tensor, "all_gather")
     for i, t in enumerate(tensor_list):
         if tuple(t.shape) != src.shape:
@@ -172,6 +214,14 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op: bo
     """Gather ``input_tensor`` from every rank, concatenated along dim 0 into
     ``output_tensor`` (whose first dim is world_size times the input's)."""
     w = _world()
+    if (gpu := _gpu(w, "all_gather_into_tensor", output_tensor, input_tensor)) is not None:
+        src, out = input_tensor._data, output_tensor._data
+        if out.size != src.size * w.size or out.dtype != src.dtype:
+            raise ValueError(f"all_gather_into_tensor: output {out.shape} {out.dtype} cannot "
+                             f"hold {w.size} inputs of {src.shape} {src.dtype}")
+        _check(w.comm, "all_gather_into_tensor", *_sig(src))
+        gpu.all_gather(out, gpu.cupy.ascontiguousarray(src))
+        return _done(Work(), async_op)
     src, _ = _buffer(input_tensor, "all_gather_into_tensor")
     out, write_back = _buffer(output_tensor, "all_gather_into_tensor")
     if out.size != src.size * w.size or out.dtype != src.dtype:
@@ -200,6 +250,16 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op: bo
     if len(input_list) != w.size:
         raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors but the "
                          f"world size is {w.size}; expected one per rank")
+    if (gpu := _gpu(w, "reduce_scatter", output, *input_list)) is not None:
+        out = output._data
+        for i, t in enumerate(input_list):
+            if t._data.shape != out.shape or t._data.dtype != out.dtype:
+                raise ValueError(f"reduce_scatter: input_list[{i}] is {t._data.shape} "
+                                 f"{t._data.dtype} but output is {out.shape} {out.dtype}; "
+                                 "expected the same")
+        _check(w.comm, "reduce_scatter", *_sig(out), str(op))
+        gpu.reduce_scatter(out, gpu.cupy.stack([t._data for t in input_list]), op)
+        return _done(Work(), async_op)
     out, write_back = _buffer(output, "reduce_scatter")
     parts = [_buffer(t, "reduce_scatter")[0] for t in input_list]
     for i, p in enumerate(parts):
@@ -236,10 +296,20 @@ def _rank_arg(name, what, r, size):
         raise ValueError(f"{name}: {what}={r!r} is not a rank of a world of size {size}")
 
 
+def _nccl_peer(name, src):
+    if src is None:
+        raise ValueError(f"{name}: the NCCL backend cannot receive from any rank; give "
+                         "src=<rank> (NCCL point-to-point names both ends)")
+    return src
+
+
 def isend(tensor, dst: int, group=None, tag: int = 0) -> Work:
     """Start sending ``tensor`` to rank ``dst``; returns a ``Work`` handle."""
     w = _world()
     _rank_arg("isend", "dst", dst, w.size)
+    if (gpu := _gpu(w, "isend", tensor)) is not None:
+        gpu.send(tensor._data, dst)   # enqueued on the stream: nothing to wait for here
+        return Work()
     arr, _ = _buffer(tensor, "isend")
     if arr is not tensor._data:
         arr = arr.copy()  # the copy must live until the send completes
@@ -252,6 +322,9 @@ def irecv(tensor, src: int | None = None, group=None, tag: int = 0) -> Work:
     w = _world()
     if src is not None:
         _rank_arg("irecv", "src", src, w.size)
+    if (gpu := _gpu(w, "irecv", tensor)) is not None:
+        gpu.recv(tensor._data, _nccl_peer("irecv", src))
+        return Work()
     arr, write_back = _buffer(tensor, "irecv")
     req = w.comm.Irecv(arr, source=MPI.ANY_SOURCE if src is None else src, tag=tag)
     return Work([req], write_back)
@@ -263,6 +336,9 @@ def send(tensor, dst: int, group=None, tag: int = 0) -> None:
     _rank_arg("send", "dst", dst, w.size)
     if dst == w.rank:
         raise ValueError(f"send: dst={dst} is this rank; sending to oneself would deadlock")
+    if (gpu := _gpu(w, "send", tensor)) is not None:
+        gpu.send(tensor._data, dst)
+        return None
     arr, _ = _buffer(tensor, "send")
     with _waiting():
         w.comm.Send(arr, dest=dst, tag=tag)
@@ -277,6 +353,9 @@ def recv(tensor, src: int | None = None, group=None, tag: int = 0) -> int:
     w = _world()
     if src is not None:
         _rank_arg("recv", "src", src, w.size)
+    if (gpu := _gpu(w, "recv", tensor)) is not None:
+        gpu.recv(tensor._data, _nccl_peer("recv", src))
+        return src
     arr, write_back = _buffer(tensor, "recv")
     status = MPI.Status()
     with _waiting():

@@ -5,9 +5,17 @@ broadcast to every rank. During backward a hook on each parameter copies that pa
 gradient (plus any gradient accumulated under ``no_sync()``) into its bucket, a flat
 buffer of about ``bucket_cap_mb``; a full bucket starts its non-blocking all-reduce at
 once, while the remaining gradients are still being produced. When the last parameter's
-gradient arrives, all buckets are waited for, divided by the world size and written into
-every ``.grad``, so after ``loss.backward()`` each rank holds the gradient of the mean
-loss over all ranks' data and ``optimizer.step()`` keeps the replicas identical.
+gradient arrives, all buckets are waited for (see ``process_group._wait_all``: no core
+spun while another rank still computes), and each ``.grad`` gets its bucket slice divided
+by the world size in one pass, so after ``loss.backward()`` each rank holds the gradient
+of the mean loss over all ranks' data and ``optimizer.step()`` keeps the replicas
+identical. Under ``init_process_group("nccl")`` with the model on the GPU the buckets are
+CuPy arrays reduced by NCCL on the current stream.
+
+When every rank runs on one machine the buckets live in MPI shared memory (one window per
+bucket, a row per rank) and the all-reduce is two barriers and a column-wise sum per rank,
+instead of MPI's message exchanges, each of which needs both ranks on a core at once
+(``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce).
 
 shendu's engine calls leaf hooks as it finishes the sweep, so communication overlaps the
 end of backward rather than all of it.
@@ -20,16 +28,16 @@ import numpy as np
 
 from ..nn.module import Module
 from ._heartbeat import _waiting, heartbeat
-from .process_group import _world
+from .process_group import _wait_all, _world
 
 __all__ = ["DistributedDataParallel"]
 
 
 class _Bucket:
-    def __init__(self, indices, dtype, sizes):
+    def __init__(self, indices, dtype, sizes, xp=np):
         self.indices = list(indices)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        self.flat = np.zeros(int(self.offsets[-1]), dtype=dtype)
+        self.flat = xp.zeros(int(self.offsets[-1]), dtype=dtype)
         self.ready = 0
         self.request = None
 
@@ -84,14 +92,65 @@ class DistributedDataParallel(Module):
                 seen.add(id(p))
                 params.append(p)
         self._params = params
+        # backend 'nccl' with the model on the GPU: buckets live there and NCCL reduces
+        # them on the stream; otherwise NumPy buckets and MPI
+        self._nccl = w.nccl if (w.nccl is not None and params
+                                and w.nccl.is_device_array(params[0]._data)) else None
         self._check_replicas(module)
         self._broadcast_state(module, params)
         self._buckets, self._where = self._make_buckets(params, bucket_cap_mb * 2 ** 20)
+        self._node = self._share_buckets() if self._nccl is None and self._size > 1 else None
         self._hook_handles = [p.register_hook(self._hook(i)) for i, p in enumerate(params)]
         self._sync_now = False   # decided at forward time, as PyTorch does
         self._reset()
 
     # ------------------------------------------------------------------ setup
+    def _share_buckets(self):
+        """When every rank runs on this machine, put the buckets in MPI shared memory:
+        rank r's bucket is row r of a (world + 1, n) array all ranks can read, so the
+        all-reduce is two barriers and each rank adding up its share of the columns into
+        the last row (see ``_reduce_shared``), instead of MPI's message exchanges. None
+        (MPI's all-reduce) across machines or with ``SHENDU_DDP_SHARED_MEMORY=0``."""
+        from mpi4py import MPI
+
+        from ..backend import runtime
+        if runtime._env("SHENDU_DDP_SHARED_MEMORY", "1") == "0":
+            return None
+        node = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
+        if node.Get_size() != self._size:
+            node.Free()
+            return None
+        me, ranks = node.Get_rank(), node.Get_size()
+        for bucket in self._buckets:
+            dtype, n = bucket.flat.dtype, bucket.flat.size
+            nbytes = (ranks + 1) * n * dtype.itemsize if me == 0 else 0
+            win = MPI.Win.Allocate_shared(nbytes, dtype.itemsize, comm=node)
+            buf, _ = win.Shared_query(0)
+            rows = np.ndarray((ranks + 1, n), dtype=dtype, buffer=buf)
+            rows[me] = 0
+            win.Lock_all(MPI.MODE_NOCHECK)   # passive target: Sync() orders the stores
+            bucket.win, bucket.rows, bucket.flat = win, rows, rows[me]
+            cut = np.linspace(0, n, ranks + 1).astype(int)
+            bucket.mine = slice(int(cut[me]), int(cut[me + 1]))
+        return node
+
+    def _reduce_shared(self):
+        """Every rank's buckets are written: sum the columns this rank owns into the last
+        row, then wait until every rank has (the barriers sleep between polls)."""
+        from .process_group import _wait_all
+
+        for bucket in self._buckets:
+            bucket.win.Sync()
+        _wait_all([self._node.Ibarrier()])
+        for bucket in self._buckets:
+            bucket.win.Sync()
+            rows, cols = bucket.rows, bucket.mine
+            np.sum(rows[:-1, cols], axis=0, out=rows[-1, cols])
+            bucket.win.Sync()
+        _wait_all([self._node.Ibarrier()])
+        for bucket in self._buckets:
+            bucket.win.Sync()
+
     def _check_replicas(self, module):
         if self._size == 1:
             return
@@ -113,6 +172,9 @@ class DistributedDataParallel(Module):
 
     def _bcast(self, t):
         data = t._data
+        if self._nccl is not None and self._nccl.is_device_array(data):
+            self._nccl.broadcast(data, 0)
+            return
         if isinstance(data, np.ndarray) and data.flags.c_contiguous and data.flags.writeable:
             self._comm.Bcast(data, root=0)
         else:
@@ -120,8 +182,7 @@ class DistributedDataParallel(Module):
             self._comm.Bcast(arr, root=0)
             t._data[...] = arr if isinstance(t._data, np.ndarray) else type(t._data)(arr)
 
-    @staticmethod
-    def _make_buckets(params, cap_bytes):
+    def _make_buckets(self, params, cap_bytes):
         # gradients arrive roughly from the last layer to the first: fill buckets that way
         buckets, where = [], {}
         current, size, dtype = [], 0, None
@@ -140,7 +201,8 @@ class DistributedDataParallel(Module):
             buckets.append(current)
         out = []
         for b, idx in enumerate(buckets):
-            bucket = _Bucket(idx, params[idx[0]]._data.dtype, [params[i]._data.size for i in idx])
+            bucket = _Bucket(idx, params[idx[0]]._data.dtype, [params[i]._data.size for i in idx],
+                             self._nccl.cupy if self._nccl is not None else np)
             for k, i in enumerate(idx):
                 where[i] = (b, k)
             out.append(bucket)
@@ -208,40 +270,54 @@ class DistributedDataParallel(Module):
         b, k = self._where[i]
         bucket = self._buckets[b]
         lo, hi = bucket.offsets[k], bucket.offsets[k + 1]
-        g = np.asarray(grad._data).reshape(-1)
+        g = grad._data.reshape(-1)
         if p.grad is not None:   # accumulated under no_sync(): averaged with this one
-            bucket.flat[lo:hi] = np.asarray(p.grad._data).reshape(-1) + g
+            bucket.flat[lo:hi] = p.grad._data.reshape(-1) + g
         else:
             bucket.flat[lo:hi] = g
         self._got[i] = True
         self._seen += 1
         bucket.ready += 1
         if bucket.ready == len(bucket.indices):
-            from mpi4py import MPI
-            bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat, op=MPI.SUM)
+            if self._nccl is not None:   # enqueued on the stream, ordered before _finish
+                from .process_group import ReduceOp
+                self._nccl.all_reduce(bucket.flat, ReduceOp.SUM, "DistributedDataParallel")
+            elif self._node is None:     # (shared-memory buckets are reduced in _finish)
+                from mpi4py import MPI
+                bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat,
+                                                       op=MPI.SUM)
         if self._seen < len(self._params):
             return None
         return self._finish(i)
 
     def _finish(self, last):
         """All gradients are in: wait for the buckets and write the averages."""
-        from mpi4py import MPI
-
         from ..tensor import Tensor
-        with _waiting():
-            MPI.Request.Waitall([b.request for b in self._buckets])
+        requests = [b.request for b in self._buckets if b.request is not None]
+        if requests:
+            with _waiting():   # every rank is here for the same buckets
+                _wait_all(requests, comm=self._comm)
+        if self._node is not None:
+            with _waiting():
+                self._reduce_shared()
         replacement = None
+        size = self._size
         for bucket in self._buckets:
-            np.divide(bucket.flat, self._size, out=bucket.flat)
+            xp = np if isinstance(bucket.flat, np.ndarray) else self._nccl.cupy
+            summed = bucket.rows[-1] if self._node is not None else bucket.flat
             for k, i in enumerate(bucket.indices):
                 p = self._params[i]
-                avg = bucket.flat[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(p._data.shape)
+                total = summed[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(
+                    p._data.shape)
                 if i == last:
                     # the engine adds what this hook returns to an existing .grad
-                    value = avg - p.grad._data if p.grad is not None else avg.copy()
-                    replacement = Tensor._wrap(value)
+                    avg = total / size
+                    replacement = Tensor._wrap(avg - p.grad._data if p.grad is not None
+                                               else avg)
+                elif p.grad._data.flags.writeable:
+                    xp.divide(total, size, out=p.grad._data)   # average and write: one pass
                 else:
-                    p.grad._data[...] = avg
+                    p.grad._data = total / size
         self._sync_now = False
         self._seen = 0
         return replacement

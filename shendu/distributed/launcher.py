@@ -88,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="number of ranks")
     p.add_argument("--hosts", help="hostfile for mpiexec (one host[:slots] per line)")
     p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads per rank (OMP/MKL/numba; default 1: a rank blocked "
-                   "in a collective spins a core)")
+                   help="CPU threads per rank (OMP/MKL/numba; default 1: one rank per "
+                   "core, whose threads would otherwise compete with the other ranks)")
     p.add_argument("--timeout", type=float, default=None,
                    help="end the job after this many seconds, restarts included (exit "
                    "status 124; never restarted)")

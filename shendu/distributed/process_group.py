@@ -5,6 +5,8 @@ never mix with the user's own mpi4py traffic; ``destroy_process_group`` frees th
 duplicate (MPI itself stays initialised until the interpreter exits, as mpi4py arranges),
 so a later ``init_process_group`` works again. Started without ``mpiexec`` the process is
 an MPI singleton: world size 1, every collective a local no-op with the same semantics.
+``init_process_group(backend="nccl")`` adds an NCCL communicator (CuPy) over the same ranks
+for GPU tensors (see ``_nccl``).
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class Work:
         self._requests = list(requests)
         self._finish = finish
         self._done = False
+        self._comm = None   # set for a synchronous collective: every rank waits right away
         heartbeat()  # an operation started is progress the launcher can see
 
     def is_completed(self) -> bool:
@@ -61,9 +64,8 @@ class Work:
         """Block until the operation is done; its results are in place afterwards."""
         if not self._done:
             if self._requests:
-                from mpi4py import MPI
                 with _waiting():
-                    MPI.Request.Waitall(self._requests)
+                    _wait_all(self._requests, comm=self._comm)
             self._complete()
         return True
 
@@ -75,11 +77,60 @@ class Work:
             finish()
 
 
+# How a rank waits for the others. MPICH's blocking wait spins its core all along; on a
+# machine with more runnable processes than cores, a rank spinning while its partner is
+# still computing holds the core that partner needs. So a rank first polls for SPIN_S
+# seconds (a partner in step answers within microseconds), then sleeps between polls (from
+# NAP_S doubling up to NAP_MAX_S) until every rank has arrived, and only then waits in MPI
+# for the data itself: moving a large message takes many exchanges, each of which a
+# sleeping partner would delay by a wake-up (milliseconds on a busy machine).
+SPIN_S = 50e-6
+NAP_S = 20e-6
+NAP_MAX_S = 200e-6
+
+
+def _nap_until(test) -> None:
+    import time
+    clock = time.perf_counter
+    deadline = clock() + SPIN_S
+    while clock() < deadline:
+        if test():
+            return
+    nap = NAP_S
+    while not test():
+        time.sleep(nap)
+        nap = min(2 * nap, NAP_MAX_S)
+
+
+def _wait_all(requests, statuses=None, comm=None) -> None:
+    """``MPI.Request.Waitall(requests, statuses)`` without spinning while others compute.
+
+    ``comm``: every rank of it is waiting on the same operations right now (a synchronous
+    collective, DDP's buckets): the ranks meet at a barrier, sleeping between polls, and then
+    finish the transfer in MPI's own wait at full speed. Without it, sleep between polls
+    to the end (a barrier, a single exchange)."""
+    from mpi4py import MPI
+
+    def test():
+        return MPI.Request.Testall(requests, statuses)
+    if comm is None or comm.Get_size() == 1:
+        if not test():
+            _nap_until(test)
+        return
+    # every rank must enter this barrier, even one whose part is already done (a
+    # broadcast's root): no shortcut before it
+    arrived = comm.Ibarrier()
+    _nap_until(arrived.Test)
+    MPI.Request.Waitall(requests, statuses)
+
+
 class _Group:
-    def __init__(self, comm):
+    def __init__(self, comm, backend: str = "mpi"):
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        self.backend = backend
+        self.nccl = None   # the NcclBackend of backend "nccl" (GPU tensors go through it)
 
 
 _WORLD: _Group | None = None
@@ -113,7 +164,9 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
     """Join the job's process group; every rank must call it.
 
     Args:
-        backend: ``"mpi"`` (the only backend; the ranks are those ``mpiexec`` started).
+        backend: ``"mpi"`` (the ranks are those ``mpiexec`` started), or ``"nccl"``: the
+            same MPI group, plus an NCCL communicator (CuPy) that carries the collectives
+            on GPU tensors; CPU tensors still go through MPI (see ``_nccl``).
         init_method: accepted for torch compatibility; only ``None`` or ``"env://"``.
         timeout: accepted for torch compatibility (MPI has no collective timeout).
         world_size, rank: if given, checked against what MPI reports.
@@ -128,9 +181,13 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
     global _WORLD
     if backend is None:
         backend = "mpi"
-    if str(backend).lower() != "mpi":
+    backend = str(backend).lower()
+    if backend not in ("mpi", "nccl"):
         raise ValueError(f"init_process_group: backend {backend!r} is not supported; "
-                         "expected 'mpi'")
+                         "expected 'mpi' or 'nccl'")
+    if backend == "nccl":   # fail before touching MPI when CuPy, NCCL or a GPU is missing
+        from ._nccl import require
+        require()
     if init_method not in (None, "env://"):
         raise ValueError(f"init_process_group: init_method {init_method!r} is not supported "
                          "with the MPI backend (mpiexec places the ranks); expected None")
@@ -138,7 +195,7 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
         raise RuntimeError("init_process_group: the default process group is already "
                            "initialised; call destroy_process_group() first")
     MPI = _mpi()
-    world = _Group(MPI.COMM_WORLD.Dup())
+    world = _Group(MPI.COMM_WORLD.Dup(), backend)
     if world_size not in (-1, None) and int(world_size) != world.size:
         world.comm.Free()
         raise RuntimeError(f"init_process_group: world_size={world_size} but MPI started "
@@ -148,6 +205,13 @@ def init_process_group(backend: str = "mpi", init_method: str | None = None,
         world.comm.Free()
         raise RuntimeError(f"init_process_group: rank={rank} but MPI gave this process "
                            f"rank {world.rank}")
+    if backend == "nccl":
+        from ._nccl import NcclBackend
+        try:
+            world.nccl = NcclBackend(world.comm, world.rank, world.size)
+        except BaseException:
+            world.comm.Free()
+            raise
     _WORLD = world
 
 
@@ -164,9 +228,8 @@ def is_initialized() -> bool:
 
 
 def get_backend(group=None) -> str:
-    """The backend's name: ``"mpi"``."""
-    _world()
-    return "mpi"
+    """The backend's name: ``"mpi"`` or ``"nccl"``."""
+    return _world().backend
 
 
 def get_rank(group=None) -> int:
@@ -185,7 +248,7 @@ def barrier(group=None, async_op: bool = False, device_ids=None):
     if async_op:
         return Work([comm.Ibarrier()])
     with _waiting():
-        comm.Barrier()
+        _wait_all([comm.Ibarrier()])   # not MPI_Barrier: it would spin a core meanwhile
     return None
 
 
@@ -195,4 +258,6 @@ def destroy_process_group(group=None) -> None:
     if _WORLD is None:
         return
     world, _WORLD = _WORLD, None
+    if world.nccl is not None:
+        world.nccl.destroy()
     world.comm.Free()

@@ -102,9 +102,16 @@ def _resize(size: int):
     return Resize()
 
 
-def make_loaders(cfg: dict, train_full, test) -> dict[str, Any]:
-    """Stratified train/dev split, normalisation fit on train, and the three loaders."""
-    from ..data import DataLoader, Subset, stratified_split
+def make_loaders(cfg: dict, train_full, test,
+                 world: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Stratified train/dev split, normalisation fit on train, and the three loaders.
+
+    ``world=(rank, world_size)``: this rank's loaders for data-parallel training (see
+    :mod:`shendu.train.data_parallel`): the training loader draws ``batch_size /
+    world_size`` samples per step from a ``DistributedSampler`` (seeded with
+    ``cfg['seed']``), the evaluation loaders hold every ``world_size``-th sample. Split,
+    normalisation and ``sizes`` are the whole job's, the same on every rank."""
+    from ..data import DataLoader, DistributedSampler, Subset, stratified_split
     from ..data import transforms as T
 
     images, labels = train_full.arrays()
@@ -127,18 +134,30 @@ def make_loaders(cfg: dict, train_full, test) -> dict[str, Any]:
     if resize:
         shape = (shape[0], int(cfg["resize"]), int(cfg["resize"]))
     dev_ = cfg["device"]
+    sizes = (len(tr), len(dev), len(test_idx))
+    train_eval_idx = tr[:5000]   # training images without augmentation: the final error
+    if world is None:
+        train = DataLoader(Subset(train_full, tr), batch_size=cfg["batch_size"],
+                           shuffle=True, transform=train_tf, device=dev_)
+    else:
+        from .data_parallel import _split_batch, shard
+        rank, size = world
+        part = Subset(train_full, tr)
+        sampler = DistributedSampler(part, size, rank, shuffle=True, seed=cfg["seed"])
+        train = DataLoader(part, batch_size=_split_batch(cfg["batch_size"], size),
+                           sampler=sampler, transform=train_tf, device=dev_)
+        dev, train_eval_idx, test_idx = (shard(i, rank, size)
+                                         for i in (dev, train_eval_idx, test_idx))
     return {
-        "train": DataLoader(Subset(train_full, tr), batch_size=cfg["batch_size"],
-                            shuffle=True, transform=train_tf, device=dev_),
+        "train": train,
         "dev": DataLoader(Subset(train_full, dev), batch_size=500, transform=eval_tf,
                           device=dev_),
-        # training images without augmentation: for the final training error
-        "train_eval": DataLoader(Subset(train_full, tr[:5000]), batch_size=500,
+        "train_eval": DataLoader(Subset(train_full, train_eval_idx), batch_size=500,
                                  transform=eval_tf, device=dev_),
         "test": DataLoader(Subset(test, test_idx), batch_size=500, transform=eval_tf,
                            device=dev_),
         "shape": shape, "num_classes": int(labels.max()) + 1,
-        "sizes": (len(tr), len(dev), len(test_idx)),
+        "sizes": sizes,
         "normalize": {"mean": norm.mean.tolist(), "std": norm.std.tolist()},
     }
 
@@ -192,7 +211,8 @@ def build_scheduler(cfg: dict, optimizer):
 def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
                  resume: str | os.PathLike | None = None, evaluate_test: bool = True,
                  save: bool = True, progress: bool | str = True,
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
+                 log: Callable[[str], None] = print,
+                 data_parallel: bool = False) -> dict[str, Any]:
     """Train per ``cfg`` (see :func:`resolve_config`); returns metrics and file paths.
 
     Args:
@@ -204,6 +224,11 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
         save: write the checkpoint and plot (``metrics.json`` is always written to out).
         progress: as for :func:`shendu.train.fit`.
         log: where the one-line summaries go.
+        data_parallel: train as one rank of a ``shendu.distributed`` job (``shendu train
+            --nproc N`` runs every rank with it): DDP, a ``DistributedSampler``, the global
+            ``batch_size`` split over the ranks, metrics all-reduced, and only rank 0
+            logging and writing files (see :mod:`shendu.train.data_parallel`). The MPI
+            process group is started here unless one is; a world of one also works.
 
     BLAS runs on ``cfg['threads']`` threads meanwhile (0: the library's default); see
     :mod:`shendu._threads` for why one thread is the default.
@@ -211,12 +236,28 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
     from .._threads import blas_threads
 
     with blas_threads(cfg.get("threads")):
-        return _run_training(cfg, out, resume=resume, evaluate_test=evaluate_test,
-                             save=save, progress=progress, log=log)
+        if not data_parallel:
+            return _run_training(cfg, out, resume=resume, evaluate_test=evaluate_test,
+                                 save=save, progress=progress, log=log)
+        from ..distributed import process_group as pg
+        started = not pg.is_initialized()
+        if started:
+            pg.init_process_group("mpi")
+        try:
+            rank, size = pg.get_rank(), pg.get_world_size()
+            if rank != 0:   # rank 0 speaks and writes for the job
+                progress, log = False, (lambda s: None)
+            return _run_training(cfg, out, resume=resume, evaluate_test=evaluate_test,
+                                 save=save, progress=progress, log=log,
+                                 world=(rank, size))
+        finally:
+            if started:
+                pg.destroy_process_group()
 
 
 def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
-                  progress: bool | str, log: Callable[[str], None]) -> dict[str, Any]:
+                  progress: bool | str, log: Callable[[str], None],
+                  world: tuple[int, int] | None = None) -> dict[str, Any]:
     from .. import random as sd_random
     from ..nn import functional as F
     from ..nn.utils import fuse
@@ -226,33 +267,68 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
     start = time.perf_counter()
     sd_random.manual_seed(cfg["seed"])
     train_full, test = load_datasets(cfg)
-    data = make_loaders(cfg, train_full, test)
+    data = make_loaders(cfg, train_full, test, world)
     # Linear/Conv2d + ReLU pairs run as single ops (shared parameters, the same state-dict
     # names, so checkpoints load into the unfused model too)
     model = fuse(build_model(cfg, data["shape"], data["num_classes"]))
+    rank = world[0] if world is not None else 0
+    writes = out is not None and rank == 0
+    if world is not None:
+        from ..nn.parallel import DistributedDataParallel
+        from . import data_parallel as DP
+        if cfg["device"] is not None:
+            model.to(cfg["device"])
+        model = DistributedDataParallel(model)   # rank 0's initial weights everywhere
+        sd_random.manual_seed(DP.rank_seed(cfg["seed"], rank))  # own dropout, augmentation
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     timing = {"setup_s": time.perf_counter() - start}
     paths: dict[str, str] = {}
     cbs: list = []
-    if out is not None:
+    if writes:
         os.makedirs(out, exist_ok=True)
         paths["metrics"] = os.path.join(out, "metrics.json")
         cbs += [C.CSVLogger(os.path.join(out, "history.csv")), C.JSONLogger(paths["metrics"])]
-        if save:
+        if save and world is None:
             paths["checkpoint"] = os.path.join(out, "checkpoint.sd")
             cbs.append(C.ModelCheckpoint(paths["checkpoint"], extra={"config": cfg}))
+    if world is not None:
+        # every rank has the same stateful callbacks in the same order (the loggers, rank
+        # 0's alone, are stateless), so a checkpoint's callback states load on every rank
+        cbs += DP.sampler_callbacks(data["train"].sampler)
+        if save:
+            path = os.path.join(out, "checkpoint.sd") if writes else None
+            if path is not None:
+                paths["checkpoint"] = path
+            cbs.append(DP.DataParallelCheckpoint(path, extra={"config": cfg}))
     if cfg["patience"]:
         cbs.append(C.EarlyStopping("val_loss", patience=cfg["patience"]))
     n_tr, n_dev, n_te = data["sizes"]
     epochs = f"{cfg['epochs']} epoch" + ("s" if cfg["epochs"] != 1 else "")
+    batch = f"batch {cfg['batch_size']}"
+    if world is not None:
+        batch += f" ({world[1]} rank(s) x {data['train'].batch_size})"
     log(f"Training {cfg['model']} on {cfg['dataset']}: {n_tr} train / {n_dev} dev / {n_te} "
-        f"test images; {cfg['optimizer']} lr={cfg['lr']:g}, batch {cfg['batch_size']}, "
+        f"test images; {cfg['optimizer']} lr={cfg['lr']:g}, {batch}, "
         f"{epochs}, {'augmented, ' if cfg['augment'] else ''}seed {cfg['seed']}"
         + (f" -> {out}" if out is not None else ""))
-    trainer = Trainer(model, F.cross_entropy, optimizer, scheduler=scheduler, callbacks=cbs,
-                      device=cfg["device"], progress=progress)
-    history = trainer.fit(data["train"], cfg["epochs"], data["dev"], resume=resume)
+    if world is None:
+        trainer = Trainer(model, F.cross_entropy, optimizer, scheduler=scheduler,
+                          callbacks=cbs, device=cfg["device"], progress=progress)
+        history = trainer.fit(data["train"], cfg["epochs"], data["dev"], resume=resume)
+    else:
+        trainer = DP.DataParallelTrainer(model, F.cross_entropy, optimizer,
+                                         scheduler=scheduler, callbacks=cbs,
+                                         device=cfg["device"], progress=progress)
+        start_epoch, past = 0, None
+        if resume is not None:   # the unwrapped model's checkpoint, then this rank's streams
+            from .checkpoint import load_checkpoint
+            state = load_checkpoint(resume, model.module, optimizer, scheduler,
+                                    callbacks=trainer.callbacks)
+            start_epoch, past = state["epoch"], state["history"]
+            DP.restore_rank_streams(state.get("extra"), cfg["seed"], start_epoch, log)
+        history = trainer.fit(data["train"], cfg["epochs"], data["dev"],
+                              start_epoch=start_epoch, history=past)
     timing["train_s"] = time.perf_counter() - start - timing["setup_s"]
     result: dict[str, Any] = {"history": dict(history), "config": cfg,
                               "data": {"sizes": dict(zip(("train", "dev", "test"),
@@ -265,10 +341,13 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
         result["test"] = test_metrics
         final["test_error"] = 1 - test_metrics["acc"]
     result["final"] = final
+    if world is not None:
+        result["data_parallel"] = DP.summary(data["train"].batch_size,
+                                             DP.gather_digests(model.module))
     timing["evaluate_s"] = time.perf_counter() - start - sum(timing.values())
     result["time_s"] = round(time.perf_counter() - start, 2)
     result["timing"] = timing
-    if out is not None:
+    if writes:
         if save:
             try:
                 from .plots import plot_learning_curves

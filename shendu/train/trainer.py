@@ -229,7 +229,7 @@ class Trainer:
                 bar.step(stats)
                 if self.stop_training:
                     break
-            logs = {"epoch": epoch + 1, **stats.compute("train_")}
+            logs = {"epoch": epoch + 1, **self._summarize(stats, "train_")}
             if val_loader is not None:
                 logs.update(self.evaluate(val_loader, prefix="val_"))
             logs["lr"] = lr
@@ -249,6 +249,10 @@ class Trainer:
         else:
             sched.step()
 
+    def _summarize(self, stats: EpochStats, prefix: str) -> dict[str, float]:
+        """A pass's means (a data-parallel trainer first sums the counts of every rank)."""
+        return stats.compute(prefix)
+
     # ------------------------------------------------------------------ inference
     def evaluate(self, loader, prefix: str = "") -> dict[str, float]:
         """Mean loss and metrics over ``loader`` in eval mode without gradients."""
@@ -264,7 +268,7 @@ class Trainer:
                     stats.update(loss, out, target)
         finally:
             model.train(was_training)
-        return stats.compute(prefix)
+        return self._summarize(stats, prefix)
 
     def predict(self, data, batch_size: int = 256) -> Tensor:
         """Model outputs for every input in ``data`` (a loader, or a tensor/array of inputs

@@ -71,6 +71,16 @@ def test_two_ranks_match_one_process_on_the_whole_batch(run_job, bucket_mb):
         rank_lines(res.stdout, 1) == ["steps 20 ok"]
 
 
+@pytest.mark.parametrize("shared", ["1", "0"])   # shared-memory buckets; MPI's all-reduce
+def test_both_reductions_match_one_process(run_job, shared):
+    code = EQUIVALENCE.replace('print(f"steps {steps} ok")',
+                               'print(f"steps {steps} ok shared={model._node is not None}")')
+    res = run_job(code, args=("0.0002",), env={"SHENDU_DDP_SHARED_MEMORY": shared})
+    assert res.returncode == 0, res.stdout + res.stderr
+    want = f"steps 20 ok shared={shared == '1'}"
+    assert rank_lines(res.stdout, 0) == [want] and rank_lines(res.stdout, 1) == [want]
+
+
 NO_SYNC = """
 import numpy as np
 import shendu as sd
