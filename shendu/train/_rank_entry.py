@@ -4,4 +4,5 @@ import sys
 
 from shendu.cli import main
 
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":  # run as a script by each rank; importing it does nothing
+    sys.exit(main(sys.argv[1:]))

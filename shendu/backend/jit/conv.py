@@ -129,6 +129,27 @@ def _chunk_product(x, channel_major, w2, kh, kw, dh, dw, pt, pl, oh, ow, chunk, 
     return res
 
 
+@njit(**HELPER)
+def _store_wide(res, n0, m, oh, ow, wp, bias, relu, out):
+    """Wide result rows ``res`` (O, m*OH*Wp) of images ``n0 .. n0+m`` into ``out``
+    (O, N*OH*OW): each row's ``Wp - OW`` extra columns dropped, the bias added (unless
+    ``bias`` is empty), then a ReLU if ``relu``."""
+    ln = oh * wp
+    for o in range(res.shape[0]):
+        b = bias[o] if bias.size else out.dtype.type(0)
+        for n in range(m):
+            for y in range(oh):
+                dst = out[o, ((n0 + n) * oh + y) * ow:]
+                src = res[o, n * ln + y * wp:]
+                if relu:
+                    for q in range(ow):
+                        v = src[q] + b
+                        dst[q] = 0 if v <= 0 else v
+                else:
+                    for q in range(ow):
+                        dst[q] = src[q] + b
+
+
 @kernel
 def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                    threads, scratch, out):
@@ -136,28 +157,14 @@ def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh,
     plus ``bias`` unless it is empty, then a ReLU if ``relu``, on up to ``threads``
     threads. ``scratch``: flat, ``scratch_size`` elements for ``threads``."""
     n_img = x.shape[1] if channel_major else x.shape[0]
-    o_ = w2.shape[0]
     wp = ow + (kw - 1) * dw
-    ln = oh * wp
     for t in prange(threads):
         before = _mkl_threads_here(1)
         for n0 in range(t * chunk, n_img, threads * chunk):
             m = min(chunk, n_img - n0)
             res = _chunk_product(x, channel_major, w2, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                                  scratch, t, n0, m)
-            for o in range(o_):  # compact OH x Wp -> OH x OW, adding the bias
-                b = bias[o] if bias.size else 0
-                for n in range(m):
-                    for y in range(oh):
-                        dst = out[o, ((n0 + n) * oh + y) * ow:]
-                        src = res[o, n * ln + y * wp:]
-                        if relu:
-                            for q in range(ow):
-                                v = src[q] + b
-                                dst[q] = 0 if v <= 0 else v
-                        else:
-                            for q in range(ow):
-                                dst[q] = src[q] + b
+            _store_wide(res, n0, m, oh, ow, wp, bias, relu, out)
         _mkl_threads_here(before)
 
 

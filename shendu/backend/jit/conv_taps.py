@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .conv import _pad_chunk
+from .conv import _pad_chunk, _store_wide
 from .elementwise import kernel
 from .elementwise import vector_sum as _sum
 from .mkl import N as _N_CONST
@@ -69,18 +69,7 @@ def conv2d_forward_taps(x, channel_major, wt, bias, relu, kh, kw, dh, dw, pt, pl
                 off = (tap // kw) * dh * wp + (tap % kw) * dw
                 _gemm(_N, _N, o_, ln, c_, wt[tap], c_, mine[off:], plane,
                       0.0 if tap == 0 else 1.0, res, ln)
-            for o in range(o_):  # compact OH x Wp -> OH x OW, adding the bias
-                b = bias[o] if bias.size else out.dtype.type(0)
-                for y in range(oh):
-                    dst = out[o, (n * oh + y) * ow:(n * oh + y + 1) * ow]
-                    src = res[o * ln + y * wp:o * ln + y * wp + ow]
-                    if relu:
-                        for q in range(ow):
-                            v = src[q] + b
-                            dst[q] = 0 if v <= 0 else v
-                    else:
-                        for q in range(ow):
-                            dst[q] = src[q] + b
+            _store_wide(res.reshape(o_, ln), n, 1, oh, ow, wp, bias, relu, out)
         _mkl_threads_here(before)
 
 
