@@ -283,13 +283,14 @@ def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
 
 
 def _train(args: argparse.Namespace, argv: list[str] = ()) -> int:
+    from .distributed import _rank
     from .serialization import load
     from .train.recipe import resolve_config, run_training
 
     if args.nproc is not None and args.nproc != 1 and not args.rank_of_job:
         return _launch_ranks(args, list(argv))
     data_parallel = args.nproc is not None
-    speaks = not args.rank_of_job or os.environ.get("RANK", "0") == "0"
+    speaks = not args.rank_of_job or _rank.launched("RANK", 0) == 0
     given = _overrides(args)
     out = args.out
     if args.resume is not None:

@@ -15,10 +15,9 @@ tested with stand-ins; see the README.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from ._rank import launched
 from .process_group import ReduceOp
 
 __all__ = ["NcclBackend", "require", "reduce_op", "nccl_dtype"]
@@ -103,7 +102,7 @@ class NcclBackend:
         if cupy is None or nccl is None:
             cupy, nccl = require()
         self.cupy, self.lib, self.rank, self.size = cupy, nccl, rank, size
-        local = int(os.environ.get("LOCAL_RANK", rank))
+        local = launched("LOCAL_RANK", rank)
         self.device = local % cupy.cuda.runtime.getDeviceCount()
         cupy.cuda.Device(self.device).use()
         uid = nccl.get_unique_id() if rank == 0 else None

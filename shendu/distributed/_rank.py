@@ -24,6 +24,12 @@ def _rank_env() -> tuple[int, int]:
     return int(rank), int(size)
 
 
+def launched(name: str, default: int) -> int:
+    """``RANK``, ``LOCAL_RANK``, ... as ``shendu run`` set them for this rank, else
+    ``default`` (a process started without the launcher)."""
+    return int(os.environ.get(name, default))
+
+
 class _Prefixed:
     """A text stream that starts every line it writes with ``[rankN]: ``.
 
