@@ -17,8 +17,10 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import shendu as sd  # noqa: E402
-from shendu._bench_report import machine_info  # noqa: E402
-from shendu._bench_report import _git_commit  # noqa: E402
+from shendu._bench_report import (
+    _git_commit,  # noqa: E402
+    machine_info,  # noqa: E402
+)
 from shendu.metrics import JaccardIndex  # noqa: E402
 from shendu.nn import functional as F  # noqa: E402
 from shendu.vision.datasets import CanvasSegmentation  # noqa: E402

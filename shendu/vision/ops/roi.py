@@ -15,8 +15,6 @@ tensor([[[[2.5000]]]])
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 import shendu as sd  # noqa: F401  (the examples below use it)
