@@ -150,6 +150,32 @@ def _store_wide(res, n0, m, oh, ow, wp, bias, relu, out):
                         dst[q] = src[q] + b
 
 
+@njit(**HELPER)
+def _load_wide(g, relu_out, n0, m, oh, ow, wp, gwide, gb):
+    """The inverse of :func:`_store_wide`: images ``n0 .. n0+m`` of ``g`` (O, N*OH*OW) as
+    wide rows into ``gwide`` (O, m*OH*Wp), zero in the ``Wp - OW`` extra columns and, when
+    ``relu_out`` is not empty, where the fused ReLU's output was 0; each channel's sum
+    (the bias gradient) is added to ``gb`` (O,)."""
+    ln = oh * wp
+    zero = g.dtype.type(0)
+    for o in range(gwide.shape[0]):
+        for n in range(m):
+            for r in range(oh):
+                at = ((n0 + n) * oh + r) * ow
+                src = g[o, at:]
+                dst = gwide[o, n * ln + r * wp:]
+                if relu_out.size:
+                    on = relu_out[o, at:]
+                    for q in range(ow):
+                        dst[q] = src[q] if on[q] > 0 else zero
+                else:
+                    for q in range(ow):
+                        dst[q] = src[q]
+                for q in range(ow, wp):
+                    dst[q] = zero
+        gb[o] += _sum(gwide[o, :m * ln])
+
+
 @kernel
 def conv2d_forward(x, channel_major, w2, bias, relu, kh, kw, dh, dw, pt, pl, oh, ow, chunk,
                    threads, scratch, out):
@@ -238,29 +264,12 @@ def conv2d_backward(x, channel_major, w2, g, relu_out, kh, kw, dh, dw, pt, pl, o
         before = _mkl_threads_here(1)
         gw_parts[t][:] = 0
         gb_parts[t][:] = 0
-        zero = g.dtype.type(0)
         for n0 in range(t * chunk, n_img, threads * chunk):
             m = min(chunk, n_img - n0)
             xp, cols, gwide = _split(scratch, t, c_, o_, k, chunk, m, hp, wp, ln)
             _pad_chunk(x, channel_major, n0, m, pt, pl, xp)
             _wide_patches(xp, kh, kw, dh, dw, oh, ow, cols)
-            for o in range(o_):  # expand OH x OW -> OH x Wp with zero columns
-                for n in range(m):
-                    for r in range(oh):
-                        at = ((n0 + n) * oh + r) * ow
-                        src = g[o, at:]
-                        dst = gwide[o, n * ln + r * wp:]
-                        if relu_out.size:
-                            on = relu_out[o, at:]
-                            for q in range(ow):
-                                dst[q] = src[q] if on[q] > 0 else zero
-                        else:
-                            for q in range(ow):
-                                dst[q] = src[q]
-                        for q in range(ow, wp):
-                            dst[q] = zero
-                # the bias gradient: the (masked) gradient summed, zero columns included
-                gb_parts[t, o] += _sum(gwide[o, :m * ln])
+            _load_wide(g, relu_out, n0, m, oh, ow, wp, gwide, gb_parts[t])
             # dW += dOut @ patches.T
             _gemm(_N, _T, o_, k, m * ln, gwide, m * ln, cols, m * ln, 1.0, gw_parts[t], k)
             if want_x:

@@ -29,9 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .conv import _pad_chunk, _store_wide
+from .conv import _load_wide, _pad_chunk, _store_wide
 from .elementwise import kernel
-from .elementwise import vector_sum as _sum
 from .mkl import N as _N_CONST
 from .mkl import T as _T_CONST
 from .mkl import gemm_raw as _gemm
@@ -99,21 +98,7 @@ def conv2d_backward_taps(x, channel_major, wt, g, relu_out, kh, kw, dh, dw, pt, 
         xs[c_ * plane:] = 0
         for n in range(t, n_img, threads):
             _pad_chunk(x, channel_major, n, 1, pt, pl, xs[:c_ * plane].reshape(c_, 1, hp, wp))
-            for o in range(o_):  # expand OH x OW -> OH x Wp with zero columns
-                for r in range(oh):
-                    at = (n * oh + r) * ow
-                    src = g[o, at:at + ow]
-                    dst = gwide[o * ln + r * wp:o * ln + (r + 1) * wp]
-                    if relu_out.size:
-                        on = relu_out[o, at:at + ow]
-                        for q in range(ow):
-                            dst[q] = src[q] if on[q] > 0 else zero
-                    else:
-                        for q in range(ow):
-                            dst[q] = src[q]
-                    for q in range(ow, wp):
-                        dst[q] = zero
-                gb_parts[t, o] += _sum(gwide[o * ln:(o + 1) * ln])
+            _load_wide(g, relu_out, n, 1, oh, ow, wp, gwide.reshape(o_, ln), gb_parts[t])
             if want_x:
                 dxs[:] = 0
             for tap in range(taps):
