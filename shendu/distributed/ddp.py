@@ -17,8 +17,12 @@ bucket, a row per rank) and the all-reduce is two barriers and a column-wise sum
 instead of MPI's message exchanges, each of which needs both ranks on a core at once
 (``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce).
 
-shendu's engine calls leaf hooks as it finishes the sweep, so communication overlaps the
-end of backward rather than all of it.
+shendu's engine runs a parameter's hook as soon as its gradient is final (the last node
+sending it a gradient has run), so a bucket's all-reduce starts while backward goes on
+through the earlier layers; MPICH moves a non-blocking collective forward only inside MPI
+calls, so each later hook also tests the pending ones. The shared-memory buckets are
+summed after the last gradient: a sum per bucket in mid-backward would make each rank wait
+for the slowest at every bucket.
 """
 from __future__ import annotations
 
@@ -286,9 +290,18 @@ class DistributedDataParallel(Module):
                 from mpi4py import MPI
                 bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat,
                                                        op=MPI.SUM)
+        if self._nccl is None and self._node is None:
+            self._progress()
         if self._seen < len(self._params):
             return None
         return self._finish(i)
+
+    def _progress(self):
+        """Let MPI advance the buckets already sent (it only does inside MPI calls)."""
+        from mpi4py import MPI
+        pending = [b.request for b in self._buckets if b.request is not None]
+        if pending:
+            MPI.Request.Testall(pending)
 
     def _finish(self, last):
         """All gradients are in: wait for the buckets and write the averages."""
