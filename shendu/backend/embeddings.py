@@ -1,0 +1,74 @@
+"""Word-embedding updates (``shendu/text/embeddings.py``): one dispatch function per model,
+which runs the compiled loop (``jit/embeddings.py``, one sparse step per training example,
+as word2vec's C code does) or the NumPy reference written here (one sparse step per
+mini-batch of examples, ``np.add.at`` accumulating the rows a batch repeats).
+
+The two do the same update for a batch of one example, so at ``batch_size=1`` they agree
+to rounding (tests/text/test_text_embeddings.py). With larger batches the NumPy path takes
+each batch's gradient at the rows as they were before the batch: different numbers, the
+same objective. The kernel takes C-contiguous NumPy float32/float64 arrays when the
+kernels are on; each call is reported to ``runtime.trace_paths()`` as
+``('skipgram', 'numba' | 'numpy')``.
+
+>>> import numpy as np
+>>> from shendu.backend import embeddings, runtime
+>>> w_in, w_out = np.full((3, 2), 0.5), np.zeros((3, 2))
+>>> with runtime.trace_paths() as log:
+...     loss = embeddings.skipgram_steps(w_in, w_out, np.array([0]), np.array([1]),
+...                                      np.array([[2]]), np.array([0.1]), batch_size=1)
+>>> round(loss, 4), w_out[1].tolist(), log[0][0]
+(1.3863, [0.025, 0.025], 'skipgram')
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import jit
+from .cpu import _note
+
+__all__ = ["skipgram_steps", "skipgram_update"]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
+def _kernel_takes(floats, ints) -> bool:
+    return (jit.on_all(*floats) and all(a.flags.c_contiguous for a in floats + ints)
+            and all(type(a) is np.ndarray and a.dtype.kind == "i" for a in ints))
+
+
+def skipgram_steps(w_in, w_out, centres, contexts, negatives, lrs, batch_size: int) -> float:
+    """Skip-gram with negative sampling over ``len(centres)`` (centre, context) pairs in
+    order, in place: pair ``p`` pulls ``w_in[centres[p]]`` and ``w_out[contexts[p]]``
+    together and pushes it from ``w_out[negatives[p]]`` (K noise words) at learning rate
+    ``lrs[p]``. The kernel steps after every pair; the NumPy reference after every
+    ``batch_size`` pairs, at the rate of the batch's first pair. Returns the summed loss
+    (each pair's before its step)."""
+    if _kernel_takes((w_in, w_out), (centres, contexts, negatives)):
+        _note("skipgram", "numba")
+        return float(jit.skipgram_steps(w_in, w_out, centres, contexts, negatives,
+                                        np.ascontiguousarray(lrs, dtype=np.float64)))
+    _note("skipgram", "numpy")
+    total = 0.0
+    for b in range(0, len(centres), batch_size):
+        c, o = centres[b:b + batch_size], contexts[b:b + batch_size]
+        total += skipgram_update(w_in, w_out, c, o, negatives[b:b + batch_size],
+                                 float(lrs[b])) * len(c)
+    return total
+
+
+def skipgram_update(w_in, w_out, c, o, neg, lr) -> float:
+    """One sparse SGD step on ``-log s(u.v_o) - sum log s(-u.v_neg)`` summed over a batch
+    (``u = w_in[c]``, (B,); ``o`` (B,); ``neg`` (B, K)), every gradient taken before any
+    row moves; returns the batch's mean loss before the step."""
+    u, vo, vn = w_in[c], w_out[o], w_out[neg]            # (B,D) (B,D) (B,K,D)
+    sp = _sigmoid(np.einsum("bd,bd->b", u, vo))
+    sn = _sigmoid(np.einsum("bd,bkd->bk", u, vn))
+    gp, gn = sp - 1, sn                                   # d loss / d score
+    grad_u = gp[:, None] * vo + np.einsum("bk,bkd->bd", gn, vn)
+    np.add.at(w_out, o, -lr * gp[:, None] * u)
+    np.add.at(w_out, neg.ravel(), (-lr * gn[..., None] * u[:, None]).reshape(-1, u.shape[1]))
+    np.add.at(w_in, c, -lr * grad_u)
+    eps = 1e-7
+    return float(-(np.log(sp + eps).mean() + np.log(1 - sn + eps).sum(1).mean()))
