@@ -38,23 +38,30 @@ def _kernel_takes(floats, ints) -> bool:
             and all(type(a) is np.ndarray and a.dtype.kind == "i" for a in ints))
 
 
-def skipgram_steps(w_in, w_out, centres, contexts, negatives, lrs, batch_size: int) -> float:
-    """Skip-gram with negative sampling over ``len(centres)`` (centre, context) pairs in
-    order, in place: pair ``p`` pulls ``w_in[centres[p]]`` and ``w_out[contexts[p]]``
-    together and pushes it from ``w_out[negatives[p]]`` (K noise words) at learning rate
-    ``lrs[p]``. The kernel steps after every pair; the NumPy reference after every
-    ``batch_size`` pairs, at the rate of the batch's first pair. Returns the summed loss
-    (each pair's before its step)."""
+def skipgram_steps(w_in, w_out, centres, contexts, negatives, lrs, batch_size: int,
+                   rng: np.random.Generator | None = None) -> float:
+    """Skip-gram with negative sampling over ``len(centres)`` (centre, context) pairs,
+    in place: pair ``p`` pulls ``w_in[centres[p]]`` and ``w_out[contexts[p]]`` together
+    and pushes it from ``w_out[negatives[p]]`` (K noise words) at learning rate
+    ``lrs[p]``. Returns the summed loss (each pair's before its step).
+
+    The kernel steps after every pair, in order. The NumPy reference steps after every
+    ``batch_size`` pairs, the ``b``-th batch at rate ``lrs[b * batch_size]``; with
+    ``rng`` and ``batch_size > 1`` its batches are drawn from the pairs in a random order
+    (``rng.permutation``): consecutive pairs share words (one sentence's), and a batch of
+    them sums many steps on the same rows, which diverged on small vocabularies."""
     if _kernel_takes((w_in, w_out), (centres, contexts, negatives)):
         _note("skipgram", "numba")
         return float(jit.skipgram_steps(w_in, w_out, centres, contexts, negatives,
                                         np.ascontiguousarray(lrs, dtype=np.float64)))
     _note("skipgram", "numpy")
+    order = (rng.permutation(len(centres)) if rng is not None and batch_size > 1
+             else np.arange(len(centres)))
     total = 0.0
     for b in range(0, len(centres), batch_size):
-        c, o = centres[b:b + batch_size], contexts[b:b + batch_size]
-        total += skipgram_update(w_in, w_out, c, o, negatives[b:b + batch_size],
-                                 float(lrs[b])) * len(c)
+        batch = order[b:b + batch_size]
+        total += skipgram_update(w_in, w_out, centres[batch], contexts[batch],
+                                 negatives[batch], float(lrs[b])) * batch.size
     return total
 
 

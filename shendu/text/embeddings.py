@@ -169,7 +169,9 @@ class Word2Vec:
     kept centre's (centre, context) pairs left to right, draws ``negative`` noise words per
     pair from a precomputed unigram^0.75 table, and hands the pairs to
     ``backend.embeddings.skipgram_steps``. The random draws do not depend on the path, so
-    a seed gives the same pairs with or without the kernel.
+    a seed gives the same pairs with or without the kernel (the NumPy path shuffles them
+    into mini-batches with a second generator; at ``batch_size=1`` it keeps the order and
+    makes the kernel's steps).
 
     After ``fit``, ``wv`` holds the input vectors as ``KeyedVectors`` and ``losses`` the
     mean loss of each epoch.
@@ -240,6 +242,7 @@ class Word2Vec:
             keep_p = np.ones(V)
         table = _noise_table(counts ** self.ns_exponent, self.NOISE_TABLE_SIZE)
         chunks = _sentence_chunks(lengths, self.CHUNK_TOKENS)
+        batch_rng = np.random.default_rng([self.seed, 1])  # the NumPy path's batch order
         course = max(1, self.epochs * tokens.size)  # tokens over which the rate decays
         self.losses = []
         for epoch in range(self.epochs):
@@ -252,7 +255,7 @@ class Word2Vec:
                 lrs = np.maximum(self.min_alpha, self.alpha * (1 - done))
                 tot += embeddings.skipgram_steps(w_in, w_out, np.ascontiguousarray(pairs[:, 0]),
                                                  np.ascontiguousarray(pairs[:, 1]), neg, lrs,
-                                                 self.batch_size)
+                                                 self.batch_size, batch_rng)
                 n += len(pairs)
             self.losses.append(tot / max(n, 1))
         self.wv = KeyedVectors(words, w_in)
