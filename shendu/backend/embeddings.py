@@ -8,7 +8,7 @@ to rounding (tests/text/test_text_embeddings.py). With larger batches the NumPy 
 each batch's gradient at the rows as they were before the batch: different numbers, the
 same objective. The kernel takes C-contiguous NumPy float32/float64 arrays when the
 kernels are on; each call is reported to ``runtime.trace_paths()`` as
-``('skipgram', 'numba' | 'numpy')``.
+``('skipgram' | 'glove', 'numba' | 'numpy')``.
 
 >>> import numpy as np
 >>> from shendu.backend import embeddings, runtime
@@ -26,7 +26,7 @@ import numpy as np
 from . import jit
 from .cpu import _note
 
-__all__ = ["skipgram_steps", "skipgram_update"]
+__all__ = ["skipgram_steps", "skipgram_update", "glove_steps", "glove_update"]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -79,3 +79,43 @@ def skipgram_update(w_in, w_out, c, o, neg, lr) -> float:
     np.add.at(w_in, c, -lr * grad_u)
     eps = 1e-7
     return float(-(np.log(sp + eps).mean() + np.log(1 - sn + eps).sum(1).mean()))
+
+
+def glove_steps(params, accumulators, rows, cols, logx, fx, order, lr: float,
+                batch_size: int) -> float:
+    """GloVe's AdaGrad over the co-occurrence cells ``order`` lists, in place:
+    ``params = (w, wc, b, bc)`` (word and context vectors and biases), ``accumulators``
+    their summed squared gradients; cell ``n`` weighs ``(w_i . wc_k + b_i + bc_k -
+    logx[n])^2`` by ``fx[n]`` (``i = rows[n]``, ``k = cols[n]``). The kernel steps after
+    every cell; the NumPy reference after every ``batch_size`` cells. Returns the summed
+    weighted loss (each cell's before its step)."""
+    indices = (rows, cols, order)
+    if _kernel_takes((*params, *accumulators, logx, fx), indices):
+        _note("glove", "numba")
+        return float(jit.glove_steps(*params, *accumulators, *indices[:2], logx, fx,
+                                     order, lr))
+    _note("glove", "numpy")
+    total = 0.0
+    for s in range(0, order.size, batch_size):
+        total += glove_update(params, accumulators, rows, cols, logx, fx,
+                              order[s:s + batch_size], lr)
+    return total
+
+
+def glove_update(params, accumulators, rows, cols, logx, fx, cells, lr: float) -> float:
+    """One AdaGrad step on the weighted loss summed over ``cells``, every gradient taken
+    before any row moves; returns that sum before the step."""
+    W, Wc, b, bc = params
+    gW, gWc, gb, gbc = accumulators
+    i_, k_ = rows[cells], cols[cells]
+    diff = np.einsum("bd,bd->b", W[i_], Wc[k_]) + b[i_] + bc[k_] - logx[cells]
+    loss = float((fx[cells] * diff ** 2).sum())
+    g = fx[cells] * diff                                   # half the gradient
+    dW, dWc = g[:, None] * Wc[k_], g[:, None] * W[i_]
+    for P, G, idx, grad in ((W, gW, i_, dW), (Wc, gWc, k_, dWc)):
+        np.add.at(G, idx, grad ** 2)
+        np.add.at(P, idx, -lr * grad / np.sqrt(G[idx]))
+    for P, G, idx in ((b, gb, i_), (bc, gbc, k_)):
+        np.add.at(G, idx, g ** 2)
+        np.add.at(P, idx, -lr * g / np.sqrt(G[idx]))
+    return loss

@@ -295,11 +295,14 @@ def cooccurrence(ids: list[np.ndarray], vocab_size: int, window: int = 10):
 class GloVe:
     """GloVe: weighted least squares on log co-occurrences,
     ``sum f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2`` with ``f(x) = min(1,
-    (x / x_max) ^ alpha)``, trained by AdaGrad on mini-batches of non-zero cells; the
-    word vectors are ``w + w~``.
+    (x / x_max) ^ alpha)``, trained by AdaGrad over the non-zero cells in a new random
+    order each epoch (``backend.embeddings.glove_steps``: one step per cell compiled, as
+    GloVe's C code does, or mini-batches of cells on the NumPy path); the word vectors
+    are ``w + w~``.
 
     Args: sentences, vector_size, window, min_count, x_max (100), alpha (0.75), epochs,
-        learning_rate (0.05), batch_size, seed. ``losses``: mean weighted loss per epoch.
+        learning_rate (0.05), batch_size (cells per step on the NumPy path), seed.
+        ``losses``: mean weighted loss per epoch.
     """
 
     def __init__(self, sentences=None, vector_size: int = 50, window: int = 10,
@@ -328,24 +331,12 @@ class GloVe:
         Wc = (rng.random((V, D)) - 0.5) / D
         b, bc = np.zeros(V), np.zeros(V)
         gW, gWc, gb, gbc = (np.ones_like(W), np.ones_like(Wc), np.ones(V), np.ones(V))
-        lr = self.learning_rate
+        params, accumulators = (W, Wc, b, bc), (gW, gWc, gb, gbc)
         self.losses = []
         for _ in range(self.epochs):
-            order = rng.permutation(x.size)
-            tot = 0.0
-            for s in range(0, x.size, self.batch_size):
-                j = order[s:s + self.batch_size]
-                i_, k_ = r[j], c[j]
-                diff = np.einsum("bd,bd->b", W[i_], Wc[k_]) + b[i_] + bc[k_] - logx[j]
-                tot += float((fx[j] * diff ** 2).sum())
-                g = fx[j] * diff                                   # half the gradient
-                dW, dWc = g[:, None] * Wc[k_], g[:, None] * W[i_]
-                for P, G, idx, grad in ((W, gW, i_, dW), (Wc, gWc, k_, dWc)):
-                    np.add.at(G, idx, grad ** 2)
-                    np.add.at(P, idx, -lr * grad / np.sqrt(G[idx]))
-                for P, G, idx in ((b, gb, i_), (bc, gbc, k_)):
-                    np.add.at(G, idx, g ** 2)
-                    np.add.at(P, idx, -lr * g / np.sqrt(G[idx]))
+            tot = embeddings.glove_steps(params, accumulators, r, c, logx, fx,
+                                         rng.permutation(x.size), self.learning_rate,
+                                         self.batch_size)
             self.losses.append(tot / x.size)
         self.wv = KeyedVectors(words, (W + Wc).astype(np.float32))
         return self

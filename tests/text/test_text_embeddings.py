@@ -121,11 +121,29 @@ def test_stream_pairs_follow_each_centres_window_inside_its_sentence():
     assert want  # the corpus has pairs at all
 
 
-def test_glove_recovers_word_clusters():
-    sents = _clustered()
-    glove = GloVe(sents, vector_size=16, window=3, min_count=1, epochs=15, seed=0)
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernel", "numpy"])
+def test_glove_recovers_word_clusters_on_either_path(kernels):
+    if kernels and not jit.available():
+        pytest.skip("the kernel needs numba")
+    with jit.use(kernels), runtime.trace_paths() as log:
+        glove = GloVe(_clustered(), vector_size=16, window=3, min_count=1, epochs=15, seed=0)
+    assert {path for op, path in log if op == "glove"} == {"numba" if kernels else "numpy"}
     assert _purity(glove.wv) >= 0.9
     assert glove.losses[-1] < glove.losses[0]
+
+
+@needs_numba
+def test_glove_kernel_matches_numpy_steps_of_one_cell():
+    # float64 throughout: the per-cell kernel and the NumPy path at batch_size=1 make the
+    # same AdaGrad steps in the same order; only the dot products' summation order differs.
+    sents = _clustered(n=30)
+    kw = dict(vector_size=8, window=2, min_count=1, epochs=2, seed=1, batch_size=1)
+    with jit.use(True):
+        fast = GloVe(sents, **kw)
+    with jit.use(False):
+        ref = GloVe(sents, **kw)
+    np.testing.assert_allclose(fast.wv.vectors, ref.wv.vectors, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.losses, ref.losses, rtol=1e-10)
 
 
 def test_word2vec_without_enough_words_says_so():

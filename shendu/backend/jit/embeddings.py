@@ -85,3 +85,34 @@ def skipgram_steps(w_in, w_out, centres, contexts, negatives, lrs):
         for j in range(dim):
             u[j] += -lr * noise[j]
     return total
+
+
+@_serial
+def glove_steps(w, wc, b, bc, gw, gwc, gb, gbc, rows, cols, logx, fx, order, lr):
+    """For each cell ``n = order[m]`` in turn, one AdaGrad step on ``fx[n] (w_i . wc_k +
+    b_i + bc_k - logx[n])^2 / 2`` (``i = rows[n]``, ``k = cols[n]``): both gradients
+    taken before either row moves, each squared gradient added to its accumulator
+    (``g*``) before the step divides by its root. Returns the summed ``fx diff^2``
+    (float64) before the steps."""
+    dim = w.shape[1]
+    rate = w.dtype.type(lr)
+    total = 0.0
+    for m in range(order.size):
+        n = order[m]
+        i, k = rows[n], cols[n]
+        wi, wk = w[i], wc[k]
+        diff = _dot(wi, wk) + b[i] + bc[k] - logx[n]
+        total += fx[n] * diff * diff
+        g = fx[n] * diff
+        gwi, gwk = gw[i], gwc[k]
+        for j in range(dim):
+            dw, dwc = g * wk[j], g * wi[j]
+            gwi[j] += dw * dw
+            gwk[j] += dwc * dwc
+            wi[j] += -rate * dw / math.sqrt(gwi[j])
+            wk[j] += -rate * dwc / math.sqrt(gwk[j])
+        gb[i] += g * g
+        b[i] += -rate * g / math.sqrt(gb[i])
+        gbc[k] += g * g
+        bc[k] += -rate * g / math.sqrt(gbc[k])
+    return total
