@@ -38,6 +38,19 @@ def _kernel_takes(floats, ints) -> bool:
             and all(type(a) is np.ndarray and a.dtype.kind == "i" for a in ints))
 
 
+def _check_ids(op: str, name: str, ids, limit: int) -> None:
+    """The compiled loops index without bounds checks: refuse ids outside [0, limit)."""
+    if ids.size and (ids.min() < 0 or ids.max() >= limit):
+        raise IndexError(f"{op}: {name} must lie in [0, {limit}), got values from "
+                         f"{ids.min()} to {ids.max()}")
+
+
+def _check_lengths(op: str, **arrays) -> None:
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{op}: expected one entry per example, got lengths {lengths}")
+
+
 def skipgram_steps(w_in, w_out, centres, contexts, negatives, lrs, batch_size: int,
                    rng: np.random.Generator | None = None) -> float:
     """Skip-gram with negative sampling over ``len(centres)`` (centre, context) pairs,
@@ -50,6 +63,14 @@ def skipgram_steps(w_in, w_out, centres, contexts, negatives, lrs, batch_size: i
     ``rng`` and ``batch_size > 1`` its batches are drawn from the pairs in a random order
     (``rng.permutation``): consecutive pairs share words (one sentence's), and a batch of
     them sums many steps on the same rows, which diverged on small vocabularies."""
+    op = "skipgram_steps"
+    if w_in.shape != w_out.shape or w_in.ndim != 2 or negatives.ndim != 2:
+        raise ValueError(f"{op}: expected input and output vectors of one (V, D) shape and "
+                         f"(P, K) negatives, got {w_in.shape}, {w_out.shape} and "
+                         f"{negatives.shape}")
+    _check_lengths(op, centres=centres, contexts=contexts, negatives=negatives, lrs=lrs)
+    for name, ids in (("centres", centres), ("contexts", contexts), ("negatives", negatives)):
+        _check_ids(op, name, ids, w_in.shape[0])
     if _kernel_takes((w_in, w_out), (centres, contexts, negatives)):
         _note("skipgram", "numba")
         return float(jit.skipgram_steps(w_in, w_out, centres, contexts, negatives,
@@ -89,6 +110,11 @@ def glove_steps(params, accumulators, rows, cols, logx, fx, order, lr: float,
     logx[n])^2`` by ``fx[n]`` (``i = rows[n]``, ``k = cols[n]``). The kernel steps after
     every cell; the NumPy reference after every ``batch_size`` cells. Returns the summed
     weighted loss (each cell's before its step)."""
+    op = "glove_steps"
+    _check_lengths(op, rows=rows, cols=cols, logx=logx, fx=fx)
+    _check_ids(op, "rows", rows, params[0].shape[0])
+    _check_ids(op, "cols", cols, params[1].shape[0])
+    _check_ids(op, "order", order, len(rows))
     indices = (rows, cols, order)
     if _kernel_takes((*params, *accumulators, logx, fx), indices):
         _note("glove", "numba")

@@ -121,6 +121,29 @@ def test_stream_pairs_follow_each_centres_window_inside_its_sentence():
     assert want  # the corpus has pairs at all
 
 
+def test_chunks_of_the_stream_end_at_sentence_ends():
+    from shendu.text.embeddings import _sentence_chunks
+    lengths = np.array([3, 0, 4, 9, 2, 1])            # ends at 3, 3, 7, 16, 18, 19
+    assert _sentence_chunks(lengths, 5) == [(0, 7), (7, 16), (16, 19)]
+    assert _sentence_chunks(lengths, 100) == [(0, 19)]
+
+
+def test_sparse_steps_refuse_ids_outside_the_vocabulary():
+    from shendu.backend.embeddings import skipgram_steps
+    w = np.zeros((3, 2), np.float32)
+    ok = dict(centres=np.array([0]), contexts=np.array([1]), negatives=np.array([[2]]),
+              lrs=np.array([0.1]))
+    for kernels in (True, False):
+        with jit.use(kernels):
+            with pytest.raises(IndexError, match=r"negatives must lie in \[0, 3\), got "
+                                                 r"values from 3 to 3"):
+                skipgram_steps(w, w.copy(), **{**ok, "negatives": np.array([[3]])},
+                               batch_size=1)
+            with pytest.raises(ValueError, match="one entry per example"):
+                skipgram_steps(w, w.copy(), **{**ok, "lrs": np.array([0.1, 0.2])},
+                               batch_size=1)
+
+
 @pytest.mark.parametrize("kernels", [True, False], ids=["kernel", "numpy"])
 def test_glove_recovers_word_clusters_on_either_path(kernels):
     if kernels and not jit.available():
