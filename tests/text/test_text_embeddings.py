@@ -71,6 +71,8 @@ def test_word2vec_kernel_matches_numpy_steps_of_one_pair():
               batch_size=1)
     with jit.use(True):
         fast = Word2Vec(sents, **kw)
+        again = Word2Vec(sents, **kw)
+    np.testing.assert_array_equal(fast.wv.vectors, again.wv.vectors)  # seeded: repeats
     with jit.use(False):
         ref = Word2Vec(sents, **kw)
     scale = np.abs(ref.wv.vectors).max()
