@@ -14,7 +14,7 @@ CuPy arrays reduced by NCCL on the current stream.
 
 When every rank runs on one machine the buckets live in MPI shared memory (one window per
 bucket, a row per rank, two sets of rows used on alternate steps) and the all-reduce is
-one barrier, after which every rank adds up all the rows (each already divided by the
+one barrier (a step counter per rank in shared memory), after which every rank adds up all the rows (each already divided by the
 world size when written) into its own ``.grad``, instead
 of MPI's message exchanges, each of which needs both ranks on a core at once
 (``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce). Why two sets: a rank that is done
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..nn.module import Module
 from ._heartbeat import _waiting, heartbeat
-from .process_group import _wait_all, _world
+from .process_group import _nap_until, _wait_all, _world
 
 __all__ = ["DistributedDataParallel"]
 
@@ -139,17 +139,36 @@ class DistributedDataParallel(Module):
             rows[:, me] = 0
             win.Lock_all(MPI.MODE_NOCHECK)   # passive target: Sync() orders the stores
             bucket.win, bucket.rows, bucket.flat = win, rows, rows[0, me]
-        self._parity = 0
+        # the barrier: rank r writes the number of its last synchronised step in slot r
+        self._flag_win = MPI.Win.Allocate_shared(8 * ranks if me == 0 else 0, 8, comm=node)
+        buf, _ = self._flag_win.Shared_query(0)
+        self._flags = np.ndarray((ranks,), dtype=np.int64, buffer=buf)
+        self._flags[me] = 0
+        self._flag_win.Lock_all(MPI.MODE_NOCHECK)
+        self._me, self._steps, self._parity = me, 0, 0
+        node.Barrier()   # every slot is 0 before anyone counts
         return node
 
     def _sum_shared(self):
-        """Every rank has written this step's rows: wait until all have (the barrier sleeps
-        between polls); ``_finish`` then reads them."""
+        """Every rank has written this step's rows: wait until all have; ``_finish`` then
+        reads them. The barrier is a slot per rank in shared memory holding its step count,
+        polled (sleeping between polls) until every slot has reached this step: one store
+        and one look per rank, where MPI's barrier needs rounds of messages, each waiting
+        for a sleeping partner to poll again."""
         for bucket in self._buckets:
-            bucket.win.Sync()
-        _wait_all([self._node.Ibarrier()])
+            bucket.win.Sync()   # this rank's rows are stored before its slot says so
+        self._steps += 1
+        step, flags, win = self._steps, self._flags, self._flag_win
+        flags[self._me] = step
+        win.Sync()
+
+        def everyone_here():
+            win.Sync()
+            return bool((flags >= step).all())
+        if not everyone_here():
+            _nap_until(everyone_here)
         for bucket in self._buckets:
-            bucket.win.Sync()
+            bucket.win.Sync()   # the others' rows, read after their slots
 
     def _check_replicas(self, module):
         if self._size == 1:
