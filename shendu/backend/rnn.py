@@ -7,7 +7,8 @@ dozen NumPy passes per step), and reports which to ``runtime.trace_paths()`` as
 
 Both paths read and write the same arrays (the layer allocates those BPTT keeps), so
 either backward follows either forward. The kernels take NumPy arrays of one float dtype
-while the kernels are on. Each step's recurrent product goes through ``cpu.matmul`` inside
+while the kernels are on. Each step's recurrent product goes through ``cpu.StepProducts``
+(MKL's GEMM on the recurrent weight packed once per loop, else ``cpu.matmul``) inside
 ``cpu.small_products`` on both paths.
 
 The loops run over ``order`` (the time steps in the direction of the layer); states are
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import jit
-from .cpu import _note, _xp, matmul, small_products
+from .cpu import StepProducts, _note, _xp, matmul, small_products
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
 
@@ -46,9 +47,10 @@ def _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order
     if not grad:  # the kernel writes them anyway: one step's worth to reuse
         coef_t, k_t = np.empty((n, 4 * h), a.dtype), np.empty((n, h), a.dtype)
     with small_products(np):
+        product = StepProducts(whh.T, n)
         for t in order:
             gt = a[t]
-            matmul(hs[t + p], whh.T, gt, accumulate=True)  # into x's part
+            product(hs[t + p], gt, accumulate=True)  # into x's part
             if grad:
                 coef_t, k_t = coef[t], k[t]
             step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
@@ -60,14 +62,17 @@ def _lstm_forward_numpy(xp, a, hs, cs, tc, coef, k, whh, scale, shift, dscale, o
     grad = coef is not None
     buf_t, bufh = xp.empty((4 * h, n), a.dtype), xp.empty((n, h), a.dtype)
     with small_products(xp):
+        product = StepProducts(whh.T, n)
         for t in order:
             gt = a[t]
-            # (W h^T)^T rather than h W^T: the same product, but this shape (many rows,
-            # few columns) ran faster on OpenBLAS and MKL (benchmarks/README.md). (The
-            # compiled step adds h W^T straight into the gates instead, saving the pass
-            # below.)
-            matmul(whh, hs[t + p].T, buf_t)
-            gt += buf_t.T
+            if product.packed is not None:  # MKL, W^T packed once: added into the gates
+                product(hs[t + p], gt, accumulate=True)
+            else:
+                # (W h^T)^T rather than h W^T: the same product, but this shape (many
+                # rows, few columns) ran faster on OpenBLAS and unpacked MKL
+                # (benchmarks/README.md).
+                matmul(whh, hs[t + p].T, buf_t)
+                gt += buf_t.T
             xp.tanh(gt, out=gt)
             if grad:
                 d = coef[t]
@@ -103,9 +108,10 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
         dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
         step = jit.lstm_backward_step
         with small_products(np):
+            product = StepProducts(w_hh, dh.shape[0])
             for t in reversed(order):
                 step(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
-                matmul(dg[t], w_hh, dh)
+                product(dg[t], dh)
         return dg
     _note("lstm_backward_step", "numpy")
     xp = _xp(a)
@@ -115,6 +121,7 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
     coef4, dg4 = coef.reshape(t_len, n, 4, h), dg.reshape(t_len, n, 4, h)
     bufh = xp.empty_like(dh)
     with small_products(xp):
+        product = StepProducts(w_hh, n)
         for t in reversed(order):
             dh += dout[t]
             xp.multiply(dh, k[t], out=bufh)
@@ -122,7 +129,7 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
             xp.multiply(coef4[t, :, :3], dc[:, None, :], out=dg4[t, :, :3])
             xp.multiply(coef4[t, :, 3], dh, out=dg4[t, :, 3])
             dc *= f[t]
-            matmul(dg[t], w_hh, dh)
+            product(dg[t], dh)
     return dg
 
 
@@ -139,9 +146,10 @@ def gru_forward(a, hg, hs, whh_t, b_hh, order, p) -> None:
         b_hn = np.empty(0, a.dtype) if b_hh is None else np.ascontiguousarray(b_hh[2 * h:])
         step = jit.gru_forward_step
         with small_products(np):
+            product = StepProducts(whh_t, hs.shape[1])
             for t in order:
                 at, ht = a[t], hg[t]
-                matmul(hs[t + p], whh_t, ht)
+                product(hs[t + p], ht)
                 step(at, ht, hs[t + p], hs[t + 1 - p], b_hn)
         return
     _note("gru_forward_step", "numpy")
@@ -149,9 +157,10 @@ def gru_forward(a, hg, hs, whh_t, b_hh, order, p) -> None:
     n, h = hs.shape[1:]
     bufh = xp.empty((n, h), a.dtype)
     with small_products(xp):
+        product = StepProducts(whh_t, n)
         for t in order:
             at, ht = a[t], hg[t]
-            matmul(hs[t + p], whh_t, ht)
+            product(hs[t + p], ht)
             if b_hh is not None:
                 ht[:, 2 * h:] += b_hh[2 * h:]
             rz, nn = at[:, :2 * h], at[:, 2 * h:]
@@ -179,9 +188,10 @@ def gru_backward(dout, dh, a, hg, h_prev, w_hh, order):
         dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
         step = jit.gru_backward_step
         with small_products(np):
+            product = StepProducts(w_hh, dh.shape[0])
             for t in reversed(order):
                 step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
-                matmul(dgh[t], w_hh, dh, accumulate=True)
+                product(dgh[t], dh, accumulate=True)
         return dgx, dgh
     _note("gru_backward_step", "numpy")
     h = a.shape[2] // 3
@@ -190,6 +200,7 @@ def gru_backward(dout, dh, a, hg, h_prev, w_hh, order):
     pz = (h_prev - nn) * z * (1 - z)  # d(pre_z)/dh'
     pr = hn * r * (1 - r)            # d(pre_r)/d(pre_n)
     with small_products(xp):
+        product = StepProducts(w_hh, dh.shape[0])
         for t in reversed(order):
             dh += dout[t]
             gx, gh = dgx[t], dgh[t]
@@ -199,5 +210,5 @@ def gru_backward(dout, dh, a, hg, h_prev, w_hh, order):
             gh[:, :2 * h] = gx[:, :2 * h]
             xp.multiply(gx[:, 2 * h:], r[t], out=gh[:, 2 * h:])
             dh *= z[t]
-            matmul(gh, w_hh, dh, accumulate=True)
+            product(gh, dh, accumulate=True)
     return dgx, dgh
