@@ -35,9 +35,12 @@ _dgemm_compute = types.ExternalFunction("cblas_dgemm_compute", types.void(
 threads_here = types.ExternalFunction("MKL_Set_Num_Threads_Local", _i(_i))
 
 
-# MKL's vector math: exp of n values (in place allowed), to half an ulp or so
+# MKL's vector math (VML): exp of n values (in place allowed), to half an ulp or so
 vsexp = types.ExternalFunction("vsExp", types.void(_i, _p, _p))
 vdexp = types.ExternalFunction("vdExp", types.void(_i, _p, _p))
+# tanh (the LSTM's gates and cell), to within an ulp (measured: 0.56 ulp float32)
+vstanh = types.ExternalFunction("vsTanh", types.void(_i, _p, _p))
+vdtanh = types.ExternalFunction("vdTanh", types.void(_i, _p, _p))
 # and erf (GELU)
 vserf = types.ExternalFunction("vsErf", types.void(_i, _p, _p))
 vderf = types.ExternalFunction("vdErf", types.void(_i, _p, _p))
@@ -52,6 +55,20 @@ def exp_into(a, out):
         vdexp(a.size, a.ctypes.data, out.ctypes.data)
     else:
         vsexp(a.size, a.ctypes.data, out.ctypes.data)
+
+
+@njit(**HELPER)
+def tanh_at(a, start, n, out, out_start):
+    """``out.flat[out_start:out_start + n] = tanh(a.flat[start:start + n])`` for C-contiguous
+    float arrays of one dtype (``out`` may be ``a``), by MKL's vector math. Offsets rather
+    than views: views made inside a kernel's ``prange`` loop count as aliases of its arrays,
+    and numba then leaves out the ``noalias`` its loops need to vectorise."""
+    item = a.itemsize
+    src, dst = a.ctypes.data + start * item, out.ctypes.data + out_start * item
+    if item == 8:
+        vdtanh(n, src, dst)
+    else:
+        vstanh(n, src, dst)
 
 
 @njit(**HELPER)
