@@ -25,6 +25,16 @@ from .cpu import StepProducts, _note, _xp, matmul, small_products
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
 
 
+def _compiled_loop(product, *arrays) -> bool:
+    """Whether a loop runs as one compiled call (``jit.lstm_forward_loop`` /
+    ``lstm_backward_loop``): with MKL doing the packed products, the kernels on several
+    threads (the loops wake no sleeping threads between a step's product and its kernel,
+    see ``jit/rnn.py``) and C-contiguous arrays. Otherwise each step is called from here."""
+    return (product.compiled and runtime.mkl_loaded() and not runtime.kernels_serial
+            and product.packed.dtype == arrays[0].dtype
+            and all(x.flags.c_contiguous for x in arrays))
+
+
 # ---------------------------------------------------------------------- LSTM
 def lstm_forward(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p) -> None:
     """The LSTM's steps. ``a`` (T, N, 4H) holds the (scaled) input projections and is
@@ -51,6 +61,12 @@ def _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order
         step, threads = jit.lstm_forward_step_vml, jit.num_threads()
     with small_products(np):
         product = StepProducts(whh.T, n)
+        if _compiled_loop(product, a, hs, cs, tc):
+            if not grad:
+                coef, k = coef_t[None], k_t[None]
+            jit.lstm_forward_loop(a, hs, cs, tc, coef, k, product.packed.buffer, scale, shift,
+                                  dscale, threads, p == 1)
+            return
         for t in order:
             gt = a[t]
             product(hs[t + p], gt, accumulate=True)  # into x's part
@@ -116,6 +132,11 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
         step = jit.lstm_backward_step
         with small_products(np):
             product = StepProducts(w_hh, dh.shape[0])
+            if _compiled_loop(product, dout, dh, dc, a, coef, k):
+                reverse = len(order) > 1 and order[0] > order[-1]
+                jit.lstm_backward_loop(dout, dh, dc, a, coef, k, dg, product.packed.buffer,
+                                       reverse)
+                return dg
             for t in reversed(order):
                 step(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
                 product(dg[t], dh)

@@ -150,9 +150,11 @@ def gemm(a, b, out, beta):
     return _gemm_any(a, b, out, beta)
 
 
-@njit(nogil=True, cache=True)
-def _gemm_packed_any(a, buffer, k, n, out, beta):
-    """``gemm_packed`` compiled for any layout of ``a`` and ``out`` ('A'), per dtype."""
+@njit(**HELPER)
+def gemm_packed_raw(a, buffer, k, n, out, beta):
+    """``out = a @ b + beta * out`` for the (k, n) ``b`` packed in ``buffer`` (a
+    ``blas.Packed``'s); ``out`` has unit-stride rows. Returns False (doing nothing) when
+    ``a`` must be copied first."""
     m = a.shape[0]
     ta, lda = _layout(a)
     if ta < 0:
@@ -165,6 +167,12 @@ def _gemm_packed_any(a, buffer, k, n, out, beta):
         _sgemm_compute(_ROW, ta, _PACKED, m, n, k, a.ctypes.data, lda, buffer.ctypes.data,
                        k, beta, out.ctypes.data, ldc)
     return True
+
+
+@njit(nogil=True, cache=True)
+def _gemm_packed_any(a, buffer, k, n, out, beta):
+    """``gemm_packed`` compiled for any layout of ``a`` and ``out`` ('A'), per dtype."""
+    return gemm_packed_raw(a, buffer, k, n, out, beta)
 
 
 _packed_ready: set = set()  # dtypes _gemm_packed_any has its one version for

@@ -30,7 +30,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .elementwise import HELPER, kernel
-from .mkl import tanh_at
+from .mkl import gemm_packed_raw, tanh_at
 from .mkl import threads_here as _mkl_threads_here
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
@@ -252,6 +252,51 @@ def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
             dgates[row, cg] = coef[row, cg] * dcv
             dgates[row, co] = coef[row, co] * dhv
             dc[row, j] = dcv * gates[row, cf]
+
+
+# ------------------------------------------------------------- LSTM time loops (MKL)
+# Each step of the loops in ``backend/rnn.py`` is an MKL product and a kernel, both
+# parallel regions of the one GNU OpenMP pool. Between them, the Python loop's few
+# microseconds were long enough for the pool's threads to go to sleep (shendu lets them
+# spin only briefly: ``runtime.openmp_wait_policy``), and waking them took tens of
+# microseconds per region. These loops issue every step's product (on the packed recurrent
+# weight) and step kernel from compiled code, back to back. They call the kernels'
+# parallel versions, so they serve only while the kernels have several threads.
+_lstm_forward_step_parallel = lstm_forward_step_vml.parallel
+_lstm_backward_step_parallel = lstm_backward_step.parallel
+
+
+@njit(nogil=True, cache=True)
+def lstm_forward_loop(a, hs, cs, tc, coef, k, whh_t_packed, scale, shift, dscale, threads,
+                      reverse):
+    """All steps of ``backend.rnn.lstm_forward`` (states indexed by time, as there):
+    ``whh_t_packed`` is the buffer of ``blas.pack(W_hh^T)`` (H, 4H); ``coef`` and ``k`` are
+    (T, ...) when a graph is recorded, else one step's scratch (1, ...). All arrays
+    C-contiguous, of one dtype."""
+    t_len = a.shape[0]
+    hid = hs.shape[2]
+    grad = coef.shape[0] == t_len
+    p = 1 if reverse else 0
+    for s in range(t_len):
+        t = t_len - 1 - s if reverse else s
+        gates = a[t]
+        gemm_packed_raw(hs[t + p], whh_t_packed, hid, 4 * hid, gates, 1.0)
+        j = t if grad else 0
+        _lstm_forward_step_parallel(gates, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p],
+                                    coef[j], k[j], scale, shift, dscale, threads)
+
+
+@njit(nogil=True, cache=True)
+def lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh_packed, reverse):
+    """All steps of ``backend.rnn.lstm_backward`` (its arguments; ``w_hh_packed`` the
+    buffer of ``blas.pack(W_hh)`` (4H, H)), from the last step back; C-contiguous arrays
+    of one dtype."""
+    t_len = a.shape[0]
+    hid = dh.shape[1]
+    for s in range(t_len):
+        t = s if reverse else t_len - 1 - s
+        _lstm_backward_step_parallel(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
+        gemm_packed_raw(dg[t], w_hh_packed, 4 * hid, hid, dh, 0.0)
 
 
 # ---------------------------------------------------------------------------- GRU
