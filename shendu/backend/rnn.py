@@ -7,9 +7,11 @@ dozen NumPy passes per step), and reports which to ``runtime.trace_paths()`` as
 
 Both paths read and write the same arrays (the layer allocates those BPTT keeps), so
 either backward follows either forward. The kernels take NumPy arrays of one float dtype
-while the kernels are on. Each step's recurrent product goes through ``cpu.StepProducts``
-(MKL's GEMM on the recurrent weight packed once per loop, else ``cpu.matmul``) inside
-``cpu.small_products`` on both paths.
+while the kernels are on. Each step's recurrent product goes through ``cpu.matmul`` inside
+``cpu.small_products`` on both paths; forward, through ``cpu.StepProducts`` (MKL's GEMM
+on the recurrent weight packed once per loop). With MKL and the kernels on several
+threads, the LSTM's loops run as one compiled call each (``jit.lstm_forward_loop``,
+``jit.lstm_backward_loop``; see ``jit/rnn.py`` for why).
 
 The loops run over ``order`` (the time steps in the direction of the layer); states are
 indexed by time: with ``hs`` of shape (T+1, N, H), step t reads ``hs[t + p]`` and writes
@@ -25,13 +27,13 @@ from .cpu import StepProducts, _note, _xp, matmul, small_products
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
 
 
-def _compiled_loop(product, *arrays) -> bool:
-    """Whether a loop runs as one compiled call (``jit.lstm_forward_loop`` /
-    ``lstm_backward_loop``): with MKL doing the packed products, the kernels on several
-    threads (the loops wake no sleeping threads between a step's product and its kernel,
-    see ``jit/rnn.py``) and C-contiguous arrays. Otherwise each step is called from here."""
-    return (product.compiled and runtime.mkl_loaded() and not runtime.kernels_serial
-            and product.packed.dtype == arrays[0].dtype
+def _compiled_loop(*arrays) -> bool:
+    """Whether an LSTM loop runs as one compiled call (``jit.lstm_forward_loop`` /
+    ``lstm_backward_loop``): with MKL loaded (its products and vector tanh), the kernels on
+    several threads (the loops wake no sleeping threads between a step's product and its
+    kernel, see ``jit/rnn.py``) and C-contiguous NumPy arrays of one float dtype.
+    Otherwise each step is called from here."""
+    return (runtime.mkl_loaded() and not runtime.kernels_serial and jit.on_all(*arrays)
             and all(x.flags.c_contiguous for x in arrays))
 
 
@@ -61,7 +63,7 @@ def _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order
         step, threads = jit.lstm_forward_step_vml, jit.num_threads()
     with small_products(np):
         product = StepProducts(whh.T, n)
-        if _compiled_loop(product, a, hs, cs, tc):
+        if product.compiled and _compiled_loop(a, hs, cs, tc, whh, scale, shift, dscale):
             if not grad:
                 coef, k = coef_t[None], k_t[None]
             jit.lstm_forward_loop(a, hs, cs, tc, coef, k, product.packed.buffer, scale, shift,
@@ -130,16 +132,14 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
         _note("lstm_backward_step", "numba")
         dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
         step = jit.lstm_backward_step
+        if _compiled_loop(dout, dh, dc, a, coef, k, w_hh):
+            reverse = len(order) > 1 and order[0] > order[-1]
+            jit.lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh, reverse)
+            return dg
         with small_products(np):
-            product = StepProducts(w_hh, dh.shape[0])
-            if _compiled_loop(product, dout, dh, dc, a, coef, k):
-                reverse = len(order) > 1 and order[0] > order[-1]
-                jit.lstm_backward_loop(dout, dh, dc, a, coef, k, dg, product.packed.buffer,
-                                       reverse)
-                return dg
             for t in reversed(order):
                 step(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
-                product(dg[t], dh)
+                matmul(dg[t], w_hh, dh)
         return dg
     _note("lstm_backward_step", "numpy")
     xp = _xp(a)
@@ -149,7 +149,6 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
     coef4, dg4 = coef.reshape(t_len, n, 4, h), dg.reshape(t_len, n, 4, h)
     bufh = xp.empty_like(dh)
     with small_products(xp):
-        product = StepProducts(w_hh, n)
         for t in reversed(order):
             dh += dout[t]
             xp.multiply(dh, k[t], out=bufh)
@@ -157,7 +156,7 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
             xp.multiply(coef4[t, :, :3], dc[:, None, :], out=dg4[t, :, :3])
             xp.multiply(coef4[t, :, 3], dh, out=dg4[t, :, 3])
             dc *= f[t]
-            product(dg[t], dh)
+            matmul(dg[t], w_hh, dh)
     return dg
 
 
@@ -216,10 +215,9 @@ def gru_backward(dout, dh, a, hg, h_prev, w_hh, order):
         dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
         step = jit.gru_backward_step
         with small_products(np):
-            product = StepProducts(w_hh, dh.shape[0])
             for t in reversed(order):
                 step(dh, dout[t], a[t], hg[t], h_prev[t], dgx[t], dgh[t])
-                product(dgh[t], dh, accumulate=True)
+                matmul(dgh[t], w_hh, dh, accumulate=True)
         return dgx, dgh
     _note("gru_backward_step", "numpy")
     h = a.shape[2] // 3
@@ -228,7 +226,6 @@ def gru_backward(dout, dh, a, hg, h_prev, w_hh, order):
     pz = (h_prev - nn) * z * (1 - z)  # d(pre_z)/dh'
     pr = hn * r * (1 - r)            # d(pre_r)/d(pre_n)
     with small_products(xp):
-        product = StepProducts(w_hh, dh.shape[0])
         for t in reversed(order):
             dh += dout[t]
             gx, gh = dgx[t], dgh[t]
@@ -238,5 +235,5 @@ def gru_backward(dout, dh, a, hg, h_prev, w_hh, order):
             gh[:, :2 * h] = gx[:, :2 * h]
             xp.multiply(gx[:, 2 * h:], r[t], out=gh[:, 2 * h:])
             dh *= z[t]
-            product(gh, dh, accumulate=True)
+            matmul(gh, w_hh, dh, accumulate=True)
     return dgx, dgh

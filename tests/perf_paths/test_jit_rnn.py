@@ -86,21 +86,34 @@ def test_kernels_match_plain_path(mode, case, dtype, with_state, spy):
 
 
 @layers_use_kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_kernels_on_two_threads_match_plain_path(mode):
+def test_kernels_on_two_threads_match_plain_path(mode, dtype, kernel_spy):
+    # On several threads with MKL, the LSTM's loops run as one compiled call each.
     if not jit.parallel():
         pytest.skip("the kernels run on one thread without MKL")
+    loops = kernel_spy("lstm_forward_loop", "lstm_backward_loop")
     cls = LSTM if mode == "lstm" else GRU
     case = (6, 9, 5, 200, 1, True, False, True)
     before = jit.num_threads()
     jit.set_num_threads(2)
     try:
-        fast = _run(cls, case, np.float64, True)
+        fast = _run(cls, case, dtype, True)
+        m = cls(5, 200, dtype=sd.float32 if dtype == np.float32 else sd.float64)
+        x = sd.tensor(np.random.default_rng(1).standard_normal((4, 9, 5)).astype(dtype))
+        with sd.no_grad():  # the forward loop on one step's scratch for BPTT's arrays
+            fast_no_grad = m(x)
     finally:
         jit.set_num_threads(before)
     with jit.use(False):
-        plain = _run(cls, case, np.float64, True)
-    _assert_close(fast, plain, np.float64)
+        plain = _run(cls, case, dtype, True)
+        plain_no_grad = m(x)
+    _assert_close(fast, plain, dtype)
+    flat = (lambda r: [r[0], *r[1]]) if mode == "lstm" else (lambda r: list(r))
+    _assert_close([np.asarray(a) for a in flat(fast_no_grad)],
+                  [np.asarray(a) for a in flat(plain_no_grad)], dtype)
+    want = {"lstm_forward_loop", "lstm_backward_loop"} if mode == "lstm" else set()
+    assert set(loops) == (want if blas.mkl_loaded() else set())
 
 
 @layers_use_kernels

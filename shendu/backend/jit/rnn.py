@@ -30,7 +30,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .elementwise import HELPER, kernel
-from .mkl import gemm_packed_raw, tanh_at
+from .mkl import N, gemm_packed_raw, gemm_raw, tanh_at
 from .mkl import threads_here as _mkl_threads_here
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
@@ -259,8 +259,8 @@ def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
 # parallel regions of the one GNU OpenMP pool. Between them, the Python loop's few
 # microseconds were long enough for the pool's threads to go to sleep (shendu lets them
 # spin only briefly: ``runtime.openmp_wait_policy``), and waking them took tens of
-# microseconds per region. These loops issue every step's product (on the packed recurrent
-# weight) and step kernel from compiled code, back to back. They call the kernels'
+# microseconds per region. These loops issue every step's product and step kernel from
+# compiled code, back to back. They call the kernels'
 # parallel versions, so they serve only while the kernels have several threads.
 _lstm_forward_step_parallel = lstm_forward_step_vml.parallel
 _lstm_backward_step_parallel = lstm_backward_step.parallel
@@ -287,16 +287,16 @@ def lstm_forward_loop(a, hs, cs, tc, coef, k, whh_t_packed, scale, shift, dscale
 
 
 @njit(nogil=True, cache=True)
-def lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh_packed, reverse):
-    """All steps of ``backend.rnn.lstm_backward`` (its arguments; ``w_hh_packed`` the
-    buffer of ``blas.pack(W_hh)`` (4H, H)), from the last step back; C-contiguous arrays
-    of one dtype."""
-    t_len = a.shape[0]
-    hid = dh.shape[1]
+def lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh, reverse):
+    """All steps of ``backend.rnn.lstm_backward`` (its arguments), from the last step
+    back; C-contiguous arrays of one dtype. ``dg[t] @ w_hh`` is multiplied unpacked: packing
+    ``w_hh`` (4H, H) made this loop slower, pack included or not (benchmarks/README.md)."""
+    t_len, n, h4 = a.shape
+    hid = h4 // 4
     for s in range(t_len):
         t = s if reverse else t_len - 1 - s
         _lstm_backward_step_parallel(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
-        gemm_packed_raw(dg[t], w_hh_packed, 4 * hid, hid, dh, 0.0)
+        gemm_raw(N, N, n, hid, h4, dg[t], h4, w_hh, hid, 0.0, dh, hid)
 
 
 # ---------------------------------------------------------------------------- GRU
