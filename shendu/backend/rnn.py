@@ -38,36 +38,42 @@ def _compiled_loop(*arrays) -> bool:
 
 
 # ---------------------------------------------------------------------- LSTM
-def lstm_forward(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p) -> None:
-    """The LSTM's steps. ``a`` (T, N, 4H) holds the (scaled) input projections and is
-    overwritten by the gate activations; ``hs``/``cs`` (T+1, N, H) the hidden and cell
+def lstm_forward(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p) -> None:
+    """The LSTM's steps. ``a`` (T, N, 4H) holds the (scaled) input projections, to which
+    the (scaled) ``bias`` (4H, or None) is added, and is overwritten by the gate
+    activations; ``hs``/``cs`` (T+1, N, H) the hidden and cell
     states, ``tc`` (T, N, H) ``tanh(c)``; ``coef`` (T, N, 4H) and ``k`` (T, N, H) what BPTT
     needs (None when no graph is recorded); ``whh`` the scaled recurrent weight;
     ``scale``/``shift``/``dscale`` the sigmoid-by-tanh constants of each gate row."""
-    if jit.on_all(a, cs, whh):
+    if jit.on_all(a, cs, whh, *(() if bias is None else (bias,))):
         _note("lstm_forward_step", "numba")
-        _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
+        _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
         return
     _note("lstm_forward_step", "numpy")
+    if bias is not None:
+        a += bias
     _lstm_forward_numpy(_xp(a), a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
 
 
-def _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
+def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
     n, h = hs.shape[1:]
     grad = coef is not None
     step = jit.lstm_forward_step
     if not grad:  # the kernel writes them anyway: one step's worth to reuse
         coef_t, k_t = np.empty((n, 4 * h), a.dtype), np.empty((n, h), a.dtype)
     vml = runtime.mkl_loaded()  # MKL's vector tanh, faster than the kernels' own
-    if vml:
+    if vml:  # adds the bias to each step's gates while they are in the cache
         step, threads = jit.lstm_forward_step_vml, jit.num_threads()
+        bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
+    elif bias is not None:
+        a += bias
     with small_products(np):
         product = StepProducts(whh.T, n)
-        if product.compiled and _compiled_loop(a, hs, cs, tc, whh, scale, shift, dscale):
+        if product.compiled and _compiled_loop(a, bias, hs, cs, tc, whh, scale, shift, dscale):
             if not grad:
                 coef, k = coef_t[None], k_t[None]
-            jit.lstm_forward_loop(a, hs, cs, tc, coef, k, product.packed.buffer, scale, shift,
-                                  dscale, threads, p == 1)
+            jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, product.packed.buffer, scale,
+                                  shift, dscale, threads, p == 1)
             return
         for t in order:
             gt = a[t]
@@ -75,8 +81,8 @@ def _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order
             if grad:
                 coef_t, k_t = coef[t], k[t]
             if vml:
-                step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
-                     shift, dscale, threads)
+                step(gt, bias, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t,
+                     scale, shift, dscale, threads)
             else:
                 step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
                      shift, dscale)

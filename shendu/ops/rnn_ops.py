@@ -193,7 +193,8 @@ class LSTMLayer(_Recurrence):
         t_len = x.shape[0]
         # i, f, o are sigmoids: halve their rows so one tanh serves all four gates.
         scale = _gate_scale(xp, x.dtype, h)
-        a = _project(x, w_ih * scale[:, None], None if b_ih is None else (b_ih + b_hh) * scale)
+        a = _project(x, w_ih * scale[:, None], None)
+        bias = None if b_ih is None else (b_ih + b_hh) * scale  # added by the time loop
         whh = w_hh * scale[:, None]
         shift = scale.copy()
         shift[2 * h:3 * h] = 0  # tanh gate: act = u; sigmoid gates: act = u/2 + 1/2
@@ -206,7 +207,8 @@ class LSTMLayer(_Recurrence):
         grad = hasattr(ctx, "needs_input_grad")
         coef = xp.empty_like(a) if grad else None
         k = xp.empty_like(tc) if grad else None
-        rnn.lstm_forward(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, ctx.order, p)
+        rnn.lstm_forward(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale, ctx.order,
+                         p)
         ctx.acts, ctx.cs, ctx.tc, ctx.coef, ctx.k = a, cs, tc, coef, k
         return (cs[0 if ctx.reverse else t_len].copy(),)
 

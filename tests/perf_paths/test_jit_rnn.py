@@ -209,11 +209,17 @@ def test_vml_forward_step_matches_the_own_tanh_step(dtype, n, h, threads):
     # fewer rows than threads splits rows into column chunks (four VML calls each)
     gates, c_prev, scale, shift, dscale = _step_inputs(n, h, dtype)
     outs = []
-    for step, extra in ((jit.lstm_forward_step, ()), (jit.lstm_forward_step_vml, (threads,))):
+    bias = np.random.default_rng(7).standard_normal(4 * h).astype(dtype)
+    for vml in (False, True):
         g = gates.copy()
         c, tc, hn, k = (np.full((n, h), np.nan, dtype) for _ in range(4))
         coef = np.full((n, 4 * h), np.nan, dtype)
-        step(g, c_prev, c, tc, hn, coef, k, scale, shift, dscale, *extra)
+        if vml:  # adds the bias itself
+            jit.lstm_forward_step_vml(g, bias, c_prev, c, tc, hn, coef, k, scale, shift,
+                                      dscale, threads)
+        else:
+            g += bias
+            jit.lstm_forward_step(g, c_prev, c, tc, hn, coef, k, scale, shift, dscale)
         outs.append([g, c, tc, hn, coef, k])
     _assert_close(outs[1], outs[0], dtype)
 
@@ -229,6 +235,7 @@ def test_vml_forward_step_tanh_is_within_2_ulp(dtype):
     gates[:, 2 * h:3 * h] = x
     c, tc, hn, k = (np.empty((50, h), dtype) for _ in range(4))
     coef = np.empty_like(gates)
-    jit.lstm_forward_step_vml(gates, c_prev, c, tc, hn, coef, k, scale, shift, dscale, 2)
+    jit.lstm_forward_step_vml(gates, np.empty(0, dtype), c_prev, c, tc, hn, coef, k, scale,
+                              shift, dscale, 2)
     assert _ulps(gates[:, 2 * h:3 * h], x).max() <= 2
     assert _ulps(tc, c).max() <= 2
