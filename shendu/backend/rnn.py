@@ -38,38 +38,59 @@ def _compiled_loop(*arrays) -> bool:
 
 
 # ---------------------------------------------------------------------- LSTM
-def lstm_forward(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p) -> None:
-    """The LSTM's steps. ``a`` (T, N, 4H) holds the (scaled) input projections, to which
-    the (scaled) ``bias`` (4H, or None) is added, and is overwritten by the gate
-    activations; ``hs``/``cs`` (T+1, N, H) the hidden and cell
+def lstm_forward(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p) -> None:
+    """The LSTM's steps. ``a`` (T, N, 4H) holds the input projections, to which ``bias``
+    (4H, or None) and each step's recurrent product with ``w_hh`` (4H, H) are added, and is
+    overwritten by the gate activations; ``hs``/``cs`` (T+1, N, H) the hidden and cell
     states, ``tc`` (T, N, H) ``tanh(c)``; ``coef`` (T, N, 4H) and ``k`` (T, N, H) what BPTT
-    needs (None when no graph is recorded); ``whh`` the scaled recurrent weight;
-    ``scale``/``shift``/``dscale`` the sigmoid-by-tanh constants of each gate row."""
-    if jit.on_all(a, cs, whh, *(() if bias is None else (bias,))):
+    needs (None when no graph is recorded); ``scale``/``shift``/``dscale`` the
+    sigmoid-by-tanh constants of each gate row: the pre-activations are multiplied by
+    ``scale`` (1/2 or 1: exact) before the one tanh.
+
+    The compiled step with MKL's tanh (``jit.lstm_forward_step_vml``) adds the bias and
+    scales each step's gates while they are in the cache; the other paths scale ``a`` and
+    ``w_hh`` first."""
+    if jit.on_all(a, cs, w_hh, *(() if bias is None else (bias,))):
         _note("lstm_forward_step", "numba")
-        _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
+        _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p)
         return
     _note("lstm_forward_step", "numpy")
-    if bias is not None:
-        a += bias
+    whh = _prescale(a, bias, w_hh, scale)
     _lstm_forward_numpy(_xp(a), a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
 
 
-def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
+def _prescale(a, bias, w_hh, scale):
+    """``a = (a + bias) * scale`` in place; returns ``w_hh`` with its rows scaled."""
+    if bias is not None:
+        a += bias
+    a *= scale
+    return w_hh * scale[:, None]
+
+
+def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p):
     n, h = hs.shape[1:]
     grad = coef is not None
-    step = jit.lstm_forward_step
     if not grad:  # the kernel writes them anyway: one step's worth to reuse
         coef_t, k_t = np.empty((n, 4 * h), a.dtype), np.empty((n, h), a.dtype)
-    vml = runtime.mkl_loaded()  # MKL's vector tanh, faster than the kernels' own
-    if vml:  # adds the bias to each step's gates while they are in the cache
-        step, threads = jit.lstm_forward_step_vml, jit.num_threads()
-        bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
-    elif bias is not None:
-        a += bias
+    if not runtime.mkl_loaded():  # the kernels' own tanh, on scaled pre-activations
+        whh = _prescale(a, bias, w_hh, scale)
+        step = jit.lstm_forward_step
+        with small_products(np):
+            product = StepProducts(whh.T, n)
+            for t in order:
+                gt = a[t]
+                product(hs[t + p], gt, accumulate=True)  # into x's part
+                if grad:
+                    coef_t, k_t = coef[t], k[t]
+                step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
+                     shift, dscale)
+        return
+    # MKL's vector tanh, faster than the kernels' own; the step adds the bias and scales
+    bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
+    step, threads = jit.lstm_forward_step_vml, jit.num_threads()
     with small_products(np):
-        product = StepProducts(whh.T, n)
-        if product.compiled and _compiled_loop(a, bias, hs, cs, tc, whh, scale, shift, dscale):
+        product = StepProducts(w_hh.T, n)
+        if product.compiled and _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
             if not grad:
                 coef, k = coef_t[None], k_t[None]
             jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, product.packed.buffer, scale,
@@ -80,12 +101,8 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, whh, scale, shift, dscale,
             product(hs[t + p], gt, accumulate=True)  # into x's part
             if grad:
                 coef_t, k_t = coef[t], k[t]
-            if vml:
-                step(gt, bias, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t,
-                     scale, shift, dscale, threads)
-            else:
-                step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
-                     shift, dscale)
+            step(gt, bias, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
+                 shift, dscale, threads)
 
 
 def _lstm_forward_numpy(xp, a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):

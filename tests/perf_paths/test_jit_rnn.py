@@ -214,11 +214,12 @@ def test_vml_forward_step_matches_the_own_tanh_step(dtype, n, h, threads):
         g = gates.copy()
         c, tc, hn, k = (np.full((n, h), np.nan, dtype) for _ in range(4))
         coef = np.full((n, 4 * h), np.nan, dtype)
-        if vml:  # adds the bias itself
+        if vml:  # adds the bias and scales itself
             jit.lstm_forward_step_vml(g, bias, c_prev, c, tc, hn, coef, k, scale, shift,
                                       dscale, threads)
         else:
             g += bias
+            g *= scale
             jit.lstm_forward_step(g, c_prev, c, tc, hn, coef, k, scale, shift, dscale)
         outs.append([g, c, tc, hn, coef, k])
     _assert_close(outs[1], outs[0], dtype)

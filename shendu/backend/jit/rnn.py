@@ -187,8 +187,10 @@ def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, 
     arguments, results and arithmetic but for ``tanh``, which VML computes to within an ulp
     (0.56 ulp measured in float32, NumPy's 1.4) several times faster than ``_tanh`` (at
     N=32, H=256: 23 us a step on one thread, against 70; benchmarks/README.md), and for
-    ``bias`` (4H; empty for none), added to the pre-activations first: in the cache here,
-    rather than in a pass over all steps' projections. Needs MKL.
+    the pre-activations in ``gates``: here not yet biased nor scaled; the kernel adds
+    ``bias`` (4H; empty for none) and multiplies by ``scale`` (1/2 or 1, exact) itself,
+    in the cache, rather than the layer in passes over all steps' projections and over
+    the weights. Needs MKL.
 
     VML's cost per call is that of ~500 values, so the work is split in whole rows (one
     call over a row's 4H gates, one over its H cells) and only split a row into column
@@ -207,14 +209,20 @@ def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, 
             if per_row == 1:
                 if with_bias:
                     for j in range(u * np.uint64(4)):
-                        gates[row, j] += bias[j]
+                        gates[row, j] = (gates[row, j] + bias[j]) * scale[j]
+                else:
+                    for j in range(u * np.uint64(4)):
+                        gates[row, j] *= scale[j]
                 tanh_at(gates, g0, 4 * hid, gates, g0)  # u = tanh(pre), in place
             else:
                 for gate in range(4):
                     off = np.uint64(gate) * u
                     if with_bias:
                         for j in range(off + j0, off + j1):
-                            gates[row, j] += bias[j]
+                            gates[row, j] = (gates[row, j] + bias[j]) * scale[j]
+                    else:
+                        for j in range(off + j0, off + j1):
+                            gates[row, j] *= scale[j]
                     tanh_at(gates, g0 + off + j0, j1 - j0, gates, g0 + off + j0)
             for j in range(j0, j1):
                 ci, cf, cg, co = j, u + j, u + u + j, u + u + u + j
@@ -280,8 +288,8 @@ _lstm_backward_step_parallel = lstm_backward_step.parallel
 def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, whh_t_packed, scale, shift, dscale,
                       threads, reverse):
     """All steps of ``backend.rnn.lstm_forward`` (states indexed by time, as there; ``bias``
-    added at each step, empty for none): ``whh_t_packed`` is the buffer of
-    ``blas.pack(W_hh^T)`` (H, 4H); ``coef`` and ``k`` are
+    added and ``scale`` applied at each step, ``bias`` empty for none): ``whh_t_packed`` is
+    the buffer of ``blas.pack(W_hh^T)`` (H, 4H), unscaled; ``coef`` and ``k`` are
     (T, ...) when a graph is recorded, else one step's scratch (1, ...). All arrays
     C-contiguous, of one dtype."""
     t_len = a.shape[0]
