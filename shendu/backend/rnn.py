@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jit, runtime
+from . import blas, jit, runtime
 from .cpu import StepProducts, _note, _xp, matmul, small_products
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
+
+
+PACK_FORWARD = True
 
 
 def _compiled_loop(*arrays) -> bool:
@@ -88,14 +91,16 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale
     # MKL's vector tanh, faster than the kernels' own; the step adds the bias and scales
     bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
     step, threads = jit.lstm_forward_step_vml, jit.num_threads()
+    if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
+        if not grad:
+            coef, k = coef_t[None], k_t[None]
+        packed = blas.pack(w_hh.T) if PACK_FORWARD else None  # None: too small to gain
+        buffer = np.empty(0, a.dtype) if packed is None else packed.buffer
+        jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, buffer, scale, shift, dscale,
+                              threads, p == 1)
+        return
     with small_products(np):
         product = StepProducts(w_hh.T, n)
-        if product.compiled and _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
-            if not grad:
-                coef, k = coef_t[None], k_t[None]
-            jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, product.packed.buffer, scale,
-                                  shift, dscale, threads, p == 1)
-            return
         for t in order:
             gt = a[t]
             product(hs[t + p], gt, accumulate=True)  # into x's part

@@ -30,7 +30,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .elementwise import HELPER, kernel
-from .mkl import N, gemm_packed_raw, gemm_raw, tanh_at
+from .mkl import N, T, gemm_packed_raw, gemm_raw, tanh_at
 from .mkl import threads_here as _mkl_threads_here
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
@@ -285,8 +285,8 @@ _lstm_backward_step_parallel = lstm_backward_step.parallel
 
 
 @njit(nogil=True, cache=True)
-def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, whh_t_packed, scale, shift, dscale,
-                      threads, reverse):
+def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, whh_t_packed, scale, shift,
+                      dscale, threads, reverse):
     """All steps of ``backend.rnn.lstm_forward`` (states indexed by time, as there; ``bias``
     added and ``scale`` applied at each step, ``bias`` empty for none): ``whh_t_packed`` is
     the buffer of ``blas.pack(W_hh^T)`` (H, 4H), unscaled; ``coef`` and ``k`` are
@@ -299,7 +299,11 @@ def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, whh_t_packed, scale, shift, 
     for s in range(t_len):
         t = t_len - 1 - s if reverse else s
         gates = a[t]
-        gemm_packed_raw(hs[t + p], whh_t_packed, hid, 4 * hid, gates, 1.0)
+        if whh_t_packed.size > 0:
+            gemm_packed_raw(hs[t + p], whh_t_packed, hid, 4 * hid, gates, 1.0)
+        else:
+            gemm_raw(N, T, hs.shape[1], 4 * hid, hid, hs[t + p], hid, w_hh, hid, 1.0, gates,
+                     4 * hid)
         j = t if grad else 0
         _lstm_forward_step_parallel(gates, bias, cs[t + p], cs[t + 1 - p], tc[t],
                                     hs[t + 1 - p], coef[j], k[j], scale, shift, dscale,
