@@ -35,9 +35,9 @@ from .scratch import give, take
 
 __all__ = ["matmul", "addmm", "relu", "relu_grad", "fill_rows", "add_rows", "column_sums",
            "bias_relu", "exp_rows", "scale_rows", "conv2d", "conv2d_pool", "conv2d_backward",
-           "small_products", "StepProducts", "gelu", "gelu_grad", "layer_norm", "layer_norm_backward",
-           "attention", "attention_backward", "batch_norm_stats", "batch_norm_forward",
-           "batch_norm_backward"]
+           "small_products", "StepProducts", "gelu", "gelu_grad", "layer_norm",
+           "layer_norm_backward", "attention", "attention_backward", "batch_norm_stats",
+           "batch_norm_forward", "batch_norm_backward"]
 
 # Smaller arrays skip the multi-threaded kernels: starting the threads costs more than it
 # saves (row kernels of linear, softmax, cross-entropy).
@@ -878,17 +878,19 @@ def small_products(xp):
 
 
 class StepProducts:
-    """The per-step products ``a @ b`` of a recurrent layer's time loop, which all reuse
-    one right operand ``b`` (its recurrent weight): ``products(a, out, accumulate)`` does
+    """The per-step products ``a @ b`` of a recurrent layer's forward time loop, which all
+    reuse one right operand ``b`` (its recurrent weight): ``products(a, out, accumulate)`` does
     ``out = a @ b`` (``out += a @ b`` with ``accumulate``) for ``a`` of ``rows`` rows.
 
     With MKL, ``b`` is packed once into MKL's internal GEMM layout (``blas.pack``), so that
     no step re-packs it: for h @ W_hh^T at N=32, H=256 that took the step's product from
-    89 to 56 us on two threads (benchmarks/README.md). The packed products are issued from
-    compiled code when the kernels are on (a fraction of a ctypes call's overhead), else
-    through ctypes. Without MKL, or for products ``matmul`` leaves to NumPy (tiny ones,
-    other dtypes, CuPy arrays), each step calls ``matmul``. ``out`` must not overlap ``a``
-    (true of every loop in ``backend/rnn.py``)."""
+    67 to 59 us on two threads, and the LSTM and GRU layer steps ~1% faster, the pack
+    (~0.2 ms) included. The backward loops' ``dg @ W_hh`` (32x1024 @ 1024x256) was slower
+    packed, so they call ``matmul`` (benchmarks/README.md). The packed products are issued
+    from compiled code when the kernels are on (a fraction of a ctypes call's overhead),
+    else through ctypes. Without MKL, or for products ``matmul`` leaves to NumPy (tiny
+    ones, other dtypes, CuPy arrays), each step calls ``matmul``. ``out`` must not overlap
+    ``a`` (true of every loop in ``backend/rnn.py``)."""
 
     __slots__ = ("b", "packed", "compiled")
 

@@ -22,12 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import blas, jit, runtime
-from .cpu import StepProducts, _note, _xp, matmul, small_products
+from .cpu import MKL_MIN_WORK, StepProducts, _note, _xp, matmul, small_products
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
-
-
-PACK_FORWARD = True
 
 
 def _compiled_loop(*arrays) -> bool:
@@ -94,7 +91,7 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale
     if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
         if not grad:
             coef, k = coef_t[None], k_t[None]
-        packed = blas.pack(w_hh.T) if PACK_FORWARD else None  # None: too small to gain
+        packed = blas.pack(w_hh.T) if n * w_hh.size >= MKL_MIN_WORK else None
         buffer = np.empty(0, a.dtype) if packed is None else packed.buffer
         jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, buffer, scale, shift, dscale,
                               threads, p == 1)

@@ -15,9 +15,10 @@ GRU r, z, n with ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``), so its weig
 Sigmoid gates use ``sigmoid(x) = (1 + tanh(x / 2)) / 2``: their pre-activations are halved
 (the GRU's weight rows are pre-scaled; the LSTM's time loop scales each step's gates, an exact
 product, see ``backend/rnn.py``), so ONE ``tanh`` over all gates (then one scale-and-shift)
-gives every activation, with no overflow for large inputs. States are indexed by time: with ``hs`` of shape (T+1, N, H),
-step t reads ``hs[t]`` and writes ``hs[t+1]`` forward, reads ``hs[t+1]`` and writes ``hs[t]``
-in reverse, so the output sequence is always a contiguous slice of ``hs``. When a graph is
+gives every activation, with no overflow for large inputs. States are indexed by time: with
+``hs`` of shape (T+1, N, H), step t reads ``hs[t]`` and writes ``hs[t+1]`` forward, reads
+``hs[t+1]`` and writes ``hs[t]`` in reverse, so the output sequence is always a contiguous
+slice of ``hs``. When a graph is
 recorded, the LSTM forward loop also forms the gate-derivative coefficients that BPTT needs
 while each step's arrays are still in cache, leaving the backward loop five small
 elementwise ops and one GEMM per step.

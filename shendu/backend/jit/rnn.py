@@ -19,6 +19,10 @@ element (both branches are computed, as vector selects), so the LSTM forward ker
 five tanh per unit are most of its time; the kernels still beat the NumPy passes per step
 (numbers: benchmarks/README.md, "Measurements behind the code").
 
+With MKL, the LSTM's forward step is ``lstm_forward_step_vml`` instead, with MKL's vector
+tanh (faster and more accurate than ``_tanh``), and on several threads the LSTM's time
+loops run compiled end to end (``lstm_forward_loop``, ``lstm_backward_loop``, below).
+
 Work is split in blocks of up to ``_COLUMNS`` hidden units of one batch row, so that a
 batch of one still gives every thread work and the inner loops run over contiguous
 columns (vectorised). All arrays are C-contiguous and of one float dtype.
@@ -277,9 +281,10 @@ def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
 # parallel regions of the one GNU OpenMP pool. Between them, the Python loop's few
 # microseconds were long enough for the pool's threads to go to sleep (shendu lets them
 # spin only briefly: ``runtime.openmp_wait_policy``), and waking them took tens of
-# microseconds per region. These loops issue every step's product and step kernel from
-# compiled code, back to back. They call the kernels'
-# parallel versions, so they serve only while the kernels have several threads.
+# microseconds per region (a 1x1 step kernel took 30 us so, 2.5 us with the threads
+# spinning). These loops issue every step's product and step kernel from compiled code,
+# back to back, with no Python in between. They call the kernels' parallel versions, so
+# they serve only while the kernels have several threads.
 _lstm_forward_step_parallel = lstm_forward_step_vml.parallel
 _lstm_backward_step_parallel = lstm_backward_step.parallel
 
@@ -289,7 +294,8 @@ def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, whh_t_packed, scale, s
                       dscale, threads, reverse):
     """All steps of ``backend.rnn.lstm_forward`` (states indexed by time, as there; ``bias``
     added and ``scale`` applied at each step, ``bias`` empty for none): ``whh_t_packed`` is
-    the buffer of ``blas.pack(W_hh^T)`` (H, 4H), unscaled; ``coef`` and ``k`` are
+    the buffer of ``blas.pack(W_hh^T)`` (H, 4H), unscaled, or empty to multiply by ``w_hh``
+    (4H, H) unpacked; ``coef`` and ``k`` are
     (T, ...) when a graph is recorded, else one step's scratch (1, ...). All arrays
     C-contiguous, of one dtype."""
     t_len = a.shape[0]
