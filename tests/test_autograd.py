@@ -129,6 +129,45 @@ def test_hooks_on_leaf_and_intermediate():
     assert x.grad.tolist() == [3.0, 3.0]
 
 
+def _hook_order(lib):
+    """The order in which a leaf's and an intermediate's hooks fire in ``lib``'s backward
+    of ``(tanh(x * w1) * w2).sum()``, and ``w1.grad`` as seen from ``w2``'s hook."""
+    x = lib.tensor([0.5, -1.0])
+    w1 = lib.tensor([2.0, 3.0], requires_grad=True)
+    w2 = lib.tensor([1.5, -0.5], requires_grad=True)
+    seen = []
+    h = x * w1
+    h.register_hook(lambda g: seen.append("h"))
+    w1.register_hook(lambda g: seen.append("w1"))
+    w2.register_hook(lambda g: seen.append(("w2", w1.grad is None)))
+    (h.tanh() * w2).sum().backward()
+    return seen
+
+
+def test_leaf_hook_fires_once_its_gradient_is_final_not_at_the_end():
+    """w2's gradient is final after the last node runs; its hook fires then, before the
+    backward reaches h and w1 (what DistributedDataParallel's overlap relies on)."""
+    assert _hook_order(sd) == [("w2", True), "h", "w1"]
+
+
+def test_leaf_hook_order_matches_pytorch():
+    torch = pytest.importorskip("torch", reason="PyTorch (the oracle) is not installed")
+    assert _hook_order(sd) == _hook_order(torch)
+
+
+def test_leaf_hook_with_several_uses_waits_for_every_contribution():
+    w = sd.tensor([1.0, 2.0], requires_grad=True)
+    got = []
+    w.register_hook(lambda g: got.append(g.tolist()))
+    a = (w * 2).exp()   # the first use's backward runs late: behind exp
+    ((a * w).sum() + (w * w).sum()).backward()
+    want = (np.exp(2 * np.array([1.0, 2.0])) * (2 * np.array([1.0, 2.0]) + 1)
+            + 2 * np.array([1.0, 2.0]))
+    assert len(got) == 1
+    np.testing.assert_allclose(got[0], want, rtol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-6)
+
+
 def test_retain_grad():
     x = sd.tensor([1.0, 2.0], requires_grad=True)
     y = x * x

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import sys
 import time
 
 import numpy as np
@@ -44,6 +44,7 @@ def main() -> None:
         g = gensim.models.Word2Vec(sents, vector_size=100, window=5, min_count=5, sg=1,
                                    negative=5, epochs=a.epochs, seed=0, workers=1)
         res["gensim_s"] = time.perf_counter() - t
+        res["gensim_version"] = gensim.__version__
         models["gensim skip-gram"] = g.wv
     except ImportError:
         res["gensim"] = "not installed"
@@ -53,10 +54,11 @@ def main() -> None:
             "analogies": {f"{x}:{y}::{z}:?": [w for w, _ in kv.most_similar(
                 positive=[y, z], negative=[x], topn=3)] if not hasattr(kv, "analogy") else
                 [w for w, _ in kv.analogy(x, y, z, topn=3)] for x, y, z in ANALOGIES}}
-    res["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
-                                   capture_output=True, text=True,
-                                   cwd=os.path.dirname(os.path.abspath(__file__))
-                                   ).stdout.strip()
+    from shendu._bench_report import machine_info, measured_at
+
+    res["commit"] = measured_at()
+    res["command"] = "python " + " ".join(sys.argv)
+    res["machine"] = machine_info()
     with open(os.path.join(a.out, "embeddings.json"), "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res, indent=1))

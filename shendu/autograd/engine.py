@@ -2,7 +2,11 @@
 
 The sweep is iterative (an explicit stack and a ready list), so a chain of 100,000 ops
 backpropagates without touching Python's recursion limit. Gradients meant for leaves are
-summed over the whole sweep and written to ``.grad`` at the end, after the leaf's hooks.
+summed over the sweep. A leaf with hooks is finished (its hooks run, then ``.grad`` is
+written) as soon as the last node that sends it a gradient has run, as in PyTorch, so that
+a hook can start work on a final gradient while the rest of backward goes on
+(``DistributedDataParallel`` starts its all-reduce there); other leaves are written at
+the end.
 """
 from __future__ import annotations
 
@@ -16,11 +20,12 @@ def _tensor_cls():
     return Tensor
 
 
-def count_edges(roots, stop=()) -> dict:
+def count_edges(roots, stop=(), hooked_leaves=None) -> dict:
     """For every node reachable from ``roots``, a state [edges still to arrive, gradient
     summed so far]: one dict lookup per edge, then cheap list updates. The gradient slot
     of a multi-output node holds one entry per output. The walk does not go past the nodes
-    in ``stop`` (they are counted, their inputs are not)."""
+    in ``stop`` (they are counted, their inputs are not). ``hooked_leaves``, a dict, gets
+    the number of edges into each leaf that has hooks, by ``id``."""
     state: dict = {}
     stack = []
     for edge, _ in roots:
@@ -40,6 +45,8 @@ def count_edges(roots, stop=()) -> dict:
                     stack.append(m)
                 else:
                     st[0] += 1
+            elif hooked_leaves is not None and e is not None and e._hooks:
+                hooked_leaves[id(e)] = hooked_leaves.get(id(e), 0) + 1
     return state
 
 
@@ -51,8 +58,11 @@ def run_backward(roots, retain_graph=False, capture=None):
     With ``capture`` (a dict keyed by ``id(leaf)`` or ``(node, index)``), only the
     gradients reaching those keys are collected into it and no ``.grad`` changes.
     """
-    # 1. For every node reachable from the roots, edges still to arrive (see count_edges).
-    state = count_edges(roots)
+    # 1. For every node reachable from the roots, edges still to arrive (see count_edges),
+    # and for each leaf with hooks, edges still to arrive.
+    leaf_left: dict = {}
+    state = count_edges(roots, hooked_leaves=leaf_left)
+    root_grads = {id(g) for _, g in roots}
 
     # 2. Kahn's algorithm: a node runs once every consumer has sent its gradient.
     # leaf_grad holds the summed gradient of each leaf, by id (leaf_obj keeps the tensor);
@@ -106,18 +116,24 @@ def run_backward(roots, retain_graph=False, capture=None):
                     st[0] = left
                     if left == 0:
                         ready.append(m)
-                elif g is not None:
+                else:
                     key = id(e)
-                    prev = leaf_grad.get(key)
-                    if prev is None:
-                        leaf_grad[key] = g
-                        leaf_obj[key] = e
-                    elif key in owned:
-                        prev += g  # our own buffer: no allocation per contribution
-                        leaf_grad[key] = prev  # (a NumPy scalar's += makes a new object)
-                    else:
-                        leaf_grad[key] = prev + g
-                        owned.add(key)
+                    if g is not None:
+                        prev = leaf_grad.get(key)
+                        if prev is None:
+                            leaf_grad[key] = g
+                            leaf_obj[key] = e
+                        elif key in owned:
+                            prev += g  # our own buffer: no allocation per contribution
+                            leaf_grad[key] = prev  # (a NumPy scalar's += is a new object)
+                        else:
+                            leaf_grad[key] = prev + g
+                            owned.add(key)
+                    if leaf_left and key in leaf_left:
+                        leaf_left[key] -= 1
+                        if leaf_left[key] == 0 and key in leaf_grad:  # its gradient is final
+                            _finish_leaf(leaf_obj.pop(key), leaf_grad.pop(key), key, owned,
+                                         capture, root_grads)
             if not retain_graph:
                 # release() inlined: drop what forward saved; a later backward through
                 # this node then raises instead of reading freed arrays
@@ -127,7 +143,8 @@ def run_backward(roots, retain_graph=False, capture=None):
                     d["backward"] = freed
     finally:
         _State.enabled = prev_mode
-    _finish_leaves(leaf_grad, leaf_obj, owned, capture, {id(g) for _, g in roots})
+    for key, g in leaf_grad.items():
+        _finish_leaf(leaf_obj[key], g, key, owned, capture, root_grads)
 
 
 def _capture(node, g, capture):
@@ -199,34 +216,36 @@ def hooked_backward(ctx, *grads):
     return type(ctx).backward(ctx, *grads)
 
 
-def _finish_leaves(leaf_grad, leaf_obj, owned, capture, seen):
+def _finish_leaf(leaf, g, key, owned, capture, seen):
+    """Run ``leaf``'s hooks on its summed gradient ``g``, then write ``.grad`` (or, with
+    ``capture``, the captured gradient). ``owned``: keys whose sums this sweep allocated;
+    ``seen``: ids of arrays already handed out (the roots' gradients, other leaves')."""
     Tensor = _tensor_cls()
-    for key, g in leaf_grad.items():
-        leaf = leaf_obj[key]
-        if leaf._hooks:
-            for fn in leaf._hooks:
-                res = fn(Tensor._wrap(g))
-                if res is not None:
-                    g = res._data if isinstance(res, Tensor) else res
-        if g.shape != leaf._data.shape:
-            raise RuntimeError(
-                f"backward: gradient of shape {g.shape} does not match leaf of shape "
-                f"{leaf._data.shape}"
-            )
-        if g.dtype != leaf._data.dtype:
-            g = g.astype(leaf._data.dtype)
-        if capture is not None:
-            if key in capture:
-                capture[key] = g
-            continue
-        # A gradient array may be shared (an add passes the same array to both inputs, a
-        # root's gradient is the caller's array) or a read-only broadcast view; .grad must
-        # own writable memory of its own. Sums this sweep allocated are already private.
-        if key not in owned or g is not leaf_grad[key]:
-            if id(g) in seen or not getattr(g.flags, "writeable", True):
-                g = g.copy()
-        seen.add(id(g))
-        if leaf.grad is None:
-            leaf.grad = Tensor._wrap(g)
-        else:
-            leaf.grad._data = leaf.grad._data + g
+    summed = g
+    if leaf._hooks:
+        for fn in leaf._hooks:
+            res = fn(Tensor._wrap(g))
+            if res is not None:
+                g = res._data if isinstance(res, Tensor) else res
+    if g.shape != leaf._data.shape:
+        raise RuntimeError(
+            f"backward: gradient of shape {g.shape} does not match leaf of shape "
+            f"{leaf._data.shape}"
+        )
+    if g.dtype != leaf._data.dtype:
+        g = g.astype(leaf._data.dtype)
+    if capture is not None:
+        if key in capture:
+            capture[key] = g
+        return
+    # A gradient array may be shared (an add passes the same array to both inputs, a
+    # root's gradient is the caller's array) or a read-only broadcast view; .grad must
+    # own writable memory of its own. Sums this sweep allocated are already private.
+    if key not in owned or g is not summed:
+        if id(g) in seen or not getattr(g.flags, "writeable", True):
+            g = g.copy()
+    seen.add(id(g))
+    if leaf.grad is None:
+        leaf.grad = Tensor._wrap(g)
+    else:
+        leaf.grad._data = leaf.grad._data + g

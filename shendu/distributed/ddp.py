@@ -13,12 +13,21 @@ identical. Under ``init_process_group("nccl")`` with the model on the GPU the bu
 CuPy arrays reduced by NCCL on the current stream.
 
 When every rank runs on one machine the buckets live in MPI shared memory (one window per
-bucket, a row per rank) and the all-reduce is two barriers and a column-wise sum per rank,
-instead of MPI's message exchanges, each of which needs both ranks on a core at once
-(``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce).
+bucket, a row per rank, two sets of rows used on alternate steps) and the all-reduce is
+one barrier, after which every rank adds up all the rows (each already divided by the
+world size when written) into its own ``.grad``, instead
+of MPI's message exchanges, each of which needs both ranks on a core at once
+(``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce). Why two sets: a rank that is done
+reading step k's rows may start writing step k+1's while a slower rank still reads step
+k's; it cannot reach step k+2's writes (the same rows as step k) before every rank has
+passed step k+1's barrier, which they reach only after reading step k's rows.
 
-shendu's engine calls leaf hooks as it finishes the sweep, so communication overlaps the
-end of backward rather than all of it.
+shendu's engine runs a parameter's hook as soon as its gradient is final (the last node
+sending it a gradient has run), so a bucket's all-reduce starts while backward goes on
+through the earlier layers; MPICH moves a non-blocking collective forward only inside MPI
+calls, so each later hook also tests the pending ones. The shared-memory buckets are
+summed after the last gradient: a sum per bucket in mid-backward would make each rank wait
+for the slowest at every bucket.
 """
 from __future__ import annotations
 
@@ -107,10 +116,10 @@ class DistributedDataParallel(Module):
     # ------------------------------------------------------------------ setup
     def _share_buckets(self):
         """When every rank runs on this machine, put the buckets in MPI shared memory:
-        rank r's bucket is row r of a (world + 1, n) array all ranks can read, so the
-        all-reduce is two barriers and each rank adding up its share of the columns into
-        the last row (see ``_reduce_shared``), instead of MPI's message exchanges. None
-        (MPI's all-reduce) across machines or with ``SHENDU_DDP_SHARED_MEMORY=0``."""
+        rank r's bucket on step parity q is ``rows[q, r]`` of a (2, world, n) array all
+        ranks can read, so the all-reduce is one barrier and each rank summing the rows
+        (see ``_sum_shared``), instead of MPI's message exchanges. None (MPI's all-reduce)
+        across machines or with ``SHENDU_DDP_SHARED_MEMORY=0``."""
         from mpi4py import MPI
 
         from ..backend import runtime
@@ -123,29 +132,20 @@ class DistributedDataParallel(Module):
         me, ranks = node.Get_rank(), node.Get_size()
         for bucket in self._buckets:
             dtype, n = bucket.flat.dtype, bucket.flat.size
-            nbytes = (ranks + 1) * n * dtype.itemsize if me == 0 else 0
+            nbytes = 2 * ranks * n * dtype.itemsize if me == 0 else 0
             win = MPI.Win.Allocate_shared(nbytes, dtype.itemsize, comm=node)
             buf, _ = win.Shared_query(0)
-            rows = np.ndarray((ranks + 1, n), dtype=dtype, buffer=buf)
-            rows[me] = 0
+            rows = np.ndarray((2, ranks, n), dtype=dtype, buffer=buf)
+            rows[:, me] = 0
             win.Lock_all(MPI.MODE_NOCHECK)   # passive target: Sync() orders the stores
-            bucket.win, bucket.rows, bucket.flat = win, rows, rows[me]
-            cut = np.linspace(0, n, ranks + 1).astype(int)
-            bucket.mine = slice(int(cut[me]), int(cut[me + 1]))
+            bucket.win, bucket.rows, bucket.flat = win, rows, rows[0, me]
+        self._parity = 0
         return node
 
-    def _reduce_shared(self):
-        """Every rank's buckets are written: sum the columns this rank owns into the last
-        row, then wait until every rank has (the barriers sleep between polls)."""
-        from .process_group import _wait_all
-
+    def _sum_shared(self):
+        """Every rank has written this step's rows: wait until all have (the barrier sleeps
+        between polls); ``_finish`` then reads them."""
         for bucket in self._buckets:
-            bucket.win.Sync()
-        _wait_all([self._node.Ibarrier()])
-        for bucket in self._buckets:
-            bucket.win.Sync()
-            rows, cols = bucket.rows, bucket.mine
-            np.sum(rows[:-1, cols], axis=0, out=rows[-1, cols])
             bucket.win.Sync()
         _wait_all([self._node.Ibarrier()])
         for bucket in self._buckets:
@@ -251,8 +251,11 @@ class DistributedDataParallel(Module):
 
     def _reset(self):
         self._seen = 0
+        me = self._comm.Get_rank() if self._node is not None else 0
         for b in self._buckets:
             b.ready, b.request = 0, None
+            if self._node is not None:   # this step's row of the shared buckets
+                b.flat = b.rows[self._parity, me]
         self._got = [False] * len(self._params)
 
     def _arrived(self, i):
@@ -272,7 +275,9 @@ class DistributedDataParallel(Module):
         lo, hi = bucket.offsets[k], bucket.offsets[k + 1]
         g = grad._data.reshape(-1)
         if p.grad is not None:   # accumulated under no_sync(): averaged with this one
-            bucket.flat[lo:hi] = p.grad._data.reshape(-1) + g
+            g = p.grad._data.reshape(-1) + g
+        if self._node is not None:   # shared rows hold each rank's share of the mean
+            np.multiply(g, 1 / self._size, out=bucket.flat[lo:hi])
         else:
             bucket.flat[lo:hi] = g
         self._got[i] = True
@@ -286,9 +291,18 @@ class DistributedDataParallel(Module):
                 from mpi4py import MPI
                 bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat,
                                                        op=MPI.SUM)
+        if self._nccl is None and self._node is None:
+            self._progress()
         if self._seen < len(self._params):
             return None
         return self._finish(i)
+
+    def _progress(self):
+        """Let MPI advance the buckets already sent (it only does inside MPI calls)."""
+        from mpi4py import MPI
+        pending = [b.request for b in self._buckets if b.request is not None]
+        if pending:
+            MPI.Request.Testall(pending)
 
     def _finish(self, last):
         """All gradients are in: wait for the buckets and write the averages."""
@@ -299,25 +313,37 @@ class DistributedDataParallel(Module):
                 _wait_all(requests, comm=self._comm)
         if self._node is not None:
             with _waiting():
-                self._reduce_shared()
+                self._sum_shared()
         replacement = None
         size = self._size
         for bucket in self._buckets:
             xp = np if isinstance(bucket.flat, np.ndarray) else self._nccl.cupy
-            summed = bucket.rows[-1] if self._node is not None else bucket.flat
             for k, i in enumerate(bucket.indices):
                 p = self._params[i]
-                total = summed[bucket.offsets[k]:bucket.offsets[k + 1]].reshape(
-                    p._data.shape)
+                lo, hi = bucket.offsets[k], bucket.offsets[k + 1]
+                grad = p.grad._data if p.grad is not None else None
+                into = (grad is not None and i != last and grad.flags.c_contiguous
+                        and getattr(grad.flags, "writeable", True))
+                if self._node is not None:   # the rows' sum is the mean: one pass per row
+                    rows = bucket.rows[self._parity, :, lo:hi]
+                    avg = np.add(rows[0], rows[1], out=grad.reshape(-1) if into else None)
+                    for row in rows[2:]:
+                        avg += row
+                    if into:
+                        continue
+                    avg = avg.reshape(p._data.shape)
+                elif into:
+                    xp.divide(bucket.flat[lo:hi].reshape(grad.shape), size, out=grad)
+                    continue
+                else:
+                    avg = bucket.flat[lo:hi].reshape(p._data.shape) / size
                 if i == last:
                     # the engine adds what this hook returns to an existing .grad
-                    avg = total / size
-                    replacement = Tensor._wrap(avg - p.grad._data if p.grad is not None
-                                               else avg)
-                elif p.grad._data.flags.writeable:
-                    xp.divide(total, size, out=p.grad._data)   # average and write: one pass
+                    replacement = Tensor._wrap(avg - grad if grad is not None else avg)
                 else:
-                    p.grad._data = total / size
+                    p.grad._data = avg
+        if self._node is not None:
+            self._parity ^= 1
         self._sync_now = False
         self._seen = 0
         return replacement

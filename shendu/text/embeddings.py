@@ -1,6 +1,8 @@
 """Word embeddings: skip-gram with negative sampling (word2vec) and GloVe, trained with
-sparse NumPy updates (only the rows a mini-batch touches change), and ``KeyedVectors`` for
-similarity queries, analogies and the word2vec text format. Names follow gensim.
+sparse updates (only the rows an example touches change; compiled loops in
+``backend/jit/embeddings.py``, NumPy mini-batches when the kernels are off), and
+``KeyedVectors`` for similarity queries, analogies and the word2vec text format. Names
+follow gensim.
 
 >>> from shendu.text.embeddings import Word2Vec
 >>> sents = [["king", "queen", "royal"], ["apple", "pear", "fruit"]] * 200
@@ -15,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from ..backend import embeddings
 
 __all__ = ["KeyedVectors", "Word2Vec", "GloVe", "cooccurrence"]
 
@@ -130,8 +134,22 @@ class KeyedVectors:
         return cls(words, vecs)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1 + np.tanh(0.5 * x))  # stable for large |x|
+def _noise_table(weights: np.ndarray, size: int) -> np.ndarray:
+    """word2vec's table for drawing noise words: word ``i`` fills a share of ``size`` slots
+    proportional to ``weights[i]`` (at least one), so a uniform slot is a draw from the
+    weights."""
+    edges = np.rint(np.cumsum(weights / weights.sum()) * size).astype(np.int64)
+    slots = np.maximum(np.diff(edges, prepend=0), 1)
+    return np.repeat(np.arange(weights.size, dtype=np.int32), slots)
+
+
+def _sentence_chunks(lengths: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` token ranges of about ``chunk`` tokens that end at sentence ends."""
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if ends.size else 0
+    stops = ends[np.unique(np.searchsorted(ends, np.arange(chunk, total, chunk)))]
+    bounds = [0, *(int(x) for x in stops if 0 < x < total), total]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 class Word2Vec:
@@ -141,12 +159,30 @@ class Word2Vec:
         vector_size; window: largest context distance (each centre draws its own window
         1..window, as word2vec does); min_count; negative: noise words per pair, drawn
         from unigram counts ^ ``ns_exponent`` (0.75); sample: frequent-word subsampling
-        threshold (0 disables); epochs; alpha / min_alpha: learning rate decayed linearly;
-        batch_size: pairs per sparse update; seed.
+        threshold (0 disables); epochs; alpha / min_alpha: learning rate, decayed
+        linearly with the position in the corpus over all epochs; batch_size: pairs per
+        sparse update on the NumPy path (the compiled kernel, on when numba is, steps after
+        every pair as word2vec does); seed.
+
+    Training walks the token stream in order, a chunk of sentences at a time: drops
+    frequent words (keep probability ``(sqrt(f / sample) + 1) sample / f``), lists each
+    kept centre's (centre, context) pairs left to right, draws ``negative`` noise words per
+    pair from a precomputed unigram^0.75 table, and hands the pairs to
+    ``backend.embeddings.skipgram_steps``. The random draws do not depend on the path, so
+    a seed gives the same pairs with or without the kernel (the NumPy path shuffles them
+    into mini-batches with a second generator; at ``batch_size=1`` it keeps the order and
+    makes the kernel's steps).
 
     After ``fit``, ``wv`` holds the input vectors as ``KeyedVectors`` and ``losses`` the
     mean loss of each epoch.
     """
+
+    # Tokens per chunk of the stream: bounds the memory of the pairs and noise words
+    # (about 5 pairs per token and ``negative`` noise words per pair).
+    CHUNK_TOKENS = 1 << 16
+    # Slots of the noise table (word2vec uses 1e8): enough that a word of probability
+    # 1e-6 still gets its share to within a quarter.
+    NOISE_TABLE_SIZE = 1 << 22
 
     def __init__(self, sentences=None, vector_size: int = 100, window: int = 5,
                  min_count: int = 5, negative: int = 5, ns_exponent: float = 0.75,
@@ -161,22 +197,30 @@ class Word2Vec:
         if sentences is not None:
             self.fit(sentences)
 
+    def _stream_pairs(self, tokens: np.ndarray, sentence: np.ndarray, keep_p: np.ndarray,
+                      rng) -> tuple[np.ndarray, np.ndarray]:
+        """The (centre, context) word pairs of a stretch of the stream, centre by centre
+        and each centre's contexts left to right, and each pair's centre position in
+        ``tokens`` (before subsampling). ``sentence``: each token's sentence number."""
+        kept = np.flatnonzero(rng.random(tokens.size) < keep_p[tokens])
+        words, sent = tokens[kept], sentence[kept]
+        if words.size == 0:
+            return np.zeros((0, 2), np.int64), kept
+        reach = rng.integers(1, self.window + 1, words.size)  # each centre's window
+        offsets = np.r_[-self.window:0, 1:self.window + 1]
+        ctx = np.arange(words.size)[:, None] + offsets          # (n, 2 window)
+        inside = (ctx >= 0) & (ctx < words.size) & (np.abs(offsets) <= reach[:, None])
+        ctx = np.where(inside, ctx, 0)
+        inside &= sent[ctx] == sent[:, None]
+        centre, j = np.nonzero(inside)
+        return np.stack([words[centre], words[ctx[centre, j]]], 1), kept[centre]
+
     def _pairs(self, ids: list[np.ndarray], keep_p: np.ndarray, rng) -> np.ndarray:
-        out = []
-        for s in ids:
-            s = s[rng.random(s.size) < keep_p[s]]
-            if s.size < 2:
-                continue
-            reach = rng.integers(1, self.window + 1, s.size)  # each centre's window
-            for d in range(1, self.window + 1):
-                if d >= s.size:
-                    break
-                i = np.arange(s.size - d)
-                fwd = reach[i] >= d          # centre i sees i + d
-                bwd = reach[i + d] >= d      # centre i + d sees i
-                out.append(np.stack([s[i][fwd], s[i + d][fwd]], 1))
-                out.append(np.stack([s[i + d][bwd], s[i][bwd]], 1))
-        return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+        """The (centre, context) pairs of sentences of word ids, in stream order."""
+        lengths = [s.size for s in ids]
+        sentence = np.repeat(np.arange(len(ids)), lengths)
+        tokens = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        return self._stream_pairs(tokens, sentence, keep_p, rng)[0]
 
     def fit(self, sentences) -> Word2Vec:
         """Train on ``sentences`` (an iterable of token lists)."""
@@ -184,6 +228,9 @@ class Word2Vec:
         words, counts = _check_vocab(sentences, self.min_count, "Word2Vec")
         index = {w: i for i, w in enumerate(words)}
         ids = [np.array([index[w] for w in s if w in index], dtype=np.int64) for s in sentences]
+        lengths = np.array([s.size for s in ids], dtype=np.int64)
+        tokens = np.concatenate(ids)
+        sentence = np.repeat(np.arange(len(ids)), lengths)
         V, D, K = len(words), self.vector_size, self.negative
         rng = np.random.default_rng(self.seed)
         w_in = ((rng.random((V, D)) - 0.5) / D).astype(np.float32)
@@ -193,43 +240,29 @@ class Word2Vec:
             keep_p = np.minimum(1.0, (np.sqrt(freq / self.sample) + 1) * self.sample / freq)
         else:
             keep_p = np.ones(V)
-        noise = counts ** self.ns_exponent
-        noise_cdf = np.cumsum(noise / noise.sum())
+        table = _noise_table(counts ** self.ns_exponent, self.NOISE_TABLE_SIZE)
+        chunks = _sentence_chunks(lengths, self.CHUNK_TOKENS)
+        batch_rng = np.random.default_rng([self.seed, 1])  # the NumPy path's batch order
+        course = max(1, self.epochs * tokens.size)  # tokens over which the rate decays
         self.losses = []
-        est_total = None
-        done = 0
-        for _ in range(self.epochs):
-            pairs = self._pairs(ids, keep_p, rng)
-            rng.shuffle(pairs)
-            if est_total is None:
-                est_total = max(1, pairs.shape[0] * self.epochs)
+        for epoch in range(self.epochs):
             tot, n = 0.0, 0
-            for b in range(0, pairs.shape[0], self.batch_size):
-                c, o = pairs[b:b + self.batch_size, 0], pairs[b:b + self.batch_size, 1]
-                neg = np.minimum(np.searchsorted(noise_cdf, rng.random((c.size, K))), V - 1)
-                lr = max(self.min_alpha, self.alpha * (1 - done / est_total))
-                tot += self._update(w_in, w_out, c, o, neg, lr) * c.size
-                n += c.size
-                done += c.size
+            for start, stop in chunks:
+                pairs, pos = self._stream_pairs(tokens[start:stop], sentence[start:stop],
+                                                keep_p, rng)
+                neg = table[rng.integers(0, table.size, (len(pairs), K))]
+                done = (epoch * tokens.size + start + pos) / course
+                lrs = np.maximum(self.min_alpha, self.alpha * (1 - done))
+                tot += embeddings.skipgram_steps(w_in, w_out, np.ascontiguousarray(pairs[:, 0]),
+                                                 np.ascontiguousarray(pairs[:, 1]), neg, lrs,
+                                                 self.batch_size, batch_rng)
+                n += len(pairs)
             self.losses.append(tot / max(n, 1))
         self.wv = KeyedVectors(words, w_in)
         self.output_vectors = w_out
         return self
 
-    @staticmethod
-    def _update(w_in, w_out, c, o, neg, lr) -> float:
-        """One sparse SGD step on -log s(u.v_o) - sum log s(-u.v_neg); returns the mean
-        loss before the step."""
-        u, vo, vn = w_in[c], w_out[o], w_out[neg]            # (B,D) (B,D) (B,K,D)
-        sp = _sigmoid(np.einsum("bd,bd->b", u, vo))
-        sn = _sigmoid(np.einsum("bd,bkd->bk", u, vn))
-        gp, gn = sp - 1, sn                                   # d loss / d score
-        grad_u = gp[:, None] * vo + np.einsum("bk,bkd->bd", gn, vn)
-        np.add.at(w_out, o, -lr * gp[:, None] * u)
-        np.add.at(w_out, neg.ravel(), (-lr * gn[..., None] * u[:, None]).reshape(-1, u.shape[1]))
-        np.add.at(w_in, c, -lr * grad_u)
-        eps = 1e-7
-        return float(-(np.log(sp + eps).mean() + np.log(1 - sn + eps).sum(1).mean()))
+    _update = staticmethod(embeddings.skipgram_update)  # the NumPy step, kept under its name
 
 
 def cooccurrence(ids: list[np.ndarray], vocab_size: int, window: int = 10):
@@ -262,11 +295,14 @@ def cooccurrence(ids: list[np.ndarray], vocab_size: int, window: int = 10):
 class GloVe:
     """GloVe: weighted least squares on log co-occurrences,
     ``sum f(X_ij) (w_i . w~_j + b_i + b~_j - log X_ij)^2`` with ``f(x) = min(1,
-    (x / x_max) ^ alpha)``, trained by AdaGrad on mini-batches of non-zero cells; the
-    word vectors are ``w + w~``.
+    (x / x_max) ^ alpha)``, trained by AdaGrad over the non-zero cells in a new random
+    order each epoch (``backend.embeddings.glove_steps``: one step per cell compiled, as
+    GloVe's C code does, or mini-batches of cells on the NumPy path); the word vectors
+    are ``w + w~``.
 
     Args: sentences, vector_size, window, min_count, x_max (100), alpha (0.75), epochs,
-        learning_rate (0.05), batch_size, seed. ``losses``: mean weighted loss per epoch.
+        learning_rate (0.05), batch_size (cells per step on the NumPy path), seed.
+        ``losses``: mean weighted loss per epoch.
     """
 
     def __init__(self, sentences=None, vector_size: int = 50, window: int = 10,
@@ -295,24 +331,12 @@ class GloVe:
         Wc = (rng.random((V, D)) - 0.5) / D
         b, bc = np.zeros(V), np.zeros(V)
         gW, gWc, gb, gbc = (np.ones_like(W), np.ones_like(Wc), np.ones(V), np.ones(V))
-        lr = self.learning_rate
+        params, accumulators = (W, Wc, b, bc), (gW, gWc, gb, gbc)
         self.losses = []
         for _ in range(self.epochs):
-            order = rng.permutation(x.size)
-            tot = 0.0
-            for s in range(0, x.size, self.batch_size):
-                j = order[s:s + self.batch_size]
-                i_, k_ = r[j], c[j]
-                diff = np.einsum("bd,bd->b", W[i_], Wc[k_]) + b[i_] + bc[k_] - logx[j]
-                tot += float((fx[j] * diff ** 2).sum())
-                g = fx[j] * diff                                   # half the gradient
-                dW, dWc = g[:, None] * Wc[k_], g[:, None] * W[i_]
-                for P, G, idx, grad in ((W, gW, i_, dW), (Wc, gWc, k_, dWc)):
-                    np.add.at(G, idx, grad ** 2)
-                    np.add.at(P, idx, -lr * grad / np.sqrt(G[idx]))
-                for P, G, idx in ((b, gb, i_), (bc, gbc, k_)):
-                    np.add.at(G, idx, g ** 2)
-                    np.add.at(P, idx, -lr * g / np.sqrt(G[idx]))
+            tot = embeddings.glove_steps(params, accumulators, r, c, logx, fx,
+                                         rng.permutation(x.size), self.learning_rate,
+                                         self.batch_size)
             self.losses.append(tot / x.size)
         self.wv = KeyedVectors(words, (W + Wc).astype(np.float32))
         return self

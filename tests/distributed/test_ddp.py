@@ -81,6 +81,41 @@ def test_both_reductions_match_one_process(run_job, shared):
     assert rank_lines(res.stdout, 0) == [want] and rank_lines(res.stdout, 1) == [want]
 
 
+OVERLAP = """
+import numpy as np
+import shendu as sd
+import shendu.distributed as dist
+from shendu import nn
+from shendu.nn.parallel import DistributedDataParallel as DDP
+
+dist.init_process_group("mpi")
+sd.manual_seed(0)
+net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4)).double()
+model = DDP(net, bucket_cap_mb=0.0001)   # a bucket per parameter
+sent = []
+x = sd.tensor(np.random.default_rng(dist.get_rank()).standard_normal((8, 6)))
+# fires when backward reaches the first layer's output, before the first layer's own
+# gradients exist: which buckets have started their all-reduce by then?
+def watch(module, args, out):
+    out.register_hook(lambda g: sent.append([b.request is not None for b in model._buckets]))
+net[0].register_forward_hook(watch)
+model(x).sum().backward()
+last = {id(p) for p in net[2].parameters()}
+where = [any(id(model._params[i]) in last for i in b.indices) for b in model._buckets]
+print("sent", sent == [where], sum(where))
+dist.destroy_process_group()
+"""
+
+
+def test_buckets_start_their_all_reduce_during_backward(run_job):
+    """With MPI's all-reduce, the last layer's buckets are sent as soon as its gradients are
+    final, while backward still has the first layer to do (the overlap PyTorch's DDP has)."""
+    res = run_job(OVERLAP, env={"SHENDU_DDP_SHARED_MEMORY": "0"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    for rank in (0, 1):
+        assert rank_lines(res.stdout, rank) == ["sent True 2"], res.stdout
+
+
 NO_SYNC = """
 import numpy as np
 import shendu as sd

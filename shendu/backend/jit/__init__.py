@@ -4,8 +4,9 @@ A NumPy expression makes one pass over memory per ufunc, and usually a temporary
 pass: ``g * (y > 0)`` reads ``y``, writes a mask, reads it and ``g``, writes the result. A
 compiled loop reads each input once and writes the output once. The ops that move the
 most memory in a training step (ReLU, pooling, im2col/col2im, the optimizers' updates,
-the LSTM's gate arithmetic) call the kernels here when ``on(...)`` says so, and otherwise
-run their plain NumPy code, which stays the reference the kernels are tested against.
+the LSTM's gate arithmetic, word2vec's and GloVe's sparse steps) call the kernels here
+when ``on(...)`` says so, and otherwise run their plain NumPy code, which stays the
+reference the kernels are tested against.
 
 The ops never call these kernels directly: ``backend/cpu.py`` has one dispatch function per
 fast op, which runs the kernel when ``on(...)`` says so and the NumPy reference otherwise.
@@ -41,7 +42,8 @@ __all__ = ["available", "enabled", "set_enabled", "use", "on", "on_all", "set_nu
 
 # Modules holding the kernels; their public names become attributes of this package.
 _KERNEL_MODULES = ("elementwise", "pool", "conv", "conv_compact", "conv_taps", "norm",
-                   "layer_norm", "optim", "mkl", "rnn", "loss", "activation", "attention")
+                   "layer_norm", "optim", "mkl", "rnn", "loss", "activation", "attention",
+                   "embeddings")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 available = runtime.numba_available
