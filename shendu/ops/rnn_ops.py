@@ -115,8 +115,8 @@ class _Recurrence(Function):
         grads = (dx, *[d if nd else None for d, nd in zip(dstates, needs[1:1 + k])],
                  dw_ih, dw_hh)
         if ctx.bias:
-            db_ih = cpu.column_sums(g2) if needs[3 + k] or dgh is None else None
-            db_hh = (db_ih if dgh is None else cpu.column_sums(gh2)) if needs[4 + k] else None
+            db_ih = g2.sum(axis=0) if needs[3 + k] or dgh is None else None
+            db_hh = (db_ih if dgh is None else gh2.sum(axis=0)) if needs[4 + k] else None
             grads += (db_ih if needs[3 + k] else None, db_hh)
         return grads
 
