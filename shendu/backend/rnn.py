@@ -8,7 +8,10 @@ dozen NumPy passes per step), and reports which to ``runtime.trace_paths()`` as
 Both paths read and write the same arrays (the layer allocates those BPTT keeps), so
 either backward follows either forward. The kernels take NumPy arrays of one float dtype
 while the kernels are on. Each step's recurrent product goes through ``cpu.matmul`` inside
-``cpu.small_products`` on both paths.
+``cpu.small_products`` on both paths; forward, through ``cpu.StepProducts`` (MKL's GEMM
+on the recurrent weight packed once per loop). With MKL and the kernels on several
+threads, the LSTM's loops run as one compiled call each (``jit.lstm_forward_loop``,
+``jit.lstm_backward_loop``; see ``jit/rnn.py`` for why).
 
 The loops run over ``order`` (the time steps in the direction of the layer); states are
 indexed by time: with ``hs`` of shape (T+1, N, H), step t reads ``hs[t + p]`` and writes
@@ -18,41 +21,90 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jit
-from .cpu import _note, _xp, matmul, small_products
+from . import blas, jit, runtime
+from .cpu import MKL_MIN_WORK, StepProducts, _note, _xp, matmul, small_products
 
 __all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward"]
 
 
+def _compiled_loop(*arrays) -> bool:
+    """Whether an LSTM loop runs as one compiled call (``jit.lstm_forward_loop`` /
+    ``lstm_backward_loop``): with MKL loaded (its products and vector tanh), the kernels on
+    several threads (the loops wake no sleeping threads between a step's product and its
+    kernel, see ``jit/rnn.py``) and C-contiguous NumPy arrays of one float dtype.
+    Otherwise each step is called from here."""
+    return (runtime.mkl_loaded() and not runtime.kernels_serial and jit.on_all(*arrays)
+            and all(x.flags.c_contiguous for x in arrays))
+
+
 # ---------------------------------------------------------------------- LSTM
-def lstm_forward(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p) -> None:
-    """The LSTM's steps. ``a`` (T, N, 4H) holds the (scaled) input projections and is
+def lstm_forward(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p) -> None:
+    """The LSTM's steps. ``a`` (T, N, 4H) holds the input projections, to which ``bias``
+    (4H, or None) and each step's recurrent product with ``w_hh`` (4H, H) are added, and is
     overwritten by the gate activations; ``hs``/``cs`` (T+1, N, H) the hidden and cell
     states, ``tc`` (T, N, H) ``tanh(c)``; ``coef`` (T, N, 4H) and ``k`` (T, N, H) what BPTT
-    needs (None when no graph is recorded); ``whh`` the scaled recurrent weight;
-    ``scale``/``shift``/``dscale`` the sigmoid-by-tanh constants of each gate row."""
-    if jit.on_all(a, cs, whh):
+    needs (None when no graph is recorded); ``scale``/``shift``/``dscale`` the
+    sigmoid-by-tanh constants of each gate row: the pre-activations are multiplied by
+    ``scale`` (1/2 or 1: exact) before the one tanh.
+
+    The compiled step with MKL's tanh (``jit.lstm_forward_step_vml``) adds the bias and
+    scales each step's gates while they are in the cache; the other paths scale ``a`` and
+    ``w_hh`` first."""
+    if jit.on_all(a, cs, w_hh, *(() if bias is None else (bias,))):
         _note("lstm_forward_step", "numba")
-        _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
+        _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p)
         return
     _note("lstm_forward_step", "numpy")
+    whh = _prescale(a, bias, w_hh, scale)
     _lstm_forward_numpy(_xp(a), a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p)
 
 
-def _lstm_forward_numba(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
+def _prescale(a, bias, w_hh, scale):
+    """``a = (a + bias) * scale`` in place; returns ``w_hh`` with its rows scaled."""
+    if bias is not None:
+        a += bias
+    a *= scale
+    return w_hh * scale[:, None]
+
+
+def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p):
     n, h = hs.shape[1:]
     grad = coef is not None
-    step = jit.lstm_forward_step
     if not grad:  # the kernel writes them anyway: one step's worth to reuse
         coef_t, k_t = np.empty((n, 4 * h), a.dtype), np.empty((n, h), a.dtype)
+    if not runtime.mkl_loaded():  # the kernels' own tanh, on scaled pre-activations
+        whh = _prescale(a, bias, w_hh, scale)
+        step = jit.lstm_forward_step
+        with small_products(np):
+            product = StepProducts(whh.T, n)
+            for t in order:
+                gt = a[t]
+                product(hs[t + p], gt, accumulate=True)  # into x's part
+                if grad:
+                    coef_t, k_t = coef[t], k[t]
+                step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
+                     shift, dscale)
+        return
+    # MKL's vector tanh, faster than the kernels' own; the step adds the bias and scales
+    bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
+    step, threads = jit.lstm_forward_step_vml, jit.num_threads()
+    if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
+        if not grad:
+            coef, k = coef_t[None], k_t[None]
+        packed = blas.pack(w_hh.T) if n * w_hh.size >= MKL_MIN_WORK else None
+        buffer = np.empty(0, a.dtype) if packed is None else packed.buffer
+        jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, buffer, scale, shift, dscale,
+                              threads, p == 1)
+        return
     with small_products(np):
+        product = StepProducts(w_hh.T, n)
         for t in order:
             gt = a[t]
-            matmul(hs[t + p], whh.T, gt, accumulate=True)  # into x's part
+            product(hs[t + p], gt, accumulate=True)  # into x's part
             if grad:
                 coef_t, k_t = coef[t], k[t]
-            step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
-                 shift, dscale)
+            step(gt, bias, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
+                 shift, dscale, threads)
 
 
 def _lstm_forward_numpy(xp, a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
@@ -60,14 +112,17 @@ def _lstm_forward_numpy(xp, a, hs, cs, tc, coef, k, whh, scale, shift, dscale, o
     grad = coef is not None
     buf_t, bufh = xp.empty((4 * h, n), a.dtype), xp.empty((n, h), a.dtype)
     with small_products(xp):
+        product = StepProducts(whh.T, n)
         for t in order:
             gt = a[t]
-            # (W h^T)^T rather than h W^T: the same product, but this shape (many rows,
-            # few columns) ran faster on OpenBLAS and MKL (benchmarks/README.md). (The
-            # compiled step adds h W^T straight into the gates instead, saving the pass
-            # below.)
-            matmul(whh, hs[t + p].T, buf_t)
-            gt += buf_t.T
+            if product.packed is not None:  # MKL, W^T packed once: added into the gates
+                product(hs[t + p], gt, accumulate=True)
+            else:
+                # (W h^T)^T rather than h W^T: the same product, but this shape (many
+                # rows, few columns) ran faster on OpenBLAS and unpacked MKL
+                # (benchmarks/README.md).
+                matmul(whh, hs[t + p].T, buf_t)
+                gt += buf_t.T
             xp.tanh(gt, out=gt)
             if grad:
                 d = coef[t]
@@ -102,6 +157,10 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
         _note("lstm_backward_step", "numba")
         dout = np.ascontiguousarray(dout)  # e.g. transposed back from batch_first
         step = jit.lstm_backward_step
+        if _compiled_loop(dout, dh, dc, a, coef, k, w_hh):
+            reverse = len(order) > 1 and order[0] > order[-1]
+            jit.lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh, reverse)
+            return dg
         with small_products(np):
             for t in reversed(order):
                 step(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
@@ -139,9 +198,10 @@ def gru_forward(a, hg, hs, whh_t, b_hh, order, p) -> None:
         b_hn = np.empty(0, a.dtype) if b_hh is None else np.ascontiguousarray(b_hh[2 * h:])
         step = jit.gru_forward_step
         with small_products(np):
+            product = StepProducts(whh_t, hs.shape[1])
             for t in order:
                 at, ht = a[t], hg[t]
-                matmul(hs[t + p], whh_t, ht)
+                product(hs[t + p], ht)
                 step(at, ht, hs[t + p], hs[t + 1 - p], b_hn)
         return
     _note("gru_forward_step", "numpy")
@@ -149,9 +209,10 @@ def gru_forward(a, hg, hs, whh_t, b_hh, order, p) -> None:
     n, h = hs.shape[1:]
     bufh = xp.empty((n, h), a.dtype)
     with small_products(xp):
+        product = StepProducts(whh_t, n)
         for t in order:
             at, ht = a[t], hg[t]
-            matmul(hs[t + p], whh_t, ht)
+            product(hs[t + p], ht)
             if b_hh is not None:
                 ht[:, 2 * h:] += b_hh[2 * h:]
             rz, nn = at[:, :2 * h], at[:, 2 * h:]

@@ -12,11 +12,13 @@ A composed graph would record ~15 nodes per step; this records one per layer, an
 GEMM but the recurrent one runs at full size. Gate layouts follow PyTorch (LSTM i, f, g, o;
 GRU r, z, n with ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``), so its weights load.
 
-Sigmoid gates use ``sigmoid(x) = (1 + tanh(x / 2)) / 2``: their weight rows are pre-scaled by
-1/2, so ONE ``tanh`` over all gates (then one scale-and-shift) gives every activation, with
-no overflow for large inputs. States are indexed by time: with ``hs`` of shape (T+1, N, H),
-step t reads ``hs[t]`` and writes ``hs[t+1]`` forward, reads ``hs[t+1]`` and writes ``hs[t]``
-in reverse, so the output sequence is always a contiguous slice of ``hs``. When a graph is
+Sigmoid gates use ``sigmoid(x) = (1 + tanh(x / 2)) / 2``: their pre-activations are halved
+(the GRU's weight rows are pre-scaled; the LSTM's time loop scales each step's gates, an exact
+product, see ``backend/rnn.py``), so ONE ``tanh`` over all gates (then one scale-and-shift)
+gives every activation, with no overflow for large inputs. States are indexed by time: with
+``hs`` of shape (T+1, N, H), step t reads ``hs[t]`` and writes ``hs[t+1]`` forward, reads
+``hs[t+1]`` and writes ``hs[t]`` in reverse, so the output sequence is always a contiguous
+slice of ``hs``. When a graph is
 recorded, the LSTM forward loop also forms the gate-derivative coefficients that BPTT needs
 while each step's arrays are still in cache, leaving the backward loop five small
 elementwise ops and one GEMM per step.
@@ -191,10 +193,11 @@ class LSTMLayer(_Recurrence):
         hs, p = ctx.hs, ctx.prev
         n, h = states[0].shape
         t_len = x.shape[0]
-        # i, f, o are sigmoids: halve their rows so one tanh serves all four gates.
+        # i, f, o are sigmoids: their pre-activations are halved (by the time loop) so that
+        # one tanh serves all four gates.
         scale = _gate_scale(xp, x.dtype, h)
-        a = _project(x, w_ih * scale[:, None], None if b_ih is None else (b_ih + b_hh) * scale)
-        whh = w_hh * scale[:, None]
+        a = _project(x, w_ih, None)
+        bias = None if b_ih is None else b_ih + b_hh  # added by the time loop
         shift = scale.copy()
         shift[2 * h:3 * h] = 0  # tanh gate: act = u; sigmoid gates: act = u/2 + 1/2
         dscale = -scale * scale  # d act / d pre = (1 - u^2) * scale^2
@@ -206,7 +209,8 @@ class LSTMLayer(_Recurrence):
         grad = hasattr(ctx, "needs_input_grad")
         coef = xp.empty_like(a) if grad else None
         k = xp.empty_like(tc) if grad else None
-        rnn.lstm_forward(a, hs, cs, tc, coef, k, whh, scale, shift, dscale, ctx.order, p)
+        rnn.lstm_forward(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, ctx.order,
+                         p)
         ctx.acts, ctx.cs, ctx.tc, ctx.coef, ctx.k = a, cs, tc, coef, k
         return (cs[0 if ctx.reverse else t_len].copy(),)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import shendu as sd
-from shendu.backend import jit
+from shendu.backend import blas, jit
 from shendu.nn.layers.rnn import GRU, LSTM
 
 pytest.importorskip("numba")
@@ -13,7 +13,10 @@ pytest.importorskip("numba")
 layers_use_kernels = pytest.mark.skipif(not jit.enabled(), reason="SHENDU_JIT=0")
 
 TOL = {np.float32: 1e-6, np.float64: 1e-12}
-KERNELS = {"lstm": ("lstm_forward_step", "lstm_backward_step"),
+# With MKL the LSTM's forward step takes MKL's vector tanh (its own kernel); without, the
+# kernels' own tanh (SHENDU_MKL=0 runs this file on that one).
+LSTM_FORWARD = "lstm_forward_step_vml" if blas.mkl_loaded() else "lstm_forward_step"
+KERNELS = {"lstm": (LSTM_FORWARD, "lstm_backward_step"),
            "gru": ("gru_forward_step", "gru_backward_step")}
 
 # (T, N, input, hidden, layers, bidirectional, batch_first, bias): batch 1, hidden sizes
@@ -83,21 +86,34 @@ def test_kernels_match_plain_path(mode, case, dtype, with_state, spy):
 
 
 @layers_use_kernels
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", ["lstm", "gru"])
-def test_kernels_on_two_threads_match_plain_path(mode):
+def test_kernels_on_two_threads_match_plain_path(mode, dtype, kernel_spy):
+    # On several threads with MKL, the LSTM's loops run as one compiled call each.
     if not jit.parallel():
         pytest.skip("the kernels run on one thread without MKL")
+    loops = kernel_spy("lstm_forward_loop", "lstm_backward_loop")
     cls = LSTM if mode == "lstm" else GRU
     case = (6, 9, 5, 200, 1, True, False, True)
     before = jit.num_threads()
     jit.set_num_threads(2)
     try:
-        fast = _run(cls, case, np.float64, True)
+        fast = _run(cls, case, dtype, True)
+        m = cls(5, 200, dtype=sd.float32 if dtype == np.float32 else sd.float64)
+        x = sd.tensor(np.random.default_rng(1).standard_normal((4, 9, 5)).astype(dtype))
+        with sd.no_grad():  # the forward loop on one step's scratch for BPTT's arrays
+            fast_no_grad = m(x)
     finally:
         jit.set_num_threads(before)
     with jit.use(False):
-        plain = _run(cls, case, np.float64, True)
-    _assert_close(fast, plain, np.float64)
+        plain = _run(cls, case, dtype, True)
+        plain_no_grad = m(x)
+    _assert_close(fast, plain, dtype)
+    flat = (lambda r: [r[0], *r[1]]) if mode == "lstm" else (lambda r: list(r))
+    _assert_close([np.asarray(a) for a in flat(fast_no_grad)],
+                  [np.asarray(a) for a in flat(plain_no_grad)], dtype)
+    want = {"lstm_forward_loop", "lstm_backward_loop"} if mode == "lstm" else set()
+    assert set(loops) == (want if blas.mkl_loaded() else set())
 
 
 @layers_use_kernels
@@ -168,3 +184,59 @@ def test_kernel_tanh_special_values(dtype):
     want = np.tanh(x)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+# ---------------------------------------------------------------------- VML forward step
+needs_mkl = pytest.mark.skipif(not blas.mkl_loaded(), reason="MKL is not installed")
+
+
+def _step_inputs(n, h, dtype, seed=6):
+    rng = np.random.default_rng(seed)
+    scale = np.full(4 * h, 0.5, dtype)
+    scale[2 * h:3 * h] = 1
+    shift = scale.copy()
+    shift[2 * h:3 * h] = 0
+    gates = (3 * rng.standard_normal((n, 4 * h))).astype(dtype)
+    c_prev = rng.standard_normal((n, h)).astype(dtype)
+    return gates, c_prev, scale, shift, -scale * scale
+
+
+@needs_mkl
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,h,threads", [(1, 7, 2), (3, 70, 2), (2, 131, 3), (32, 256, 2),
+                                         (5, 9, 1)])
+def test_vml_forward_step_matches_the_own_tanh_step(dtype, n, h, threads):
+    # fewer rows than threads splits rows into column chunks (four VML calls each)
+    gates, c_prev, scale, shift, dscale = _step_inputs(n, h, dtype)
+    outs = []
+    bias = np.random.default_rng(7).standard_normal(4 * h).astype(dtype)
+    for vml in (False, True):
+        g = gates.copy()
+        c, tc, hn, k = (np.full((n, h), np.nan, dtype) for _ in range(4))
+        coef = np.full((n, 4 * h), np.nan, dtype)
+        if vml:  # adds the bias and scales itself
+            jit.lstm_forward_step_vml(g, bias, c_prev, c, tc, hn, coef, k, scale, shift,
+                                      dscale, threads)
+        else:
+            g += bias
+            g *= scale
+            jit.lstm_forward_step(g, c_prev, c, tc, hn, coef, k, scale, shift, dscale)
+        outs.append([g, c, tc, hn, coef, k])
+    _assert_close(outs[1], outs[0], dtype)
+
+
+@needs_mkl
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vml_forward_step_tanh_is_within_2_ulp(dtype):
+    # the g gate's activation is tanh(pre) itself (scale 1, shift 0)
+    h = 1000
+    mag = np.geomspace(np.finfo(dtype).tiny, 25, 50 * h // 2)
+    x = np.concatenate([mag, -mag]).astype(dtype).reshape(50, h)
+    gates, c_prev, scale, shift, dscale = _step_inputs(50, h, dtype)
+    gates[:, 2 * h:3 * h] = x
+    c, tc, hn, k = (np.empty((50, h), dtype) for _ in range(4))
+    coef = np.empty_like(gates)
+    jit.lstm_forward_step_vml(gates, np.empty(0, dtype), c_prev, c, tc, hn, coef, k, scale,
+                              shift, dscale, 2)
+    assert _ulps(gates[:, 2 * h:3 * h], x).max() <= 2
+    assert _ulps(tc, c).max() <= 2

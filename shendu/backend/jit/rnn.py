@@ -19,6 +19,10 @@ element (both branches are computed, as vector selects), so the LSTM forward ker
 five tanh per unit are most of its time; the kernels still beat the NumPy passes per step
 (numbers: benchmarks/README.md, "Measurements behind the code").
 
+With MKL, the LSTM's forward step is ``lstm_forward_step_vml`` instead, with MKL's vector
+tanh (faster and more accurate than ``_tanh``), and on several threads the LSTM's time
+loops run compiled end to end (``lstm_forward_loop``, ``lstm_backward_loop``, below).
+
 Work is split in blocks of up to ``_COLUMNS`` hidden units of one batch row, so that a
 batch of one still gives every thread work and the inner loops run over contiguous
 columns (vectorised). All arrays are C-contiguous and of one float dtype.
@@ -30,6 +34,8 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .elementwise import HELPER, kernel
+from .mkl import N, T, gemm_packed_raw, gemm_raw, tanh_at
+from .mkl import threads_here as _mkl_threads_here
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
 
@@ -179,6 +185,76 @@ def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
 
 
 @kernel
+def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, dscale,
+                          threads):
+    """``lstm_forward_step`` with MKL's vector tanh (VML), on ``threads``: the same
+    arguments, results and arithmetic but for ``tanh``, which VML computes to within an ulp
+    (0.56 ulp measured in float32, NumPy's 1.4) several times faster than ``_tanh`` (at
+    N=32, H=256: 23 us a step on one thread, against 70; benchmarks/README.md), and for
+    the pre-activations in ``gates``: here not yet biased nor scaled; the kernel adds
+    ``bias`` (4H; empty for none) and multiplies by ``scale`` (1/2 or 1, exact) itself,
+    in the cache, rather than the layer in passes over all steps' projections and over
+    the weights. Needs MKL.
+
+    VML's cost per call is that of ~500 values, so the work is split in whole rows (one
+    call over a row's 4H gates, one over its H cells) and only split a row into column
+    chunks when there are fewer rows than threads (four gate calls per chunk then)."""
+    n, hid = c.shape
+    per_row = max(1, -(-threads // n))  # column chunks per row
+    items = n * per_row
+    u = np.uint64(hid)
+    with_bias = bias.size > 0
+    for w in prange(threads):
+        before = _mkl_threads_here(1)
+        for item in range(w * items // threads, (w + 1) * items // threads):
+            row, q = np.uint64(item // per_row), item % per_row
+            j0, j1 = np.uint64(q * hid // per_row), np.uint64((q + 1) * hid // per_row)
+            g0 = row * u * np.uint64(4)  # flat offset of the row's gates
+            if per_row == 1:
+                if with_bias:
+                    for j in range(u * np.uint64(4)):
+                        gates[row, j] = (gates[row, j] + bias[j]) * scale[j]
+                else:
+                    for j in range(u * np.uint64(4)):
+                        gates[row, j] *= scale[j]
+                tanh_at(gates, g0, 4 * hid, gates, g0)  # u = tanh(pre), in place
+            else:
+                for gate in range(4):
+                    off = np.uint64(gate) * u
+                    if with_bias:
+                        for j in range(off + j0, off + j1):
+                            gates[row, j] = (gates[row, j] + bias[j]) * scale[j]
+                    else:
+                        for j in range(off + j0, off + j1):
+                            gates[row, j] *= scale[j]
+                    tanh_at(gates, g0 + off + j0, j1 - j0, gates, g0 + off + j0)
+            for j in range(j0, j1):
+                ci, cf, cg, co = j, u + j, u + u + j, u + u + u + j
+                ui, uf = gates[row, ci], gates[row, cf]
+                ug, uo = gates[row, cg], gates[row, co]
+                i = ui * scale[ci] + shift[ci]
+                f = uf * scale[cf] + shift[cf]
+                gg = ug * scale[cg] + shift[cg]
+                o = uo * scale[co] + shift[co]
+                gates[row, ci], gates[row, cf], gates[row, cg], gates[row, co] = i, f, gg, o
+                cp = c_prev[row, j]
+                c[row, j] = f * cp + i * gg
+                coef[row, ci] = (ui * ui * dscale[ci] - dscale[ci]) * gg
+                coef[row, cf] = (uf * uf * dscale[cf] - dscale[cf]) * cp
+                coef[row, cg] = (ug * ug * dscale[cg] - dscale[cg]) * i
+                coef[row, co] = uo * uo * dscale[co] - dscale[co]  # times tanh(c) below
+            tanh_at(c, row * u + j0, j1 - j0, tc, row * u + j0)
+            for j in range(j0, j1):
+                co = u + u + u + j
+                t, o = tc[row, j], gates[row, co]
+                hv = o * t
+                h[row, j] = hv
+                coef[row, co] *= t
+                k[row, j] = o - hv * t
+        _mkl_threads_here(before)
+
+
+@kernel
 def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
     """One reverse LSTM step before its product. With ``dh`` (N, H) the gradient reaching
     h from the later step and ``dh + dout`` its total: ``dc += (dh + dout) k`` and
@@ -198,6 +274,59 @@ def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
             dgates[row, cg] = coef[row, cg] * dcv
             dgates[row, co] = coef[row, co] * dhv
             dc[row, j] = dcv * gates[row, cf]
+
+
+# ------------------------------------------------------------- LSTM time loops (MKL)
+# Each step of the loops in ``backend/rnn.py`` is an MKL product and a kernel, both
+# parallel regions of the one GNU OpenMP pool. Between them, the Python loop's few
+# microseconds were long enough for the pool's threads to go to sleep (shendu lets them
+# spin only briefly: ``runtime.openmp_wait_policy``), and waking them took tens of
+# microseconds per region (a 1x1 step kernel took 30 us so, 2.5 us with the threads
+# spinning). These loops issue every step's product and step kernel from compiled code,
+# back to back, with no Python in between. They call the kernels' parallel versions, so
+# they serve only while the kernels have several threads.
+_lstm_forward_step_parallel = lstm_forward_step_vml.parallel
+_lstm_backward_step_parallel = lstm_backward_step.parallel
+
+
+@njit(nogil=True, cache=True)
+def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, whh_t_packed, scale, shift,
+                      dscale, threads, reverse):
+    """All steps of ``backend.rnn.lstm_forward`` (states indexed by time, as there; ``bias``
+    added and ``scale`` applied at each step, ``bias`` empty for none): ``whh_t_packed`` is
+    the buffer of ``blas.pack(W_hh^T)`` (H, 4H), unscaled, or empty to multiply by ``w_hh``
+    (4H, H) unpacked; ``coef`` and ``k`` are
+    (T, ...) when a graph is recorded, else one step's scratch (1, ...). All arrays
+    C-contiguous, of one dtype."""
+    t_len = a.shape[0]
+    hid = hs.shape[2]
+    grad = coef.shape[0] == t_len
+    p = 1 if reverse else 0
+    for s in range(t_len):
+        t = t_len - 1 - s if reverse else s
+        gates = a[t]
+        if whh_t_packed.size > 0:
+            gemm_packed_raw(hs[t + p], whh_t_packed, hid, 4 * hid, gates, 1.0)
+        else:
+            gemm_raw(N, T, hs.shape[1], 4 * hid, hid, hs[t + p], hid, w_hh, hid, 1.0, gates,
+                     4 * hid)
+        j = t if grad else 0
+        _lstm_forward_step_parallel(gates, bias, cs[t + p], cs[t + 1 - p], tc[t],
+                                    hs[t + 1 - p], coef[j], k[j], scale, shift, dscale,
+                                    threads)
+
+
+@njit(nogil=True, cache=True)
+def lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh, reverse):
+    """All steps of ``backend.rnn.lstm_backward`` (its arguments), from the last step
+    back; C-contiguous arrays of one dtype. ``dg[t] @ w_hh`` is multiplied unpacked: packing
+    ``w_hh`` (4H, H) made this loop slower, pack included or not (benchmarks/README.md)."""
+    t_len, n, h4 = a.shape
+    hid = h4 // 4
+    for s in range(t_len):
+        t = s if reverse else t_len - 1 - s
+        _lstm_backward_step_parallel(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
+        gemm_raw(N, N, n, hid, h4, dg[t], h4, w_hh, hid, 0.0, dh, hid)
 
 
 # ---------------------------------------------------------------------------- GRU
