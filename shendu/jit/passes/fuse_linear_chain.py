@@ -30,7 +30,7 @@ def fuse_linear_chain(graph: Graph) -> Graph:
     >>> [n.op for n in fuse_linear_chain(g)]
     ['linear_chain']
     >>> fuse_linear_chain(g)[0].meta["fused"]
-    ['linear_relu_0', 'linear_1']
+    ['linear_0', 'relu_0', 'linear_1']
     """
     g = graph.clone()
     grads = needs_grad(g)
