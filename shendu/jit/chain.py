@@ -30,6 +30,7 @@ from ..tensor import Tensor
 # by one, each product threaded by MKL)
 MIN_ROWS_PER_THREAD = 16
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_NO_BIAS = {d: np.empty(0, d) for d in _FLOATS}  # the kernel's bias for a layer without one
 
 
 class ChainPlan:
@@ -125,8 +126,8 @@ def _run_fused(xa, weights, biases, plan):
     packs = plan.packs(weights)
     if packs is None:
         return None
-    zero = np.empty(0, dtype)
-    bs = tuple(zero if b is None else np.ascontiguousarray(b._data) for b in biases)
+    none = _NO_BIAS[dtype]
+    bs = tuple(none if b is None else np.ascontiguousarray(b._data) for b in biases)
     if any(b.dtype != dtype for b in bs):
         return None
     widths = [w._data.shape[0] for w in weights]

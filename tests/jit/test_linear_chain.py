@@ -5,14 +5,13 @@ import threading
 
 import numpy as np
 import pytest
+from tolerance import assert_sums_close
 
 import shendu as sd
 from shendu import nn
 from shendu.backend import runtime
 from shendu.jit import GraphModule, passes
 from shendu.jit.chain import MIN_ROWS_PER_THREAD
-
-from tolerance import assert_sums_close
 
 
 def _mlp(dtype=sd.float32, bias_last=True, relu_last=False):
@@ -26,8 +25,7 @@ def _mlp(dtype=sd.float32, bias_last=True, relu_last=False):
 def _reference(net, x):
     """The MLP in float64 NumPy, layer by layer."""
     h = np.asarray(x, np.float64)
-    mods = list(net)
-    for i, m in enumerate(mods):
+    for m in net:
         if isinstance(m, nn.Linear):
             h = h @ m.weight.detach().numpy().astype(np.float64).T
             if m.bias is not None:
