@@ -26,9 +26,10 @@ from ..backend import blas, runtime
 from ..ops import nn_ops
 from ..tensor import Tensor
 
-# rows each thread must get before the batch is split (smaller batches run the layers one
-# by one, each product threaded by MKL)
-MIN_ROWS_PER_THREAD = 16
+# rows each thread must get before the batch is split; smaller batches run the layers one by
+# one, each product threaded by MKL (MLP 784-512-512-10 on 2 threads, Xeon: the chain was
+# ~1.2x faster at batch 8, ~0.6x at batch 2)
+MIN_ROWS_PER_THREAD = 4
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _NO_BIAS = {d: np.empty(0, d) for d in _FLOATS}  # the kernel's bias for a layer without one
 
