@@ -41,8 +41,13 @@ def _chain_graph(net, x):
     return passes.fuse_linear_chain(passes.fuse_linear_activation(g))
 
 
-def _plan(compiled):
-    (g,) = compiled.graphs.values()
+def _plan(compiled, x=None):
+    """The chain plan of the graph for input ``x`` (None: the only graph)."""
+    if x is None:
+        (g,) = compiled.graphs.values()
+    else:
+        with sd.no_grad():
+            g = compiled.graphs[compiled._compiled.signature((x,))]
     (node,) = [n for n in g if n.op == "linear_chain"]
     return node.attrs["plan"]
 
@@ -239,3 +244,23 @@ def test_threads_calling_one_compiled_model_get_their_own_results():
     for x, r in zip(xs, results):
         assert isinstance(r, np.ndarray), r
         np.testing.assert_allclose(r, _reference(net, x.numpy()), rtol=1e-4, atol=1e-5)
+
+
+def test_to_replaces_the_arrays_and_the_packs_follow():
+    net = _mlp()
+    c = sd.compile(net)
+    x = sd.randn(64, 20)
+    with sd.no_grad():
+        c(x)
+        packed = _plan(c)._packed
+        net.to(sd.float64)  # new arrays (float64): that signature gets its own graph
+        got64 = c(x.to(sd.float64)).numpy()
+        net.to(sd.float32)  # new float32 arrays again, with the same values
+        got32 = c(x).numpy()
+    np.testing.assert_allclose(got64, _reference(net, x.numpy()), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got32, _reference(net, x.numpy()), rtol=1e-4, atol=1e-5)
+    if runtime.kernels_on() and runtime.mkl_loaded():
+        stamp = _plan(c, x)._packed[0]
+        assert stamp is not packed[0]
+        assert all(a is p._data for (a, _), p in zip(stamp, [net[0].weight, net[2].weight,
+                                                              net[4].weight]))
