@@ -75,10 +75,11 @@ def compile(model_or_fn, *, passes=None):  # noqa: A001 - PyTorch's name
 
     The first call with a new input signature (shapes, dtypes, ``requires_grad``, grad
     mode, train/eval mode) traces it (``sd.jit.trace``), runs the optimisation passes
-    (dead code, constant folding, common subexpressions, Linear/Conv+ReLU fusion,
-    elementwise fusion, memory plan) and caches the result; later calls run the cached
-    graph. Autograd works through it: ``loss.backward()`` reaches the parameters. Python
-    control flow is fixed at trace time (see ``sd.jit.trace``).
+    (dead code, constant folding, common subexpressions, Linear/Conv+ReLU fusion, Linear
+    chains as one node in inference graphs, elementwise fusion, memory plan) and caches
+    the result; later calls run the cached graph. Autograd works through it:
+    ``loss.backward()`` reaches the parameters. Python control flow is fixed at trace time
+    (see ``sd.jit.trace``).
 
     Args:
         model_or_fn: an ``nn.Module`` or a function of tensors.

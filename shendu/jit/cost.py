@@ -36,6 +36,14 @@ def node_flops(n: Node) -> int:
     extra = _numel(out) * ((len(ins) > 2) + ("relu" in n.op or bool(n.attrs.get("act"))))
     if n.op in ("linear", "linear_relu", "fused_linear"):
         return 2 * _numel(out) * ins[1][1] + extra
+    if n.op == "linear_chain":  # per layer: the product, its bias and its ReLU
+        rows = _numel(ins[0][:-1])
+        total, i = 0, 1
+        for has_bias, relu in n.attrs["plan"].layers:
+            width, depth = ins[i]
+            total += rows * width * (2 * depth + has_bias + relu)
+            i += 1 + has_bias
+        return total
     if n.op in ("conv2d", "conv2d_relu"):
         return 2 * _numel(out) * _numel(ins[1][1:]) + extra
     if n.op == "conv2d_pool":  # the product is 4 times the pooled output

@@ -6,6 +6,8 @@ input graph is left as it was) and can be run alone.
 * ``eliminate_common_subexpressions`` — one node for identical calls on identical inputs;
 * ``pool_before_relu`` — ``relu`` then ``max_pool2d`` as the pooling first (training);
 * ``fuse_linear_activation`` — Linear/Conv2d (+bias) followed by ReLU as one op;
+* ``fuse_linear_chain`` — in inference graphs, Linear layers that feed one another as one
+  node (rows split between threads, weights packed once);
 * ``fuse_conv_pool`` — Conv2d then 2x2 max pooling (and ReLU) as one op;
 * ``fuse_elementwise`` — groups of elementwise ops as one ``FusedElementwise`` node;
 * ``plan_memory`` — for inference, which node results may be written into buffers whose
@@ -23,13 +25,14 @@ from .fold import fold_constants
 from .fuse_conv_pool import fuse_conv_pool
 from .fuse_elementwise import fuse_elementwise
 from .fuse_linear import fuse_linear_activation
+from .fuse_linear_chain import fuse_linear_chain
 from .memory import plan_memory
 from .pool_relu import pool_before_relu
 
 DEFAULT = (eliminate_dead_code, fold_constants, eliminate_common_subexpressions,
-           pool_before_relu, fuse_linear_activation, fuse_conv_pool, fuse_elementwise,
-           eliminate_dead_code)
+           pool_before_relu, fuse_linear_activation, fuse_linear_chain, fuse_conv_pool,
+           fuse_elementwise, eliminate_dead_code)
 
 __all__ = ["eliminate_dead_code", "fold_constants", "eliminate_common_subexpressions",
-           "pool_before_relu", "fuse_linear_activation", "fuse_conv_pool", "fuse_elementwise",
-           "plan_memory", "DEFAULT"]
+           "pool_before_relu", "fuse_linear_activation", "fuse_linear_chain", "fuse_conv_pool",
+           "fuse_elementwise", "plan_memory", "DEFAULT"]
