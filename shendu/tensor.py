@@ -139,8 +139,13 @@ class Tensor:
     # ------------------------------------------------------------------ properties
     @property
     def data(self) -> Tensor:
-        """A tensor sharing this one's memory, cut from the graph (like PyTorch's ``.data``)."""
-        return Tensor._wrap(self._data)
+        """A tensor sharing this one's memory, cut from the graph (like PyTorch's ``.data``).
+        Unlike PyTorch's, it shares the version counter too (shendu checks no saved tensors
+        against it): a write through ``p.data`` shows to whatever caches ``p``'s contents,
+        such as ``sd.compile``'s packed weights."""
+        t = Tensor._wrap(self._data)
+        t._version = self._version
+        return t
 
     @data.setter
     def data(self, value):

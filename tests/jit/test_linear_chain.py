@@ -157,7 +157,14 @@ def _changes():
     def new_array(net):
         net[2].weight.data = sd.randn(24, 32)
 
-    return [sgd_step, load_state_dict, in_place_op, init, new_array]
+    def through_data(net):   # old-style manual SGD writes through the .data alias
+        net[0].weight.data -= 0.5 * sd.ones_like(net[0].weight)
+
+    def data_in_place(net):
+        net[2].weight.data.mul_(-2.0)
+
+    return [sgd_step, load_state_dict, in_place_op, init, new_array, through_data,
+            data_in_place]
 
 
 @pytest.mark.parametrize("change", _changes(), ids=lambda f: f.__name__)
