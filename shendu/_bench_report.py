@@ -248,6 +248,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="BLAS and PyTorch threads, the same for both (default 2; the user "
                    "loop runs each library's default unless given)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch twins")
+    p.add_argument("--omp-wait", choices=("spin", "short", "passive"), default="spin",
+                   help="how GNU OpenMP's idle threads wait in this process, for both "
+                   "libraries (they share one libgomp, which reads it once): 'spin' "
+                   "(default) is libgomp's and PyTorch's default; 'short' is shendu's own "
+                   "default, which PyTorch's side then gets too (it cost PyTorch ~25%% on "
+                   "the MLP rows); 'passive' sleeps at once. The user loop runs each "
+                   "library in its own process at its own default")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory pass")
     p.add_argument("--dir", metavar="DIR", help="where the bench_*.py files are "
                    "(default: the repository's benchmarks/)")
@@ -264,6 +271,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", metavar="FILE", help="say which speed targets the results "
                    "FILE (written by --json) meets, and exit (times nothing)")
     return p
+
+
+def _same_openmp_wait(choice: str) -> str:
+    """Load libgomp with the wait ``choice`` (``SHENDU_OMP_WAIT``'s values) for this
+    process, unless the environment already chose; returns what OpenMP runs with.
+
+    Both libraries' threads come from the one libgomp of the process, which reads its spin
+    setting when it loads: shendu's short spin would also be PyTorch's, and PyTorch's MLP
+    inference measured ~25% slower with it on the quiet Xeon. So the in-process rows run
+    both at libgomp's default unless asked. Nothing is left in the environment: the user
+    loop's processes start with each library's own default."""
+    from .backend import runtime
+    return runtime.openmp_wait_policy(default=choice)
 
 
 def _select(found: list[bench.Benchmark], patterns: list[str]) -> list[bench.Benchmark]:
@@ -343,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.min_time = args.min_time
     cfg.memory = cfg.memory and not args.no_memory
     cfg.torch, cfg.threads = not args.no_torch, args.threads or 2
+    wait = _same_openmp_wait(args.omp_wait)
     threads = set_threads(cfg.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if load > 0.5 * (os.cpu_count() or 1) and not args.contend:
@@ -357,9 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(r)
         ratio = "" if r.ratio is None else f"  ratio {r.ratio:.2f}x"
         print(f"{_side(r.shendu, r.error)[0]} {b.unit}{ratio}", file=sys.stderr, flush=True)
-    machine = {**machine_info(threads), "load_at_start": load}
+    machine = {**machine_info(threads), "load_at_start": load, "openmp_wait": wait}
     print(f"measured at {machine.get('git_commit') or 'shendu ' + machine['shendu']} on "
-          f"{machine['cpu_model']} ({machine['cpu_count']} CPUs)")
+          f"{machine['cpu_model']} ({machine['cpu_count']} CPUs); OpenMP wait for both "
+          f"libraries: {wait}")
     if results:
         print(format_table(results, cfg, load))
         print(backend_line(threads["shendu_backend"]))

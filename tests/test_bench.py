@@ -3,6 +3,7 @@
 No assertion here depends on how fast the machine is: speed targets live in benchmarks/.
 """
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -209,6 +210,20 @@ def test_real_tiny_benchmark_end_to_end(capsys):
     assert bench.main(["tiny_op_chain", "--quick"]) == 0  # about two seconds, torch included
     out = capsys.readouterr().out
     assert "tiny_op_chain" in out and "µs/op" in out
+
+
+@pytest.mark.parametrize("flag, state", [([], "libgomp's default spinning"),
+                                         (["--omp-wait", "short"], "short spin")])
+def test_both_libraries_get_one_named_openmp_wait(flag, state):
+    """PyTorch shares shendu's libgomp, which reads its spin setting once: the bench runs
+    both at libgomp's default unless asked, and says which it ran."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SHENDU_OMP_WAIT", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-m", "shendu.bench", "tiny_op_chain", "--quick",
+                          "--no-loop", "--no-memory", "--no-torch", *flag],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"OpenMP wait for both libraries: {state}" in out.stdout, out.stdout
 
 
 def test_every_real_benchmark_file_loads():

@@ -268,7 +268,7 @@ def openmp_wait_state() -> str:
 OMP_SPIN_COUNT = 1000  # spins before an idle libgomp thread sleeps (libgomp's: 300000)
 
 
-def openmp_wait_policy() -> str:
+def openmp_wait_policy(default: str = "short") -> str:
     """Make GNU OpenMP's idle threads spin only briefly before they sleep, once, before
     libgomp loads.
 
@@ -281,21 +281,26 @@ def openmp_wait_policy() -> str:
     (``OMP_WAIT_POLICY=PASSIVE``) fixes that but pays a wake-up per parallel region, which
     an MKL product has several of: on an idle machine it measured ~20% slower per step than
     spinning. ``OMP_SPIN_COUNT`` rounds (microseconds) cover the gaps inside a product and
-    between back-to-back kernels, then give the core back: on an idle machine close to
-    spinning, under load as good as passive (``benchmarks/README.md``).
+    between back-to-back kernels, then give the core back: under load as good as passive
+    (``benchmarks/README.md``); on an idle machine close to spinning for the training
+    step it was tuned on, but not everywhere: MLP inference at batch 256, many short
+    parallel regions, ran ~15% slower than with libgomp's spin (README, "Both libraries
+    wait the same way").
 
     libgomp reads ``GOMP_SPINCOUNT`` once, when it loads: this sets it, loads libgomp and
     puts the environment back, so child processes inherit nothing. Left alone when the user
     chose (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set; ``SHENDU_OMP_WAIT=spin`` keeps
     libgomp's default, ``SHENDU_OMP_WAIT=passive`` sleeps at once) or when libgomp was
     loaded before (then its setting stays). Returns what was done, as
-    ``info()['openmp_wait']`` reports it.
+    ``info()['openmp_wait']`` reports it. ``default``: the choice when
+    ``SHENDU_OMP_WAIT`` is not set (``shendu bench`` passes ``'spin'``, so that PyTorch's
+    threads, which share libgomp, wait as they do by default).
     """
     global _wait_state
     if _wait_state != "not applied yet":
         return _wait_state
     env = os.environ
-    choice = _env("SHENDU_OMP_WAIT", "short")
+    choice = _env("SHENDU_OMP_WAIT", default)
     if choice == "spin":
         _wait_state = "libgomp's default spinning (SHENDU_OMP_WAIT=spin)"
     elif "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
