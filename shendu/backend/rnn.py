@@ -73,38 +73,30 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale
     if not grad:  # the kernel writes them anyway: one step's worth to reuse
         coef_t, k_t = np.empty((n, 4 * h), a.dtype), np.empty((n, h), a.dtype)
     if not runtime.mkl_loaded():  # the kernels' own tanh, on scaled pre-activations
-        whh = _prescale(a, bias, w_hh, scale)
-        step = jit.lstm_forward_step
-        with small_products(np):
-            product = StepProducts(whh.T, n)
-            for t in order:
-                gt = a[t]
-                product(hs[t + p], gt, accumulate=True)  # into x's part
-                if grad:
-                    coef_t, k_t = coef[t], k[t]
-                step(gt, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
-                     shift, dscale)
-        return
-    # MKL's vector tanh, faster than the kernels' own; the step adds the bias and scales
-    bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
-    step, threads = jit.lstm_forward_step_vml, jit.num_threads()
-    if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
-        if not grad:
-            coef, k = coef_t[None], k_t[None]
-        packed = blas.pack(w_hh.T) if n * w_hh.size >= MKL_MIN_WORK else None
-        buffer = np.empty(0, a.dtype) if packed is None else packed.buffer
-        jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, buffer, scale, shift, dscale,
-                              threads, p == 1)
-        return
+        weights, step = _prescale(a, bias, w_hh, scale), jit.lstm_forward_step
+        before, after = (), ()
+    else:
+        # MKL's vector tanh, faster than the kernels' own; the step adds the bias and scales
+        bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
+        step, threads = jit.lstm_forward_step_vml, jit.num_threads()
+        if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
+            if not grad:
+                coef, k = coef_t[None], k_t[None]
+            packed = blas.pack(w_hh.T) if n * w_hh.size >= MKL_MIN_WORK else None
+            buffer = np.empty(0, a.dtype) if packed is None else packed.buffer
+            jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, buffer, scale, shift,
+                                  dscale, threads, p == 1)
+            return
+        weights, before, after = w_hh, (bias,), (threads,)
     with small_products(np):
-        product = StepProducts(w_hh.T, n)
+        product = StepProducts(weights.T, n)
         for t in order:
             gt = a[t]
             product(hs[t + p], gt, accumulate=True)  # into x's part
             if grad:
                 coef_t, k_t = coef[t], k[t]
-            step(gt, bias, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t, scale,
-                 shift, dscale, threads)
+            step(gt, *before, cs[t + p], cs[t + 1 - p], tc[t], hs[t + 1 - p], coef_t, k_t,
+                 scale, shift, dscale, *after)
 
 
 def _lstm_forward_numpy(xp, a, hs, cs, tc, coef, k, whh, scale, shift, dscale, order, p):
