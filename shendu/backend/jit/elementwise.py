@@ -63,18 +63,27 @@ class Kernel:
     kernel that may use one thread gains nothing from it. ``shendu train`` runs on one
     thread, so it never compiles the parallel versions. The two give the same results:
     the kernels split their work explicitly, never by a parallel reduction.
+
+    ``serial=False`` keeps one build, the parallel one, for every thread count: for
+    kernels whose plain compile LLVM does not vectorise. numba marks a parallel loop's
+    array arguments as not aliasing each other, which a plain function's are not; with
+    many arrays read and written in one loop (the recurrent step kernels), LLVM then keeps
+    the loop scalar: the LSTM's forward step took 4.7x longer serial than parallel on one
+    thread (``benchmarks/README.md``, "Serial builds that do not vectorise").
     """
 
     __slots__ = ("parallel", "serial", "__name__", "__wrapped__", "__dict__")
 
-    def __init__(self, fn):
+    def __init__(self, fn, serial: bool = True):
         self.parallel = at_kernel_level(njit(**KERNEL)(fn))
-        # a copy under its own name, so that numba's disk cache keeps the two apart
-        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
-                                  fn.__defaults__, fn.__closure__)
-        twin.__qualname__ = fn.__qualname__ + "_serial"
-        twin.__module__ = fn.__module__
-        self.serial = at_kernel_level(njit(**SERIAL)(twin))
+        self.serial = self.parallel
+        if serial:
+            # a copy under its own name, so that numba's disk cache keeps the two apart
+            twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                      fn.__defaults__, fn.__closure__)
+            twin.__qualname__ = fn.__qualname__ + "_serial"
+            twin.__module__ = fn.__module__
+            self.serial = at_kernel_level(njit(**SERIAL)(twin))
         self.__doc__, self.__name__, self.__wrapped__ = fn.__doc__, fn.__name__, fn
 
     def __call__(self, *args):
@@ -84,9 +93,12 @@ class Kernel:
         return f"<kernel {self.__name__} (parallel and serial)>"
 
 
-def kernel(fn) -> Kernel:
-    """Decorator: ``fn`` as a :class:`Kernel`."""
-    return Kernel(fn)
+def kernel(fn=None, *, serial: bool = True):
+    """Decorator: ``fn`` as a :class:`Kernel` (``@kernel(serial=False)``: the parallel
+    build only, see there)."""
+    if fn is None:
+        return lambda f: Kernel(f, serial)
+    return Kernel(fn, serial)
 
 
 @njit(**HELPER, fastmath={"reassoc", "nsz"})

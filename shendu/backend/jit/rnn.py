@@ -150,7 +150,7 @@ def _n_blocks(rows, hid):
 
 
 # ---------------------------------------------------------------------------- LSTM
-@kernel
+@kernel(serial=False)  # its serial build is not vectorised (see Kernel)
 def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
     """One LSTM step after its product. ``gates`` (N, 4H): the pre-activations i, f, g, o
     (sigmoid rows pre-halved), replaced by the activations ``tanh(pre) * scale + shift``;
@@ -184,7 +184,7 @@ def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
             k[row, j] = o - hv * t
 
 
-@kernel
+@kernel(serial=False)  # its serial build is not vectorised (see Kernel)
 def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, dscale,
                           threads):
     """``lstm_forward_step`` with MKL's vector tanh (VML), on ``threads``: the same
@@ -254,7 +254,7 @@ def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, 
         _mkl_threads_here(before)
 
 
-@kernel
+@kernel(serial=False)  # its serial build is not vectorised (see Kernel)
 def lstm_backward_step(dh, dc, dout, k, coef, gates, dgates):
     """One reverse LSTM step before its product. With ``dh`` (N, H) the gradient reaching
     h from the later step and ``dh + dout`` its total: ``dc += (dh + dout) k`` and
@@ -352,7 +352,7 @@ def gru_forward_step(gates, hg, h_prev, h, b_hn):
             h[row, j] = nn + (h_prev[row, j] - nn) * z
 
 
-@kernel
+@kernel(serial=False)  # its serial build is not vectorised (see Kernel)
 def gru_backward_step(dh, dout, gates, hg, h_prev, dgx, dgh):
     """One reverse GRU step before its product. With ``d = dh + dout`` the gradient of the
     step's output: ``dgx`` (N, 3H) = the gradients of the input parts' pre-activations,
