@@ -51,16 +51,9 @@ def _load(mode: str):
 
 @contextmanager
 def _torch_load(n: int):
-    code = TORCH_LOAD.format(n=os.cpu_count() or 1)
-    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
-    try:
+    with L.busy_cores(n, TORCH_LOAD.format(n=os.cpu_count() or 1)) as procs:
         time.sleep(3)  # torch imports
         yield procs
-    finally:
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
 
 
 def _busy(mode: str) -> int:

@@ -105,11 +105,11 @@ def run_one(lib: str, data: str | Path, steps: int, threads: int = 0,
 
 
 @contextmanager
-def busy_cores(n: int | None = None):
-    """``n`` processes (default: one per core) spinning in Python until the block ends;
-    yields them (``subprocess.Popen`` objects)."""
+def busy_cores(n: int | None = None, code: str = "while True: pass"):
+    """``n`` processes (default: one per core) running Python ``code`` (default: a spin)
+    until the block ends; yields them (``subprocess.Popen`` objects)."""
     n = (os.cpu_count() or 1) if n is None else n
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
     try:
         yield procs
     finally:

@@ -270,11 +270,10 @@ class DistributedDataParallel(Module):
 
     def _reset(self):
         self._seen = 0
-        me = self._comm.Get_rank() if self._node is not None else 0
         for b in self._buckets:
             b.ready, b.request = 0, None
             if self._node is not None:   # this step's row of the shared buckets
-                b.flat = b.rows[self._parity, me]
+                b.flat = b.rows[self._parity, self._me]
         self._got = [False] * len(self._params)
 
     def _arrived(self, i):
