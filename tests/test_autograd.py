@@ -156,7 +156,7 @@ def test_leaf_hook_order_matches_pytorch():
 
 
 def test_leaf_hook_with_several_uses_waits_for_every_contribution():
-    w = sd.tensor([1.0, 2.0], requires_grad=True)
+    w = sd.tensor([1.0, 2.0], dtype=sd.float64, requires_grad=True)
     got = []
     w.register_hook(lambda g: got.append(g.tolist()))
     a = (w * 2).exp()   # the first use's backward runs late: behind exp
@@ -164,8 +164,8 @@ def test_leaf_hook_with_several_uses_waits_for_every_contribution():
     want = (np.exp(2 * np.array([1.0, 2.0])) * (2 * np.array([1.0, 2.0]) + 1)
             + 2 * np.array([1.0, 2.0]))
     assert len(got) == 1
-    np.testing.assert_allclose(got[0], want, rtol=1e-6)
-    np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(got[0], want, rtol=1e-13)
+    np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-13)
 
 
 def test_retain_grad():
