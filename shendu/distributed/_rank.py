@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import runpy
 import sys
+import time
 import traceback
 
 
@@ -58,6 +59,9 @@ class _Prefixed:
         return getattr(self._stream, name)
 
 
+ABORT_GRACE_S = 0.3  # seconds between a failing rank's last output and MPI_Abort
+
+
 def _abort(code: int) -> None:
     """End every rank of the job if MPI is up and there are other ranks."""
     mpi = sys.modules.get("mpi4py.MPI")
@@ -65,6 +69,10 @@ def _abort(code: int) -> None:
         if mpi.COMM_WORLD.Get_size() > 1:
             sys.stdout.flush()
             sys.stderr.flush()
+            # hydra's proxy forwards a rank's output asynchronously and drops what it has
+            # not forwarded when the abort kills the job (a traceback lost all but its
+            # first line, about once in 40 runs): give it a moment to catch up
+            time.sleep(ABORT_GRACE_S)
             mpi.COMM_WORLD.Abort(code)
 
 
@@ -112,7 +120,7 @@ def main(argv: list[str]) -> int:
         _abort(code)
         return code
     except BaseException:
-        traceback.print_exc()
+        sys.stderr.write(traceback.format_exc())   # one write: the lines leave together
         _abort(1)
         return 1
     return 0
