@@ -67,6 +67,11 @@ def _prescale(a, bias, w_hh, scale):
     return w_hh * scale[:, None]
 
 
+# Rows of the batch per thread from which each of two threads multiplies its own rows in
+# the LSTM's forward step kernel (measured at N=32: 16 rows a thread gained)
+_IN_STEP_MIN_ROWS = 8
+
+
 def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p):
     n, h = hs.shape[1:]
     grad = coef is not None
@@ -82,12 +87,16 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale
         if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
             if not grad:
                 coef, k = coef_t[None], k_t[None]
-            packed = blas.pack(w_hh.T) if n * w_hh.size >= MKL_MIN_WORK else None
+            # two threads, a row block each: the step kernel multiplies (jit/rnn.py)
+            in_step = threads == 2 and n >= 2 * _IN_STEP_MIN_ROWS
+            packed = (blas.pack(w_hh.T, threads=1 if in_step else None)
+                      if in_step or n * w_hh.size >= MKL_MIN_WORK else None)
             buffer = np.empty(0, a.dtype) if packed is None else packed.buffer
             jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, buffer, scale, shift,
-                                  dscale, threads, p == 1)
+                                  dscale, threads, p == 1, in_step)
             return
-        weights, before, after = w_hh, (bias,), (threads,)
+        weights, before = w_hh, (bias,)
+        after = (threads, hs[0], np.empty(0, a.dtype))  # (the product is made below)
     with small_products(np):
         product = StepProducts(weights.T, n)
         for t in order:
@@ -175,6 +184,77 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
             dc *= f[t]
             matmul(dg[t], w_hh, dh)
     return dg
+
+
+# Steps per chunk of ``lstm_backward_overlapped``'s large products: about 128 rows (4 steps
+# at N=32). Smaller chunks start the second thread sooner but run its products slower.
+_CHUNK_ROWS = 128
+# Polls (a few ns each) the second thread waits for a chunk before leaving the rest to
+# the caller: far longer than a chunk takes, short against a stalled run
+_PATIENCE = 200_000_000
+
+
+def lstm_backward_overlapped(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev, order,
+                             need_dx, bias):
+    """BPTT and the large products after it, on two threads at once
+    (``jit.lstm_backward_overlapped``): ``(dx, dw_ih, dw_hh, db)`` (``dx`` None unless
+    ``need_dx``, ``db`` None unless ``bias``), ``dh``/``dc`` updated as by
+    ``lstm_backward``. ``x`` (T, N, I) is the layer's input, ``h_prev`` (T, N, H) the
+    state each step read. None (nothing done) where it does not apply: it needs what the
+    compiled loops need, exactly two kernel threads (on more, the loop's products are
+    faster spread over all of them than on one) and at least three chunks of steps."""
+    t_len, n, h4 = a.shape
+    chunk = max(1, -(-_CHUNK_ROWS // n))
+    n_chunks = -(-t_len // chunk)
+    dout = np.ascontiguousarray(dout) if isinstance(dout, np.ndarray) else dout
+    x = np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x
+    if (n_chunks < 3 or jit.num_threads() != 2
+            or not _compiled_loop(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev)):
+        return None
+    _note("lstm_backward_step", "numba")
+    reverse = len(order) > 1 and order[0] > order[-1]
+    n_in, hid = x.shape[2], h4 // 4
+    dt = a.dtype
+    dg = np.empty_like(coef)
+    g2 = dg.reshape(t_len * n, h4)
+    x2, h2 = x.reshape(t_len * n, n_in), h_prev.reshape(t_len * n, hid)
+    dx = np.empty((t_len * n, n_in), dt) if need_dx else np.empty((0, n_in), dt)
+    dw_ih, dw_ih_b = np.empty((h4, n_in), dt), np.empty((h4, n_in), dt)
+    dw_hh, dw_hh_b = np.empty((h4, hid), dt), np.empty((h4, hid), dt)
+    db, db_b = (np.empty(h4, dt), np.empty(h4, dt)) if bias else (np.empty(0, dt),) * 2
+    progress = np.zeros(2, np.int64)
+    split = _overlap_split(n_chunks, n_in, hid, need_dx)
+    jit.lstm_backward_overlapped(dout, dh, dc, a, coef, k, dg, w_hh, w_ih, x2, h2, dx,
+                                 dw_ih, dw_hh, db, dw_ih_b, dw_hh_b, db_b, progress,
+                                 chunk, split, reverse, _PATIENCE)
+    for c in range(int(progress[1]), split):  # the second thread gave up waiting
+        r0, r1 = (c * chunk * n, min((c + 1) * chunk, t_len) * n)
+        if not reverse:
+            r0, r1 = t_len * n - r1, t_len * n - r0
+        g = g2[r0:r1]
+        if need_dx:
+            matmul(g, w_ih, dx[r0:r1])
+        first = c == 0
+        matmul(g.T, x2[r0:r1], dw_ih_b, accumulate=not first)
+        matmul(g.T, h2[r0:r1], dw_hh_b, accumulate=not first)
+        if bias:
+            db_b[...] = g.sum(axis=0) if first else db_b + g.sum(axis=0)
+    if split > 0:
+        dw_ih += dw_ih_b
+        dw_hh += dw_hh_b
+        if bias:
+            db += db_b
+    return (dx.reshape(x.shape) if need_dx else None, dw_ih, dw_hh, db if bias else None)
+
+
+def _overlap_split(n_chunks, n_in, hid, need_dx):
+    """How many chunks the second thread takes so that both threads end together: the
+    first thread runs the loop (time ``rho`` times all chunks' products) and then the
+    rest. The loop's products are ``hid / (2 n_in + hid)`` of the chunks' (``hid /
+    (n_in + hid)`` without ``dx``) and run at about 80% of their rate (measured at N=32,
+    H=256, one thread each: benchmarks/README.md)."""
+    rho = 1.25 * hid / ((2 if need_dx else 1) * n_in + hid)
+    return min(n_chunks - 1, max(1, round(n_chunks * (1 + rho) / 2)))
 
 
 # ---------------------------------------------------------------------- GRU

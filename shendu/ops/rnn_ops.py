@@ -215,6 +215,25 @@ class LSTMLayer(_Recurrence):
         return (cs[0 if ctx.reverse else t_len].copy(),)
 
     @staticmethod
+    def backward(ctx, dout, *dstates):
+        # On two threads BPTT and the large products can run at once (backend/rnn.py)
+        x, w_ih, w_hh, _ = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        if needs[3] and needs[4] and (not ctx.bias or (needs[5] and needs[6])):
+            dh, dc = (d.copy() for d in dstates)
+            t_len = x.shape[0]
+            h_prev = ctx.hs[1:] if ctx.reverse else ctx.hs[:t_len]
+            done = rnn.lstm_backward_overlapped(dout, dh, dc, ctx.acts, ctx.coef, ctx.k,
+                                                w_hh, w_ih, x, h_prev, ctx.order, needs[0],
+                                                ctx.bias)
+            if done is not None:
+                dx, dw_ih, dw_hh, db = done
+                grads = (dx, dh if needs[1] else None, dc if needs[2] else None, dw_ih,
+                         dw_hh)
+                return grads + ((db, db) if ctx.bias else ())
+        return _Recurrence.backward(ctx, dout, *dstates)
+
+    @staticmethod
     def _bptt(ctx, xp, dout, dstates, w_hh):
         dh, dc = dstates
         dg = rnn.lstm_backward(dout, dh, dc, ctx.acts, ctx.coef, ctx.k, w_hh, ctx.order)

@@ -226,7 +226,7 @@ def test_vml_forward_step_matches_the_own_tanh_step(dtype, n, h, threads):
         coef = np.full((n, 4 * h), np.nan, dtype)
         if vml:  # adds the bias and scales itself
             jit.lstm_forward_step_vml(g, bias, c_prev, c, tc, hn, coef, k, scale, shift,
-                                      dscale, threads)
+                                      dscale, threads, c_prev, np.empty(0, dtype))
         else:
             g += bias
             g *= scale
@@ -247,6 +247,121 @@ def test_vml_forward_step_tanh_is_within_2_ulp(dtype):
     c, tc, hn, k = (np.empty((50, h), dtype) for _ in range(4))
     coef = np.empty_like(gates)
     jit.lstm_forward_step_vml(gates, np.empty(0, dtype), c_prev, c, tc, hn, coef, k, scale,
-                              shift, dscale, 2)
+                              shift, dscale, 2, c_prev, np.empty(0, dtype))
     assert _ulps(gates[:, 2 * h:3 * h], x).max() <= 2
     assert _ulps(tc, c).max() <= 2
+
+
+@needs_mkl
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,threads", [(2, 2), (5, 2), (16, 2), (7, 3)])
+def test_vml_forward_step_adds_each_threads_product(dtype, n, threads):
+    # Given W_hh^T packed for one thread, each thread adds h_prev @ W_hh^T for its own
+    # rows: the step's results are those of the step after the whole product, up to the
+    # rounding of that product (each entry a float64-checked sum of h terms).
+    h = 37
+    gates, c_prev, scale, shift, dscale = _step_inputs(n, h, dtype)
+    rng = np.random.default_rng(8)
+    h_prev = rng.standard_normal((n, h)).astype(dtype)
+    w_hh = (rng.standard_normal((4 * h, h)) / np.sqrt(h)).astype(dtype)
+    bias = rng.standard_normal(4 * h).astype(dtype)
+    outs = []
+    for in_step in (False, True):
+        g = gates.copy()
+        if not in_step:
+            g += (h_prev.astype(np.float64) @ w_hh.T.astype(np.float64)).astype(dtype)
+        packed = blas.pack(np.ascontiguousarray(w_hh.T), threads=1).buffer if in_step \
+            else np.empty(0, dtype)
+        c, tc, hn, k = (np.full((n, h), np.nan, dtype) for _ in range(4))
+        coef = np.full((n, 4 * h), np.nan, dtype)
+        jit.lstm_forward_step_vml(g, bias, c_prev, c, tc, hn, coef, k, scale, shift, dscale,
+                                  threads, h_prev, packed)
+        outs.append([g, c, tc, hn, coef, k])
+    # the product's rounding (h terms) moves each pre-activation by at most
+    # h * eps * |h_prev| @ |W^T|; every output is a 1-Lipschitz-ish function of those
+    # (tanh, products with values below 1 and |c| below 4 here): a few times that
+    eps = np.finfo(dtype).eps
+    bound = 8 * h * eps * (np.abs(h_prev) @ np.abs(w_hh.T)).max()
+    for k_, (a, b) in enumerate(zip(*outs)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=bound * max(1, np.abs(b).max()),
+                                   err_msg=f"array {k_}")
+
+
+# --------------------------------------------------- the LSTM's two-thread schedules
+def _two_thread_case(dtype, bidirectional, bias, input_grad, monkeypatch, schedules=True):
+    """Outputs and gradients of an LSTM (T=25, N=16: four chunks of 8 steps for the
+    overlapped backward, 8 rows a thread for the forward's products) on two kernel
+    threads, with ``backend.rnn``'s two-thread schedules on or off."""
+    from shendu.backend import rnn as backend_rnn
+    if not schedules:
+        monkeypatch.setattr(backend_rnn, "_IN_STEP_MIN_ROWS", 10 ** 9)
+        monkeypatch.setattr(backend_rnn, "lstm_backward_overlapped", lambda *a, **k: None)
+    before = jit.num_threads()
+    jit.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(4)
+        sd.manual_seed(4)
+        m = LSTM(7, 24, bidirectional=bidirectional, bias=bias,
+                 dtype=sd.float32 if dtype == np.float32 else sd.float64)
+        x = sd.tensor(rng.standard_normal((25, 16, 7)).astype(dtype), requires_grad=input_grad)
+        out, (h, c) = m(x)
+        loss = sum((o * sd.tensor(rng.standard_normal(o.shape).astype(dtype))).sum()
+                   for o in (out, h, c))
+        loss.backward()
+        grads = ([x.grad] if input_grad else []) + [p.grad for p in m.parameters()]
+        return [np.asarray(a.detach()) for a in [out, h, c] + grads]
+    finally:
+        jit.set_num_threads(before)
+        monkeypatch.undo()
+
+
+@layers_use_kernels
+@pytest.mark.parametrize("bidirectional,bias,input_grad",
+                         [(False, True, True), (True, True, True), (False, False, False)])
+def test_two_thread_schedules_match_plain_path(bidirectional, bias, input_grad,
+                                               kernel_spy, monkeypatch):
+    # In float64 the schedules change only the order of additions: rounding-level
+    # differences from the NumPy path.
+    if not (jit.parallel() and blas.mkl_loaded()):
+        pytest.skip("the two-thread schedules need MKL and parallel kernels")
+    from shendu.backend import rnn as backend_rnn
+    used = []
+    for name in ("lstm_forward_loop", "lstm_backward_overlapped"):
+        def wrapper(*args, _f=getattr(jit, name), _name=name):
+            used.append((_name, args[-1] if _name == "lstm_forward_loop" else True))
+            return _f(*args)
+        monkeypatch.setattr(jit, name, wrapper)
+    fast = _two_thread_case(np.float64, bidirectional, bias, input_grad, monkeypatch)
+    directions = 2 if bidirectional else 1
+    assert used.count(("lstm_forward_loop", True)) == directions  # rows per thread
+    assert used.count(("lstm_backward_overlapped", True)) == directions
+    with jit.use(False):
+        plain = _two_thread_case(np.float64, bidirectional, bias, input_grad, monkeypatch)
+    _assert_close(fast, plain, np.float64)
+    assert backend_rnn._overlap_split(4, 7, 24, True) in range(1, 4)
+
+
+@layers_use_kernels
+def test_two_thread_schedules_float32_match_the_one_region_loops(monkeypatch):
+    # The same float32 sums in another order (T*N = 400 terms at most per weight
+    # gradient entry): within 400 float32 roundings of the largest entry.
+    if not (jit.parallel() and blas.mkl_loaded()):
+        pytest.skip("the two-thread schedules need MKL and parallel kernels")
+    fast = _two_thread_case(np.float32, True, True, True, monkeypatch)
+    old = _two_thread_case(np.float32, True, True, True, monkeypatch, schedules=False)
+    for k, (a, b) in enumerate(zip(fast, old)):
+        tol = 400 * np.finfo(np.float32).eps * max(np.abs(b).max(), 1)
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol, err_msg=f"array {k}")
+
+
+@layers_use_kernels
+def test_overlapped_backward_when_the_second_thread_gives_up(monkeypatch):
+    # With no patience the second thread leaves its chunks to the caller, which
+    # computes them after the kernel: the same gradients.
+    if not (jit.parallel() and blas.mkl_loaded()):
+        pytest.skip("the two-thread schedules need MKL and parallel kernels")
+    from shendu.backend import rnn as backend_rnn
+    want = _two_thread_case(np.float64, False, True, True, monkeypatch)
+    monkeypatch.setattr(backend_rnn, "_PATIENCE", 0)
+    got = _two_thread_case(np.float64, False, True, True, monkeypatch)
+    _assert_close(got, want, np.float64)

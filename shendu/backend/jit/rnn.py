@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from .elementwise import HELPER, kernel
-from .mkl import N, T, gemm_packed_raw, gemm_raw, tanh_at
+from .mkl import N, T, gemm_packed_at, gemm_packed_raw, gemm_raw, tanh_at
 from .mkl import threads_here as _mkl_threads_here
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
@@ -186,7 +186,7 @@ def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
 
 @kernel(serial=False)  # its serial build is not vectorised (see Kernel)
 def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, dscale,
-                          threads):
+                          threads, h_prev, whh_t_packed):
     """``lstm_forward_step`` with MKL's vector tanh (VML), on ``threads``: the same
     arguments, results and arithmetic but for ``tanh``, which VML computes to within an ulp
     (0.56 ulp measured in float32, NumPy's 1.4) several times faster than ``_tanh`` (at
@@ -198,14 +198,27 @@ def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, 
 
     VML's cost per call is that of ~500 values, so the work is split in whole rows (one
     call over a row's 4H gates, one over its H cells) and only split a row into column
-    chunks when there are fewer rows than threads (four gate calls per chunk then)."""
+    chunks when there are fewer rows than threads (four gate calls per chunk then).
+
+    With ``whh_t_packed`` (the buffer of ``blas.pack(W_hh^T, threads=1)``; empty: none)
+    and at least as many rows as threads, each thread first adds the recurrent product of
+    its own rows of ``h_prev`` (N, H) into its rows of ``gates``, on one MKL thread: one
+    parallel region per step instead of two, and a product the threads run apart (a
+    16-row product on each of two threads took 41 us, the 32-row product on both 55-65
+    at N=32, H=256: benchmarks/README.md)."""
     n, hid = c.shape
     per_row = max(1, -(-threads // n))  # column chunks per row
     items = n * per_row
     u = np.uint64(hid)
     with_bias = bias.size > 0
+    product = whh_t_packed.size > 0 and per_row == 1
     for w in prange(threads):
         before = _mkl_threads_here(1)
+        if product:  # rows first..last of this thread (items are rows here)
+            first, last = w * items // threads, (w + 1) * items // threads
+            if last > first:
+                gemm_packed_at(h_prev, first * hid, last - first, whh_t_packed, hid,
+                               4 * hid, gates, first * 4 * hid, 1.0)
         for item in range(w * items // threads, (w + 1) * items // threads):
             row, q = np.uint64(item // per_row), item % per_row
             j0, j1 = np.uint64(q * hid // per_row), np.uint64((q + 1) * hid // per_row)
@@ -291,21 +304,25 @@ _lstm_backward_step_parallel = lstm_backward_step.parallel
 
 @njit(nogil=True, cache=True)
 def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, whh_t_packed, scale, shift,
-                      dscale, threads, reverse):
+                      dscale, threads, reverse, in_step):
     """All steps of ``backend.rnn.lstm_forward`` (states indexed by time, as there; ``bias``
     added and ``scale`` applied at each step, ``bias`` empty for none): ``whh_t_packed`` is
     the buffer of ``blas.pack(W_hh^T)`` (H, 4H), unscaled, or empty to multiply by ``w_hh``
-    (4H, H) unpacked; ``coef`` and ``k`` are
+    (4H, H) unpacked (``in_step``: packed for one thread, and the step kernel multiplies,
+    each thread its rows); ``coef`` and ``k`` are
     (T, ...) when a graph is recorded, else one step's scratch (1, ...). All arrays
     C-contiguous, of one dtype."""
     t_len = a.shape[0]
     hid = hs.shape[2]
     grad = coef.shape[0] == t_len
     p = 1 if reverse else 0
+    step_packed = whh_t_packed if in_step else whh_t_packed[:0]
     for s in range(t_len):
         t = t_len - 1 - s if reverse else s
         gates = a[t]
-        if whh_t_packed.size > 0:
+        if in_step:
+            pass  # the step kernel multiplies, each thread its rows
+        elif whh_t_packed.size > 0:
             gemm_packed_raw(hs[t + p], whh_t_packed, hid, 4 * hid, gates, 1.0)
         else:
             gemm_raw(N, T, hs.shape[1], 4 * hid, hid, hs[t + p], hid, w_hh, hid, 1.0, gates,
@@ -313,7 +330,7 @@ def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, whh_t_packed, scale, s
         j = t if grad else 0
         _lstm_forward_step_parallel(gates, bias, cs[t + p], cs[t + 1 - p], tc[t],
                                     hs[t + 1 - p], coef[j], k[j], scale, shift, dscale,
-                                    threads)
+                                    threads, hs[t + p], step_packed)
 
 
 @njit(nogil=True, cache=True)
@@ -327,6 +344,135 @@ def lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh, reverse):
         t = s if reverse else t_len - 1 - s
         _lstm_backward_step_parallel(dh, dc, dout[t], k[t], coef[t], a[t], dg[t])
         gemm_raw(N, N, n, hid, h4, dg[t], h4, w_hh, hid, 0.0, dh, hid)
+
+
+# ------------------------------------------------- LSTM backward, two threads at once
+# On two threads the backward loop above runs each step's product on both (32 x 1024 @
+# 1024 x 256 at N=32, H=256: 60-70 us, three quarters of the rate the layer's large
+# products reach), and the three large products of the weight and input gradients wait
+# for the loop's end. ``lstm_backward_overlapped`` gives the loop one thread and the
+# large products, cut into chunks of steps, the other, from the first chunk the loop
+# finishes: both threads stay busy on work that runs at its full one-thread rate.
+# Each thread owns a fixed set of chunks and its own sums (``split`` decides, not timing),
+# so the results do not depend on which thread is faster.
+
+
+@intrinsic
+def _load_acquire(typingctx, arr, i):
+    """``arr[i]`` (an int64 array) read as an atomic acquire load: a loop polling it sees
+    another thread's release store, and the reads after it see what that thread wrote
+    before (a plain load may be hoisted out of the loop: numba marks a parallel loop's
+    arrays as aliasing nothing)."""
+    sig = types.int64(arr, i)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        return builder.load_atomic(ptr, "acquire", 8)
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, i, value):
+    """``arr[i] = value`` (int64) as an atomic release store: what this thread wrote
+    before is seen by a thread that reads ``value`` by ``_load_acquire``."""
+    sig = types.void(arr, i, value)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        builder.store_atomic(args[2], ptr, "release", 8)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(**HELPER)
+def _chunk_rows(c, chunk, t_len, n, reverse):
+    """The rows (of the flattened (T*N, ...) arrays) of chunk ``c``: its ``chunk`` steps
+    in the loop's order (last step first unless ``reverse``)."""
+    s0, s1 = c * chunk, min((c + 1) * chunk, t_len)
+    if reverse:
+        return s0 * n, s1 * n
+    return (t_len - s1) * n, (t_len - s0) * n
+
+
+@njit(**HELPER)
+def _chunk_products(g2, x, h_prev, w_ih, dx, dw_ih, dw_hh, db, r0, r1, first):
+    """One chunk's share of the large products: ``dx[r0:r1] = g2[r0:r1] @ w_ih`` (unless
+    ``dx`` is empty), and ``g2[r0:r1]^T @ x[r0:r1]``, ``... @ h_prev[r0:r1]`` and the column
+    sums of ``g2[r0:r1]`` written (``first``) or added into ``dw_ih``, ``dw_hh`` and ``db``
+    (unless empty)."""
+    rows, h4 = r1 - r0, g2.shape[1]
+    n_in, hid = x.shape[1], h_prev.shape[1]
+    beta = 0.0 if first else 1.0
+    g = g2[r0:]
+    if dx.size > 0:
+        gemm_raw(N, N, rows, n_in, h4, g, h4, w_ih, n_in, 0.0, dx[r0:], n_in)
+    gemm_raw(T, N, h4, n_in, rows, g, h4, x[r0:], n_in, beta, dw_ih, n_in)
+    gemm_raw(T, N, h4, hid, rows, g, h4, h_prev[r0:], hid, beta, dw_hh, hid)
+    if db.size > 0:
+        if first:
+            db[:] = 0
+        for r in range(r0, r1):
+            for j in range(h4):
+                db[j] += g2[r, j]
+
+
+@kernel(serial=False)  # the step's loop vectorises only in the parallel build
+def lstm_backward_overlapped(dout, dh, dc, a, coef, k, dg, w_hh, w_ih, x, h_prev, dx,
+                             dw_ih, dw_hh, db, dw_ih_b, dw_hh_b, db_b, progress, chunk,
+                             split, reverse, patience):
+    """``lstm_backward_loop`` and the products after it, on two threads at once (see
+    above). Thread 0 runs the loop (``dout``, ``dh``, ``dc``, ``a``, ``coef``, ``k``,
+    ``dg``, ``w_hh``, ``reverse`` as there), then chunks ``split..``; thread 1 runs chunks
+    ``0..split-1`` as the loop finishes them. Chunk ``c`` is ``chunk`` steps in the loop's
+    order; its products (``_chunk_products``) take ``dg``'s rows as ``g2`` (T*N, 4H), ``x``
+    (T*N, I), ``h_prev`` (T*N, H, the state each step read) and ``w_ih`` (4H, I), write
+    ``dx`` (T*N, I; empty: not needed) and sum into ``dw_ih``, ``dw_hh``, ``db`` (4H; empty:
+    no bias) on thread 0 and ``dw_ih_b``, ``dw_hh_b``, ``db_b`` on thread 1; the caller
+    adds the two. ``progress`` (int64, 2): steps the loop has finished, chunks thread 1
+    has finished (it stops waiting after ``patience`` polls without news, e.g. when the
+    runtime gave the loop no thread of its own, and leaves its other chunks to the
+    caller). One MKL thread each."""
+    t_len, n, h4 = a.shape
+    hid = h4 // 4
+    u = np.uint64(hid)
+    g2 = dg.reshape(t_len * n, h4)
+    n_chunks = (t_len + chunk - 1) // chunk
+    for w in prange(2):
+        before = _mkl_threads_here(1)
+        if w == 0:
+            for s in range(t_len):
+                t = np.uint64(s if reverse else t_len - 1 - s)
+                for row in range(np.uint64(n)):
+                    for j in range(u):
+                        ci, cf, cg, co = j, u + j, u + u + j, u + u + u + j
+                        dhv = dh[row, j] + dout[t, row, j]
+                        dcv = dc[row, j] + dhv * k[t, row, j]
+                        dg[t, row, ci] = coef[t, row, ci] * dcv
+                        dg[t, row, cf] = coef[t, row, cf] * dcv
+                        dg[t, row, cg] = coef[t, row, cg] * dcv
+                        dg[t, row, co] = coef[t, row, co] * dhv
+                        dc[row, j] = dcv * a[t, row, cf]
+                gemm_raw(N, N, n, hid, h4, dg[t], h4, w_hh, hid, 0.0, dh, hid)
+                _store_release(progress, 0, s + 1)
+            for c in range(split, n_chunks):
+                r0, r1 = _chunk_rows(c, chunk, t_len, n, reverse)
+                _chunk_products(g2, x, h_prev, w_ih, dx, dw_ih, dw_hh, db, r0, r1,
+                                c == split)
+        else:
+            for c in range(split):
+                need = min((c + 1) * chunk, t_len)
+                polls = 0
+                while _load_acquire(progress, 0) < need and polls < patience:
+                    polls += 1
+                if _load_acquire(progress, 0) < need:
+                    break
+                r0, r1 = _chunk_rows(c, chunk, t_len, n, reverse)
+                _chunk_products(g2, x, h_prev, w_ih, dx, dw_ih_b, dw_hh_b, db_b, r0, r1,
+                                c == 0)
+                _store_release(progress, 1, c + 1)
+        _mkl_threads_here(before)
 
 
 # ---------------------------------------------------------------------------- GRU
