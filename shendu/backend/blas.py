@@ -115,35 +115,28 @@ class Packed:
 
     __slots__ = ("k", "n", "dtype", "threads", "buffer")
 
-    def __init__(self, b, threads: int | None = None):
+    def __init__(self, b):
         self.k, self.n = b.shape
         self.dtype = b.dtype
-        # packed here on ``threads`` (this thread's MKL setting only, restored after)
-        before = None if threads is None else runtime.mkl().MKL_Set_Num_Threads_Local(threads)
-        try:
-            self.threads = get_num_threads() if threads is None else threads
-            size, pack_, _ = _pack_fn(b.dtype)
-            nbytes = size(_B_MATRIX, 1, self.n, self.k)
-            self.buffer = np.empty(-(-nbytes // b.itemsize), b.dtype)
-            tb, ldb, b = _operand(b)
-            # m is not part of B's packed layout (MKL sizes it the same for any m): 1 here.
-            pack_(_ROW_MAJOR, _B_MATRIX, tb, 1, self.n, self.k, 1.0, b.ctypes.data, ldb,
-                  self.buffer.ctypes.data)
-        finally:
-            if threads is not None:
-                runtime.mkl().MKL_Set_Num_Threads_Local(before)
+        self.threads = get_num_threads()
+        size, pack_, _ = _pack_fn(b.dtype)
+        nbytes = size(_B_MATRIX, 1, self.n, self.k)
+        self.buffer = np.empty(-(-nbytes // b.itemsize), b.dtype)
+        tb, ldb, b = _operand(b)
+        # m is not part of B's packed layout (MKL sizes it the same for any m): 1 here.
+        pack_(_ROW_MAJOR, _B_MATRIX, tb, 1, self.n, self.k, 1.0, b.ctypes.data, ldb,
+              self.buffer.ctypes.data)
 
     def __repr__(self):
         return f"Packed({self.k}x{self.n} {self.dtype}, {self.threads} threads)"
 
 
-def pack(b, threads: int | None = None):
-    """``b`` packed for repeated ``gemm_packed`` products (run on ``threads`` MKL threads,
-    e.g. 1 for products each thread of a kernel runs alone; default: MKL's count now), or
-    None when MKL is not loaded or does not take it (not a float32/float64 NumPy matrix)."""
+def pack(b):
+    """``b`` packed for repeated ``gemm_packed`` products, or None when MKL is not loaded
+    or does not take it (not a float32/float64 NumPy matrix)."""
     if not takes(b, b):
         return None
-    return Packed(b, threads)
+    return Packed(b)
 
 
 def gemm_packed(a, packed: Packed, out, beta: float) -> None:

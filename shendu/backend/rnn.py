@@ -87,13 +87,18 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale
         if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
             if not grad:
                 coef, k = coef_t[None], k_t[None]
-            # two threads, a row block each: the step kernel multiplies (jit/rnn.py)
-            in_step = threads == 2 and n >= 2 * _IN_STEP_MIN_ROWS
-            packed = (blas.pack(w_hh.T, threads=1 if in_step else None)
-                      if in_step or n * w_hh.size >= MKL_MIN_WORK else None)
-            buffer = np.empty(0, a.dtype) if packed is None else packed.buffer
+            empty = np.empty(0, a.dtype)
+            if threads == 2 and n >= 2 * _IN_STEP_MIN_ROWS:
+                # a row block each: the step kernel multiplies (jit/rnn.py)
+                whh_t = np.empty(w_hh.shape[::-1], a.dtype)
+                jit.transpose_into(np.ascontiguousarray(w_hh), whh_t)
+                jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, empty, scale,
+                                      shift, dscale, threads, p == 1, whh_t)
+                return
+            packed = blas.pack(w_hh.T) if n * w_hh.size >= MKL_MIN_WORK else None
+            buffer = empty if packed is None else packed.buffer
             jit.lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, buffer, scale, shift,
-                                  dscale, threads, p == 1, in_step)
+                                  dscale, threads, p == 1, empty)
             return
         weights, before = w_hh, (bias,)
         after = (threads, hs[0], np.empty(0, a.dtype))  # (the product is made below)

@@ -170,17 +170,17 @@ def gemm_packed_raw(a, buffer, k, n, out, beta):
 
 
 @njit(**HELPER)
-def gemm_packed_at(a, a_start, m, buffer, k, n, out, out_start, beta):
+def gemm_at(a, a_start, m, b, k, n, out, out_start, beta):
     """Rows ``a_start // k ..`` of the C-contiguous (., k) ``a``: ``m`` of them times the
-    (k, n) ``b`` packed in ``buffer``, into (``beta`` 0) or onto (1) the rows of the
-    C-contiguous (., n) ``out`` from flat offset ``out_start``. Offsets rather than views,
-    as ``tanh_at``."""
+    C-contiguous (k, n) ``b``, into (``beta`` 0) or onto (1) the rows of the C-contiguous
+    (., n) ``out`` from flat offset ``out_start``. Offsets rather than views, as
+    ``tanh_at``."""
     src = a.ctypes.data + a_start * a.itemsize
     dst = out.ctypes.data + out_start * out.itemsize
     if a.itemsize == 8:
-        _dgemm_compute(_ROW, N, _PACKED, m, n, k, src, k, buffer.ctypes.data, k, beta, dst, n)
+        _dgemm(_ROW, N, N, m, n, k, 1.0, src, k, b.ctypes.data, n, beta, dst, n)
     else:
-        _sgemm_compute(_ROW, N, _PACKED, m, n, k, src, k, buffer.ctypes.data, k, beta, dst, n)
+        _sgemm(_ROW, N, N, m, n, k, 1.0, src, k, b.ctypes.data, n, beta, dst, n)
 
 
 @njit(nogil=True, cache=True)

@@ -34,7 +34,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
 from .elementwise import HELPER, kernel
-from .mkl import N, T, gemm_packed_at, gemm_packed_raw, gemm_raw, tanh_at
+from .mkl import N, T, gemm_at, gemm_packed_raw, gemm_raw, tanh_at
 from .mkl import threads_here as _mkl_threads_here
 
 _COLUMNS = 64  # hidden units per block: N*H/64 blocks (128 for N=32, H=256)
@@ -186,7 +186,7 @@ def lstm_forward_step(gates, c_prev, c, tc, h, coef, k, scale, shift, dscale):
 
 @kernel(serial=False)  # its serial build is not vectorised (see Kernel)
 def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, dscale,
-                          threads, h_prev, whh_t_packed):
+                          threads, h_prev, whh_t):
     """``lstm_forward_step`` with MKL's vector tanh (VML), on ``threads``: the same
     arguments, results and arithmetic but for ``tanh``, which VML computes to within an ulp
     (0.56 ulp measured in float32, NumPy's 1.4) several times faster than ``_tanh`` (at
@@ -200,25 +200,26 @@ def lstm_forward_step_vml(gates, bias, c_prev, c, tc, h, coef, k, scale, shift, 
     call over a row's 4H gates, one over its H cells) and only split a row into column
     chunks when there are fewer rows than threads (four gate calls per chunk then).
 
-    With ``whh_t_packed`` (the buffer of ``blas.pack(W_hh^T, threads=1)``; empty: none)
-    and at least as many rows as threads, each thread first adds the recurrent product of
-    its own rows of ``h_prev`` (N, H) into its rows of ``gates``, on one MKL thread: one
-    parallel region per step instead of two, and a product the threads run apart (a
-    16-row product on each of two threads took 41 us, the 32-row product on both 55-65
-    at N=32, H=256: benchmarks/README.md)."""
+    With ``whh_t`` (W_hh^T, C-contiguous (H, 4H); empty: none) and at least as many rows
+    as threads, each thread first adds the recurrent product of its own rows of
+    ``h_prev`` (N, H) into its rows of ``gates``, on one MKL thread: one parallel region
+    per step instead of two, and products the threads run apart (a 16-row product on each
+    of two threads took ~45 us, the 32-row product on both 55-65 at N=32, H=256;
+    benchmarks/README.md). Unpacked: on one thread packing W_hh^T (from W_hh) took longer
+    than transposing it and saved nothing per product."""
     n, hid = c.shape
     per_row = max(1, -(-threads // n))  # column chunks per row
     items = n * per_row
     u = np.uint64(hid)
     with_bias = bias.size > 0
-    product = whh_t_packed.size > 0 and per_row == 1
+    product = whh_t.size > 0 and per_row == 1
     for w in prange(threads):
         before = _mkl_threads_here(1)
         if product:  # rows first..last of this thread (items are rows here)
             first, last = w * items // threads, (w + 1) * items // threads
             if last > first:
-                gemm_packed_at(h_prev, first * hid, last - first, whh_t_packed, hid,
-                               4 * hid, gates, first * 4 * hid, 1.0)
+                gemm_at(h_prev, first * hid, last - first, whh_t, hid, 4 * hid, gates,
+                        first * 4 * hid, 1.0)
         for item in range(w * items // threads, (w + 1) * items // threads):
             row, q = np.uint64(item // per_row), item % per_row
             j0, j1 = np.uint64(q * hid // per_row), np.uint64((q + 1) * hid // per_row)
@@ -304,23 +305,22 @@ _lstm_backward_step_parallel = lstm_backward_step.parallel
 
 @njit(nogil=True, cache=True)
 def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, whh_t_packed, scale, shift,
-                      dscale, threads, reverse, in_step):
+                      dscale, threads, reverse, whh_t):
     """All steps of ``backend.rnn.lstm_forward`` (states indexed by time, as there; ``bias``
     added and ``scale`` applied at each step, ``bias`` empty for none): ``whh_t_packed`` is
     the buffer of ``blas.pack(W_hh^T)`` (H, 4H), unscaled, or empty to multiply by ``w_hh``
-    (4H, H) unpacked (``in_step``: packed for one thread, and the step kernel multiplies,
-    each thread its rows); ``coef`` and ``k`` are
+    (4H, H) unpacked, or, given ``whh_t`` (W_hh^T, C-contiguous; else empty), the step
+    kernel multiplies, each thread its rows; ``coef`` and ``k`` are
     (T, ...) when a graph is recorded, else one step's scratch (1, ...). All arrays
     C-contiguous, of one dtype."""
     t_len = a.shape[0]
     hid = hs.shape[2]
     grad = coef.shape[0] == t_len
     p = 1 if reverse else 0
-    step_packed = whh_t_packed if in_step else whh_t_packed[:0]
     for s in range(t_len):
         t = t_len - 1 - s if reverse else s
         gates = a[t]
-        if in_step:
+        if whh_t.size > 0:
             pass  # the step kernel multiplies, each thread its rows
         elif whh_t_packed.size > 0:
             gemm_packed_raw(hs[t + p], whh_t_packed, hid, 4 * hid, gates, 1.0)
@@ -330,7 +330,7 @@ def lstm_forward_loop(a, bias, hs, cs, tc, coef, k, w_hh, whh_t_packed, scale, s
         j = t if grad else 0
         _lstm_forward_step_parallel(gates, bias, cs[t + p], cs[t + 1 - p], tc[t],
                                     hs[t + 1 - p], coef[j], k[j], scale, shift, dscale,
-                                    threads, hs[t + p], step_packed)
+                                    threads, hs[t + p], whh_t)
 
 
 @njit(nogil=True, cache=True)
