@@ -6,11 +6,16 @@ interleaved in one process, so that a shared machine's load falls on all three a
   recurrent weight and the step kernel with the kernels' own tanh (the path before the
   compiled loops; it also scales the projections in two passes where main scaled the
   weights);
-* ``compiled``: the default with MKL on several threads: ``jit.lstm_forward_loop`` /
-  ``lstm_backward_loop`` (products on the packed W_hh^T forward, MKL's vector tanh).
+* ``shared``: the compiled loops ``jit.lstm_forward_loop`` / ``lstm_backward_loop`` with
+  every product on both threads (products on the packed W_hh^T forward, MKL's vector
+  tanh), and the large gradient products after BPTT (the default before the two-thread
+  schedules);
+* ``compiled``: the default on two threads with MKL: the forward step kernel multiplies
+  each thread's rows, and BPTT runs on one thread while the other makes the large
+  gradient products (``jit.lstm_backward_overlapped``).
 
 The switch is made by replacing what ``backend/rnn.py`` asks ``runtime`` and
-``cpu.StepProducts`` (nothing else changes). Blocks of ``--iters`` steps; the minimum
+``cpu.StepProducts``, and its two-thread schedules (nothing else changes). Blocks of ``--iters`` steps; the minimum
 and first quartile over ``--rounds`` blocks are the numbers to compare (a block that met
 another process's work only gets slower).
 
@@ -97,17 +102,25 @@ def main(argv=None) -> int:
             step()
         return (time.perf_counter() - t0) / args.iters * 1e3
 
-    runs = {"per-step": [], "compiled": [], "torch": []}
+    schedules = backend_rnn._IN_STEP_MIN_ROWS, backend_rnn.lstm_backward_overlapped
+
+    def use(name):
+        switch.per_step = name == "per-step"
+        on = name == "compiled"
+        backend_rnn._IN_STEP_MIN_ROWS = schedules[0] if on else 10 ** 9
+        backend_rnn.lstm_backward_overlapped = schedules[1] if on else lambda *a, **k: None
+
+    runs = {"per-step": [], "shared": [], "compiled": [], "torch": []}
     load_before = os.getloadavg()
     for _ in range(3):
         shendu_step()
         torch_step()
     for _ in range(args.rounds):
-        for name in ("per-step", "compiled"):
-            switch.per_step = name == "per-step"
+        for name in ("per-step", "shared", "compiled"):
+            use(name)
             runs[name].append(block(shendu_step))
         runs["torch"].append(block(torch_step))
-    switch.per_step = False
+    use("compiled")
 
     summary = {}
     t_min, t_q1 = min(runs["torch"]), float(np.percentile(runs["torch"], 25))

@@ -194,9 +194,10 @@ def lstm_backward(dout, dh, dc, a, coef, k, w_hh, order):
 # Steps per chunk of ``lstm_backward_overlapped``'s large products: about 128 rows (4 steps
 # at N=32). Smaller chunks start the second thread sooner but run its products slower.
 _CHUNK_ROWS = 128
-# Polls (a few ns each) the second thread waits for a chunk before leaving the rest to
-# the caller: far longer than a chunk takes, short against a stalled run
-_PATIENCE = 200_000_000
+# Polls the second thread waits for a chunk before leaving the rest to the caller (the
+# first 20,000 spin, a few microseconds; each later one yields the core, a microsecond or
+# more): far longer than a chunk takes, short against a stalled run
+_PATIENCE = 300_000
 
 
 def lstm_backward_overlapped(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev, order,

@@ -357,6 +357,12 @@ def lstm_backward_loop(dout, dh, dc, a, coef, k, dg, w_hh, reverse):
 # so the results do not depend on which thread is faster.
 
 
+# The second thread polls this many times (a few microseconds) before yielding its core
+# between polls: on a busy machine the loop's thread may be waiting for that core.
+_SPIN_POLLS = 20_000
+_sched_yield = types.ExternalFunction("sched_yield", types.int32())
+
+
 @intrinsic
 def _load_acquire(typingctx, arr, i):
     """``arr[i]`` (an int64 array) read as an atomic acquire load: a loop polling it sees
@@ -431,9 +437,9 @@ def lstm_backward_overlapped(dout, dh, dc, a, coef, k, dg, w_hh, w_ih, x, h_prev
     ``dx`` (T*N, I; empty: not needed) and sum into ``dw_ih``, ``dw_hh``, ``db`` (4H; empty:
     no bias) on thread 0 and ``dw_ih_b``, ``dw_hh_b``, ``db_b`` on thread 1; the caller
     adds the two. ``progress`` (int64, 2): steps the loop has finished, chunks thread 1
-    has finished (it stops waiting after ``patience`` polls without news, e.g. when the
-    runtime gave the loop no thread of its own, and leaves its other chunks to the
-    caller). One MKL thread each."""
+    has finished (it spins, then yields its core between polls, and stops waiting after
+    ``patience`` polls without news, e.g. when the runtime gave the loop no thread of its
+    own, leaving its other chunks to the caller). One MKL thread each."""
     t_len, n, h4 = a.shape
     hid = h4 // 4
     u = np.uint64(hid)
@@ -466,6 +472,8 @@ def lstm_backward_overlapped(dout, dh, dc, a, coef, k, dg, w_hh, w_ih, x, h_prev
                 polls = 0
                 while _load_acquire(progress, 0) < need and polls < patience:
                     polls += 1
+                    if polls > _SPIN_POLLS:  # a core of its own is not certain: share it
+                        _sched_yield()
                 if _load_acquire(progress, 0) < need:
                     break
                 r0, r1 = _chunk_rows(c, chunk, t_len, n, reverse)
