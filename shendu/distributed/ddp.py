@@ -37,7 +37,7 @@ import numpy as np
 
 from ..nn.module import Module
 from ._heartbeat import _waiting, heartbeat
-from .process_group import _nap_until, _wait_all, _world
+from .process_group import _nap_until, _spin_budget, _wait_all, _world
 
 __all__ = ["DistributedDataParallel"]
 
@@ -139,36 +139,94 @@ class DistributedDataParallel(Module):
             rows[:, me] = 0
             win.Lock_all(MPI.MODE_NOCHECK)   # passive target: Sync() orders the stores
             bucket.win, bucket.rows, bucket.flat = win, rows, rows[0, me]
-        # the barrier: rank r writes the number of its last synchronised step in slot r
-        self._flag_win = MPI.Win.Allocate_shared(8 * ranks if me == 0 else 0, 8, comm=node)
+        # the flags: slot (r, i) holds the number of the last synchronised step whose
+        # gradient of parameter i rank r has written into its row
+        n_params = len(self._params)
+        self._flag_win = MPI.Win.Allocate_shared(8 * ranks * n_params if me == 0 else 0, 8,
+                                                 comm=node)
         buf, _ = self._flag_win.Shared_query(0)
-        self._flags = np.ndarray((ranks,), dtype=np.int64, buffer=buf)
+        self._flags = np.ndarray((ranks, n_params), dtype=np.int64, buffer=buf)
         self._flags[me] = 0
         self._flag_win.Lock_all(MPI.MODE_NOCHECK)
+        # parameter i's slice of its bucket's rows: (parity, rank, element)
+        self._rows_of = []
+        for i in range(n_params):
+            b, k = self._where[i]
+            bucket = self._buckets[b]
+            self._rows_of.append(bucket.rows[:, :, bucket.offsets[k]:bucket.offsets[k + 1]])
         self._me, self._steps, self._parity = me, 0, 0
+        self._pending = []   # parameters whose rows this rank wrote but has not summed yet
+        self._spin_s = _spin_budget(node)
         node.Barrier()   # every slot is 0 before anyone counts
         return node
 
-    def _sum_shared(self):
-        """Every rank has written this step's rows: wait until all have; ``_finish`` then
-        reads them. The barrier is a slot per rank in shared memory holding its step count,
-        polled (sleeping between polls) until every slot has reached this step: one store
-        and one look per rank, where MPI's barrier needs rounds of messages, each waiting
-        for a sleeping partner to poll again."""
-        for bucket in self._buckets:
-            bucket.win.Sync()   # this rank's rows are stored before its slot says so
-        self._steps += 1
-        step, flags, win = self._steps, self._flags, self._flag_win
-        flags[self._me] = step
-        win.Sync()
+    def _write_row(self, i, g):
+        """Store this rank's share of the mean (``g / world``) in its row of parameter
+        ``i``, then raise its flag for this step: the row is stored before the flag says
+        so."""
+        b, _ = self._where[i]
+        np.multiply(g, 1 / self._size, out=self._rows_of[i][self._parity, self._me])
+        self._buckets[b].win.Sync()
+        self._flags[self._me, i] = self._steps + 1
+        self._flag_win.Sync()
 
-        def everyone_here():
-            win.Sync()
-            return bool((flags >= step).all())
-        if not everyone_here():
-            _nap_until(everyone_here)
-        for bucket in self._buckets:
-            bucket.win.Sync()   # the others' rows, read after their slots
+    def _ready(self):
+        """For each parameter, whether every rank's row for this step is written."""
+        self._flag_win.Sync()
+        return self._flags.min(axis=0) > self._steps
+
+    def _sum_ready(self) -> bool:
+        """Sum into ``.grad`` every pending parameter whose rows are all written (their
+        ``.grad`` is set: the engine wrote it when the hook returned). True if any was."""
+        ready = self._ready()
+        done = [i for i in self._pending if ready[i]]
+        if not done:
+            return False
+        for b in {self._where[i][0] for i in done}:
+            self._buckets[b].win.Sync()   # the others' rows, read after their flags
+        for i in done:
+            self._sum_rows(i)
+        self._pending = [i for i in self._pending if not ready[i]]
+        return True
+
+    def _sum_rows(self, i):
+        """Sum every rank's row of parameter ``i`` (in rank order, so that every rank gets
+        the same bits) into its ``.grad``: the mean gradient. In place when ``.grad`` is a
+        private contiguous array, else as a new array."""
+        p = self._params[i]
+        rows = self._rows_of[i][self._parity]
+        grad = p.grad._data
+        into = grad.flags.c_contiguous and getattr(grad.flags, "writeable", True)
+        avg = np.add(rows[0], rows[1], out=grad.reshape(-1) if into else None)
+        for row in rows[2:]:
+            avg += row
+        if not into:
+            p.grad._data = avg.reshape(p._data.shape)
+
+    def _sum_all_shared(self, last):
+        """The last gradient is in: sum what is still pending as the other ranks' rows
+        arrive (waiting between arrivals, see ``process_group._nap_until``), then the last
+        parameter, whose mean the hook returns (its ``.grad`` is not written yet)."""
+        while self._pending:
+            if not self._sum_ready():
+                with _waiting():
+                    _nap_until(lambda: bool(self._ready()[self._pending].any()), self._spin_s)
+        if not self._ready()[last]:
+            with _waiting():
+                _nap_until(lambda: bool(self._ready()[last]), self._spin_s)
+        b, _ = self._where[last]
+        self._buckets[b].win.Sync()
+        p = self._params[last]
+        rows = self._rows_of[last][self._parity]
+        avg = np.add(rows[0], rows[1])
+        for row in rows[2:]:
+            avg += row
+        avg = avg.reshape(p._data.shape)
+        if p.grad is None:
+            return avg
+        # accumulated under no_sync(): the engine adds the hook's result to .grad
+        p.grad._data = avg
+        return np.zeros_like(avg)
 
     def _check_replicas(self, module):
         if self._size == 1:
@@ -270,6 +328,7 @@ class DistributedDataParallel(Module):
 
     def _reset(self):
         self._seen = 0
+        self._pending = []
         for b in self._buckets:
             b.ready, b.request = 0, None
             if self._node is not None:   # this step's row of the shared buckets
@@ -287,6 +346,8 @@ class DistributedDataParallel(Module):
         return hook
 
     def _on_grad(self, i, grad):
+        if self._node is not None:
+            return self._on_grad_shared(i, grad)
         p = self._params[i]
         b, k = self._where[i]
         bucket = self._buckets[b]
@@ -294,10 +355,7 @@ class DistributedDataParallel(Module):
         g = grad._data.reshape(-1)
         if p.grad is not None:   # accumulated under no_sync(): averaged with this one
             g = p.grad._data.reshape(-1) + g
-        if self._node is not None:   # shared rows hold each rank's share of the mean
-            np.multiply(g, 1 / self._size, out=bucket.flat[lo:hi])
-        else:
-            bucket.flat[lo:hi] = g
+        bucket.flat[lo:hi] = g
         self._got[i] = True
         self._seen += 1
         bucket.ready += 1
@@ -305,15 +363,38 @@ class DistributedDataParallel(Module):
             if self._nccl is not None:   # enqueued on the stream, ordered before _finish
                 from .process_group import ReduceOp
                 self._nccl.all_reduce(bucket.flat, ReduceOp.SUM, "DistributedDataParallel")
-            elif self._node is None:     # (shared-memory buckets are reduced in _finish)
+            else:
                 from mpi4py import MPI
                 bucket.request = self._comm.Iallreduce(MPI.IN_PLACE, bucket.flat,
                                                        op=MPI.SUM)
-        if self._nccl is None and self._node is None:
+        if self._nccl is None:
             self._progress()
         if self._seen < len(self._params):
             return None
         return self._finish(i)
+
+    def _on_grad_shared(self, i, grad):
+        """Write this rank's row of parameter ``i``, then sum every earlier parameter whose
+        rows all ranks have written; the last hook sums the rest as they arrive."""
+        p = self._params[i]
+        g = grad._data.reshape(-1)
+        if p.grad is not None:   # accumulated under no_sync(): averaged with this one
+            g = p.grad._data.reshape(-1) + g
+        self._write_row(i, g)
+        self._got[i] = True
+        self._seen += 1
+        if self._pending:
+            self._sum_ready()
+        if self._seen < len(self._params):
+            self._pending.append(i)   # its .grad is written when this hook returns
+            return None
+        avg = self._sum_all_shared(i)
+        self._parity ^= 1
+        self._steps += 1
+        self._sync_now = False
+        self._seen = 0
+        from ..tensor import Tensor
+        return Tensor._wrap(avg)
 
     def _progress(self):
         """Let MPI advance the buckets already sent (it only does inside MPI calls)."""
@@ -329,9 +410,6 @@ class DistributedDataParallel(Module):
         if requests:
             with _waiting():   # every rank is here for the same buckets
                 _wait_all(requests, comm=self._comm)
-        if self._node is not None:
-            with _waiting():
-                self._sum_shared()
         replacement = None
         size = self._size
         for bucket in self._buckets:
@@ -342,26 +420,15 @@ class DistributedDataParallel(Module):
                 grad = p.grad._data if p.grad is not None else None
                 into = (grad is not None and i != last and grad.flags.c_contiguous
                         and getattr(grad.flags, "writeable", True))
-                if self._node is not None:   # the rows' sum is the mean: one pass per row
-                    rows = bucket.rows[self._parity, :, lo:hi]
-                    avg = np.add(rows[0], rows[1], out=grad.reshape(-1) if into else None)
-                    for row in rows[2:]:
-                        avg += row
-                    if into:
-                        continue
-                    avg = avg.reshape(p._data.shape)
-                elif into:
+                if into:
                     xp.divide(bucket.flat[lo:hi].reshape(grad.shape), size, out=grad)
                     continue
-                else:
-                    avg = bucket.flat[lo:hi].reshape(p._data.shape) / size
+                avg = bucket.flat[lo:hi].reshape(p._data.shape) / size
                 if i == last:
                     # the engine adds what this hook returns to an existing .grad
                     replacement = Tensor._wrap(avg - grad if grad is not None else avg)
                 else:
                     p.grad._data = avg
-        if self._node is not None:
-            self._parity ^= 1
         self._sync_now = False
         self._seen = 0
         return replacement
