@@ -130,33 +130,34 @@ sd.manual_seed(0)
 net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4)).double()
 model = DDP(net)                          # one bucket: the flags are per parameter
 x = sd.tensor(np.random.default_rng(r).standard_normal((8, 6)))
-own = sd.autograd.grad(net(x).sum(), list(net[2].parameters()))   # this rank's alone
+loss = lambda out: (out ** 2).sum()
+own = sd.autograd.grad(loss(net(x)), [net[2].weight])[0].numpy()   # this rank's alone
 seen = []
 # fires when backward reaches the first layer's output, before its own gradients exist:
-# does the last layer's .grad hold this rank's gradient or the mean already?
+# does the last layer's weight .grad hold this rank's gradient or the mean already?
 def watch(module, args, out):
-    out.register_hook(lambda g: seen.append(
-        [np.array_equal(p.grad.numpy(), o.numpy()) for p, o in zip(net[2].parameters(), own)]))
+    out.register_hook(lambda g: seen.append(np.array_equal(net[2].weight.grad.numpy(), own)))
 net[0].register_forward_hook(watch)
 if r == 0:
     time.sleep(0.3)                       # rank 1 has written all its rows long before
-model(x).sum().backward()
-mean = [p.grad.numpy().copy() for p in net[2].parameters()]
-print("own grad at the first layer", seen[0], "mean differs", not np.array_equal(mean[0], own[0].numpy()))
+loss(model(x)).backward()
+mean = net[2].weight.grad.numpy()
+print("own gradient at the first layer:", seen, "; the mean differs:",
+      not np.array_equal(mean, own))
 dist.destroy_process_group()
 """
 
 
-def test_shared_memory_sums_a_layer_whose_rows_are_all_written_during_backward(run_job):
-    """The late rank finds the early rank's rows already written: it sums each parameter
-    into .grad as soon as its own row is written, while backward goes on; the early rank's
-    hooks find nothing to sum yet (it sums at the end, as rows arrive)."""
+def test_shared_memory_sums_a_parameter_during_backward_once_every_row_is_in(run_job):
+    """The late rank finds the early rank's rows already written: it sums a parameter
+    into .grad at its next hook, while backward goes on; the early rank finds nothing to
+    sum during backward (it sums at the end, as the late rank's rows arrive)."""
     res = run_job(LATE_RANK, env={"SHENDU_DDP_SHARED_MEMORY": "1"})
     assert res.returncode == 0, res.stdout + res.stderr
     assert rank_lines(res.stdout, 0) == [
-        "own grad at the first layer [False, False] mean differs True"], res.stdout
+        "own gradient at the first layer: [False] ; the mean differs: True"], res.stdout
     assert rank_lines(res.stdout, 1) == [
-        "own grad at the first layer [True, True] mean differs True"], res.stdout
+        "own gradient at the first layer: [True] ; the mean differs: True"], res.stdout
 
 
 NO_SYNC = """
