@@ -136,6 +136,7 @@ def _spin_budget(comm) -> float:
     SPIN_FREE_S when the ranks' threads together fit the cores they may run on (the
     union of their CPU affinities), else SPIN_S. A collective: every rank calls it."""
     import os
+
     from .._threads import get_num_threads
     try:
         cores = set(os.sched_getaffinity(0))
