@@ -111,18 +111,20 @@ def _nap_until(test, spin_s: float = SPIN_S) -> None:
         nap = min(2 * nap, NAP_MAX_S)
 
 
-_SLACK_SET: set = set()
+_PER_THREAD = None
 
 
 def _precise_naps() -> None:
     """Make this thread's sleeps end on time: Linux lets a sleep overrun by the thread's
     timer slack (50 µs by default), so a 20 µs nap took about 70 µs; 1 µs of slack costs
     nothing but a few more wake-ups. Once per thread; nothing where prctl is missing."""
+    global _PER_THREAD
     import threading
-    me = threading.get_ident()
-    if me in _SLACK_SET:
+    if _PER_THREAD is None:
+        _PER_THREAD = threading.local()
+    if getattr(_PER_THREAD, "slack_set", False):
         return
-    _SLACK_SET.add(me)
+    _PER_THREAD.slack_set = True
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)

@@ -48,10 +48,11 @@ def test_naps_get_a_small_timer_slack_in_the_thread_that_waits():
 
     def waiter():
         prctl = ctypes.CDLL(None).prctl
-        slack["before"] = prctl(30, 0, 0, 0, 0)   # PR_GET_TIMERSLACK: this thread's
+        prctl(29, 50_000, 0, 0, 0)   # PR_SET_TIMERSLACK: Linux's default (a thread
+        slack["before"] = prctl(30, 0, 0, 0, 0)   # inherits its creator's), then GET
         pg._nap_until(lambda: polls.append(1) or len(polls) > 2, 0)   # naps twice
         slack["after"] = prctl(30, 0, 0, 0, 0)
     t = threading.Thread(target=waiter)
     t.start()
     t.join(10)
-    assert slack["before"] != 1_000 and slack["after"] == 1_000 and len(polls) == 3, slack
+    assert slack["before"] == 50_000 and slack["after"] == 1_000 and len(polls) == 3, slack
