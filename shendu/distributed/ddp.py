@@ -154,14 +154,19 @@ class DistributedDataParallel(Module):
         # slice of its bucket or part of one), so that a rank can sum a piece while it is
         # still in its cache; slot (r, u) of the flags holds the number of the last
         # synchronised step whose unit u rank r has written into its row
-        self._units, self._units_of, self._rows_of = [], [], []
+        # (a unit: its parameter, its slice of the parameter, its bucket's window, and its
+        # rows on each step parity, made once: the hooks run every step)
+        self._units, self._units_of = [], []
         for i, p in enumerate(self._params):
             b, k = self._where[i]
             bucket = self._buckets[b]
-            self._rows_of.append(bucket.rows[:, :, bucket.offsets[k]:bucket.offsets[k + 1]])
             n, step = p._data.size, max(1, _PIECE_BYTES // p._data.dtype.itemsize)
             first = len(self._units)
-            self._units += [(i, lo, min(lo + step, n)) for lo in range(0, n, step)]
+            for lo in range(0, n, step):
+                hi = min(lo + step, n)
+                at = slice(bucket.offsets[k] + lo, bucket.offsets[k] + hi)
+                self._units.append((i, slice(lo, hi), bucket.win,
+                                    (bucket.rows[0, :, at], bucket.rows[1, :, at])))
             self._units_of.append(range(first, len(self._units)))
         n_units = len(self._units)
         self._flag_win = MPI.Win.Allocate_shared(8 * ranks * n_units if me == 0 else 0, 8,
@@ -170,7 +175,9 @@ class DistributedDataParallel(Module):
         self._flags = np.ndarray((ranks, n_units), dtype=np.int64, buffer=buf)
         self._flags[me] = 0
         self._flag_win.Lock_all(MPI.MODE_NOCHECK)
-        self._others = [self._flags[r] for r in range(ranks) if r != me]
+        others = [self._flags[r] for r in range(ranks) if r != me]
+        self._other = others[0] if ranks == 2 else None   # (one look instead of a loop)
+        self._others = others
         self._me, self._steps, self._parity = me, 0, 0
         self._spin_s = _spin_budget(node)
         node.Barrier()   # every slot is 0 before anyone counts
@@ -182,12 +189,11 @@ class DistributedDataParallel(Module):
         ``pending`` (``g`` is the parameter's private ``.grad``), each unit joins the
         pending ones and whatever pending units every rank has written are summed at once:
         on the rank that comes last, the unit it has just written, still in cache."""
-        rows = self._rows_of[i][self._parity, self._me]
-        win = self._buckets[self._where[i][0]].win
         step, mine, scale = self._steps + 1, self._flags[self._me], 1 / self._size
+        parity, me = self._parity, self._me
         for u in self._units_of[i]:
-            _, lo, hi = self._units[u]
-            np.multiply(g[lo:hi], scale, out=rows[lo:hi])
+            _, part, win, rows = self._units[u]
+            np.multiply(g[part], scale, out=rows[parity][me])
             win.Sync()
             mine[u] = step
             self._flag_win.Sync()
@@ -203,6 +209,8 @@ class DistributedDataParallel(Module):
     def _unit_ready(self, u) -> bool:
         """Whether every other rank has written unit ``u`` of this step."""
         step = self._steps + 1
+        if self._other is not None:
+            return self._other[u] >= step
         return all(f[u] >= step for f in self._others)
 
     def _sum_ready(self) -> bool:
@@ -219,14 +227,15 @@ class DistributedDataParallel(Module):
     def _sum_unit(self, u, out=None):
         """Add every rank's row of unit ``u`` in rank order (every rank gets the same bits)
         into ``out``, by default the parameter's flat ``.grad``: the mean gradient."""
-        i, lo, hi = self._units[u]
-        self._buckets[self._where[i][0]].win.Sync()   # the others' rows, read after their flags
-        rows = self._rows_of[i][self._parity, :, lo:hi]
+        i, part, win, rows = self._units[u]
+        win.Sync()   # the others' rows, read after their flags
+        rows = rows[self._parity]
         if out is None:
             out = self._params[i].grad._data.reshape(-1)
-        avg = np.add(rows[0], rows[1], out=out[lo:hi])
-        for row in rows[2:]:
-            avg += row
+        avg = np.add(rows[0], rows[1], out=out[part])
+        if self._size > 2:
+            for row in rows[2:]:
+                avg += row
 
     def _sum_all_shared(self, last, g):
         """The last gradient ``g`` is in: write it, sum what is still pending as the other

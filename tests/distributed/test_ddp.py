@@ -71,6 +71,22 @@ def test_two_ranks_match_one_process_on_the_whole_batch(run_job, bucket_mb):
         rank_lines(res.stdout, 1) == ["steps 20 ok"]
 
 
+def test_three_ranks_match_one_process(run_job):
+    """Three rows summed in rank order (every rank the same bits) in shared memory, with
+    more ranks than this machine's cores (the waits nap)."""
+    code = EQUIVALENCE.replace('print(f"steps {steps} ok")', """
+mine = sd.tensor(np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]))
+everyone = [sd.zeros_like(mine) for _ in range(world)]
+dist.all_gather(everyone, mine)
+print(f"steps {steps} ok, replicas identical:",
+      all(np.array_equal(t.numpy(), mine.numpy()) for t in everyone))""")
+    res = run_job(code, nproc=3, args=("0.0002",))
+    assert res.returncode == 0, res.stdout + res.stderr
+    for rank in (0, 1, 2):
+        assert rank_lines(res.stdout, rank) == ["steps 15 ok, replicas identical: True"], \
+            res.stdout
+
+
 @pytest.mark.parametrize("shared", ["1", "0"])   # shared-memory buckets; MPI's all-reduce
 def test_both_reductions_match_one_process(run_job, shared):
     code = EQUIVALENCE.replace('print(f"steps {steps} ok")',
