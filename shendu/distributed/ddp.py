@@ -14,16 +14,17 @@ CuPy arrays reduced by NCCL on the current stream.
 
 When every rank runs on one machine the buckets live in MPI shared memory (one window per
 bucket, a row per rank, two sets of rows used on alternate steps) instead of MPI's message
-exchanges, each of which needs both ranks on a core at once (``SHENDU_DDP_SHARED_MEMORY=0``:
-MPI's all-reduce). A rank writes its gradient, already divided by the world size, into its
-row a unit at a time (a parameter, or a 256 KB piece of a large one) and raises that unit's
-flag in shared memory (slot (rank, unit) := the step's number); a unit whose flags are all
-raised is summed, every row in rank order, into the rank's own ``.grad`` in place. No
-barrier: each rank sums each unit as soon as every rank has written it. The rank that
-comes last to a layer finds the others' rows there and sums each piece right after
-writing its own, while the piece and its ``.grad`` are still in its cache (the gradient
-of a 784x512 layer moved about 25% faster than in two passes over the whole of it); the
-rank that comes first sums during what would have been its wait. Only the last hook
+exchanges, each of which needs both ranks on a core at once
+(``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce). A rank writes its gradient, already
+divided by the world size, into its row a unit at a time (a parameter, or a 256 KB piece
+of a large one) and raises that unit's flag in shared memory (slot (rank, unit) := the
+step's number); a unit whose flags are all raised is summed, every row in rank order, into
+the rank's own ``.grad`` in place. No barrier: each rank sums each unit as soon as every
+rank has written it. The rank that comes last to a layer finds the others' rows there and
+sums each piece right after writing its own, while the piece and its ``.grad`` are still
+in its cache (on the MLP's 2.68 MB of gradients, with the other rank's rows written: 0.41
+ms, against 0.50-0.56 ms in two passes over each whole parameter, on a busy 2-core Xeon);
+the rank that comes first sums during what would have been its wait. Only the last hook
 waits (spinning, then napping: ``process_group._nap_until``). A parameter's row is written
 at the next hook, when the engine has made its ``.grad`` (a private array to sum into);
 the last parameter's mean is returned by its hook. Why two sets of rows: a rank that is
