@@ -71,6 +71,22 @@ def test_two_ranks_match_one_process_on_the_whole_batch(run_job, bucket_mb):
         rank_lines(res.stdout, 1) == ["steps 20 ok"]
 
 
+def test_three_ranks_match_one_process(run_job):
+    """Three rows summed in rank order (every rank the same bits) in shared memory, with
+    more ranks than this machine's cores (the waits nap)."""
+    code = EQUIVALENCE.replace('print(f"steps {steps} ok")', """
+mine = sd.tensor(np.concatenate([p.detach().numpy().ravel() for p in model.parameters()]))
+everyone = [sd.zeros_like(mine) for _ in range(world)]
+dist.all_gather(everyone, mine)
+print(f"steps {steps} ok, replicas identical:",
+      all(np.array_equal(t.numpy(), mine.numpy()) for t in everyone))""")
+    res = run_job(code, nproc=3, args=("0.0002",))
+    assert res.returncode == 0, res.stdout + res.stderr
+    for rank in (0, 1, 2):
+        assert rank_lines(res.stdout, rank) == ["steps 15 ok, replicas identical: True"], \
+            res.stdout
+
+
 @pytest.mark.parametrize("shared", ["1", "0"])   # shared-memory buckets; MPI's all-reduce
 def test_both_reductions_match_one_process(run_job, shared):
     code = EQUIVALENCE.replace('print(f"steps {steps} ok")',
@@ -114,6 +130,50 @@ def test_buckets_start_their_all_reduce_during_backward(run_job):
     assert res.returncode == 0, res.stdout + res.stderr
     for rank in (0, 1):
         assert rank_lines(res.stdout, rank) == ["sent True 2"], res.stdout
+
+
+LATE_RANK = """
+import time
+import numpy as np
+import shendu as sd
+import shendu.distributed as dist
+from shendu import nn
+from shendu.nn.parallel import DistributedDataParallel as DDP
+
+dist.init_process_group("mpi")
+r = dist.get_rank()
+sd.manual_seed(0)
+net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4)).double()
+model = DDP(net)                          # one bucket: the flags are per parameter
+x = sd.tensor(np.random.default_rng(r).standard_normal((8, 6)))
+loss = lambda out: (out ** 2).sum()
+own = sd.autograd.grad(loss(net(x)), [net[2].weight])[0].numpy()   # this rank's alone
+seen = []
+# fires when backward reaches the first layer's output, before its own gradients exist:
+# does the last layer's weight .grad hold this rank's gradient or the mean already?
+def watch(module, args, out):
+    out.register_hook(lambda g: seen.append(np.array_equal(net[2].weight.grad.numpy(), own)))
+net[0].register_forward_hook(watch)
+if r == 0:
+    time.sleep(0.3)                       # rank 1 has written all its rows long before
+loss(model(x)).backward()
+mean = net[2].weight.grad.numpy()
+print("own gradient at the first layer:", seen, "; the mean differs:",
+      not np.array_equal(mean, own))
+dist.destroy_process_group()
+"""
+
+
+def test_shared_memory_sums_a_parameter_during_backward_once_every_row_is_in(run_job):
+    """The late rank finds the early rank's rows already written: it sums a parameter
+    into .grad at its next hook, while backward goes on; the early rank finds nothing to
+    sum during backward (it sums at the end, as the late rank's rows arrive)."""
+    res = run_job(LATE_RANK, env={"SHENDU_DDP_SHARED_MEMORY": "1"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert rank_lines(res.stdout, 0) == [
+        "own gradient at the first layer: [False] ; the mean differs: True"], res.stdout
+    assert rank_lines(res.stdout, 1) == [
+        "own gradient at the first layer: [True] ; the mean differs: True"], res.stdout
 
 
 NO_SYNC = """
