@@ -109,8 +109,9 @@ def _add_common(p: argparse.ArgumentParser, search: bool = False) -> None:
                    f"(default: {d['momentum']})")
     g.add_argument("--weight-decay", type=spec or float, help=f"L2 weight decay "
                    f"(default: {d['weight_decay']})")
-    g.add_argument("--dropout", type=spec or float, help=f"dropout probability in the dense "
-                   f"layers (default: {d['dropout']})")
+    g.add_argument("--dropout", type=spec or float, help="dropout probability in the dense "
+                   "layers (default: 0.3 for lenet5 and mlp; a zoo model keeps its own: 0.5 "
+                   "for alexnet, vgg and nin, 0.2 for googlenet; the resnets have none)")
     g.add_argument("--schedule", type=spec, choices=None if search else SCHEDULES,
                    help=f"learning-rate schedule: {', '.join(SCHEDULES)} "
                         f"(default: {d['schedule']})")

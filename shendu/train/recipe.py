@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "model": "lenet5", "dataset": "digits", "data_dir": None, "download": False,
     "hidden": "512,512", "val_fraction": 0.1, "limit": None, "epochs": 20,
     "batch_size": 32, "lr": None, "optimizer": "adam", "momentum": 0.9,
-    "weight_decay": 0.0, "dropout": 0.3, "schedule": "cosine", "augment": True,
+    "weight_decay": 0.0, "dropout": None, "schedule": "cosine", "augment": True,
     "patience": None, "seed": 0, "device": None, "threads": 1, "width": None,
     "resize": None,
 }
@@ -50,6 +50,7 @@ def resolve_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ValueError(f"unknown schedule {cfg['schedule']!r}; choose from {SCHEDULES}")
     if cfg["lr"] is None:
         cfg["lr"] = OPTIMIZERS[cfg["optimizer"]][1]
+    cfg["dropout"] = _dropout(cfg["model"], cfg["dropout"])
     for key in ("epochs", "batch_size", "seed", "threads"):
         cfg[key] = int(cfg[key])
     if str(cfg["device"] or "").startswith("cuda"):  # fail before loading any data
@@ -59,6 +60,23 @@ def resolve_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         except RuntimeError as exc:
             raise ValueError(str(exc)) from None
     return cfg
+
+
+# the dense layers' dropout of shendu's own models unless given (the zoo's models keep
+# their constructors' own, see ``zoo.default_dropout``)
+OWN_DROPOUT = 0.3
+
+
+def _dropout(model: str, given):
+    """The dropout probability ``model`` trains with: ``given`` if set, else its default
+    (None for a zoo model without dropout, which refuses a given one)."""
+    from ..vision.models import zoo
+    if model in ("lenet5", "lenet5-classic", "mlp") or model not in zoo.list_models():
+        return OWN_DROPOUT if given is None else given
+    default = zoo.default_dropout(model)
+    if given is not None and default is None:
+        raise ValueError(f"--dropout: {model} has no dropout layers (leave the option out)")
+    return default if given is None else given
 
 
 def load_datasets(cfg: dict) -> tuple:
@@ -176,6 +194,8 @@ def build_model(cfg: dict, shape: tuple, num_classes: int):
     from ..vision.models import zoo
     if cfg["model"] in zoo.list_models():
         extra = {"width": int(cfg["width"])} if cfg.get("width") else {}
+        if cfg.get("dropout") is not None and zoo.default_dropout(cfg["model"]) is not None:
+            extra["dropout"] = float(cfg["dropout"])
         return zoo.for_images(cfg["model"], shape, num_classes, **extra)
     raise ValueError(f"unknown model {cfg['model']!r}; choose lenet5, lenet5-classic, mlp or "
                      f"one of {zoo.list_models()}")

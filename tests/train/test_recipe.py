@@ -30,6 +30,27 @@ def test_model_option_builds_lenet_forms_and_dropout(name, act, pool):
     assert Dropout not in _types(plain)
 
 
+@pytest.mark.parametrize("name, default", [("alexnet", 0.5), ("nin", 0.5), ("vgg11", 0.5),
+                                           ("googlenet", 0.2)])
+def test_zoo_models_keep_their_dropout_unless_given(name, default):
+    # the recorded setting is the one the model trains with, and --dropout reaches it
+    shape = (1, 67, 67) if name in ("alexnet", "nin") else (1, 32, 32)
+    cfg = R.resolve_config({"model": name})
+    assert cfg["dropout"] == default
+    probs = {m.p for m in R.build_model(cfg, shape, 10).modules() if isinstance(m, Dropout)}
+    assert probs == {default}
+    cfg = R.resolve_config({"model": name, "dropout": 0.1})
+    probs = {m.p for m in R.build_model(cfg, shape, 10).modules() if isinstance(m, Dropout)}
+    assert probs == {0.1}
+
+
+def test_dropout_for_a_model_without_dropout_is_refused():
+    assert R.resolve_config({"model": "resnet18"})["dropout"] is None
+    assert R.resolve_config({"model": "lenet5"})["dropout"] == R.OWN_DROPOUT
+    with pytest.raises(ValueError, match="resnet18 has no dropout"):
+        R.resolve_config({"model": "resnet18", "dropout": 0.2})
+
+
 def test_model_option_mlp_uses_hidden_widths():
     net = R.build_model(R.resolve_config({"model": "mlp", "hidden": "32,16", "dropout": 0.5}),
                         (1, 28, 28), 10)

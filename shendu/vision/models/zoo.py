@@ -21,7 +21,7 @@ _BUILDERS: dict[str, Callable] = {
     **{name: getattr(_vgg, name) for name in _vgg.__all__ if name.startswith("vgg")},
 }
 
-__all__ = ["list_models", "get_model", "for_images"]
+__all__ = ["list_models", "get_model", "for_images", "default_dropout"]
 
 
 def list_models() -> list[str]:
@@ -35,6 +35,30 @@ def get_model(name: str, **kwargs):
     if name not in _BUILDERS:
         raise ValueError(f"get_model: unknown model {name!r}; choose from {list_models()}")
     return _BUILDERS[name](**kwargs)
+
+
+def default_dropout(name: str) -> float | None:
+    """The dropout probability zoo model ``name`` uses unless told otherwise (its
+    constructor's ``dropout``: 0.5 for AlexNet, VGG and NiN, 0.2 for GoogLeNet), or None
+    for a model without a ``dropout`` setting (the ResNets).
+
+    >>> default_dropout("alexnet"), default_dropout("googlenet"), default_dropout("resnet18")
+    (0.5, 0.2, None)
+    """
+    import inspect
+
+    from .alexnet import AlexNet
+    from .googlenet import GoogLeNet
+    from .nin import NiN
+    from .vgg import VGG
+    if name not in _BUILDERS:
+        raise ValueError(f"default_dropout: unknown model {name!r}; choose from "
+                         f"{list_models()}")
+    cls = {"alexnet": AlexNet, "googlenet": GoogLeNet, "nin": NiN}.get(
+        name, VGG if name.startswith("vgg") else None)
+    if cls is None:
+        return None
+    return inspect.signature(cls.__init__).parameters["dropout"].default
 
 
 def for_images(name: str, shape: tuple[int, int, int], num_classes: int, **kwargs):
