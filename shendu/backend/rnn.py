@@ -212,10 +212,10 @@ def lstm_backward_overlapped(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev, or
     t_len, n, h4 = a.shape
     chunk = max(1, -(-_CHUNK_ROWS // n))
     n_chunks = -(-t_len // chunk)
-    dout = np.ascontiguousarray(dout) if isinstance(dout, np.ndarray) else dout
-    x = np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x
-    if (n_chunks < 3 or jit.num_threads() != 2
-            or not _compiled_loop(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev)):
+    if n_chunks < 3 or jit.num_threads() != 2 or not isinstance(x, np.ndarray):
+        return None
+    dout, x = np.ascontiguousarray(dout), np.ascontiguousarray(x)
+    if not _compiled_loop(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev):
         return None
     _note("lstm_backward_step", "numba")
     reverse = len(order) > 1 and order[0] > order[-1]
@@ -234,17 +234,8 @@ def lstm_backward_overlapped(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev, or
                                  dw_ih, dw_hh, db, dw_ih_b, dw_hh_b, db_b, progress,
                                  chunk, split, reverse, _PATIENCE)
     for c in range(int(progress[1]), split):  # the second thread gave up waiting
-        r0, r1 = (c * chunk * n, min((c + 1) * chunk, t_len) * n)
-        if not reverse:
-            r0, r1 = t_len * n - r1, t_len * n - r0
-        g = g2[r0:r1]
-        if need_dx:
-            matmul(g, w_ih, dx[r0:r1])
-        first = c == 0
-        matmul(g.T, x2[r0:r1], dw_ih_b, accumulate=not first)
-        matmul(g.T, h2[r0:r1], dw_hh_b, accumulate=not first)
-        if bias:
-            db_b[...] = g.sum(axis=0) if first else db_b + g.sum(axis=0)
+        jit.lstm_chunk_products(g2, x2, h2, w_ih, dx, dw_ih_b, dw_hh_b, db_b, c, chunk,
+                                t_len, n, reverse, c == 0)
     if split > 0:
         dw_ih += dw_ih_b
         dw_hh += dw_hh_b

@@ -424,6 +424,15 @@ def _chunk_products(g2, x, h_prev, w_ih, dx, dw_ih, dw_hh, db, r0, r1, first):
                 db[j] += g2[r, j]
 
 
+@njit(nogil=True, cache=True)
+def lstm_chunk_products(g2, x, h_prev, w_ih, dx, dw_ih, dw_hh, db, c, chunk, t_len, n,
+                        reverse, first):
+    """Chunk ``c``'s products, as ``lstm_backward_overlapped`` makes them (its arguments;
+    ``t_len`` steps of ``n`` rows): for the chunks its second thread left to the caller."""
+    r0, r1 = _chunk_rows(c, chunk, t_len, n, reverse)
+    _chunk_products(g2, x, h_prev, w_ih, dx, dw_ih, dw_hh, db, r0, r1, first)
+
+
 @kernel(serial=False)  # the step's loop vectorises only in the parallel build
 def lstm_backward_overlapped(dout, dh, dc, a, coef, k, dg, w_hh, w_ih, x, h_prev, dx,
                              dw_ih, dw_hh, db, dw_ih_b, dw_hh_b, db_b, progress, chunk,
