@@ -274,8 +274,9 @@ def test_vml_forward_step_tanh_is_within_2_ulp(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n,threads", [(2, 2), (5, 2), (16, 2), (7, 3)])
 def test_vml_forward_step_adds_each_threads_product(dtype, n, threads):
-    # Given W_hh^T, each thread adds h_prev @ W_hh^T for its own rows: the step's results are those of the step after the whole product, up to the
-    # rounding of that product (each entry a float64-checked sum of h terms).
+    # Given W_hh^T, each thread adds h_prev @ W_hh^T for its own rows: the step's results
+    # are those of the step after the whole product, up to the rounding of that product
+    # (each entry a float64-checked sum of h terms).
     h = 37
     gates, c_prev, scale, shift, dscale = _step_inputs(n, h, dtype)
     rng = np.random.default_rng(8)
