@@ -16,8 +16,8 @@ interleaved in one process, so that a shared machine's load falls on all three a
 
 The switch is made by replacing what ``backend/rnn.py`` asks ``runtime`` and
 ``cpu.StepProducts``, and its two-thread schedules (nothing else changes). Blocks of
-``--iters`` steps; the minimum and first quartile over ``--rounds`` blocks are the numbers to compare (a block that met
-another process's work only gets slower).
+``--iters`` steps; the minimum and first quartile over ``--rounds`` blocks are the
+numbers to compare (a block that met another process's work only gets slower).
 
     python benchmarks/lstm_layer_ab.py --rounds 40 --json benchmarks/results/lstm-layer-ab.json
 """
