@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from tolerance import sum_bound
 
 import shendu as sd
 from shendu.backend import blas, cpu, jit, runtime
 from shendu.ops.conv import Conv2d
-from tolerance import sum_bound
 
 # the transforms' matrices (Lavin and Gray, 2016)
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
