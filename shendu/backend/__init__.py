@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda, runtime
-from .runtime import info, keep_freed_memory, trace_paths
+from .runtime import info, keep_freed_memory, set_winograd, trace_paths
 
 __all__ = ["Device", "get_array_module", "device_of", "to_device", "as_device", "cuda",
-           "info", "trace_paths", "keep_freed_memory"]
+           "info", "trace_paths", "keep_freed_memory", "set_winograd"]
 
 
 class Device:

@@ -556,11 +556,30 @@ TAPS_CONV_MIN_CHANNELS = 64
 # runs at full speed on 4x4 maps, and patches of at most COMPACT_CONV_CHUNK_BYTES beyond that.
 COMPACT_CONV_MIN_COLUMNS = 512
 COMPACT_CONV_CHUNK_BYTES = 1 << 20
+# Winograd's F(2x2, 3x3) (``jit/conv_winograd.py``) runs the forward of stride-1 3x3
+# convolutions with at least this many input and output channels: 2.25 times fewer
+# multiplications, whose saving its transforms eat below that (ResNet's 64-channel layer
+# on 32x32 maps ran slower than the taps kernel). Backward stays with the direct kernels.
+WINOGRAD_MIN_CHANNELS = 64
+# Tiles per chunk: enough for MKL's products (O, C) @ (C, tiles) to run at full speed
+# (16 tiles took twice as long as 64 on ResNet's 4x4 maps), few enough that a thread's
+# transformed tiles and products stay in its cache.
+WINOGRAD_CHUNK_TILES = 64
 
 
 def _conv_kernel(x, w, stride, groups, dilation, ow, pads) -> str | None:
-    """Which kernel runs a convolution whose output rows are ``ow`` wide: ``'wide'``,
-    ``'taps'``, ``'compact'``, or None (the NumPy reference)."""
+    """Which kernel runs the forward of a convolution whose output rows are ``ow`` wide:
+    ``'winograd'``, or the direct kernel that also runs its backward."""
+    if (w.shape[2:] == (3, 3) and stride == (1, 1) and dilation == (1, 1) and groups == 1
+            and min(w.shape[:2]) >= WINOGRAD_MIN_CHANNELS and runtime.winograd_on()
+            and jit.on_all(x, w) and runtime.mkl_loaded()):
+        return "winograd"
+    return _direct_kernel(x, w, stride, groups, dilation, ow, pads)
+
+
+def _direct_kernel(x, w, stride, groups, dilation, ow, pads) -> str | None:
+    """Which direct kernel runs a convolution (forward and backward) whose output rows are
+    ``ow`` wide: ``'wide'``, ``'taps'``, ``'compact'``, or None (the NumPy reference)."""
     if not (groups == 1 and jit.on_all(x, w) and runtime.mkl_loaded()):
         return None
     if stride != (1, 1):
@@ -647,13 +666,26 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
     if kind is None:
         _note("conv2d", "numpy")
         return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), None
-    _note("conv2d", "numba")
+    _note("conv2d", "winograd" if kind == "winograd" else "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
     out = np.empty((o, x.shape[0]) + tuple(out_hw), x.dtype)
     b = bias if bias is not None else np.empty(0, x.dtype)
     w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
-    if kind == "taps":
+    if kind == "winograd":
+        _, c, _, _ = w.shape
+        u_buffer = take(np, 16 * o * c, x.dtype)
+        u = u_buffer[:16 * o * c].reshape(16, c, o)
+        jit.winograd_filter(np.ascontiguousarray(w), u)
+        n = x.shape[0]
+        per_image = ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
+        chunk = max(1, min(-(-WINOGRAD_CHUNK_TILES // per_image), -(-n // jit.num_threads())))
+        threads = max(1, min(jit.num_threads(), -(-n // chunk)))
+        scratch = take(np, jit.winograd_scratch_size(c, o, chunk, *out_hw, threads), x.dtype)
+        jit.conv2d_forward_winograd(src, cm, u, b, relu, pads[0][0], pads[1][0], *out_hw,
+                                    chunk, threads, scratch, out.reshape(o, -1))
+        give(u_buffer)
+    elif kind == "taps":
         threads, size = _taps_plan(x, w, out_hw, dilation, False)
         scratch = take(np, size, x.dtype)
         jit.conv2d_forward_taps(src, cm, _tap_major(w), b, relu, kh, kw, *dilation, pads[0][0],
@@ -714,8 +746,10 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
     dilation, groups, needs, y, *args)``."""
     runtime.tick()
+    if kind == "winograd":  # (forward only: the gradients by the direct kernel)
+        kind = _direct_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads)
     takes = (_wide_takes(gt, w, stride, groups, dilation, gt.shape[3]) if kind == "wide" else
-             kind and _conv_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind)
+             kind and _direct_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind)
     if not takes:
         _note("conv2d_backward", "numpy")
         return numpy_grads(x, w, gt, stride, pads, dilation, groups, needs, y, *args)

@@ -63,7 +63,7 @@ __all__ = ["info", "trace_paths", "keep_freed_memory", "mkl", "mkl_loaded", "ker
            "set_kernels", "use", "kernel_threads", "kernels_parallel", "set_kernel_threads",
            "set_mkl_threads", "mkl_threads", "blas_controller", "one_blas_thread", "record",
            "openmp_wait_policy", "openmp_wait_state", "tick", "threads_chosen",
-           "threads_follow_load", "tuner_paused"]
+           "threads_follow_load", "tuner_paused", "winograd_on", "set_winograd"]
 
 
 def _env(name: str, default: str = "") -> str:
@@ -358,20 +358,42 @@ def set_kernels(flag: bool) -> bool:
     return before
 
 
+# Winograd's F(2x2, 3x3) for the forward of the 3x3 convolutions it suits
+# (``backend.cpu.WINOGRAD_MIN_CHANNELS``); SHENDU_WINOGRAD=0 keeps them on the direct kernels
+_winograd_on = _env("SHENDU_WINOGRAD", "1") != "0"
+
+
+def winograd_on() -> bool:
+    """Whether 3x3 convolutions may run by Winograd's F(2x2, 3x3) (``set_winograd``)."""
+    return _winograd_on
+
+
+def set_winograd(flag: bool) -> bool:
+    """Let 3x3 convolutions run by Winograd's minimal filtering, or keep every
+    convolution on the direct kernels (results then repeat the direct sum's rounding);
+    returns the previous setting."""
+    global _winograd_on
+    before, _winograd_on = _winograd_on, bool(flag)
+    return before
+
+
 @contextlib.contextmanager
-def use(*, kernels: bool | None = None, mkl: bool | None = None) -> Iterator[None]:
-    """Run the block with the compiled kernels and/or MKL's products on or off (tests
-    compare the paths); ``None`` leaves a setting as it is."""
-    global _mkl_on, _kernels_on, _kernels_why
-    before = _kernels_on, _kernels_why, _mkl_on
+def use(*, kernels: bool | None = None, mkl: bool | None = None,
+        winograd: bool | None = None) -> Iterator[None]:
+    """Run the block with the compiled kernels, MKL's products and/or Winograd's
+    convolutions on or off (tests compare the paths); ``None`` leaves a setting as it is."""
+    global _mkl_on, _kernels_on, _kernels_why, _winograd_on
+    before = _kernels_on, _kernels_why, _mkl_on, _winograd_on
     if kernels is not None:
         set_kernels(kernels)
     if mkl is not None:
         _mkl_on = bool(mkl)
+    if winograd is not None:
+        _winograd_on = bool(winograd)
     try:
         yield
     finally:
-        _kernels_on, _kernels_why, _mkl_on = before
+        _kernels_on, _kernels_why, _mkl_on, _winograd_on = before
 
 
 def setup_kernels() -> None:
@@ -722,6 +744,8 @@ def info() -> Info:
         openmp_nesting=("left as numba set it (SHENDU_OMP_NESTING=keep)"
                         if _env("SHENDU_OMP_NESTING") == "keep" else "one active level"),
         keep_freed_memory=_keeping,
+        winograd=("on: 3x3 stride-1 convolutions with 64+ channels, forward"
+                  if _winograd_on else "off (SHENDU_WINOGRAD=0 or set_winograd(False))"),
         fork_child=_forked,
         tracing=trace is not None,
     )

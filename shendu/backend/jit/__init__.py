@@ -41,7 +41,8 @@ __all__ = ["available", "enabled", "set_enabled", "use", "on", "on_all", "set_nu
            "num_threads", "parallel"]
 
 # Modules holding the kernels; their public names become attributes of this package.
-_KERNEL_MODULES = ("elementwise", "pool", "conv", "conv_compact", "conv_taps", "norm",
+_KERNEL_MODULES = ("elementwise", "pool", "conv", "conv_compact", "conv_taps", "conv_winograd",
+                   "norm",
                    "layer_norm", "optim", "mkl", "rnn", "loss", "activation", "attention",
                    "embeddings", "linear_chain")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
