@@ -95,24 +95,31 @@ def winograd_filter(w, u):
 
 
 @njit(**HELPER)
-def _channels_last(x, channel_major, n0, m, pt, pl, hp, half, xt):
+def _channels_last(x, channel_major, n0, m, pt, pl, hp, half, lines, xt):
     """Images ``n0 .. n0+m`` of ``x`` into ``xt`` (m, hp, 2, half, C) flat: padded pixel
     (r, q) of image n at [n, r, q % 2, q // 2], its channels side by side, the image's
-    pixel (y, x) at padded (y + pt, x + pl). The border is left as it is (zero)."""
+    pixel (y, x) at padded (y + pt, x + pl). The border is left as it is (zero).
+    ``lines`` (16, W): scratch. A block of 16 channels' rows is copied into it first (16
+    contiguous copies), then written pixel by pixel as runs of 16 channels."""
     c_ = x.shape[0] if channel_major else x.shape[1]
     h, w = x.shape[2], x.shape[3]
     xf = x.reshape(-1)
-    block = 16  # channels per pass: 16 planes read along a row, 16 channels written
+    block = lines.shape[0]
     for n in range(m):
         for r in range(h):
             row = (n * hp + pt + r) * 2
             for c0 in range(0, c_, block):
-                c1 = min(c0 + block, c_)
-                for c in range(c0, c1):
-                    src = _plane_at(x, channel_major, c, n0 + n) + r * w
+                nc = min(block, c_ - c0)
+                for cc in range(nc):
+                    src = xf[_plane_at(x, channel_major, c0 + cc, n0 + n) + r * w:]
+                    line = lines[cc]
                     for q in range(w):
-                        p = q + pl
-                        xt[((row + p % 2) * half + p // 2) * c_ + c] = xf[src + q]
+                        line[q] = src[q]
+                for q in range(w):
+                    p = q + pl
+                    dst = xt[((row + p % 2) * half + p // 2) * c_ + c0:]
+                    for cc in range(nc):
+                        dst[cc] = lines[cc, q]
 
 
 @njit(**HELPER)
@@ -130,6 +137,22 @@ def _difference(dst, d, a, sa, b, sb, n):
     dv, av, bv = dst[d:d + n], a[sa:sa + n], b[sb:sb + n]
     for e in range(n):
         dv[e] = av[e] - bv[e]
+
+
+@njit(**HELPER)
+def _add3(dst, d, a, sa, b, sb, c, sc, n):
+    """``dst[d:d+n] = a[sa:] + b[sb:] + c[sc:]`` over n elements."""
+    dv, av, bv, cv = dst[d:d + n], a[sa:sa + n], b[sb:sb + n], c[sc:sc + n]
+    for e in range(n):
+        dv[e] = av[e] + bv[e] + cv[e]
+
+
+@njit(**HELPER)
+def _sub3(dst, d, a, sa, b, sb, c, sc, n):
+    """``dst[d:d+n] = a[sa:] - b[sb:] - c[sc:]`` over n elements."""
+    dv, av, bv, cv = dst[d:d + n], a[sa:sa + n], b[sb:sb + n], c[sc:sc + n]
+    for e in range(n):
+        dv[e] = av[e] - bv[e] - cv[e]
 
 
 @njit(**HELPER)
@@ -180,10 +203,8 @@ def _output_tiles(mm, n0, m, bias, relu, oh, ow, th, tw, work, out):
             for b in range(4):  # rows of A^T M: m0 + m1 + m2, m1 - m2 - m3
                 s0 = b * stride + at
                 s1, s2, s3 = s0 + 4 * stride, s0 + 8 * stride, s0 + 12 * stride
-                _combine(work, b * n_tw, mm, s0, mm, s1, n_tw)
-                _combine(work, b * n_tw, work, b * n_tw, mm, s2, n_tw)
-                _difference(work, (4 + b) * n_tw, mm, s1, mm, s2, n_tw)
-                _difference(work, (4 + b) * n_tw, work, (4 + b) * n_tw, mm, s3, n_tw)
+                _add3(work, b * n_tw, mm, s0, mm, s1, mm, s2, n_tw)
+                _sub3(work, (4 + b) * n_tw, mm, s1, mm, s2, mm, s3, n_tw)
             for a in range(2):  # columns, then the bias and ReLU
                 y = 2 * k + a
                 if y >= oh:
@@ -191,10 +212,8 @@ def _output_tiles(mm, n0, m, bias, relu, oh, ow, th, tw, work, out):
                 t0, t1, t2, t3 = (4 * a) * n_tw, (4 * a + 1) * n_tw, (4 * a + 2) * n_tw, \
                     (4 * a + 3) * n_tw
                 left, right = 8 * n_tw, 9 * n_tw
-                _combine(work, left, work, t0, work, t1, n_tw)
-                _combine(work, left, work, left, work, t2, n_tw)
-                _difference(work, right, work, t1, work, t2, n_tw)
-                _difference(work, right, work, right, work, t3, n_tw)
+                _add3(work, left, work, t0, work, t1, work, t2, n_tw)
+                _sub3(work, right, work, t1, work, t2, work, t3, n_tw)
                 lv, rv = work[left:left + n_tw], work[right:right + n_tw]
                 if bias.size or relu:
                     for t in range(tw):
@@ -244,10 +263,11 @@ def conv2d_forward_winograd(x, channel_major, u, bias, relu, pt, pl, oh, ow, chu
         xt, v = mine[:n_xt], mine[n_xt:n_xt + n_v]
         mm, work = mine[n_xt + n_v:n_xt + n_v + n_m], mine[n_xt + n_v + n_m:per]
         xt[:] = 0  # the borders stay zero: the padding
+        lines = np.empty((16, x.shape[3]), x.dtype)
         for n0 in range(t * chunk, n_img, threads * chunk):
             m = min(chunk, n_img - n0)
             tiles = m * th * tw
-            _channels_last(x, channel_major, n0, m, pt, pl, hp, half, xt)
+            _channels_last(x, channel_major, n0, m, pt, pl, hp, half, lines, xt)
             _input_tiles(xt, m, th, tw, hp, c_, work, v)
             for xi in range(16):  # M[xi] (tiles, O) = V[xi] (tiles, C) @ U[xi] (C, O)
                 _gemm(_N, _N, tiles, o_, c_, v[xi * (tiles * c_ + _SKEW):], c_, u[xi], o_,
