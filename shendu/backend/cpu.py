@@ -150,7 +150,23 @@ def _numpy_matmul(a, b, out, accumulate):
     return _xp(a).matmul(a, b, out=out)
 
 
-# ---------------------------------------------------------------------- relu
+# ---------------------------------------------------------------------- add, relu
+def add(a, b):
+    """``a + b``. Two large float arrays of one shape, dtype and layout (C-contiguous, or
+    both channel-major, as convolutions leave them) are added by a kernel on every
+    thread; anything else (broadcasting, mixed layouts, CuPy) by NumPy's ``+``."""
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape
+            and a.strides == b.strides and a.size >= KERNEL_MIN and jit.on_all(a, b)):
+        fa, fb = _flat(a), _flat(b)
+        if fa is not None and fb is not None:
+            _note("add", "numba")
+            out = np.empty_like(a)  # a's layout: its flat view lines up with fa's
+            jit.add_forward(fa, fb, _flat(out))
+            return out
+    _note("add", "numpy")
+    return a + b
+
+
 def _flat(a):
     """A 1-D view of ``a`` in storage order, when it is C-contiguous or a channel-major
     (N, C, H, W) array (stored as (C, N, H, W)); else None."""

@@ -39,7 +39,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
-        return a + b
+        return cpu.add(a, b)
 
     @staticmethod
     def backward(ctx, g):

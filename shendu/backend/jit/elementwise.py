@@ -119,6 +119,14 @@ def relu_forward(x, out):
 
 
 @kernel
+def add_forward(a, b, out):
+    """``out = a + b`` for 1-D arrays of one size (the residual connections' large adds,
+    split over the threads where NumPy's add runs on one)."""
+    for i in prange(a.size):
+        out[i] = a[i] + b[i]
+
+
+@kernel
 def relu_backward(g, y, out):
     """``out = g where y > 0 else 0`` for the ReLU's output ``y`` (PyTorch's rule: a NaN
     gradient at a unit that is off is dropped)."""
