@@ -135,19 +135,15 @@ def main(argv=None) -> int:
               f"  p25 {s['p25'] * 1e6:6.0f}  median {s['median'] * 1e6:6.0f}")
     if args.json:
         sys.path.insert(0, str(ROOT))
-        from shendu._bench_report import machine_info
-        doc = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "command": "python benchmarks/ddp_comm_ab.py "
-                          + " ".join(argv if argv is not None else sys.argv[1:]),
-               "commit": machine_info().get("git_commit"), "machine": machine_info(),
-               "trees": {t: _git_commit(t) for t in trees},
-               "load_before": load_before, "load_after": os.getloadavg(),
-               "settings": {"steps": args.steps, "rounds": args.rounds, "ranks": 2,
-                            "threads_per_rank": 1,
-                            "gradient_bytes": 4 * sum(math.prod(s) for s in SHAPES)},
-               "summary": summary, "runs": runs}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        from shendu._bench_report import write_script_json
+        write_script_json(
+            args.json, "python benchmarks/ddp_comm_ab.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]), load_before,
+            trees={t: _git_commit(t) for t in trees},
+            settings={"steps": args.steps, "rounds": args.rounds, "ranks": 2,
+                      "threads_per_rank": 1,
+                      "gradient_bytes": 4 * sum(math.prod(s) for s in SHAPES)},
+            summary=summary, runs=runs)
     return 0
 
 

@@ -115,16 +115,12 @@ def main(argv=None) -> int:
         print(f"{name:18} median {med * 1e6:5.0f} µs  (quartiles {q1 * 1e6:.0f}-{q3 * 1e6:.0f})")
     if args.json:
         sys.path.insert(0, str(ROOT))
-        from shendu._bench_report import machine_info
-        doc = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "command": "python benchmarks/ddp_unit_sums.py "
-                          + " ".join(argv if argv is not None else sys.argv[1:]),
-               "commit": machine_info().get("git_commit"), "machine": machine_info(),
-               "load_before": load_before, "load_after": os.getloadavg(),
-               "settings": {"reps": args.reps, "gradient_floats": SIZES},
-               "summary": summary, "times_s": times}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        from shendu._bench_report import write_script_json
+        write_script_json(
+            args.json, "python benchmarks/ddp_unit_sums.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]), load_before,
+            settings={"reps": args.reps, "gradient_floats": SIZES},
+            summary=summary, times_s=times)
     return 0
 
 

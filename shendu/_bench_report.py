@@ -231,6 +231,20 @@ def write_json(path: str | Path, results: Sequence[bench.Result], cfg: bench.Con
     os.replace(tmp, path)
 
 
+def write_script_json(path: str | Path, command: str, load_before, **fields) -> None:
+    """A benchmark script's results file: when, its command, the commit and machine, the
+    load before and after, then ``fields``; atomic (temp file, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    doc = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command,
+           "commit": machine.get("git_commit"), "machine": machine,
+           "load_before": load_before, "load_after": os.getloadavg(), **fields}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="shendu bench", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,

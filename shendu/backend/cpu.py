@@ -155,8 +155,9 @@ def add(a, b):
     """``a + b``. Two large float arrays of one shape, dtype and layout (C-contiguous, or
     both channel-major, as convolutions leave them) are added by a kernel on every
     thread; anything else (broadcasting, mixed layouts, CuPy) by NumPy's ``+``."""
-    if (type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape
-            and a.strides == b.strides and a.size >= KERNEL_MIN and jit.on_all(a, b)):
+    # (cheapest tests first: every add of small tensors passes through here)
+    if (type(a) is np.ndarray and a.size >= KERNEL_MIN and type(b) is np.ndarray
+            and a.shape == b.shape and a.strides == b.strides and jit.on_all(a, b)):
         fa, fb = _flat(a), _flat(b)
         if fa is not None and fb is not None:
             _note("add", "numba")
