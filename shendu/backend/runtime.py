@@ -744,7 +744,8 @@ def info() -> Info:
         openmp_nesting=("left as numba set it (SHENDU_OMP_NESTING=keep)"
                         if _env("SHENDU_OMP_NESTING") == "keep" else "one active level"),
         keep_freed_memory=_keeping,
-        winograd=("on: 3x3 stride-1 convolutions with 64+ channels, forward"
+        winograd=("on: the forward of 3x3 stride-1 convolutions with enough channels "
+                  "(backend.cpu.WINOGRAD_MIN_CHANNELS)"
                   if _winograd_on else "off (SHENDU_WINOGRAD=0 or set_winograd(False))"),
         fork_child=_forked,
         tracing=trace is not None,
