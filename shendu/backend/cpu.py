@@ -576,7 +576,8 @@ COMPACT_CONV_CHUNK_BYTES = 1 << 20
 # Winograd's F(2x2, 3x3) (``jit/conv_winograd.py``) runs the forward of stride-1 3x3
 # convolutions with at least this many input and output channels: 2.25 times fewer
 # multiplications, whose saving its transforms eat below that (ResNet's 64-channel layer
-# on 32x32 maps ran slower than the taps kernel). Backward stays with the direct kernels.
+# on 32x32 maps ran slower than the taps kernel), and of their input gradients; the weight
+# gradients stay with the direct kernels.
 WINOGRAD_MIN_CHANNELS = 64
 # Tiles per chunk: enough for MKL's products (O, C) @ (C, tiles) to run at full speed
 # (16 tiles took twice as long as 64 on ResNet's 4x4 maps), few enough that a thread's
@@ -684,25 +685,15 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
         _note("conv2d", "numpy")
         return numpy_conv(x, w, bias, stride, pads, dilation, groups, out_hw, relu, *args), None
     _note("conv2d", "winograd" if kind == "winograd" else "numba")
-    src, cm = _storage(x)
     o, _, kh, kw = w.shape
     out = np.empty((o, x.shape[0]) + tuple(out_hw), x.dtype)
     b = bias if bias is not None else np.empty(0, x.dtype)
-    w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
     if kind == "winograd":
-        _, c, _, _ = w.shape
-        u_buffer = take(np, 16 * o * c, x.dtype)
-        u = u_buffer[:16 * o * c].reshape(16, c, o)
-        jit.winograd_filter(np.ascontiguousarray(w), u)
-        n = x.shape[0]
-        per_image = ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
-        chunk = max(1, min(-(-WINOGRAD_CHUNK_TILES // per_image), -(-n // jit.num_threads())))
-        threads = max(1, min(jit.num_threads(), -(-n // chunk)))
-        scratch = take(np, jit.winograd_scratch_size(c, o, chunk, *out_hw, threads), x.dtype)
-        jit.conv2d_forward_winograd(src, cm, u, b, relu, pads[0][0], pads[1][0], *out_hw,
-                                    chunk, threads, scratch, out.reshape(o, -1))
-        give(u_buffer)
-    elif kind == "taps":
+        _winograd(x, w, False, b, relu, pads[0][0], pads[1][0], out_hw, out.reshape(o, -1))
+        return out, kind
+    src, cm = _storage(x)
+    w2 = np.ascontiguousarray(w.reshape(o, -1))  # MKL reads it with row stride C*kh*kw
+    if kind == "taps":
         threads, size = _taps_plan(x, w, out_hw, dilation, False)
         scratch = take(np, size, x.dtype)
         jit.conv2d_forward_taps(src, cm, _tap_major(w), b, relu, kh, kw, *dilation, pads[0][0],
@@ -720,6 +711,27 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
                            pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
     give(scratch)
     return out, kind
+
+
+def _winograd(x, w, turned, bias, relu, pt, pl, out_hw, out):
+    """``out`` (channels, N*OH*OW) = the stride-1 3x3 convolution of ``x`` (padded ``pt``
+    above, ``pl`` left) by ``w``'s filters, or (``turned``) by them turned 180 degrees
+    with their channels swapped, by Winograd's F(2x2, 3x3)."""
+    src, cm = _storage(x)
+    o, c = w.shape[:2]
+    c_in, c_out = (o, c) if turned else (c, o)
+    u_buffer = take(np, 16 * o * c, x.dtype)
+    u = u_buffer[:16 * o * c].reshape(16, c_in, c_out)
+    jit.winograd_filter(np.ascontiguousarray(w), turned, u)
+    n = x.shape[0]
+    per_image = ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
+    chunk = max(1, min(-(-WINOGRAD_CHUNK_TILES // per_image), -(-n // jit.num_threads())))
+    threads = max(1, min(jit.num_threads(), -(-n // chunk)))
+    scratch = take(np, jit.winograd_scratch_size(c_in, c_out, chunk, *out_hw, threads), x.dtype)
+    jit.conv2d_forward_winograd(src, cm, u, bias, relu, pt, pl, *out_hw, chunk, threads,
+                                scratch, out)
+    give(scratch)
+    give(u_buffer)
 
 
 def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, relu,
@@ -763,8 +775,16 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
     dilation, groups, needs, y, *args)``."""
     runtime.tick()
-    if kind == "winograd":  # (forward only: the gradients by the direct kernel)
+    if kind == "winograd":  # dX by Winograd too where its padding allows, dW directly
         kind = _direct_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads)
+        if needs[0] and max(pads[0] + pads[1]) <= 2:
+            gx = _winograd_input_grad(x, w, gt, pads, y)
+            if not needs[1]:
+                return gx, None, gt.reshape(gt.shape[0], -1).sum(axis=1)
+            _, gw, gb = conv2d_backward(x, w, gt, stride, pads, dilation, groups,
+                                        (False,) + tuple(needs[1:]), y, kind, numpy_grads,
+                                        *args)
+            return gx, gw, gb
     takes = (_wide_takes(gt, w, stride, groups, dilation, gt.shape[3]) if kind == "wide" else
              kind and _direct_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads) == kind)
     if not takes:
@@ -809,6 +829,20 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)
     return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
+
+
+def _winograd_input_grad(x, w, gt, pads, y):
+    """dX (C, N, H, W) of a stride-1 3x3 convolution from its channel-major output gradient
+    ``gt`` (masked where the fused ReLU's output ``y`` is off): the convolution of ``gt``,
+    padded by 2 - p, with the filters turned and their channels swapped."""
+    _note("conv2d_backward", "winograd")
+    if y is not None:
+        gt = relu_grad(gt, y)
+    n, c, h, wd = x.shape
+    gx = np.empty((c, n, h, wd), x.dtype)
+    _winograd(gt.transpose(1, 0, 2, 3), w, True, np.empty(0, x.dtype), False,
+              2 - pads[0][0], 2 - pads[1][0], (h, wd), gx.reshape(c, -1))
+    return gx
 
 
 # ---------------------------------------------------------------------- batch norm

@@ -1,6 +1,6 @@
-"""Winograd's F(2x2, 3x3) forward (``backend/jit/conv_winograd.py``): which convolutions
-take it, and that it computes the convolution, checked against a direct sum in float64
-with a bound derived from the transforms' arithmetic."""
+"""Winograd's F(2x2, 3x3) (``backend/jit/conv_winograd.py``): which convolutions take it,
+and that it computes the convolution and its input gradient, checked against a direct sum
+in float64 with a bound derived from the transforms' arithmetic."""
 import os
 import subprocess
 import sys
@@ -104,26 +104,77 @@ def test_winograd_with_fused_relu_channel_major_input_and_asymmetric_padding():
     _check(y.numpy(), x.numpy(), w.numpy(), b.numpy(), pads, relu=True)
 
 
-def test_gradients_after_a_winograd_forward_come_from_the_direct_kernel(kernel_spy):
-    """Backward runs the direct kernel the convolution would have run (the gradients of
-    F(2x2, 3x3) are no cheaper): equal to the NumPy path's in float64."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((0, 0), (0, 0)), ((2, 2), (2, 2)),
+                                  ((0, 2), (1, 0))])
+def test_input_gradient_by_winograd_weight_gradient_by_the_direct_kernel(kernel_spy, dtype,
+                                                                          pads):
+    """dX is the convolution of the output gradient, padded by 2 - p, with the filters
+    turned 180 degrees and their channels swapped: checked against that sum in float64
+    with the same bound as the forward. dW comes from the direct kernel the forward would
+    have run: equal to the NumPy path's."""
     _needs_kernels()
     rng = np.random.default_rng(2)
-    x = sd.tensor(rng.standard_normal((2, 64, 6, 6)), requires_grad=True)
-    w = sd.tensor(rng.standard_normal((64, 64, 3, 3)) / 24, requires_grad=True)
-    g = rng.standard_normal((2, 64, 6, 6))
+    x = sd.tensor(rng.standard_normal((2, 72, 6, 7)).astype(dtype), requires_grad=True)
+    w = sd.tensor((rng.standard_normal((64, 72, 3, 3)) / 24).astype(dtype), requires_grad=True)
+    y = Conv2d.apply(x, w, stride=(1, 1), pads=pads, dilation=(1, 1), groups=1)
+    g = rng.standard_normal(y.shape).astype(dtype)
     calls = kernel_spy("conv2d_forward_winograd", "conv2d_backward_compact",
                        "conv2d_backward_taps", "conv2d_backward")
-    (sd.nn.functional.conv2d(x, w, padding=1) * sd.tensor(g)).sum().backward()
-    assert calls[0] == "conv2d_forward_winograd" and len(calls) == 2
-    kind = cpu._direct_kernel(x.detach().numpy(), w.detach().numpy(), (1, 1), 1, (1, 1), 6,
-                              ((1, 1), (1, 1)))
-    assert calls[1] == "conv2d_backward" + ("" if kind == "wide" else "_" + kind)
+    with runtime.trace_paths() as log:
+        (y * sd.tensor(g)).sum().backward()
+    assert ("conv2d_backward", "winograd") in log
+    kind = cpu._direct_kernel(g.transpose(1, 0, 2, 3), w.detach().numpy(), (1, 1), 1, (1, 1),
+                              g.shape[3], pads)
+    assert calls == ["conv2d_forward_winograd",
+                     "conv2d_backward" + ("" if kind == "wide" else "_" + kind)]
+    turned = w.detach().numpy().transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    _check(x.grad.numpy(), g, turned, None, tuple((2 - a, 2 - b) for a, b in pads))
     with runtime.use(kernels=False):
-        x2, w2 = (sd.tensor(t.detach().numpy(), requires_grad=True) for t in (x, w))
-        (sd.nn.functional.conv2d(x2, w2, padding=1) * sd.tensor(g)).sum().backward()
+        x2, w2 = (sd.tensor(np.asarray(t.detach().numpy(), np.float64), requires_grad=True)
+                  for t in (x, w))
+        y2 = Conv2d.apply(x2, w2, stride=(1, 1), pads=pads, dilation=(1, 1), groups=1)
+        (y2 * sd.tensor(g.astype(np.float64))).sum().backward()
+    # dW: the direct kernel's sum of N*OH*OW products per weight, against float64
+    scale = np.abs(g).sum(axis=(0, 2, 3))[:, None, None, None] * np.abs(x.detach().numpy()).max()
+    bound = sum_bound(g.shape[0] * g.shape[2] * g.shape[3], scale, dtype)
+    assert (np.abs(w.grad.numpy() - w2.grad.numpy()) <= bound).all()
+
+
+def test_input_gradient_through_a_fused_relu_and_with_frozen_weights():
+    """The fused ReLU's zeros mask the output gradient before the turned convolution; with
+    the weights frozen only dX is formed (no weight-gradient pass)."""
+    _needs_kernels()
+    rng = np.random.default_rng(6)
+    x = sd.tensor(rng.standard_normal((3, 64, 5, 6)), requires_grad=True)
+    w = sd.tensor(rng.standard_normal((64, 64, 3, 3)) / 24)
+    b = sd.tensor(rng.standard_normal(64))
+    pads = ((1, 1), (1, 1))
+    y = Conv2d.apply(x, w, b, stride=(1, 1), pads=pads, dilation=(1, 1), groups=1, relu=True)
+    g = rng.standard_normal(y.shape)
+    with runtime.trace_paths() as log:
+        (y * sd.tensor(g)).sum().backward()
+    assert ("conv2d_backward", "winograd") in log and ("conv2d_backward", "numba") not in log
+    masked = np.where(y.detach().numpy() > 0, g, 0)
+    assert (masked == 0).any() and (masked != 0).any()
+    turned = w.numpy().transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    _check(x.grad.numpy(), masked, turned, None, ((1, 1), (1, 1)))
+
+
+def test_wide_padding_takes_the_direct_kernel_for_the_input_gradient():
+    """Padding 3 would need the output gradient padded by -1: dX stays direct."""
+    _needs_kernels()
+    rng = np.random.default_rng(7)
+    x = sd.tensor(rng.standard_normal((2, 64, 4, 4)), requires_grad=True)
+    w = sd.tensor(rng.standard_normal((64, 64, 3, 3)) / 24, requires_grad=True)
+    y = sd.nn.functional.conv2d(x, w, padding=3)
+    with runtime.trace_paths() as log:
+        y.sum().backward()
+    assert ("conv2d_backward", "winograd") not in log
+    with runtime.use(kernels=False):
+        x2 = sd.tensor(x.detach().numpy(), requires_grad=True)
+        sd.nn.functional.conv2d(x2, w.detach(), padding=3).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(w.grad.numpy(), w2.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("o,c,stride,dilation", [(63, 64, 1, 1),   # too few output channels
@@ -162,12 +213,18 @@ def test_winograd_can_be_turned_off():
     assert out.startswith("off")
 
 
-def test_filter_transform_is_g_g_gt():
+@pytest.mark.parametrize("turned", [False, True])
+def test_filter_transform_is_g_g_gt(turned):
+    """(16, C, O) G g G^T of each filter; turned, (16, O, C) of each filter turned 180
+    degrees (the input gradient's products)."""
     _needs_kernels()
     rng = np.random.default_rng(5)
     w = rng.standard_normal((20, 17, 3, 3))
-    u = np.empty((16, 17, 20))
-    jit.winograd_filter(w, u)
-    want = np.einsum("ij,ocjk,lk->ilco", G, w, G).reshape(16, 17, 20)
-    scale = np.einsum("ij,ocjk,lk->ilco", np.abs(G), np.abs(w), np.abs(G)).reshape(16, 17, 20)
+    g = w[:, :, ::-1, ::-1] if turned else w
+    spec = "ij,ocjk,lk->iloc" if turned else "ij,ocjk,lk->ilco"
+    shape = (16, 20, 17) if turned else (16, 17, 20)
+    u = np.empty(shape)
+    jit.winograd_filter(w, turned, u)
+    want = np.einsum(spec, G, g, G).reshape(shape)
+    scale = np.einsum(spec, np.abs(G), np.abs(g), np.abs(G)).reshape(shape)
     assert (np.abs(u - want) <= sum_bound(6, scale, np.float64)).all()

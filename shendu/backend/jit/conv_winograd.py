@@ -27,7 +27,13 @@ or odd half of such a row and the same half one column on (``_input_tiles``). Th
 transform works on the products the same way and writes the output block rows back
 channel-major, with the bias and ReLU (``_output_tiles``). Layouts as in ``conv.py``: the
 input's C-contiguous storage is (C, N, H, W) when ``channel_major`` else (N, C, H, W); the
-output is (O, N*OH*OW). Backward runs through the direct kernels (``backend.cpu``).
+output is (O, N*OH*OW).
+
+The input gradient of a stride-1 convolution is a convolution too: of the output
+gradient, padded by 2 - p, with every filter turned 180 degrees and the channels swapped
+(O in, C out). ``winograd_filter(w, turned=True, ...)`` transforms those filters from
+``w`` as it stands, and the same kernel runs it. The weight gradient runs through the
+direct kernels (``backend.cpu``).
 """
 from __future__ import annotations
 
@@ -64,34 +70,44 @@ def winograd_scratch_size(c, o, chunk, oh, ow, threads) -> int:
 
 
 @kernel
-def winograd_filter(w, u):
-    """``u`` (16, C, O) = G g G^T for each (O, C, 3, 3) filter g of ``w`` (C-contiguous),
-    position ``xi = 4*row + column`` of the 4x4 result first."""
+def winograd_filter(w, turned, u):
+    """G g G^T for each (O, C, 3, 3) filter g of ``w`` (C-contiguous), position ``xi =
+    4*row + column`` of the 4x4 result first: ``u`` (16, C, O), the (in, out) products of
+    the convolution by ``w``; with ``turned``, ``u`` (16, O, C) for each filter turned 180
+    degrees, the products of the convolution that gives the input gradient (O channels
+    in, C out). Each input (each output, ``turned``) channel's filters are gathered into
+    tap-major rows, so that the transform runs along them, vectorised."""
     o_, c_ = w.shape[0], w.shape[1]
     wf = w.reshape(-1)
     half = w.dtype.type(0.5)
-    for c in prange(c_):
-        taps = np.empty((9, o_), w.dtype)  # this input channel's filters, tap-major
-        for o in range(o_):
-            for k in range(9):
-                taps[k, o] = wf[(o * c_ + c) * 9 + k]
-        g = np.empty((3, o_), w.dtype)
+    for i in prange(o_ if turned else c_):
+        n = c_ if turned else o_
+        taps = np.empty((9, n), w.dtype)
+        if turned:  # output channel i's filters, read in order, last tap first
+            for j in range(n):
+                for k in range(9):
+                    taps[k, j] = wf[(i * c_ + j) * 9 + 8 - k]
+        else:  # input channel i's filters, one from each output channel
+            for j in range(n):
+                for k in range(9):
+                    taps[k, j] = wf[(j * c_ + i) * 9 + k]
+        g = np.empty((3, n), w.dtype)
         for r in range(4):  # row r of G g, then row r of (G g) G^T
             for k in range(3):
                 if r == 0 or r == 3:
                     src = taps[k] if r == 0 else taps[6 + k]
-                    for o in range(o_):
-                        g[k, o] = src[o]
+                    for j in range(n):
+                        g[k, j] = src[j]
                 else:
                     sign = half if r == 1 else -half
-                    for o in range(o_):
-                        g[k, o] = half * (taps[k, o] + taps[6 + k, o]) + sign * taps[3 + k, o]
-            for o in range(o_):
-                a0, a1, a2 = g[0, o], g[1, o], g[2, o]
-                u[4 * r, c, o] = a0
-                u[4 * r + 1, c, o] = half * (a0 + a2) + half * a1
-                u[4 * r + 2, c, o] = half * (a0 + a2) - half * a1
-                u[4 * r + 3, c, o] = a2
+                    for j in range(n):
+                        g[k, j] = half * (taps[k, j] + taps[6 + k, j]) + sign * taps[3 + k, j]
+            for j in range(n):  # (indexed, not through views: views in a prange loop
+                a0, a1, a2 = g[0, j], g[1, j], g[2, j]  # count as aliases, and stop LLVM)
+                u[4 * r, i, j] = a0
+                u[4 * r + 1, i, j] = half * (a0 + a2) + half * a1
+                u[4 * r + 2, i, j] = half * (a0 + a2) - half * a1
+                u[4 * r + 3, i, j] = a2
 
 
 @njit(**HELPER)
@@ -247,9 +263,9 @@ def _output_tiles(mm, n0, m, bias, relu, oh, ow, th, tw, work, out):
 @kernel
 def conv2d_forward_winograd(x, channel_major, u, bias, relu, pt, pl, oh, ow, chunk, threads,
                             scratch, out):
-    """``out`` (O, N*OH*OW) = the stride-1 3x3 convolution of ``x`` whose filters
-    ``winograd_filter`` turned into ``u`` (16, C, O), plus ``bias`` unless it is empty,
-    then a ReLU if ``relu``, on up to ``threads`` threads, ``chunk`` images at a time.
+    """``out`` (O, N*OH*OW) = the stride-1 3x3 convolution of ``x`` (C channels) by the
+    filters ``winograd_filter`` transformed into ``u`` (16, C, O), plus ``bias`` unless it
+    is empty, then a ReLU if ``relu``, on up to ``threads`` threads, ``chunk`` images at a time.
     ``scratch``: ``winograd_scratch_size`` elements."""
     n_img = x.shape[1] if channel_major else x.shape[0]
     _, c_, o_ = u.shape
