@@ -771,13 +771,15 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     (O, N, OH, OW): gx as (C, N, H, W) (None unless ``needs[0]``), gw shaped like ``w``
     (None unless ``needs[1]``), gb the bias gradient (the kernels always form it; the
     reference only when a third input needs it); ``y`` the forward's output when it ended in
-    a ReLU. By the kernel the forward ran (``kind``, ``'wide'`` or ``'compact'``) when it
-    takes ``gt``, else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
+    a ReLU. By the kernel the forward ran (``kind``: ``'wide'``, ``'taps'`` or ``'compact'``;
+    after ``'winograd'``, dX by Winograd and dW by the direct kernel) when it takes ``gt``,
+    else by the op's NumPy reference ``numpy_grads(x, w, gt, stride, pads,
     dilation, groups, needs, y, *args)``."""
     runtime.tick()
     if kind == "winograd":  # dX by Winograd too where its padding allows, dW directly
         kind = _direct_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads)
-        if needs[0] and max(pads[0] + pads[1]) <= 2:
+        if (needs[0] and max(pads[0] + pads[1]) <= 2  # (and the switches still let it)
+                and _conv_kernel(x, w, stride, groups, dilation, x.shape[3], pads) == "winograd"):
             gx = _winograd_input_grad(x, w, gt, pads, y)
             if not needs[1]:
                 return gx, None, gt.reshape(gt.shape[0], -1).sum(axis=1)

@@ -358,7 +358,7 @@ def set_kernels(flag: bool) -> bool:
     return before
 
 
-# Winograd's F(2x2, 3x3) for the forward of the 3x3 convolutions it suits
+# Winograd's F(2x2, 3x3) for the forward and input gradient of the 3x3 convolutions it suits
 # (``backend.cpu.WINOGRAD_MIN_CHANNELS``); SHENDU_WINOGRAD=0 keeps them on the direct kernels
 _winograd_on = _env("SHENDU_WINOGRAD", "1") != "0"
 
@@ -744,7 +744,8 @@ def info() -> Info:
         openmp_nesting=("left as numba set it (SHENDU_OMP_NESTING=keep)"
                         if _env("SHENDU_OMP_NESTING") == "keep" else "one active level"),
         keep_freed_memory=_keeping,
-        winograd=("on: the forward of 3x3 stride-1 convolutions with enough channels "
+        winograd=("on: the forward and input gradient of 3x3 stride-1 convolutions with "
+                  "enough channels "
                   "(backend.cpu.WINOGRAD_MIN_CHANNELS)"
                   if _winograd_on else "off (SHENDU_WINOGRAD=0 or set_winograd(False))"),
         fork_child=_forked,

@@ -177,6 +177,22 @@ def test_wide_padding_takes_the_direct_kernel_for_the_input_gradient():
     np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+def test_input_gradient_follows_the_switch_at_backward_time():
+    """Winograd turned off between the forward and the backward: dX by the direct kernel."""
+    _needs_kernels()
+    rng = np.random.default_rng(8)
+    x = sd.tensor(rng.standard_normal((2, 64, 6, 6)), requires_grad=True)
+    w = sd.tensor(rng.standard_normal((64, 64, 3, 3)) / 24)
+    y = sd.nn.functional.conv2d(x, w, padding=1)
+    with runtime.use(winograd=False), runtime.trace_paths() as log:
+        y.sum().backward()
+    assert ("conv2d_backward", "numba") in log and ("conv2d_backward", "winograd") not in log
+    with runtime.use(kernels=False):
+        x2 = sd.tensor(x.detach().numpy(), requires_grad=True)
+        sd.nn.functional.conv2d(x2, w, padding=1).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("o,c,stride,dilation", [(63, 64, 1, 1),   # too few output channels
                                                  (64, 32, 1, 1),   # too few input channels
                                                  (64, 64, 2, 1),   # strided
