@@ -80,8 +80,8 @@ def winograd_filter(w, turned, u):
     o_, c_ = w.shape[0], w.shape[1]
     wf = w.reshape(-1)
     half = w.dtype.type(0.5)
-    for i in prange(o_ if turned else c_):
-        n = c_ if turned else o_
+    outer, n = (o_, c_) if turned else (c_, o_)
+    for i in prange(outer):
         taps = np.empty((9, n), w.dtype)
         if turned:  # output channel i's filters, read in order, last tap first
             for j in range(n):
