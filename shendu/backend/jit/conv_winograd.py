@@ -102,8 +102,10 @@ def winograd_filter(w, turned, u):
                     sign = half if r == 1 else -half
                     for j in range(n):
                         g[k, j] = half * (taps[k, j] + taps[6 + k, j]) + sign * taps[3 + k, j]
-            for j in range(n):  # (indexed, not through views: views in a prange loop
-                a0, a1, a2 = g[0, j], g[1, j], g[2, j]  # count as aliases, and stop LLVM)
+            # u indexed, not through views: views made in a prange loop count as aliases
+            # of its arrays, and LLVM then leaves the loop unvectorised
+            for j in range(n):
+                a0, a1, a2 = g[0, j], g[1, j], g[2, j]
                 u[4 * r, i, j] = a0
                 u[4 * r + 1, i, j] = half * (a0 + a2) + half * a1
                 u[4 * r + 2, i, j] = half * (a0 + a2) - half * a1
