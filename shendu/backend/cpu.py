@@ -780,11 +780,14 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
         kind = _direct_kernel(gt, w, stride, groups, dilation, gt.shape[3], pads)
         if (needs[0] and max(pads[0] + pads[1]) <= 2  # (and the switches still let it)
                 and _conv_kernel(x, w, stride, groups, dilation, x.shape[3], pads) == "winograd"):
-            gx = _winograd_input_grad(x, w, gt, pads, y)
-            if not needs[1]:
-                return gx, None, gt.reshape(gt.shape[0], -1).sum(axis=1)
+            if y is not None:  # the fused ReLU's mask, applied once for both gradients
+                gt, y = relu_grad(gt, y), None
+            gx = _winograd_input_grad(x, w, gt, pads)
+            if not needs[1]:  # frozen weights: no dW pass
+                wants_b = len(needs) > 2 and needs[2]
+                return gx, None, gt.reshape(gt.shape[0], -1).sum(axis=1) if wants_b else None
             _, gw, gb = conv2d_backward(x, w, gt, stride, pads, dilation, groups,
-                                        (False,) + tuple(needs[1:]), y, kind, numpy_grads,
+                                        (False,) + tuple(needs[1:]), None, kind, numpy_grads,
                                         *args)
             return gx, gw, gb
     takes = (_wide_takes(gt, w, stride, groups, dilation, gt.shape[3]) if kind == "wide" else
@@ -833,13 +836,11 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     return (gx if want_x else None), (gw if needs[1] else None), bias_parts.sum(axis=0)
 
 
-def _winograd_input_grad(x, w, gt, pads, y):
+def _winograd_input_grad(x, w, gt, pads):
     """dX (C, N, H, W) of a stride-1 3x3 convolution from its channel-major output gradient
-    ``gt`` (masked where the fused ReLU's output ``y`` is off): the convolution of ``gt``,
-    padded by 2 - p, with the filters turned and their channels swapped."""
+    ``gt``: the convolution of ``gt``, padded by 2 - p, with the filters turned and their
+    channels swapped."""
     _note("conv2d_backward", "winograd")
-    if y is not None:
-        gt = relu_grad(gt, y)
     n, c, h, wd = x.shape
     gx = np.empty((c, n, h, wd), x.dtype)
     _winograd(gt.transpose(1, 0, 2, 3), w, True, np.empty(0, x.dtype), False,

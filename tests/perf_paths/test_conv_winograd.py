@@ -161,6 +161,35 @@ def test_input_gradient_through_a_fused_relu_and_with_frozen_weights():
     _check(x.grad.numpy(), masked, turned, None, ((1, 1), (1, 1)))
 
 
+def test_weight_and_bias_gradients_through_a_fused_relu():
+    """The mask applied once, before both gradients: dW and the bias gradient equal the
+    NumPy path's (float64), dX is by Winograd."""
+    _needs_kernels()
+    rng = np.random.default_rng(9)
+    x = sd.tensor(rng.standard_normal((2, 64, 5, 6)), requires_grad=True)
+    w = sd.tensor(rng.standard_normal((64, 64, 3, 3)) / 24, requires_grad=True)
+    b = sd.tensor(rng.standard_normal(64), requires_grad=True)
+    g = rng.standard_normal((2, 64, 5, 6))
+    pads = ((1, 1), (1, 1))
+
+    def grads():
+        y = Conv2d.apply(x, w, b, stride=(1, 1), pads=pads, dilation=(1, 1), groups=1,
+                         relu=True)
+        (y * sd.tensor(g)).sum().backward()
+        out = [t.grad.numpy().copy() for t in (x, w, b)]
+        for t in (x, w, b):
+            t.grad = None
+        return out
+
+    with runtime.trace_paths() as log:
+        fast = grads()
+    assert ("conv2d_backward", "winograd") in log
+    with runtime.use(kernels=False):
+        ref = grads()
+    for got, want in zip(fast, ref):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 def test_wide_padding_takes_the_direct_kernel_for_the_input_gradient():
     """Padding 3 would need the output gradient padded by -1: dX stays direct."""
     _needs_kernels()
