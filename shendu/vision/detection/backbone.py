@@ -1,5 +1,6 @@
 """A small convolutional trunk for the detectors and segmenters, light enough to train on
-a CPU: stages of (3x3 conv stride 2, BN, ReLU, 3x3 conv, BN, ReLU), each halving the size.
+a CPU: stages of (3x3 conv stride 2, BN, ReLU, 3x3 conv, BN, ReLU), each halving the size;
+``BackboneWithFPN`` puts a feature pyramid on top of any trunk that returns several maps.
 
 >>> import shendu as sd
 >>> from shendu.vision.detection import CanvasBackbone
@@ -10,6 +11,8 @@ a CPU: stages of (3x3 conv stride 2, BN, ReLU, 3x3 conv, BN, ReLU), each halving
 from __future__ import annotations
 
 from shendu import nn
+
+from ..ops import FeaturePyramidNetwork
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -52,3 +55,30 @@ class CanvasBackbone(nn.Module):
             if s >= max(self.return_stages):
                 break
         return out
+
+
+class BackboneWithFPN(nn.Module):
+    """A trunk's maps passed through a ``FeaturePyramidNetwork`` (torchvision's name).
+
+    Args:
+        backbone: returns a list of maps, finest first, and has ``out_channels``.
+        out_channels: channels of every pyramid level.
+        return_levels: which pyramid levels ``forward`` returns (default: all); a
+            single-map detector such as ``FasterRCNN`` takes the finest, which then carries
+            what the coarser levels saw.
+    """
+
+    def __init__(self, backbone, out_channels: int, return_levels=None):
+        super().__init__()
+        self.body = backbone
+        self.fpn = FeaturePyramidNetwork(backbone.out_channels, out_channels)
+        n = len(backbone.out_channels)
+        self.return_levels = tuple(range(n) if return_levels is None else return_levels)
+        if not self.return_levels or not all(0 <= i < n for i in self.return_levels):
+            raise ValueError(f"BackboneWithFPN: return_levels {return_levels} must name "
+                             f"levels 0..{n - 1}")
+        self.out_channels = [out_channels] * len(self.return_levels)
+
+    def forward(self, x):
+        levels = self.fpn(self.body(x))
+        return [levels[i] for i in self.return_levels]

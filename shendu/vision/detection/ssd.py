@@ -22,7 +22,7 @@ from shendu.nn import functional as F
 from ..ops import box_iou
 from ._checks import as_batch, check_targets
 from .anchors import AnchorGenerator
-from .backbone import CanvasBackbone
+from .backbone import BackboneWithFPN, CanvasBackbone
 from .box_coder import BoxCoder
 from .postprocess import filter_detections
 
@@ -162,17 +162,26 @@ class SSD(nn.Module):
         return self.postprocess_detections(head_outputs, anchors, tuple(images.shape[-2:]))
 
 
-def ssd_canvas(num_classes: int = 21, in_channels: int = 1, widths=(16, 32, 64, 128),
-               canvas_size: int = 128, **kwargs) -> SSD:
+def ssd_canvas(num_classes: int = 21, in_channels: int = 1, widths=(24, 48, 96, 128),
+               canvas_size: int = 128, fpn_channels: int | None = None, **kwargs) -> SSD:
     """An SSD sized for the canvases: feature maps at strides 4, 8 and 16 of a
     ``CanvasBackbone``, anchors of 10-64 pixels on a 128-pixel canvas (scaled with
-    ``canvas_size``) at aspect ratios 1/2, 1, 2 and 3, centred in their cells.
+    ``canvas_size``) at aspect ratios 1/2, 1, 2 and 3, centred in their cells; anchors with
+    IoU >= 0.4 (not SSD's 0.5) with an object are its positives. ``fpn_channels`` puts a
+    ``FeaturePyramidNetwork`` between the trunk and the heads.
 
     Why these: the objects' boxes are about 4-56 pixels a side on a 128 canvas (tight around
     the ink: a trouser is a third as wide as tall), so the levels stop at stride 16; a
     stride-32 level would be a 4x4 (on 64 pixels 2x2) grid whose corner-centred anchors
-    overlap few objects well."""
+    overlap few objects well. On such a grid a small object overlaps few anchors by 0.5, so
+    it trains few of them: in 1500-step trials on 64-pixel canvases the 0.4 threshold took
+    mAP@0.5 from 0.625 to 0.685, and the wider trunk (24-128 channels, was 16-128) from 0.701
+    to 0.748 for 30% more time a step; a pyramid or a third anchor size per level did not
+    help."""
+    kwargs.setdefault("iou_thresh", 0.4)
     backbone = CanvasBackbone(in_channels, widths, return_stages=(1, 2, 3))
+    if fpn_channels:
+        backbone = BackboneWithFPN(backbone, fpn_channels)
     f = canvas_size / 128
     sizes = tuple(tuple(max(4, round(s * f)) for s in level)
                   for level in ((10, 16), (22, 32), (44, 64)))

@@ -1,5 +1,6 @@
 """Box and region ops with torchvision's names (``torchvision.ops``): box conversion,
-areas and IoU variants, IoU losses, non-maximum suppression, RoI Align and RoI pooling.
+areas and IoU variants, IoU losses, non-maximum suppression, RoI Align and RoI pooling,
+and the feature pyramid network.
 
 >>> import shendu as sd
 >>> from shendu.vision import ops
@@ -16,6 +17,7 @@ from .boxes import (
     generalized_box_iou,
     remove_small_boxes,
 )
+from .feature_pyramid import FeaturePyramidNetwork
 from .losses import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss
 from .nms import batched_nms, nms
 from .roi import RoIAlign, RoIPool, roi_align, roi_pool
@@ -25,4 +27,5 @@ __all__ = [
     "distance_box_iou", "generalized_box_iou", "remove_small_boxes",
     "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss",
     "nms", "batched_nms", "roi_align", "roi_pool", "RoIAlign", "RoIPool",
+    "FeaturePyramidNetwork",
 ]
