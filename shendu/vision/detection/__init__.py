@@ -6,7 +6,7 @@ labelling (``Matcher``), balanced sampling and box offset coding.
 [6]
 """
 from .anchors import AnchorGenerator
-from .backbone import CanvasBackbone
+from .backbone import BackboneWithFPN, CanvasBackbone
 from .box_coder import BoxCoder
 from .faster_rcnn import FasterRCNN, fasterrcnn_canvas
 from .matcher import BalancedPositiveNegativeSampler, Matcher
@@ -17,6 +17,6 @@ from .ssd import SSD, SSDHead, ssd_canvas
 
 __all__ = ["AnchorGenerator", "BoxCoder", "Matcher", "BalancedPositiveNegativeSampler",
            "filter_detections", "postprocess_detections",
-           "CanvasBackbone", "SSD", "SSDHead", "ssd_canvas", "FasterRCNN",
+           "CanvasBackbone", "BackboneWithFPN", "SSD", "SSDHead", "ssd_canvas", "FasterRCNN",
            "fasterrcnn_canvas", "FastRCNNPredictor", "RoIHeads", "TwoMLPHead",
            "RegionProposalNetwork", "RPNHead"]

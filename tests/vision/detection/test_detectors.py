@@ -11,6 +11,7 @@ from shendu.vision.datasets import CanvasDetection, detection_collate
 from shendu.vision.detection import (
     SSD,
     AnchorGenerator,
+    BackboneWithFPN,
     CanvasBackbone,
     FasterRCNN,
     FastRCNNPredictor,
@@ -100,6 +101,12 @@ def test_components_shapes():
     heads = RoIHeads(TwoMLPHead(8 * 49, 16), FastRCNNPredictor(16, 4), spatial_scale=1 / 8)
     assert tuple(heads.box_head(sd.zeros(3, 8, 7, 7)).shape) == (3, 16)
     assert isinstance(fasterrcnn_canvas(4), FasterRCNN)
+    trunk = BackboneWithFPN(CanvasBackbone(1, (4, 8, 16), return_stages=(1, 2)), 6)
+    assert [tuple(f.shape) for f in trunk(sd.zeros(2, 1, 32, 32))] == [(2, 6, 8, 8), (2, 6, 4, 4)]
+    assert trunk.out_channels == [6, 6]
+    with pytest.raises(ValueError, match=r"BackboneWithFPN: return_levels \(2,\) must name "
+                                         r"levels 0\.\.1"):
+        BackboneWithFPN(CanvasBackbone(1, (4, 8, 16), return_stages=(1, 2)), 6, (2,))
 
 
 @pytest.mark.parametrize("build", [lambda: ssd_canvas(4), lambda: fasterrcnn_canvas(4)])
@@ -145,7 +152,8 @@ def test_ssd_matching_and_loss_match_torchvision():
         truths.append((gt, lab))
         tv_targets.append({"boxes": torch.tensor(gt), "labels": torch.tensor(lab)})
         ours = model.match(gt, anchors)
-        theirs = tv_utils.SSDMatcher(0.5)(tv_box_iou(torch.tensor(gt), torch.tensor(anchors)))
+        theirs = tv_utils.SSDMatcher(model.iou_thresh)(  # 0.4 in the canvas SSD
+            tv_box_iou(torch.tensor(gt), torch.tensor(anchors)))
         np.testing.assert_array_equal(ours, theirs.numpy())
         matched.append(theirs)
     a = len(anchors)

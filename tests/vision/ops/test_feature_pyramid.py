@@ -90,8 +90,9 @@ def test_bad_input_is_named():
 def test_torchvision_agreement():
     tv = pytest.importorskip("torchvision", reason="torchvision is not installed: the "
                              "pyramid was checked against the NumPy reference only")
-    import torch
     from collections import OrderedDict
+
+    import torch
 
     ours = FeaturePyramidNetwork([3, 5, 4], 6)
     theirs = tv.ops.FeaturePyramidNetwork([3, 5, 4], 6)
