@@ -401,6 +401,18 @@ class IndexSelect(Function):
     def backward(ctx, g):
         xp = xp_of(g)
         gx = xp.zeros(ctx.in_shape, g.dtype)
+        if xp is np and ctx.index.ndim == 1 and ctx.index.size:  # CuPy has no reduceat
+            # Sort the picks, sum each run of equal indices with ``reduceat`` and write each
+            # sum once: whole slices at a time, where ``add.at`` goes element by element.
+            index = ctx.index % ctx.in_shape[ctx.axis]
+            order = xp.argsort(index, kind="stable")
+            picked = index[order]
+            starts = xp.flatnonzero(xp.r_[True, picked[1:] != picked[:-1]])
+            sums = xp.add.reduceat(xp.take(g, order, axis=ctx.axis), starts, axis=ctx.axis)
+            where = [slice(None)] * g.ndim
+            where[ctx.axis] = picked[starts]
+            gx[tuple(where)] = sums
+            return gx
         xp.add.at(xp.moveaxis(gx, ctx.axis, 0), ctx.index, xp.moveaxis(g, ctx.axis, 0))
         return gx
 

@@ -472,7 +472,16 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if n_out == n_in and (scale is None or scale == 1.0):
             continue
         if not linear:
-            out = out.index_select(axis, Tensor._wrap(_nearest_index(n_in, n_out, scale)))
+            index = _nearest_index(n_in, n_out, scale)
+            f = n_out // n_in
+            if n_out == f * n_in and np.array_equal(index, np.arange(n_out) // f):
+                # each source element repeated f times: a broadcast, so the gradient is a
+                # plain sum over the copies instead of a scatter-add
+                shape = list(out.shape)
+                out = out.unsqueeze(axis + 1).expand(*shape[:axis + 1], f, *shape[axis + 1:])
+                out = out.reshape(*shape[:axis], n_out, *shape[axis + 1:])
+            else:
+                out = out.index_select(axis, Tensor._wrap(index))
             continue
         lo, hi, frac = _linear_weights(n_in, n_out, scale, align_corners, dtype)
         shape = [1] * input.ndim

@@ -1,6 +1,10 @@
 """U-Net: an encoder of (conv, conv, max-pool) stages and a decoder that upsamples with
 transposed convolutions and concatenates the encoder features of the same size before its
-convolutions, ending in a 1x1 convolution to class scores.
+convolutions, ending in a 1x1 convolution to class scores. With ``deep_scores`` every
+decoder level also scores the classes, and the scores are upsampled and summed from the
+coarsest level down (FCN-8s's skips on a U-Net's decoder), so the class decision, made where
+the receptive field covers a whole object, need not squeeze through the finest level's few
+channels.
 
 >>> import shendu as sd
 >>> from shendu.vision.segmentation import UNet
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import shendu as sd
 from shendu import nn
+from shendu.nn import functional as F
 
 
 def double_conv(cin: int, cout: int) -> nn.Sequential:
@@ -27,12 +32,15 @@ class UNet(nn.Module):
         in_channels: image channels.
         num_classes: classes including the background.
         widths: channels per level, finest first.
+        deep_scores: also score the classes at every decoder level and add them, upsampled
+            (nearest), into the finest level's scores.
 
     ``forward(x)`` returns ``(N, num_classes, H, W)`` logits; ``H, W`` must be divisible
     by ``2 ** (len(widths) - 1)``.
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 2, widths=(16, 32, 64, 128)):
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, widths=(16, 32, 64, 128),
+                 deep_scores: bool = False):
         super().__init__()
         self.down = nn.ModuleList([double_conv(c_in, c_out) for c_in, c_out in
                                    zip((in_channels, *widths[:-1]), widths)])
@@ -42,6 +50,9 @@ class UNet(nn.Module):
         self.merge = nn.ModuleList([double_conv(2 * widths[i], widths[i])
                                     for i in reversed(range(len(widths) - 1))])
         self.head = nn.Conv2d(widths[0], num_classes, 1)
+        self.coarse_heads = nn.ModuleList([nn.Conv2d(widths[i], num_classes, 1) for i in
+                                           reversed(range(len(widths)))][:-1]) \
+            if deep_scores else None
         self.depth = len(widths) - 1
 
     def forward(self, x):
@@ -55,6 +66,10 @@ class UNet(nn.Module):
             if i < self.depth:
                 skips.append(x)
                 x = self.pool(x)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+        scores = self.coarse_heads[0](x) if self.coarse_heads is not None else None
+        for level, (up, merge, skip) in enumerate(zip(self.up, self.merge, reversed(skips))):
             x = merge(sd.cat([up(x), skip], 1))
-        return self.head(x)
+            if scores is not None:
+                head = self.coarse_heads[level + 1] if level + 1 < self.depth else self.head
+                scores = F.interpolate(scores, scale_factor=2) + head(x)
+        return self.head(x) if scores is None else scores

@@ -5,6 +5,7 @@ import json
 import pathlib
 
 import numpy as np
+import pytest
 
 import shendu as sd
 
@@ -48,12 +49,27 @@ def test_dice_loss_is_near_zero_for_a_confident_right_answer():
     assert float(segment_canvas.dice_loss(sd.tensor(logits), sd.tensor(target))) < 1e-6
 
 
+def test_error_breakdown_from_a_hand_counted_confusion_matrix():
+    # rows: truth (background, class 1, class 2); columns: prediction
+    confmat = np.array([[90, 3, 1],
+                        [2, 10, 4],
+                        [1, 0, 9]])
+    e = segment_canvas.error_breakdown(confmat)
+    # 26 object pixels: 3 called background, 4 given the other class; 4 background spilled
+    assert e == pytest.approx({"missed": 3 / 26, "spilled": 4 / 26, "confused": 4 / 26,
+                               "object_iou": 23 / 30})
+
+
 def test_segment_canvas_runs_end_to_end(tmp_path):
     out = tmp_path / "seg.json"
     segment_canvas.main(["--sources", "digits", "--canvas-size", "32", "--train-images", "4",
                          "--test-images", "2", "--epochs", "1", "--batch-size", "2",
-                         "--widths", "4,8", "--out", str(out)])
+                         "--widths", "4,8", "--deep-scores", "--out", str(out),
+                         "--save", str(tmp_path / "unet.sd")])
     result = json.loads(out.read_text())
     assert result["steps"] == 2 and 0 <= result["test_miou"] <= 1
+    assert set(result["pixel_errors"]) == {"missed", "spilled", "confused", "object_iou"}
+    weights = sd.load(tmp_path / "unet.sd")
+    assert "coarse_heads.0.weight" in weights and "head.weight" in weights
     assert result["command"].startswith("python examples/segment_canvas.py")
     assert result["commit"] and result["machine"]["cpu_count"] >= 1

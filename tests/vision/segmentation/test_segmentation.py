@@ -47,6 +47,28 @@ def test_models_shapes_and_errors():
         UNet(1, 5, widths=(4, 8, 8))(sd.zeros(2, 1, 30, 30))
 
 
+def test_unet_deep_scores_add_the_upsampled_coarse_scores():
+    sd.manual_seed(3)
+    deep = UNet(1, 3, widths=(4, 8, 16), deep_scores=True).to(sd.float64).eval()
+    plain = UNet(1, 3, widths=(4, 8, 16)).to(sd.float64).eval()
+    plain.load_state_dict({k: v for k, v in deep.state_dict().items()
+                           if not k.startswith("coarse_heads")})
+    bottom_head, middle_head = deep.coarse_heads
+    assert (bottom_head.in_channels, middle_head.in_channels) == (16, 8)
+    x = sd.tensor(rng.normal(size=(2, 1, 16, 16)))
+    bottom = []
+    deep.down[-1].register_forward_hook(lambda m, i, out: bottom.append(out.detach().numpy()))
+    with sd.no_grad():
+        middle_head.weight.zero_()
+        middle_head.bias.copy_(sd.tensor([1.0, -2.0, 0.5], dtype=sd.float64))
+        out, ref = deep(x).numpy(), plain(x).numpy()
+    # the bottom level's 1x1 scores, repeated 4x4 (nearest, twice), plus the middle's bias
+    w, b = bottom_head.weight.detach().numpy()[:, :, 0, 0], bottom_head.bias.detach().numpy()
+    coarse = np.einsum("oc,nchw->nohw", w, bottom[0]) + b[:, None, None]
+    coarse = coarse.repeat(4, 2).repeat(4, 3) + np.array([1.0, -2.0, 0.5])[:, None, None]
+    np.testing.assert_allclose(out - ref, coarse, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("arch", ["fcn", "unet"])
 def test_training_on_tiny_canvases(arch):
     sd.manual_seed(0)
