@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 import shendu as sd
+from shendu.backend import vision as vision_backend
 from shendu.tensor import Tensor
 
 
@@ -40,56 +41,10 @@ def _order(s):
     return np.argsort(-s if s.dtype.kind == "f" else -s.astype(np.float64), kind="stable")
 
 
-_PAIRWISE_MAX = 2048  # boxes up to which NMS builds the whole IoU matrix (4M entries)
-
-
 def _nms(b, s, iou_threshold):
     """Kept indices into ``b``, in decreasing score."""
-    if len(b) > _PAIRWISE_MAX:
-        return _nms_rowwise(b, s, iou_threshold)
     order = _order(s)
-    b = b[order]
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    # all pairwise overlaps at once (a few hundred boxes: cheap), then the greedy pass only
-    # reads rows of it instead of recomputing IoUs box by box
-    w = np.maximum(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0)
-    h = np.maximum(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0)
-    inter = w * h
-    with np.errstate(invalid="ignore", divide="ignore"):
-        over = inter / (areas[:, None] + areas - inter) > iou_threshold
-    suppressed = np.zeros(len(b), bool)
-    keep = []
-    for i in range(len(b)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= over[i]
-    return order[np.asarray(keep, np.int64)]
-
-
-def _nms_rowwise(b, s, iou_threshold):
-    """``_nms`` for many boxes: IoUs of each kept box with the rest, in memory O(N)."""
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
-    order = _order(s)
-    suppressed = np.zeros(len(b), bool)
-    keep = []
-    for pos, i in enumerate(order):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        rest = order[pos + 1:]
-        rest = rest[~suppressed[rest]]
-        if rest.size == 0:
-            continue
-        w = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0)
-        h = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0)
-        inter = w * h
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = inter / (areas[i] + areas[rest] - inter)
-        suppressed[rest[iou > iou_threshold]] = True
-    return np.asarray(keep, np.int64)
+    return order[vision_backend.nms_sorted(b[order], iou_threshold)]
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:

@@ -19,6 +19,7 @@ import numpy as np
 
 import shendu as sd  # noqa: F401  (the examples below use it)
 from shendu.autograd.function import Function
+from shendu.backend import vision as vision_backend
 from shendu.nn.module import Module
 from shendu.ops._util import xp_of
 from shendu.tensor import Tensor
@@ -128,44 +129,18 @@ class _RoIAlign(Function):
 
     @staticmethod
     def forward(ctx, x, rois, out_hw, scale, sampling_ratio, aligned):
-        plan = _align_plan(rois, out_hw, scale, sampling_ratio, aligned, x.shape[2:], x.dtype,
-                           x)
-        ctx.plan, ctx.shape, ctx.out_hw = plan, x.shape, out_hw
-        return _align_apply(x, plan, out_hw)
+        ctx.plan = _align_plan(rois, out_hw, scale, sampling_ratio, aligned, x.shape[2:],
+                               x.dtype, x)
+        ctx.shape = x.shape
+        return vision_backend.roi_align(x, *ctx.plan)
 
     @staticmethod
     def backward(ctx, g):
-        xp = xp_of(g)
-        images, wy, wx = ctx.plan
-        gx = xp.zeros(ctx.shape, g.dtype)
-        if len(images) == 0:
-            return gx
-        # per RoI Wy.T @ G[c] @ Wx, summed into its image (image by image: a batch of all
-        # RoIs' full-size maps could be large)
-        for b in xp.unique(images).tolist():
-            sel = xp.flatnonzero(images == b)
-            part = xp.matmul(xp.matmul(wy[sel].transpose(0, 2, 1)[:, None], g[sel]),
-                             wx[sel][:, None])
-            gx[b] += part.sum(0)
-        return gx
+        return vision_backend.roi_align_backward(g, *ctx.plan, ctx.shape)
 
     @staticmethod
     def jvp(ctx, t):
-        return _align_apply(t, ctx.plan, ctx.out_hw)
-
-
-def _align_apply(x, plan, out_hw):
-    xp = xp_of(x)
-    images, wy, wx = plan
-    if len(images) == 0:
-        return xp.zeros((0, x.shape[1]) + tuple(out_hw), x.dtype)
-    # per RoI Wy @ F[c] @ Wx.T, batched over the RoIs and channels of each image
-    out = xp.zeros((len(images), x.shape[1]) + tuple(out_hw), x.dtype)
-    for b in xp.unique(images).tolist():
-        sel = xp.flatnonzero(images == b)
-        out[sel] = xp.matmul(xp.matmul(wy[sel][:, None], x[b]),
-                             wx[sel].transpose(0, 2, 1)[:, None])
-    return out
+        return vision_backend.roi_align(t, *ctx.plan)
 
 
 def roi_align(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,

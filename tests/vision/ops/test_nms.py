@@ -1,11 +1,16 @@
 """Non-maximum suppression against a plain loop written from the definition (torchvision's
 CPU kernel: stable descending score order, suppress only IoU strictly above the threshold,
-int64 indices in score order, per-category for batched_nms)."""
+int64 indices in score order, per-category for batched_nms), on the compiled loop and on
+the NumPy reference."""
 import numpy as np
 import pytest
 
 import shendu as sd
+from shendu.backend import jit, runtime
+from shendu.backend import vision as vision_backend
 from shendu.vision import ops
+
+PATHS = ["numba", "numpy"] if jit.available() else ["numpy"]
 
 rng = np.random.default_rng(140)
 
@@ -46,9 +51,18 @@ def clustered_boxes(n):
     return np.concatenate([centres - wh / 2, centres + wh / 2], 1)
 
 
+@pytest.fixture(params=PATHS)
+def path(request):
+    """Run the test on the compiled loop, then on the NumPy reference, and check that
+    each NMS call took that path."""
+    with jit.use(request.param == "numba"), runtime.trace_paths() as log:
+        yield request.param
+    assert {p for op, p in log if op == "nms"} == {request.param}
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("thr", [0.0, 0.3, 0.5, 0.9])
-def test_nms_matches_the_loop_reference(dtype, thr):
+def test_nms_matches_the_loop_reference(dtype, thr, path):
     for trial in range(8):
         boxes = clustered_boxes(40).astype(dtype)
         scores = rng.integers(0, 6, 40).astype(dtype) / 5 if trial % 2 else \
@@ -58,20 +72,32 @@ def test_nms_matches_the_loop_reference(dtype, thr):
         assert got.numpy().tolist() == ref_nms(boxes, scores, thr)
 
 
+def test_nms_degenerate_boxes_and_thresholds_on_both_paths():
+    # zero-area boxes (0/0 IoU: never above), duplicates, a negative threshold (every
+    # finite IoU is above it), and IoUs landing exactly on float32 thresholds
+    base = clustered_boxes(30).astype(np.float32)
+    boxes = np.concatenate([base, base[:5], np.repeat(base[5:8, :2], 2, 1),
+                            [[0, 0, 2, 2], [0, 0, 2, 1], [0, 0, 4, 1]]]).astype(np.float32)
+    scores = rng.random(len(boxes)).astype(np.float32)
+    for thr in (-1.0, 0.0, 0.25, 0.5, 0.1, 0.7):
+        with jit.use(False):
+            want = ops.nms(sd.tensor(boxes), sd.tensor(scores), thr).tolist()
+        assert want == ref_nms(boxes, scores, thr)
+        if jit.available():
+            assert ops.nms(sd.tensor(boxes), sd.tensor(scores), thr).tolist() == want
+
+
 def test_nms_many_boxes_uses_the_rowwise_pass(monkeypatch):
-    # above _PAIRWISE_MAX boxes NMS stops building the IoU matrix; both passes must agree
-    # with the reference (a small limit keeps the reference loop fast)
-    import importlib
-
-    nms_module = importlib.import_module("shendu.vision.ops.nms")
-
+    # above _PAIRWISE_MAX boxes the NumPy reference stops building the IoU matrix; both of
+    # its passes must agree with the loop (a small limit keeps the loop fast)
     boxes, scores = clustered_boxes(60), rng.random(60)
     want = ref_nms(boxes, scores, 0.4)
-    monkeypatch.setattr(nms_module, "_PAIRWISE_MAX", 10)
-    assert ops.nms(sd.tensor(boxes), sd.tensor(scores), 0.4).numpy().tolist() == want
+    monkeypatch.setattr(vision_backend, "_PAIRWISE_MAX", 10)
+    with jit.use(False):
+        assert ops.nms(sd.tensor(boxes), sd.tensor(scores), 0.4).numpy().tolist() == want
 
 
-def test_nms_hand_cases():
+def test_nms_hand_cases(path):
     b = sd.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 1.0], [0.0, 0.0, 2.0, 2.0]])
     # IoU exactly 0.5 is not "above" 0.5: both kept
     assert ops.nms(b[:2], sd.tensor([0.9, 0.8]), 0.5).tolist() == [0, 1]
@@ -83,7 +109,7 @@ def test_nms_hand_cases():
     assert empty.shape == (0,) and empty.dtype == sd.int64
 
 
-def test_batched_nms_matches_the_loop_reference():
+def test_batched_nms_matches_the_loop_reference(path):
     for trial in range(8):
         boxes = clustered_boxes(50)
         scores = rng.integers(0, 4, 50) / 3 if trial % 2 else rng.random(50)

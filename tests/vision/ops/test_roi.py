@@ -1,6 +1,7 @@
 """RoI Align and RoI pooling against loops written from torchvision's CPU kernels'
 definitions (one bilinear sample at a time, one bin at a time), hand-computed cases for the
-border, rounding and size rules, and gradients against finite differences."""
+border, rounding and size rules, and gradients against finite differences; RoI Align on
+its compiled loops and on the NumPy reference."""
 import math
 
 import numpy as np
@@ -8,9 +9,19 @@ import pytest
 from op_helper import check_op
 
 import shendu as sd
+from shendu.backend import jit, runtime
 from shendu.vision import ops
 
 rng = np.random.default_rng(1414)
+
+
+@pytest.fixture(params=["numba", "numpy"] if jit.available() else ["numpy"])
+def path(request):
+    """Run the test on the compiled loops, then on the NumPy reference, and check that
+    each RoI Align call took that path."""
+    with jit.use(request.param == "numba"), runtime.trace_paths() as log:
+        yield request.param
+    assert {p for op, p in log if op.startswith("roi_align")} == {request.param}
 
 
 # -------------------------------------------------------------- references
@@ -98,7 +109,7 @@ def random_rois(k, n, size):
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("sampling_ratio,scale,out", [(-1, 1.0, 3), (2, 0.5, (2, 3)),
                                                       (0, 0.5, 2), (1, 2.0, 1)])
-def test_roi_align_matches_the_loop_reference(aligned, sampling_ratio, scale, out):
+def test_roi_align_matches_the_loop_reference(aligned, sampling_ratio, scale, out, path):
     x = rng.standard_normal((2, 2, 7, 6))
     rois = random_rois(5, 2, 14 / scale if scale < 1 else 7)
     got = ops.roi_align(sd.tensor(x), sd.tensor(rois), out, scale, sampling_ratio, aligned)
@@ -107,7 +118,7 @@ def test_roi_align_matches_the_loop_reference(aligned, sampling_ratio, scale, ou
 
 
 @pytest.mark.parametrize("aligned", [False, True])
-def test_roi_align_gradient(aligned):
+def test_roi_align_gradient(aligned, path):
     rois = random_rois(3, 2, 5)
     rt = sd.tensor(rois)
     check_op(lambda x: ops.roi_align(x, rt, 2, 1.0, -1, aligned),
@@ -115,7 +126,7 @@ def test_roi_align_gradient(aligned):
              lambda x: ref_roi_align(x, rois, 2, 1.0, -1, aligned))
 
 
-def test_roi_align_hand_cases():
+def test_roi_align_hand_cases(path):
     x = sd.arange(1.0, 17.0, dtype=sd.float64).reshape(1, 1, 4, 4)  # x[i, j] = 4 i + j + 1
     one = lambda box, **kw: ops.roi_align(x, sd.tensor([[0.0, *box]]), 1, **kw).item()  # noqa: E731
     # aligned=False: a zero-size RoI is widened to 1x1 -> one sample at (1.5, 1.5)
@@ -137,7 +148,7 @@ def test_roi_align_hand_cases():
         one(box, sampling_ratio=3) != one(box, sampling_ratio=2)
 
 
-def test_roi_align_box_list_module_and_empty():
+def test_roi_align_box_list_module_and_empty(path):
     x = rng.standard_normal((2, 3, 6, 6))
     b0, b1 = random_rois(2, 1, 6)[:, 1:], random_rois(3, 1, 6)[:, 1:]
     as_list = ops.roi_align(sd.tensor(x), [sd.tensor(b0), sd.tensor(b1)], 2, 1.0, 2)
@@ -151,6 +162,34 @@ def test_roi_align_box_list_module_and_empty():
     assert empty.shape == (0, 3, 3, 3)
     empty.sum().backward()
     assert xt.grad.shape == x.shape and not xt.grad.numpy().any()
+
+
+@pytest.mark.skipif(not jit.available(), reason="numba is not installed: no kernel to compare")
+def test_roi_align_kernels_agree_with_the_reference_in_float32():
+    # a detector's sizes: a channel-major map, as the convolution kernels leave it
+    x = rng.standard_normal((3, 16, 12, 10)).astype(np.float32)
+    x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    rois = random_rois(40, 3, 24).astype(np.float32)
+    g = rng.standard_normal((40, 16, 7, 7)).astype(np.float32)
+    runs = []
+    for on in (True, False):
+        with jit.use(on):
+            xt = sd.tensor(x, requires_grad=True)
+            out = ops.roi_align(xt, sd.tensor(rois), 7, 0.5, -1, True)
+            out.backward(sd.tensor(g))
+            runs.append((out.detach().numpy(), xt.grad.numpy()))
+    (out_k, gx_k), (out_r, gx_r) = runs
+    # each output and each gradient cell is a sum of products of nonnegative weights with
+    # the map (or the output gradient): the two orders of summation differ by at most
+    # (terms) * eps of the sum of the absolute products (Higham's bound, computed in float64)
+    with jit.use(False):
+        xa = sd.tensor(np.abs(x).astype(np.float64), requires_grad=True)
+        abs_out = ops.roi_align(xa, sd.tensor(rois.astype(np.float64)), 7, 0.5, -1, True)
+        abs_out.backward(sd.tensor(np.abs(g).astype(np.float64)))
+    eps = np.finfo(np.float32).eps
+    terms = 2 * (12 + 10) + 40 * 49  # a bin's rows and columns; for a cell, every RoI's bins
+    assert np.all(np.abs(out_k - out_r) <= terms * eps * abs_out.detach().numpy())
+    assert np.all(np.abs(gx_k - gx_r) <= terms * eps * xa.grad.numpy())
 
 
 # -------------------------------------------------------------- roi_pool
