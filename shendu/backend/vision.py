@@ -42,9 +42,7 @@ def nms_sorted(boxes: np.ndarray, threshold: float) -> np.ndarray:
         keep = np.empty(len(boxes), np.int64)
         return keep[:jit.nms_sorted(np.ascontiguousarray(boxes), threshold, keep)]
     _note("nms", "numpy")
-    if len(boxes) > _PAIRWISE_MAX:
-        return _nms_rowwise(boxes, threshold)
-    return _nms_pairwise(boxes, threshold)
+    return _nms_reference(boxes, threshold)
 
 
 def roi_align(x, images, wy, wx):
@@ -125,30 +123,22 @@ def _areas(b):
     return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
 
 
-def _nms_pairwise(b, threshold):
-    """All pairwise IoUs at once, then the greedy pass reads rows of them."""
+def _nms_reference(b, threshold):
+    """The greedy pass. Up to ``_PAIRWISE_MAX`` boxes it reads rows of the whole IoU
+    matrix, computed at once; beyond, each kept box's IoUs with the later ones (memory
+    O(N))."""
     areas = _areas(b)
-    over = _overlaps(b[:, None], b, areas[:, None], areas) > threshold
+    over = _overlaps(b[:, None], b, areas[:, None], areas) > threshold \
+        if len(b) <= _PAIRWISE_MAX else None
     suppressed = np.zeros(len(b), bool)
     keep = []
     for i in range(len(b)):
         if suppressed[i]:
             continue
         keep.append(i)
-        suppressed |= over[i]
-    return np.asarray(keep, np.int64)
-
-
-def _nms_rowwise(b, threshold):
-    """The same for many boxes: IoUs of each kept box with the later ones, memory O(N)."""
-    areas = _areas(b)
-    suppressed = np.zeros(len(b), bool)
-    keep = []
-    for i in range(len(b)):
-        if suppressed[i]:
+        if over is not None:
+            suppressed |= over[i]
             continue
-        keep.append(i)
         rest = i + 1 + np.flatnonzero(~suppressed[i + 1:])
-        if rest.size:
-            suppressed[rest[_overlaps(b[i], b[rest], areas[i], areas[rest]) > threshold]] = True
+        suppressed[rest[_overlaps(b[i], b[rest], areas[i], areas[rest]) > threshold]] = True
     return np.asarray(keep, np.int64)
