@@ -50,8 +50,9 @@ class UNet(nn.Module):
         self.merge = nn.ModuleList([double_conv(2 * widths[i], widths[i])
                                     for i in reversed(range(len(widths) - 1))])
         self.head = nn.Conv2d(widths[0], num_classes, 1)
-        self.coarse_heads = nn.ModuleList([nn.Conv2d(widths[i], num_classes, 1) for i in
-                                           reversed(range(len(widths)))][:-1]) \
+        # coarsest level first; the finest level's scores come from ``head``
+        self.coarse_heads = nn.ModuleList([nn.Conv2d(widths[i], num_classes, 1)
+                                           for i in range(len(widths) - 1, 0, -1)]) \
             if deep_scores else None
         self.depth = len(widths) - 1
 
