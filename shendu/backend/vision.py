@@ -28,7 +28,7 @@ import numpy as np
 from . import jit
 from .cpu import _note, _xp
 
-__all__ = ["nms_sorted", "roi_align", "roi_align_backward"]
+__all__ = ["nms_sorted", "nonzero_spans", "roi_align", "roi_align_backward"]
 
 _PAIRWISE_MAX = 2048  # boxes up to which the reference builds the whole IoU matrix
 
@@ -45,20 +45,21 @@ def nms_sorted(boxes: np.ndarray, threshold: float) -> np.ndarray:
     return _nms_reference(boxes, threshold)
 
 
-def roi_align(x, images, wy, wx):
+def roi_align(x, images, wy, wx, spans):
     """``(K, C, out_h, out_w)``: RoI ``k`` is ``wy[k] @ x[images[k], c] @ wx[k].T`` per
-    channel (``wy`` ``(K, out_h, H)``, ``wx`` ``(K, out_w, W)``)."""
+    channel (``wy`` ``(K, out_h, H)``, ``wx`` ``(K, out_w, W)``; ``spans`` from
+    ``nonzero_spans(wy, wx)``)."""
     if jit.on_all(x, wy, wx) and type(images) is np.ndarray:
         _note("roi_align", "numba")
         out = np.empty((len(images), wy.shape[1], wx.shape[1], x.shape[1]), x.dtype)
         jit.roi_align_forward(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), images, wy, wx,
-                              *_span(wy), *_span(wx), out)
+                              *spans, out)
         return out.transpose(0, 3, 1, 2)  # (K, C, oh, ow), stored channels-last
     _note("roi_align", "numpy")
     return _roi_align_reference(x, images, wy, wx)
 
 
-def roi_align_backward(g, images, wy, wx, shape):
+def roi_align_backward(g, images, wy, wx, spans, shape):
     """The gradient of ``roi_align`` for the map of ``shape``: ``wy[k].T @ g[k, c] @ wx[k]``
     summed into each RoI's image."""
     if jit.on_all(g, wy, wx) and type(images) is np.ndarray:
@@ -67,21 +68,24 @@ def roi_align_backward(g, images, wy, wx, shape):
         gx = np.zeros((n, h, w, c), g.dtype)
         chunk = -(-c // jit.num_threads())
         jit.roi_align_backward(np.ascontiguousarray(g.transpose(0, 2, 3, 1)), images, wy, wx,
-                               *_span(wy), *_span(wx), gx, chunk)
+                               *spans, gx, chunk)
         return gx.transpose(0, 3, 1, 2)
     _note("roi_align_backward", "numpy")
     return _roi_align_backward_reference(g, images, wy, wx, shape)
 
 
-def _span(w):
-    """First and one-past-last column of each row's nonzeros (``(K, bins)`` int64 each;
-    ``0, 0`` for an all-zero row)."""
-    nz = w != 0
-    lo = nz.argmax(2)
-    hi = w.shape[2] - nz[..., ::-1].argmax(2)
-    empty = ~nz.any(2)
-    lo[empty], hi[empty] = 0, 0
-    return lo, hi
+def nonzero_spans(wy, wx):
+    """``(ylo, yhi, xlo, xhi)``: for each row of the host weight matrices ``wy`` and
+    ``wx``, its first and one-past-last nonzero column (``(K, bins)`` int64; ``0, 0`` for
+    an all-zero row). Computed once per plan, for forward and backward."""
+    spans = []
+    for w in (wy, wx):
+        nz = w != 0
+        lo, hi = nz.argmax(2), w.shape[2] - nz[..., ::-1].argmax(2)
+        empty = ~nz.any(2)
+        lo[empty], hi[empty] = 0, 0
+        spans += [lo, hi]
+    return tuple(spans)
 
 
 # ---------------------------------------------------------------------- references

@@ -125,15 +125,13 @@ def test_compact_and_taps_convolution_kernels_agree():
 
 
 def test_roi_align_kernels_agree():
-    from shendu.backend import vision
     from shendu.vision.ops.roi import _align_plan
 
     xy = rng.uniform(-2, 20, (30, 2))
     rois = np.concatenate([rng.integers(0, 2, (30, 1)), xy, xy + rng.uniform(1, 12, (30, 2))],
                           1).astype(np.float32)
-    images, wy, wx = _align_plan(rois, (7, 7), 0.5, -1, True, (10, 12), np.dtype(np.float32),
-                                 np.zeros(1))
-    spans = (*vision._span(wy), *vision._span(wx))
+    images, wy, wx, spans = _align_plan(rois, (7, 7), 0.5, -1, True, (10, 12),
+                                        np.dtype(np.float32), np.zeros(1))
     x, g = f32(2, 10, 12, 24), f32(30, 7, 7, 24)
     assert_same_bits(*both(jit.roi_align_forward, lambda: (
         x, images, wy, wx, *spans, np.empty((30, 7, 7, 24), np.float32))))

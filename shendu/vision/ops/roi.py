@@ -96,9 +96,9 @@ def _axis_weights(start, size, bins, grid, length, dtype):
 
 
 def _align_plan(rois, out_hw, scale, sampling_ratio, aligned, hw, dtype, like):
-    """The RoIs' images ``(K,)`` and their row ``(K, out_h, H)`` and column
-    ``(K, out_w, W)`` weight matrices (built on the host for all RoIs at once, then moved
-    to the device of ``like``)."""
+    """The RoIs' images ``(K,)``, their row ``(K, out_h, H)`` and column ``(K, out_w, W)``
+    weight matrices (built on the host for all RoIs at once, then moved to the device of
+    ``like``), and where each weight row is nonzero (for the compiled loops; on the host)."""
     offset = 0.5 if aligned else 0.0
     xp = xp_of(like)
     corners = (rois[:, 1:] * dtype.type(scale)).astype(dtype) - dtype.type(offset)
@@ -121,7 +121,8 @@ def _align_plan(rois, out_hw, scale, sampling_ratio, aligned, hw, dtype, like):
         wx[sel] = _axis_weights(x1[sel], w[sel], out_hw[1], int(grid), hw[1], dtype)
     count = np.maximum(gh * gw, 1).astype(dtype)
     wy /= count[:, None, None]
-    return xp.asarray(rois[:, 0].astype(np.int64)), xp.asarray(wy), xp.asarray(wx)
+    return (xp.asarray(rois[:, 0].astype(np.int64)), xp.asarray(wy), xp.asarray(wx),
+            vision_backend.nonzero_spans(wy, wx))
 
 
 class _RoIAlign(Function):
