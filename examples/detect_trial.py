@@ -16,13 +16,11 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import shendu as sd  # noqa: E402
-from shendu._cli_detect import evaluate  # noqa: E402
-from shendu.vision.datasets import CanvasDetection, detection_collate  # noqa: E402
+from shendu._cli_detect import evaluate, fit  # noqa: E402
+from shendu.vision.datasets import CanvasDetection  # noqa: E402
 from shendu.vision.detection import fasterrcnn_canvas, ssd_canvas  # noqa: E402
 
 
@@ -36,27 +34,15 @@ def main(argv, test_images: int = 300) -> dict:
     test = CanvasDetection("test", test_images, canvas_size=64, seed=0)
     build = ssd_canvas if arch == "ssd" else fasterrcnn_canvas
     model = build(train.num_classes, canvas_size=64, **kw)
-    opt = sd.optim.Adam(model.parameters(), lr=lr)
-    rng = np.random.default_rng(0)
-    order = np.concatenate([rng.permutation(len(train))
-                            for _ in range(steps * batch // len(train) + 1)])
-    model.train()
-    cpu, losses = time.process_time(), []
-    for s in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * s / steps))
-        images, targets = detection_collate([train[int(i)] for i in
-                                             order[s * batch:(s + 1) * batch]])
-        loss = sum(model(images, targets).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss))
+    cpu = time.process_time()
+    # enough passes over the 20,000 canvases for ``steps``; the cosine ends at ``steps``
+    _, history = fit(model, train, lr, batch, epochs=-(-steps * batch // len(train)),
+                     max_steps=steps)
     cpu = time.process_time() - cpu
     metrics, _ = evaluate(model, test)
     return {"arch": arch, "settings": argv[2] if len(argv) > 2 else "{}", "steps": steps,
             "cpu_s": round(cpu), "ms_per_step": round(1e3 * cpu / steps, 1),
-            "last_loss": round(float(np.mean(losses[-200:])), 4),
+            "last_loss": round(history[-1]["loss"], 4),  # mean over the last epoch
             "map_50": round(metrics["map_50"], 4), "map": round(metrics["map"], 4)}
 
 

@@ -78,9 +78,56 @@ def evaluate(model, dataset, batch_size: int = 32) -> tuple[dict, float]:
     return {k: float(v) for k, v in result.items() if k != "classes"}, len(dataset) / seconds
 
 
+def fit(model, train_set, lr: float, batch_size: int, epochs: int, seed: int = 0,
+        deadline: float | None = None, max_steps: int | None = None, log=None):
+    """Train ``model`` (a detector returning its losses) with Adam, the learning rate
+    decayed to zero along a cosine over the steps or until ``deadline`` (a
+    ``time.perf_counter()`` value), whichever ends first; each epoch a new permutation of
+    ``train_set`` from ``seed``, at most ``max_steps`` steps. Returns the steps taken and
+    one ``{epoch, loss, seconds}`` per epoch; ``log`` (e.g. ``print``) gets a line each.
+
+    The model is left in training mode; ``evaluate`` switches it to eval."""
+    import shendu as sd
+    from shendu.vision.datasets import detection_collate
+
+    opt = sd.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = max(1, len(train_set) // batch_size)
+    total = steps_per_epoch * epochs if max_steps is None else \
+        min(steps_per_epoch * epochs, max_steps)
+    rng = np.random.default_rng(seed)
+    history, step, t_start = [], 0, time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        order, running = rng.permutation(len(train_set)), []
+        for b in range(steps_per_epoch):
+            if (deadline and time.perf_counter() > deadline) or step >= total:
+                break
+            progress = step / total  # cosine decay over the steps or the time, whichever
+            if deadline:             # ends first
+                progress = max(progress, (time.perf_counter() - t_start) / (deadline - t_start))
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            images, targets = detection_collate([train_set[int(i)] for i in idx])
+            loss = sum(model(images, targets).values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(float(loss))
+            step += 1
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(running)) if running
+                        else None, "seconds": time.perf_counter() - t_start})
+        if log is not None:
+            log(f"epoch {epoch + 1}/{epochs}  loss {history[-1]['loss']:.4f}  "
+                f"{history[-1]['seconds']:.0f}s")
+        if (deadline and time.perf_counter() > deadline) or step >= total:
+            break
+    return step, history
+
+
 def train(args) -> dict:
     import shendu as sd
-    from shendu.vision.datasets import CanvasDetection, detection_collate
+    from shendu.vision.datasets import CanvasDetection
 
     sd.manual_seed(args.seed)
     if args.threads:
@@ -93,40 +140,12 @@ def train(args) -> dict:
     if args.lr is None:  # short trials (64-pixel canvases): the SSD learnt faster at 4e-3
         # than at 2e-3 (8e-3 no better), Faster R-CNN slower at 4e-3 than at 2e-3
         args.lr = 4e-3 if args.arch == "ssd" else 2e-3
-    opt = sd.optim.Adam(model.parameters(), lr=args.lr)
-    steps_per_epoch = max(1, len(train_set) // args.batch_size)
-    total = steps_per_epoch * args.epochs
-    rng = np.random.default_rng(args.seed)
     commit = _git_commit()  # of the code that trains, even if the checkout moves on meanwhile
-    history, step, t_start, cpu_start = [], 0, time.perf_counter(), time.process_time()
-    deadline = t_start + 60 * args.time_limit if args.time_limit else None
-    for epoch in range(args.epochs):
-        model.train()
-        order, running = rng.permutation(len(train_set)), []
-        for b in range(steps_per_epoch):
-            if deadline and time.perf_counter() > deadline:
-                break
-            progress = step / total  # cosine decay over the steps or the time, whichever
-            if deadline:             # ends first
-                progress = max(progress, (time.perf_counter() - t_start) / (deadline - t_start))
-            for group in opt.param_groups:
-                group["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
-            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
-            images, targets = detection_collate([train_set[int(i)] for i in idx])
-            losses = model(images, targets)
-            loss = sum(losses.values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            running.append(float(loss))
-            step += 1
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(running)) if running
-                        else None, "seconds": time.perf_counter() - t_start})
-        if not args.quiet:
-            print(f"epoch {epoch + 1}/{args.epochs}  loss {history[-1]['loss']:.4f}  "
-                  f"{history[-1]['seconds']:.0f}s", flush=True)
-        if deadline and time.perf_counter() > deadline:
-            break
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    step, history = fit(model, train_set, lr=args.lr, batch_size=args.batch_size,
+                        epochs=args.epochs, seed=args.seed,
+                        deadline=t_start + 60 * args.time_limit if args.time_limit else None,
+                        log=None if args.quiet else lambda line: print(line, flush=True))
     train_seconds = time.perf_counter() - t_start
     train_cpu_seconds = time.process_time() - cpu_start  # what the run got of a shared CPU
     metrics, ips = evaluate(model, test_set)
