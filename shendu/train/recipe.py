@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -232,7 +232,7 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
                  resume: str | os.PathLike | None = None, evaluate_test: bool = True,
                  save: bool = True, progress: bool | str = True,
                  log: Callable[[str], None] = print,
-                 data_parallel: bool = False) -> dict[str, Any]:
+                 data_parallel: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
     """Train per ``cfg`` (see :func:`resolve_config`); returns metrics and file paths.
 
     Args:
@@ -249,6 +249,8 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
             ``batch_size`` split over the ranks, metrics all-reduced, and only rank 0
             logging and writing files (see :mod:`shendu.train.data_parallel`). The MPI
             process group is started here unless one is; a world of one also works.
+        callbacks: more :mod:`shendu.train.callbacks` for the trainer, after the recipe's
+            own (loggers, checkpoint, early stopping).
 
     BLAS runs on ``cfg['threads']`` threads meanwhile (0: the library's default); see
     :mod:`shendu._threads` for why one thread is the default.
@@ -258,7 +260,8 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
     with blas_threads(cfg.get("threads")):
         if not data_parallel:
             return _run_training(cfg, out, resume=resume, evaluate_test=evaluate_test,
-                                 save=save, progress=progress, log=log)
+                                 save=save, progress=progress, log=log,
+                                 callbacks=callbacks)
         from ..distributed import process_group as pg
         started = not pg.is_initialized()
         if started:
@@ -269,7 +272,7 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
                 progress, log = False, (lambda s: None)
             return _run_training(cfg, out, resume=resume, evaluate_test=evaluate_test,
                                  save=save, progress=progress, log=log,
-                                 world=(rank, size))
+                                 world=(rank, size), callbacks=callbacks)
         finally:
             if started:
                 pg.destroy_process_group()
@@ -277,7 +280,8 @@ def run_training(cfg: dict, out: str | os.PathLike | None = None, *,
 
 def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
                   progress: bool | str, log: Callable[[str], None],
-                  world: tuple[int, int] | None = None) -> dict[str, Any]:
+                  world: tuple[int, int] | None = None,
+                  callbacks: Sequence = ()) -> dict[str, Any]:
     from .. import random as sd_random
     from ..nn import functional as F
     from ..nn.utils import fuse
@@ -285,6 +289,9 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
     from .trainer import Trainer
 
     start = time.perf_counter()
+    if world is None:   # on a cold kernel cache, a second process compiles half of them
+        from ..backend import warm_start
+        warm_start.start("train", cfg)
     sd_random.manual_seed(cfg["seed"])
     train_full, test = load_datasets(cfg)
     data = make_loaders(cfg, train_full, test, world)
@@ -323,6 +330,7 @@ def _run_training(cfg: dict, out, *, resume, evaluate_test: bool, save: bool,
             cbs.append(DP.DataParallelCheckpoint(path, extra={"config": cfg}))
     if cfg["patience"]:
         cbs.append(C.EarlyStopping("val_loss", patience=cfg["patience"]))
+    cbs += list(callbacks)
     n_tr, n_dev, n_te = data["sizes"]
     epochs = f"{cfg['epochs']} epoch" + ("s" if cfg["epochs"] != 1 else "")
     batch = f"batch {cfg['batch_size']}"
