@@ -57,6 +57,46 @@ def init_head_to_prior(model, dataset, images: int = 200):
         head.bias.copy_(sd.tensor(np.log(counts / counts.sum()).astype(np.float32)))
 
 
+def connected_components(mask: np.ndarray) -> np.ndarray:
+    """Label the 4-connected components of a boolean ``(H, W)`` mask: each foreground pixel
+    gets the smallest flat index in its component, background ``-1``. Labels spread to
+    neighbours by minimum, and each pass also jumps every label to its own pixel's label
+    (a pointer jump), so a long component takes few passes."""
+    h, w = mask.shape
+    none = h * w   # larger than every index: background never wins a minimum
+    lab = np.where(mask, np.arange(h * w).reshape(h, w), none)
+    down, right = mask[1:] & mask[:-1], mask[:, 1:] & mask[:, :-1]
+    while True:
+        new = lab.copy()
+        new[1:] = np.where(down, np.minimum(new[1:], lab[:-1]), new[1:])
+        new[:-1] = np.where(down, np.minimum(new[:-1], lab[1:]), new[:-1])
+        new[:, 1:] = np.where(right, np.minimum(new[:, 1:], new[:, :-1]), new[:, 1:])
+        new[:, :-1] = np.where(right, np.minimum(new[:, :-1], new[:, 1:]), new[:, :-1])
+        new[mask] = new.reshape(-1)[new[mask]]
+        if np.array_equal(new, lab):
+            return np.where(mask, lab, -1)
+        lab = new
+
+
+def component_vote(logits: np.ndarray, min_share: float) -> np.ndarray:
+    """Class map ``(H, W)`` from one image's scores ``(C, H, W)``: the per-pixel argmax,
+    then each connected object region (non-background pixels) takes the class with the
+    most probability summed over the region, when that class already holds at least
+    ``min_share`` of the region's pixels (so two touching objects of different classes,
+    each about half the region, keep their own pixels)."""
+    pred = logits.argmax(0)
+    z = np.exp(logits - logits.max(0))
+    probs = z / z.sum(0)
+    lab = connected_components(pred > 0)
+    out = pred.copy()
+    for comp in np.unique(lab[lab >= 0]):
+        region = lab == comp
+        top = 1 + int(probs[1:, region].sum(1).argmax())
+        if (pred[region] == top).mean() >= min_share:
+            out[region] = top
+    return out
+
+
 def error_breakdown(confmat: np.ndarray) -> dict:
     """Where the object pixels go wrong, from the test confusion matrix (rows: truth): an
     object pixel called background (``missed``), a background pixel called an object
@@ -97,6 +137,13 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default: 1)")
     p.add_argument("--save", default=None, metavar="PATH",
                    help="also write the trained weights (sd.save of the state dict)")
+    p.add_argument("--load", default=None, metavar="PATH",
+                   help="start from these weights (written by --save, same --arch, "
+                   "--widths, --deep-scores); with --epochs 0, only evaluate them")
+    p.add_argument("--vote", type=float, default=None, metavar="SHARE",
+                   help="also score a region vote: each connected object region of the "
+                   "prediction takes its most probable class when that class holds at "
+                   "least SHARE of the region's pixels (e.g. 0.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="examples/results/segment_canvas.json")
     args = p.parse_args(argv)
@@ -111,7 +158,10 @@ def main(argv=None):
     model = FCN(c) if args.arch == "fcn" else \
         UNet(1, c, widths=tuple(int(w) for w in args.widths.split(",")),
              deep_scores=args.deep_scores)
-    init_head_to_prior(model, train_set)
+    if args.load:
+        model.load_state_dict(sd.load(args.load))
+    else:
+        init_head_to_prior(model, train_set)
     opt = sd.optim.Adam(model.parameters(), lr=args.lr)
     commit, rng = _git_commit(), np.random.default_rng(args.seed)
     steps_per_epoch = len(train_set) // args.batch_size
@@ -150,12 +200,16 @@ def main(argv=None):
             break
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     model.eval()
-    metric = JaccardIndex(c)
+    metric, voted = JaccardIndex(c), JaccardIndex(c)
     with sd.no_grad():
         for s in range(0, len(test_set), 32):
             pairs = [test_set[i] for i in range(s, min(s + 32, len(test_set)))]
-            metric.update(model(sd.stack([im for im, _ in pairs])),
-                          sd.stack([m for _, m in pairs]))
+            logits, masks = model(sd.stack([im for im, _ in pairs])), sd.stack(
+                [m for _, m in pairs])
+            metric.update(logits, masks)
+            if args.vote is not None:
+                voted.update(np.stack([component_vote(lg, args.vote)
+                                       for lg in logits.numpy()]), masks)
     result = {"arch": args.arch, "command": "python examples/segment_canvas.py " +
               " ".join(argv if argv is not None else sys.argv[1:]),
               "train_images": len(train_set), "test_images": len(test_set),
@@ -164,7 +218,14 @@ def main(argv=None):
               "test_miou": metric.compute(), "test_pixel_accuracy": metric.pixel_accuracy(),
               "per_class_iou": [None if np.isnan(v) else float(v) for v in metric.per_class()],
               "pixel_errors": error_breakdown(metric.confmat),
+              "load": args.load,
               "history": history, "commit": commit, "machine": machine_info()}
+    if args.vote is not None:
+        result["vote"] = {"min_share": args.vote, "test_miou": voted.compute(),
+                          "test_pixel_accuracy": voted.pixel_accuracy(),
+                          "per_class_iou": [None if np.isnan(v) else float(v)
+                                            for v in voted.per_class()],
+                          "pixel_errors": error_breakdown(voted.confmat)}
     sd.set_num_threads(threads_before)  # leave the process as found (tests call main)
     if args.save:
         sd.save(model.state_dict(), args.save)
@@ -176,6 +237,10 @@ def main(argv=None):
           f"({train_s:.0f}s, {train_cpu:.0f} CPU-s); wrote {args.out}")
     print("object pixels: " + ", ".join(f"{k} {v:.3f}" for k, v in
                                         result["pixel_errors"].items()))
+    if args.vote is not None:
+        print(f"with the region vote (share {args.vote}): mIoU {result['vote']['test_miou']:.3f}"
+              ", object pixels: " + ", ".join(f"{k} {v:.3f}" for k, v in
+                                              result["vote"]["pixel_errors"].items()))
 
 
 if __name__ == "__main__":

@@ -73,3 +73,60 @@ def test_segment_canvas_runs_end_to_end(tmp_path):
     assert "coarse_heads.0.weight" in weights and "head.weight" in weights
     assert result["command"].startswith("python examples/segment_canvas.py")
     assert result["commit"] and result["machine"]["cpu_count"] >= 1
+    # the saved weights evaluate again, without training, with the region vote as well
+    again = tmp_path / "again.json"
+    segment_canvas.main(["--sources", "digits", "--canvas-size", "32", "--train-images", "4",
+                         "--test-images", "2", "--epochs", "0", "--widths", "4,8",
+                         "--deep-scores", "--out", str(again), "--load",
+                         str(tmp_path / "unet.sd"), "--vote", "0.5"])
+    second = json.loads(again.read_text())
+    assert second["steps"] == 0 and second["test_miou"] == pytest.approx(result["test_miou"])
+    assert 0 <= second["vote"]["test_miou"] <= 1
+
+
+def _components_by_search(mask):
+    """Reference labelling: a breadth-first search from each unlabelled pixel in flat
+    order, so each component's label is its smallest flat index."""
+    h, w = mask.shape
+    lab = np.full((h, w), -1)
+    for start in range(h * w):
+        y, x = divmod(start, w)
+        if not mask[y, x] or lab[y, x] >= 0:
+            continue
+        lab[y, x], todo = start, [(y, x)]
+        while todo:
+            cy, cx = todo.pop()
+            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
+                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and lab[ny, nx] < 0:
+                    lab[ny, nx] = start
+                    todo.append((ny, nx))
+    return lab
+
+
+def test_connected_components_match_a_search():
+    rng = np.random.default_rng(0)
+    spiral = np.zeros((9, 9), bool)   # one long winding component: many passes without jumps
+    spiral[0, :] = spiral[:, 8] = spiral[8, :] = spiral[2:, 0] = True
+    spiral[2, :7] = spiral[2:7, 6] = spiral[6, 2:7] = spiral[4:7, 2] = True
+    for mask in [spiral, np.zeros((3, 4), bool), np.ones((5, 2), bool),
+                 *(rng.random((12, 15)) < p for p in (0.3, 0.5, 0.6))]:
+        np.testing.assert_array_equal(segment_canvas.connected_components(mask),
+                                      _components_by_search(mask))
+
+
+def test_component_vote_relabels_a_region_and_spares_touching_objects():
+    c, h, w = 4, 6, 8
+    logits = np.full((c, h, w), -5.0)
+    logits[0] = 5.0                      # background everywhere ...
+    logits[:, 1:4, 1:4] = -5.0           # ... but a 3x3 object, mostly class 2
+    logits[2, 1:4, 1:4] = 3.0
+    logits[3, 1, 1] = 4.0                # one pixel wrongly class 3
+    logits[:, 1:3, 5:7] = -5.0           # a 2x2 region split half class 1, half class 3
+    logits[1, 1:3, 5] = 2.0
+    logits[3, 1:3, 6] = 2.0
+    plain = logits.argmax(0)
+    voted = segment_canvas.component_vote(logits, 0.6)
+    assert plain[1, 1] == 3 and voted[1, 1] == 2          # the odd pixel joins its region
+    assert (voted[1:4, 1:4] == 2).all()
+    np.testing.assert_array_equal(voted[1:3, 5:7], plain[1:3, 5:7])   # 50/50: left alone
+    assert (voted[plain == 0] == 0).all()                  # background is never touched
