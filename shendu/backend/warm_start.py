@@ -3,16 +3,16 @@ step needs, a helper process compiles the ones it will need last into numba's di
 
 numba compiles one function at a time per process (a global compiler lock), and the main
 job's first step compiles its kernels one after another, the convolution's forward and
-backward the longest (``benchmarks/README.md``, "First use", has the times). A second
-process can compile the others at the same time on the other core: it walks the job's kernels from the last used
-to the first, compiles each into the disk cache, and stops at the first one already cached
-(the main process got there first). When the main process reaches a kernel the helper has
-cached, numba loads it from disk instead of compiling it. The machine code is the same
-either way (one numba, one CPU, one optimisation level), so results do not depend on which
-process compiled what; only the wall-clock time to the first step does.
+backward the longest (``benchmarks/README.md``, "First-use compile time", has the times).
+A second process can compile the others at the same time on the other core: it walks the
+job's kernels from the last used to the first, compiles each into the disk cache, and stops
+at the first one already cached (the main process got there first). When the main process
+reaches a kernel the helper has cached, numba loads it instead of compiling it. The machine
+code is the same either way (one numba, one CPU, one optimisation level), so results do not
+depend on which process compiled what; only the wall-clock time to the first step does.
 
 Which kernels, with which argument types, in which order: recorded from a run of the job
-(``python -m shendu.backend.warm_start --record train``) into ``warm_start_train.json``
+(``python -m shendu.backend.warm_start train --record``) into ``warm_start_train.json``
 beside this file; ``tests/perf_paths/test_warm_start.py`` fails when the job's kernels
 change and the file was not recorded again. The helper starts only when the kernels are
 on, the run's configuration is the recorded one in everything that decides the kernels,
@@ -154,16 +154,16 @@ def compile_backwards(kernels: list) -> int:
 def start(job: str, cfg: dict):
     """Start the helper for ``job`` when it can help (see the module docstring); returns
     the ``subprocess.Popen`` or None."""
+    global _helper
     if _recording or runtime._env("SHENDU_WARM_START", "1") == "0" \
-            or not runtime.kernels_on():
-        return None
+            or not runtime.kernels_on() or (_helper is not None and _helper.poll() is None):
+        return None   # (a helper of this process's is still at work: not a second one)
     doc = _load(job)
     if doc is None or any(cfg.get(k) != doc["config"].get(k) for k in KERNEL_KEYS) \
             or all(_cached(e) for e in doc["kernels"]):
         return None
     # the helper imports the same shendu as this process, wherever that came from; its
     # output would interleave with the job's, and it has nothing to say
-    global _helper
     code = (f"import sys; sys.path.insert(0, {str(HERE.parents[1])!r}); "
             f"from shendu.backend.warm_start import main; main([{job!r}])")
     _helper = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,

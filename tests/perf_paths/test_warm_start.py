@@ -135,3 +135,7 @@ def test_no_helper_unless_it_can_help(monkeypatch):
     monkeypatch.setattr(warm_start, "_helper", None)
     warm_start.start("train", doc["config"])
     assert len(started) == 1 and "main(['train'])" in started[0][0][-1]
+    busy = type("Running", (), {"poll": lambda self: None})()
+    monkeypatch.setattr(warm_start, "_helper", busy)
+    assert warm_start.start("train", doc["config"]) is None    # one is still at work
+    assert len(started) == 1
