@@ -160,8 +160,8 @@ def start(job: str, cfg: dict):
         return None   # (a helper of this process's is still at work: not a second one)
     doc = _load(job)
     if doc is None or any(cfg.get(k) != doc["config"].get(k) for k in KERNEL_KEYS) \
-            or all(_cached(e) for e in doc["kernels"]):
-        return None
+            or doc["mkl"] != runtime.mkl_loaded() or all(_cached(e) for e in doc["kernels"]):
+        return None   # (without MKL the job runs other paths than the recorded ones)
     # the helper imports the same shendu as this process, wherever that came from; its
     # output would interleave with the job's, and it has nothing to say
     code = (f"import sys; sys.path.insert(0, {str(HERE.parents[1])!r}); "
@@ -193,7 +193,7 @@ def _record_train(limit: int = 600) -> dict:
                                                  save=False, progress=False,
                                                  log=lambda s: None))
     return {"job": "train", "config": {k: cfg.get(k) for k in KERNEL_KEYS},
-            "kernels": kernels}
+            "mkl": runtime.mkl_loaded(), "kernels": kernels}
 
 
 def main(argv=None) -> int:
@@ -215,5 +215,6 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":   # run as shendu.backend.warm_start, whose flags the job reads
+    from shendu.backend.warm_start import main as _main
+    sys.exit(_main())

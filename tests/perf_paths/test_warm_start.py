@@ -14,8 +14,9 @@ from shendu.backend import runtime, warm_start
 
 ROOT = Path(__file__).resolve().parents[2]
 
-needs_kernels = pytest.mark.skipif(not runtime.kernels_on(),
-                                   reason="compiled kernels off (numba missing or SHENDU_JIT=0)")
+needs_kernels = pytest.mark.skipif(
+    not (runtime.kernels_on() and runtime.mkl_loaded()),
+    reason="compiled kernels or MKL off (the list is recorded with both on)")
 
 
 def _run(code: str, cwd: Path) -> str:
@@ -121,8 +122,12 @@ def test_no_helper_unless_it_can_help(monkeypatch):
     monkeypatch.setattr(warm_start.subprocess, "Popen", lambda *a, **k: started.append(a))
     monkeypatch.setattr(warm_start, "_cached", lambda e: False)
     monkeypatch.setattr(warm_start.runtime, "kernels_on", lambda: True)
+    monkeypatch.setattr(warm_start.runtime, "mkl_loaded", lambda: doc["mkl"])
     other = dict(doc["config"], model="mlp")
     assert warm_start.start("train", other) is None            # another model
+    monkeypatch.setattr(warm_start.runtime, "mkl_loaded", lambda: not doc["mkl"])
+    assert warm_start.start("train", doc["config"]) is None    # other products
+    monkeypatch.setattr(warm_start.runtime, "mkl_loaded", lambda: doc["mkl"])
     monkeypatch.setenv("SHENDU_WARM_START", "0")
     assert warm_start.start("train", doc["config"]) is None    # turned off
     monkeypatch.delenv("SHENDU_WARM_START")
