@@ -5,7 +5,9 @@ almost nothing else, so no library runs it faster than this machine multiplies m
 This script measures the best rate a large square float32 product reaches here (2048^3,
 best of 8, MKL through shendu and through PyTorch), the rate PyTorch eager runs the MLP
 at (samples/s times FLOP per sample), and their quotient: the most that ``sd.compile``
-(or anything) could gain over PyTorch eager on this workload.
+(or anything) could gain over PyTorch eager on this workload. Then the MLP's own three
+products alone (MKL through PyTorch, no bias or ReLU), against the whole eager forward:
+what fusing everything around the products could gain at MKL's speed on these shapes.
 
     python benchmarks/gemm_ceiling.py --json benchmarks/results/gemm-ceiling.json
 """
@@ -64,15 +66,26 @@ def main(argv=None) -> int:
     seconds = min(_best(forward, 200) for _ in range(3))
     mlp_gflops = 256 * MLP_FLOP_PER_SAMPLE / seconds / 1e9
     best_gemm = max(gemm.values())
+    # the MLP's own three products alone (no bias, no ReLU), each at its best
+    shapes = [(256, 784, 512), (256, 512, 512), (256, 512, 10)]
+    products = 0.0
+    for m, k, nn in shapes:
+        pa, pb = torch.randn(m, k), torch.randn(k, nn)
+        products += min(_best(lambda a=pa, b=pb: torch.mm(a, b), 200) for _ in range(3))
     doc = {"threads": args.threads, "gemm_n": n, "gemm_gflops": gemm,
            "torch_mlp_samples_per_s": 256 / seconds, "torch_mlp_gflops": mlp_gflops,
-           "ceiling_vs_torch_eager": best_gemm / mlp_gflops, "machine": machine_info()}
+           "ceiling_vs_torch_eager": best_gemm / mlp_gflops,
+           "mlp_products_alone_s": products, "torch_mlp_s": seconds,
+           "products_alone_vs_torch_eager": seconds / products, "machine": machine_info()}
     print(f"{n}^3 float32 product, {args.threads} threads: " +
           ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in gemm.items()))
     print(f"PyTorch eager MLP 784-512-512-10, batch 256 (best of 200 calls): "
           f"{256 / seconds:,.0f} samples/s = {mlp_gflops:.1f} GFLOP/s")
     print(f"ceiling for any MLP inference against PyTorch eager here: "
           f"{doc['ceiling_vs_torch_eager']:.2f}x (the large product's rate / the MLP's)")
+    print(f"the MLP's three products alone, each the best of 200: {1e3 * products:.3f} ms "
+          f"against {1e3 * seconds:.3f} ms for the whole forward: "
+          f"{doc['products_alone_vs_torch_eager']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     return 0

@@ -168,6 +168,7 @@ def main(argv=None):
     total, step = steps_per_epoch * args.epochs, 0
     t0, cpu0 = time.perf_counter(), time.process_time()
     deadline = t0 + 60 * args.time_limit if args.time_limit else None
+    next_report = t0 + 60
     history = []
     for epoch in range(args.epochs):
         model.train()
@@ -193,6 +194,10 @@ def main(argv=None):
             opt.step()
             losses.append(float(loss))
             step += 1
+            if time.perf_counter() > next_report:   # a line a minute on long runs
+                next_report += 60
+                print(f"step {step}: loss {np.mean(losses[-100:]):.4f} (last 100), "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
                         "seconds": round(time.perf_counter() - t0, 1)})
         print(history[-1], flush=True)
