@@ -23,6 +23,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _bench_util import mlp  # noqa: E402
+
 MLP_FLOP_PER_SAMPLE = 2 * (784 * 512 + 512 * 512 + 512 * 10)
 
 
@@ -55,9 +57,7 @@ def main(argv=None) -> int:
     gemm = {"torch": flop / _best(lambda: torch.mm(ta, tb), 8) / 1e9,
             "shendu": flop / _best(lambda: cpu.matmul(a, b), 8) / 1e9}
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(),
-                                torch.nn.Linear(512, 512), torch.nn.ReLU(),
-                                torch.nn.Linear(512, 10)).eval()
+    model = mlp(torch.nn).eval()   # the bench's MLP workload
     x = torch.randn(256, 784)
 
     def forward():

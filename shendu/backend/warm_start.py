@@ -81,7 +81,7 @@ def _locate(disp):
                           (disp.py_func.__name__.removesuffix("_serial"), "serial"),
                           (disp.py_func.__name__, "parallel")):
         obj = getattr(module, name, None)
-        if obj is not None and (getattr(obj, variant) if variant else obj) is disp:
+        if obj is not None and (getattr(obj, variant, None) if variant else obj) is disp:
             return disp.py_func.__module__, name, variant
     return None
 
@@ -100,10 +100,10 @@ def record(run) -> list:
             return compile_(self, sig)
         finally:
             depth[0] -= 1
-            where = _locate(self) if depth[0] == 0 else None
+            ours = depth[0] == 0 and self.py_func.__module__.startswith("shendu.")
+            where = _locate(self) if ours else None
             spec = [_type_to_json(t) for t in sig] if where else None
-            if where and where[0].startswith("shendu.") and all(t is not None for t in spec) \
-                    and (where, str(spec)) not in seen:
+            if where and all(t is not None for t in spec) and (where, str(spec)) not in seen:
                 seen.add((where, str(spec)))
                 order.append([*where, spec])
 
