@@ -38,6 +38,34 @@ def missing_oracles():
     return missing
 
 
+_prewarm = {"helper": None, "recording": None}
+
+
+def _start_prewarm():
+    """Compile the suite's kernels ahead on the idle core (``kernel_prewarm``), or, with
+    ``SHENDU_RECORD_SUITE_KERNELS=1``, record which the session uses. Either way not again
+    in the pytest runs some tests start: they inherit the environment set here."""
+    import contextlib
+
+    import kernel_prewarm
+    from shendu.backend import warm_start
+    if os.environ.pop("SHENDU_RECORD_SUITE_KERNELS", "0") == "1":
+        stack = contextlib.ExitStack()
+        _prewarm["recording"] = (stack, stack.enter_context(warm_start.recording(False)))
+    else:
+        _prewarm["helper"] = kernel_prewarm.start()
+    os.environ["SHENDU_TEST_PREWARM"] = "0"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import kernel_prewarm
+    kernel_prewarm.stop(_prewarm["helper"])
+    if _prewarm["recording"] is not None:
+        stack, order = _prewarm["recording"]
+        stack.close()
+        kernel_prewarm.record_to_list(order)
+
+
 def pytest_sessionstart(session):
     from op_helper import REQUIRE_ORACLES
 
@@ -51,6 +79,7 @@ def pytest_sessionstart(session):
         except ImportError as e:  # the venv .ci/run made for these comparisons is broken
             pytest.exit(f"SHENDU_REQUIRE_TORCHVISION=1 but torchvision does not import: {e}",
                         returncode=3)
+    _start_prewarm()
 
 
 def pytest_report_header(config):

@@ -8,8 +8,9 @@ A second process can compile the others at the same time on the other core: it w
 job's kernels from the last used to the first, compiles each into the disk cache, and stops
 at the first one already cached (the main process got there first). When the main process
 reaches a kernel the helper has cached, numba loads it instead of compiling it. The machine
-code is the same either way (one numba, one CPU, one optimisation level), so results do not
-depend on which process compiled what; only the wall-clock time to the first step does.
+code is the same either way (one numba, one CPU, and each function at the optimisation
+level its own first call would use), so results do not depend on which process compiled
+what; only the wall-clock time to the first step does.
 
 Which kernels, with which argument types, in which order: recorded from a run of the job
 (``python -m shendu.backend.warm_start train --record``) into ``warm_start_train.json``
@@ -22,6 +23,7 @@ off.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import os
@@ -31,7 +33,8 @@ from pathlib import Path
 
 from . import runtime
 
-__all__ = ["record", "start", "helper", "compile_backwards", "pending"]
+__all__ = ["record", "recording", "compile_entry", "start", "helper", "compile_backwards",
+           "pending"]
 
 HERE = Path(__file__).resolve().parent
 _recording = False   # record() is running the job: no helper
@@ -90,6 +93,16 @@ def record(run) -> list:
     """Run ``run()`` and return the compiled functions it called from Python (kernels and
     shendu's other numba functions, compiled or loaded from the disk cache), in order of
     first use, as ``[module, name, variant, [argument types]]``."""
+    with recording() as order:
+        run()
+    return order
+
+
+@contextlib.contextmanager
+def recording(no_helper: bool = True):
+    """Inside: record (as :func:`record` does) into the list this yields; with
+    ``no_helper``, :func:`start` starts none meanwhile (the recording must see every
+    compilation)."""
     from numba.core.dispatcher import Dispatcher
     seen, order, depth = set(), [], [0]
     compile_ = Dispatcher.compile
@@ -108,12 +121,24 @@ def record(run) -> list:
                 order.append([*where, spec])
 
     global _recording
-    Dispatcher.compile, _recording = recording_compile, True
+    Dispatcher.compile, _recording = recording_compile, no_helper
     try:
-        run()
+        yield order
     finally:
         Dispatcher.compile, _recording = compile_, False
-    return order
+
+
+def compile_entry(entry) -> None:
+    """Compile one recorded function for its recorded types into the disk cache (or load
+    it from there), at the optimisation level its first call in a job would use: kernels
+    wrapped by ``jit.elementwise.at_kernel_level`` at theirs, other functions at numba's."""
+    from .jit.elementwise import kernel_opt_level
+    disp, sig = _dispatcher(entry), tuple(_type_from_json(s) for s in entry[3])
+    if "_compile_for_args" in vars(disp):   # at_kernel_level's wrapper
+        with kernel_opt_level():
+            disp.compile(sig)
+    else:
+        disp.compile(sig)
 
 
 def _cached(entry) -> bool:
@@ -139,14 +164,11 @@ def pending(job: str = "train") -> list:
 def compile_backwards(kernels: list) -> int:
     """Compile ``kernels`` (recorded order) from the last to the first into the disk cache,
     stopping at the first one already cached; returns how many were compiled."""
-    from .jit.elementwise import kernel_opt_level
     done = 0
     for entry in reversed(kernels):
         if _cached(entry):
             break
-        sig = tuple(_type_from_json(s) for s in entry[3])
-        with kernel_opt_level():
-            _dispatcher(entry).compile(sig)
+        compile_entry(entry)
         done += 1
     return done
 
