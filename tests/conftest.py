@@ -48,6 +48,7 @@ def _start_prewarm():
     import contextlib
 
     import kernel_prewarm
+
     from shendu.backend import warm_start
     if os.environ.pop("SHENDU_RECORD_SUITE_KERNELS", "0") == "1":
         stack = contextlib.ExitStack()

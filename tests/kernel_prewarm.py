@@ -29,16 +29,19 @@ LIST = Path(__file__).with_name("kernels_of_the_suite.json")
 def start():
     """Start the helper when it can help; returns the ``subprocess.Popen`` or None."""
     import shendu
-    from shendu.backend import runtime
-    if os.environ.get("SHENDU_TEST_PREWARM", "1") == "0" or not runtime.kernels_on() \
-            or not LIST.exists():
+    if os.environ.get("SHENDU_TEST_PREWARM", "1") == "0" or not runtime_allows():
         return None
-    if json.loads(LIST.read_text())["mkl"] != runtime.mkl_loaded():
-        return None   # the suite takes other paths without MKL than the recorded ones
     code = (f"import sys; sys.path[:0] = [{str(Path(shendu.__file__).parents[1])!r}, "
             f"{str(Path(__file__).parent)!r}]; import kernel_prewarm; kernel_prewarm.main()")
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def runtime_allows() -> bool:
+    """Kernels on and MKL as recorded (without MKL the suite takes other paths)."""
+    from shendu.backend import runtime
+    return runtime.kernels_on() and LIST.exists() \
+        and json.loads(LIST.read_text())["mkl"] == runtime.mkl_loaded()
 
 
 def stop(helper) -> None:

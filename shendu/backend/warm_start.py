@@ -113,7 +113,7 @@ def recording(no_helper: bool = True):
             return compile_(self, sig)
         finally:
             depth[0] -= 1
-            ours = depth[0] == 0 and self.py_func.__module__.startswith("shendu.")
+            ours = depth[0] == 0 and (self.py_func.__module__ or "").startswith("shendu.")
             where = _locate(self) if ours else None
             spec = [_type_to_json(t) for t in sig] if where else None
             if where and all(t is not None for t in spec) and (where, str(spec)) not in seen:

@@ -116,6 +116,32 @@ def test_compile_backwards_starts_at_the_end_and_stops_at_a_cached_one(monkeypat
     assert [n for n, _ in compiled] == ["d", "c"]
 
 
+def test_each_function_compiles_at_the_level_of_its_own_first_call(monkeypatch):
+    """A kernel wrapped by at_kernel_level compiles at KERNEL_OPT_LEVEL, as its first call
+    in the job would; a plain numba function (``_gemm_any``) at numba's own level: the job
+    then loads from the cache exactly the code it would have compiled."""
+    from numba.core import config
+
+    from shendu.backend.jit import elementwise
+    levels = []
+
+    class Fake:
+        def __init__(self, wrapped):
+            if wrapped:
+                self._compile_for_args = None   # what at_kernel_level sets
+
+        def compile(self, sig):
+            levels.append(int(config.OPT))
+
+    monkeypatch.setattr(config, "OPT", type(config.OPT)(3))
+    for wrapped in (True, False):
+        monkeypatch.setattr(warm_start, "_dispatcher", lambda e, w=wrapped: Fake(w))
+        warm_start.compile_entry(["m", "f", "", ["int64"]])
+    assert levels == [elementwise.KERNEL_OPT_LEVEL, 3]
+    assert elementwise.KERNEL_OPT_LEVEL < 3   # (so the two cases differ)
+    assert "_compile_for_args" in vars(elementwise.relu_forward.serial)
+
+
 def test_no_helper_unless_it_can_help(monkeypatch):
     doc = warm_start._load("train")
     started = []
