@@ -29,7 +29,8 @@ from .runtime import mkl_loaded
 from .runtime import mkl_threads as get_num_threads
 from .runtime import set_mkl_threads as set_num_threads
 
-__all__ = ["gemm", "takes", "Packed", "pack", "gemm_packed", "mkl_loaded", "set_num_threads", "get_num_threads", "describe"]
+__all__ = ["gemm", "takes", "Packed", "pack", "gemm_packed", "mkl_loaded", "set_num_threads",
+           "get_num_threads", "describe"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))

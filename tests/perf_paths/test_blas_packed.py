@@ -2,10 +2,9 @@
 plain GEMM to within GEMM's rounding, for any number of rows, operand layout and dtype."""
 import numpy as np
 import pytest
+from tolerance import assert_matmul_close
 
 from shendu.backend import blas
-
-from tolerance import assert_matmul_close
 
 pytestmark = pytest.mark.skipif(not blas.mkl_loaded(), reason="MKL is not installed")
 rng = np.random.default_rng(5)
