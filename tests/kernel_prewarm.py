@@ -45,11 +45,9 @@ def runtime_allows() -> bool:
 
 
 def stop(helper) -> None:
-    """End the helper (numba writes each cache file under a temporary name and renames it,
-    so nothing half-written is left)."""
-    if helper is not None and helper.poll() is None:
-        helper.terminate()
-        helper.wait()
+    """End the helper (``warm_start.end``)."""
+    from shendu.backend import warm_start
+    warm_start.end(helper)
 
 
 def main() -> None:

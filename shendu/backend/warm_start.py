@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import runtime
 
-__all__ = ["record", "recording", "compile_entry", "start", "helper", "compile_backwards",
+__all__ = ["record", "recording", "compile_entry", "start", "helper", "end", "compile_backwards",
            "pending"]
 
 HERE = Path(__file__).resolve().parent
@@ -200,11 +200,17 @@ def helper():
 
 
 def _end_helper():
-    """At exit: a helper still compiling is ended (numba writes each cache file under a
-    temporary name and renames it, so nothing half-written is left)."""
-    if _helper is not None and _helper.poll() is None:
-        _helper.terminate()
-        _helper.wait()
+    """At exit: a helper still compiling is ended (see :func:`end`)."""
+    end(_helper)
+
+
+def end(process) -> None:
+    """End a compiling helper ``process`` (a ``subprocess.Popen`` or None) if it still runs:
+    numba writes each cache file under a temporary name and renames it, so nothing
+    half-written is left."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait()
 
 
 def _record_train(limit: int = 600) -> dict:
