@@ -77,6 +77,9 @@ class BackboneWithFPN(nn.Module):
         if not self.return_levels or not all(0 <= i < n for i in self.return_levels):
             raise ValueError(f"BackboneWithFPN: return_levels {return_levels} must name "
                              f"levels 0..{n - 1}")
+        for i in range(n):  # a level nobody reads needs no output convolution: it would
+            if i not in self.return_levels:  # run each step and its weights never train
+                self.fpn.layer_blocks[i] = nn.Identity()
         self.out_channels = [out_channels] * len(self.return_levels)
 
     def forward(self, x):
