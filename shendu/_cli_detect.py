@@ -59,6 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST files")
     t.add_argument("--out", default=None, help="output folder (default: runs/detect-<time>)")
     t.add_argument("--quiet", action="store_true")
+    e = sub.add_parser("evaluate", help="evaluate saved weights (a model.sd) again: mAP, AP "
+                       "per class, inference images/s at a chosen thread count")
+    e.add_argument("model", help="model.sd written by 'shendu detect train'; --arch, "
+                   "--sources, --canvas-size and --seed default to the training run's "
+                   "(read from the results.json beside it)")
+    e.add_argument("--arch", choices=["ssd", "fasterrcnn"], default=None)
+    e.add_argument("--sources", default=None)
+    e.add_argument("--canvas-size", type=int, default=None)
+    e.add_argument("--split", choices=["test", "val"], default="test",
+                   help="'val' (from the sources' training images) for choosing settings, "
+                   "'test' for the number to report (default: test)")
+    e.add_argument("--test-images", type=int, default=500)
+    e.add_argument("--threads", type=int, default=1, help="BLAS threads (0: the library's "
+                   "default)")
+    e.add_argument("--seed", type=int, default=None)
+    e.add_argument("--data-dir", default=None, help="folder with the Fashion-MNIST files")
+    e.add_argument("--out", default=None, help="also write the results to this JSON file")
     return p
 
 
@@ -86,7 +103,19 @@ def evaluate(model, dataset, batch_size: int = 32) -> tuple[dict, float]:
             seconds += time.perf_counter() - t0
             metric.update(preds, targets)
     result = metric.compute()
-    return {k: float(v) for k, v in result.items() if k != "classes"}, len(dataset) / seconds
+    out = {k: float(v) for k, v in result.items() if k != "classes"}
+    # AP per class, over IoU 0.5:0.95 and at 0.5 (-1: a class without ground truth)
+    at_50 = list(np.isclose(metric.iou_thresholds, 0.5)).index(True)
+    out["per_class"] = {dataset.classes[int(c)]: {
+        "ap": _valid_mean(metric.precision[:, :, k, 0, -1]),
+        "ap50": _valid_mean(metric.precision[at_50, :, k, 0, -1])}
+        for k, c in enumerate(metric.classes)}
+    return out, len(dataset) / seconds
+
+
+def _valid_mean(x: np.ndarray) -> float:
+    x = x[x > -1]
+    return round(float(x.mean()), 4) if x.size else -1.0
 
 
 def _time_used(t_start: float, deadline: float | None, world) -> float:
@@ -250,6 +279,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "evaluate":
+        return _evaluate_saved(args)
     args.argv = argv
     out = args.out or os.path.join("runs", time.strftime("detect-%Y%m%d-%H%M%S"))
     if args.nproc != 1 and not args.rank_of_job:
@@ -298,3 +329,59 @@ def _launch_ranks(args, argv: list[str], out: str) -> int:
     return launcher.main(["--nproc", str(args.nproc), "--threads", threads, entry,
                           "detect", *rest, "--out", out, "--threads", threads,
                           "--nproc", str(args.nproc), "--rank-of-job"])
+
+
+def _evaluate_saved(args) -> int:
+    """``shendu detect evaluate model.sd``: the saved detector on the test (or val) split."""
+    import shendu as sd
+    from shendu.vision.datasets import CanvasDetection
+
+    trained = os.path.join(os.path.dirname(os.path.abspath(args.model)), "results.json")
+    saved = {}
+    if os.path.exists(trained):
+        with open(trained) as f:
+            saved = json.load(f)
+    arch = args.arch or saved.get("arch")
+    if arch is None:
+        print(f"shendu detect evaluate: error: no --arch given and no results.json beside "
+              f"{args.model} to read it from", file=sys.stderr)
+        return 2
+    canvas = args.canvas_size or saved.get("canvas_size", 128)
+    sources = args.sources or _option(saved.get("command", ""), "--sources",
+                                      "fashion-mnist,digits")
+    seed = args.seed if args.seed is not None else int(_option(saved.get("command", ""),
+                                                               "--seed", "0"))
+    data = CanvasDetection(args.split, args.test_images, canvas_size=canvas, seed=seed,
+                           sources=tuple(sources.split(",")), root=args.data_dir)
+    model = build_model(arch, data.num_classes, canvas)
+    model.load_state_dict(sd.load(args.model))
+    before = sd.get_num_threads()
+    try:
+        if args.threads:
+            sd.set_num_threads(args.threads)
+        metrics, ips = evaluate(model, data)
+    finally:
+        sd.set_num_threads(before)
+    print(f"{arch} on {len(data)} {args.split} canvases: mAP@0.5 {metrics['map_50']:.3f}, "
+          f"COCO mAP {metrics['map']:.3f}, inference {ips:.1f} images/s "
+          f"({args.threads or before} threads)")
+    print(f"{'class':<14} {'AP@0.5':>7} {'AP':>7}")
+    for name, ap in metrics["per_class"].items():
+        print(f"{name:<14} {ap['ap50']:>7.3f} {ap['ap']:>7.3f}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"model": args.model, "arch": arch, "split": args.split,
+                       "images": len(data), "canvas_size": canvas, "threads": args.threads,
+                       "inference_images_per_s": round(ips, 1), "metrics": metrics,
+                       "commit": _git_commit()}, f, indent=1)
+    return 0
+
+
+def _option(command: str, name: str, default: str) -> str:
+    """The value of ``name`` in a recorded command line, else ``default``.
+
+    >>> _option("shendu detect train --seed 3 --arch ssd", "--seed", "0")
+    '3'
+    """
+    words = command.split()
+    return words[words.index(name) + 1] if name in words[:-1] else default

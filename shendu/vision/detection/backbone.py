@@ -57,6 +57,15 @@ class CanvasBackbone(nn.Module):
         return out
 
 
+class _Unread(nn.Identity):
+    """Stands for the output convolution of a pyramid level nobody reads. Checkpoints
+    written while it was still a convolution load too: its weights are passed over."""
+
+    def _load_from_state_dict(self, state_dict, prefix, missing_keys, unexpected_keys,
+                              error_msgs, copies):
+        pass
+
+
 class BackboneWithFPN(nn.Module):
     """A trunk's maps passed through a ``FeaturePyramidNetwork`` (torchvision's name).
 
@@ -79,7 +88,7 @@ class BackboneWithFPN(nn.Module):
                              f"levels 0..{n - 1}")
         for i in range(n):  # a level nobody reads needs no output convolution: it would
             if i not in self.return_levels:  # run each step and its weights never train
-                self.fpn.layer_blocks[i] = nn.Identity()
+                self.fpn.layer_blocks[i] = _Unread()
         self.out_channels = [out_channels] * len(self.return_levels)
 
     def forward(self, x):
