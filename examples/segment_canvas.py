@@ -23,7 +23,7 @@ from shendu._bench_report import (
 )
 from shendu.metrics import JaccardIndex  # noqa: E402
 from shendu.nn import functional as F  # noqa: E402
-from shendu.vision.datasets import CanvasSegmentation  # noqa: E402
+from shendu.vision.datasets import CanvasDetection, CanvasSegmentation  # noqa: E402
 from shendu.vision.segmentation import FCN, UNet  # noqa: E402
 
 
@@ -55,6 +55,66 @@ def init_head_to_prior(model, dataset, images: int = 200):
                               minlength=dataset.num_classes)
     with sd.no_grad():
         head.bias.copy_(sd.tensor(np.log(counts / counts.sum()).astype(np.float32)))
+
+
+class EncoderClassifier(sd.nn.Module):
+    """A U-Net's encoder, global average pooling and a linear layer: the classifier whose
+    training starts the segmenter's encoder (the FCN recipe: begin from a classification
+    network, then fine-tune it fully convolutional)."""
+
+    def __init__(self, unet: UNet, num_classes: int):
+        super().__init__()
+        self.unet, self.fc = unet, sd.nn.Linear(unet.widths[-1], num_classes)
+
+    def forward(self, x):
+        _, bottom = self.unet.encode(x)
+        return self.fc(bottom.mean((2, 3)))
+
+
+def object_canvases(seg_set: CanvasSegmentation, split: str, n: int) -> CanvasDetection:
+    """Single objects drawn as on ``seg_set``'s canvases (the same sources and range of
+    sizes, with clutter) on canvases just large enough for the largest, for pre-training."""
+    side = max(16, -(-seg_set.scale[1] // 16) * 16)   # a multiple of 2 ** 4 poolings
+    return CanvasDetection(split, n, canvas_size=side, sources=seg_set.sources,
+                           objects=(1, 1), scale=seg_set.scale, seed=seg_set.seed)
+
+
+def pretrain_encoder(unet: UNet, seg_set: CanvasSegmentation, minutes: float,
+                     batch_size: int = 64, lr: float = 2e-3, seed: int = 0) -> dict:
+    """Train ``unet``'s encoder as a classifier of single objects for ``minutes`` (Adam,
+    cosine decay over the time); returns steps, seconds and the accuracy on 1000
+    validation objects."""
+    train = object_canvases(seg_set, "train", 10 ** 7)
+    val = object_canvases(seg_set, "val", 1000)
+    net = EncoderClassifier(unet, seg_set.num_classes)
+    opt = sd.optim.Adam(net.parameters(), lr=lr)
+
+    def batch(data, indices):
+        pairs = [data.generate(int(i)) for i in indices]
+        labels = [int(t["labels"][0]) if len(t["labels"]) else 0 for _, t in pairs]
+        return sd.tensor(np.stack([c for c, _ in pairs])[:, None]), sd.tensor(labels)
+
+    rng, t0, step = np.random.default_rng(seed), time.perf_counter(), 0
+    net.train()
+    while (used := (time.perf_counter() - t0) / (60 * minutes)) < 1:
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * used))
+        x, y = batch(train, rng.integers(0, len(train), batch_size))
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+    net.eval()
+    correct = 0
+    with sd.no_grad():
+        for s in range(0, len(val), 250):
+            x, y = batch(val, range(s, min(s + 250, len(val))))
+            correct += int((net(x).argmax(1) == y).sum())
+    unet.train()
+    seconds = round(time.perf_counter() - t0, 1)
+    return {"steps": step, "batch_size": batch_size, "seconds": seconds,
+            "val_accuracy": correct / len(val)}
 
 
 def connected_components(mask: np.ndarray) -> np.ndarray:
@@ -134,6 +194,10 @@ def main(argv=None):
     p.add_argument("--deep-scores", action="store_true",
                    help="U-Net: score the classes at every decoder level and sum them "
                    "upsampled (FCN-8s's skips), not only at the finest level")
+    p.add_argument("--pretrain", type=float, default=0, metavar="MIN",
+                   help="U-Net: first train its encoder for MIN minutes as a classifier of "
+                   "single objects drawn as on the canvases (FCN's start from a "
+                   "classification network); the minutes count in --time-limit")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default: 1)")
     p.add_argument("--save", default=None, metavar="PATH",
                    help="also write the trained weights (sd.save of the state dict)")
@@ -162,12 +226,19 @@ def main(argv=None):
         model.load_state_dict(sd.load(args.load))
     else:
         init_head_to_prior(model, train_set)
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    deadline = t0 + 60 * args.time_limit if args.time_limit else None
+    pretrained = None
+    if args.pretrain:
+        if args.arch != "unet":
+            p.error("--pretrain needs --arch unet")
+        pretrained = pretrain_encoder(model, train_set, args.pretrain, seed=args.seed)
+        print(f"pre-trained the encoder: {pretrained}", flush=True)
     opt = sd.optim.Adam(model.parameters(), lr=args.lr)
     commit, rng = _git_commit(), np.random.default_rng(args.seed)
     steps_per_epoch = len(train_set) // args.batch_size
     total, step = steps_per_epoch * args.epochs, 0
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    deadline = t0 + 60 * args.time_limit if args.time_limit else None
+    t_seg = time.perf_counter()   # the segmentation's own cosine starts after pre-training
     next_report = t0 + 60
     history = []
     for epoch in range(args.epochs):
@@ -178,7 +249,7 @@ def main(argv=None):
                 break
             progress = step / total
             if deadline:
-                progress = max(progress, (time.perf_counter() - t0) / (deadline - t0))
+                progress = max(progress, (time.perf_counter() - t_seg) / (deadline - t_seg))
             for g in opt.param_groups:
                 g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
             pairs = [train_set[int(i)] for i in order[b * args.batch_size:
@@ -223,7 +294,7 @@ def main(argv=None):
               "test_miou": metric.compute(), "test_pixel_accuracy": metric.pixel_accuracy(),
               "per_class_iou": [None if np.isnan(v) else float(v) for v in metric.per_class()],
               "pixel_errors": error_breakdown(metric.confmat),
-              "load": args.load,
+              "load": args.load, "pretrain": pretrained,
               "history": history, "commit": commit, "machine": machine_info()}
     if args.vote is not None:
         result["vote"] = {"min_share": args.vote, "test_miou": voted.compute(),

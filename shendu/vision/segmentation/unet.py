@@ -55,8 +55,13 @@ class UNet(nn.Module):
                                            for i in range(len(widths) - 1, 0, -1)]) \
             if deep_scores else None
         self.depth = len(widths) - 1
+        self.widths = tuple(widths)
 
-    def forward(self, x):
+    def encode(self, x):
+        """The encoder alone: ``(skips, bottom)``, the features each level passes across to
+        the decoder (finest first) and the coarsest level's map (``widths[-1]`` channels).
+        A classifier on ``bottom`` (pooled) can pre-train the encoder, as FCNs start from a
+        classification network."""
         f = 2 ** self.depth
         if x.shape[-1] % f or x.shape[-2] % f:
             raise ValueError(f"UNet: input size {tuple(x.shape[-2:])} must be divisible by "
@@ -67,6 +72,10 @@ class UNet(nn.Module):
             if i < self.depth:
                 skips.append(x)
                 x = self.pool(x)
+        return skips, x
+
+    def forward(self, x):
+        skips, x = self.encode(x)
         scores = self.coarse_heads[0](x) if self.coarse_heads is not None else None
         for level, (up, merge, skip) in enumerate(zip(self.up, self.merge, reversed(skips))):
             x = merge(sd.cat([up(x), skip], 1))

@@ -130,3 +130,24 @@ def test_component_vote_relabels_a_region_and_spares_touching_objects():
     assert (voted[1:4, 1:4] == 2).all()
     np.testing.assert_array_equal(voted[1:3, 5:7], plain[1:3, 5:7])   # 50/50: left alone
     assert (voted[plain == 0] == 0).all()                  # background is never touched
+
+
+def test_pretraining_trains_the_encoder_on_single_objects():
+    from shendu.vision.datasets import CanvasSegmentation
+    from shendu.vision.segmentation import UNet
+
+    seg = CanvasSegmentation("train", 4, canvas_size=64, sources=("digits",))
+    objects = segment_canvas.object_canvases(seg, "train", 20)
+    assert objects.canvas_size == 32 and objects.scale == seg.scale == (10, 28)
+    assert all(len(objects.generate(i)[1]["labels"]) == 1 for i in range(20))
+    sd.manual_seed(0)
+    unet = UNet(1, seg.num_classes, widths=(4, 8, 8, 8, 16))
+    before = {k: np.asarray(v).copy() for k, v in unet.state_dict().items()}
+    report = segment_canvas.pretrain_encoder(unet, seg, minutes=0.01, batch_size=8)
+    assert report["steps"] >= 1 and 0 <= report["val_accuracy"] <= 1
+    after = unet.state_dict()
+    moved = {k for k in before if not np.array_equal(before[k], np.asarray(after[k]))}
+    # the encoder learnt (weights and batch-norm statistics); the decoder was not used
+    assert "down.0.0.weight" in moved and "down.4.3.weight" in moved
+    assert not any(k.startswith(("up.", "merge.", "head")) for k in moved)
+    assert unet.training
