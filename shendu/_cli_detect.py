@@ -362,18 +362,18 @@ def _evaluate_saved(args) -> int:
         metrics, ips = evaluate(model, data)
     finally:
         sd.set_num_threads(before)
-    print(f"{arch} on {len(data)} {args.split} canvases: mAP@0.5 {metrics['map_50']:.3f}, "
-          f"COCO mAP {metrics['map']:.3f}, inference {ips:.1f} images/s "
-          f"({args.threads or before} threads)")
-    print(f"{'class':<14} {'AP@0.5':>7} {'AP':>7}")
-    for name, ap in metrics["per_class"].items():
-        print(f"{name:<14} {ap['ap50']:>7.3f} {ap['ap']:>7.3f}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"model": args.model, "arch": arch, "split": args.split,
                        "images": len(data), "canvas_size": canvas, "threads": args.threads,
                        "inference_images_per_s": round(ips, 1), "metrics": metrics,
                        "commit": _git_commit()}, f, indent=1)
+    print(f"{arch} on {len(data)} {args.split} canvases: mAP@0.5 {metrics['map_50']:.3f}, "
+          f"COCO mAP {metrics['map']:.3f}, inference {ips:.1f} images/s "
+          f"({args.threads or before} threads)")
+    print(f"{'class':<14} {'AP@0.5':>7} {'AP':>7}")
+    for name, ap in metrics["per_class"].items():
+        print(f"{name:<14} {ap['ap50']:>7.3f} {ap['ap']:>7.3f}")
     return 0
 
 
