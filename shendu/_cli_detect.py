@@ -7,8 +7,9 @@ writes ``results.json`` (metrics, training time, inference images/s, commit, mac
 
 ``--nproc N`` trains data-parallel on N processes (``shendu run``, MPI): each rank takes
 ``batch-size / N`` canvases of every global batch and ``DistributedDataParallel`` averages
-the gradients, so the steps are those of one process and only their speed changes; rank 0
-decides when the time is up, then evaluates and writes the files alone.
+the gradients, so each step sees the canvases one process would see (each rank normalises
+its losses by its own anchors and proposals, so the gradient is close to, not exactly, one
+process's); rank 0 decides when the time is up, then evaluates and writes the files alone.
 
 >>> build_parser().parse_args(["train", "--arch", "fasterrcnn"]).arch
 'fasterrcnn'
@@ -134,7 +135,9 @@ def _valid_mean(x: np.ndarray) -> float:
 def _time_used(t_start: float, deadline: float | None, world) -> float:
     """The share of the time limit used so far (0 without one). In a data-parallel job
     rank 0's clock decides for every rank, so all take the same steps at the same rates."""
-    used = 0.0 if not deadline else (time.perf_counter() - t_start) / (deadline - t_start)
+    if not deadline:  # every rank has the same deadline: nothing to agree on
+        return 0.0
+    used = (time.perf_counter() - t_start) / (deadline - t_start)
     if world is None or world[1] == 1:
         return used
     import shendu as sd
