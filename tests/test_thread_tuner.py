@@ -197,7 +197,7 @@ def _child(arg="", **env):
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to choose")
 def test_runtime_tuner_sets_every_library_and_the_user_turns_it_off():
-    r = _child("choose", SHENDU_THREADS_FOLLOW_LOAD="1")
+    r = _child("choose")
     assert r["before"] == "on (starts with the first fast op)"
     assert r["started"] == r["info"]
     assert re.fullmatch(r"on: (\d+) of \1 threads \(warmup\)", r["info"])
@@ -210,9 +210,15 @@ def test_runtime_tuner_sets_every_library_and_the_user_turns_it_off():
 
 
 def test_runtime_tuner_off_when_the_environment_chose():
-    assert _child(OMP_NUM_THREADS="2", SHENDU_THREADS_FOLLOW_LOAD="1")["started"] == \
+    assert _child(OMP_NUM_THREADS="2")["started"] == \
         "off: OMP_NUM_THREADS=2 in the environment"
-    assert _child()["info"] == "off (opt in: SHENDU_THREADS_FOLLOW_LOAD=1)"  # the default
+    assert _child(SHENDU_THREADS_FOLLOW_LOAD="0")["info"] == \
+        "off (SHENDU_THREADS_FOLLOW_LOAD=0 in the environment)"
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to choose")
+def test_runtime_tuner_is_on_by_default():
+    assert re.fullmatch(r"on: (\d+) of \1 threads \(warmup\)", _child()["info"])
 
 
 def test_a_training_loop_is_timed_in_steps_from_step_end_to_step_end():

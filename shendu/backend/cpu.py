@@ -256,7 +256,7 @@ def column_sums(g2):
         _note("column_sums", "numpy")
         return g2.sum(axis=0)
     _note("column_sums", "numba")
-    threads = min(jit.num_threads(), g2.shape[0])
+    threads = min(jit.parts(), g2.shape[0])
     parts = np.empty((threads, g2.shape[1]), g2.dtype)
     jit.column_sums(g2, parts, threads)
     return parts[0] if threads == 1 else parts.sum(axis=0)
@@ -295,7 +295,7 @@ def exp_rows(x):
         _note("exp_rows", "numba")
         e, m, s = np.empty_like(x), np.empty(x.shape[0], x.dtype), np.empty(x.shape[0], x.dtype)
         fi = np.finfo(x.dtype)
-        jit.softmax_rows(x, e, m, s, fi.tiny / fi.eps * x.shape[1], jit.num_threads())
+        jit.softmax_rows(x, e, m, s, fi.tiny / fi.eps * x.shape[1], jit.parts())
         return e, m, s
     _note("exp_rows", "numpy")
     xp = _xp(x)
@@ -377,7 +377,7 @@ def _gelu_takes(*arrays) -> bool:
 def _threads_for(size: int) -> int:
     """Threads for an elementwise kernel: one for a small array (starting the others costs
     more than they save)."""
-    return 1 if size < KERNEL_MIN else jit.num_threads()
+    return 1 if size < KERNEL_MIN else jit.parts()
 
 
 def gelu(x, reference):
@@ -637,7 +637,7 @@ def _conv_plan(x, w, out_hw, dilation):
     hp, wp = oh + (kh - 1) * dilation[0], ow + (kw - 1) * dilation[1]
     per_image = c * kh * kw * oh * wp * x.itemsize
     chunk = max(1, min(n, FUSED_CONV_CHUNK_BYTES // per_image))
-    threads = max(1, min(jit.num_threads(), -(-n // chunk)))
+    threads = max(1, min(jit.parts(), -(-n // chunk)))
     size = jit.scratch_size(c, o, c * kh * kw, chunk, hp, wp, oh, threads)
     return chunk, threads, size
 
@@ -651,7 +651,7 @@ def _compact_plan(x, w, out_hw, backward):
     p = out_hw[0] * out_hw[1]
     k = c * kh * kw
     chunk = max(-(-COMPACT_CONV_MIN_COLUMNS // p), COMPACT_CONV_CHUNK_BYTES // (k * p * x.itemsize))
-    threads = max(1, min(jit.num_threads(), n))
+    threads = max(1, min(jit.parts(), n))
     chunk = max(1, min(chunk, -(-n // threads)))
     threads = max(1, min(threads, -(-n // chunk)))
     return chunk, threads, jit.compact_scratch_size(k, o, chunk, p, threads, backward)
@@ -662,7 +662,7 @@ def _taps_plan(x, w, out_hw, dilation, backward):
     o, c, kh, kw = w.shape
     oh, ow = out_hw
     hp, wp = oh + (kh - 1) * dilation[0], ow + (kw - 1) * dilation[1]
-    threads = max(1, min(jit.num_threads(), x.shape[0]))
+    threads = max(1, min(jit.parts(), x.shape[0]))
     return threads, jit.taps_scratch_size(c, o, hp, wp, oh, kw, dilation[1], threads, backward)
 
 
@@ -725,8 +725,8 @@ def _winograd(x, w, turned, bias, relu, pt, pl, out_hw, out):
     jit.winograd_filter(np.ascontiguousarray(w), turned, u)
     n = x.shape[0]
     per_image = ((out_hw[0] + 1) // 2) * ((out_hw[1] + 1) // 2)
-    chunk = max(1, min(-(-WINOGRAD_CHUNK_TILES // per_image), -(-n // jit.num_threads())))
-    threads = max(1, min(jit.num_threads(), -(-n // chunk)))
+    chunk = max(1, min(-(-WINOGRAD_CHUNK_TILES // per_image), -(-n // jit.parts())))
+    threads = max(1, min(jit.parts(), -(-n // chunk)))
     scratch = take(np, jit.winograd_scratch_size(c_in, c_out, chunk, *out_hw, threads), x.dtype)
     jit.conv2d_forward_winograd(src, cm, u, bias, relu, pt, pl, *out_hw, chunk, threads,
                                 scratch, out)

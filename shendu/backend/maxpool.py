@@ -66,7 +66,7 @@ def max_pool_tiled(x, k, out_hw, relu=False):
     shape = (c, n) + tuple(out_hw) if cm else (n, c) + tuple(out_hw)
     out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
     if tuple(k) == (2, 2):
-        jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.num_threads(), relu)
+        jit.max_pool2x2_forward(planes, _planes(out), _planes(code), jit.parts(), relu)
     else:
         jit.max_pool_tiled_forward(planes, k[0], k[1], _planes(out), _planes(code))
         if relu:
@@ -97,7 +97,7 @@ def max_pool_tiled_backward(g, code, k, out_hw, gx) -> None:
     _note("max_pool2d_backward", "numba")
     h, w = gx.shape[2:]
     if tuple(k) == (2, 2) and (h, w) == (2 * out_hw[0], 2 * out_hw[1]):
-        jit.max_pool2x2_backward(gp, cp, _planes(gx), jit.num_threads())
+        jit.max_pool2x2_backward(gp, cp, _planes(gx), jit.parts())
     else:
         jit.max_pool_tiled_backward(gp, cp, k[0], k[1], _planes(gx))
 

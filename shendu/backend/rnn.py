@@ -83,7 +83,7 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale
     else:
         # MKL's vector tanh, faster than the kernels' own; the step adds the bias and scales
         bias = np.empty(0, a.dtype) if bias is None else np.ascontiguousarray(bias)
-        step, threads = jit.lstm_forward_step_vml, jit.num_threads()
+        step, threads = jit.lstm_forward_step_vml, jit.parts()
         if _compiled_loop(a, bias, hs, cs, tc, w_hh, scale, shift, dscale):
             if not grad:
                 coef, k = coef_t[None], k_t[None]
@@ -212,7 +212,7 @@ def lstm_backward_overlapped(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev, or
     t_len, n, h4 = a.shape
     chunk = max(1, -(-_CHUNK_ROWS // n))
     n_chunks = -(-t_len // chunk)
-    if n_chunks < 3 or jit.num_threads() != 2 or not isinstance(x, np.ndarray):
+    if n_chunks < 3 or jit.parts() != 2 or not isinstance(x, np.ndarray):
         return None
     dout, x = np.ascontiguousarray(dout), np.ascontiguousarray(x)
     if not _compiled_loop(dout, dh, dc, a, coef, k, w_hh, w_ih, x, h_prev):

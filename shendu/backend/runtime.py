@@ -14,12 +14,17 @@ and nowhere else in shendu's fast paths):
   to ``OMP_SPIN_COUNT`` just while libgomp loads, before MKL or the kernels first need it
   (``openmp_wait_policy``). Opt-out: ``SHENDU_OMP_WAIT=spin`` (libgomp's default) or
   ``=passive`` (sleep at once), or set ``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` yourself.
-* The thread count of MKL, the kernels and shendu's pool can follow the load: from the first
+* MKL's products run in strict reproducible mode (``MKL_CBWR=AUTO,STRICT``: the best code
+  path for the CPU, each sum in one order however many threads share it), set when MKL
+  loads. Opt-out: set ``MKL_CBWR`` yourself.
+* The thread count of MKL, the kernels and shendu's pool follows the load: from the first
   fast op, ``backend/thread_tuner.py`` times the step at the default count and at fewer
-  threads now and then, and keeps the faster (``threads_follow_load``). Opt-in:
-  ``SHENDU_THREADS_FOLLOW_LOAD=1`` (timing-chosen counts make runs differ in the last bits);
-  never once the user sets a count (``sd.set_num_threads``, or ``OMP_NUM_THREADS``,
-  ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS`` in the environment).
+  threads now and then, and keeps the faster (``threads_follow_load``). A count it picks
+  changes no result: MKL is strict, and the kernels cut their work into
+  ``kernel_parts()`` parts, the count chosen for them, whatever count runs them. Opt-out:
+  ``SHENDU_THREADS_FOLLOW_LOAD=0``; never once the user sets a count
+  (``sd.set_num_threads``, or ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
+  ``NUMBA_NUM_THREADS`` in the environment).
 * A ``fork()`` handler is registered when MKL or the kernels are first set up: the child
   runs products on one MKL thread and no kernels (it would hang otherwise). No opt-out.
 * glibc keeps freed memory (``mallopt``): opt-in, ``keep_freed_memory(True)`` or
@@ -61,7 +66,8 @@ from pathlib import Path
 
 __all__ = ["info", "trace_paths", "keep_freed_memory", "mkl", "mkl_loaded", "kernels_on",
            "set_kernels", "use", "kernel_threads", "kernels_parallel", "set_kernel_threads",
-           "set_mkl_threads", "mkl_threads", "blas_controller", "one_blas_thread", "record",
+           "set_mkl_threads", "mkl_threads", "kernel_parts", "counts_as_tuned",
+           "blas_controller", "one_blas_thread", "record",
            "openmp_wait_policy", "openmp_wait_state", "tick", "threads_chosen",
            "threads_follow_load", "tuner_paused", "winograd_on", "set_winograd"]
 
@@ -163,6 +169,7 @@ def _load_mkl() -> None:
         lib.MKL_Set_Num_Threads.argtypes = [ctypes.c_int]
         lib.MKL_Get_Max_Threads.restype = ctypes.c_int
         _mkl, _mkl_path, _mkl_why = lib, str(path), ""
+        _strict_products(lib)
         global _mkl_default_threads
         _mkl_default_threads = lib.MKL_Get_Max_Threads()
         _watch_fork()
@@ -170,6 +177,31 @@ def _load_mkl() -> None:
             _mkl_one_thread()
         _tuner_reapply()
         return
+
+
+# MKL's products in "strict CNR" mode give the same bits on any number of threads (Intel's
+# conditional numerical reproducibility: the code path is still the best for this CPU, but
+# each sum is taken in one order however the threads share the work). Without it, one
+# seeded run at two threads and one at one thread differ in the last bits, which would
+# make the thread count that follows the load change results.
+_CBWR_AUTO, _CBWR_STRICT, _CBWR_SUCCESS = 2, 0x10000, 0
+_strict = "not set yet"   # what info() reports about MKL's reproducibility
+
+
+def _strict_products(lib) -> None:
+    """Ask MKL for strict reproducibility (before its first product), unless the user chose
+    a mode with ``MKL_CBWR``."""
+    global _strict
+    if "MKL_CBWR" in os.environ:
+        _strict = f"as MKL_CBWR={os.environ['MKL_CBWR']} in the environment says"
+        return
+    try:
+        lib.MKL_CBWR_Set.argtypes = [ctypes.c_int]   # (lower case: the Fortran entry)
+        ok = lib.MKL_CBWR_Set(_CBWR_AUTO | _CBWR_STRICT) == _CBWR_SUCCESS
+    except AttributeError:  # an MKL older than 2019 update 3
+        ok = False
+    _strict = ("strict: the same bits on any thread count (MKL_CBWR=AUTO,STRICT)" if ok
+               else "not strict: this MKL refused MKL_CBWR=AUTO,STRICT")
 
 
 def mkl():
@@ -478,6 +510,22 @@ def kernel_threads() -> int:
     return numba.get_num_threads()
 
 
+def kernel_parts() -> int:
+    """Into how many parts the kernels cut their work: the thread count chosen for them
+    (``set_kernel_threads``, ``sd.set_num_threads``, or numba's default), never the count
+    the tuner runs now. A part is a share of the batch, and a sum over the batch (a weight
+    gradient) adds the parts' sums in part order, so when the tuner runs the kernels on
+    fewer threads each thread takes several parts in turn and the bits do not change."""
+    if not numba_available():
+        return 1
+    setup_kernels()
+    if not _parallel:
+        return 1
+    import numba
+
+    return max(1, min(_kernel_threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def kernels_parallel() -> bool:
     """Whether the kernels run on several threads (MKL present); False before set-up."""
     return bool(_parallel)
@@ -528,11 +576,11 @@ def blas_threads() -> int | None:
 # ``backend/thread_tuner.py`` for why and how. Here: when it runs, and what a count sets.
 _USER_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 _tuner = None          # the ThreadTuner once the first op ticked (None: not started / off)
-# Why the count does not follow the load ("" = on, or not started). Opt-in: a count chosen
-# from timings differs between runs, and with it the order of the threads' partial sums,
-# so two runs of the same seeded script would no longer give the same numbers.
-_tuner_off = ("" if os.environ.get("SHENDU_THREADS_FOLLOW_LOAD") == "1"
-              else "off (opt in: SHENDU_THREADS_FOLLOW_LOAD=1)")
+# Why the count does not follow the load ("" = on, or not started). A count chosen from
+# timings differs between runs, but no result depends on it (strict MKL, kernel_parts), so
+# two runs of one seeded script still give the same numbers.
+_tuner_off = ("off (SHENDU_THREADS_FOLLOW_LOAD=0 in the environment)"
+              if os.environ.get("SHENDU_THREADS_FOLLOW_LOAD") == "0" else "")
 _tuner_thread = None   # the thread it measures and sets counts in (numba's are per thread)
 _tuner_paused = 0      # blas_threads blocks open: the caller holds the counts
 # shendu's pool (backend/pool.py, which imports this module) hands in how to read its
@@ -604,7 +652,23 @@ def tuner_paused() -> Iterator[None]:
 def _apply_count(n: int) -> None:
     """Run ``n`` threads in MKL, the kernels (this thread's) and shendu's pool; the top of
     the ladder gives each library back its untuned count."""
-    top = _tuner is None or n >= _tuner.levels[0]
+    _set_counts(n, _tuner is None or n >= _tuner.levels[0])
+
+
+@contextlib.contextmanager
+def counts_as_tuned(n: int) -> Iterator[None]:
+    """Run the block on ``n`` threads set as the tuner sets them (the chosen counts, and
+    with them ``kernel_parts``, unchanged): tests check that a count the tuner picks
+    changes no result."""
+    _set_counts(n, False)
+    try:
+        yield
+    finally:
+        _set_counts(n, True)
+        _tuner_reapply()
+
+
+def _set_counts(n: int, top: bool) -> None:
     if _pool_limit is not None:
         _pool_limit(None if top else n)
     if _mkl is not None and not _forked:
@@ -736,8 +800,10 @@ def info() -> Info:
         blas=blas_name(),
         blas_threads=mkl_threads() if mkl_loaded() else blas_threads(),
         mkl="loaded from " + str(_mkl_path) if mkl_loaded() else f"off: {_mkl_why}",
+        mkl_reproducible=_strict if mkl_loaded() else "-",
         kernels="on (numba)" if on else f"off: {why_kernels}",
         kernel_threads=kernel_threads() if on else 0,
+        kernel_parts=kernel_parts() if on else 0,
         kernel_layer=("OpenMP, shared with MKL" if _parallel else "one thread") if on else "-",
         openmp_wait=_wait_state,
         threads_follow_load=threads_follow_load(),

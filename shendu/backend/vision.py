@@ -66,7 +66,7 @@ def roi_align_backward(g, images, wy, wx, spans, shape):
         _note("roi_align_backward", "numba")
         n, c, h, w = shape
         gx = np.zeros((n, h, w, c), g.dtype)
-        chunk = -(-c // jit.num_threads())
+        chunk = -(-c // jit.parts())
         jit.roi_align_backward(np.ascontiguousarray(g.transpose(0, 2, 3, 1)), images, wy, wx,
                                *spans, gx, chunk)
         return gx.transpose(0, 3, 1, 2)

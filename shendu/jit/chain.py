@@ -116,7 +116,7 @@ def _run_fused(xa, weights, biases, plan):
     m = xa.size // xa.shape[-1] if xa.shape[-1] else 0
     from ..backend import jit
 
-    threads = jit.num_threads()
+    threads = jit.parts()
     if threads > 1:
         threads = min(threads, m // MIN_ROWS_PER_THREAD)
         if threads < 2:

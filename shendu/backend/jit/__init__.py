@@ -38,7 +38,7 @@ import numpy as np
 from .. import runtime
 
 __all__ = ["available", "enabled", "set_enabled", "use", "on", "on_all", "set_num_threads",
-           "num_threads", "parallel"]
+           "num_threads", "parts", "parallel"]
 
 # Modules holding the kernels; their public names become attributes of this package.
 _KERNEL_MODULES = ("elementwise", "pool", "conv", "conv_compact", "conv_taps", "conv_winograd",
@@ -52,6 +52,7 @@ enabled = runtime.kernels_on
 set_enabled = runtime.set_kernels
 set_num_threads = runtime.set_kernel_threads
 num_threads = runtime.kernel_threads
+parts = runtime.kernel_parts   # how kernels cut their work; see runtime.kernel_parts
 parallel = runtime.kernels_parallel
 
 
