@@ -234,15 +234,32 @@ def test_a_training_loop_is_timed_in_steps_from_step_end_to_step_end():
     assert t.count == 1 and t.switches == 1
 
 
-def test_going_down_needs_more_than_going_up():
-    # 15% faster at one thread: above the margin up, below the margin down: stays at two
+def test_fifteen_percent_moves_the_count_either_way():
+    # one thread 15% faster: every pair won, past the 10% margin: down to one
     t = Steps({2: 100, 1: 115}).run(120)
-    assert t.count == 2 and t.switches == 0
-    # the same 15% the other way, starting from one thread: goes up to two
+    assert t.count == 1 and t.switches == 1
+    # the same 15% the other way, starting from one thread: up to two
     w = Steps({2: 115, 1: 100})
     w.tuner._set_level(1)
     t = w.run(60)
     assert t.count == 2 and t.switches == 1
+
+
+def _decides(home, rates):
+    """Whether a trial from ladder level ``home`` (0: two threads) switches, given the
+    (current, other) window rates of its pairs."""
+    t = ThreadTuner(2, lambda n: None, clock=lambda: 0.0)
+    t.home = home
+    t.trial_seen = [x for here, other in rates for x in ((1 - home, other, 1.0),
+                                                          (home, here, 1.0))]
+    return t._other_wins()
+
+
+def test_going_down_needs_every_pair_going_up_two_of_three():
+    two_of_three = [(100, 120), (100, 95), (100, 125)]   # the other count 20% ahead
+    assert not _decides(0, two_of_three)   # one thread: not down on two pairs of three
+    assert _decides(1, two_of_three)       # two threads: up on two of three
+    assert _decides(0, [(100, 120), (100, 112), (100, 125)])
 
 
 def test_one_stalled_window_does_not_decide():

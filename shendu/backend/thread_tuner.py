@@ -28,9 +28,11 @@ proportional to its steps per second at any thread count. The tuner:
   whole machine does not decide) and switches to fewer threads when they beat the current
   count by ``MARGIN_DOWN`` and won every pair, to more threads when those beat it by
   ``MARGIN_UP`` and won ``PAIRS - 1`` pairs (hysteresis: noise does not make it flap). The
-  bar is higher going down because the costs are lopsided: beside busy processes two
-  threads were measured up to ten times faster than one, while one beat two by 1.3-1.6x
-  where it did;
+  bar is higher going down, every pair, because the costs are lopsided: beside busy
+  processes two threads were measured up to ten times faster than one, while one beat two
+  by 1.15-1.6x where it did. Both margins are 10%: beside other jobs one thread once won
+  every pair by 18% and the tuner, then at 20%, kept the slower two threads for the whole
+  run (``benchmarks/results/contend-epyc-mixed-tuner-1-b84d784.json``);
 * abandons a trial after its first pair when the other count ran under ``ABANDON`` of the
   current rate, and cuts a window of fewer threads short as soon as it has taken longer
   than its least number of steps would at ``ABANDON`` of the current rate: beside busy
@@ -72,7 +74,7 @@ MIN_TICKS = 20           # ... and least number of ticks (any window: a compilat
                          # few ticks far apart, and must share a window with normal ones)
 MIN_STEPS = 4            # ... or of steps, once steps are seen
 PAIRS = 3                # windows per count in a trial
-MARGIN_DOWN = 0.20       # fewer threads must be this much faster to switch to them ...
+MARGIN_DOWN = 0.10       # fewer threads must be this much faster to switch to them ...
 MARGIN_UP = 0.10         # ... more threads this much
 ABANDON = 0.6            # other/current rate below this after one window: stop the trial
 CLEAR_WIN = 0.25         # current beats the other by this much: wait longer next time
