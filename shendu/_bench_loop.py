@@ -142,8 +142,10 @@ def run_loop(steps: int = 300, *, threads: list[int] | None = None, contend: boo
             + (f"; {_busy_label(busy_per_core)} beside it" if contend else ""))
         with busy_cores(busy) if contend else _nothing():
             for r in range(rounds):
-                order = libs if r % 2 == 0 else libs[::-1]  # alternate who goes first
-                for n in threads:
+                # alternate who goes first, and which thread count: a load that drifts
+                # during the job then weighs on every side alike
+                order = libs if r % 2 == 0 else libs[::-1]
+                for n in (threads if r % 2 == 0 else threads[::-1]):
                     for lib in order:
                         res = run_one(lib, tmp, steps, n)
                         res.update(requested_threads=n, round=r, contended=contend)
@@ -194,7 +196,35 @@ def format_loop(res: dict) -> str:
                    f" {100 * r['spread']:4.0f}%")
     for n, ratio in loop_ratios(res).items():
         out.append(f"  ratio shendu / torch speed at {n}: {ratio:.2f}x")
+    for lib, rounds in default_vs_one(res).items():
+        faster = sum(d <= o for d, o in rounds)
+        out.append(f"  {lib} default against 1 thread, round by round: "
+                   + ", ".join(f"{d:.1f}/{o:.1f}" for d, o in rounds)
+                   + f" ms; the default as fast or faster in {faster} of {len(rounds)}")
     return "\n".join(out)
+
+
+def default_vs_one(res: dict) -> dict[str, list[tuple[float, float]]]:
+    """Per library, the (default, one thread) median step of each round that ran both:
+    the pairs a drifting load weighs on least, since a round runs them back to back.
+
+    >>> run = lambda n, ms, r: {"lib": "shendu", "requested_threads": n, "median_ms": ms,
+    ...                         "round": r}
+    >>> default_vs_one({"runs": [run(0, 20.0, 0), run(1, 30.0, 0), run(1, 25.0, 1),
+    ...                          run(0, 26.0, 1)]})
+    {'shendu': [(20.0, 30.0), (26.0, 25.0)]}
+    """
+    out = {}
+    for lib in ("shendu", "torch"):
+        pairs = []
+        for r in sorted({x.get("round", 0) for x in res["runs"]}):
+            med = {x.get("requested_threads", 0): x["median_ms"] for x in res["runs"]
+                   if x["lib"] == lib and x.get("round", 0) == r and "error" not in x}
+            if 0 in med and 1 in med:
+                pairs.append((med[0], med[1]))
+        if pairs:
+            out[lib] = pairs
+    return out
 
 
 def loop_ratios(res: dict) -> dict[str, float]:

@@ -26,6 +26,7 @@ examples:
   shendu bench user_loop --quick        the user loop alone, a minute
   shendu bench --contend                the user loop beside one busy process per core
   shendu bench --contend --busy-per-core 2   ... beside two per core (a heavier load)
+  shendu bench --contend --rounds 4          ... four rounds, the order alternating
   shendu bench --check benchmarks/results/latest.json   which targets a results file meets
 
 ratio = shendu speed / baseline speed: above 1 shendu is faster. Compare ratios from the
@@ -281,6 +282,10 @@ def _parser() -> argparse.ArgumentParser:
                    "heavier load)")
     g.add_argument("--loop-steps", type=int, metavar="N",
                    help="training steps per user-loop run (default 300; 30 with --quick)")
+    g.add_argument("--rounds", type=int, default=1, metavar="R",
+                   help="user-loop rounds (default 1); each round runs every library and "
+                   "thread count once, the order alternating between rounds, so a load "
+                   "that changes during the job weighs on every side alike")
     g.add_argument("--no-loop", action="store_true", help="skip the user loop")
     p.add_argument("--check", metavar="FILE", help="say which speed targets the results "
                    "FILE (written by --json) meets, and exit (times nothing)")
@@ -328,6 +333,7 @@ def _run_user_loop(args, threads_given: bool) -> dict:
         counts = list(dict.fromkeys(counts + [1]))
     res = _bench_loop.run_loop(steps, threads=counts, contend=args.contend,
                                torch=not args.no_torch, busy_per_core=args.busy_per_core,
+                               rounds=args.rounds,
                                log=lambda line: print(line, file=sys.stderr, flush=True))
     return res
 
@@ -345,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.busy_per_core < 1:
         print("shendu bench: --busy-per-core must be at least 1", file=sys.stderr)
+        return 2
+    if args.rounds < 1:
+        print("shendu bench: --rounds must be at least 1", file=sys.stderr)
         return 2
     if args.loop_steps is not None and args.loop_steps < 2:
         print("shendu bench: --loop-steps must be at least 2", file=sys.stderr)

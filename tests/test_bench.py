@@ -337,3 +337,27 @@ def test_contend_busy_per_core_option(capsys):
     text = format_loop({"steps": 30, "data": "x", "contended": True, "busy_per_core": 2,
                         "runs": [run]})
     assert "beside 2 busy processes per core" in text.splitlines()[0]
+
+
+def test_contend_rounds_alternate_the_thread_counts(monkeypatch, capsys):
+    from shendu import _bench_loop
+    from shendu._bench_loop import format_loop
+
+    assert bench.main(["--contend", "--rounds", "0"]) == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err
+    ran = []
+
+    def fake_run_one(lib, tmp, steps, n):
+        ran.append((lib, n))
+        return {"lib": lib, "threads": n or 2, "import_s": 0.1, "first_step_s": 1.0,
+                "median_ms": 20.0 if n == 0 else 24.0 - len(ran), "q1_ms": 19.0,
+                "q3_ms": 21.0, "min_ms": 18.0, "max_ms": 30.0, "spread": 0.1}
+    monkeypatch.setattr(_bench_loop, "run_one", fake_run_one)
+    monkeypatch.setattr(_bench_loop, "prepare_data", lambda tmp: "fake data")
+    res = _bench_loop.run_loop(5, threads=[0, 1], torch=False, rounds=3, log=lambda s: None)
+    assert ran == [("shendu", 0), ("shendu", 1), ("shendu", 1), ("shendu", 0),
+                   ("shendu", 0), ("shendu", 1)]
+    # one thread's medians: 22 (2nd run), 21 (3rd), 18 (6th); the default's always 20
+    assert _bench_loop.default_vs_one(res) == {"shendu": [(20.0, 22.0), (20.0, 21.0),
+                                                          (20.0, 18.0)]}
+    assert "the default as fast or faster in 2 of 3" in format_loop(res)
