@@ -165,6 +165,7 @@ out = {"before": runtime.threads_follow_load()}
 _ = F.linear(sd.randn(64, 32), sd.randn(16, 32))  # a fast op: the tuner starts, or says why not
 out["started"] = runtime.threads_follow_load()
 out["info"] = sd.backend.info()["threads_follow_load"]
+out["mkl"] = runtime.mkl_path()
 t = runtime._tuner
 if t is not None and runtime.kernels_on() and runtime.mkl_loaded():
     runtime.kernel_threads()               # kernels set up, as the first kernel would
@@ -187,7 +188,7 @@ print(json.dumps(out))
 def _child(arg="", **env):
     full = {k: v for k, v in os.environ.items()
             if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                         "SHENDU_THREADS_FOLLOW_LOAD")}
+                         "SHENDU_THREADS_FOLLOW_LOAD", "MKL_CBWR")}
     full.update(env)
     out = subprocess.run([sys.executable, "-c", CHILD, arg], capture_output=True, text=True,
                          env=full, timeout=300)
@@ -214,6 +215,14 @@ def test_runtime_tuner_off_when_the_environment_chose():
         "off: OMP_NUM_THREADS=2 in the environment"
     assert _child(SHENDU_THREADS_FOLLOW_LOAD="0")["info"] == \
         "off (SHENDU_THREADS_FOLLOW_LOAD=0 in the environment)"
+
+
+def test_runtime_tuner_off_when_mkl_is_not_strict():
+    # a user's own MKL_CBWR mode need not keep the bits over thread counts: no tuner then
+    r = _child(MKL_CBWR="AUTO")
+    if r.get("mkl") is None:
+        pytest.skip("no MKL here")
+    assert r["started"].startswith("off: MKL's products are not in strict mode")
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: nothing to choose")

@@ -22,7 +22,8 @@ and nowhere else in shendu's fast paths):
   threads now and then, and keeps the faster (``threads_follow_load``). A count it picks
   changes no result: MKL is strict, and the kernels cut their work into
   ``kernel_parts()`` parts, the count chosen for them, whatever count runs them. Opt-out:
-  ``SHENDU_THREADS_FOLLOW_LOAD=0``; never once the user sets a count
+  ``SHENDU_THREADS_FOLLOW_LOAD=0``; off where MKL is not strict (the user's own
+  ``MKL_CBWR``, or an MKL that refuses); never once the user sets a count
   (``sd.set_num_threads``, or ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
   ``NUMBA_NUM_THREADS`` in the environment).
 * A ``fork()`` handler is registered when MKL or the kernels are first set up: the child
@@ -620,6 +621,9 @@ def _start_tuner() -> None:
         _tuner_off = "off in a fork() child (one thread)"
     elif top < 2:
         _tuner_off = "off: one thread to start with"
+    elif mkl_loaded() and not _strict.startswith("strict"):
+        _tuner_off = ("off: MKL's products are not in strict mode (MKL_CBWR), so a count "
+                      "the tuner picked would change results")
     else:
         _tuner_thread = threading.get_ident()
         _tuner = ThreadTuner(top, _apply_count)
