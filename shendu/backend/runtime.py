@@ -186,13 +186,14 @@ def _load_mkl() -> None:
 # seeded run at two threads and one at one thread differ in the last bits, which would
 # make the thread count that follows the load change results.
 _CBWR_AUTO, _CBWR_STRICT, _CBWR_SUCCESS = 2, 0x10000, 0
+_mkl_strict = False       # MKL accepted AUTO,STRICT (the tuner runs only then)
 _strict = "not set yet"   # what info() reports about MKL's reproducibility
 
 
 def _strict_products(lib) -> None:
     """Ask MKL for strict reproducibility (before its first product), unless the user chose
     a mode with ``MKL_CBWR``."""
-    global _strict
+    global _strict, _mkl_strict
     if "MKL_CBWR" in os.environ:
         _strict = f"as MKL_CBWR={os.environ['MKL_CBWR']} in the environment says"
         return
@@ -201,6 +202,7 @@ def _strict_products(lib) -> None:
         ok = lib.MKL_CBWR_Set(_CBWR_AUTO | _CBWR_STRICT) == _CBWR_SUCCESS
     except AttributeError:  # an MKL older than 2019 update 3
         ok = False
+    _mkl_strict = ok
     _strict = ("strict: the same bits on any thread count (MKL_CBWR=AUTO,STRICT)" if ok
                else "not strict: this MKL refused MKL_CBWR=AUTO,STRICT")
 
@@ -621,7 +623,7 @@ def _start_tuner() -> None:
         _tuner_off = "off in a fork() child (one thread)"
     elif top < 2:
         _tuner_off = "off: one thread to start with"
-    elif mkl_loaded() and not _strict.startswith("strict"):
+    elif mkl_loaded() and not _mkl_strict:
         _tuner_off = ("off: MKL's products are not in strict mode (MKL_CBWR), so a count "
                       "the tuner picked would change results")
     else:

@@ -27,12 +27,12 @@ proportional to its steps per second at any thread count. The tuner:
 * compares the median window rate of each count (a window that caught a stall of the
   whole machine does not decide) and switches to fewer threads when they beat the current
   count by ``MARGIN_DOWN`` and won every pair, to more threads when those beat it by
-  ``MARGIN_UP`` and won ``PAIRS - 1`` pairs (hysteresis: noise does not make it flap). The
-  bar is higher going down, every pair, because the costs are lopsided: beside busy
-  processes two threads were measured up to ten times faster than one, while one beat two
-  by 1.15-1.6x where it did. Both margins are 10%: beside other jobs one thread once won
-  every pair by 18% and the tuner, then at 20%, kept the slower two threads for the whole
-  run (``benchmarks/results/contend-epyc-mixed-tuner-1-b84d784.json``);
+  ``MARGIN_UP`` and won ``PAIRS - 1`` pairs (hysteresis: noise does not make it flap).
+  Going down needs every pair because the costs are lopsided: beside busy processes two
+  threads were measured up to ten times faster than one, while one beat two by 1.15-1.6x
+  where it did. Both margins are 10%: beside other jobs one thread once won every pair by
+  18%, and the tuner, then asking 20% going down, kept the slower two threads for the
+  whole run (``benchmarks/results/contend-epyc-mixed-tuner-1-b84d784.json``);
 * abandons a trial after its first pair when the other count ran under ``ABANDON`` of the
   current rate, and cuts a window of fewer threads short as soon as it has taken longer
   than its least number of steps would at ``ABANDON`` of the current rate: beside busy
