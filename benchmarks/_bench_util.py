@@ -5,7 +5,13 @@ shendu's, so the shendu workload and its PyTorch twin are the same code by const
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -49,6 +55,25 @@ def twin_benchmark(name: str, group: str, *, items_per_iter: float, unit: str = 
         b.twin(torch_setup)
         return b
     return register
+
+
+def run_ranks(script: str | Path, job_args: list[str], nproc: int = 2,
+              timeout_s: int = 600) -> dict:
+    """Run ``script --job JOB_ARGS --result FILE`` on ``nproc`` ranks of one thread each
+    through ``shendu run`` (the repository first on the path) and return the JSON that
+    rank 0 wrote to FILE; the ranks' output tails if the job fails."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="shendu-ranks-") as tmp:
+        result = Path(tmp) / "result.json"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (str(root), os.environ.get("PYTHONPATH")) if p))
+        proc = subprocess.run(
+            [sys.executable, "-m", "shendu.cli", "run", "--nproc", str(nproc), "--threads",
+             "1", "--timeout", str(timeout_s), str(Path(script).resolve()), "--job",
+             *job_args, "--result", str(result)], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
+        return json.loads(result.read_text())
 
 
 # ---------------------------------------------------------------------------- data

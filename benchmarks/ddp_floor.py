@@ -29,9 +29,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -168,19 +166,11 @@ def main(argv=None) -> int:
         _job(args)
         return 0
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="shendu-ddp-floor-") as tmp:
-        result = Path(tmp) / "rates.json"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-        cmd = [sys.executable, "-m", "shendu.cli", "run", "--nproc", "2", "--threads", "1",
-               "--timeout", "600", str(Path(__file__).resolve()), "--job",
-               "--workload", args.workload, "--batch", str(args.batch), "--rounds",
-               str(args.rounds), "--blocks", str(args.blocks), "--block-s", str(args.block_s),
-               "--result", str(result)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
-        out = json.loads(result.read_text())
+    sys.path.insert(0, str(HERE))
+    from _bench_util import run_ranks
+    out = run_ranks(__file__, ["--workload", args.workload, "--batch", str(args.batch),
+                               "--rounds", str(args.rounds), "--blocks", str(args.blocks),
+                               "--block-s", str(args.block_s)])
     base = statistics.median(out["rates"]["alone"])
     summary = {}
     print(f"{args.workload}, batch {args.batch} per rank, {out['steps_per_block']} steps a "

@@ -17,9 +17,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -97,17 +95,9 @@ def main(argv=None) -> int:
         _job(args)
         return 0
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="shendu-unit-sums-") as tmp:
-        result = Path(tmp) / "times.json"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-        proc = subprocess.run(
-            [sys.executable, "-m", "shendu.cli", "run", "--nproc", "2", "--threads", "1",
-             "--timeout", "300", str(Path(__file__).resolve()), "--job", "--reps",
-             str(args.reps), "--result", str(result)], capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
-        times = json.loads(result.read_text())
+    sys.path.insert(0, str(HERE))
+    from _bench_util import run_ranks
+    times = run_ranks(__file__, ["--reps", str(args.reps)], timeout_s=300)
     summary = {}
     for name, v in times.items():
         q1, med, q3 = statistics.quantiles(v, n=4)
