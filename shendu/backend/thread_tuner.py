@@ -25,14 +25,17 @@ proportional to its steps per second at any thread count. The tuner:
   ``WINDOW_S`` seconds, and every window of the tuner at least ``MIN_STEPS`` steps (or
   ``MIN_TICKS`` ops);
 * compares the median window rate of each count (a window that caught a stall of the
-  whole machine does not decide) and switches to fewer threads when they beat the current
-  count by ``MARGIN_DOWN`` and won every pair, to more threads when those beat it by
-  ``MARGIN_UP`` and won ``PAIRS - 1`` pairs (hysteresis: noise does not make it flap).
-  Going down needs every pair because the costs are lopsided: beside busy processes two
-  threads were measured up to ten times faster than one, while one beat two by 1.15-1.6x
-  where it did. Both margins are 10%: beside other jobs one thread once won every pair by
-  18%, and the tuner, then asking 20% going down, kept the slower two threads for the
-  whole run (``benchmarks/results/contend-epyc-mixed-tuner-1-b84d784.json``);
+  whole machine does not decide). More threads must earn their keep: the tuner goes to
+  fewer threads unless the current count runs at least ``MARGIN_KEEP`` faster than
+  them (on the medians and in ``PAIRS - 1`` of the pairs), and to more threads only when
+  those run ``MARGIN_UP`` faster (the same way); between the two margins the count stays
+  where it is, so noise does not make it flap. So where the counts tie, the smaller one
+  runs: it is as fast, leaves cores to the other work, and its step is steadier (threads
+  wait at every parallel region for the one the scheduler is holding back). Beside a
+  training job, a PyTorch loop and a busy process per core the counts tied within 5% in
+  four alternating rounds (``benchmarks/results/contend-epyc-mixed-rounds-d28a67f.json``),
+  at step quartile ranges of 19-23% of the median for two threads and 9-18% for one; the
+  tuner of that commit, asking fewer threads to be 10% faster in every pair, kept two;
 * abandons a trial after its first pair when the other count ran under ``ABANDON`` of the
   current rate, and cuts a window of fewer threads short as soon as it has taken longer
   than its least number of steps would at ``ABANDON`` of the current rate: beside busy
@@ -74,8 +77,8 @@ MIN_TICKS = 20           # ... and least number of ticks (any window: a compilat
                          # few ticks far apart, and must share a window with normal ones)
 MIN_STEPS = 4            # ... or of steps, once steps are seen
 PAIRS = 3                # windows per count in a trial
-MARGIN_DOWN = 0.10       # fewer threads must be this much faster to switch to them ...
-MARGIN_UP = 0.10         # ... more threads this much
+MARGIN_KEEP = 0.05       # more threads must be this much faster to be kept ...
+MARGIN_UP = 0.10         # ... and this much to be chosen
 ABANDON = 0.6            # other/current rate below this after one window: stop the trial
 CLEAR_WIN = 0.25         # current beats the other by this much: wait longer next time
 TRIAL_EVERY_S = 10.0     # gap between trials (doubles while the current count clearly wins)
@@ -241,27 +244,29 @@ class ThreadTuner:
         else:
             self._end_trial(now, switch=self._other_wins())
 
-    def _rates(self) -> tuple[float, float, int]:
-        """(current's median window rate, the other's, pairs the other won)."""
+    def _rates(self) -> tuple[float, float, list[tuple[float, float]]]:
+        """(current's median window rate, the other's, the pairs' (current, other) rates)."""
         home = [t / max(s, 1e-9) for lv, t, s in self.trial_seen if lv == self.home]
         other = [t / max(s, 1e-9) for lv, t, s in self.trial_seen if lv != self.home]
         home = home or [self.current_rate or 0.0]  # a trial cut in its first window
-        wins = sum(o > h for h, o in zip(home, other))
-        return statistics.median(home), statistics.median(other), wins
+        return statistics.median(home), statistics.median(other), list(zip(home, other))
 
     def _abandon(self) -> bool:
         here, other, _ = self._rates()
         return other < ABANDON * here
 
     def _other_wins(self) -> bool:
-        here, other, wins = self._rates()
+        here, other, pairs = self._rates()
         fewer = self.trial_seen[0][0] > self.home  # the other count is further down the ladder
-        if fewer:
-            return other > (1 + MARGIN_DOWN) * here and wins == PAIRS
-        return other > (1 + MARGIN_UP) * here and wins >= PAIRS - 1
+        if fewer:   # down unless the current, larger count is MARGIN_KEEP faster
+            lost = sum(h < (1 + MARGIN_KEEP) * o for h, o in pairs)
+            return here < (1 + MARGIN_KEEP) * other and lost >= PAIRS - 1
+        won = sum(o > (1 + MARGIN_UP) * h for h, o in pairs)
+        return other > (1 + MARGIN_UP) * here and won >= PAIRS - 1
 
     def _end_trial(self, now: float, switch: bool) -> None:
-        here, other, wins = self._rates()
+        here, other, pairs = self._rates()
+        wins = sum(o > h for h, o in pairs)
         other_level = next(lv for lv, _, _ in self.trial_seen if lv != self.home)
         self.trials += 1
         self.last_trial = {"at_s": round(now - self.started, 2),
