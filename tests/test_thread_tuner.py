@@ -279,10 +279,12 @@ def test_more_threads_must_be_five_percent_faster_to_stay_ten_to_return():
     # (current, other) rates of the three pairs; 0: from two threads, 1: from one
     assert _decides(0, [(100, 97), (100, 99), (100, 101)])       # two not 5% faster: down
     assert not _decides(0, [(100, 93), (100, 94), (100, 96)])    # two 6% faster: kept
-    assert not _decides(0, [(100, 90), (100, 99), (100, 91)])    # lost in one pair only
+    # the medians say down (100 < 105), but two threads were 5% faster in two pairs: kept
+    assert not _decides(0, [(90, 100), (120, 100), (100, 95)])
     assert not _decides(1, [(100, 108), (100, 109), (100, 107)])  # two 8% faster: not up
     assert _decides(1, [(100, 120), (100, 95), (100, 125)])      # up on two pairs of three
-    assert not _decides(1, [(100, 120), (100, 95), (100, 105)])
+    # the medians say up (111 > 110), but two threads were 10% faster in one pair only
+    assert not _decides(1, [(100, 111), (120, 112), (90, 95)])
 
 
 def test_one_stalled_window_does_not_decide():
