@@ -1,7 +1,8 @@
 """The work DDP's shared-memory path leaves to the rank that comes last, on the MLP's
 gradients: write its row (gradient / 2) and sum both rows into its gradient, in two passes
-over each whole parameter (before) or a 256 KB piece at a time, each piece summed right
-after it is written (``ddp._PIECE_BYTES``).
+over each whole parameter or a 256 KB piece at a time, each piece summed right after it is
+written (what DDP's shared-memory path did for a while; it went back to whole passes at
+the last gradient, which ``ddp_floor.py`` measured faster inside a real step).
 
     python benchmarks/ddp_unit_sums.py --json out.json
 
@@ -24,13 +25,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIZES = [10, 512 * 10, 512, 512 * 512, 512, 784 * 512]   # the MLP's, in hook order
+PIECE_BYTES = 256 * 1024   # the pieces DDP's units had
 
 
 def _job(args) -> None:
     import numpy as np
     from mpi4py import MPI
 
-    from shendu.distributed.ddp import _PIECE_BYTES
     comm = MPI.COMM_WORLD
     me = comm.Get_rank()
     n = sum(SIZES)
@@ -54,7 +55,7 @@ def _job(args) -> None:
             np.multiply(g, 0.5, out=rows[q, me, at])
             np.add(rows[q, 0, at], rows[q, 1, at], out=g)
 
-    def pieces(gs, q, piece=_PIECE_BYTES // 4):
+    def pieces(gs, q, piece=PIECE_BYTES // 4):
         for k, g in enumerate(gs):
             for lo in range(0, g.size, piece):
                 hi = min(lo + piece, g.size)

@@ -15,22 +15,17 @@ CuPy arrays reduced by NCCL on the current stream.
 When every rank runs on one machine the buckets live in MPI shared memory (one window per
 bucket, a row per rank, two sets of rows used on alternate steps) instead of MPI's message
 exchanges, each of which needs both ranks on a core at once
-(``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce). A rank writes its gradient, already
-divided by the world size, into its row a unit at a time (a parameter, or a 256 KB piece
-of a large one) and raises that unit's flag in shared memory (slot (rank, unit) := the
-step's number); a unit whose flags are all raised is summed, every row in rank order, into
-the rank's own ``.grad`` in place. No barrier: each rank sums each unit as soon as every
-rank has written it. The rank that comes last to a layer finds the others' rows there and
-sums each piece right after writing its own, while the piece and its ``.grad`` are still
-in its cache (on the MLP's 2.68 MB of gradients, with the other rank's rows written: 0.41
-ms, against 0.50-0.56 ms in two passes over each whole parameter, on a busy 2-core Xeon);
-the rank that comes first sums during what would have been its wait. Only the last hook
-waits (spinning, then napping: ``process_group._nap_until``). A parameter's row is written
-at the next hook, when the engine has made its ``.grad`` (a private array to sum into);
-the last parameter's mean is returned by its hook. Why two sets of rows: a rank that is
-done reading step k's rows may start writing step k+1's while a slower rank still reads
-step k's; it cannot reach step k+2's writes (the same rows as step k) before every rank
-has written all of step k+1's units, which each does only after reading step k's rows.
+(``SHENDU_DDP_SHARED_MEMORY=0``: MPI's all-reduce). When the last gradient arrives, a rank
+writes every gradient, divided by the world size, into its rows, raises its flag (the
+step's number, in shared memory), waits until every rank's flag is up (spinning, then
+napping: ``process_group._nap_until``) and sums the rows, in rank order so that every rank
+gets the same bits, into each ``.grad`` in place; the last parameter's mean is returned by
+its hook. Two plain passes at the end, not a piece at a time during backward: a rank of
+one thread has no idle core to overlap with, and on the MLP of ``benchmarks/ddp_floor.py``
+per-piece flags cost more than they saved (README, "Distributed"). Why two sets of rows: a
+rank that is done reading step k's rows may write step k+1's while a slower rank still
+reads step k's; it cannot reach step k+2's writes (the same rows as step k) before every
+rank has raised its flag for step k+1, which each does only after reading step k's rows.
 
 shendu's engine runs a parameter's hook as soon as its gradient is final (the last node
 sending it a gradient has run), so a bucket's all-reduce starts while backward goes on
@@ -48,10 +43,6 @@ from ._heartbeat import _waiting, heartbeat
 from .process_group import _nap_until, _spin_budget, _wait_all, _world
 
 __all__ = ["DistributedDataParallel"]
-
-# Shared-memory buckets are written and summed in pieces of this size: small enough that a
-# piece written is still in the core's cache (L2: 1-2 MB) when the rank sums it.
-_PIECE_BYTES = 256 * 1024
 
 
 class _Bucket:
@@ -129,8 +120,8 @@ class DistributedDataParallel(Module):
     def _share_buckets(self):
         """When every rank runs on this machine, put the buckets in MPI shared memory:
         rank r's bucket on step parity q is ``rows[q, r]`` of a (2, world, n) array all
-        ranks can read, written and summed a unit at a time (``_publish``, ``_sum_ready``)
-        instead of MPI's message exchanges. None (MPI's all-reduce) across machines or with
+        ranks can read, and each rank has a flag (the number of the last step whose rows
+        it has written). None (MPI's all-reduce) across machines or with
         ``SHENDU_DDP_SHARED_MEMORY=0``."""
         from mpi4py import MPI
 
@@ -151,116 +142,64 @@ class DistributedDataParallel(Module):
             rows[:, me] = 0
             win.Lock_all(MPI.MODE_NOCHECK)   # passive target: Sync() orders the stores
             bucket.win, bucket.rows, bucket.flat = win, rows, rows[0, me]
-        # the gradients travel in pieces of at most _PIECE_BYTES ("units", a parameter's
-        # slice of its bucket or part of one), so that a rank can sum a piece while it is
-        # still in its cache; slot (r, u) of the flags holds the number of the last
-        # synchronised step whose unit u rank r has written into its row
-        # (a unit: its parameter, its slice of the parameter, its bucket's window, and its
-        # rows on each step parity, made once: the hooks run every step)
-        self._units, self._units_of = [], []
-        for i, p in enumerate(self._params):
+        # where each parameter's gradient sits: its bucket's rows and its columns there
+        self._slots = []
+        for i in range(len(self._params)):
             b, k = self._where[i]
             bucket = self._buckets[b]
-            n, step = p._data.size, max(1, _PIECE_BYTES // p._data.dtype.itemsize)
-            first = len(self._units)
-            for lo in range(0, n, step):
-                hi = min(lo + step, n)
-                at = slice(bucket.offsets[k] + lo, bucket.offsets[k] + hi)
-                self._units.append((i, slice(lo, hi), bucket.win,
-                                    (bucket.rows[0, :, at], bucket.rows[1, :, at])))
-            self._units_of.append(range(first, len(self._units)))
-        n_units = len(self._units)
-        self._flag_win = MPI.Win.Allocate_shared(8 * ranks * n_units if me == 0 else 0, 8,
-                                                 comm=node)
+            self._slots.append((i, bucket, slice(bucket.offsets[k], bucket.offsets[k + 1])))
+        self._flag_win = MPI.Win.Allocate_shared(8 * ranks if me == 0 else 0, 8, comm=node)
         buf, _ = self._flag_win.Shared_query(0)
-        self._flags = np.ndarray((ranks, n_units), dtype=np.int64, buffer=buf)
+        self._flags = np.ndarray((ranks,), dtype=np.int64, buffer=buf)
         self._flags[me] = 0
         self._flag_win.Lock_all(MPI.MODE_NOCHECK)
-        others = [self._flags[r] for r in range(ranks) if r != me]
-        self._other = others[0] if ranks == 2 else None   # (one look instead of a loop)
-        self._others = others
-        self._me, self._steps, self._parity = me, 0, 0
+        self._me, self._steps = me, 0
         self._spin_s = _spin_budget(node)
-        node.Barrier()   # every slot is 0 before anyone counts
+        node.Barrier()   # every flag is 0 before anyone counts
         return node
 
-    def _publish(self, i, g, pending=True):
-        """Write this rank's share of the mean (``g / world``) into its row of parameter
-        ``i``, a unit at a time, each unit's flag raised after its row is stored. With
-        ``pending`` (``g`` is the parameter's private ``.grad``), each unit joins the
-        pending ones and whatever pending units every rank has written are summed at once:
-        on the rank that comes last, the unit it has just written, still in cache."""
-        step, mine, scale = self._steps + 1, self._flags[self._me], 1 / self._size
-        parity, me = self._parity, self._me
-        for u in self._units_of[i]:
-            _, part, win, rows = self._units[u]
-            np.multiply(g[part], scale, out=rows[parity][me])
-            win.Sync()
-            mine[u] = step
-            self._flag_win.Sync()
-            if pending:
-                self._pending.append(u)
-                self._sum_ready()
-
-    def _unit_arrived(self, u) -> bool:
-        """``_unit_ready`` after looking at the flags afresh (a wait's test)."""
+    def _rows_arrived(self) -> bool:
+        """Whether every rank has written this step's rows (flags looked at afresh)."""
         self._flag_win.Sync()
-        return self._unit_ready(u)
+        return int(self._flags.min()) > self._steps
 
-    def _unit_ready(self, u) -> bool:
-        """Whether every other rank has written unit ``u`` of this step."""
-        step = self._steps + 1
-        if self._other is not None:
-            return self._other[u] >= step
-        return all(f[u] >= step for f in self._others)
-
-    def _sum_ready(self) -> bool:
-        """Sum the pending units, oldest first, while every rank has written them (all
-        ranks write the units in the same order). True if one was summed."""
-        pending, done = self._pending, 0
+    def _exchange_shared(self, last, g):
+        """Every gradient is in (``g``, the last parameter's, is not in its ``.grad``
+        yet): write this rank's share of the mean (``grad / world``) into its rows, raise
+        its flag, wait for every rank's, then sum the rows in rank order (every rank gets
+        the same bits) into each ``.grad`` in place. Returns the last parameter's mean."""
+        step, parity, me = self._steps + 1, (self._steps + 1) % 2, self._me
+        scale = 1 / self._size
+        for i, bucket, cols in self._slots:
+            src = g if i == last else self._own_grad(i)
+            np.multiply(src, scale, out=bucket.rows[parity, me, cols])
+        for bucket in self._buckets:
+            bucket.win.Sync()
+        self._flags[me] = step
         self._flag_win.Sync()
-        while done < len(pending) and self._unit_ready(pending[done]):
-            self._sum_unit(pending[done])
-            done += 1
-        del pending[:done]
-        return done > 0
-
-    def _sum_unit(self, u, out=None):
-        """Add every rank's row of unit ``u`` in rank order (every rank gets the same bits)
-        into ``out``, by default the parameter's flat ``.grad``: the mean gradient."""
-        i, part, win, rows = self._units[u]
-        win.Sync()   # the others' rows, read after their flags
-        rows = rows[self._parity]
-        if out is None:
-            out = self._params[i].grad._data.reshape(-1)
-        avg = np.add(rows[0], rows[1], out=out[part])
-        if self._size > 2:
-            for row in rows[2:]:
-                avg += row
-
-    def _sum_all_shared(self, last, g):
-        """The last gradient ``g`` is in: write it, sum what is still pending as the other
-        ranks' rows arrive (waiting between arrivals, see ``process_group._nap_until``),
-        then the last parameter, whose mean the hook returns (its ``.grad`` is not written
-        yet)."""
-        self._publish(last, g, pending=False)
-        while self._pending:
-            if not self._sum_ready():
-                with _waiting():
-                    _nap_until(lambda: self._unit_arrived(self._pending[0]), self._spin_s)
+        if not self._rows_arrived():
+            with _waiting():
+                _nap_until(self._rows_arrived, self._spin_s)
+        for bucket in self._buckets:
+            bucket.win.Sync()   # the others' rows, read after their flags
         p = self._params[last]
         avg = np.empty(p._data.size, p._data.dtype)
-        for u in self._units_of[last]:
-            if not self._unit_ready(u):
-                with _waiting():
-                    _nap_until(lambda u=u: self._unit_arrived(u), self._spin_s)
-            self._sum_unit(u, avg)
-        avg = avg.reshape(p._data.shape)
-        if p.grad is None:
-            return avg
-        # accumulated under no_sync(): the engine adds the hook's result to .grad
-        p.grad._data = avg
-        return np.zeros_like(avg)
+        for i, bucket, cols in self._slots:
+            rows = bucket.rows[parity, :, cols]
+            out = avg if i == last else self._params[i].grad._data.reshape(-1)
+            np.add(rows[0], rows[1], out=out)
+            for row in rows[2:]:
+                out += row
+        self._steps = step
+        return avg.reshape(p._data.shape)
+
+    def _own_grad(self, i):
+        """Parameter ``i``'s ``.grad`` as a flat array the mean can be written into: the
+        engine's own array, or a private C-ordered copy put in its place."""
+        grad = self._params[i].grad
+        if not (grad._data.flags.c_contiguous and getattr(grad._data.flags, "writeable", True)):
+            grad._data = np.array(grad._data, order="C")
+        return grad._data.reshape(-1)
 
     def _check_replicas(self, module):
         if self._size == 1:
@@ -362,12 +301,8 @@ class DistributedDataParallel(Module):
 
     def _reset(self):
         self._seen = 0
-        self._pending = []    # units this rank wrote and has not summed yet (shared memory)
-        self._deferred = None   # the parameter whose row the next hook writes
         for b in self._buckets:
             b.ready, b.request = 0, None
-            if self._node is not None:   # this step's row of the shared buckets
-                b.flat = b.rows[self._parity, self._me]
         self._got = [False] * len(self._params)
 
     def _arrived(self, i):
@@ -409,32 +344,24 @@ class DistributedDataParallel(Module):
         return self._finish(i)
 
     def _on_grad_shared(self, i, grad):
-        """Write the row of the parameter hooked before this one (its ``.grad`` is set now,
-        private to this rank: its units are summed into it in place), then keep this one
-        for the next hook; the last hook writes its own and sums the rest as they arrive."""
-        if self._deferred is not None:
-            j, self._deferred = self._deferred, None
-            q = self._params[j]
-            grad_j = q.grad._data
-            if not (grad_j.flags.c_contiguous and getattr(grad_j.flags, "writeable", True)):
-                q.grad._data = grad_j = np.array(grad_j, order="C")   # a private copy
-            self._publish(j, grad_j.reshape(-1))
+        """Count the gradient in; at the last one, exchange them all (two plain passes:
+        on one machine's cores a rank of one thread has no idle core to overlap with)."""
         self._got[i] = True
         self._seen += 1
         if self._seen < len(self._params):
-            self._deferred = i
             return None
         p = self._params[i]
         g = grad._data.reshape(-1)
         if p.grad is not None:   # accumulated under no_sync(): averaged with this one
             g = p.grad._data.reshape(-1) + g
-        avg = self._sum_all_shared(i, g)
-        self._parity ^= 1
-        self._steps += 1
+        avg = self._exchange_shared(i, g)
         self._sync_now = False
         self._seen = 0
         from ..tensor import Tensor
-        return Tensor._wrap(avg)
+        if p.grad is None:
+            return Tensor._wrap(avg)
+        p.grad._data = avg   # the engine adds what the hook returns to an existing .grad
+        return Tensor._wrap(np.zeros_like(avg))
 
     def _progress(self):
         """Let MPI advance the buckets already sent (it only does inside MPI calls)."""

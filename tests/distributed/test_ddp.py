@@ -144,36 +144,40 @@ dist.init_process_group("mpi")
 r = dist.get_rank()
 sd.manual_seed(0)
 net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4)).double()
-model = DDP(net)                          # one bucket: the flags are per parameter
+model = DDP(net)
 x = sd.tensor(np.random.default_rng(r).standard_normal((8, 6)))
 loss = lambda out: (out ** 2).sum()
-own = sd.autograd.grad(loss(net(x)), [net[2].weight])[0].numpy()   # this rank's alone
+own = [g.numpy() for g in sd.autograd.grad(loss(net(x)), list(net.parameters()))]
+everyone = [[sd.zeros_like(sd.tensor(g)) for _ in range(2)] for g in own]
+for g, slots in zip(own, everyone):
+    dist.all_gather(slots, sd.tensor(g))
 seen = []
 # fires when backward reaches the first layer's output, before its own gradients exist:
-# does the last layer's weight .grad hold this rank's gradient or the mean already?
+# the last layer's .grad is final there; does it hold this rank's gradient or the mean?
 def watch(module, args, out):
-    out.register_hook(lambda g: seen.append(np.array_equal(net[2].weight.grad.numpy(), own)))
+    out.register_hook(lambda g: seen.append(np.array_equal(net[2].weight.grad.numpy(), own[2])))
 net[0].register_forward_hook(watch)
 if r == 0:
-    time.sleep(0.3)                       # rank 1 has written all its rows long before
+    time.sleep(0.3)                       # rank 1 reaches the exchange long before
 loss(model(x)).backward()
-mean = net[2].weight.grad.numpy()
-print("own gradient at the first layer:", seen, "; the mean differs:",
-      not np.array_equal(mean, own))
+# the mean as the rows hold it: each rank's gradient / 2, summed in rank order
+want = [0.5 * a.numpy() + 0.5 * b.numpy() for a, b in everyone]
+print("own gradient during backward:", seen, "; the mean after, bit for bit:",
+      all(np.array_equal(p.grad.numpy(), w) for p, w in zip(net.parameters(), want)))
 dist.destroy_process_group()
 """
 
 
-def test_shared_memory_sums_a_parameter_during_backward_once_every_row_is_in(run_job):
-    """The late rank finds the early rank's rows already written: it sums a parameter
-    into .grad at its next hook, while backward goes on; the early rank finds nothing to
-    sum during backward (it sums at the end, as the late rank's rows arrive)."""
+def test_shared_memory_exchanges_once_every_gradient_is_in(run_job):
+    """On one machine the gradients are exchanged at the last one: during backward each
+    .grad is still the rank's own; after it, both ranks hold the mean summed in rank order
+    (the same bits), the early rank having waited for the late one."""
     res = run_job(LATE_RANK, env={"SHENDU_DDP_SHARED_MEMORY": "1"})
     assert res.returncode == 0, res.stdout + res.stderr
-    assert rank_lines(res.stdout, 0) == [
-        "own gradient at the first layer: [False] ; the mean differs: True"], res.stdout
-    assert rank_lines(res.stdout, 1) == [
-        "own gradient at the first layer: [True] ; the mean differs: True"], res.stdout
+    for rank in (0, 1):
+        assert rank_lines(res.stdout, rank) == [
+            "own gradient during backward: [True] ; the mean after, bit for bit: True"], \
+            res.stdout
 
 
 NO_SYNC = """
