@@ -10,9 +10,10 @@ interleaved in one process, so that a shared machine's load falls on all three a
   every product on both threads (products on the packed W_hh^T forward, MKL's vector
   tanh), and the large gradient products after BPTT (the default before the two-thread
   schedules);
-* ``compiled``: the default on two threads with MKL: the forward step kernel multiplies
-  each thread's rows, and BPTT runs on one thread while the other makes the large
-  gradient products (``jit.lstm_backward_overlapped``).
+* ``compiled``: the two-thread schedules: the forward step kernel multiplies each
+  thread's rows (the default where the CPU has AVX-512, ``backend.rnn._in_step_products``;
+  elsewhere the forward is ``shared``'s), and BPTT runs on one thread while the other
+  makes the large gradient products (``jit.lstm_backward_overlapped``, the default).
 
 The switch is made by replacing what ``backend/rnn.py`` asks ``runtime`` and
 ``cpu.StepProducts``, and its two-thread schedules (nothing else changes). Blocks of
@@ -102,13 +103,15 @@ def main(argv=None) -> int:
             step()
         return (time.perf_counter() - t0) / args.iters * 1e3
 
-    schedules = backend_rnn._IN_STEP_MIN_ROWS, backend_rnn.lstm_backward_overlapped
+    schedules = (backend_rnn._IN_STEP_MIN_ROWS, backend_rnn.lstm_backward_overlapped,
+                 backend_rnn._IN_STEP)
 
     def use(name):
         switch.per_step = name == "per-step"
         on = name == "compiled"
         backend_rnn._IN_STEP_MIN_ROWS = schedules[0] if on else 10 ** 9
         backend_rnn.lstm_backward_overlapped = schedules[1] if on else lambda *a, **k: None
+        backend_rnn._IN_STEP = True if on else schedules[2]   # on any CPU (see _in_step_products)
 
     runs = {"per-step": [], "shared": [], "compiled": [], "torch": []}
     load_before = os.getloadavg()
@@ -121,6 +124,7 @@ def main(argv=None) -> int:
             runs[name].append(block(shendu_step))
         runs["torch"].append(block(torch_step))
     use("compiled")
+    backend_rnn._IN_STEP = schedules[2]
 
     summary = {}
     t_min, t_q1 = min(runs["torch"]), float(np.percentile(runs["torch"], 25))

@@ -72,6 +72,24 @@ def _prescale(a, bias, w_hh, scale):
 _IN_STEP_MIN_ROWS = 8
 
 
+def _in_step_products() -> bool:
+    """Whether the two threads' forward step kernel multiplies each thread's rows itself
+    (else both threads make each step's product together, on W_hh^T packed once): where
+    the CPU has AVX-512. On the Xeon (AVX-512) the forward loop took 2.6-2.8 ms so against
+    2.9-3.0 ms; on the AMD EPYC (AVX2), where MKL ran a 16-row product on one thread at
+    38 GFLOP/s (199 us at H=256), the forward of ``nn.LSTM(256, 256)`` on (35, 32, 256)
+    took 14.1 ms so against 12.2 ms (first quartiles of 10 rounds, benchmarks/README.md).
+    Decided by the CPU, not by timing: a process never switches on a whim of the load."""
+    global _IN_STEP
+    if _IN_STEP is None:
+        import llvmlite.binding as llvm  # (comes with numba, which the kernels need)
+        _IN_STEP = bool(llvm.get_host_cpu_features().get("avx512f", False))
+    return _IN_STEP
+
+
+_IN_STEP = None   # decided at the first forward that could use it
+
+
 def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale, order, p):
     n, h = hs.shape[1:]
     grad = coef is not None
@@ -88,7 +106,7 @@ def _lstm_forward_numba(a, bias, hs, cs, tc, coef, k, w_hh, scale, shift, dscale
             if not grad:
                 coef, k = coef_t[None], k_t[None]
             empty = np.empty(0, a.dtype)
-            if threads == 2 and n >= 2 * _IN_STEP_MIN_ROWS:
+            if threads == 2 and n >= 2 * _IN_STEP_MIN_ROWS and _in_step_products():
                 # a row block each: the step kernel multiplies (jit/rnn.py)
                 whh_t = np.empty(w_hh.shape[::-1], a.dtype)
                 jit.transpose_into(np.ascontiguousarray(w_hh), whh_t)
