@@ -78,7 +78,9 @@ def _in_step_products() -> bool:
     the CPU has AVX-512. On the Xeon (AVX-512) the forward loop took 2.6-2.8 ms so against
     2.9-3.0 ms; on the AMD EPYC (AVX2), where MKL ran a 16-row product on one thread at
     38 GFLOP/s (199 us at H=256), the forward of ``nn.LSTM(256, 256)`` on (35, 32, 256)
-    took 14.1 ms so against 12.2 ms (first quartiles of 10 rounds, benchmarks/README.md).
+    took 12.2 ms with shared products, and 14.1 ms with each thread's own (first quartiles
+    of 10 rounds), even with those in the transposed form MKL ran faster there (README,
+    "Targets").
     Decided by the CPU, not by timing: a process never switches on a whim of the load."""
     global _IN_STEP
     if _IN_STEP is None:
