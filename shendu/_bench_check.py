@@ -1,9 +1,13 @@
-"""``shendu bench --check FILE``: which of the speed targets a results file meets.
+"""``shendu bench --check FILE [FILE ...]``: which of the speed targets results files meet.
 
 The targets are the ratios (shendu speed / PyTorch speed, measured in the same run) that
 the project set for the reference workloads of ``benchmarks/README.md``. The check reads
 a file written by ``shendu bench --json``; it times nothing, so it is the same on any
 machine (the numbers in the file are what the file's machine measured, named in it).
+Given several files (runs of the same benchmarks, say on one machine one after the
+other), it also judges each target on the median of its ratios over the runs: a ratio
+near its target lands on either side from run to run on a noisy machine, and one run
+decides nothing.
 
 >>> doc = {"results": [{"name": "mlp_train", "ratio": 1.08}, {"name": "lenet5_train",
 ...         "ratio": 0.8}], "machine": {"git_commit": "abc", "cpu_model": "x"}}
@@ -16,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["TARGETS", "check", "format_check", "main"]
+__all__ = ["TARGETS", "check", "format_check", "over_runs", "format_over_runs", "main"]
 
 # benchmark name -> (what it is, the least ratio that meets the target)
 TARGETS: dict[str, tuple[str, float]] = {
@@ -64,15 +68,59 @@ def format_check(doc: dict, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(path: str | Path) -> int:
-    """Print the check of ``path``; 0 when every target is met, 1 otherwise, 2 when the
-    file cannot be read."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        print(f"shendu bench --check: cannot read {path}: {exc}")
-        return 2
-    doc.setdefault("path", str(path))
-    rows = check(doc)
-    print(format_check(doc, rows))
+def over_runs(checks: list[list[dict]]) -> list[dict]:
+    """One row per target over several runs' ``check`` rows: every ratio found, their
+    median, and whether the median meets the target (None when no run has the ratio).
+
+    >>> runs = [[{"name": "m", "what": "M", "target": 1.0, "ratio": r}] for r in (0.9, 1.1, 1.2)]
+    >>> row = over_runs(runs)[0]
+    >>> row["median"], row["met"], row["runs_met"]
+    (1.1, True, 2)
+    """
+    import statistics
+
+    rows = []
+    for k, first in enumerate(checks[0]):
+        ratios = [run[k]["ratio"] for run in checks if run[k]["ratio"] is not None]
+        median = statistics.median(ratios) if ratios else None
+        rows.append({"name": first["name"], "what": first["what"], "target": first["target"],
+                     "ratios": ratios, "median": median,
+                     "met": None if median is None else median >= first["target"],
+                     "runs_met": sum(r >= first["target"] for r in ratios)})
+    return rows
+
+
+def format_over_runs(rows: list[dict], runs: int) -> str:
+    lines = [f"over the {runs} runs (the median of each target's ratios decides):"]
+    for r in rows:
+        mark = {True: "met", False: "NOT MET", None: "unknown"}[r["met"]]
+        got = "—" if r["median"] is None else f"{r['median']:.2f}"
+        each = ", ".join(f"{x:.2f}" for x in r["ratios"]) or "none"
+        lines.append(f"  {r['what']:28} median {got:>5}  target >= {r['target']:.1f}  {mark}"
+                     f"  (runs: {each}; met in {r['runs_met']} of {runs})")
+    met = sum(r["met"] is True for r in rows)
+    lines.append(f"{met} of {len(rows)} targets met on the median")
+    return "\n".join(lines)
+
+
+def main(paths: str | Path | list) -> int:
+    """Print the check of each file in ``paths`` (one path or several) and, for several,
+    the check on the medians; 0 when every target is met (on the medians), 1 otherwise,
+    2 when a file cannot be read."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    checks = []
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"shendu bench --check: cannot read {path}: {exc}")
+            return 2
+        doc.setdefault("path", str(path))
+        rows = check(doc)
+        print(format_check(doc, rows))
+        checks.append(rows)
+    if len(checks) == 1:
+        return 0 if all(r["met"] for r in checks[0]) else 1
+    rows = over_runs(checks)
+    print(format_over_runs(rows, len(checks)))
     return 0 if all(r["met"] for r in rows) else 1

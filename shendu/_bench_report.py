@@ -28,6 +28,7 @@ examples:
   shendu bench --contend --busy-per-core 2   ... beside two per core (a heavier load)
   shendu bench --contend --rounds 4          ... four rounds, the order alternating
   shendu bench --check benchmarks/results/latest.json   which targets a results file meets
+  shendu bench --check run1.json run2.json run3.json  ... and on the median over the runs
 
 ratio = shendu speed / baseline speed: above 1 shendu is faster. Compare ratios from the
 same run; absolute numbers on a shared machine drift from run to run."""
@@ -287,8 +288,10 @@ def _parser() -> argparse.ArgumentParser:
                    "thread count once, the order alternating between rounds, so a load "
                    "that changes during the job weighs on every side alike")
     g.add_argument("--no-loop", action="store_true", help="skip the user loop")
-    p.add_argument("--check", metavar="FILE", help="say which speed targets the results "
-                   "FILE (written by --json) meets, and exit (times nothing)")
+    p.add_argument("--check", metavar="FILE", nargs="+", help="say which speed targets "
+                   "the results FILE (written by --json) meets, and exit (times nothing); "
+                   "several files: also judge each target on the median of its ratios "
+                   "over them")
     return p
 
 

@@ -285,6 +285,37 @@ def test_check_says_which_targets_are_met(tmp_path, capsys):
     assert bench.main(["--check", str(tmp_path / "missing.json")]) == 2
 
 
+def test_check_over_several_runs_judges_the_median(tmp_path, capsys):
+    from shendu._bench_check import TARGETS
+
+    paths = []
+    for k, mlp in enumerate((0.95, 1.04, 1.02)):   # below in one run of three
+        ratios = {name: least + 0.1 for name, (_, least) in TARGETS.items()}
+        ratios["mlp_train"] = mlp
+        if k == 1:
+            del ratios["tiny_op_chain"]              # a run that lacks one
+        run = tmp_path / f"run{k}"
+        run.mkdir()
+        paths.append(str(_fake_results(run, ratios)))
+    assert bench.main(["--check", *paths]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index(next(ln for ln in lines if ln.startswith("over the 3 runs")))
+    mlp = next(ln for ln in lines[at:] if ln.strip().startswith("MLP 784"))
+    tiny = next(ln for ln in lines[at:] if ln.strip().startswith("tiny op"))
+    assert "median  1.02" in mlp and "met in 2 of 3" in mlp and "0.95, 1.04, 1.02" in mlp
+    assert "met in 2 of 3" in tiny and "median  1.10" in tiny   # of the two runs that have it
+    assert lines[-1] == f"{len(TARGETS)} of {len(TARGETS)} targets met on the median"
+
+    # the median below a target fails the check, though one run met it
+    slow = {name: least + 0.1 for name, (_, least) in TARGETS.items()}
+    for k, lstm in enumerate((0.9, 0.95, 1.1)):
+        (tmp_path / f"slow{k}").mkdir()
+        paths[k] = str(_fake_results(tmp_path / f"slow{k}", dict(slow, lstm_lm_train=lstm)))
+    assert bench.main(["--check", *paths]) == 1
+    assert "NOT MET" in next(ln for ln in capsys.readouterr().out.splitlines()[::-1]
+                             if ln.strip().startswith("LSTM LM"))
+
+
 def test_user_loop_selection():
     from shendu._bench_report import _parser, _wants_loop
 
