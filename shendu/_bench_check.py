@@ -91,6 +91,7 @@ def over_runs(checks: list[list[dict]]) -> list[dict]:
 
 
 def format_over_runs(rows: list[dict], runs: int) -> str:
+    """``over_runs``'s rows as text, each target's ratios per run beside its median."""
     lines = [f"over the {runs} runs (the median of each target's ratios decides):"]
     for r in rows:
         mark = {True: "met", False: "NOT MET", None: "unknown"}[r["met"]]
@@ -103,11 +104,10 @@ def format_over_runs(rows: list[dict], runs: int) -> str:
     return "\n".join(lines)
 
 
-def main(paths: str | Path | list) -> int:
-    """Print the check of each file in ``paths`` (one path or several) and, for several,
-    the check on the medians; 0 when every target is met (on the medians), 1 otherwise,
-    2 when a file cannot be read."""
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+def main(paths: list[str | Path]) -> int:
+    """Print the check of each file in ``paths`` and, for several, the check on the
+    medians; 0 when every target is met (on the medians), 1 otherwise, 2 when a file
+    cannot be read."""
     checks = []
     for path in paths:
         try:
