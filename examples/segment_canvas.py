@@ -7,6 +7,7 @@ pixel accuracy and writes a results file (command, commit, machine, CPU time).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -71,12 +72,36 @@ class EncoderClassifier(sd.nn.Module):
         return self.fc(bottom.mean((2, 3)))
 
 
+@contextlib.contextmanager
+def running_stats_kept(model: sd.nn.Module):
+    """Batch norm normalises with the batch's statistics but leaves its running ones as
+    they are (momentum 0): the auxiliary single-object batches must not pull the
+    statistics that evaluation on whole canvases uses."""
+    kinds = (sd.nn.BatchNorm1d, sd.nn.BatchNorm2d, sd.nn.BatchNorm3d)
+    norms = [m for m in model.modules() if isinstance(m, kinds)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
 def object_canvases(seg_set: CanvasSegmentation, split: str, n: int) -> CanvasDetection:
     """Single objects drawn as on ``seg_set``'s canvases (the same sources and range of
     sizes, with clutter) on canvases just large enough for the largest, for pre-training."""
     side = max(16, -(-seg_set.scale[1] // 16) * 16)   # a multiple of 2 ** 4 poolings
     return CanvasDetection(split, n, canvas_size=side, sources=seg_set.sources,
                            objects=(1, 1), scale=seg_set.scale, seed=seg_set.seed)
+
+
+def object_batch(data: CanvasDetection, indices):
+    """Images ``(N, 1, S, S)`` and class labels ``(N,)`` of single-object canvases."""
+    pairs = [data.generate(int(i)) for i in indices]
+    labels = [int(t["labels"][0]) if len(t["labels"]) else 0 for _, t in pairs]
+    return sd.tensor(np.stack([c for c, _ in pairs])[:, None]), sd.tensor(labels)
 
 
 def pretrain_encoder(unet: UNet, seg_set: CanvasSegmentation, minutes: float,
@@ -88,18 +113,12 @@ def pretrain_encoder(unet: UNet, seg_set: CanvasSegmentation, minutes: float,
     val = object_canvases(seg_set, "val", 1000)
     net = EncoderClassifier(unet, seg_set.num_classes)
     opt = sd.optim.Adam(net.parameters(), lr=lr)
-
-    def batch(data, indices):
-        pairs = [data.generate(int(i)) for i in indices]
-        labels = [int(t["labels"][0]) if len(t["labels"]) else 0 for _, t in pairs]
-        return sd.tensor(np.stack([c for c, _ in pairs])[:, None]), sd.tensor(labels)
-
     rng, t0, step = np.random.default_rng(seed), time.perf_counter(), 0
     net.train()
     while (used := (time.perf_counter() - t0) / (60 * minutes)) < 1:
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * used))
-        x, y = batch(train, rng.integers(0, len(train), batch_size))
+        x, y = object_batch(train, rng.integers(0, len(train), batch_size))
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -109,7 +128,7 @@ def pretrain_encoder(unet: UNet, seg_set: CanvasSegmentation, minutes: float,
     correct = 0
     with sd.no_grad():
         for s in range(0, len(val), 250):
-            x, y = batch(val, range(s, min(s + 250, len(val))))
+            x, y = object_batch(val, range(s, min(s + 250, len(val))))
             correct += int((net(x).argmax(1) == y).sum())
     unet.train()
     seconds = round(time.perf_counter() - t0, 1)
@@ -198,6 +217,14 @@ def main(argv=None):
                    help="U-Net: first train its encoder for MIN minutes as a classifier of "
                    "single objects drawn as on the canvases (FCN's start from a "
                    "classification network); the minutes count in --time-limit")
+    p.add_argument("--aux-classify", type=float, default=0, metavar="WEIGHT",
+                   help="U-Net: at every segmentation step also classify --aux-batch "
+                   "single objects from the encoder (global average pooling and a linear "
+                   "layer, as in --pretrain) and add WEIGHT x that cross-entropy to the "
+                   "loss, so the encoder keeps telling the objects apart while it learns "
+                   "to segment (default: 0, off)")
+    p.add_argument("--aux-batch", type=int, default=16,
+                   help="single objects per step for --aux-classify (default: 16)")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default: 1)")
     p.add_argument("--save", default=None, metavar="PATH",
                    help="also write the trained weights (sd.save of the state dict)")
@@ -234,7 +261,14 @@ def main(argv=None):
             p.error("--pretrain needs --arch unet")
         pretrained = pretrain_encoder(model, train_set, args.pretrain, seed=args.seed)
         print(f"pre-trained the encoder: {pretrained}", flush=True)
-    opt = sd.optim.Adam(model.parameters(), lr=args.lr)
+    aux = None
+    if args.aux_classify:
+        if args.arch != "unet":
+            p.error("--aux-classify needs --arch unet")
+        aux = EncoderClassifier(model, c)   # shares the encoder; its own linear layer
+        aux_train = object_canvases(train_set, "train", 10 ** 7)
+        aux_rng = np.random.default_rng(args.seed + 1)   # the canvases' order stays as without
+    opt = sd.optim.Adam(model.parameters() if aux is None else aux.parameters(), lr=args.lr)
     commit, rng = _git_commit(), np.random.default_rng(args.seed)
     steps_per_epoch = len(train_set) // args.batch_size
     total, step = steps_per_epoch * args.epochs, 0
@@ -260,6 +294,11 @@ def main(argv=None):
             loss = F.cross_entropy(logits, y)
             if args.loss == "ce+dice":
                 loss = loss + dice_loss(logits, y)
+            if aux is not None:
+                xo, yo = object_batch(aux_train, aux_rng.integers(0, len(aux_train),
+                                                                  args.aux_batch))
+                with running_stats_kept(model):
+                    loss = loss + args.aux_classify * F.cross_entropy(aux(xo), yo)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -295,6 +334,8 @@ def main(argv=None):
               "per_class_iou": [None if np.isnan(v) else float(v) for v in metric.per_class()],
               "pixel_errors": error_breakdown(metric.confmat),
               "load": args.load, "pretrain": pretrained,
+              "aux_classify": {"weight": args.aux_classify, "batch": args.aux_batch}
+              if aux is not None else None,
               "history": history, "commit": commit, "machine": machine_info()}
     if args.vote is not None:
         result["vote"] = {"min_share": args.vote, "test_miou": voted.compute(),
