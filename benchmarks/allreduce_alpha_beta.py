@@ -1,5 +1,6 @@
 """Latency α and bandwidth β of the gradient all-reduce, measured on 2 ranks here, for the
-ring model T(n, N) = 2(N-1)·α + 2(N-1)/N · n/β + (N-1)/N · n·γ (README, "Scaling model").
+ring model T(n, N) = 2(N-1)·α + 2(N-1)/N · n/β + (N-1)/N · n·γ
+(docs/distributed.md, "Scaling model").
 
     python benchmarks/allreduce_alpha_beta.py --json benchmarks/results/allreduce-alpha-beta.json
 

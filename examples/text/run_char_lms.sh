@@ -1,5 +1,5 @@
 #!/bin/sh
-# The two character-level language models behind the README numbers, one after the other,
+# The two character-level language models behind docs/text.md's numbers, one after the other,
 # each with a 30-minute limit. The cosine schedule follows the time limit when that runs
 # out before --steps. Results: examples/text/results/ (RESULTS.md).
 LIMIT=${LIMIT:-1800}

@@ -1,5 +1,6 @@
 """Seconds per epoch of shendu's skip-gram (and GloVe) on the packaged Shakespeare, with
-the README's settings, beside gensim's skip-gram on the same tokens when it is importable.
+the settings of docs/text.md's table, beside gensim's skip-gram on the same tokens when
+it is importable.
 
     python examples/text/word2vec_speed.py --json examples/text/results/word2vec_speed.json
     python examples/text/word2vec_speed.py --epochs 1 --no-glove   # a quick look

@@ -79,7 +79,7 @@ def _in_step_products() -> bool:
     2.9-3.0 ms; on the AMD EPYC (AVX2), where MKL ran a 16-row product on one thread at
     38 GFLOP/s (199 us at H=256), the forward of ``nn.LSTM(256, 256)`` on (35, 32, 256)
     took 12.2 ms with shared products, and 14.1 ms with each thread's own (first quartiles
-    of 10 rounds), even with those in the transposed form MKL ran faster there (README,
+    of 10 rounds), even with those in the transposed form MKL ran faster there (docs/speed.md,
     "Targets").
     Decided by the CPU, not by timing: a process never switches on a whim of the load."""
     global _IN_STEP

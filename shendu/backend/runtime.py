@@ -319,7 +319,7 @@ def openmp_wait_policy(default: str = "short") -> str:
     between back-to-back kernels, then give the core back: under load as good as passive
     (``benchmarks/README.md``); on an idle machine close to spinning for the training
     step it was tuned on, but not everywhere: MLP inference at batch 256, many short
-    parallel regions, ran ~15% slower than with libgomp's spin (README, "Both libraries
+    parallel regions, ran ~15% slower than with libgomp's spin (docs/speed.md, "Both libraries
     wait the same way").
 
     libgomp reads ``GOMP_SPINCOUNT`` once, when it loads: this sets it, loads libgomp and

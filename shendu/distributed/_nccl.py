@@ -11,7 +11,7 @@ NCCL 2.10 on, else a SUM followed by a division on the same stream.
 
 Not run on a GPU yet: the logic that needs none (op and dtype mapping, argument checks,
 the errors when CuPy, NCCL or a GPU is missing, the calls made on a communicator) is
-tested with stand-ins; see the README.
+tested with stand-ins; see docs/distributed.md.
 """
 from __future__ import annotations
 

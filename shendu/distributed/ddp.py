@@ -22,7 +22,7 @@ napping: ``process_group._nap_until``) and sums the rows, in rank order so that 
 gets the same bits, into each ``.grad`` in place; the last parameter's mean is returned by
 its hook. Two plain passes at the end, not a piece at a time during backward: a rank of
 one thread has no idle core to overlap with, and on the MLP of ``benchmarks/ddp_floor.py``
-per-piece flags cost more than they saved (README, "Throughput: 2 ranks against 1").
+per-piece flags cost more than they saved (docs/distributed.md, "Throughput: 2 ranks against 1").
 Why two sets of rows: a rank that is done reading step k's rows may write step k+1's
 while a slower rank still reads step k's; it cannot reach step k+2's writes (the same
 rows as step k) before every rank has raised its flag for step k+1, which each does only

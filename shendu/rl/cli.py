@@ -12,7 +12,7 @@ import numpy as np
 ALGOS = ("q-learning", "sarsa", "expected-sarsa", "dqn", "ddpg")
 TABULAR = ("q-learning", "sarsa", "expected-sarsa")
 
-# Per-environment defaults: what the README's results were trained with. ``length`` is
+# Per-environment defaults: what docs/rl.md's results were trained with. ``length`` is
 # episodes for the tabular methods and env steps for DQN/DDPG; ``max_episode_steps`` caps
 # environments without a time limit (CliffWalking).
 DEFAULTS: dict[str, dict[str, dict]] = {
