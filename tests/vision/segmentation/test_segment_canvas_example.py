@@ -151,3 +151,40 @@ def test_pretraining_trains_the_encoder_on_single_objects():
     assert "down.0.0.weight" in moved and "down.4.3.weight" in moved
     assert not any(k.startswith(("up.", "merge.", "head")) for k in moved)
     assert unet.training
+
+
+def test_running_stats_kept_leaves_batch_norm_statistics_alone():
+    bn = sd.nn.BatchNorm2d(3)
+    model = sd.nn.Sequential(sd.nn.Conv2d(1, 3, 3), bn)
+    x = sd.randn(4, 1, 8, 8) * 5 + 2
+    with segment_canvas.running_stats_kept(model):
+        model(x)
+    assert np.array_equal(np.asarray(bn.running_mean), np.zeros(3))
+    assert np.array_equal(np.asarray(bn.running_var), np.ones(3))
+    assert bn.momentum == 0.1
+    model(x)   # outside, the statistics move again
+    assert not np.array_equal(np.asarray(bn.running_mean), np.zeros(3))
+
+
+def test_auxiliary_classification_trains_the_encoder_beside_the_masks(tmp_path):
+    out = tmp_path / "aux.json"
+    args = ["--sources", "digits", "--canvas-size", "32", "--train-images", "2",
+            "--test-images", "2", "--epochs", "1", "--batch-size", "2", "--widths", "4,8",
+            "--deep-scores", "--out", str(out)]
+    segment_canvas.main(args + ["--aux-classify", "0.5", "--aux-batch", "3",
+                                "--save", str(tmp_path / "aux.sd")])
+    result = json.loads(out.read_text())
+    assert result["aux_classify"] == {"weight": 0.5, "batch": 3}
+    assert result["steps"] == 1 and 0 <= result["test_miou"] <= 1
+    segment_canvas.main(args + ["--save", str(tmp_path / "plain.sd")])
+    assert json.loads(out.read_text())["aux_classify"] is None
+    aux, plain = sd.load(tmp_path / "aux.sd"), sd.load(tmp_path / "plain.sd")
+    # one step from the same seed on the same canvas: the classification loss moved the
+    # encoder's weights, and left the batch-norm statistics to the canvas alone
+    assert not np.allclose(np.asarray(aux["down.0.0.weight"]),
+                           np.asarray(plain["down.0.0.weight"]))
+    stats = [k for k in plain if "running_" in k]
+    assert stats and all(np.array_equal(np.asarray(aux[k]), np.asarray(plain[k]))
+                         for k in stats)
+    with pytest.raises(SystemExit):
+        segment_canvas.main(["--arch", "fcn", "--aux-classify", "1", "--out", str(out)])
