@@ -235,7 +235,12 @@ def main(argv=None):
                    help="also score a region vote: each connected object region of the "
                    "prediction takes its most probable class when that class holds at "
                    "least SHARE of the region's pixels (e.g. 0.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the canvases (train and test) and the model (default: 0)")
+    p.add_argument("--order-seed", type=int, default=None,
+                   help="seeds the order the training canvases are drawn in (default: "
+                   "--seed); give a new one when continuing from --load, so that the run "
+                   "sees canvases the earlier runs did not, on the same test canvases")
     p.add_argument("--out", default="examples/results/segment_canvas.json")
     args = p.parse_args(argv)
     sd.manual_seed(args.seed)
@@ -269,7 +274,8 @@ def main(argv=None):
         aux_train = object_canvases(train_set, "train", 10 ** 7)
         aux_rng = np.random.default_rng(args.seed + 1)   # the canvases' order stays as without
     opt = sd.optim.Adam(model.parameters() if aux is None else aux.parameters(), lr=args.lr)
-    commit, rng = _git_commit(), np.random.default_rng(args.seed)
+    order_seed = args.seed if args.order_seed is None else args.order_seed
+    commit, rng = _git_commit(), np.random.default_rng(order_seed)
     steps_per_epoch = len(train_set) // args.batch_size
     total, step = steps_per_epoch * args.epochs, 0
     t_seg = time.perf_counter()   # the segmentation's own cosine starts after pre-training

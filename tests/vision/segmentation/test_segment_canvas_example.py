@@ -188,3 +188,17 @@ def test_auxiliary_classification_trains_the_encoder_beside_the_masks(tmp_path):
                          for k in stats)
     with pytest.raises(SystemExit):
         segment_canvas.main(["--arch", "fcn", "--aux-classify", "1", "--out", str(out)])
+
+
+def test_order_seed_changes_the_training_canvases_not_the_test_ones(tmp_path):
+    out = tmp_path / "o.json"
+    args = ["--sources", "digits", "--canvas-size", "32", "--train-images", "8",
+            "--test-images", "2", "--epochs", "1", "--batch-size", "2", "--widths", "4,8",
+            "--out", str(out)]
+    weights = {}
+    for name, extra in {"default": [], "same": ["--order-seed", "0"],
+                        "other": ["--order-seed", "5"]}.items():
+        segment_canvas.main(args + extra + ["--save", str(tmp_path / f"{name}.sd")])
+        weights[name] = np.asarray(sd.load(tmp_path / f"{name}.sd")["down.0.0.weight"])
+    assert np.array_equal(weights["default"], weights["same"])
+    assert not np.allclose(weights["default"], weights["other"])
