@@ -243,6 +243,9 @@ def main(argv=None):
                    "sees canvases the earlier runs did not, on the same test canvases")
     p.add_argument("--out", default="examples/results/segment_canvas.json")
     args = p.parse_args(argv)
+    for flag in ("pretrain", "aux_classify"):  # before any data is loaded
+        if getattr(args, flag) and args.arch != "unet":
+            p.error(f"--{flag.replace('_', '-')} needs --arch unet")
     sd.manual_seed(args.seed)
     threads_before = sd.get_num_threads()
     sd.set_num_threads(args.threads)
@@ -262,14 +265,10 @@ def main(argv=None):
     deadline = t0 + 60 * args.time_limit if args.time_limit else None
     pretrained = None
     if args.pretrain:
-        if args.arch != "unet":
-            p.error("--pretrain needs --arch unet")
         pretrained = pretrain_encoder(model, train_set, args.pretrain, seed=args.seed)
         print(f"pre-trained the encoder: {pretrained}", flush=True)
     aux = None
     if args.aux_classify:
-        if args.arch != "unet":
-            p.error("--aux-classify needs --arch unet")
         aux = EncoderClassifier(model, c)   # shares the encoder; its own linear layer
         aux_train = object_canvases(train_set, "train", 10 ** 7)
         aux_rng = np.random.default_rng(args.seed + 1)   # the canvases' order stays as without

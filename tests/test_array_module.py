@@ -17,7 +17,7 @@ HOST_TABLES = {  # (file, enclosing function) -> NumPy functions it may call on 
     ("ops/movement.py", "repeat_interleave"): {"repeat", "arange"},  # -> index_select
     ("ops/movement.py", "_index_array"): {"asarray"},  # lists; moved to the input's device
     ("nn/functional/layers.py", "_nearest_index"): {"floor", "arange", "minimum"},
-    ("nn/functional/layers.py", "interpolate"): {"array_equal", "arange"},  # the index table
+    ("nn/functional/layers.py", "_whole_repeat"): {"array_equal", "arange"},  # index table
     ("nn/functional/layers.py", "_linear_weights"): {"arange", "maximum", "minimum"},
 }
 

@@ -630,16 +630,20 @@ def _storage(x):
     return np.ascontiguousarray(x), False
 
 
-def _conv_plan(x, w, out_hw, dilation):
+def _conv_plan(x, w, out_hw, dilation, backward=False, whole_images=False):
+    """``(chunk, rows, threads, scratch size)`` of the wide kernel: as many images per
+    chunk as keep its patches within FUSED_CONV_CHUNK_BYTES, or, when one image's exceed
+    that (and not ``whole_images``), one image ``rows`` output rows at a time."""
     n, c = x.shape[:2]
     o, _, kh, kw = w.shape
     oh, ow = out_hw
     hp, wp = oh + (kh - 1) * dilation[0], ow + (kw - 1) * dilation[1]
-    per_image = c * kh * kw * oh * wp * x.itemsize
-    chunk = max(1, min(n, FUSED_CONV_CHUNK_BYTES // per_image))
+    per_row = c * kh * kw * wp * x.itemsize
+    chunk = max(1, min(n, FUSED_CONV_CHUNK_BYTES // (per_row * oh)))
+    rows = oh if whole_images else max(1, min(oh, FUSED_CONV_CHUNK_BYTES // per_row))
     threads = max(1, min(jit.parts(), -(-n // chunk)))
-    size = jit.scratch_size(c, o, c * kh * kw, chunk, hp, wp, oh, threads)
-    return chunk, threads, size
+    size = jit.scratch_size(c, o, c * kh * kw, chunk, rows, hp, wp, threads, backward)
+    return chunk, rows, threads, size
 
 
 def _compact_plan(x, w, out_hw, backward):
@@ -705,10 +709,11 @@ def conv2d(x, w, bias, stride, pads, dilation, groups, out_hw, relu, numpy_conv,
                                    pads[0][0], pads[1][0], *out_hw, chunk, threads, scratch,
                                    out.reshape(o, -1))
     else:
-        chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+        chunk, rows, threads, size = _conv_plan(x, w, out_hw, dilation)
         scratch = take(np, size, x.dtype)
         jit.conv2d_forward(src, cm, w2, b, relu, kh, kw, *dilation, pads[0][0],
-                           pads[1][0], *out_hw, chunk, threads, scratch, out.reshape(o, -1))
+                           pads[1][0], *out_hw, chunk, rows, threads, scratch,
+                           out.reshape(o, -1))
     give(scratch)
     return out, kind
 
@@ -752,7 +757,7 @@ def conv2d_pool(x, w, bias, stride, pads, dilation, groups, out_hw, pool_hw, rel
     _note("conv2d_pool", "numba")
     src, cm = _storage(x)
     o, _, kh, kw = w.shape
-    chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+    chunk, _, threads, size = _conv_plan(x, w, out_hw, dilation, whole_images=True)
     shape = (o, x.shape[0]) + tuple(pool_hw)
     out, code = np.empty(shape, x.dtype), np.empty(shape, np.uint8)
     b = bias if bias is not None else np.empty(0, x.dtype)
@@ -818,7 +823,7 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
     if kind == "compact":
         chunk, threads, size = _compact_plan(x, w, out_hw, True)
     else:
-        chunk, threads, size = _conv_plan(x, w, out_hw, dilation)
+        chunk, rows, threads, size = _conv_plan(x, w, out_hw, dilation, backward=True)
     parts = np.empty((threads, o, c * kh * kw), x.dtype)
     bias_parts = np.empty((threads, o), x.dtype)
     w2 = np.ascontiguousarray(w.reshape(o, -1))
@@ -829,7 +834,7 @@ def conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs, y, kind, nu
                                     scratch, parts, bias_parts, want_x, gx)
     else:
         jit.conv2d_backward(src, cm, w2, gt.reshape(o, -1), mask, kh, kw, *dilation,
-                            pads[0][0], pads[1][0], *out_hw, chunk, scratch, parts,
+                            pads[0][0], pads[1][0], *out_hw, chunk, rows, scratch, parts,
                             bias_parts, want_x, gx)
     give(scratch)
     gw = (parts[0] if threads == 1 else parts.sum(axis=0)).reshape(w.shape)

@@ -406,6 +406,17 @@ def _max_pool2d(b, node):
           pads=list(p) * 2, dilations=list(d), ceil_mode=_ceil_mode(x, k, s, p, d, a["out_hw"]))
 
 
+@exporter("repeat_nearest2d")
+def _repeat_nearest2d(b, node):
+    """``F.interpolate(mode='nearest')`` by whole factors, as the broadcast it is: Reshape
+    to (N, C, H, 1, W, 1), Expand, Reshape (0 keeps N and C as they come)."""
+    x, fh, fw = _in(node), node.attrs["fh"], node.attrs["fw"]
+    h, w = x.shape[2:]
+    split = b.add("Reshape", [b.name(x), b.ints([0, 0, h, 1, w, 1])])
+    wide = b.add("Expand", [split, b.ints([1, 1, h, fh, w, fw])])
+    _emit(b, node, "Reshape", [wide, b.ints([0, 0, h * fh, w * fw])])
+
+
 @exporter("avg_pool2d")
 def _avg_pool2d(b, node):
     x, a = _in(node), node.attrs

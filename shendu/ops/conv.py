@@ -437,6 +437,30 @@ class Conv2dWeightGrad(Function):
 
 
 # ---------------------------------------------------------------------- conv_transpose2d
+def _taps_tile(x_shape, w_shape, stride, pads, dilation, out_hw) -> bool:
+    """Whether each input pixel's taps fill a block of the output of their own (stride =
+    kernel size, no dilation, padding or extra rows): a U-Net's 2x2 stride-2 upsampling."""
+    kh, kw = w_shape[2:]
+    return (tuple(stride) == (kh, kw) and tuple(dilation) == (1, 1) and not any(
+        sum(pads, ())) and tuple(out_hw) == (x_shape[2] * kh, x_shape[3] * kw))
+
+
+def _tiles_to_image(xp, cols, bias):
+    """The output of a transposed convolution whose taps tile it, from the per-tap products
+    ``cols`` (C, kh, kw, N, H, W): tap (a, b) of pixel (i, j) is output pixel
+    (i*kh + a, j*kw + b), so each tap is one strided copy (plus the bias) and nothing is
+    added up. Channel-major (N, C, OH, OW), as convolutions hand over their outputs."""
+    c, kh, kw, n, h, w = cols.shape
+    out = xp.empty((c, n, h, kh, w, kw), cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            if bias is None:
+                out[:, :, :, a, :, b] = cols[:, a, b]
+            else:
+                xp.add(cols[:, a, b], bias.reshape(c, 1, 1, 1), out=out[:, :, :, a, :, b])
+    return out.reshape(c, n, h * kh, w * kw).transpose(1, 0, 2, 3)
+
+
 class ConvTranspose2d(Function):
     """The adjoint of ``Conv2d`` with respect to its input (a 'fractionally strided' conv)."""
 
@@ -450,14 +474,16 @@ class ConvTranspose2d(Function):
         wg = w.reshape(groups, cin // groups, cog * kh * kw)
         cols = (wg.transpose(0, 2, 1) @ x2.reshape(groups, cin // groups, -1))
         cols = cols.reshape(cout, kh, kw, n, h, wd)
+        ctx.save_for_backward(x, w)
+        ctx.geom = (stride, pads, dilation, groups)
+        ctx.out_hw = out_hw
+        if _taps_tile(x.shape, w.shape, stride, pads, dilation, out_hw):
+            return _tiles_to_image(xp, cols, bias[0] if bias else None)
         full = (n, cout, out_hw[0] + sum(pads[0]), out_hw[1] + sum(pads[1]))
         out = unpad(col2im(xp, cols, full, kh, kw, stride, dilation), pads)
         out = xp.ascontiguousarray(out)
         if bias:
             out += bias[0].reshape(1, cout, 1, 1)
-        ctx.save_for_backward(x, w)
-        ctx.geom = (stride, pads, dilation, groups)
-        ctx.out_hw = out_hw
         return out
 
     @staticmethod

@@ -167,6 +167,22 @@ def test_adaptive_pooling_with_uneven_windows(hw, out, tmp_path):
     check_export(nn.AdaptiveMaxPool2d(out), sd.randn(2, 2, *hw), tmp_path)
 
 
+def test_nearest_upsampling_by_whole_factors(tmp_path):
+    """An FCN/U-Net decoder's ``F.interpolate(mode='nearest')``: one primitive in shendu,
+    exported as the broadcast it is; any batch runs, and the file imports back."""
+    sd.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 1), nn.Upsample(scale_factor=2),
+                        nn.Conv2d(3, 2, 3, padding=1), nn.Upsample(scale_factor=(3, 2)))
+    check_export(net, sd.randn(2, 2, 3, 4), tmp_path)
+    path = tmp_path / "up.onnx"
+    sd.onnx.export(net, sd.randn(2, 2, 3, 4), path, input_names=["x"],
+                   dynamic_axes={"x": [0]})
+    x = sd.randn(5, 2, 3, 4)
+    (got,) = _run_ort(path, {"x": x.numpy()})
+    _close(got, _shendu(net, x)[0])
+    _close(_shendu(sd.onnx.import_model(path), x)[0], _shendu(net, x)[0])
+
+
 def test_export_then_import_round_trip(tmp_path):
     sd.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))

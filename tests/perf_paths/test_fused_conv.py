@@ -86,6 +86,39 @@ def test_fused_conv_matches_plain_path(case, dtype, relu, layout):
     _assert_same_sums(fused, plain, x, w, b, g, kwargs)
 
 
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_fused_conv_in_row_blocks_matches_plain_path(case, dtype, relu, layout, rows,
+                                                     monkeypatch, kernel_spy):
+    """Images whose patches exceed the cache budget go through the wide kernel ``rows``
+    output rows at a time (the last block shorter where ``rows`` does not divide OH)."""
+    from shendu.backend import cpu
+
+    n, c, h, wd, o, k, pad, dil = case
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = RNG.standard_normal((n, c, h, wd)).astype(dtype)
+    if layout == "channel_major":
+        x = _channel_major(x)
+    w = RNG.standard_normal((o, c, kh, kw)).astype(dtype)
+    b = RNG.standard_normal(o).astype(dtype)
+    kwargs = dict(padding=pad, dilation=dil)
+    with sd.no_grad():
+        shape = F.conv2d(sd.from_numpy(x), sd.from_numpy(w), None, **kwargs).shape
+    wp = shape[3] + (kw - 1) * dil
+    monkeypatch.setattr(cpu, "FUSED_CONV_CHUNK_BYTES", c * kh * kw * wp * x.itemsize * rows)
+    assert cpu._conv_plan(x, w, shape[2:], (dil, dil))[:2] == (1, min(rows, shape[2]))
+    g = RNG.standard_normal(shape).astype(dtype)
+    calls = kernel_spy("conv2d_forward", "conv2d_backward")
+    fused = _run(F.conv2d_relu if relu else F.conv2d, x, w, b, g, kwargs)
+    assert calls == ["conv2d_forward", "conv2d_backward"]
+    with jit.use(False):
+        plain = _run(F.conv2d_relu if relu else F.conv2d, x, w, b, g, kwargs)
+    _assert_same_sums(fused, plain, x, w, b, g, kwargs)
+
+
 COMPACT_CASES = [  # (n, c, h, w, o, k, stride, padding, dilation): what the compact kernel takes
     (5, 3, 9, 7, 4, 3, 2, 1, 1),         # ResNet's 3x3 stride 2, odd sizes
     (4, 8, 8, 8, 6, 1, 2, 0, 1),         # the 1x1 stride-2 downsample

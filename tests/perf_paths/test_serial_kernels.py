@@ -59,22 +59,31 @@ def test_pool_kernels_agree():
                            lambda: (g.copy(), serial[2].copy(), np.empty_like(x), 2)))
 
 
+def test_upsampling_kernels_agree():
+    x, g = f32(12, 5, 7), f32(12, 10, 21)
+    assert_same_bits(*both(jit.repeat_nearest_forward,
+                           lambda: (x.copy(), 2, 3, 2, np.empty((12, 10, 21), np.float32))))
+    assert_same_bits(*both(jit.repeat_nearest_backward,
+                           lambda: (g.copy(), 2, 3, 2, np.empty((12, 5, 7), np.float32))))
+
+
 @pytest.mark.skipif(not jit.mkl_gemm_available(), reason="the convolution kernels need MKL")
-def test_convolution_kernels_agree():
+@pytest.mark.parametrize("rows", [12, 5], ids=["whole-images", "row-blocks"])
+def test_convolution_kernels_agree(rows):
     n, c, o, hw, k = 9, 2, 3, 12, 3
     x = f32(c, n, hw, hw)  # channel-major storage
     w2, bias = f32(o, c * k * k), f32(o)
     oh = hw  # padding 1
-    chunk, threads = 2, 2
-    size = jit.scratch_size(c, o, c * k * k, chunk, hw + 2, hw + 2, oh, threads)
+    chunk, threads = (2 if rows == oh else 1), 2
+    size = jit.scratch_size(c, o, c * k * k, chunk, rows, hw + 2, hw + 2, threads, True)
     fwd = both(jit.conv2d_forward, lambda: (
-        x.copy(), True, w2.copy(), bias.copy(), True, k, k, 1, 1, 1, 1, oh, oh, chunk, threads,
-        np.zeros(size, np.float32), np.empty((o, n * oh * oh), np.float32)))
+        x.copy(), True, w2.copy(), bias.copy(), True, k, k, 1, 1, 1, 1, oh, oh, chunk, rows,
+        threads, np.zeros(size, np.float32), np.empty((o, n * oh * oh), np.float32)))
     np.testing.assert_array_equal(fwd[0][-1], fwd[1][-1])
     g = f32(o, n * oh * oh)
     bwd = both(jit.conv2d_backward, lambda: (
         x.copy(), True, w2.copy(), g.copy(), fwd[0][-1].copy(), k, k, 1, 1, 1, 1, oh, oh,
-        chunk, np.zeros(size, np.float32), np.empty((threads, o, c * k * k), np.float32),
+        chunk, rows, np.zeros(size, np.float32), np.empty((threads, o, c * k * k), np.float32),
         np.empty((threads, o), np.float32), True, np.empty_like(x)))
     assert_same_bits([a for a in bwd[0] if a.ndim != 1], [a for a in bwd[1] if a.ndim != 1])
 

@@ -44,7 +44,7 @@ __all__ = ["available", "enabled", "set_enabled", "use", "on", "on_all", "set_nu
 _KERNEL_MODULES = ("elementwise", "pool", "conv", "conv_compact", "conv_taps", "conv_winograd",
                    "norm",
                    "layer_norm", "optim", "mkl", "rnn", "loss", "activation", "attention",
-                   "embeddings", "linear_chain", "vision")
+                   "embeddings", "linear_chain", "vision", "resample")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 available = runtime.numba_available

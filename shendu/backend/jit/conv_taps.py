@@ -68,7 +68,7 @@ def conv2d_forward_taps(x, channel_major, wt, bias, relu, kh, kw, dh, dw, pt, pl
                 off = (tap // kw) * dh * wp + (tap % kw) * dw
                 _gemm(_N, _N, o_, ln, c_, wt[tap], c_, mine[off:], plane,
                       0.0 if tap == 0 else 1.0, res, ln)
-            _store_wide(res.reshape(o_, ln), n, 1, oh, ow, wp, bias, relu, out)
+            _store_wide(res.reshape(o_, ln), n, 1, oh, ow, wp, 0, oh, bias, relu, out)
         _mkl_threads_here(before)
 
 
@@ -98,7 +98,7 @@ def conv2d_backward_taps(x, channel_major, wt, g, relu_out, kh, kw, dh, dw, pt, 
         xs[c_ * plane:] = 0
         for n in range(t, n_img, threads):
             _pad_chunk(x, channel_major, n, 1, pt, pl, xs[:c_ * plane].reshape(c_, 1, hp, wp))
-            _load_wide(g, relu_out, n, 1, oh, ow, wp, gwide.reshape(o_, ln), gb_parts[t])
+            _load_wide(g, relu_out, n, 1, oh, ow, wp, 0, oh, gwide.reshape(o_, ln), gb_parts[t])
             if want_x:
                 dxs[:] = 0
             for tap in range(taps):

@@ -12,6 +12,7 @@ from ...errors import DeviceError, DTypeError, ShapeError
 from ...ops import attention as attention_ops
 from ...ops import nn_ops
 from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
+from ...ops.resample import RepeatNearest2d
 from ...random import _rng
 from ...tensor import Tensor, _asarray
 
@@ -416,6 +417,31 @@ def _linear_weights(n_in, n_out, scale, align_corners, dtype):
     return lo, hi, (src - lo).astype(dtype)
 
 
+def _whole_repeat(n_in, n_out, scale) -> int | None:
+    """``f`` when nearest resampling from ``n_in`` to ``n_out`` repeats each element ``f``
+    times in place (``n_out = f * n_in``, as the source indices come out), else None."""
+    f = n_out // n_in
+    if n_out != f * n_in:
+        return None
+    if f == 1 and (scale is None or scale == 1.0):
+        return 1
+    index = _nearest_index(n_in, n_out, scale)
+    return f if np.array_equal(index, np.arange(n_out) // f) else None
+
+
+def _repeat_each(input: Tensor, repeats) -> Tensor:
+    """Every element of the spatial axes repeated ``repeats[i]`` times along axis ``i``:
+    for (N, C, H, W) one op (a kernel, ``ops/resample.py``), else one broadcast and one
+    copy (its gradient one sum over the copies)."""
+    if input.ndim == 4 and input.is_floating_point():
+        return RepeatNearest2d.apply(input, fh=repeats[0], fw=repeats[1])
+    lead, sizes = input.shape[:2], input.shape[2:]
+    split = [d for n in sizes for d in (n, 1)]
+    wide = [d for n, f in zip(sizes, repeats) for d in (n, f)]
+    out = input.reshape(*lead, *split).expand(*lead, *wide)
+    return out.reshape(*lead, *(n * f for n, f in zip(sizes, repeats)))
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None,
                 recompute_scale_factor: bool | None = None) -> Tensor:
@@ -465,6 +491,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if any(o <= 0 for o in out_sizes):
         raise ValueError(f"interpolate: output size {out_sizes} must be positive (input "
                          f"{input.shape})")
+    if not linear:
+        repeats = [_whole_repeat(n_in, n_out, scale)
+                   for n_in, n_out, scale in zip(in_sizes, out_sizes, scales)]
+        if all(repeats) and max(repeats) > 1:
+            return _repeat_each(input, repeats)
     out = input
     dtype = np.dtype(input.dtype) if input.is_floating_point() else np.dtype(np.float32)
     # Both modes are separable: resample one spatial axis at a time.
@@ -472,16 +503,15 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if n_out == n_in and (scale is None or scale == 1.0):
             continue
         if not linear:
-            index = _nearest_index(n_in, n_out, scale)
-            f = n_out // n_in
-            if n_out == f * n_in and np.array_equal(index, np.arange(n_out) // f):
+            f = _whole_repeat(n_in, n_out, scale)
+            if f:
                 # each source element repeated f times: a broadcast, so the gradient is a
                 # plain sum over the copies instead of a scatter-add
                 shape = list(out.shape)
                 out = out.unsqueeze(axis + 1).expand(*shape[:axis + 1], f, *shape[axis + 1:])
                 out = out.reshape(*shape[:axis], n_out, *shape[axis + 1:])
             else:
-                out = out.index_select(axis, Tensor._wrap(index))
+                out = out.index_select(axis, Tensor._wrap(_nearest_index(n_in, n_out, scale)))
             continue
         lo, hi, frac = _linear_weights(n_in, n_out, scale, align_corners, dtype)
         shape = [1] * input.ndim
