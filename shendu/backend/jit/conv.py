@@ -292,7 +292,8 @@ def conv2d_backward(x, channel_major, w2, g, relu_out, kh, kw, dh, dw, pt, pl, o
             xp, cols_flat, g_flat, gxp = _split(scratch, t, c_, o_, k, chunk, rows, m, hp, wp,
                                                 True)
             _pad_chunk(x, channel_major, n0, m, pt, pl, xp)
-            gxp[:] = 0
+            if want_x:
+                gxp[:] = 0
             for r0 in range(0, oh, rows):
                 rr = min(rows, oh - r0)
                 ln = m * rr * wp
