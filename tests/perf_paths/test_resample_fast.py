@@ -50,7 +50,7 @@ def test_interpolate_takes_the_kernel_and_matches_pytorch():
         y = F.interpolate(tx, scale_factor=(2, 3))
         g = RNG.standard_normal(y.shape).astype(np.float32)
         y.backward(sd.from_numpy(g))
-    assert ("upsample_nearest2d", "numba") in log
+    assert ("upsample_nearest2d", "numba" if jit.enabled() else "numpy") in log
     rx = torch.tensor(x, requires_grad=True)
     ry = torch.nn.functional.interpolate(rx, scale_factor=(2, 3))
     ry.backward(torch.tensor(g))
