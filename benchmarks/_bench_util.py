@@ -131,9 +131,10 @@ def lstm_lm(nn, vocab: int = 10_000, embed: int = 128, hidden: int = 256):
 
 
 # ---------------------------------------------------------------------------- steps
-def train_step(fw, model, x, y, lr: float = 0.01) -> Step:
-    """One SGD training step on a fixed batch: forward, cross-entropy, backward, update."""
-    opt = fw.optim.SGD(model.parameters(), lr=lr)
+def train_step(fw, model, x, y, lr: float = 0.01, optimizer: str = "SGD") -> Step:
+    """One training step on a fixed batch: forward, cross-entropy, backward, update (by
+    ``fw.optim.<optimizer>``)."""
+    opt = getattr(fw.optim, optimizer)(model.parameters(), lr=lr)
     model.train()
 
     def step():

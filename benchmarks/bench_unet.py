@@ -60,15 +60,5 @@ def unet(fw, num_classes: int = 21, widths=WIDTHS):
 def unet_train(fw):
     """U-Net 8-16-64-128-256 (deep scores) on 1x128x128, 21 classes, Adam, batch 8."""
     fw.seed(0)
-    model = unet(fw)
     x, y = u.rand(fw, 8, 1, 128, 128), u.labels(fw, 8, 128, 128, classes=21)
-    opt = fw.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-
-    def step():
-        opt.zero_grad()
-        loss = fw.F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return u.train_step(fw, unet(fw), x, y, lr=1e-3, optimizer="Adam")

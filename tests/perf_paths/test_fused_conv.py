@@ -63,11 +63,8 @@ CASES = [  # (n, c, h, w, o, k, padding, dilation)
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("relu", [False, True])
-@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
-def test_fused_conv_matches_plain_path(case, dtype, relu, layout):
+def _case_arrays(case, dtype, layout):
+    """A ``CASES`` convolution's input, weight, bias, keyword arguments and output shape."""
     n, c, h, wd, o, k, pad, dil = case
     kh, kw = (k, k) if isinstance(k, int) else k
     x = RNG.standard_normal((n, c, h, wd)).astype(dtype)
@@ -75,10 +72,19 @@ def test_fused_conv_matches_plain_path(case, dtype, relu, layout):
         x = _channel_major(x)
     w = RNG.standard_normal((o, c, kh, kw)).astype(dtype)
     b = RNG.standard_normal(o).astype(dtype)
-    fn = F.conv2d_relu if relu else F.conv2d
     kwargs = dict(padding=pad, dilation=dil)
     with sd.no_grad():
         shape = F.conv2d(sd.from_numpy(x), sd.from_numpy(w), None, **kwargs).shape
+    return x, w, b, kwargs, shape
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_fused_conv_matches_plain_path(case, dtype, relu, layout):
+    x, w, b, kwargs, shape = _case_arrays(case, dtype, layout)
+    fn = F.conv2d_relu if relu else F.conv2d
     g = RNG.standard_normal(shape).astype(dtype)
     fused = _run(fn, x, w, b, g, kwargs)
     with jit.use(False):
@@ -97,16 +103,8 @@ def test_fused_conv_in_row_blocks_matches_plain_path(case, dtype, relu, layout, 
     output rows at a time (the last block shorter where ``rows`` does not divide OH)."""
     from shendu.backend import cpu
 
-    n, c, h, wd, o, k, pad, dil = case
-    kh, kw = (k, k) if isinstance(k, int) else k
-    x = RNG.standard_normal((n, c, h, wd)).astype(dtype)
-    if layout == "channel_major":
-        x = _channel_major(x)
-    w = RNG.standard_normal((o, c, kh, kw)).astype(dtype)
-    b = RNG.standard_normal(o).astype(dtype)
-    kwargs = dict(padding=pad, dilation=dil)
-    with sd.no_grad():
-        shape = F.conv2d(sd.from_numpy(x), sd.from_numpy(w), None, **kwargs).shape
+    x, w, b, kwargs, shape = _case_arrays(case, dtype, layout)
+    c, kh, kw, dil = w.shape[1], w.shape[2], w.shape[3], kwargs["dilation"]
     wp = shape[3] + (kw - 1) * dil
     monkeypatch.setattr(cpu, "FUSED_CONV_CHUNK_BYTES", c * kh * kw * wp * x.itemsize * rows)
     assert cpu._conv_plan(x, w, shape[2:], (dil, dil))[:2] == (1, min(rows, shape[2]))
