@@ -191,7 +191,9 @@ def test_conv1d_and_1x1():
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2), dict(stride=2, padding=1),
                                 dict(stride=2, padding=1, output_padding=1),
-                                dict(stride=3, dilation=2), dict(groups=2, stride=2)])
+                                dict(stride=3, dilation=2), dict(groups=2, stride=2),
+                                # stride = kernel size: the taps tile the output
+                                dict(stride=3), dict(stride=3, groups=2)])
 def test_conv_transpose2d(kw):
     g = kw.get("groups", 1)
     x, w, b = r(2, 4, 3, 4), r(4, 6 // g, 3, 3), r(6)
