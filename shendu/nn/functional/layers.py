@@ -429,19 +429,6 @@ def _whole_repeat(n_in, n_out, scale) -> int | None:
     return f if np.array_equal(index, np.arange(n_out) // f) else None
 
 
-def _repeat_each(input: Tensor, repeats) -> Tensor:
-    """Every element of the spatial axes repeated ``repeats[i]`` times along axis ``i``:
-    for (N, C, H, W) one op (a kernel, ``ops/resample.py``), else one broadcast and one
-    copy (its gradient one sum over the copies)."""
-    if input.ndim == 4 and input.is_floating_point():
-        return RepeatNearest2d.apply(input, fh=repeats[0], fw=repeats[1])
-    lead, sizes = input.shape[:2], input.shape[2:]
-    split = [d for n in sizes for d in (n, 1)]
-    wide = [d for n, f in zip(sizes, repeats) for d in (n, f)]
-    out = input.reshape(*lead, *split).expand(*lead, *wide)
-    return out.reshape(*lead, *(n * f for n, f in zip(sizes, repeats)))
-
-
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None,
                 recompute_scale_factor: bool | None = None) -> Tensor:
@@ -491,11 +478,12 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if any(o <= 0 for o in out_sizes):
         raise ValueError(f"interpolate: output size {out_sizes} must be positive (input "
                          f"{input.shape})")
-    if not linear:
-        repeats = [_whole_repeat(n_in, n_out, scale)
-                   for n_in, n_out, scale in zip(in_sizes, out_sizes, scales)]
-        if all(repeats) and max(repeats) > 1:
-            return _repeat_each(input, repeats)
+    if not linear and input.ndim == 4 and input.is_floating_point():
+        # each pixel repeated in place (a decoder's 2x): one op, a kernel each way
+        fh, fw = (_whole_repeat(n_in, n_out, scale)
+                  for n_in, n_out, scale in zip(in_sizes, out_sizes, scales))
+        if fh and fw and max(fh, fw) > 1:
+            return RepeatNearest2d.apply(input, fh=fh, fw=fw)
     out = input
     dtype = np.dtype(input.dtype) if input.is_floating_point() else np.dtype(np.float32)
     # Both modes are separable: resample one spatial axis at a time.
