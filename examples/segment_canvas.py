@@ -25,7 +25,7 @@ from shendu._bench_report import (
 from shendu.metrics import JaccardIndex  # noqa: E402
 from shendu.nn import functional as F  # noqa: E402
 from shendu.vision.datasets import CanvasDetection, CanvasSegmentation  # noqa: E402
-from shendu.vision.segmentation import FCN, UNet  # noqa: E402
+from shendu.vision.segmentation import FCN, UNet, predict_multiscale  # noqa: E402
 
 
 def dice_loss(logits, target):
@@ -190,6 +190,15 @@ def error_breakdown(confmat: np.ndarray) -> dict:
             "object_iou": float((obj - missed) / (obj + spilled))}
 
 
+def scores(metric: JaccardIndex) -> dict:
+    """What a results file keeps of one way of predicting: mIoU, pixel accuracy, IoU per
+    class, the error breakdown and the confusion matrix (rows: truth, columns: prediction)."""
+    return {"test_miou": metric.compute(), "test_pixel_accuracy": metric.pixel_accuracy(),
+            "per_class_iou": [None if np.isnan(v) else float(v) for v in metric.per_class()],
+            "pixel_errors": error_breakdown(metric.confmat),
+            "confusion_matrix": metric.confmat.tolist()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", choices=["fcn", "unet"], default="unet")
@@ -235,6 +244,12 @@ def main(argv=None):
                    help="also score a region vote: each connected object region of the "
                    "prediction takes its most probable class when that class holds at "
                    "least SHARE of the region's pixels (e.g. 0.5)")
+    p.add_argument("--scales", default=None, metavar="S1,S2,...",
+                   help="also score multi-scale inference: the class probabilities "
+                   "averaged over the test images resized by each factor (e.g. "
+                   "0.75,1,1.25; predict_multiscale)")
+    p.add_argument("--flip", action="store_true",
+                   help="with --scales: also average over left-right mirror images")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the canvases (train and test) and the model (default: 0)")
     p.add_argument("--order-seed", type=int, default=None,
@@ -246,6 +261,9 @@ def main(argv=None):
     for flag in ("pretrain", "aux_classify"):  # before any data is loaded
         if getattr(args, flag) and args.arch != "unet":
             p.error(f"--{flag.replace('_', '-')} needs --arch unet")
+    if args.flip and args.scales is None:
+        p.error("--flip needs --scales (e.g. --scales 1 --flip)")
+    scales = None if args.scales is None else tuple(float(v) for v in args.scales.split(","))
     sd.manual_seed(args.seed)
     threads_before = sd.get_num_threads()
     sd.set_num_threads(args.threads)
@@ -320,34 +338,35 @@ def main(argv=None):
             break
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     model.eval()
-    metric, voted = JaccardIndex(c), JaccardIndex(c)
+    metric, voted, multi = JaccardIndex(c), JaccardIndex(c), JaccardIndex(c)
+    multiple = 32 if args.arch == "fcn" else 2 ** model.depth   # sides that pool evenly
     with sd.no_grad():
         for s in range(0, len(test_set), 32):
             pairs = [test_set[i] for i in range(s, min(s + 32, len(test_set)))]
-            logits, masks = model(sd.stack([im for im, _ in pairs])), sd.stack(
-                [m for _, m in pairs])
+            images, masks = sd.stack([im for im, _ in pairs]), sd.stack([m for _, m in pairs])
+            logits = model(images)
             metric.update(logits, masks)
             if args.vote is not None:
                 voted.update(np.stack([component_vote(lg, args.vote)
                                        for lg in logits.numpy()]), masks)
+            if scales is not None:
+                multi.update(predict_multiscale(model, images, scales, flip=args.flip,
+                                                size_multiple=multiple), masks)
     result = {"arch": args.arch, "command": "python examples/segment_canvas.py " +
               " ".join(argv if argv is not None else sys.argv[1:]),
               "train_images": len(train_set), "test_images": len(test_set),
               "eval_split": args.eval_split, "steps": step,
               "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
-              "test_miou": metric.compute(), "test_pixel_accuracy": metric.pixel_accuracy(),
-              "per_class_iou": [None if np.isnan(v) else float(v) for v in metric.per_class()],
-              "pixel_errors": error_breakdown(metric.confmat),
+              **scores(metric),
               "load": args.load, "pretrain": pretrained,
               "aux_classify": {"weight": args.aux_classify, "batch": args.aux_batch}
               if aux is not None else None,
               "history": history, "commit": commit, "machine": machine_info()}
     if args.vote is not None:
-        result["vote"] = {"min_share": args.vote, "test_miou": voted.compute(),
-                          "test_pixel_accuracy": voted.pixel_accuracy(),
-                          "per_class_iou": [None if np.isnan(v) else float(v)
-                                            for v in voted.per_class()],
-                          "pixel_errors": error_breakdown(voted.confmat)}
+        result["vote"] = {"min_share": args.vote, **scores(voted)}
+    if scales is not None:
+        result["multiscale"] = {"scales": list(scales), "flip": args.flip,
+                                **scores(multi)}
     sd.set_num_threads(threads_before)  # leave the process as found (tests call main)
     if args.save:
         sd.save(model.state_dict(), args.save)
@@ -359,10 +378,11 @@ def main(argv=None):
           f"({train_s:.0f}s, {train_cpu:.0f} CPU-s); wrote {args.out}")
     print("object pixels: " + ", ".join(f"{k} {v:.3f}" for k, v in
                                         result["pixel_errors"].items()))
-    if args.vote is not None:
-        print(f"with the region vote (share {args.vote}): mIoU {result['vote']['test_miou']:.3f}"
-              ", object pixels: " + ", ".join(f"{k} {v:.3f}" for k, v in
-                                              result["vote"]["pixel_errors"].items()))
+    for key, what in (("vote", f"the region vote (share {args.vote})"),
+                      ("multiscale", f"scales {args.scales}{' and mirrors' * args.flip}")):
+        if key in result:
+            print(f"with {what}: mIoU {result[key]['test_miou']:.3f}, object pixels: " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in result[key]["pixel_errors"].items()))
 
 
 if __name__ == "__main__":

@@ -78,10 +78,20 @@ def test_segment_canvas_runs_end_to_end(tmp_path):
     segment_canvas.main(["--sources", "digits", "--canvas-size", "32", "--train-images", "4",
                          "--test-images", "2", "--epochs", "0", "--widths", "4,8",
                          "--deep-scores", "--out", str(again), "--load",
-                         str(tmp_path / "unet.sd"), "--vote", "0.5"])
+                         str(tmp_path / "unet.sd"), "--vote", "0.5", "--scales", "1"])
     second = json.loads(again.read_text())
     assert second["steps"] == 0 and second["test_miou"] == pytest.approx(result["test_miou"])
     assert 0 <= second["vote"]["test_miou"] <= 1
+    # the confusion matrix counts every test pixel once; one scale predicts as the model
+    assert np.sum(second["confusion_matrix"]) == 2 * 32 * 32
+    assert second["multiscale"]["confusion_matrix"] == second["confusion_matrix"]
+    assert second["multiscale"]["scales"] == [1.0] and not second["multiscale"]["flip"]
+
+
+def test_flip_needs_scales(capsys):
+    with pytest.raises(SystemExit):
+        segment_canvas.main(["--flip", "--out", "unused.json"])
+    assert "--flip needs --scales" in capsys.readouterr().err
 
 
 def _components_by_search(mask):
