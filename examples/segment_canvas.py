@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import shendu as sd  # noqa: E402
+import shendu.distributed as dist  # noqa: E402
 from shendu._bench_report import (
     _git_commit,  # noqa: E402
     machine_info,  # noqa: E402
@@ -58,6 +59,42 @@ def init_head_to_prior(model, dataset, images: int = 200):
         head.bias.copy_(sd.tensor(np.log(counts / counts.sum()).astype(np.float32)))
 
 
+class Ranks:
+    """This process's place in a data-parallel job (``--nproc``): every rank takes its
+    share of each global batch, and rank 0's clock decides for all when time is up, so
+    every rank takes the same steps. A lone process is rank 0 of 1, and each call is then
+    a no-op."""
+
+    def __init__(self, rank: int = 0, size: int = 1):
+        self.rank, self.size = rank, size
+
+    def share(self, batch):
+        n = len(batch) // self.size
+        return batch[self.rank * n:(self.rank + 1) * n]
+
+    def wrap(self, model):
+        if self.size == 1:
+            return model
+        from shendu.nn.parallel import DistributedDataParallel
+        return DistributedDataParallel(model)   # rank 0's weights on every rank
+
+    def agreed(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank."""
+        if self.size == 1:
+            return value
+        shared = sd.tensor([value], dtype=sd.float64)
+        dist.broadcast(shared, src=0)
+        return float(shared.item())
+
+    def total(self, value: float) -> float:
+        """The sum of every rank's ``value``."""
+        if self.size == 1:
+            return value
+        shared = sd.tensor([value], dtype=sd.float64)
+        dist.all_reduce(shared)
+        return float(shared.item())
+
+
 class EncoderClassifier(sd.nn.Module):
     """A U-Net's encoder, global average pooling and a linear layer: the classifier whose
     training starts the segmenter's encoder (the FCN recipe: begin from a classification
@@ -65,10 +102,13 @@ class EncoderClassifier(sd.nn.Module):
 
     def __init__(self, unet: UNet, num_classes: int):
         super().__init__()
-        self.unet, self.fc = unet, sd.nn.Linear(unet.widths[-1], num_classes)
+        # only the encoder's layers are registered: the decoder takes no part, and
+        # DistributedDataParallel expects a gradient for every parameter of what it wraps
+        self.down, self.fc = unet.down, sd.nn.Linear(unet.widths[-1], num_classes)
+        self._unet = (unet,)
 
     def forward(self, x):
-        _, bottom = self.unet.encode(x)
+        _, bottom = self._unet[0].encode(x)
         return self.fc(bottom.mean((2, 3)))
 
 
@@ -105,20 +145,23 @@ def object_batch(data: CanvasDetection, indices):
 
 
 def pretrain_encoder(unet: UNet, seg_set: CanvasSegmentation, minutes: float,
-                     batch_size: int = 64, lr: float = 2e-3, seed: int = 0) -> dict:
+                     batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
+                     ranks: Ranks | None = None) -> dict:
     """Train ``unet``'s encoder as a classifier of single objects for ``minutes`` (Adam,
     cosine decay over the time); returns steps, seconds and the accuracy on 1000
-    validation objects."""
+    validation objects. In a data-parallel job each rank takes its share of every batch."""
+    ranks = ranks or Ranks()
     train = object_canvases(seg_set, "train", 10 ** 7)
     val = object_canvases(seg_set, "val", 1000)
     net = EncoderClassifier(unet, seg_set.num_classes)
     opt = sd.optim.Adam(net.parameters(), lr=lr)
+    net = ranks.wrap(net)
     rng, t0, step = np.random.default_rng(seed), time.perf_counter(), 0
     net.train()
-    while (used := (time.perf_counter() - t0) / (60 * minutes)) < 1:
+    while (used := ranks.agreed((time.perf_counter() - t0) / (60 * minutes))) < 1:
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * used))
-        x, y = object_batch(train, rng.integers(0, len(train), batch_size))
+        x, y = object_batch(train, ranks.share(rng.integers(0, len(train), batch_size)))
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -199,7 +242,7 @@ def scores(metric: JaccardIndex) -> dict:
             "confusion_matrix": metric.confmat.tolist()}
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", choices=["fcn", "unet"], default="unet")
     p.add_argument("--sources", default="fashion-mnist,digits")
@@ -234,7 +277,14 @@ def main(argv=None):
                    "to segment (default: 0, off)")
     p.add_argument("--aux-batch", type=int, default=16,
                    help="single objects per step for --aux-classify (default: 16)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads (default: 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (per process with --nproc) (default: 1)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train on N processes of --threads threads each, data-parallel "
+                   "(DistributedDataParallel through 'shendu run', MPI): each takes "
+                   "--batch-size / N canvases of every batch, so the training is the one "
+                   "process's; rank 0 evaluates and writes the files (default: 1)")
+    p.add_argument("--rank-of-job", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--save", default=None, metavar="PATH",
                    help="also write the trained weights (sd.save of the state dict)")
     p.add_argument("--load", default=None, metavar="PATH",
@@ -257,63 +307,95 @@ def main(argv=None):
                    "--seed); give a new one when continuing from --load, so that the run "
                    "sees canvases the earlier runs did not, on the same test canvases")
     p.add_argument("--out", default="examples/results/segment_canvas.json")
+    return p
+
+
+def parse_args(argv=None):
+    p = build_parser()
     args = p.parse_args(argv)
     for flag in ("pretrain", "aux_classify"):  # before any data is loaded
         if getattr(args, flag) and args.arch != "unet":
             p.error(f"--{flag.replace('_', '-')} needs --arch unet")
     if args.flip and args.scales is None:
         p.error("--flip needs --scales (e.g. --scales 1 --flip)")
-    scales = None if args.scales is None else tuple(float(v) for v in args.scales.split(","))
-    sd.manual_seed(args.seed)
-    threads_before = sd.get_num_threads()
-    sd.set_num_threads(args.threads)
-    kw = {"sources": tuple(args.sources.split(",")), "canvas_size": args.canvas_size,
-          "seed": args.seed}
-    train_set = CanvasSegmentation("train", args.train_images, **kw)
-    test_set = CanvasSegmentation(args.eval_split, args.test_images, **kw)
-    c = train_set.num_classes
-    model = FCN(c) if args.arch == "fcn" else \
-        UNet(1, c, widths=tuple(int(w) for w in args.widths.split(",")),
-             deep_scores=args.deep_scores)
-    if args.load:
-        model.load_state_dict(sd.load(args.load))
-    else:
-        init_head_to_prior(model, train_set)
+    if args.nproc < 1 or args.batch_size % args.nproc:
+        p.error(f"--nproc must be at least 1 and split --batch-size {args.batch_size} (the "
+                f"global batch) evenly; got --nproc {args.nproc}")
+    if args.nproc > 1 and args.aux_classify:
+        p.error("--aux-classify runs in one process only (drop --nproc)")
+    args.scales = None if args.scales is None else tuple(float(v)
+                                                         for v in args.scales.split(","))
+    return args
+
+
+def launch_ranks(args, argv) -> int:
+    """``--nproc N``: this script again on N ranks through ``shendu run`` (its mpiexec,
+    rank-prefixed output and clean-up), each told it is one rank of the job."""
+    from shendu.cli import _without
+    from shendu.distributed import launcher
+
+    rest = _without(list(argv), ("--nproc", "--threads", "--out"))
+    return launcher.main(["--nproc", str(args.nproc), "--threads", str(args.threads),
+                          os.path.abspath(__file__), *rest, "--threads", str(args.threads),
+                          "--out", os.path.abspath(args.out), "--nproc", str(args.nproc),
+                          "--rank-of-job"])
+
+
+def build_model(args, num_classes: int):
+    if args.arch == "fcn":
+        return FCN(num_classes)
+    return UNet(1, num_classes, widths=tuple(int(w) for w in args.widths.split(",")),
+                deep_scores=args.deep_scores)
+
+
+def train(args, model, train_set, ranks: Ranks) -> dict:
+    """Pre-training (``--pretrain``), then Adam on the masks, the learning rate decayed to
+    zero along a cosine over the steps or the time left, whichever ends first."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     deadline = t0 + 60 * args.time_limit if args.time_limit else None
     pretrained = None
     if args.pretrain:
-        pretrained = pretrain_encoder(model, train_set, args.pretrain, seed=args.seed)
-        print(f"pre-trained the encoder: {pretrained}", flush=True)
+        pretrained = pretrain_encoder(model, train_set, args.pretrain, seed=args.seed,
+                                      ranks=ranks)
+        if ranks.rank == 0:
+            print(f"pre-trained the encoder: {pretrained}", flush=True)
     aux = None
+    params = list(model.parameters())
     if args.aux_classify:
-        aux = EncoderClassifier(model, c)   # shares the encoder; its own linear layer
+        aux = EncoderClassifier(model, train_set.num_classes)   # shares the encoder
+        params += list(aux.fc.parameters())
         aux_train = object_canvases(train_set, "train", 10 ** 7)
         aux_rng = np.random.default_rng(args.seed + 1)   # the canvases' order stays as without
-    opt = sd.optim.Adam(model.parameters() if aux is None else aux.parameters(), lr=args.lr)
+    opt = sd.optim.Adam(params, lr=args.lr)
+    net = ranks.wrap(model)
     order_seed = args.seed if args.order_seed is None else args.order_seed
-    commit, rng = _git_commit(), np.random.default_rng(order_seed)
+    rng = np.random.default_rng(order_seed)     # the same order on every rank
     steps_per_epoch = len(train_set) // args.batch_size
     total, step = steps_per_epoch * args.epochs, 0
     t_seg = time.perf_counter()   # the segmentation's own cosine starts after pre-training
     next_report = t0 + 60
     history = []
+
+    def time_used() -> float:
+        if not deadline:
+            return 0.0
+        return ranks.agreed((time.perf_counter() - t_seg) / (deadline - t_seg))
+
     for epoch in range(args.epochs):
         model.train()
         order, losses = rng.permutation(len(train_set)), []
         for b in range(steps_per_epoch):
-            if deadline and time.perf_counter() > deadline:
+            used = time_used()
+            if used >= 1:
                 break
-            progress = step / total
-            if deadline:
-                progress = max(progress, (time.perf_counter() - t_seg) / (deadline - t_seg))
+            progress = max(step / total, used)
             for g in opt.param_groups:
                 g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
-            pairs = [train_set[int(i)] for i in order[b * args.batch_size:
-                                                      (b + 1) * args.batch_size]]
+            batch = ranks.share(order[b * args.batch_size:(b + 1) * args.batch_size])
+            pairs = [train_set[int(i)] for i in batch]
             x = sd.stack([im for im, _ in pairs])
             y = sd.stack([m for _, m in pairs])
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits, y)
             if args.loss == "ce+dice":
                 loss = loss + dice_loss(logits, y)
@@ -327,16 +409,29 @@ def main(argv=None):
             opt.step()
             losses.append(float(loss))
             step += 1
-            if time.perf_counter() > next_report:   # a line a minute on long runs
+            if ranks.rank == 0 and time.perf_counter() > next_report:   # a line a minute
                 next_report += 60
-                print(f"step {step}: loss {np.mean(losses[-100:]):.4f} (last 100), "
-                      f"{time.perf_counter() - t0:.0f} s", flush=True)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
+                print(f"step {step}: loss {np.mean(losses[-100:]):.4f} (last 100"
+                      f"{', rank 0' * (ranks.size > 1)}), {time.perf_counter() - t0:.0f} s",
+                      flush=True)
+        mean_loss = ranks.total(float(np.sum(losses))) / (len(losses) * ranks.size) \
+            if losses else None
+        history.append({"epoch": epoch + 1, "loss": mean_loss,
                         "seconds": round(time.perf_counter() - t0, 1)})
-        print(history[-1], flush=True)
-        if deadline and time.perf_counter() > deadline:
+        if ranks.rank == 0:
+            print(history[-1], flush=True)
+        if time_used() >= 1:
             break
-    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"steps": step, "train_seconds": round(time.perf_counter() - t0, 1),
+            "train_cpu_seconds": round(ranks.total(time.process_time() - cpu0), 1),
+            "pretrain": pretrained, "history": history,
+            "aux_classify": {"weight": args.aux_classify, "batch": args.aux_batch}
+            if aux is not None else None}
+
+
+def evaluate(args, model, test_set) -> dict:
+    """The test metrics of the per-pixel argmax, and of ``--vote`` and ``--scales``."""
+    c = test_set.num_classes
     model.eval()
     metric, voted, multi = JaccardIndex(c), JaccardIndex(c), JaccardIndex(c)
     multiple = 32 if args.arch == "fcn" else 2 ** model.depth   # sides that pool evenly
@@ -349,24 +444,54 @@ def main(argv=None):
             if args.vote is not None:
                 voted.update(np.stack([component_vote(lg, args.vote)
                                        for lg in logits.numpy()]), masks)
-            if scales is not None:
-                multi.update(predict_multiscale(model, images, scales, flip=args.flip,
+            if args.scales is not None:
+                multi.update(predict_multiscale(model, images, args.scales, flip=args.flip,
                                                 size_multiple=multiple), masks)
-    result = {"arch": args.arch, "command": "python examples/segment_canvas.py " +
-              " ".join(argv if argv is not None else sys.argv[1:]),
-              "train_images": len(train_set), "test_images": len(test_set),
-              "eval_split": args.eval_split, "steps": step,
-              "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
-              **scores(metric),
-              "load": args.load, "pretrain": pretrained,
-              "aux_classify": {"weight": args.aux_classify, "batch": args.aux_batch}
-              if aux is not None else None,
-              "history": history, "commit": commit, "machine": machine_info()}
+    result = scores(metric)
     if args.vote is not None:
         result["vote"] = {"min_share": args.vote, **scores(voted)}
-    if scales is not None:
-        result["multiscale"] = {"scales": list(scales), "flip": args.flip,
+    if args.scales is not None:
+        result["multiscale"] = {"scales": list(args.scales), "flip": args.flip,
                                 **scores(multi)}
+    return result
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.nproc > 1 and not args.rank_of_job:
+        return launch_ranks(args, argv)
+    ranks = Ranks()
+    if args.rank_of_job:
+        dist.init_process_group("mpi")
+        ranks = Ranks(dist.get_rank(), dist.get_world_size())
+    sd.manual_seed(args.seed)
+    threads_before = sd.get_num_threads()
+    sd.set_num_threads(args.threads)
+    kw = {"sources": tuple(args.sources.split(",")), "canvas_size": args.canvas_size,
+          "seed": args.seed}
+    train_set = CanvasSegmentation("train", args.train_images, **kw)
+    test_set = CanvasSegmentation(args.eval_split, args.test_images, **kw)
+    model = build_model(args, train_set.num_classes)
+    if args.load:
+        model.load_state_dict(sd.load(args.load))
+    else:
+        init_head_to_prior(model, train_set)
+    commit = _git_commit()   # of the code that trains, even if the checkout moves on
+    trained = train(args, model, train_set, ranks)
+    if args.rank_of_job:   # rank 0 evaluates and writes alone; the others leave
+        dist.destroy_process_group()
+    if ranks.rank != 0:
+        sd.set_num_threads(threads_before)
+        return 0
+    result = {"arch": args.arch, "command": "python examples/segment_canvas.py " +
+              " ".join(a for a in argv if a != "--rank-of-job"),
+              "train_images": len(train_set), "test_images": len(test_set),
+              "eval_split": args.eval_split, "nproc": args.nproc, "threads": args.threads,
+              **{k: trained[k] for k in ("steps", "train_seconds", "train_cpu_seconds")},
+              **evaluate(args, model, test_set), "load": args.load,
+              **{k: trained[k] for k in ("pretrain", "aux_classify", "history")},
+              "commit": commit, "machine": machine_info()}
     sd.set_num_threads(threads_before)  # leave the process as found (tests call main)
     if args.save:
         sd.save(model.state_dict(), args.save)
@@ -374,8 +499,9 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     print(f"{args.arch}: test mIoU {result['test_miou']:.3f}, pixel accuracy "
-          f"{result['test_pixel_accuracy']:.3f} after {step} steps "
-          f"({train_s:.0f}s, {train_cpu:.0f} CPU-s); wrote {args.out}")
+          f"{result['test_pixel_accuracy']:.3f} after {result['steps']} steps "
+          f"({result['train_seconds']:.0f}s, {result['train_cpu_seconds']:.0f} CPU-s); "
+          f"wrote {args.out}")
     print("object pixels: " + ", ".join(f"{k} {v:.3f}" for k, v in
                                         result["pixel_errors"].items()))
     for key, what in (("vote", f"the region vote (share {args.vote})"),
@@ -383,7 +509,8 @@ def main(argv=None):
         if key in result:
             print(f"with {what}: mIoU {result[key]['test_miou']:.3f}, object pixels: " +
                   ", ".join(f"{k} {v:.3f}" for k, v in result[key]["pixel_errors"].items()))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
