@@ -377,7 +377,7 @@ def train(args, model, train_set, ranks: Ranks) -> dict:
     steps_per_epoch = len(train_set) // args.batch_size
     total, step = steps_per_epoch * args.epochs, 0
     t_seg = time.perf_counter()   # the segmentation's own cosine starts after pre-training
-    next_report = t0 + 60
+    next_report = t_seg + 60
     history = []
 
     def time_used() -> float:
