@@ -204,6 +204,8 @@ def test_resume_after_kill_mid_epoch_matches_uninterrupted_run(tmp_path, capsys)
         p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     ck = b / "checkpoint.sd"
     for _attempt in range(3):  # a stall of the whole machine can still land on a boundary
+        if ck.exists():
+            ck.unlink()   # a try's own checkpoints are the ones to watch
         proc = subprocess.Popen([sys.executable, "-m", "shendu.cli", *args, "--out", str(b)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
@@ -222,19 +224,21 @@ def test_resume_after_kill_mid_epoch_matches_uninterrupted_run(tmp_path, capsys)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
-        if _epoch_of(ck) == 2:
+        # aimed at epoch 3; on a loaded machine this loop may see a checkpoint late, and
+        # any kill that leaves epochs to train proves the same
+        if 1 <= _epoch_of(ck) < epochs:
             break
     killed_at = _epoch_of(ck)
-    assert killed_at == 2, "could not kill the run between two checkpoints"
+    assert 1 <= killed_at < epochs, f"could not kill the run mid-way (at epoch {killed_at})"
     per_epoch = load(a / "checkpoint.sd")["optimizer"]["state"][0]["step"] // epochs
-    assert load(ck)["optimizer"]["state"][0]["step"] == 2 * per_epoch
+    assert load(ck)["optimizer"]["state"][0]["step"] == killed_at * per_epoch
 
     assert cli.main(["train", "--resume", str(ck), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert f"Resuming from {ck} (epoch 2)" in out
+    assert f"Resuming from {ck} (epoch {killed_at})" in out
     trained = [int(line.split("/")[0].split()[-1]) for line in out.splitlines()
                if line.startswith("Epoch ")]
-    assert trained == list(range(3, epochs + 1)), out  # epochs 1-2 came from the file
+    assert trained == list(range(killed_at + 1, epochs + 1)), out  # the rest: from the file
     want, got = load(a / "checkpoint.sd"), load(ck)
     assert got["epoch"] == want["epoch"] == epochs
     assert got["optimizer"]["state"][0]["step"] == want["optimizer"]["state"][0]["step"] \
