@@ -29,6 +29,7 @@ from shendu._bench_report import (
 )
 from shendu.metrics import JaccardIndex  # noqa: E402
 from shendu.nn import functional as F  # noqa: E402
+from shendu.train.data_parallel import Ranks  # noqa: E402
 from shendu.vision.datasets import CanvasDetection, CanvasSegmentation  # noqa: E402
 from shendu.vision.segmentation import FCN, UNet, predict_multiscale  # noqa: E402
 
@@ -61,42 +62,6 @@ def init_head_to_prior(model, dataset, images: int = 200):
                               minlength=dataset.num_classes)
     with sd.no_grad():
         head.bias.copy_(sd.tensor(np.log(counts / counts.sum()).astype(np.float32)))
-
-
-class Ranks:
-    """This process's place in a data-parallel job (``--nproc``): every rank takes its
-    share of each global batch, and rank 0's clock decides for all when time is up, so
-    every rank takes the same steps. A lone process is rank 0 of 1, and each call is then
-    a no-op."""
-
-    def __init__(self, rank: int = 0, size: int = 1):
-        self.rank, self.size = rank, size
-
-    def share(self, batch):
-        n = len(batch) // self.size
-        return batch[self.rank * n:(self.rank + 1) * n]
-
-    def wrap(self, model):
-        if self.size == 1:
-            return model
-        from shendu.nn.parallel import DistributedDataParallel
-        return DistributedDataParallel(model)   # rank 0's weights on every rank
-
-    def agreed(self, value: float) -> float:
-        """Rank 0's ``value`` on every rank."""
-        if self.size == 1:
-            return value
-        shared = sd.tensor([value], dtype=sd.float64)
-        dist.broadcast(shared, src=0)
-        return float(shared.item())
-
-    def total(self, value: float) -> float:
-        """The sum of every rank's ``value``."""
-        if self.size == 1:
-            return value
-        shared = sd.tensor([value], dtype=sd.float64)
-        dist.all_reduce(shared)
-        return float(shared.item())
 
 
 class EncoderClassifier(sd.nn.Module):
@@ -418,9 +383,7 @@ def train(args, model, train_set, ranks: Ranks) -> dict:
                 print(f"step {step}: loss {np.mean(losses[-100:]):.4f} (last 100"
                       f"{', rank 0' * (ranks.size > 1)}), {time.perf_counter() - t0:.0f} s",
                       flush=True)
-        mean_loss = ranks.total(float(np.sum(losses))) / (len(losses) * ranks.size) \
-            if losses else None
-        history.append({"epoch": epoch + 1, "loss": mean_loss,
+        history.append({"epoch": epoch + 1, "loss": ranks.mean(losses),
                         "seconds": round(time.perf_counter() - t0, 1)})
         if ranks.rank == 0:
             print(history[-1], flush=True)
@@ -468,7 +431,7 @@ def main(argv=None):
     ranks = Ranks()
     if args.rank_of_job:
         dist.init_process_group("mpi")
-        ranks = Ranks(dist.get_rank(), dist.get_world_size())
+        ranks = Ranks.of_process_group()
     sd.manual_seed(args.seed)
     threads_before = sd.get_num_threads()
     sd.set_num_threads(args.threads)

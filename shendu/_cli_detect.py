@@ -132,39 +132,32 @@ def _valid_mean(x: np.ndarray) -> float:
     return round(float(x.mean()), 4) if x.size else -1.0
 
 
-def _time_used(t_start: float, deadline: float | None, world) -> float:
+def _time_used(t_start: float, deadline: float | None, ranks) -> float:
     """The share of the time limit used so far (0 without one). In a data-parallel job
     rank 0's clock decides for every rank, so all take the same steps at the same rates."""
     if not deadline:  # every rank has the same deadline: nothing to agree on
         return 0.0
-    used = (time.perf_counter() - t_start) / (deadline - t_start)
-    if world is None or world[1] == 1:
-        return used
-    import shendu as sd
-    from shendu import distributed as dist
-
-    shared = sd.tensor([used], dtype=sd.float64)
-    dist.broadcast(shared, src=0)
-    return float(shared.item())
+    return ranks.agreed((time.perf_counter() - t_start) / (deadline - t_start))
 
 
 def fit(model, train_set, lr: float, batch_size: int, epochs: int, seed: int = 0,
         deadline: float | None = None, max_steps: int | None = None, log=None,
-        world: tuple[int, int] | None = None):
+        ranks=None):
     """Train ``model`` (a detector returning its losses) with Adam, the learning rate
     decayed to zero along a cosine over the steps or until ``deadline`` (a
     ``time.perf_counter()`` value), whichever ends first; each epoch a new permutation of
     ``train_set`` from ``seed``, at most ``max_steps`` steps. Returns the steps taken and
     one ``{epoch, loss, seconds}`` per epoch; ``log`` (e.g. ``print``) gets a line each.
 
-    ``world=(rank, size)``: ``model`` is wrapped in ``DistributedDataParallel`` and this
-    rank takes its ``batch_size / size`` share of each batch (the loss logged is the mean
-    over the ranks). The model is left in training mode; ``evaluate`` switches it to eval."""
+    ``ranks`` (a :class:`shendu.train.data_parallel.Ranks` of a job of several): this rank
+    takes its ``batch_size / size`` share of each batch of ``model`` (wrapped in
+    ``DistributedDataParallel`` by the caller) and the loss logged is the mean over the
+    ranks. The model is left in training mode; ``evaluate`` switches it to eval."""
     import shendu as sd
+    from shendu.train.data_parallel import Ranks
     from shendu.vision.datasets import detection_collate
 
-    rank, size = world or (0, 1)
-    share = batch_size // size
+    ranks = ranks or Ranks()
     opt = sd.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = max(1, len(train_set) // batch_size)
     total = steps_per_epoch * epochs if max_steps is None else \
@@ -175,14 +168,14 @@ def fit(model, train_set, lr: float, batch_size: int, epochs: int, seed: int = 0
         model.train()
         order, running = rng.permutation(len(train_set)), []
         for b in range(steps_per_epoch):
-            used = _time_used(t_start, deadline, world)
+            used = _time_used(t_start, deadline, ranks)
             if used >= 1.0 or step >= total:
                 break
             # cosine decay over the steps or the time, whichever ends first
             progress = max(step / total, used)
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * min(progress, 1.0)))
-            idx = order[b * batch_size:(b + 1) * batch_size][rank * share:(rank + 1) * share]
+            idx = ranks.share(order[b * batch_size:(b + 1) * batch_size])
             images, targets = detection_collate([train_set[int(i)] for i in idx])
             loss = sum(model(images, targets).values())
             opt.zero_grad()
@@ -190,39 +183,26 @@ def fit(model, train_set, lr: float, batch_size: int, epochs: int, seed: int = 0
             opt.step()
             running.append(float(loss))
             step += 1
-        history.append({"epoch": epoch + 1, "loss": _mean_over_ranks(running, world),
+        history.append({"epoch": epoch + 1, "loss": ranks.mean(running),
                         "seconds": time.perf_counter() - t_start})
         if log is not None:
             log(f"epoch {epoch + 1}/{epochs}  loss {history[-1]['loss']:.4f}  "
                 f"{history[-1]['seconds']:.0f}s")
-        if step >= total or _time_used(t_start, deadline, world) >= 1.0:
+        if step >= total or _time_used(t_start, deadline, ranks) >= 1.0:
             break
     return step, history
 
 
-def _mean_over_ranks(values, world) -> float | None:
-    """The mean of every rank's ``values`` (each rank passes as many)."""
-    if not values:
-        return None
-    if world is None or world[1] == 1:
-        return float(np.mean(values))
-    import shendu as sd
-    from shendu import distributed as dist
-
-    total = sd.tensor([float(np.sum(values))], dtype=sd.float64)
-    dist.all_reduce(total)
-    return float(total.item()) / (len(values) * world[1])
-
-
 def train(args) -> dict:
     import shendu as sd
+    from shendu.train.data_parallel import Ranks
     from shendu.vision.datasets import CanvasDetection
 
-    world = None
+    ranks = Ranks()
     if args.rank_of_job:
         from .distributed import process_group as pg
         pg.init_process_group("mpi")
-        world = (pg.get_rank(), pg.get_world_size())
+        ranks = Ranks.of_process_group()
     sd.manual_seed(args.seed)
     if args.threads:
         sd.set_num_threads(args.threads)
@@ -231,11 +211,10 @@ def train(args) -> dict:
     train_set = CanvasDetection("train", args.train_images, **kw)
     test_set = CanvasDetection("test", args.test_images, **kw)
     model = build_model(args.arch, train_set.num_classes, args.canvas_size)
-    if world is not None:
-        from .nn.parallel import DistributedDataParallel
+    if ranks.size > 1:
         from .train.data_parallel import rank_seed
-        model = DistributedDataParallel(model)  # rank 0's initial weights everywhere
-        sd.manual_seed(rank_seed(args.seed, world[0]))  # each rank samples its own anchors
+        model = ranks.wrap(model)  # rank 0's initial weights everywhere
+        sd.manual_seed(rank_seed(args.seed, ranks.rank))  # each rank samples its own anchors
     if args.lr is None:  # short trials (64-pixel canvases): the SSD learnt faster at 4e-3
         # than at 2e-3 (8e-3 no better), Faster R-CNN slower at 4e-3 than at 2e-3
         args.lr = 4e-3 if args.arch == "ssd" else 2e-3
@@ -244,15 +223,15 @@ def train(args) -> dict:
     step, history = fit(model, train_set, lr=args.lr, batch_size=args.batch_size,
                         epochs=args.epochs, seed=args.seed,
                         deadline=t_start + 60 * args.time_limit if args.time_limit else None,
-                        log=None if args.quiet or (world and world[0]) else
-                        lambda line: print(line, flush=True), world=world)
+                        log=None if args.quiet or ranks.rank else
+                        lambda line: print(line, flush=True), ranks=ranks)
     train_seconds = time.perf_counter() - t_start
     train_cpu_seconds = time.process_time() - cpu_start  # what the run got of a shared CPU
-    if world is not None:  # rank 0 evaluates alone; the others leave
-        train_cpu_seconds = _mean_over_ranks([train_cpu_seconds], world) * world[1]
-        model = model.module
+    if args.rank_of_job:  # rank 0 evaluates alone; the others leave
+        train_cpu_seconds = ranks.total(train_cpu_seconds)
+        model = getattr(model, "module", model)
         pg.destroy_process_group()
-        if world[0] != 0:
+        if ranks.rank != 0:
             return None, None
     metrics, ips = evaluate(model, test_set)
     from shendu._bench_report import machine_info

@@ -30,7 +30,7 @@ from .callbacks import Callback
 from .checkpoint import get_rng_states, save_checkpoint, set_rng_states
 from .trainer import Trainer
 
-__all__ = ["DataParallelTrainer", "DataParallelCheckpoint", "rank_seed", "shard",
+__all__ = ["DataParallelTrainer", "DataParallelCheckpoint", "Ranks", "rank_seed", "shard",
            "replica_digest"]
 
 
@@ -47,6 +47,70 @@ def _world():
     from ..distributed import process_group as pg
     w = pg._WORLD
     return (w.comm, w.rank, w.size) if w is not None else (None, 0, 1)
+
+
+class Ranks:
+    """This process's place in a data-parallel job, for a hand-written training loop:
+    every rank takes its share of each global batch, and rank 0's clock decides for all
+    when time is up, so every rank takes the same steps. A lone process is rank 0 of 1,
+    and every method is then plain arithmetic (no collective).
+
+    >>> solo = Ranks()
+    >>> solo.share(list(range(8))), solo.agreed(0.25), solo.mean([1.0, 2.0])
+    ([0, 1, 2, 3, 4, 5, 6, 7], 0.25, 1.5)
+    >>> Ranks(1, 2).share(list(range(8)))
+    [4, 5, 6, 7]
+    """
+
+    def __init__(self, rank: int = 0, size: int = 1):
+        if not 0 <= rank < size:
+            raise ValueError(f"Ranks: rank {rank} is not in 0..{size - 1} (size {size})")
+        self.rank, self.size = int(rank), int(size)
+
+    @classmethod
+    def of_process_group(cls) -> Ranks:
+        """This process's rank and the world size of the default process group (rank 0
+        of 1 when none is initialised)."""
+        _, rank, size = _world()
+        return cls(rank, size)
+
+    def share(self, batch):
+        """This rank's slice of a global ``batch`` (anything sliceable)."""
+        n = _split_batch(len(batch), self.size)
+        return batch[self.rank * n:(self.rank + 1) * n]
+
+    def wrap(self, model):
+        """``model`` in ``DistributedDataParallel`` (rank 0's weights on every rank); the
+        model itself in a world of one."""
+        if self.size == 1:
+            return model
+        from ..nn.parallel import DistributedDataParallel
+        return DistributedDataParallel(model)
+
+    def agreed(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (a collective)."""
+        return value if self.size == 1 else self._collective(value, "broadcast")
+
+    def total(self, value: float) -> float:
+        """The sum of every rank's ``value`` (a collective)."""
+        return value if self.size == 1 else self._collective(value, "all_reduce")
+
+    def mean(self, values) -> float | None:
+        """The mean over every rank's ``values``, each rank passing as many (a collective;
+        None when there are none)."""
+        if len(values) == 0:
+            return None
+        return self.total(float(np.sum(values))) / (len(values) * self.size)
+
+    def _collective(self, value: float, name: str) -> float:
+        from .. import distributed as dist
+        from ..creation import tensor
+        shared = tensor([float(value)], dtype="float64")
+        if name == "broadcast":
+            dist.broadcast(shared, src=0)
+        else:
+            dist.all_reduce(shared)
+        return float(shared.item())
 
 
 def rank_seed(seed: int, rank: int) -> int:
