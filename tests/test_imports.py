@@ -72,7 +72,8 @@ def test_every_module_imports_alone():
 
 
 @pytest.mark.parametrize("name", ["shendu._bench_report", "shendu.bench", "shendu.backend.blas",
-                                  "shendu.backend.jit", "shendu.backend.cpu", "shendu._threads",
+                                  "shendu.backend.jit", "shendu.backend.cpu",
+                                  "shendu.backend.convolution", "shendu._threads",
                                   "shendu.optim", "shendu.ops.rnn_ops", "shendu.ops.nn_ops"])
 def test_once_circular_modules_import_first_in_a_fresh_process(name):
     subprocess.run([sys.executable, "-c", f"import {name}"], check=True, timeout=120)

@@ -394,7 +394,8 @@ def set_kernels(flag: bool) -> bool:
 
 
 # Winograd's F(2x2, 3x3) for the forward and input gradient of the 3x3 convolutions it suits
-# (``backend.cpu.WINOGRAD_MIN_CHANNELS``); SHENDU_WINOGRAD=0 keeps them on the direct kernels
+# (``backend.convolution.WINOGRAD_MIN_CHANNELS``); SHENDU_WINOGRAD=0 keeps them on the
+# direct kernels
 _winograd_on = _env("SHENDU_WINOGRAD", "1") != "0"
 
 
@@ -818,7 +819,7 @@ def info() -> Info:
         keep_freed_memory=_keeping,
         winograd=("on: the forward and input gradient of 3x3 stride-1 convolutions with "
                   "enough channels "
-                  "(backend.cpu.WINOGRAD_MIN_CHANNELS)"
+                  "(backend.convolution.WINOGRAD_MIN_CHANNELS)"
                   if _winograd_on else "off (SHENDU_WINOGRAD=0 or set_winograd(False))"),
         fork_child=_forked,
         tracing=trace is not None,

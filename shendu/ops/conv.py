@@ -16,7 +16,7 @@ input chunk by chunk unless the forward's patches were kept.
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..backend import cpu
+from ..backend import convolution, cpu
 from ..tensor import Tensor
 from ._conv_patches import (
     chunk_images,
@@ -212,8 +212,8 @@ def _input_grad_col2im(gt, w, x_shape, stride, pads, dilation, groups):
 
 # ---------------------------------------------------------------------- conv2d
 def _conv2d_numpy(x, w, bias, stride, pads, dilation, groups, out_hw, relu, ctx):
-    """``Conv2d.forward``'s NumPy reference (``cpu.conv2d`` runs it where the fused kernel
-    does not apply): the (O, N, OH, OW) output, then the ReLU if ``relu``. The patch matrix
+    """``Conv2d.forward``'s NumPy reference (``convolution.conv2d`` runs it where the fused
+    kernel does not apply): the (O, N, OH, OW) output, then the ReLU if ``relu``. The patch matrix
     is kept in ``ctx.cols`` for dW when backward will re-patch the input and it is small."""
     needs = getattr(ctx, "needs_input_grad", None)  # None: not recording
     keep = needs is not None and needs[1] and not (needs[0] and backward_method(
@@ -225,8 +225,8 @@ def _conv2d_numpy(x, w, bias, stride, pads, dilation, groups, out_hw, relu, ctx)
 
 
 def _conv2d_backward_numpy(x, w, gt, stride, pads, dilation, groups, needs, y, ctx):
-    """``Conv2d.backward``'s NumPy reference (``cpu.conv2d_backward``): ``(gx, gw, gb)``
-    from the channel-major output gradient ``gt``, gx channel-major, each None unless
+    """``Conv2d.backward``'s NumPy reference (``convolution.conv2d_backward``): ``(gx, gw,
+    gb)`` from the channel-major output gradient ``gt``, gx channel-major, each None unless
     needed; dX by correlation or col2im (``backward_method``)."""
     if y is not None:  # through the fused ReLU
         gt = relu_grad(gt, y)
@@ -259,8 +259,8 @@ class Conv2d(Function):
         ctx.geom = (stride, pads, dilation, groups)
         ctx.cols = None  # the NumPy path may keep its patch matrix here for dW
         out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
-        out, ctx.kernel = cpu.conv2d(x, w, bias[0] if bias else None, stride, pads, dilation,
-                                    groups, out_hw, relu, _conv2d_numpy, ctx)
+        out, ctx.kernel = convolution.conv2d(x, w, bias[0] if bias else None, stride, pads,
+                                             dilation, groups, out_hw, relu, _conv2d_numpy, ctx)
         ctx.y = out if relu else None  # the fused ReLU's output masks the gradient
         ctx.save_for_backward(x, w)  # the input is kept alive by its producer anyway
         return out.transpose(1, 0, 2, 3)
@@ -271,8 +271,9 @@ class Conv2d(Function):
         stride, pads, dilation, groups = ctx.geom
         needs = ctx.needs_input_grad
         gt = xp_of(g).ascontiguousarray(g.transpose(1, 0, 2, 3))  # free if g is channel-major
-        gx, gw, gb = cpu.conv2d_backward(x, w, gt, stride, pads, dilation, groups, needs,
-                                         ctx.y, ctx.kernel, _conv2d_backward_numpy, ctx)
+        gx, gw, gb = convolution.conv2d_backward(x, w, gt, stride, pads, dilation, groups,
+                                                 needs, ctx.y, ctx.kernel,
+                                                 _conv2d_backward_numpy, ctx)
         if gx is not None:
             gx = gx.transpose(1, 0, 2, 3)
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
@@ -330,8 +331,9 @@ class Conv2dPool(Function):
         ctx.cols, ctx.y = None, None
         out_hw = _out_hw(x.shape, w.shape, stride, pads, dilation)
         b = bias[0] if bias else None
-        out, code, ctx.kernel = cpu.conv2d_pool(x, w, b, stride, pads, dilation, groups,
-                                               out_hw, pool_hw, relu, _conv2d_numpy, ctx)
+        out, code, ctx.kernel = convolution.conv2d_pool(x, w, b, stride, pads, dilation,
+                                                        groups, out_hw, pool_hw, relu,
+                                                        _conv2d_numpy, ctx)
         ctx.code, ctx.pool_hw, ctx.relu, ctx.bias = code, pool_hw, relu, b
         ctx.full_shape = (x.shape[0], w.shape[0]) + tuple(out_hw)
         ctx.save_for_backward(x, w)

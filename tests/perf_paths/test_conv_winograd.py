@@ -10,7 +10,7 @@ import pytest
 from tolerance import sum_bound
 
 import shendu as sd
-from shendu.backend import blas, cpu, jit, runtime
+from shendu.backend import blas, convolution, jit, runtime
 from shendu.ops.conv import Conv2d
 
 # the transforms' matrices (Lavin and Gray, 2016)
@@ -124,8 +124,8 @@ def test_input_gradient_by_winograd_weight_gradient_by_the_direct_kernel(kernel_
     with runtime.trace_paths() as log:
         (y * sd.tensor(g)).sum().backward()
     assert ("conv2d_backward", "winograd") in log
-    kind = cpu._direct_kernel(g.transpose(1, 0, 2, 3), w.detach().numpy(), (1, 1), 1, (1, 1),
-                              g.shape[3], pads)
+    kind = convolution._direct_kernel(g.transpose(1, 0, 2, 3), w.detach().numpy(), (1, 1), 1,
+                                      (1, 1), g.shape[3], pads)
     assert calls == ["conv2d_forward_winograd",
                      "conv2d_backward" + ("" if kind == "wide" else "_" + kind)]
     turned = w.detach().numpy().transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]

@@ -1,6 +1,6 @@
 """The fused convolution kernels (``backend/jit/conv.py``, stride 1 with wide patches,
 ``backend/jit/conv_taps.py``, stride 1 as one GEMM per tap, and
-``backend/jit/conv_compact.py``, any stride, via ``backend/cpu.conv2d``) and the
+``backend/jit/conv_compact.py``, any stride, via ``backend/convolution.conv2d``) and the
 Conv2d/Linear + ReLU fusions, against the plain NumPy paths and PyTorch."""
 import numpy as np
 import pytest
@@ -101,13 +101,14 @@ def test_fused_conv_in_row_blocks_matches_plain_path(case, dtype, relu, layout, 
                                                      monkeypatch, kernel_spy):
     """Images whose patches exceed the cache budget go through the wide kernel ``rows``
     output rows at a time (the last block shorter where ``rows`` does not divide OH)."""
-    from shendu.backend import cpu
+    from shendu.backend import convolution
 
     x, w, b, kwargs, shape = _case_arrays(case, dtype, layout)
     c, kh, kw, dil = w.shape[1], w.shape[2], w.shape[3], kwargs["dilation"]
     wp = shape[3] + (kw - 1) * dil
-    monkeypatch.setattr(cpu, "FUSED_CONV_CHUNK_BYTES", c * kh * kw * wp * x.itemsize * rows)
-    assert cpu._conv_plan(x, w, shape[2:], (dil, dil))[:2] == (1, min(rows, shape[2]))
+    monkeypatch.setattr(convolution, "FUSED_CONV_CHUNK_BYTES",
+                        c * kh * kw * wp * x.itemsize * rows)
+    assert convolution._conv_plan(x, w, shape[2:], (dil, dil))[:2] == (1, min(rows, shape[2]))
     g = RNG.standard_normal(shape).astype(dtype)
     calls = kernel_spy("conv2d_forward", "conv2d_backward")
     fused = _run(F.conv2d_relu if relu else F.conv2d, x, w, b, g, kwargs)
@@ -189,10 +190,10 @@ def test_compact_conv_matches_plain_path(case, dtype, relu, layout, kernel_spy):
 
 
 def test_compact_conv_with_many_chunks_per_thread(monkeypatch):
-    from shendu.backend import cpu
+    from shendu.backend import convolution
 
-    monkeypatch.setattr(cpu, "COMPACT_CONV_MIN_COLUMNS", 1)  # one image a chunk
-    monkeypatch.setattr(cpu, "COMPACT_CONV_CHUNK_BYTES", 1)
+    monkeypatch.setattr(convolution, "COMPACT_CONV_MIN_COLUMNS", 1)  # one image a chunk
+    monkeypatch.setattr(convolution, "COMPACT_CONV_CHUNK_BYTES", 1)
     x = _channel_major(RNG.standard_normal((7, 3, 6, 5)).astype(np.float32))
     w, b = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32), np.zeros(4, np.float32)
     kwargs = dict(stride=2, padding=1)

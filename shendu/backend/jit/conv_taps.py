@@ -9,7 +9,7 @@ is a view of the padded image (C, Hp, Wp) with row stride Hp*Wp. So
 is kh*kw GEMMs with K = C, accumulated by MKL (beta 1), and the patch matrix (kh*kw times
 the input: 38 M floats for ResNet's 64-channel 32x32 layer at batch 64) is never written.
 With 64 or more channels MKL runs these products as fast as the single product on the
-patches, so the copies are saved outright (``cpu.TAPS_CONV_MIN_CHANNELS``).
+patches, so the copies are saved outright (``convolution.TAPS_CONV_MIN_CHANNELS``).
 
 The columns past OW in each row ("wide" columns) are computed and dropped, as in
 ``conv.py``; the last tap's view runs ``(kw-1)*dw`` elements past the image's last plane,
