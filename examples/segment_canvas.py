@@ -396,18 +396,47 @@ def train(args, model, train_set, ranks: Ranks) -> dict:
             if aux is not None else None}
 
 
+def object_votes(logits: np.ndarray, target: dict) -> tuple[list, np.ndarray]:
+    """Per ground-truth object of one canvas: ``(label, voted)``, ``voted`` the object class
+    with the most probability summed over the object's visible pixels (the background
+    left out: this asks how well the objects are *classified*); and the class map in which
+    every pixel that the argmax gives to some object takes its true object's vote (what
+    the mIoU would be if each object were given one class, which needs the true objects)."""
+    z = np.exp(logits - logits.max(0))
+    probs = z / z.sum(0)
+    pred = logits.argmax(0)
+    voted_map, out = pred.copy(), []
+    for mask, label in zip(target["masks"].astype(bool), target["labels"]):
+        if not mask.any():   # hidden under later objects
+            continue
+        voted = 1 + int(probs[1:, mask].sum(1).argmax())
+        out.append((int(label), voted))
+        voted_map[mask & (pred > 0)] = voted
+    return out, voted_map
+
+
 def evaluate(args, model, test_set) -> dict:
-    """The test metrics of the per-pixel argmax, and of ``--vote`` and ``--scales``."""
+    """The test metrics of the per-pixel argmax, of one class per true object (a
+    diagnosis, ``object_votes``), and of ``--vote`` and ``--scales``."""
     c = test_set.num_classes
     model.eval()
-    metric, voted, multi = JaccardIndex(c), JaccardIndex(c), JaccardIndex(c)
+    metric, voted, multi, per_object = (JaccardIndex(c), JaccardIndex(c), JaccardIndex(c),
+                                        JaccardIndex(c))
     multiple = 32 if args.arch == "fcn" else 2 ** model.depth   # sides that pool evenly
+    objects = []
     with sd.no_grad():
         for s in range(0, len(test_set), 32):
-            pairs = [test_set[i] for i in range(s, min(s + 32, len(test_set)))]
-            images, masks = sd.stack([im for im, _ in pairs]), sd.stack([m for _, m in pairs])
+            drawn = [test_set.generate(i) for i in range(s, min(s + 32, len(test_set)))]
+            images = sd.tensor(np.stack([canvas[None] for canvas, _ in drawn]))
+            masks = sd.tensor(np.stack([test_set.semantic_mask(t) for _, t in drawn]))
             logits = model(images)
             metric.update(logits, masks)
+            maps = []
+            for lg, (_, target) in zip(logits.numpy(), drawn):
+                votes, voted_map = object_votes(lg, target)
+                objects += votes
+                maps.append(voted_map)
+            per_object.update(np.stack(maps), masks)
             if args.vote is not None:
                 voted.update(np.stack([component_vote(lg, args.vote)
                                        for lg in logits.numpy()]), masks)
@@ -415,6 +444,14 @@ def evaluate(args, model, test_set) -> dict:
                 multi.update(predict_multiscale(model, images, args.scales, flip=args.flip,
                                                 size_multiple=multiple), masks)
     result = scores(metric)
+    sources = args.sources.split(",")   # labels 1-10 the first source's, 11-20 the second's
+    result["objects"] = {}
+    for k, name in enumerate(sources):
+        right = [voted == label for label, voted in objects if (label - 1) // 10 == k]
+        result["objects"][name] = {"count": len(right), "classified_right":
+                                   float(np.mean(right)) if right else None}
+    result["objects"]["one_class_per_true_object"] = {
+        "test_miou": per_object.compute(), "pixel_errors": error_breakdown(per_object.confmat)}
     if args.vote is not None:
         result["vote"] = {"min_share": args.vote, **scores(voted)}
     if args.scales is not None:
@@ -471,6 +508,11 @@ def main(argv=None):
           f"wrote {args.out}")
     print("object pixels: " + ", ".join(f"{k} {v:.3f}" for k, v in
                                         result["pixel_errors"].items()))
+    objects = result["objects"]
+    print("objects classified right (most probability over their pixels): " + ", ".join(
+        f"{k} {v['classified_right'] or 0:.3f} of {v['count']}" for k, v in objects.items()
+        if "count" in v) + f"; one class per true object would give mIoU "
+        f"{objects['one_class_per_true_object']['test_miou']:.3f}")
     for key, what in (("vote", f"the region vote (share {args.vote})"),
                       ("multiscale", f"scales {args.scales}{' and mirrors' * args.flip}")):
         if key in result:

@@ -69,6 +69,9 @@ def test_segment_canvas_runs_end_to_end(tmp_path):
     result = json.loads(out.read_text())
     assert result["steps"] == 2 and 0 <= result["test_miou"] <= 1
     assert set(result["pixel_errors"]) == {"missed", "spilled", "confused", "object_iou"}
+    objects = result["objects"]
+    assert objects["digits"]["count"] >= 2 and 0 <= objects["digits"]["classified_right"] <= 1
+    assert 0 <= objects["one_class_per_true_object"]["test_miou"] <= 1
     weights = sd.load(tmp_path / "unet.sd")
     assert "coarse_heads.0.weight" in weights and "head.weight" in weights
     assert result["command"].startswith("python examples/segment_canvas.py")
@@ -140,6 +143,37 @@ def test_component_vote_relabels_a_region_and_spares_touching_objects():
     assert (voted[1:4, 1:4] == 2).all()
     np.testing.assert_array_equal(voted[1:3, 5:7], plain[1:3, 5:7])   # 50/50: left alone
     assert (voted[plain == 0] == 0).all()                  # background is never touched
+
+
+def test_object_votes_give_each_true_object_its_most_probable_class():
+    c, h, w = 4, 5, 8
+    logits = np.zeros((c, h, w))
+    logits[0] = 4.0                           # background wins everywhere ...
+    first = np.zeros((h, w), bool)
+    first[1:4, 0:3] = True                    # a true object of class 2 (9 pixels)
+    logits[:, first] = 0.0
+    logits[2, first] = 3.0
+    logits[1, 1, 0:3] = 6.0                   # its top row says class 1, confidently
+    second = np.zeros((h, w), bool)
+    second[1:3, 5:7] = True                   # class 3, all four pixels right
+    logits[:, second] = 0.0
+    logits[3, second] = 2.0
+    target = {"masks": np.stack([first, second, np.zeros((h, w), bool)]).astype(np.uint8),
+              "labels": np.array([2, 3, 1])}  # the third is hidden entirely: skipped
+    pred = logits.argmax(0)
+    p = np.exp(logits - logits.max(0))
+    p /= p.sum(0)
+    want_first = 1 + int(p[1:, first].sum(1).argmax())   # by hand: 3 rows of class 2
+    assert want_first == 2 and pred[1, 0] == 1
+    votes, voted_map = segment_canvas.object_votes(logits, target)
+    assert votes == [(2, 2), (3, 3)]
+    want_map = pred.copy()
+    want_map[first] = 2
+    np.testing.assert_array_equal(voted_map, want_map)
+    # an object pixel the argmax gives to the background stays background
+    logits[0, 3, 0] = 9.0
+    _, voted_map = segment_canvas.object_votes(logits, target)
+    assert voted_map[3, 0] == 0 and voted_map[2, 0] == 2
 
 
 def test_pretraining_trains_the_encoder_on_single_objects():
