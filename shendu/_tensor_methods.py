@@ -79,7 +79,7 @@ def _integral(op, *xs):
 def _bitwise(name):
     def op(self, other, _name=name):
         _integral(_name, self, other)
-        return ops.elementwise._nograd_binary(self, other, _name)
+        return ops.compare._nograd_binary(self, other, _name)
     return op
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import shendu
 
 ROOT = Path(shendu.__file__).parent
-FILES = ["ops/elementwise.py", "ops/reduce.py", "ops/movement.py", "ops/_util.py",
+FILES = ["ops/elementwise.py", "ops/compare.py", "ops/reduce.py", "ops/movement.py",
+         "ops/_util.py",
          "nn/functional/layers.py", "nn/functional/loss.py", "nn/functional/activation.py"]
 ANYWHERE = {"dtype", "errstate", "broadcast_shapes", "result_type", "issubdtype"}
 HOST_TABLES = {  # (file, enclosing function) -> NumPy functions it may call on the host

@@ -110,7 +110,7 @@ def test_all_is_complete_and_names_no_module_but_subpackages(module):
 
 
 def test_op_module_names_do_not_leak():
-    for name in ("conv", "pool", "nn_ops", "linalg", "elementwise", "movement", "reduce",
+    for name in ("conv", "pool", "nn_ops", "linalg", "elementwise", "compare", "movement", "reduce",
                  "rnn_ops", "getitem", "type_"):
         assert not hasattr(sd, name), name
     ns: dict = {}

@@ -5,7 +5,8 @@ themselves are not part of shendu's namespace.
 """
 import importlib as _importlib
 
-from . import elementwise, indexing, linalg, movement, reduce
+from . import compare, elementwise, indexing, linalg, movement, reduce
+from .compare import *  # noqa: F403
 from .einsum import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
@@ -23,7 +24,7 @@ from .statistics import *  # noqa: F403
 # movement would otherwise leave in place)
 index_put = indexing.index_put
 
-_MODULES = ("elementwise", "linalg", "movement", "reduce", "einsum", "indexing", "math",
-            "matrix", "scatter_reduce", "search", "statistics")
+_MODULES = ("elementwise", "compare", "linalg", "movement", "reduce", "einsum", "indexing",
+            "math", "matrix", "scatter_reduce", "search", "statistics")
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in
                              _importlib.import_module(f".{m}", __name__).__all__))

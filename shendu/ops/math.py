@@ -129,7 +129,7 @@ def rad2deg(input):
 
 def sgn(input):
     """The sign of each element (``sign`` for real tensors)."""
-    from .elementwise import sign
+    from .compare import sign
 
     return sign(input)
 

@@ -267,7 +267,8 @@ def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
 # ---------------------------------------------------------------------- NaN-aware and paired
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
     """``sum`` treating NaN as zero (NaN elements get zero gradient)."""
-    from .elementwise import isnan, where
+    from .compare import isnan
+    from .elementwise import where
 
     x = where(isnan(input), 0.0, input) if input._data.dtype.kind == "f" else input
     return x.sum(dim=dim, keepdim=keepdim, dtype=dtype)
@@ -275,7 +276,7 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):
 
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):
     """``mean`` over the non-NaN elements (NaN for an all-NaN slice)."""
-    from .elementwise import isnan, logical_not
+    from .compare import isnan, logical_not
 
     if input._data.dtype.kind != "f":
         raise DTypeError(f"nanmean: expected a floating-point tensor, got {input.dtype}")
