@@ -396,23 +396,55 @@ def train(args, model, train_set, ranks: Ranks) -> dict:
             if aux is not None else None}
 
 
+def box_covered(boxes: np.ndarray) -> np.ndarray:
+    """For each box ``(x1, y1, x2, y2)``, the largest share of its area that another box
+    covers (0 for a box that overlaps none)."""
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    np.fill_diagonal(inter, 0)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return (inter / area[:, None]).max(1) if len(boxes) else np.zeros(0)
+
+
 def object_votes(logits: np.ndarray, target: dict) -> tuple[list, np.ndarray]:
-    """Per ground-truth object of one canvas: ``(label, voted)``, ``voted`` the object class
-    with the most probability summed over the object's visible pixels (the background
-    left out: this asks how well the objects are *classified*); and the class map in which
-    every pixel that the argmax gives to some object takes its true object's vote (what
-    the mIoU would be if each object were given one class, which needs the true objects)."""
+    """Per ground-truth object of one canvas: ``(label, voted, covered)``, ``voted`` the
+    object class with the most probability summed over the object's visible pixels (the
+    background left out: this asks how well the objects are *classified*), ``covered``
+    the share of its box under another object's box; and the class map in which every
+    pixel that the argmax gives to some object takes its true object's vote (what the
+    mIoU would be if each object were given one class, which needs the true objects)."""
     z = np.exp(logits - logits.max(0))
     probs = z / z.sum(0)
     pred = logits.argmax(0)
     voted_map, out = pred.copy(), []
-    for mask, label in zip(target["masks"].astype(bool), target["labels"]):
+    covered = box_covered(np.asarray(target["boxes"], np.float64))
+    for mask, label, cover in zip(target["masks"].astype(bool), target["labels"], covered):
         if not mask.any():   # hidden under later objects
             continue
         voted = 1 + int(probs[1:, mask].sum(1).argmax())
-        out.append((int(label), voted))
+        out.append((int(label), voted, float(cover)))
         voted_map[mask & (pred > 0)] = voted
     return out, voted_map
+
+
+def object_accuracy(objects: list, sources: list[str]) -> dict:
+    """How often ``object_votes`` is right, per source (labels 1-10 the first source's,
+    11-20 the second's) and by how much of the object's box another box covers."""
+    buckets = {"box_apart": (0.0, 0.0), "box_covered_up_to_0.2": (1e-9, 0.2),
+               "box_covered_over_0.2": (0.2 + 1e-9, 1.0)}
+    out = {}
+    for k, name in enumerate(sources):
+        mine = [(voted == label, cover) for label, voted, cover in objects
+                if (label - 1) // 10 == k]
+        entry = {"count": len(mine),
+                 "classified_right": float(np.mean([r for r, _ in mine])) if mine else None}
+        for bucket, (lo, hi) in buckets.items():
+            right = [r for r, cover in mine if lo <= cover <= hi]
+            entry[bucket] = {"count": len(right),
+                             "classified_right": float(np.mean(right)) if right else None}
+        out[name] = entry
+    return out
 
 
 def evaluate(args, model, test_set) -> dict:
@@ -444,12 +476,8 @@ def evaluate(args, model, test_set) -> dict:
                 multi.update(predict_multiscale(model, images, args.scales, flip=args.flip,
                                                 size_multiple=multiple), masks)
     result = scores(metric)
-    sources = args.sources.split(",")   # labels 1-10 the first source's, 11-20 the second's
-    result["objects"] = {}
-    for k, name in enumerate(sources):
-        right = [voted == label for label, voted in objects if (label - 1) // 10 == k]
-        result["objects"][name] = {"count": len(right), "classified_right":
-                                   float(np.mean(right)) if right else None}
+    sources = args.sources.split(",")
+    result["objects"] = object_accuracy(objects, sources)
     result["objects"]["one_class_per_true_object"] = {
         "test_miou": per_object.compute(), "pixel_errors": error_breakdown(per_object.confmat)}
     if args.vote is not None:

@@ -71,6 +71,8 @@ def test_segment_canvas_runs_end_to_end(tmp_path):
     assert set(result["pixel_errors"]) == {"missed", "spilled", "confused", "object_iou"}
     objects = result["objects"]
     assert objects["digits"]["count"] >= 2 and 0 <= objects["digits"]["classified_right"] <= 1
+    assert objects["digits"]["count"] == sum(objects["digits"][b]["count"] for b in (
+        "box_apart", "box_covered_up_to_0.2", "box_covered_over_0.2"))
     assert 0 <= objects["one_class_per_true_object"]["test_miou"] <= 1
     weights = sd.load(tmp_path / "unet.sd")
     assert "coarse_heads.0.weight" in weights and "head.weight" in weights
@@ -159,14 +161,16 @@ def test_object_votes_give_each_true_object_its_most_probable_class():
     logits[:, second] = 0.0
     logits[3, second] = 2.0
     target = {"masks": np.stack([first, second, np.zeros((h, w), bool)]).astype(np.uint8),
-              "labels": np.array([2, 3, 1])}  # the third is hidden entirely: skipped
+              "labels": np.array([2, 3, 1]),  # the third is hidden entirely: skipped
+              "boxes": np.array([[0, 1, 3, 4], [5, 1, 7, 3], [2, 0, 6, 2]], np.float32)}
     pred = logits.argmax(0)
     p = np.exp(logits - logits.max(0))
     p /= p.sum(0)
     want_first = 1 + int(p[1:, first].sum(1).argmax())   # by hand: 3 rows of class 2
     assert want_first == 2 and pred[1, 0] == 1
     votes, voted_map = segment_canvas.object_votes(logits, target)
-    assert votes == [(2, 2), (3, 3)]
+    # the hidden third box covers 1 of the first box's 9 pixels and 1 of the second's 4
+    assert votes == [(2, 2, pytest.approx(1 / 9)), (3, 3, pytest.approx(1 / 4))]
     want_map = pred.copy()
     want_map[first] = 2
     np.testing.assert_array_equal(voted_map, want_map)
@@ -174,6 +178,28 @@ def test_object_votes_give_each_true_object_its_most_probable_class():
     logits[0, 3, 0] = 9.0
     _, voted_map = segment_canvas.object_votes(logits, target)
     assert voted_map[3, 0] == 0 and voted_map[2, 0] == 2
+
+
+def test_box_covered_counts_the_largest_share_under_another_box():
+    boxes = np.array([[0, 0, 4, 4],      # 16 pixels: 4 under the second, 2 under the third
+                      [2, 2, 6, 6],      # 16: 4 under the first
+                      [3, 0, 5, 1],      # 2: 1 under the first
+                      [10, 10, 12, 12]], np.float64)   # apart
+    np.testing.assert_allclose(segment_canvas.box_covered(boxes), [4 / 16, 4 / 16, 1 / 2, 0])
+    assert segment_canvas.box_covered(np.zeros((0, 4))).shape == (0,)
+
+
+def test_object_accuracy_per_source_and_by_cover():
+    objects = [(2, 2, 0.0), (3, 5, 0.0), (4, 4, 0.1),              # clothes: 2 of 3 right
+               (12, 12, 0.0), (15, 17, 0.5), (20, 20, 0.2)]        # digits: 2 of 3 right
+    acc = segment_canvas.object_accuracy(objects, ["fashion-mnist", "digits"])
+    assert acc["fashion-mnist"]["count"] == 3
+    assert acc["fashion-mnist"]["classified_right"] == pytest.approx(2 / 3)
+    assert acc["fashion-mnist"]["box_apart"] == {"count": 2, "classified_right": 0.5}
+    assert acc["fashion-mnist"]["box_covered_over_0.2"] == {"count": 0,
+                                                            "classified_right": None}
+    assert acc["digits"]["box_covered_up_to_0.2"] == {"count": 1, "classified_right": 1.0}
+    assert acc["digits"]["box_covered_over_0.2"] == {"count": 1, "classified_right": 0.0}
 
 
 def test_pretraining_trains_the_encoder_on_single_objects():
