@@ -9,14 +9,14 @@ import shendu
 
 ROOT = Path(shendu.__file__).parent
 FILES = ["ops/elementwise.py", "ops/compare.py", "ops/reduce.py", "ops/movement.py",
-         "ops/_util.py",
+         "ops/selection.py", "ops/_util.py",
          "nn/functional/layers.py", "nn/functional/loss.py", "nn/functional/activation.py"]
 ANYWHERE = {"dtype", "errstate", "broadcast_shapes", "result_type", "issubdtype"}
 HOST_TABLES = {  # (file, enclosing function) -> NumPy functions it may call on the host
     ("ops/movement.py", "backward"): {"argsort"},  # inverse permutation of a dims tuple
     ("ops/movement.py", "forward"): {"cumsum"},  # split points from a list of sizes
     ("ops/movement.py", "repeat_interleave"): {"repeat", "arange"},  # -> index_select
-    ("ops/movement.py", "_index_array"): {"asarray"},  # lists; moved to the input's device
+    ("ops/selection.py", "_index_array"): {"asarray"},  # lists; moved to the input's device
     ("nn/functional/layers.py", "_nearest_index"): {"floor", "arange", "minimum"},
     ("nn/functional/layers.py", "_whole_repeat"): {"array_equal", "arange"},  # index table
     ("nn/functional/layers.py", "_linear_weights"): {"arange", "maximum", "minimum"},

@@ -110,8 +110,8 @@ def test_all_is_complete_and_names_no_module_but_subpackages(module):
 
 
 def test_op_module_names_do_not_leak():
-    for name in ("conv", "pool", "nn_ops", "linalg", "elementwise", "compare", "movement", "reduce",
-                 "rnn_ops", "getitem", "type_"):
+    for name in ("conv", "pool", "nn_ops", "linalg", "elementwise", "compare", "movement",
+                 "selection", "reduce", "rnn_ops", "getitem", "type_"):
         assert not hasattr(sd, name), name
     ns: dict = {}
     exec("from shendu import *", ns)

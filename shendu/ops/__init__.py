@@ -5,7 +5,7 @@ themselves are not part of shendu's namespace.
 """
 import importlib as _importlib
 
-from . import compare, elementwise, indexing, linalg, movement, reduce
+from . import compare, elementwise, indexing, linalg, movement, reduce, selection
 from .compare import *  # noqa: F403
 from .einsum import *  # noqa: F403
 from .elementwise import *  # noqa: F403
@@ -18,13 +18,14 @@ from .movement import getitem, type_  # noqa: F401  (Tensor's [] and .type, not 
 from .reduce import *  # noqa: F403
 from .scatter_reduce import *  # noqa: F403
 from .search import *  # noqa: F403
+from .selection import *  # noqa: F403
 from .statistics import *  # noqa: F403
 
 # indexing's index_put adds accumulate=True to movement's (which the star import of
 # movement would otherwise leave in place)
 index_put = indexing.index_put
 
-_MODULES = ("elementwise", "compare", "linalg", "movement", "reduce", "einsum", "indexing",
-            "math", "matrix", "scatter_reduce", "search", "statistics")
+_MODULES = ("elementwise", "compare", "linalg", "movement", "selection", "reduce", "einsum",
+            "indexing", "math", "matrix", "scatter_reduce", "search", "statistics")
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in
                              _importlib.import_module(f".{m}", __name__).__all__))

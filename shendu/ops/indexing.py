@@ -20,7 +20,8 @@ from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor, _asarray
 from ._util import norm_dim, xp_of
 from .elementwise import where
-from .movement import _index_array, expand, reshape
+from .movement import expand, reshape
+from .selection import _index_array
 
 __all__ = ["bincount", "block_diag", "cartesian_prod", "diag", "diag_embed", "diagonal", "diff",
            "index_add", "index_copy", "index_fill", "index_put", "meshgrid", "rot90",

@@ -122,7 +122,8 @@ def cross(input, other, dim=None):
     """The cross product of 3-vectors along ``dim`` (the first dimension of size 3 when
     None, as ``torch.cross``; ``torch.linalg.cross`` uses -1)."""
     from ._util import norm_dim
-    from .movement import broadcast_tensors, index_select
+    from .movement import broadcast_tensors
+    from .selection import index_select
 
     a, b = broadcast_tensors(input, other)
     if dim is None:

@@ -20,7 +20,7 @@ from ..autograd.function import Function
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor, _asarray
 from ._util import norm_dim, xp_of
-from .movement import _along, _index_array
+from .selection import _along, _index_array
 
 __all__ = ["scatter_reduce"]
 

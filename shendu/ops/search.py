@@ -75,7 +75,7 @@ def isin(elements, test_elements, *, assume_unique=False, invert=False):
 
 def argwhere(input):
     """The indices of the non-zero elements, one row per element: (n, input.ndim)."""
-    from .movement import nonzero
+    from .selection import nonzero
 
     return nonzero(input)
 

@@ -22,8 +22,9 @@ from ..autograd.function import Function
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ._util import norm_dim, pick, xp_of
-from .movement import gather, movedim, reshape, sort, squeeze, unsqueeze
+from .movement import movedim, reshape, squeeze, unsqueeze
 from .reduce import ValuesIndices
+from .selection import gather, sort
 
 __all__ = ["aminmax", "cummax", "cummin", "cumprod", "logcumsumexp", "median", "mode",
            "nanmean", "nanmedian", "nanquantile", "nansum", "quantile", "std_mean", "var_mean"]

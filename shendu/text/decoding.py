@@ -29,7 +29,7 @@ import numpy as np
 from .. import creation
 from ..autograd import no_grad
 from ..nn.functional.activation import log_softmax
-from ..ops.movement import index_select
+from ..ops.selection import index_select
 from ..tensor import Tensor
 
 __all__ = ["beam_search_core", "beam_search", "greedy_search"]

@@ -11,8 +11,9 @@ from ...backend import cpu, get_array_module
 from ...errors import DeviceError, DTypeError, ShapeError
 from ...ops import attention as attention_ops
 from ...ops import nn_ops
-from ...ops.movement import one_hot, pad  # noqa: F401  (re-exported as F.one_hot, F.pad)
+from ...ops.movement import pad  # noqa: F401  (re-exported as F.pad)
 from ...ops.resample import RepeatNearest2d
+from ...ops.selection import one_hot  # noqa: F401  (re-exported as F.one_hot)
 from ...random import _rng
 from ...tensor import Tensor, _asarray
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from ... import creation
 from ...backend import get_array_module
-from ...ops.movement import cat, index_select, stack
+from ...ops.movement import cat, stack
+from ...ops.selection import index_select
 from ...tensor import Tensor
 
 __all__ = ["PackedSequence", "pad_sequence", "pack_padded_sequence", "pad_packed_sequence",
