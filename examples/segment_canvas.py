@@ -463,15 +463,16 @@ def evaluate(args, model, test_set) -> dict:
             masks = sd.tensor(np.stack([test_set.semantic_mask(t) for _, t in drawn]))
             logits = model(images)
             metric.update(logits, masks)
+            scores_np = logits.numpy()
             maps = []
-            for lg, (_, target) in zip(logits.numpy(), drawn):
+            for lg, (_, target) in zip(scores_np, drawn):
                 votes, voted_map = object_votes(lg, target)
                 objects += votes
                 maps.append(voted_map)
             per_object.update(np.stack(maps), masks)
             if args.vote is not None:
-                voted.update(np.stack([component_vote(lg, args.vote)
-                                       for lg in logits.numpy()]), masks)
+                voted.update(np.stack([component_vote(lg, args.vote) for lg in scores_np]),
+                             masks)
             if args.scales is not None:
                 multi.update(predict_multiscale(model, images, args.scales, flip=args.flip,
                                                 size_multiple=multiple), masks)
