@@ -574,14 +574,14 @@ class Tensor:
             return self.copy_(Tensor._wrap(_rng(generator).random(self.shape) < p))
 
     def __setitem__(self, index, value):
-        from .ops.movement import index_put
+        from .ops.indexing import set_region
 
         if isinstance(index, Tensor):
             index = index._data
         _check_writable(self, "setitem")
         if _State.enabled and (self.requires_grad or
                                (isinstance(value, Tensor) and value.requires_grad)):
-            self._inplace(lambda a, v: index_put(a, index, v),
+            self._inplace(lambda a, v: set_region(a, index, v),
                           value if isinstance(value, Tensor) else Tensor._wrap(
                               get_array_module(self._data).asarray(value, self.dtype)),
                           op="setitem")

@@ -21,10 +21,6 @@ from .search import *  # noqa: F403
 from .selection import *  # noqa: F403
 from .statistics import *  # noqa: F403
 
-# indexing's index_put adds accumulate=True to movement's (which the star import of
-# movement would otherwise leave in place)
-index_put = indexing.index_put
-
 _MODULES = ("elementwise", "compare", "linalg", "movement", "selection", "reduce", "einsum",
             "indexing", "math", "matrix", "scatter_reduce", "search", "statistics")
 __all__ = list(dict.fromkeys(name for m in _MODULES for name in

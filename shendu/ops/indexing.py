@@ -18,9 +18,9 @@ import numpy as np
 from ..autograd.function import Function
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor, _asarray
-from ._util import norm_dim, xp_of
+from ._util import as_tensor_like, norm_dim, xp_of
 from .elementwise import where
-from .movement import expand, reshape
+from .movement import _convert_index, expand, reshape
 from .selection import _index_array
 
 __all__ = ["bincount", "block_diag", "cartesian_prod", "diag", "diag_embed", "diagonal", "diff",
@@ -475,7 +475,38 @@ def rot90(input, k=1, dims=(0, 1)):
     return input
 
 
-# ---------------------------------------------------------------------- index_put with sums
+# ---------------------------------------------------------------------- index_put / setitem
+class IndexPut(Function):
+    """Out-of-place ``a[index] = v`` (what ``__setitem__`` records under autograd)."""
+
+    linear_backward = True
+
+    @staticmethod
+    def forward(ctx, a, v, index):
+        out = a.copy()
+        out[index] = v
+        ctx.index, ctx.v_shape, ctx.out_shape = index, v.shape, out.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        from ._util import unbroadcast
+
+        ga = g.copy()
+        ga[ctx.index] = 0
+        gv = g[ctx.index]
+        return ga, unbroadcast(gv, ctx.v_shape) if gv.ndim >= len(ctx.v_shape) else \
+            gv.reshape(ctx.v_shape)
+
+    @staticmethod
+    def jvp(ctx, da, dv):
+        ref = da if da is not None else dv
+        xp = xp_of(ref)
+        out = xp.zeros(ctx.out_shape, ref.dtype) if da is None else da.copy()
+        out[ctx.index] = 0 if dv is None else dv
+        return out
+
+
 class IndexAccumulate(Function):
     """A tensor of zeros of ``shape`` with ``values`` summed into ``index`` (repeated
     positions accumulate): the ``accumulate=True`` half of ``index_put``."""
@@ -503,14 +534,29 @@ def _accumulate(v, index, shape):
     return out
 
 
+def set_region(input, index, values):
+    """``input`` with ``input[index] = values``, out of place: ``Tensor.__setitem__`` under
+    autograd, and ``index_put`` without ``accumulate``."""
+    idx, _ = _convert_index(index, input._data)
+    values = as_tensor_like(values, input)
+    if values.dtype != input.dtype:
+        values = values.type(input.dtype)
+    try:
+        return IndexPut.apply(input, values, index=idx)
+    except IndexError as exc:
+        raise IndexError(f"setitem: {exc} (tensor of shape {input.shape})") from None
+    except ValueError:
+        region = input._data[idx].shape
+        raise ShapeError(f"setitem: value of shape {values.shape} cannot be broadcast to the "
+                         f"indexed region of shape {region} (tensor of shape {input.shape})"
+                         ) from None
+
+
 def index_put(input, indices, values, accumulate=False):
     """``input`` with ``input[indices] = values`` (``+=`` with ``accumulate=True``, where
     repeated indices add up), out of place. ``indices`` is a tuple of index tensors."""
-    from .movement import _convert_index
-    from .movement import index_put as _put
-
     if not accumulate:
-        return _put(input, indices, values)
+        return set_region(input, indices, values)
     idx, _ = _convert_index(tuple(indices) if isinstance(indices, list) else indices,
                             input._data)
     v = values if isinstance(values, Tensor) else Tensor._wrap(_asarray(values))

@@ -20,7 +20,7 @@ from ._util import as_tensor_like, is_channel_major, norm_axes, norm_dim, pick, 
 
 __all__ = ["broadcast_tensors", "broadcast_to", "cat", "chunk", "clone", "concat", "concatenate",
            "contiguous", "expand", "expand_as", "expand_dims", "flatten", "flip", "fliplr",
-           "flipud", "hstack", "index_put", "masked_select", "moveaxis", "movedim", "narrow",
+           "flipud", "hstack", "masked_select", "moveaxis", "movedim", "narrow",
            "pad", "permute", "repeat", "repeat_interleave", "reshape", "reshape_as", "roll",
            "select", "split", "squeeze", "stack", "swapaxes", "swapdims", "t", "tensor_split",
            "tile", "transpose", "tril", "triu", "unbind", "unflatten", "unsqueeze", "view",
@@ -168,37 +168,6 @@ class GetItem(Function):
     @staticmethod
     def jvp(ctx, da):
         return da[ctx.index]
-
-
-class IndexPut(Function):
-    """Out-of-place ``a[index] = v`` (what ``__setitem__`` records under autograd)."""
-
-    linear_backward = True
-
-    @staticmethod
-    def forward(ctx, a, v, index):
-        out = a.copy()
-        out[index] = v
-        ctx.index, ctx.v_shape, ctx.out_shape = index, v.shape, out.shape
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        from ._util import unbroadcast
-
-        ga = g.copy()
-        ga[ctx.index] = 0
-        gv = g[ctx.index]
-        return ga, unbroadcast(gv, ctx.v_shape) if gv.ndim >= len(ctx.v_shape) else \
-            gv.reshape(ctx.v_shape)
-
-    @staticmethod
-    def jvp(ctx, da, dv):
-        ref = da if da is not None else dv
-        xp = xp_of(ref)
-        out = xp.zeros(ctx.out_shape, ref.dtype) if da is None else da.copy()
-        out[ctx.index] = 0 if dv is None else dv
-        return out
 
 
 class Cat(Function):
@@ -696,22 +665,6 @@ def getitem(input, index):
                                      not isinstance(i, np.generic)
                                      for i in (idx if isinstance(idx, tuple) else (idx,)))
     return _view_of(out, input) if basic else out
-
-
-def index_put(input, index, values):
-    idx, _ = _convert_index(index, input._data)
-    values = as_tensor_like(values, input)
-    if values.dtype != input.dtype:
-        values = values.type(input.dtype)
-    try:
-        return IndexPut.apply(input, values, index=idx)
-    except IndexError as exc:
-        raise IndexError(f"setitem: {exc} (tensor of shape {input.shape})") from None
-    except ValueError:
-        region = input._data[idx].shape
-        raise ShapeError(f"setitem: value of shape {values.shape} cannot be broadcast to the "
-                         f"indexed region of shape {region} (tensor of shape {input.shape})"
-                         ) from None
 
 
 def narrow(input, dim, start, length):
