@@ -78,7 +78,8 @@ class CanvasDetection:
 
     A sample is ``(image, target)``: a float32 ``(1, H, W)`` tensor in [0, 1] and a dict
     with ``boxes`` ``(n, 4)`` float32 xyxy (tight around each object's ink), ``labels``
-    ``(n,)`` int64, ``masks`` ``(n, H, W)`` uint8 (each object's visible pixels),
+    ``(n,)`` int64, ``masks`` ``(n, H, W)`` uint8 (each object's visible pixels: where
+    objects overlap, the canvas shows the brighter ink, and that object owns the pixel),
     ``image_id``, ``area`` and ``iscrowd`` (COCO's fields).
     """
 
@@ -144,6 +145,7 @@ class CanvasDetection:
             view = canvas[fy:fy + len(frag), fx:fx + len(frag)]
             np.maximum(view, frag * 0.6, out=view)
         owner = np.full((size, size), -1, np.int64)
+        brightest = np.zeros((size, size), np.float32)  # of the objects, clutter left out
         boxes, labels, inks = [], [], []
         for _ in range(rng.integers(self.objects[0], self.objects[1] + 1)):
             for _attempt in range(20):
@@ -161,7 +163,12 @@ class CanvasDetection:
                     continue
                 view = canvas[y:y + side, x:x + side]
                 np.maximum(view, obj, out=view)
-                owner[y:y + side, x:x + side][ink] = len(boxes)  # later objects on top
+                # np.maximum shows the brighter ink where objects overlap, so that object
+                # owns the pixel (the later one on a tie)
+                top = brightest[y:y + side, x:x + side]
+                shown = ink & (obj >= top)
+                owner[y:y + side, x:x + side][shown] = len(boxes)
+                np.maximum(top, obj, out=top)
                 boxes.append(box)
                 labels.append(label)
                 inks.append(ink)

@@ -154,3 +154,32 @@ def test_voc_reader(tmp_path):
     (tmp_path / "bad.xml").write_text(_voc_xml([("dog", 0, (8, 3, 2, 9))]))
     with pytest.raises(ValueError, match="object 0 .* x2 < x1"):
         parse_voc_xml(tmp_path / "bad.xml")
+
+
+def test_overlapping_objects_pixels_belong_to_the_brighter_ink(monkeypatch):
+    """Objects are drawn with np.maximum, so where two overlap the canvas shows the brighter
+    one: that object owns the pixel, whichever was drawn first. Uniform squares of a
+    brightness given by their label make the owner checkable from the canvas alone."""
+    ds = CanvasDetection("train", num_images=40, sources=("digits",), canvas_size=48,
+                         objects=(4, 4), scale=(14, 24), max_overlap=0.9, clutter=0)
+    brightness = np.linspace(0.3, 1.0, 10, dtype=np.float32)
+
+    def uniform_square(rng):
+        label = int(rng.integers(10))
+        return np.full((28, 28), brightness[label], np.float32), label + 1
+
+    monkeypatch.setattr(ds, "_pick", uniform_square)
+    overlaps = 0
+    for i in range(len(ds)):
+        canvas, t = ds.generate(i)
+        shown = brightness[t["labels"] - 1]
+        covering = np.zeros((len(shown),) + canvas.shape, bool)
+        for k, b in enumerate(t["boxes"].astype(int)):
+            covering[k, b[1]:b[3], b[0]:b[2]] = True
+        overlaps += int((covering.sum(0) > 1).sum())
+        for k, m in enumerate(t["masks"].astype(bool)):
+            np.testing.assert_allclose(canvas[m], shown[k], rtol=1e-6)
+            # no other object brighter than the owner covers its pixels
+            assert (shown[:, None] * covering[:, m]).max(0).max() <= shown[k] + 1e-6
+        assert (t["masks"].sum(0) == covering.any(0)).all()  # each object pixel, one owner
+    assert overlaps > 200  # the squares did overlap
