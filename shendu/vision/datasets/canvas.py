@@ -146,7 +146,7 @@ class CanvasDetection:
             np.maximum(view, frag * 0.6, out=view)
         owner = np.full((size, size), -1, np.int64)
         brightest = np.zeros((size, size), np.float32)  # of the objects, clutter left out
-        boxes, labels, inks = [], [], []
+        boxes, labels = [], []
         for _ in range(rng.integers(self.objects[0], self.objects[1] + 1)):
             for _attempt in range(20):
                 img, label = self._pick(rng)
@@ -171,7 +171,6 @@ class CanvasDetection:
                 np.maximum(top, obj, out=top)
                 boxes.append(box)
                 labels.append(label)
-                inks.append(ink)
                 break
         masks = np.stack([owner == i for i in range(len(boxes))]).astype(np.uint8) \
             if boxes else np.zeros((0, size, size), np.uint8)
