@@ -211,6 +211,53 @@ def scores(metric: JaccardIndex) -> dict:
             "confusion_matrix": metric.confmat.tolist()}
 
 
+def save_picture(model, test_set, path: str, count: int = 4) -> None:
+    """The first ``count`` canvases of ``test_set`` with their true masks (top row) and the
+    model's (bottom row), drawn by ``draw_segmentation_masks`` in one color per class,
+    with a legend naming the classes shown."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import hsv_to_rgb
+    from matplotlib.patches import Patch
+
+    from shendu.vision.draw import draw_segmentation_masks
+
+    names = test_set.classes
+    # one hue per class, neighbouring classes far apart on the circle (8 shares no factor
+    # with 21 or 11 classes); no grays, since the canvases are gray
+    hues = [(8 * k % len(names)) / len(names) for k in range(len(names))]
+    colors = [tuple(int(255 * v) for v in hsv_to_rgb((h, 0.75, 1.0))) for h in hues]
+    count = min(count, len(test_set))
+    drawn = [test_set.generate(i) for i in range(count)]
+    model.eval()
+    with sd.no_grad():
+        predicted = model(sd.tensor(np.stack([c[None] for c, _ in drawn]))).numpy().argmax(1)
+    fig, axes = plt.subplots(2, count, figsize=(2.4 * count, 5.2), squeeze=False)
+    shown = set()
+    for col, ((canvas, target), guess) in enumerate(zip(drawn, predicted)):
+        image = sd.tensor(np.repeat(np.round(canvas * 255).astype(np.uint8)[None], 3, 0))
+        for row, labels in enumerate((test_set.semantic_mask(target), guess)):
+            present = [int(k) for k in np.unique(labels) if k > 0]
+            shown.update(present)
+            if present:
+                image_row = draw_segmentation_masks(
+                    image, sd.tensor(np.stack([labels == k for k in present])), alpha=0.6,
+                    colors=[colors[k] for k in present])
+            else:
+                image_row = image
+            axes[row, col].imshow(image_row.numpy().transpose(1, 2, 0))
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+    axes[0, 0].set_ylabel("true masks")
+    axes[1, 0].set_ylabel("predicted")
+    fig.legend(handles=[Patch(color=np.array(colors[k]) / 255, label=names[k])
+                        for k in sorted(shown)], loc="lower center", ncol=5, fontsize=8,
+               bbox_to_anchor=(0.5, -0.06))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", choices=["fcn", "unet"], default="unet")
@@ -275,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds the order the training canvases are drawn in (default: "
                    "--seed); give a new one when continuing from --load, so that the run "
                    "sees canvases the earlier runs did not, on the same test canvases")
+    p.add_argument("--picture", default=None, metavar="PNG",
+                   help="also draw the first four evaluated canvases with their true and "
+                   "predicted masks into this PNG")
     p.add_argument("--out", default="examples/results/segment_canvas.json")
     return p
 
@@ -528,6 +578,8 @@ def main(argv=None):
     sd.set_num_threads(threads_before)  # leave the process as found (tests call main)
     if args.save:
         sd.save(model.state_dict(), args.save)
+    if args.picture:
+        save_picture(model, test_set, args.picture)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

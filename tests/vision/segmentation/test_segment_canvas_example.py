@@ -4,6 +4,7 @@ import importlib.util
 import json
 import pathlib
 
+import matplotlib.image as plt_image
 import numpy as np
 import pytest
 
@@ -83,7 +84,8 @@ def test_segment_canvas_runs_end_to_end(tmp_path):
     segment_canvas.main(["--sources", "digits", "--canvas-size", "32", "--train-images", "4",
                          "--test-images", "2", "--epochs", "0", "--widths", "4,8",
                          "--deep-scores", "--out", str(again), "--load",
-                         str(tmp_path / "unet.sd"), "--vote", "0.5", "--scales", "1"])
+                         str(tmp_path / "unet.sd"), "--vote", "0.5", "--scales", "1",
+                         "--picture", str(tmp_path / "masks.png")])
     second = json.loads(again.read_text())
     assert second["steps"] == 0 and second["test_miou"] == pytest.approx(result["test_miou"])
     assert 0 <= second["vote"]["test_miou"] <= 1
@@ -91,6 +93,10 @@ def test_segment_canvas_runs_end_to_end(tmp_path):
     assert np.sum(second["confusion_matrix"]) == 2 * 32 * 32
     assert second["multiscale"]["confusion_matrix"] == second["confusion_matrix"]
     assert second["multiscale"]["scales"] == [1.0] and not second["multiscale"]["flip"]
+    # the picture: gray canvases with the true masks drawn in color
+    picture = plt_image.imread(tmp_path / "masks.png")[..., :3]
+    assert picture.shape[0] > 100 and picture.shape[1] > 100
+    assert np.mean(np.ptp(picture, axis=-1) > 0.2) > 0.01   # colored pixels, not only gray
 
 
 def test_flip_needs_scales(capsys):
